@@ -1,0 +1,120 @@
+//! Test helpers shared by strata's crates.
+//!
+//! The key decision: a test that needs a peer tool (skopeo, umoci, podman, buildah, busybox) calls
+//! [`require_tool`]. Outside CI a missing tool skips the test with a message; under `CI=true` it fails
+//! the test, so CI never passes by silently skipping.
+
+#![allow(clippy::print_stderr)]
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// True when running under CI (`CI=true`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Find `tool` on PATH. Returns `None` (the caller should return early: the test is skipped) when it
+/// is missing outside CI; panics when it is missing under `CI=true`.
+pub fn require_tool(tool: &str) -> Option<PathBuf> {
+    if let Some(path) = which(tool) {
+        return Some(path);
+    }
+    if in_ci() {
+        panic!("{tool} is required under CI=true but is not installed (scripts/test installs it)");
+    }
+    eprintln!("skipping: {tool} is not installed (scripts/test installs it)");
+    None
+}
+
+/// The first executable named `tool` on PATH (or in /usr/sbin, /sbin).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Run a command, panicking with its stderr when it fails; returns its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Write a minimal busybox root filesystem tarball at `dest`: /bin/busybox (static) with the applets
+/// `sh`, `ls`, `cat`, `echo`, ... as symlinks, plus /etc/passwd and /etc/group with root and nobody.
+/// Returns `None` when busybox-static is not installed (see [`require_tool`] for CI behaviour).
+pub fn busybox_rootfs_tar(dest: &Path) -> Option<()> {
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        require_tool("busybox")?;
+    }
+    write_busybox_tar(busybox, dest).expect("write busybox rootfs tarball");
+    Some(())
+}
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "mkdir", "rm", "cp", "mv", "touch", "id", "env", "test", "true",
+    "false", "chmod", "chown", "ln", "sleep", "grep", "sed", "wc", "head", "tail", "find", "stat",
+    "printf", "pwd", "whoami", "hostname", "mount", "uname", "sha256sum", "tar", "gzip", "date",
+    "ps", "kill", "yes", "dd", "readlink", "basename", "dirname", "sort", "tr", "cut", "awk", "vi",
+    "wget", "xargs", "md5sum",
+];
+
+fn write_busybox_tar(busybox: &Path, dest: &Path) -> io::Result<()> {
+    let file = std::fs::File::create(dest)?;
+    let mut builder = tar::Builder::new(file);
+    let mut dir = |name: &str, mode: u32| -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(0);
+        builder.append_data(&mut h, name, io::empty())
+    };
+    for d in ["bin", "etc", "tmp", "root", "usr", "usr/bin", "var", "home"] {
+        dir(d, if d == "tmp" { 0o1777 } else { 0o755 })?;
+    }
+    let bytes = std::fs::read(busybox)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_size(bytes.len() as u64);
+    h.set_mtime(0);
+    builder.append_data(&mut h, "bin/busybox", bytes.as_slice())?;
+    for applet in APPLETS {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(0);
+        builder.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
+    }
+    let files: [(&str, &str); 2] = [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        ("etc/group", "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"),
+    ];
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        h.set_mtime(0);
+        builder.append_data(&mut h, name, content.as_bytes())?;
+    }
+    builder.into_inner()?.sync_all()
+}

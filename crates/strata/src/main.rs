@@ -1,0 +1,37 @@
+//! `strata`: the command-line front of the strata libraries.
+//!
+//! Each subcommand lives in its own module under `cmd/`, reads its flags and makes one library call;
+//! the libraries never print or exit. Errors are reported here, on one line, with a non-zero exit.
+
+mod cmd;
+mod global;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// strata: build, verify and ship a company's container supply chain, daemonless.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: global::GlobalArgs,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    global::init_tracing(cli.global.verbose);
+    match cmd::run(cli.command, &cli.global) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the outermost context first, then each cause.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
