@@ -1,0 +1,3 @@
+//! Build one OCI image from a Dockerfile, natively and daemonless.
+
+pub mod dockerignore;
