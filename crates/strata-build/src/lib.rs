@@ -1,3 +1,5 @@
 //! Build one OCI image from a Dockerfile, natively and daemonless.
 
+pub mod context;
 pub mod dockerignore;
+pub mod scoped;
