@@ -413,7 +413,12 @@ mod tests {
     #[test]
     fn walk_is_sorted_and_respects_dockerignore() {
         let (_d, ctx) = context(
-            &[("b.txt", "b"), ("a/x.log", "x"), ("a/keep.txt", "k"), ("secret/k", "s")],
+            &[
+                ("b.txt", "b"),
+                ("a/x.log", "x"),
+                ("a/keep.txt", "k"),
+                ("secret/k", "s"),
+            ],
             "*.log\na/*.log\nsecret\n",
         );
         assert_eq!(
@@ -424,7 +429,10 @@ mod tests {
 
     #[test]
     fn expand_wildcards_within_one_component() {
-        let (_d, ctx) = context(&[("a.php", ""), ("b.php", ""), ("sub/c.php", "")], "b.php\n");
+        let (_d, ctx) = context(
+            &[("a.php", ""), ("b.php", ""), ("sub/c.php", "")],
+            "b.php\n",
+        );
         assert_eq!(rels(&ctx.expand("*.php").unwrap()), ["a.php"]);
         assert_eq!(rels(&ctx.expand("sub/*.php").unwrap()), ["sub/c.php"]);
         assert!(matches!(

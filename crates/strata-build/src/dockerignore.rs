@@ -133,7 +133,11 @@ impl DockerIgnore {
     pub fn may_reinclude_under(&self, dir: &str) -> bool {
         let dir = clean_path(dir);
         self.patterns.iter().any(|p| {
-            p.exclusion && (p.text.starts_with(&format!("{dir}/")) || p.text.contains('*') || p.text.contains('?') || p.text.contains('['))
+            p.exclusion
+                && (p.text.starts_with(&format!("{dir}/"))
+                    || p.text.contains('*')
+                    || p.text.contains('?')
+                    || p.text.contains('['))
         })
     }
 }

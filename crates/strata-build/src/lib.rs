@@ -2,4 +2,5 @@
 
 pub mod context;
 pub mod dockerignore;
+pub mod fsindex;
 pub mod scoped;

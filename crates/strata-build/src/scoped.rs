@@ -52,7 +52,11 @@ const MAX_LINKS: usize = 255;
 /// Resolve `path` (relative or absolute, as seen from inside the root) to a canonical absolute path
 /// inside the root: `.`/`..` handled lexically against the root, every symlink in a parent component
 /// followed inside the root, and the final component followed too when `follow_final` is set.
-pub fn resolve(links: &dyn LinkReader, path: &str, follow_final: bool) -> Result<String, SymlinkLoop> {
+pub fn resolve(
+    links: &dyn LinkReader,
+    path: &str,
+    follow_final: bool,
+) -> Result<String, SymlinkLoop> {
     let mut resolved: Vec<String> = Vec::new();
     // Components still to walk, in reverse order (a stack), so link targets can be spliced in.
     let mut pending: Vec<String> = components(path).into_iter().rev().collect();
@@ -92,7 +96,11 @@ pub fn resolve(links: &dyn LinkReader, path: &str, follow_final: bool) -> Result
 }
 
 /// Resolve `path` inside `root` on disk and return the host path it designates.
-pub fn resolve_on_disk(root: &Path, path: &str, follow_final: bool) -> Result<PathBuf, SymlinkLoop> {
+pub fn resolve_on_disk(
+    root: &Path,
+    path: &str,
+    follow_final: bool,
+) -> Result<PathBuf, SymlinkLoop> {
     let inner = resolve(&DiskLinks::new(root), path, follow_final)?;
     Ok(root.join(inner.trim_start_matches('/')))
 }
@@ -120,7 +128,10 @@ mod tests {
     #[test]
     fn dotdot_never_climbs_above_root() {
         let links = Links(HashMap::new());
-        assert_eq!(resolve(&links, "../../etc/passwd", true).unwrap(), "/etc/passwd");
+        assert_eq!(
+            resolve(&links, "../../etc/passwd", true).unwrap(),
+            "/etc/passwd"
+        );
         assert_eq!(resolve(&links, "a/../../b", true).unwrap(), "/b");
         assert_eq!(resolve(&links, "/", true).unwrap(), "/");
     }
@@ -137,7 +148,10 @@ mod tests {
     #[test]
     fn relative_symlinks_climbing_out_are_clamped() {
         let links = Links(HashMap::from([("/x/up", "../../../../../../etc")]));
-        assert_eq!(resolve(&links, "/x/up/shadow", true).unwrap(), "/etc/shadow");
+        assert_eq!(
+            resolve(&links, "/x/up/shadow", true).unwrap(),
+            "/etc/shadow"
+        );
     }
 
     #[test]
