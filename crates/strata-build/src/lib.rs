@@ -1,5 +1,6 @@
 //! Build one OCI image from a Dockerfile, natively and daemonless.
 
+pub mod config;
 pub mod context;
 pub mod dockerignore;
 pub mod fsindex;
