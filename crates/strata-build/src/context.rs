@@ -121,6 +121,14 @@ impl BuildContext {
         })
     }
 
+    /// A source tree without exclusions: a stage's or an image's root filesystem for `COPY --from`.
+    pub fn without_ignore(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            ignore: DockerIgnore::default(),
+        }
+    }
+
     /// The context directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod context;
+pub mod copy;
 pub mod dockerignore;
 pub mod fsindex;
 pub mod scoped;
+pub mod users;
