@@ -1,0 +1,376 @@
+//! Blobs: atomic, digest-checked writes and verifying reads.
+//!
+//! A blob is written to a temp file inside the store, hashed while written, fsynced, checked against
+//! its expected digest (when one is given), renamed into `blobs/sha256/<hex>` and the directory is
+//! fsynced. A crash leaves either no blob or the whole blob, never a partial one under its name.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+
+use oci_spec::image::{Descriptor, MediaType};
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result, io_err};
+use crate::layout::{Lease, Store, sync_dir};
+
+/// A blob's digest and size, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BlobInfo {
+    /// The sha256 of the content.
+    pub digest: Digest,
+    /// The content's length in bytes.
+    pub size: u64,
+}
+
+impl BlobInfo {
+    /// An OCI descriptor for this blob.
+    pub fn descriptor(&self, media_type: MediaType) -> Descriptor {
+        Descriptor::new(media_type, self.size, self.digest.to_oci())
+    }
+}
+
+/// Streams a new blob into the store; [`BlobWriter::commit`] makes it visible.
+///
+/// Dropping a writer without committing removes its temp file. While a writer is open it holds a
+/// [`Lease`] on the store, so `gc` never removes its temp file.
+pub struct BlobWriter {
+    store: Store,
+    file: BufWriter<tempfile::NamedTempFile>,
+    hasher: Hasher,
+    size: u64,
+    _lease: Lease,
+}
+
+impl BlobWriter {
+    pub(crate) fn new(store: &Store) -> Result<BlobWriter> {
+        let lease = store.lease()?;
+        let tmp_dir = store.tmp_dir();
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&tmp_dir)
+            .map_err(io_err(&tmp_dir))?;
+        Ok(BlobWriter {
+            store: store.clone(),
+            file: BufWriter::with_capacity(256 * 1024, file),
+            hasher: Hasher::new(),
+            size: 0,
+            _lease: lease,
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flush, fsync, check the digest against `expected` (when given), then rename the blob into
+    /// place. On a mismatch nothing is stored and [`Error::DigestMismatch`] is returned.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<BlobInfo> {
+        let digest = self.hasher.finish();
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_err(self.store.tmp_dir()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
+        let dest = self.store.blob_path(&digest);
+        if !dest.exists() {
+            fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o644))
+                .map_err(io_err(&tmp_path))?;
+            tmp.persist(&dest)
+                .map_err(|e| e.error)
+                .map_err(io_err(&dest))?;
+            sync_dir(&self.store.blobs_dir())?;
+        }
+        Ok(BlobInfo {
+            digest,
+            size: self.size,
+        })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A reader that checks the content against its digest (and size) when it reaches the end.
+///
+/// At EOF a mismatch turns into an `io::Error` of kind `InvalidData` that wraps
+/// [`Error::DigestMismatch`] (or [`Error::SizeMismatch`]); reading past the expected size fails at
+/// once. Only a reader read to EOF has been verified.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    read: u64,
+    expected: Digest,
+    expected_size: Option<u64>,
+    verified: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wrap `inner`, whose content should hash to `expected` and, when given, have `expected_size`
+    /// bytes.
+    pub fn new(inner: R, expected: Digest, expected_size: Option<u64>) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Hasher::new(),
+            read: 0,
+            expected,
+            expected_size,
+            verified: false,
+        }
+    }
+
+    /// True once EOF was reached and the content matched.
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+
+    /// Read the rest of the content, discarding it, so the digest is checked.
+    pub fn finish(mut self) -> Result<()> {
+        io::copy(&mut self, &mut io::sink()).map_err(crate::error::stream_err(format!(
+            "reading blob {}",
+            self.expected
+        )))?;
+        Ok(())
+    }
+
+    fn mismatch(&self, error: Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if let Some(size) = self.expected_size
+            && self.read > size
+        {
+            return Err(self.mismatch(Error::SizeMismatch {
+                digest: self.expected.clone(),
+                expected: size,
+                actual: self.read,
+            }));
+        }
+        if n == 0 && !buf.is_empty() && !self.verified {
+            if let Some(size) = self.expected_size
+                && self.read != size
+            {
+                return Err(self.mismatch(Error::SizeMismatch {
+                    digest: self.expected.clone(),
+                    expected: size,
+                    actual: self.read,
+                }));
+            }
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if actual != self.expected {
+                return Err(self.mismatch(Error::DigestMismatch {
+                    expected: self.expected.clone(),
+                    actual,
+                }));
+            }
+            self.verified = true;
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// A writer for a new blob. See [`BlobWriter::commit`].
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        BlobWriter::new(self)
+    }
+
+    /// Store `bytes` as a blob (a no-op when it is already present) and return its digest and size.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok(BlobInfo {
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
+        let mut writer = self.blob_writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(io_err(self.blob_path(&digest)))?;
+        writer.commit(Some(&digest))
+    }
+
+    /// True when the blob is present (its content is not checked).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// The size of a stored blob.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
+    /// Open a blob for reading; the reader checks the digest at EOF.
+    pub fn open_blob(&self, digest: &Digest) -> Result<VerifyingReader<File>> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound(digest.clone()));
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let size = file.metadata().map_err(io_err(&path))?.len();
+        Ok(VerifyingReader::new(file, digest.clone(), Some(size)))
+    }
+
+    /// Read a whole blob into memory, checking its digest.
+    pub fn read_blob_verified(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut reader = self.open_blob(digest)?;
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(crate::error::stream_err(format!("reading blob {digest}")))?;
+        Ok(bytes)
+    }
+
+    /// Read a blob described by `descriptor`, checking digest and declared size.
+    pub fn read_descriptor(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let digest = Digest::from_oci(descriptor.digest())?;
+        let bytes = self.read_blob_verified(&digest)?;
+        if bytes.len() as u64 != descriptor.size() {
+            return Err(Error::SizeMismatch {
+                digest,
+                expected: descriptor.size(),
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("store")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn put_and_read_back() {
+        let (_dir, store) = store();
+        let info = store.put_blob(b"hello").unwrap();
+        assert_eq!(info.digest, Digest::of(b"hello"));
+        assert_eq!(info.size, 5);
+        assert!(store.has_blob(&info.digest));
+        assert_eq!(store.blob_size(&info.digest).unwrap(), 5);
+        assert_eq!(store.read_blob_verified(&info.digest).unwrap(), b"hello");
+        let path = store.blob_path(&info.digest);
+        assert!(path.ends_with(format!("blobs/sha256/{}", info.digest.hex())));
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // Writing the same blob again is a no-op.
+        assert_eq!(store.put_blob(b"hello").unwrap(), info);
+    }
+
+    #[test]
+    fn streaming_writer_checks_expected_digest() {
+        let (_dir, store) = store();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"abc").unwrap();
+        let wrong = Digest::of(b"abd");
+        let err = w.commit(Some(&wrong)).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!store.has_blob(&Digest::of(b"abc")));
+        assert!(!store.has_blob(&wrong));
+        // No temp file left behind.
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.size(), 3);
+        let info = w.commit(Some(&Digest::of(b"abc"))).unwrap();
+        assert!(store.has_blob(&info.digest));
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let (_dir, store) = store();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reads_detect_corruption() {
+        let (_dir, store) = store();
+        let info = store.put_blob(b"good content").unwrap();
+        fs::write(store.blob_path(&info.digest), b"evil content").unwrap();
+        let err = store.read_blob_verified(&info.digest).unwrap_err();
+        match err {
+            Error::DigestMismatch { expected, actual } => {
+                assert_eq!(expected, info.digest);
+                assert_eq!(actual, Digest::of(b"evil content"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        // The streaming reader errors at EOF, not before.
+        let mut r = store.open_blob(&info.digest).unwrap();
+        let mut first = [0u8; 4];
+        r.read_exact(&mut first).unwrap();
+        let mut rest = Vec::new();
+        let err = r.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn verifying_reader_checks_size() {
+        let d = Digest::of(b"abc");
+        let mut r = VerifyingReader::new(&b"abc"[..], d.clone(), Some(2));
+        assert!(r.read_to_end(&mut Vec::new()).is_err());
+        let mut r = VerifyingReader::new(&b"abc"[..], d.clone(), Some(3));
+        r.read_to_end(&mut Vec::new()).unwrap();
+        assert!(r.is_verified());
+        let r = VerifyingReader::new(&b"abc"[..], d, None);
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn missing_blob_is_named() {
+        let (_dir, store) = store();
+        let d = Digest::of(b"nothing");
+        let err = store.open_blob(&d).err().unwrap();
+        assert!(err.to_string().contains(&d.to_string()), "{err}");
+        assert!(matches!(store.blob_size(&d), Err(Error::BlobNotFound(_))));
+    }
+}

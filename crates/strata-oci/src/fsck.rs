@@ -1,0 +1,203 @@
+//! `fsck`: verify every blob's digest and every reference from `index.json` down.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, Result, io_err};
+use crate::index::ref_name;
+use crate::layout::Store;
+
+/// What is wrong with a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// The blob's content does not hash to its name.
+    Corrupt,
+    /// A referenced blob is not in the store.
+    Missing,
+    /// The blob's size differs from its descriptor's.
+    SizeMismatch,
+    /// A manifest or index blob is not valid JSON of its type.
+    InvalidManifest,
+    /// A file in `blobs/sha256` whose name is not a digest.
+    StrayFile,
+}
+
+/// One problem found by fsck.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// The blob at fault (absent for stray files).
+    pub digest: Option<Digest>,
+    /// The file at fault, for stray files.
+    pub path: Option<PathBuf>,
+    /// The images (tags, or `untagged sha256:...` roots) that reference the blob.
+    pub referenced_by: Vec<String>,
+    /// Details (e.g. the digest the content actually has).
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ProblemKind::Corrupt => "corrupt blob",
+            ProblemKind::Missing => "missing blob",
+            ProblemKind::SizeMismatch => "wrong size",
+            ProblemKind::InvalidManifest => "invalid manifest",
+            ProblemKind::StrayFile => "stray file",
+        };
+        write!(f, "{kind}")?;
+        if let Some(digest) = &self.digest {
+            write!(f, " {digest}")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, " {}", path.display())?;
+        }
+        if !self.referenced_by.is_empty() {
+            write!(f, " (used by {})", self.referenced_by.join(", "))?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// The result of [`Store::fsck`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FsckReport {
+    /// Blobs hashed.
+    pub blobs: usize,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// Entries in `index.json` walked.
+    pub roots: usize,
+    /// Everything wrong, sorted by kind then digest.
+    pub problems: Vec<Problem>,
+}
+
+impl FsckReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Found {
+    detail: String,
+    users: BTreeSet<String>,
+}
+
+impl Store {
+    /// Hash every blob, then walk every `index.json` entry down to configs and layers, reporting
+    /// corrupt, missing and mis-sized blobs with the images that use them.
+    pub fn fsck(&self) -> Result<FsckReport> {
+        let mut report = FsckReport::default();
+        let mut problems: BTreeMap<(ProblemKind, Digest), Found> = BTreeMap::new();
+        let (digests, strays) = self.list_blobs()?;
+        let mut sizes = BTreeMap::new();
+        for digest in &digests {
+            let path = self.blob_path(digest);
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let mut reader = HashingReader::new(file);
+            io::copy(&mut reader, &mut io::sink()).map_err(io_err(&path))?;
+            let (actual, size) = reader.finish();
+            report.blobs += 1;
+            report.bytes += size;
+            sizes.insert(digest.clone(), size);
+            if actual != *digest {
+                problems
+                    .entry((ProblemKind::Corrupt, digest.clone()))
+                    .or_default()
+                    .detail = format!("content hashes to {actual}");
+            }
+        }
+        let corrupt: HashSet<Digest> = problems.keys().map(|(_, d)| d.clone()).collect();
+
+        let index = self.index()?;
+        report.roots = index.manifests().len();
+        for root in index.manifests() {
+            let label = match ref_name(root) {
+                Some(name) => name.to_string(),
+                None => format!("untagged {}", root.digest()),
+            };
+            let mut seen = HashSet::new();
+            let mut stack = vec![root.clone()];
+            while let Some(descriptor) = stack.pop() {
+                let digest = match Digest::from_oci(descriptor.digest()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Not a sha256 digest: report against the root.
+                        let found = problems
+                            .entry((ProblemKind::InvalidManifest, Digest::of(label.as_bytes())))
+                            .or_default();
+                        found.detail = e.to_string();
+                        found.users.insert(label.clone());
+                        continue;
+                    }
+                };
+                if !seen.insert(digest.clone()) {
+                    continue;
+                }
+                let Some(&size) = sizes.get(&digest) else {
+                    let found = problems.entry((ProblemKind::Missing, digest)).or_default();
+                    found.detail = "not in blobs/sha256".into();
+                    found.users.insert(label.clone());
+                    continue;
+                };
+                if corrupt.contains(&digest) {
+                    if let Some(found) = problems.get_mut(&(ProblemKind::Corrupt, digest)) {
+                        found.users.insert(label.clone());
+                    }
+                    continue;
+                }
+                if size != descriptor.size() {
+                    let found = problems
+                        .entry((ProblemKind::SizeMismatch, digest))
+                        .or_default();
+                    found.detail = format!(
+                        "{size} bytes on disk, {} in its descriptor",
+                        descriptor.size()
+                    );
+                    found.users.insert(label.clone());
+                    continue;
+                }
+                match self.read_node(&descriptor) {
+                    Ok(node) => stack.extend(node.children()),
+                    Err(Error::Json { source, .. }) => {
+                        let found = problems
+                            .entry((ProblemKind::InvalidManifest, digest))
+                            .or_default();
+                        found.detail = source.to_string();
+                        found.users.insert(label.clone());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        report.problems = problems
+            .into_iter()
+            .map(|((kind, digest), found)| Problem {
+                kind,
+                digest: Some(digest),
+                path: None,
+                referenced_by: found.users.into_iter().collect(),
+                detail: found.detail,
+            })
+            .collect();
+        report
+            .problems
+            .extend(strays.into_iter().map(|path| Problem {
+                kind: ProblemKind::StrayFile,
+                digest: None,
+                path: Some(path),
+                referenced_by: Vec::new(),
+                detail: "not named by a sha256 digest".into(),
+            }));
+        Ok(report)
+    }
+}

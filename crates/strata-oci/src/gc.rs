@@ -1,0 +1,164 @@
+//! `gc`: remove blobs nothing live references, and stale temp files.
+//!
+//! Live: everything reachable from `index.json` entries, where an untagged entry whose manifest has
+//! a `subject` (a referrer: signature, attestation) is live only while its subject is. Dangling
+//! referrer entries are dropped from `index.json`. gc holds the index lock throughout and refuses
+//! to run while any [`crate::Lease`] is held (a build writing blobs not tagged yet). When a live
+//! manifest cannot be read, gc stops without deleting anything.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::PathBuf;
+
+use fs2::FileExt;
+use oci_spec::image::Descriptor;
+
+use crate::blob::BlobInfo;
+use crate::digest::Digest;
+use crate::error::{Error, Result, io_err};
+use crate::index::ref_name;
+use crate::layout::{Store, open_lock_file};
+
+/// Options of [`Store::gc`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Store::gc`] removed (or would remove, in a dry run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Unreferenced blobs removed.
+    pub removed: Vec<BlobInfo>,
+    /// Their total size.
+    pub removed_bytes: u64,
+    /// Blobs kept.
+    pub kept: usize,
+    /// Stale temp files removed.
+    pub temp_files: Vec<PathBuf>,
+    /// Untagged referrers dropped from `index.json` because their subject is gone.
+    pub dangling_referrers: Vec<Digest>,
+}
+
+impl Store {
+    /// Mark from `index.json`, sweep the rest. See the module docs.
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        let lock_path = self.lock_path("gc.lock");
+        let gc_lock = open_lock_file(&lock_path)?;
+        if FileExt::try_lock_exclusive(&gc_lock).is_err() {
+            return Err(Error::Busy {
+                path: self.root().to_path_buf(),
+                reason: "a build or blob write holds a lease; try again when it is done".into(),
+            });
+        }
+        let report = self.update_index(|index| {
+            let mut live: HashSet<Digest> = HashSet::new();
+            let mut pending: Vec<(Digest, Descriptor)> = Vec::new();
+            for entry in index.manifests() {
+                let digest = Digest::from_oci(entry.digest())?;
+                if ref_name(entry).is_none()
+                    && self.has_blob(&digest)
+                    && let Some(subject) = self.read_node(entry)?.subject()
+                {
+                    pending.push((subject, entry.clone()));
+                    continue;
+                }
+                self.mark(entry, &mut live)?;
+            }
+            // Referrers of live subjects are live; they may themselves be subjects.
+            loop {
+                let before = pending.len();
+                let mut still = Vec::new();
+                for (subject, entry) in pending {
+                    if live.contains(&subject) {
+                        self.mark(&entry, &mut live)?;
+                    } else {
+                        still.push((subject, entry));
+                    }
+                }
+                pending = still;
+                if pending.len() == before {
+                    break;
+                }
+            }
+            let mut report = GcReport {
+                dry_run: options.dry_run,
+                ..GcReport::default()
+            };
+            let dangling: HashSet<_> = pending.iter().map(|(_, e)| e.digest().clone()).collect();
+            for (_, entry) in &pending {
+                report
+                    .dangling_referrers
+                    .push(Digest::from_oci(entry.digest())?);
+            }
+            let (digests, _strays) = self.list_blobs()?;
+            for digest in digests {
+                if live.contains(&digest) {
+                    report.kept += 1;
+                    continue;
+                }
+                let path = self.blob_path(&digest);
+                let size = fs::symlink_metadata(&path).map_err(io_err(&path))?.len();
+                if !options.dry_run {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                }
+                report.removed_bytes += size;
+                report.removed.push(BlobInfo { digest, size });
+            }
+            // No lease is held, so every temp file belongs to a writer that died.
+            let tmp_dir = self.tmp_dir();
+            let mut temps: Vec<PathBuf> = fs::read_dir(&tmp_dir)
+                .map_err(io_err(&tmp_dir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            temps.extend(
+                fs::read_dir(self.root())
+                    .map_err(io_err(self.root()))?
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                    .map(|e| e.path()),
+            );
+            temps.sort();
+            for temp in temps {
+                if !options.dry_run {
+                    fs::remove_file(&temp).map_err(io_err(&temp))?;
+                }
+                report.temp_files.push(temp);
+            }
+            let changed = !options.dry_run && !dangling.is_empty();
+            if changed {
+                let mut list = index.manifests().clone();
+                list.retain(|d| ref_name(d).is_some() || !dangling.contains(d.digest()));
+                index.set_manifests(list);
+            }
+            Ok((changed, report))
+        })?;
+        drop(gc_lock);
+        Ok(report)
+    }
+
+    /// Mark `root` and everything it references live. Unreadable manifests abort the gc.
+    fn mark(&self, root: &Descriptor, live: &mut HashSet<Digest>) -> Result<()> {
+        let mut stack = vec![root.clone()];
+        while let Some(descriptor) = stack.pop() {
+            let digest = Digest::from_oci(descriptor.digest())?;
+            if !live.insert(digest.clone()) {
+                continue;
+            }
+            if !self.has_blob(&digest) {
+                continue; // missing: nothing to keep, nothing below it to find (fsck reports it)
+            }
+            let node = self
+                .read_node(&descriptor)
+                .map_err(|e| Error::InvalidImage {
+                    image: digest.to_string(),
+                    reason: format!("gc stopped, nothing removed: cannot read it ({e}); run fsck"),
+                })?;
+            stack.extend(node.children());
+        }
+        Ok(())
+    }
+}

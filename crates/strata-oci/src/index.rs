@@ -1,0 +1,417 @@
+//! Tags and roots: the layout's `index.json`.
+//!
+//! A tag is an `index.json` entry annotated `org.opencontainers.image.ref.name` with a FULL reference
+//! (`localhost/acme/corebuild:latest`), so `podman load` and skopeo name images right. Entries
+//! without that annotation are untagged roots (e.g. referrers: signatures, attestations).
+//!
+//! Every update takes an exclusive lock (`.strata/index.lock`), re-reads `index.json`, modifies it
+//! and replaces it atomically: concurrent taggers never lose a tag, and a crash leaves the old or
+//! the new index.
+
+use fs2::FileExt;
+use oci_spec::image::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, MediaType};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result, io_err};
+use crate::layout::{Store, atomic_write, canonical_json, empty_index, open_lock_file};
+use crate::reference::Reference;
+
+/// A tag in `index.json`: its `ref.name` annotation and the descriptor it points to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tag {
+    /// The `org.opencontainers.image.ref.name` value, as written (a full reference for tags strata
+    /// wrote; other tools may have written short names such as `latest`).
+    pub name: String,
+    /// The tagged manifest or index.
+    pub descriptor: Descriptor,
+}
+
+impl Tag {
+    /// The tagged digest.
+    pub fn digest(&self) -> Result<Digest> {
+        Digest::from_oci(self.descriptor.digest())
+    }
+}
+
+/// The `ref.name` of an index entry, if any.
+pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_REF_NAME))
+        .map(String::as_str)
+}
+
+/// True for OCI and Docker image manifest media types.
+pub fn is_manifest(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageManifest)
+        || media_type.to_string() == "application/vnd.docker.distribution.manifest.v2+json"
+}
+
+/// True for OCI image index and Docker manifest list media types.
+pub fn is_index(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageIndex)
+        || media_type.to_string() == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// Does the entry's `ref.name` name the same image as `wanted`?
+fn names_match(name: &str, wanted: &Reference) -> bool {
+    Reference::parse(name).is_ok_and(|r| &r == wanted)
+}
+
+impl Store {
+    /// Read `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let path = self.index_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(empty_index()),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Read-modify-write `index.json` under the exclusive index lock. `update` returns whether it
+    /// changed the index (only then is it written) and a value to pass back.
+    pub fn update_index<T>(
+        &self,
+        update: impl FnOnce(&mut ImageIndex) -> Result<(bool, T)>,
+    ) -> Result<T> {
+        let lock_path = self.lock_path("index.lock");
+        let lock = open_lock_file(&lock_path)?;
+        FileExt::lock_exclusive(&lock).map_err(io_err(&lock_path))?;
+        let mut index = self.index()?;
+        let (changed, value) = update(&mut index)?;
+        if changed {
+            atomic_write(&self.index_path(), &canonical_json(&index, "index.json")?)?;
+        }
+        drop(lock);
+        Ok(value)
+    }
+
+    /// Point the tag `reference` (short forms are normalised) at `descriptor`, replacing the tag's
+    /// previous target. Returns the full reference written. The blob must already be stored.
+    pub fn tag(&self, reference: &str, descriptor: &Descriptor) -> Result<Reference> {
+        let parsed = Reference::parse(reference)?;
+        if parsed.digest().is_some() {
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "a tag cannot contain a digest".into(),
+            });
+        }
+        let digest = Digest::from_oci(descriptor.digest())?;
+        let size = self.blob_size(&digest)?;
+        if size != descriptor.size() {
+            return Err(Error::SizeMismatch {
+                digest,
+                expected: descriptor.size(),
+                actual: size,
+            });
+        }
+        let full = parsed.to_string();
+        let mut entry = descriptor.clone();
+        let mut annotations = entry.annotations().clone().unwrap_or_default();
+        annotations.insert(ANNOTATION_REF_NAME.to_string(), full.clone());
+        entry.set_annotations(Some(annotations));
+        self.update_index(|index| {
+            let mut list = index.manifests().clone();
+            let manifests = &mut list;
+            // Drop the tag's old entry, and an untagged root of the same digest (now tagged).
+            manifests.retain(|d| match ref_name(d) {
+                Some(name) => !(name == full || names_match(name, &parsed)),
+                None => d.digest() != descriptor.digest(),
+            });
+            manifests.push(entry);
+            index.set_manifests(list);
+            Ok((true, ()))
+        })?;
+        Ok(parsed)
+    }
+
+    /// Remove a tag. Returns false when there was no such tag. The blobs stay until `gc`.
+    pub fn untag(&self, reference: &str) -> Result<bool> {
+        let parsed = Reference::parse(reference)?;
+        self.update_index(|index| {
+            let mut list = index.manifests().clone();
+            let manifests = &mut list;
+            let before = manifests.len();
+            manifests.retain(|d| {
+                ref_name(d).is_none_or(|name| !(name == reference || names_match(name, &parsed)))
+            });
+            let removed = manifests.len() != before;
+            index.set_manifests(list);
+            Ok((removed, removed))
+        })
+    }
+
+    /// Add `descriptor` to `index.json` as an untagged root (no `ref.name`), e.g. a referrer. A
+    /// no-op when an entry already points at the digest.
+    pub fn add_manifest(&self, descriptor: &Descriptor) -> Result<()> {
+        let digest = Digest::from_oci(descriptor.digest())?;
+        if !self.has_blob(&digest) {
+            return Err(Error::BlobNotFound(digest));
+        }
+        let mut entry = descriptor.clone();
+        if let Some(mut annotations) = entry.annotations().clone() {
+            annotations.remove(ANNOTATION_REF_NAME);
+            entry.set_annotations((!annotations.is_empty()).then_some(annotations));
+        }
+        self.update_index(|index| {
+            let mut list = index.manifests().clone();
+            let manifests = &mut list;
+            if manifests.iter().any(|d| d.digest() == entry.digest()) {
+                return Ok((false, ()));
+            }
+            manifests.push(entry);
+            index.set_manifests(list);
+            Ok((true, ()))
+        })
+    }
+
+    /// Remove the untagged root entries for `digest`. Returns whether one was removed.
+    pub fn remove_manifest(&self, digest: &Digest) -> Result<bool> {
+        let oci = digest.to_oci();
+        self.update_index(|index| {
+            let mut list = index.manifests().clone();
+            let manifests = &mut list;
+            let before = manifests.len();
+            manifests.retain(|d| ref_name(d).is_some() || *d.digest() != oci);
+            let removed = manifests.len() != before;
+            index.set_manifests(list);
+            Ok((removed, removed))
+        })
+    }
+
+    /// Every tag in `index.json`, in index order.
+    pub fn list(&self) -> Result<Vec<Tag>> {
+        Ok(self
+            .index()?
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                ref_name(d).map(|name| Tag {
+                    name: name.to_string(),
+                    descriptor: d.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// Find the manifest (or image index) a reference names: a full or short tag
+    /// (`acme/corebuild` means `localhost/acme/corebuild:latest`), `name@sha256:...`, or a bare
+    /// `sha256:...` digest of a manifest in the store.
+    pub fn resolve(&self, reference: &str) -> Result<Descriptor> {
+        let index = self.index()?;
+        // Exact ref.name first: other tools may have written short names such as `latest`.
+        if let Some(d) = index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d) == Some(reference))
+        {
+            return Ok(d.clone());
+        }
+        if reference.starts_with("sha256:") {
+            let digest: Digest = reference.parse()?;
+            return self.resolve_digest(&index, &digest, reference);
+        }
+        let parsed = Reference::parse(reference)?;
+        if let Some(digest) = parsed.digest() {
+            return self.resolve_digest(&index, digest, &parsed.to_string());
+        }
+        index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d).is_some_and(|name| names_match(name, &parsed)))
+            .cloned()
+            .ok_or_else(|| Error::ImageNotFound(parsed.to_string()))
+    }
+
+    fn resolve_digest(
+        &self,
+        index: &ImageIndex,
+        digest: &Digest,
+        reference: &str,
+    ) -> Result<Descriptor> {
+        let oci = digest.to_oci();
+        if let Some(d) = index.manifests().iter().find(|d| *d.digest() == oci) {
+            let mut d = d.clone();
+            d.set_annotations(None);
+            return Ok(d);
+        }
+        if !self.has_blob(digest) {
+            return Err(Error::ImageNotFound(reference.to_string()));
+        }
+        // A manifest that is only referenced from an image index: describe it from its content.
+        let bytes = self.read_blob_verified(digest)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                what: format!("manifest {digest}"),
+                source,
+            })?;
+        let media_type = value
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .map(MediaType::from)
+            .unwrap_or(MediaType::ImageManifest);
+        if !is_manifest(&media_type) && !is_index(&media_type) {
+            return Err(Error::ImageNotFound(format!(
+                "{reference} (blob is {media_type}, not a manifest)"
+            )));
+        }
+        Ok(Descriptor::new(
+            media_type,
+            bytes.len() as u64,
+            digest.to_oci(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with_manifest(content: &[u8]) -> (tempfile::TempDir, Store, Descriptor) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let d = store
+            .put_blob(content)
+            .unwrap()
+            .descriptor(MediaType::ImageManifest);
+        (dir, store, d)
+    }
+
+    #[test]
+    fn tag_resolve_untag() {
+        let (_dir, store, d) = store_with_manifest(br#"{"schemaVersion":2}"#);
+        let full = store.tag("acme/corebuild", &d).unwrap();
+        assert_eq!(full.to_string(), "localhost/acme/corebuild:latest");
+        let on_disk = std::fs::read_to_string(store.index_path()).unwrap();
+        assert!(
+            on_disk.contains(
+                r#""org.opencontainers.image.ref.name":"localhost/acme/corebuild:latest""#
+            ),
+            "{on_disk}"
+        );
+        for form in [
+            "localhost/acme/corebuild:latest",
+            "acme/corebuild:latest",
+            "acme/corebuild",
+        ] {
+            assert_eq!(store.resolve(form).unwrap().digest(), d.digest(), "{form}");
+        }
+        let by_digest = format!("acme/corebuild@{}", d.digest());
+        assert_eq!(store.resolve(&by_digest).unwrap().digest(), d.digest());
+        assert_eq!(
+            store.resolve(&d.digest().to_string()).unwrap().digest(),
+            d.digest()
+        );
+        let err = store.resolve("acme/corebuild:other").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image localhost/acme/corebuild:other is not in the store"
+        );
+        let tags = store.list().unwrap();
+        assert_eq!(tags.len(), 1);
+        assert_eq!(tags[0].name, "localhost/acme/corebuild:latest");
+        assert!(store.untag("acme/corebuild:latest").unwrap());
+        assert!(!store.untag("acme/corebuild:latest").unwrap());
+        assert!(store.list().unwrap().is_empty());
+        assert!(store.resolve("acme/corebuild").is_err());
+    }
+
+    #[test]
+    fn retag_moves_the_tag() {
+        let (_dir, store, a) = store_with_manifest(b"{\"a\":1}");
+        let b = store
+            .put_blob(b"{\"b\":1}")
+            .unwrap()
+            .descriptor(MediaType::ImageManifest);
+        store.tag("x/y:1", &a).unwrap();
+        store.tag("x/y:2", &a).unwrap();
+        store.tag("localhost/x/y:1", &b).unwrap();
+        let tags = store.list().unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(store.resolve("x/y:1").unwrap().digest(), b.digest());
+        assert_eq!(store.resolve("x/y:2").unwrap().digest(), a.digest());
+    }
+
+    #[test]
+    fn tag_refuses_missing_blobs_and_digest_refs() {
+        let (_dir, store, d) = store_with_manifest(b"{}");
+        let missing = Descriptor::new(MediaType::ImageManifest, 3, Digest::of(b"zzz").to_oci());
+        assert!(matches!(
+            store.tag("a/b", &missing),
+            Err(Error::BlobNotFound(_))
+        ));
+        let mut wrong_size = d.clone();
+        wrong_size.set_size(99);
+        assert!(matches!(
+            store.tag("a/b", &wrong_size),
+            Err(Error::SizeMismatch { .. })
+        ));
+        assert!(store.tag(&format!("a/b@{}", d.digest()), &d).is_err());
+    }
+
+    #[test]
+    fn untagged_roots() {
+        let (_dir, store, d) = store_with_manifest(b"{}");
+        store.add_manifest(&d).unwrap();
+        store.add_manifest(&d).unwrap();
+        let index = store.index().unwrap();
+        assert_eq!(index.manifests().len(), 1);
+        assert!(ref_name(&index.manifests()[0]).is_none());
+        assert!(store.list().unwrap().is_empty());
+        // Tagging it replaces the untagged entry.
+        store.tag("a/b", &d).unwrap();
+        assert_eq!(store.index().unwrap().manifests().len(), 1);
+        store.untag("a/b").unwrap();
+        store.add_manifest(&d).unwrap();
+        assert!(
+            store
+                .remove_manifest(&Digest::from_oci(d.digest()).unwrap())
+                .unwrap()
+        );
+        assert!(store.index().unwrap().manifests().is_empty());
+    }
+
+    #[test]
+    fn short_names_written_by_other_tools_resolve() {
+        let (_dir, store, d) = store_with_manifest(b"{}");
+        let mut entry = d.clone();
+        entry.set_annotations(Some(
+            [(ANNOTATION_REF_NAME.to_string(), "latest".to_string())].into(),
+        ));
+        store
+            .update_index(|index| {
+                let mut list = index.manifests().clone();
+                list.push(entry);
+                index.set_manifests(list);
+                Ok((true, ()))
+            })
+            .unwrap();
+        assert_eq!(store.resolve("latest").unwrap().digest(), d.digest());
+    }
+
+    #[test]
+    fn concurrent_taggers_never_lose_a_tag() {
+        let (_dir, store, d) = store_with_manifest(b"{}");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        store.tag(&format!("t{t}/img:v{i}"), &d).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.list().unwrap().len(), 200);
+    }
+}

@@ -1,0 +1,49 @@
+//! The strata content store: an OCI image layout with atomic, digest-checked blobs, and
+//! deterministic tar layers.
+//!
+//! The main type is [`Store`], an OCI image layout directory (`oci-layout`, `index.json`,
+//! `blobs/sha256/`) that skopeo, umoci and podman read as `oci:DIR:REF`. The key decision, after
+//! go-containerregistry: a small immutable vocabulary ([`Digest`], oci-spec's `Descriptor`,
+//! [`Image`], [`tar::Layer`]) with the store, the layer tar format, compression, tags, fsck, gc and
+//! referrers in separate modules over it. Images are never edited in place: a builder writes
+//! layers ([`tar::LayerWriter`]), then a config and manifest ([`Store::write_image`]), then tags
+//! ([`Store::tag`]).
+//!
+//! Guarantees: blobs are written to a temp file, hashed while written, fsynced and renamed, and
+//! checked against their digest when read; `index.json` changes under an exclusive lock with an
+//! atomic replace; layers are byte-for-byte reproducible from their entries; the unpacker never
+//! writes outside its root. Writers that produce blobs before tagging them hold a [`Lease`] so
+//! `gc` cannot remove them halfway.
+
+#![deny(missing_docs)]
+
+pub mod blob;
+pub mod compress;
+pub mod digest;
+pub mod error;
+pub mod fsck;
+pub mod gc;
+pub mod image;
+pub mod index;
+pub mod layout;
+pub mod reference;
+pub mod referrers;
+pub mod tar;
+mod walk;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod random;
+#[cfg(any(test, feature = "test-util"))]
+pub mod validate;
+
+pub use blob::{BlobInfo, BlobWriter, VerifyingReader};
+pub use compress::Compression;
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use fsck::{FsckReport, Problem, ProblemKind};
+pub use gc::{GcOptions, GcReport};
+pub use image::Image;
+pub use index::Tag;
+pub use layout::{Lease, Store};
+pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+pub use reference::Reference;

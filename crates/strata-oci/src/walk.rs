@@ -1,0 +1,69 @@
+//! The reference graph: what a manifest or image index points to.
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::index::{is_index, is_manifest};
+use crate::layout::Store;
+
+/// A parsed manifest-like blob.
+pub(crate) enum Node {
+    /// An image (or artifact) manifest.
+    Manifest(Box<ImageManifest>),
+    /// An image index.
+    Index(ImageIndex),
+    /// A blob that points to nothing (config, layer, unknown type).
+    Leaf,
+}
+
+impl Node {
+    /// The descriptors this node references (not its `subject`).
+    pub(crate) fn children(&self) -> Vec<Descriptor> {
+        match self {
+            Node::Manifest(m) => std::iter::once(m.config().clone())
+                .chain(m.layers().iter().cloned())
+                .collect(),
+            Node::Index(i) => i.manifests().clone(),
+            Node::Leaf => Vec::new(),
+        }
+    }
+
+    /// The `subject` digest, for referrers.
+    pub(crate) fn subject(&self) -> Option<Digest> {
+        let subject = match self {
+            Node::Manifest(m) => m.subject().as_ref(),
+            Node::Index(i) => i.subject().as_ref(),
+            Node::Leaf => None,
+        }?;
+        Digest::from_oci(subject.digest()).ok()
+    }
+}
+
+/// Whether a media type names a manifest or index, whose content must be parsed to walk on.
+pub(crate) fn is_node(media_type: &MediaType) -> bool {
+    is_manifest(media_type) || is_index(media_type)
+}
+
+impl Store {
+    /// Read (verifying its digest) and parse the blob a descriptor points to.
+    pub(crate) fn read_node(&self, descriptor: &Descriptor) -> Result<Node> {
+        let media_type = descriptor.media_type();
+        if !is_node(media_type) {
+            return Ok(Node::Leaf);
+        }
+        let digest = Digest::from_oci(descriptor.digest())?;
+        let bytes = self.read_blob_verified(&digest)?;
+        let json = |source| Error::Json {
+            what: format!("{media_type} {digest}"),
+            source,
+        };
+        if is_index(media_type) {
+            Ok(Node::Index(serde_json::from_slice(&bytes).map_err(json)?))
+        } else {
+            Ok(Node::Manifest(Box::new(
+                serde_json::from_slice(&bytes).map_err(json)?,
+            )))
+        }
+    }
+}
