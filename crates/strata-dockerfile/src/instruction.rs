@@ -444,3 +444,163 @@ pub struct Maintainer {
     /// The text.
     pub name: String,
 }
+
+/// Quote `s` as a JSON string when it would not read back as one word.
+fn word(s: &str) -> String {
+    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+/// The serde name of a unit variant (`cache`, `host`, ...).
+fn name<T: Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn json_array(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl std::fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandLine::Shell(s) => f.write_str(s),
+            CommandLine::Exec(v) => f.write_str(&json_array(v)),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    /// One line in Dockerfile syntax, flags first (heredoc bodies and mounts' options are
+    /// shown by name only): `COPY --from=build --chown=app /out /app`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = vec![self.keyword().to_string()];
+        let flag = |parts: &mut Vec<String>, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("--{name}={}", word(v)));
+            }
+        };
+        let kvs = |parts: &mut Vec<String>, kv: &[KeyValue]| {
+            for p in kv {
+                parts.push(format!("{}={}", word(&p.key), word(&p.value)));
+            }
+        };
+        let sources = |parts: &mut Vec<String>, s: &[Source]| {
+            for s in s {
+                parts.push(match s {
+                    Source::Path(p) => word(p),
+                    Source::Heredoc { name, .. } => format!("<<{name}"),
+                });
+            }
+        };
+        match self {
+            Command::From(x) => {
+                flag(&mut parts, "platform", &x.platform);
+                parts.push(word(&x.image));
+                if let Some(n) = &x.name {
+                    parts.push(format!("AS {n}"));
+                }
+            }
+            Command::Run(x) => {
+                for m in &x.mounts {
+                    let mut s = format!("--mount=type={}", name(m.kind));
+                    if let Some(t) = &m.target {
+                        s.push_str(&format!(",target={t}"));
+                    }
+                    if let Some(t) = &m.from {
+                        s.push_str(&format!(",from={t}"));
+                    }
+                    parts.push(s);
+                }
+                if let Some(n) = x.network {
+                    parts.push(format!("--network={}", name(n)));
+                }
+                if let Some(n) = x.security {
+                    parts.push(format!("--security={}", name(n)));
+                }
+                parts.push(x.command.to_string());
+            }
+            Command::Cmd(x) => parts.push(x.command.to_string()),
+            Command::Entrypoint(x) => parts.push(x.command.to_string()),
+            Command::Shell(x) => parts.push(json_array(&x.shell)),
+            Command::Env(x) => kvs(&mut parts, &x.vars),
+            Command::Label(x) => kvs(&mut parts, &x.labels),
+            Command::Arg(x) => {
+                for a in &x.args {
+                    parts.push(match &a.value {
+                        Some(v) => format!("{}={}", a.name, word(v)),
+                        None => a.name.clone(),
+                    });
+                }
+            }
+            Command::Copy(x) => {
+                flag(&mut parts, "from", &x.from);
+                flag(&mut parts, "chown", &x.chown);
+                flag(&mut parts, "chmod", &x.chmod);
+                if x.link {
+                    parts.push("--link".into());
+                }
+                if x.parents {
+                    parts.push("--parents".into());
+                }
+                for e in &x.exclude {
+                    parts.push(format!("--exclude={}", word(e)));
+                }
+                sources(&mut parts, &x.sources);
+                parts.push(word(&x.dest));
+            }
+            Command::Add(x) => {
+                flag(&mut parts, "chown", &x.chown);
+                flag(&mut parts, "chmod", &x.chmod);
+                flag(&mut parts, "checksum", &x.checksum);
+                if x.link {
+                    parts.push("--link".into());
+                }
+                if let Some(k) = x.keep_git_dir {
+                    parts.push(format!("--keep-git-dir={k}"));
+                }
+                if let Some(u) = x.unpack {
+                    parts.push(format!("--unpack={u}"));
+                }
+                for e in &x.exclude {
+                    parts.push(format!("--exclude={}", word(e)));
+                }
+                sources(&mut parts, &x.sources);
+                parts.push(word(&x.dest));
+            }
+            Command::Workdir(x) => parts.push(word(&x.path)),
+            Command::User(x) => parts.push(word(&x.user)),
+            Command::Expose(x) => parts.extend(x.ports.iter().cloned()),
+            Command::Volume(x) => parts.push(json_array(&x.paths)),
+            Command::StopSignal(x) => parts.push(x.signal.clone()),
+            Command::Healthcheck(x) => match &x.check {
+                None => parts.push("NONE".into()),
+                Some(c) => {
+                    for (name, v) in [
+                        ("interval", c.interval_ns),
+                        ("timeout", c.timeout_ns),
+                        ("start-period", c.start_period_ns),
+                        ("start-interval", c.start_interval_ns),
+                    ] {
+                        if let Some(ns) = v {
+                            parts.push(format!("--{name}={}ms", ns / 1_000_000));
+                        }
+                    }
+                    if let Some(r) = c.retries {
+                        parts.push(format!("--retries={r}"));
+                    }
+                    parts.push("CMD".into());
+                    parts.push(c.command.to_string());
+                }
+            },
+            Command::Onbuild(x) => parts.push(x.trigger.command.to_string()),
+            Command::Maintainer(x) => parts.push(x.name.clone()),
+        }
+        f.write_str(&parts.join(" "))
+    }
+}

@@ -40,6 +40,7 @@
 //!   is reported (BuildKit skips such stages); [`Stage::needed`] tells which stages to build.
 //! - The `# syntax=` and `# check=` directives are recorded, not acted upon.
 
+pub mod document;
 pub mod error;
 pub mod instruction;
 pub mod lexer;
@@ -54,6 +55,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use document::Document;
 pub use error::Error;
 pub use instruction::{
     Add, Arg, ArgDecl, Cmd, Command, CommandLine, Copy, Entrypoint, Env, Expose, From, HealthCheck,

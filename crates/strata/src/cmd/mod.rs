@@ -13,13 +13,17 @@ use crate::global::GlobalArgs;
 pub enum Command {
     /// Print strata's version and build facts.
     Version(version::Args),
+    /// Read Dockerfiles as BuildKit does: `strata dockerfile parse FILE`.
+    Dockerfile(dockerfile::Args),
 }
 
 /// Run one subcommand.
 pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
     match command {
         Command::Version(args) => version::run(args, global),
+        Command::Dockerfile(args) => dockerfile::run(args, global),
     }
 }
 
+mod dockerfile;
 mod version;
