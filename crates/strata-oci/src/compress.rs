@@ -150,7 +150,7 @@ pub enum Decoder<R: Read> {
     /// Uncompressed.
     None(BufReader<R>),
     /// gzip (multi-member).
-    Gzip(MultiGzDecoder<BufReader<R>>),
+    Gzip(Box<MultiGzDecoder<BufReader<R>>>),
     /// zstd.
     Zstd(zstd::Decoder<'static, BufReader<R>>),
 }
@@ -162,7 +162,7 @@ impl<R: Read> Decoder<R> {
         let head = buffered.fill_buf()?;
         Ok(match Compression::detect(head) {
             Compression::None => Decoder::None(buffered),
-            Compression::Gzip => Decoder::Gzip(MultiGzDecoder::new(buffered)),
+            Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(buffered))),
             Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(buffered)?),
         })
     }
@@ -180,7 +180,7 @@ impl<R: Read> Decoder<R> {
     pub fn into_inner(self) -> R {
         match self {
             Decoder::None(r) => r.into_inner(),
-            Decoder::Gzip(d) => d.into_inner().into_inner(),
+            Decoder::Gzip(d) => (*d).into_inner().into_inner(),
             Decoder::Zstd(d) => d.finish().into_inner(),
         }
     }

@@ -305,7 +305,7 @@ mod tests {
         let by_digest = format!("acme/corebuild@{}", d.digest());
         assert_eq!(store.resolve(&by_digest).unwrap().digest(), d.digest());
         assert_eq!(
-            store.resolve(&d.digest().to_string()).unwrap().digest(),
+            store.resolve(d.digest().as_ref()).unwrap().digest(),
             d.digest()
         );
         let err = store.resolve("acme/corebuild:other").unwrap_err();

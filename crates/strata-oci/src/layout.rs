@@ -155,7 +155,7 @@ impl Store {
 
     /// Store a JSON document canonically (sorted keys, no whitespace) and describe it.
     pub fn put_json<T: Serialize>(&self, value: &T, media_type: MediaType) -> Result<Descriptor> {
-        let bytes = canonical_json(value, &media_type.to_string())?;
+        let bytes = canonical_json(value, media_type.as_ref())?;
         Ok(self.put_blob(&bytes)?.descriptor(media_type))
     }
 

@@ -12,7 +12,7 @@ pub(crate) enum Node {
     /// An image (or artifact) manifest.
     Manifest(Box<ImageManifest>),
     /// An image index.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// A blob that points to nothing (config, layer, unknown type).
     Leaf,
 }
@@ -59,7 +59,9 @@ impl Store {
             source,
         };
         if is_index(media_type) {
-            Ok(Node::Index(serde_json::from_slice(&bytes).map_err(json)?))
+            Ok(Node::Index(Box::new(
+                serde_json::from_slice(&bytes).map_err(json)?,
+            )))
         } else {
             Ok(Node::Manifest(Box::new(
                 serde_json::from_slice(&bytes).map_err(json)?,

@@ -193,10 +193,12 @@ mod tests {
     fn splits_device_numbers() {
         // makedev(1, 3) = /dev/null; makedev(259, 65536) uses the extended bits.
         assert_eq!(split_dev(0x103), (1, 3));
-        let dev = ((259u64 & 0xfff) << 8)
-            | ((259u64 & !0xfff) << 32)
-            | (65536u64 & 0xff)
-            | ((65536u64 & !0xff) << 12);
+        let (major, minor) = (259u64, 65536u64);
+        let dev = ((major & 0xfff) << 8)
+            | ((major & !0xfff) << 32)
+            | (minor & 0xff)
+            | ((minor & !0xff) << 12);
         assert_eq!(split_dev(dev), (259, 65536));
+        assert_eq!(split_dev(libc::makedev(259, 65536)), (259, 65536));
     }
 }

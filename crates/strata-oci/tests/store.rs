@@ -1,0 +1,320 @@
+//! The store as a whole: images, fsck, gc, referrers, and concurrent taggers across processes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::process::Command;
+
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
+use strata_oci::fsck::ProblemKind;
+use strata_oci::image::new_manifest;
+use strata_oci::{Digest, Error, GcOptions, Store, random, validate};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+/// An artifact manifest (empty config) pointing at `subject`.
+fn referrer(store: &Store, subject: &Descriptor, artifact_type: &str, note: &str) -> ImageManifest {
+    let empty = store
+        .put_blob(b"{}")
+        .unwrap()
+        .descriptor(MediaType::EmptyJSON);
+    let payload = store
+        .put_blob(note.as_bytes())
+        .unwrap()
+        .descriptor(MediaType::Other("text/plain".into()));
+    let mut m = new_manifest(empty, vec![payload]);
+    m.set_artifact_type(Some(MediaType::Other(artifact_type.into())));
+    let mut subject = subject.clone();
+    subject.set_annotations(None);
+    m.set_subject(Some(subject));
+    m.set_annotations(Some(HashMap::from([(
+        "note".to_string(),
+        note.to_string(),
+    )])));
+    m
+}
+
+#[test]
+fn random_images_validate_and_read_back() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 3, 4096).unwrap();
+    store.tag("acme/random:1", img.descriptor()).unwrap();
+    validate::image(&store, "acme/random:1").unwrap();
+    let read = store.image("localhost/acme/random:1").unwrap();
+    assert_eq!(read.digest(), img.digest());
+    assert_eq!(read.layers().len(), 3);
+    assert_eq!(read.diff_ids().unwrap().len(), 3);
+    assert!(read.size() > 3 * 4096 / 2);
+    // Seeded images are reproducible; unseeded ones differ.
+    let a = random::image_with_seed(&store, 2, 100, 7).unwrap();
+    let b = random::image_with_seed(&store, 2, 100, 7).unwrap();
+    assert_eq!(a.digest(), b.digest());
+    assert_ne!(random::image(&store, 1, 10).unwrap().digest(), img.digest());
+}
+
+#[test]
+fn validate_catches_a_wrong_diff_id() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 1, 64).unwrap();
+    let mut config = img.config().clone();
+    let mut rootfs = config.rootfs().clone();
+    rootfs.set_diff_ids(vec![Digest::of(b"not it").to_string()]);
+    config.set_rootfs(rootfs);
+    let bad = store.write_image(&config, img.layers(), None).unwrap();
+    store.tag("bad/image", bad.descriptor()).unwrap();
+    let err = validate::image(&store, "bad/image").unwrap_err();
+    assert!(err.to_string().contains("uncompresses to"), "{err}");
+}
+
+#[test]
+fn write_image_checks_its_inputs() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 2, 64).unwrap();
+    let err = store
+        .write_image(img.config(), &img.layers()[..1], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("2 diff_ids for 1 layers"), "{err}");
+    let mut missing = img.layers().to_vec();
+    missing[0].set_digest(Digest::of(b"gone").to_oci());
+    assert!(matches!(
+        store.write_image(img.config(), &missing, None),
+        Err(Error::BlobNotFound(_))
+    ));
+}
+
+#[test]
+fn fsck_reports_corrupt_and_missing_blobs_with_their_images() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 2, 1000).unwrap();
+    store.tag("acme/app:1", img.descriptor()).unwrap();
+    store.tag("acme/app:2", img.descriptor()).unwrap();
+    let clean = store.fsck().unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.problems);
+    assert_eq!(clean.roots, 2);
+    assert_eq!(clean.blobs, 4);
+
+    let layer0 = Digest::from_oci(img.layers()[0].digest()).unwrap();
+    let layer1 = Digest::from_oci(img.layers()[1].digest()).unwrap();
+    fs::write(store.blob_path(&layer0), b"garbage").unwrap();
+    fs::remove_file(store.blob_path(&layer1)).unwrap();
+    let report = store.fsck().unwrap();
+    assert!(!report.is_ok());
+    let corrupt = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Corrupt)
+        .unwrap();
+    assert_eq!(corrupt.digest.as_ref(), Some(&layer0));
+    assert_eq!(
+        corrupt.referenced_by,
+        ["localhost/acme/app:1", "localhost/acme/app:2"]
+    );
+    assert!(
+        corrupt
+            .to_string()
+            .starts_with(&format!("corrupt blob {layer0}"))
+    );
+    let missing = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Missing)
+        .unwrap();
+    assert_eq!(missing.digest.as_ref(), Some(&layer1));
+    assert_eq!(report.problems.len(), 2);
+}
+
+#[test]
+fn fsck_reports_size_mismatch_and_bad_manifests() {
+    let (_dir, store) = store();
+    let not_json = store.put_blob(b"not json").unwrap();
+    let mut d = not_json.descriptor(MediaType::ImageManifest);
+    store.tag("x/broken", &d).unwrap();
+    d.set_size(1);
+    store
+        .update_index(|index| {
+            let mut list = index.manifests().clone();
+            let mut wrong = d.clone();
+            wrong.set_annotations(Some(HashMap::from([(
+                "org.opencontainers.image.ref.name".to_string(),
+                "localhost/x/wrong:latest".to_string(),
+            )])));
+            list.push(wrong);
+            index.set_manifests(list);
+            Ok((true, ()))
+        })
+        .unwrap();
+    let report = store.fsck().unwrap();
+    let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [ProblemKind::SizeMismatch, ProblemKind::InvalidManifest]
+    );
+    assert_eq!(
+        report.problems[0].referenced_by,
+        ["localhost/x/wrong:latest"]
+    );
+    assert_eq!(
+        report.problems[1].referenced_by,
+        ["localhost/x/broken:latest"]
+    );
+}
+
+#[test]
+fn gc_keeps_referenced_blobs_and_removes_the_rest() {
+    let (_dir, store) = store();
+    let kept = random::image(&store, 2, 500).unwrap();
+    store.tag("acme/kept", kept.descriptor()).unwrap();
+    let dropped = random::image(&store, 2, 500).unwrap();
+    store.tag("acme/dropped", dropped.descriptor()).unwrap();
+    store.untag("acme/dropped").unwrap();
+    let stray_temp = store.tmp_dir().join("blob-crashed");
+    fs::write(&stray_temp, b"half").unwrap();
+
+    let dry = store.gc(&GcOptions { dry_run: true }).unwrap();
+    assert_eq!(dry.removed.len(), 4, "manifest, config, 2 layers");
+    assert_eq!(dry.temp_files, vec![stray_temp.clone()]);
+    assert!(stray_temp.exists(), "dry run removes nothing");
+    assert!(store.has_blob(&dropped.digest()));
+
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.removed, dry.removed);
+    assert_eq!(report.kept, 4);
+    assert!(!stray_temp.exists());
+    assert!(!store.has_blob(&dropped.digest()));
+    validate::image(&store, "acme/kept").unwrap();
+    assert!(store.fsck().unwrap().is_ok());
+    // A second gc finds nothing.
+    assert!(store.gc(&GcOptions::default()).unwrap().removed.is_empty());
+}
+
+#[test]
+fn gc_waits_for_leases() {
+    let (_dir, store) = store();
+    let lease = store.lease().unwrap();
+    let err = store.gc(&GcOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    drop(lease);
+    store.gc(&GcOptions::default()).unwrap();
+}
+
+#[test]
+fn referrers_are_found_kept_with_their_subject_and_dropped_after_it() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 1, 100).unwrap();
+    store.tag("acme/signed", img.descriptor()).unwrap();
+    let sig = store
+        .put_referrer(&referrer(
+            &store,
+            img.descriptor(),
+            "application/vnd.dev.sig",
+            "sig",
+        ))
+        .unwrap();
+    let att = store
+        .put_referrer(&referrer(
+            &store,
+            img.descriptor(),
+            "application/vnd.in-toto+json",
+            "att",
+        ))
+        .unwrap();
+    // A referrer of the signature (e.g. a countersignature).
+    let counter = store
+        .put_referrer(&referrer(
+            &store,
+            &sig,
+            "application/vnd.dev.sig",
+            "counter",
+        ))
+        .unwrap();
+
+    let all = store.referrers(&img.digest(), None).unwrap();
+    assert_eq!(all.len(), 2);
+    let only_sig = store
+        .referrers(&img.digest(), Some("application/vnd.dev.sig"))
+        .unwrap();
+    assert_eq!(only_sig.len(), 1);
+    assert_eq!(only_sig[0].digest(), sig.digest());
+    assert_eq!(
+        only_sig[0].artifact_type().as_ref().unwrap().to_string(),
+        "application/vnd.dev.sig"
+    );
+    assert_eq!(only_sig[0].annotations().as_ref().unwrap()["note"], "sig");
+    // Referrers carry no tag.
+    assert_eq!(store.list().unwrap().len(), 1);
+
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    assert!(report.dangling_referrers.is_empty());
+
+    store.untag("acme/signed").unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
+    let mut dangling = report.dangling_referrers.clone();
+    dangling.sort();
+    let mut expected: Vec<Digest> = [&sig, &att, &counter]
+        .iter()
+        .map(|d| Digest::from_oci(d.digest()).unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(dangling, expected);
+    assert!(store.index().unwrap().manifests().is_empty());
+    let (blobs, _) = store.list_blobs().unwrap();
+    assert!(blobs.is_empty(), "{blobs:?}");
+    assert!(store.referrers(&img.digest(), None).unwrap().is_empty());
+}
+
+#[test]
+fn put_referrer_needs_a_subject() {
+    let (_dir, store) = store();
+    let empty = store
+        .put_blob(b"{}")
+        .unwrap()
+        .descriptor(MediaType::EmptyJSON);
+    let err = store
+        .put_referrer(&new_manifest(empty, vec![]))
+        .unwrap_err();
+    assert!(err.to_string().contains("subject"), "{err}");
+}
+
+/// Helper run in a child process by `two_processes_tagging_lose_nothing`.
+#[test]
+fn child_tagger() {
+    let (Ok(dir), Ok(prefix)) = (
+        std::env::var("STRATA_OCI_TEST_STORE"),
+        std::env::var("STRATA_OCI_TEST_PREFIX"),
+    ) else {
+        return; // only meaningful as a child process
+    };
+    let store = Store::open(&dir).unwrap();
+    let d = store.resolve("seed/image").unwrap();
+    for i in 0..40 {
+        store.tag(&format!("{prefix}/img:v{i}"), &d).unwrap();
+    }
+}
+
+#[test]
+fn two_processes_tagging_lose_nothing() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 1, 10).unwrap();
+    store.tag("seed/image", img.descriptor()).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|prefix| {
+            Command::new(&exe)
+                .args(["--exact", "child_tagger", "--test-threads=1"])
+                .env("STRATA_OCI_TEST_STORE", store.root())
+                .env("STRATA_OCI_TEST_PREFIX", prefix)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(store.list().unwrap().len(), 1 + 3 * 40);
+    assert!(store.fsck().unwrap().is_ok());
+}
