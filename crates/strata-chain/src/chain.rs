@@ -1,0 +1,114 @@
+//! [`Chain`]: the chain file, every Dockerfile's references, and the graph they make.
+
+use std::path::Path;
+
+use crate::error::ChainError;
+use crate::graph::{GraphDefect, ImageGraph, Resolver, Use};
+use crate::manifest::{Build, ChainFile};
+use crate::plan::Plan;
+use crate::status::{StatusSource, Statuses};
+
+/// A loaded chain: the checked chain file and its image graph (acyclic).
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The chain file.
+    pub file: ChainFile,
+    graph: ImageGraph,
+}
+
+impl Chain {
+    /// Read `path` (a `strata.toml`) and every Dockerfile it names, and build the graph.
+    ///
+    /// Errors name the file and line at fault: `strata.toml:7:9: field `image[2].owner`: ...`,
+    /// `corebuild/Dockerfile:3:1: FROM: ...`, or the cycle `a → b → a`.
+    pub fn load(path: &Path) -> Result<Chain, ChainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ChainError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = ChainFile::parse(path, &text)?;
+        let mut uses = Vec::new();
+        for (i, image) in file.images.iter().enumerate() {
+            if let Build::Dockerfile { dockerfile, .. } = &image.build {
+                let text =
+                    std::fs::read_to_string(dockerfile).map_err(|source| ChainError::Read {
+                        path: dockerfile.clone(),
+                        source,
+                    })?;
+                uses.extend(
+                    crate::dockerfile::uses(i, &text, &image.args).map_err(|source| {
+                        ChainError::Dockerfile {
+                            path: dockerfile.clone(),
+                            source,
+                        }
+                    })?,
+                );
+            }
+        }
+        Chain::from_uses(file, uses)
+    }
+
+    /// Build the chain from a checked chain file and its Dockerfiles' references.
+    pub fn from_uses(file: ChainFile, uses: Vec<Use>) -> Result<Chain, ChainError> {
+        let resolver = Resolver::new(
+            &file.name,
+            file.registry.as_deref(),
+            file.images.iter().map(|i| i.name.as_str()),
+        );
+        let graph =
+            ImageGraph::build(&file.images, uses, &resolver).map_err(|d| defect_error(&file, d))?;
+        Ok(Chain { file, graph })
+    }
+
+    /// The image graph (node `i` is `file.images[i]`).
+    pub fn graph(&self) -> &ImageGraph {
+        &self.graph
+    }
+
+    /// The index of the image named `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.file.images.iter().position(|i| i.name == name)
+    }
+
+    /// The status of every image, from `source`.
+    pub fn statuses<S: StatusSource>(&self, source: &S) -> Result<Statuses, S::Error> {
+        (0..self.file.images.len())
+            .map(|i| source.status(self, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Statuses)
+    }
+
+    /// Plan the rebuild: from `changed` when not empty (what they cascade to), else from `statuses`.
+    pub fn plan(&self, changed: &[String], statuses: &Statuses) -> Result<Plan, ChainError> {
+        crate::plan::plan(self, changed, statuses)
+    }
+
+    /// The image's Dockerfile, relative to the chain directory, for messages.
+    fn dockerfile_label(file: &ChainFile, i: usize) -> String {
+        match &file.images[i].build {
+            Build::Dockerfile { dockerfile, .. } => file.relative(dockerfile).display().to_string(),
+            _ => file.images[i].name.clone(),
+        }
+    }
+}
+
+fn defect_error(file: &ChainFile, defect: GraphDefect) -> ChainError {
+    match defect {
+        GraphDefect::SelfReference { image, site } => ChainError::SelfReference {
+            location: file.images[image].declared_at.clone(),
+            image: file.images[image].name.clone(),
+            site: format!(
+                "{}:{} {} {}",
+                Chain::dockerfile_label(file, image),
+                site.line,
+                site.kind.instruction(),
+                site.reference
+            ),
+        },
+        GraphDefect::Cycle(cycle) => ChainError::Cycle {
+            location: file.images[cycle[0]].declared_at.clone(),
+            image: file.images[cycle[0]].name.clone(),
+            cycle: cycle.iter().map(|&i| file.images[i].name.clone()).collect(),
+        },
+    }
+}

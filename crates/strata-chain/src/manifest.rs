@@ -1,0 +1,570 @@
+//! The chain file, `strata.toml`: its schema (serde, unknown keys rejected), and the checks that
+//! follow parsing: names, owners, duplicates, pins, and the files it names.
+//!
+//! Every error is one line, `strata.toml:LINE:COL: field `image[2].owner`: unknown team "ops"`,
+//! located with the spans toml keeps for each value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{ChainError, Location};
+use crate::names;
+
+/// A parsed and checked `strata.toml`. Paths are joined to the chain file's directory.
+#[derive(Debug, Clone)]
+pub struct ChainFile {
+    /// The chain file.
+    pub path: PathBuf,
+    /// Its directory: every relative path in it is relative to this.
+    pub dir: PathBuf,
+    /// The chain's name, the prefix of its images' names (`acme` → `acme/corebuild`).
+    pub name: String,
+    /// The registry the chain's images are pushed to, e.g. `registry.example.com:5000`.
+    pub registry: Option<String>,
+    /// Whether every image's provenance must be signed by its owner's key (enforced by a later issue).
+    pub require_signatures: bool,
+    /// The teams, by name.
+    pub teams: BTreeMap<String, Team>,
+    /// The images, in file order.
+    pub images: Vec<Image>,
+}
+
+/// A team that owns images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// The team's name (its key under `[teams]`).
+    pub name: String,
+    /// What the team does.
+    pub description: Option<String>,
+    /// Who to ask: an address or a channel.
+    pub contact: Option<String>,
+    /// The team's public key files (for signing, in a later issue).
+    pub keys: Vec<PathBuf>,
+}
+
+/// One `[[image]]`.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The image's name in the chain: one OCI path component (`httpd-php`).
+    pub name: String,
+    /// The owning team.
+    pub owner: String,
+    /// A free label for the tier (`base`, `corebuild`, `middleware`, `application`).
+    pub tier: Option<String>,
+    /// How the image is made.
+    pub build: Build,
+    /// Build arguments (`--build-arg`), applied to the Dockerfile's ARGs.
+    pub args: BTreeMap<String, String>,
+    /// Extra tags besides `latest`.
+    pub tags: Vec<String>,
+    /// A structure-test file run after the build (a later issue).
+    pub test: Option<PathBuf>,
+    /// How many layers the image keeps.
+    pub squash: Squash,
+    /// The target platform, `os/arch[/variant]` (default: the build machine's).
+    pub platform: Option<String>,
+    /// Where `[[image]]`'s `name` is written in `strata.toml`.
+    pub declared_at: Location,
+}
+
+/// How an image is made: from a Dockerfile, or bought (a root filesystem tarball or a pinned image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Build {
+    /// Built from `dockerfile` with `context` as the build context.
+    Dockerfile {
+        /// The build context directory.
+        context: PathBuf,
+        /// The Dockerfile (default `<context>/Dockerfile`).
+        dockerfile: PathBuf,
+    },
+    /// `source = { rootfs = "base.tar" }`: a root filesystem tarball imported as a one-layer image.
+    Rootfs {
+        /// The tarball.
+        path: PathBuf,
+    },
+    /// `source = { image = "reg/name:tag@sha256:..." }`: an external image, pinned by digest.
+    Image {
+        /// The pinned reference.
+        reference: String,
+    },
+}
+
+/// Which layers an image keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Squash {
+    /// Every instruction's layer is kept (the default).
+    #[default]
+    None,
+    /// The image's own layers are squashed into one on top of its parent's.
+    Own,
+    /// Everything, parent's layers included, is squashed into one layer.
+    All,
+}
+
+impl Squash {
+    /// The name used in `strata.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Squash::None => "none",
+            Squash::Own => "own",
+            Squash::All => "all",
+        }
+    }
+}
+
+impl ChainFile {
+    /// Parse and check `text`, the chain file at `path`. Checks that files it names exist.
+    pub fn parse(path: &Path, text: &str) -> Result<ChainFile, ChainError> {
+        let raw: RawChain = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Checker {
+            path,
+            text,
+            dir: &dir,
+        }
+        .check(raw)
+    }
+
+    /// `path` relative to the chain file's directory when it is inside it (for display).
+    pub fn relative<'p>(&self, path: &'p Path) -> &'p Path {
+        if self.dir.as_os_str().is_empty() {
+            return path;
+        }
+        path.strip_prefix(&self.dir).unwrap_or(path)
+    }
+
+    /// The image named `name`.
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+}
+
+// ---- the schema, as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    name: Spanned<String>,
+    registry: Option<Spanned<String>>,
+    #[serde(default)]
+    require_signatures: bool,
+    #[serde(default)]
+    teams: BTreeMap<String, RawTeam>,
+    #[serde(default)]
+    image: Vec<Spanned<RawImage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    description: Option<String>,
+    contact: Option<String>,
+    #[serde(default)]
+    keys: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    name: Spanned<String>,
+    owner: Spanned<String>,
+    tier: Option<String>,
+    context: Option<Spanned<String>>,
+    dockerfile: Option<Spanned<String>>,
+    source: Option<Spanned<RawSource>>,
+    #[serde(default)]
+    args: BTreeMap<String, String>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    test: Option<Spanned<String>>,
+    #[serde(default)]
+    squash: Squash,
+    platform: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    rootfs: Option<Spanned<String>>,
+    image: Option<Spanned<String>>,
+}
+
+// ---- checks after parsing ----
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+    dir: &'a Path,
+}
+
+impl Checker<'_> {
+    fn err(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ChainError {
+        ChainError::Field {
+            location: Location::at_offset(self.path, self.text, span.start),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn check(&self, raw: RawChain) -> Result<ChainFile, ChainError> {
+        if !names::is_repository_path(raw.name.get_ref()) {
+            return Err(self.err(
+                raw.name.span(),
+                "name",
+                format!(
+                    "invalid chain name \"{}\" (lowercase letters and digits, with . _ __ - between them and / between parts)",
+                    raw.name.get_ref()
+                ),
+            ));
+        }
+        if let Some(registry) = &raw.registry
+            && !names::is_registry_host(registry.get_ref())
+        {
+            return Err(self.err(
+                registry.span(),
+                "registry",
+                format!(
+                    "invalid registry host \"{}\" (expected host[:port])",
+                    registry.get_ref()
+                ),
+            ));
+        }
+        let mut teams = BTreeMap::new();
+        for (name, team) in raw.teams {
+            let mut keys = Vec::new();
+            for (i, key) in team.keys.iter().enumerate() {
+                let path = self.dir.join(key.get_ref());
+                if !path.is_file() {
+                    return Err(self.err(
+                        key.span(),
+                        format!("teams.{name}.keys[{}]", i + 1),
+                        format!("no such file {}", path.display()),
+                    ));
+                }
+                keys.push(path);
+            }
+            teams.insert(
+                name.clone(),
+                Team {
+                    name,
+                    description: team.description,
+                    contact: team.contact,
+                    keys,
+                },
+            );
+        }
+        let mut images = Vec::with_capacity(raw.image.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, raw_image) in raw.image.into_iter().enumerate() {
+            let n = i + 1;
+            let image = self.check_image(n, raw_image.into_inner(), &teams)?;
+            if let Some(first) = seen.insert(image.name.clone(), n) {
+                return Err(ChainError::Field {
+                    location: image.declared_at,
+                    field: format!("image[{n}].name"),
+                    message: format!(
+                        "duplicate image name \"{}\" (first used by image[{first}])",
+                        image.name
+                    ),
+                });
+            }
+            images.push(image);
+        }
+        Ok(ChainFile {
+            path: self.path.to_path_buf(),
+            dir: self.dir.to_path_buf(),
+            name: raw.name.into_inner(),
+            registry: raw.registry.map(Spanned::into_inner),
+            require_signatures: raw.require_signatures,
+            teams,
+            images,
+        })
+    }
+
+    fn check_image(
+        &self,
+        n: usize,
+        raw: RawImage,
+        teams: &BTreeMap<String, Team>,
+    ) -> Result<Image, ChainError> {
+        let field = |f: &str| format!("image[{n}].{f}");
+        let name = raw.name.get_ref();
+        if !names::is_path_component(name) {
+            return Err(self.err(
+                raw.name.span(),
+                field("name"),
+                format!("invalid image name \"{name}\" (lowercase letters and digits, with . _ __ - between them)"),
+            ));
+        }
+        let owner = raw.owner.get_ref();
+        if !teams.contains_key(owner) {
+            let known: Vec<&str> = teams.keys().map(String::as_str).collect();
+            let hint = if known.is_empty() {
+                "no [teams.<name>] is declared".to_string()
+            } else {
+                format!("teams: {}", known.join(", "))
+            };
+            return Err(self.err(
+                raw.owner.span(),
+                field("owner"),
+                format!("unknown team \"{owner}\" ({hint})"),
+            ));
+        }
+        let build = match (&raw.context, &raw.source) {
+            (Some(_), Some(source)) => {
+                return Err(self.err(
+                    source.span(),
+                    field("source"),
+                    "an image has either a context (built) or a source (bought), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    raw.name.span(),
+                    field("context"),
+                    format!(
+                        "image \"{name}\" needs a context directory, or a source for a bought image"
+                    ),
+                ));
+            }
+            (Some(context), None) => {
+                let context_path = self.dir.join(context.get_ref());
+                if !context_path.is_dir() {
+                    return Err(self.err(
+                        context.span(),
+                        field("context"),
+                        format!("no such directory {}", context_path.display()),
+                    ));
+                }
+                let dockerfile = match &raw.dockerfile {
+                    Some(d) => {
+                        let p = self.dir.join(d.get_ref());
+                        if !p.is_file() {
+                            return Err(self.err(
+                                d.span(),
+                                field("dockerfile"),
+                                format!("no such file {}", p.display()),
+                            ));
+                        }
+                        p
+                    }
+                    None => {
+                        let p = context_path.join("Dockerfile");
+                        if !p.is_file() {
+                            return Err(self.err(
+                                context.span(),
+                                field("context"),
+                                format!(
+                                    "no Dockerfile in {} (add one, or set dockerfile = \"...\")",
+                                    context_path.display()
+                                ),
+                            ));
+                        }
+                        p
+                    }
+                };
+                Build::Dockerfile {
+                    context: context_path,
+                    dockerfile,
+                }
+            }
+            (None, Some(source)) => {
+                if let Some(d) = &raw.dockerfile {
+                    return Err(self.err(
+                        d.span(),
+                        field("dockerfile"),
+                        "a bought image (source) has no Dockerfile",
+                    ));
+                }
+                self.check_source(n, source)?
+            }
+        };
+        let mut tags = Vec::new();
+        for (t, tag) in raw.tags.iter().enumerate() {
+            if !names::is_tag(tag.get_ref()) {
+                return Err(self.err(
+                    tag.span(),
+                    format!("image[{n}].tags[{}]", t + 1),
+                    format!("invalid tag \"{}\" (letters, digits, _ . -, at most 128, not starting with . or -)", tag.get_ref()),
+                ));
+            }
+            tags.push(tag.get_ref().clone());
+        }
+        let test = match &raw.test {
+            Some(t) => {
+                let p = self.dir.join(t.get_ref());
+                if !p.is_file() {
+                    return Err(self.err(
+                        t.span(),
+                        field("test"),
+                        format!("no such file {}", p.display()),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        if let Some(platform) = &raw.platform {
+            let parts: Vec<&str> = platform.get_ref().split('/').collect();
+            let ok = (2..=3).contains(&parts.len())
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+                });
+            if !ok {
+                return Err(self.err(
+                    platform.span(),
+                    field("platform"),
+                    format!(
+                        "invalid platform \"{}\" (expected os/arch[/variant], e.g. linux/amd64)",
+                        platform.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(Image {
+            declared_at: Location::at_offset(self.path, self.text, raw.name.span().start),
+            name: raw.name.into_inner(),
+            owner: raw.owner.into_inner(),
+            tier: raw.tier,
+            build,
+            args: raw.args,
+            tags,
+            test,
+            squash: raw.squash,
+            platform: raw.platform.map(Spanned::into_inner),
+        })
+    }
+
+    fn check_source(&self, n: usize, source: &Spanned<RawSource>) -> Result<Build, ChainError> {
+        match (&source.get_ref().rootfs, &source.get_ref().image) {
+            (Some(rootfs), None) => {
+                let p = self.dir.join(rootfs.get_ref());
+                if !p.is_file() {
+                    return Err(self.err(
+                        rootfs.span(),
+                        format!("image[{n}].source.rootfs"),
+                        format!("no such file {}", p.display()),
+                    ));
+                }
+                Ok(Build::Rootfs { path: p })
+            }
+            (None, Some(image)) => {
+                names::check_pinned(image.get_ref())
+                    .map_err(|m| self.err(image.span(), format!("image[{n}].source.image"), m))?;
+                Ok(Build::Image {
+                    reference: image.get_ref().clone(),
+                })
+            }
+            _ => Err(self.err(
+                source.span(),
+                format!("image[{n}].source"),
+                "a source has exactly one of rootfs = \"file.tar\" or image = \"name:tag@sha256:...\"",
+            )),
+        }
+    }
+}
+
+// ---- serde errors: locate them and name the field ----
+
+fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> ChainError {
+    let message = err
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .trim()
+        .to_string();
+    let Some(span) = err.span() else {
+        return ChainError::Syntax {
+            location: Location::at_offset(path, text, 0),
+            message,
+        };
+    };
+    let location = Location::at_offset(path, text, span.start);
+    if span.start == 0 && (span.is_empty() || span.end >= text.trim_end().len()) {
+        // the whole document: a missing top-level field
+        return ChainError::Syntax { location, message };
+    }
+    match DeTable::parse(text)
+        .ok()
+        .and_then(|t| field_at(t.get_ref(), span.start))
+    {
+        Some(field) if !field.is_empty() => ChainError::Field {
+            location,
+            field,
+            message,
+        },
+        _ => ChainError::Syntax { location, message },
+    }
+}
+
+/// The path of the deepest key or value whose span holds `offset`, e.g. `image[2].args`.
+fn field_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    let mut path = String::new();
+    walk_table(table, offset, &mut path).then_some(path)
+}
+
+fn walk_table(table: &DeTable<'_>, offset: usize, path: &mut String) -> bool {
+    for (key, value) in table {
+        let in_key = key.span().contains(&offset);
+        let in_value = value.span().contains(&offset)
+            || (value.span().is_empty() && value.span().start == offset);
+        if in_key || in_value || contains_deep(value.get_ref(), offset) {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key.get_ref());
+            if !in_key {
+                walk_value(value.get_ref(), offset, path);
+            }
+            return true;
+        }
+    }
+    false
+}
+
+fn walk_value(value: &DeValue<'_>, offset: usize, path: &mut String) {
+    match value {
+        DeValue::Table(t) => {
+            walk_table(t, offset, path);
+        }
+        DeValue::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                if item.span().contains(&offset) || contains_deep(item.get_ref(), offset) {
+                    path.push_str(&format!("[{}]", i + 1));
+                    walk_value(item.get_ref(), offset, path);
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether any key or value inside `value` holds `offset` (array-of-tables spans cover only headers).
+fn contains_deep(value: &DeValue<'_>, offset: usize) -> bool {
+    match value {
+        DeValue::Table(t) => t.iter().any(|(k, v)| {
+            k.span().contains(&offset)
+                || v.span().contains(&offset)
+                || contains_deep(v.get_ref(), offset)
+        }),
+        DeValue::Array(a) => a
+            .iter()
+            .any(|v| v.span().contains(&offset) || contains_deep(v.get_ref(), offset)),
+        _ => false,
+    }
+}

@@ -1,0 +1,35 @@
+//! Views of a chain and a plan: a text tree, Graphviz DOT, Mermaid, JSON, and the plan's text.
+//!
+//! Every function returns a value (a `String` or JSON); printing is the CLI's job.
+
+mod dot;
+mod json;
+mod mermaid;
+mod plan_text;
+mod tree;
+
+pub use dot::dot;
+pub use json::{JSON_SCHEMA, json};
+pub use mermaid::mermaid;
+pub use plan_text::{headline, plan_text};
+pub use tree::tree;
+
+use crate::graph::UseSite;
+
+/// A short note for an edge that is not a FROM: `COPY --from`, `RUN --mount`.
+fn edge_note(uses: &[UseSite]) -> Option<&'static str> {
+    use crate::graph::UseKind;
+    if uses.is_empty() || uses.iter().any(|u| u.kind == UseKind::From) {
+        return None;
+    }
+    if uses.iter().any(|u| u.kind == UseKind::CopyFrom) {
+        Some("COPY --from")
+    } else {
+        Some("RUN --mount")
+    }
+}
+
+/// Colours for teams, cycled in team-name order.
+const PALETTE: &[&str] = &[
+    "#cfe2f3", "#d9ead3", "#fff2cc", "#f4cccc", "#d9d2e9", "#fce5cd", "#d0e0e3", "#ead1dc",
+];
