@@ -1,0 +1,87 @@
+//! The sandbox's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::run::ExitStatus;
+
+/// Everything that can go wrong while planning, running or diffing a sandboxed command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The spec is inconsistent (empty command, relative path, bad mount target, ...).
+    #[error("invalid sandbox spec: {0}")]
+    InvalidSpec(String),
+    /// A file of the root filesystem or of the host could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A `user[:group]` spec could not be resolved through the image's passwd and group files.
+    #[error("{0}")]
+    User(String),
+    /// Neither overlayfs nor a private copy can be isolated here (no mount namespaces).
+    #[error("no isolation available: {0}")]
+    Unsupported(String),
+    /// Setting the sandbox up failed before the command started (mount, pivot_root, chdir, exec).
+    #[error("sandbox setup for `{command}` failed: {message}")]
+    Setup {
+        /// The command, shell-quoted.
+        command: String,
+        /// What failed, as reported from inside the sandbox.
+        message: String,
+    },
+    /// The command ran and failed.
+    #[error("`{command}` {status}{}", tail_suffix(.tail))]
+    CommandFailed {
+        /// The command, shell-quoted.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// Its last lines of output.
+        tail: Vec<String>,
+    },
+    /// The caller cancelled the run; every process and mount of the sandbox is gone.
+    #[error("`{command}` was cancelled")]
+    Cancelled {
+        /// The command, shell-quoted.
+        command: String,
+    },
+    /// A system call of the supervising process failed.
+    #[error("{context}: {source}")]
+    Sys {
+        /// What was being done.
+        context: String,
+        /// The errno.
+        source: nix::Error,
+    },
+}
+
+fn tail_suffix(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; last output:\n{}", tail.join("\n"))
+    }
+}
+
+impl SandboxError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        SandboxError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A failed system call of the supervisor.
+    pub(crate) fn sys(context: impl Into<String>, source: nix::Error) -> Self {
+        SandboxError::Sys {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Run a command in a root filesystem, isolated from the host, and collect what it changed.
+//!
+//! The main entry point is [`run`]: it takes a [`SandboxSpec`] (plain data: the root's layers,
+//! the command, environment, user, mounts, network) and returns a [`RunOutcome`] whose
+//! [`RunOutcome::changes`] lists the new layer's [`Change`]s.
+//!
+//! The key design decision, after youki: everything the sandbox will mount is computed first as
+//! plain data ([`plan_mounts`] → [`MountOp`]s), then performed through the [`Sys`] trait inside
+//! the sandbox's own mount namespace, so plans are unit-tested with [`RecordingSys`] and no root,
+//! and nothing is ever mounted in the caller's namespace.
+//!
+//! Mount points missing from an overlay root (`/proc`, `/dev`, `/etc/resolv.conf`,
+//! `/run/secrets/<id>`, ...) are created in a separate top lower directory, the *mountpoints
+//! layer*, so they never reach the upper directory and the builder has nothing to filter. A
+//! [`RootFs::Dir`] root (and the private-copy fallback) gets them in place: they are listed in
+//! [`RunOutcome::created_mountpoints`] and removed after the run.
+//!
+//! When overlayfs or namespaces are missing ([`probe::capabilities`]), [`Strategy::Auto`] falls
+//! back to a private copy of the layers diffed afterwards ([`diff_tree`]); as non-root the sandbox
+//! runs in a user namespace mapping the caller to root.
+
+pub mod changes;
+pub mod copy;
+pub mod error;
+pub mod output;
+pub mod plan;
+pub mod probe;
+pub mod run;
+pub mod spec;
+pub mod sys;
+pub mod user;
+pub mod view;
+
+pub use changes::{Change, CtimeMark, diff_tree, map_owners, upper_changes};
+pub use error::SandboxError;
+pub use output::{Discard, Output, Stream, Tail, ToWriter};
+pub use plan::{MountOp, MountPlan, Mountpoint, PlanEnv, RootMount, overlay_options, plan_mounts};
+pub use run::{Cancel, ExitStatus, Isolation, RootMode, RunOutcome, run};
+pub use spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, SecretBytes, Strategy};
+pub use sys::{LinuxSys, RecordingSys, Sys, apply};
+pub use user::{ResolvedUser, resolve_user};
+pub use view::LayerView;

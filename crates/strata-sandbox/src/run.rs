@@ -1,0 +1,942 @@
+//! Running a command in the sandbox: processes, namespaces, output, cancellation.
+//!
+//! Processes: the caller forks a *keeper* that unshares the namespaces (mount, PID, UTS, IPC, and
+//! network for [`Network::None`], user when not root) and forks the PID namespace's *init*. Init
+//! performs the mount plan, `pivot_root`s, sets the hostname, drops capabilities from the bounding
+//! set and forks the *command*, which takes its identity, changes directory and `execve`s. Init
+//! reaps every process and exits when the command does; the kernel then kills whatever is left in
+//! the namespace, and the mount namespace, with every sandbox mount, disappears with its last
+//! process. The keeper and init die with their parent (`PR_SET_PDEATHSIG`), so cancelling (or the
+//! caller dying) tears everything down. Nothing is ever mounted in the caller's namespace.
+//!
+//! The forked children allocate (glibc's `fork` keeps `malloc` usable) but take no other lock.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::changes::{Change, CtimeMark, diff_tree, map_owners, upper_changes};
+use crate::copy::copy_view;
+use crate::error::SandboxError;
+use crate::output::{Output, Stream, Tail};
+use crate::plan::{MountOp, Mountpoint, PlanEnv, RootMount, plan_mounts};
+use crate::spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, Strategy};
+use crate::sys::{KEPT_CAPS, LinuxSys, Sys, apply};
+use crate::view::LayerView;
+
+/// A cancellation flag shared with the caller's Ctrl-C handler: once set, the sandbox is killed.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A fresh, unset flag.
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Wrap an existing flag.
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
+        Cancel(flag)
+    }
+
+    /// Ask every running sandbox using this flag to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exited with code {c}"),
+            ExitStatus::Signal(s) => match Signal::try_from(*s) {
+                Ok(sig) => write!(f, "was killed by signal {s} ({sig})"),
+                Err(_) => write!(f, "was killed by signal {s}"),
+            },
+        }
+    }
+}
+
+/// How the root filesystem was realised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootMode {
+    /// overlayfs: the changes are in the upper directory.
+    Overlay,
+    /// A private copy of the layers in the upper directory, diffed afterwards.
+    Copy,
+    /// A [`RootFs::Dir`] used in place.
+    Direct,
+}
+
+/// The isolation a run got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Isolation {
+    /// How the root was realised.
+    pub root: RootMode,
+    /// In a user namespace mapping the caller to root (the caller is not root).
+    pub user_namespace: bool,
+}
+
+/// A successful run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// How the command ended (always success: failures are [`SandboxError::CommandFailed`]).
+    pub status: ExitStatus,
+    /// The last lines of output.
+    pub tail: Vec<String>,
+    /// The isolation used (also logged at info level when it is a fallback).
+    pub isolation: Isolation,
+    /// Mount points the sandbox had to create inside a [`RootFs::Dir`] root (or the private copy),
+    /// as relative paths; they were removed again (and their parents' times restored) after the
+    /// run. Empty for overlay roots: their mount points live in a separate top lower layer (the
+    /// "mountpoints layer") and never reach the upper directory.
+    pub created_mountpoints: Vec<PathBuf>,
+    lowers: Option<LayerView>,
+    root: PathBuf,
+    mark: Option<CtimeMark>,
+    host_ids: (u32, u32),
+}
+
+impl RunOutcome {
+    /// The changes the command made, for an overlay root (from the upper directory or the diff of
+    /// the private copy). Entries' `source` paths point into the upper directory.
+    pub fn changes(&self) -> Result<Vec<Change>, SandboxError> {
+        let mut changes = match (self.isolation.root, &self.lowers) {
+            (RootMode::Overlay, _) => upper_changes(&self.root)?,
+            (RootMode::Copy, Some(lowers)) => diff_tree(lowers, &self.root, self.mark)?,
+            _ => {
+                return Err(SandboxError::InvalidSpec(
+                    "a directory root used in place has no record of its changes".into(),
+                ));
+            }
+        };
+        if self.isolation.user_namespace {
+            map_owners(&mut changes, self.host_ids.0, self.host_ids.1);
+        }
+        Ok(changes)
+    }
+}
+
+/// Run `spec`'s command, streaming its output to `output`, until it ends or `cancel` is set.
+/// A non-zero exit is [`SandboxError::CommandFailed`] with the command, status and output tail.
+pub fn run(
+    spec: &SandboxSpec,
+    output: &mut dyn Output,
+    cancel: &Cancel,
+) -> Result<RunOutcome, SandboxError> {
+    spec.validate()?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    let host_ids = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if rootless && spec.user != Identity::default() && spec.user.uid != 0 {
+        return Err(SandboxError::Unsupported(format!(
+            "running as uid {} needs root: without it only root is mapped in the user namespace",
+            spec.user.uid
+        )));
+    }
+    let root_mode = choose_root(spec)?;
+    let isolation = Isolation {
+        root: root_mode,
+        user_namespace: rootless,
+    };
+    if root_mode == RootMode::Copy || rootless {
+        tracing::info!(
+            ?isolation,
+            "sandbox fallback: {}{}",
+            if root_mode == RootMode::Copy {
+                "overlayfs unavailable, using a private copy of the root"
+            } else {
+                "overlayfs"
+            },
+            if rootless { " in a user namespace" } else { "" }
+        );
+    }
+
+    let scratch = spec.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let state = tempfile::Builder::new()
+        .prefix("strata-sandbox-")
+        .tempdir_in(&scratch)
+        .map_err(|e| SandboxError::io(&scratch, e))?;
+    let st = state.path().to_path_buf();
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| SandboxError::io(p, e)
+    };
+
+    let mut lowers = None;
+    let mut mark = None;
+    let (view, env, root_dir) = match (&spec.rootfs, root_mode) {
+        (
+            RootFs::Overlay {
+                lowers: l,
+                upper,
+                work,
+            },
+            RootMode::Overlay,
+        ) => {
+            fs::create_dir_all(upper).map_err(io(upper))?;
+            fs::create_dir_all(work).map_err(io(work))?;
+            let layer = st.join("mountpoints");
+            let merged = st.join("merged");
+            fs::create_dir(&layer).map_err(io(&layer))?;
+            fs::create_dir(&merged).map_err(io(&merged))?;
+            let mut top_first = vec![layer];
+            top_first.extend(l.iter().rev().cloned());
+            let env = PlanEnv {
+                root: RootMount::Overlay {
+                    lowers_top_first: top_first,
+                    upper: upper.clone(),
+                    work: work.clone(),
+                    userxattr: rootless,
+                },
+                merged,
+                state: st.clone(),
+                rootless,
+            };
+            lowers = Some(LayerView::new(l));
+            (LayerView::new(l), env, upper.clone())
+        }
+        (
+            RootFs::Overlay {
+                lowers: l, upper, ..
+            },
+            _,
+        ) => {
+            fs::create_dir_all(upper).map_err(io(upper))?;
+            if fs::read_dir(upper).map_err(io(upper))?.next().is_some() {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "upper directory {} is not empty",
+                    upper.display()
+                )));
+            }
+            let view = LayerView::new(l);
+            copy_view(&view, upper)?;
+            let m = st.join("mark");
+            fs::write(&m, b"").map_err(io(&m))?;
+            mark = Some(CtimeMark::of(&m).map_err(io(&m))?);
+            lowers = Some(view);
+            let env = PlanEnv {
+                root: RootMount::Bind(upper.clone()),
+                merged: upper.clone(),
+                state: st.clone(),
+                rootless,
+            };
+            (LayerView::single(upper), env, upper.clone())
+        }
+        (RootFs::Dir(dir), _) => {
+            let env = PlanEnv {
+                root: RootMount::Bind(dir.clone()),
+                merged: dir.clone(),
+                state: st.clone(),
+                rootless,
+            };
+            (LayerView::single(dir), env, dir.clone())
+        }
+    };
+
+    let plan = plan_mounts(spec, &view, &env)?;
+    write_state_files(spec, &env)?;
+    let created = match root_mode {
+        RootMode::Overlay => {
+            let RootMount::Overlay {
+                lowers_top_first, ..
+            } = &env.root
+            else {
+                unreachable!("overlay root mode has an overlay root mount")
+            };
+            make_mountpoint_layer(&view, &lowers_top_first[0], &plan.mountpoints)?;
+            Created::default()
+        }
+        RootMode::Copy | RootMode::Direct => Created::make(&root_dir, &plan.mountpoints)?,
+    };
+
+    let result = execute(spec, &plan.ops, rootless, host_ids, output, cancel);
+    let created_mountpoints = created.undo(&root_dir);
+    let created_mountpoints = created_mountpoints?;
+    let (status, tail) = result?;
+    drop(state);
+    Ok(RunOutcome {
+        status,
+        tail,
+        isolation,
+        created_mountpoints,
+        lowers,
+        root: root_dir,
+        mark,
+        host_ids,
+    })
+}
+
+fn choose_root(spec: &SandboxSpec) -> Result<RootMode, SandboxError> {
+    let RootFs::Overlay { .. } = spec.rootfs else {
+        return Ok(RootMode::Direct);
+    };
+    match spec.strategy {
+        Strategy::Overlay => Ok(RootMode::Overlay),
+        Strategy::Copy => Ok(RootMode::Copy),
+        Strategy::Auto => {
+            let caps = crate::probe::capabilities();
+            if caps.overlay {
+                Ok(RootMode::Overlay)
+            } else if caps.namespaces {
+                Ok(RootMode::Copy)
+            } else {
+                Err(SandboxError::Unsupported(
+                    "this process cannot create mount and PID namespaces (nor a user namespace); \
+                     a build step cannot be isolated here"
+                        .into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Copies of the host's resolver files and the secrets, in the private state directory.
+fn write_state_files(spec: &SandboxSpec, env: &PlanEnv) -> Result<(), SandboxError> {
+    if spec.host_files {
+        for (name, default) in [
+            ("resolv.conf", ""),
+            (
+                "hosts",
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            ),
+        ] {
+            let host = Path::new("/etc").join(name);
+            let content = fs::read(&host).unwrap_or_else(|_| default.as_bytes().to_vec());
+            let dest = env.state.join(name);
+            fs::write(&dest, content).map_err(|e| SandboxError::io(&dest, e))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o644))
+                .map_err(|e| SandboxError::io(&dest, e))?;
+        }
+    }
+    for (i, m) in spec.mounts.iter().enumerate() {
+        match m {
+            ExtraMount::Secret {
+                content,
+                uid,
+                gid,
+                mode,
+                ..
+            } => {
+                let dest = env.secret_file(i);
+                let io = |e| SandboxError::io(&dest, e);
+                fs::create_dir_all(dest.parent().unwrap_or(&env.state)).map_err(io)?;
+                fs::write(&dest, &content.0).map_err(io)?;
+                if !env.rootless {
+                    std::os::unix::fs::chown(&dest, Some(*uid), Some(*gid)).map_err(io)?;
+                }
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode & 0o7777))
+                    .map_err(io)?;
+            }
+            ExtraMount::Cache { dir, .. } => {
+                fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
+            }
+            ExtraMount::Bind { .. } | ExtraMount::Tmpfs { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fill the mountpoints layer: each missing mount point, with its ancestors carrying the
+/// image's mode, owner and times (this layer is on top, so the merged view shows them).
+fn make_mountpoint_layer(
+    view: &LayerView,
+    layer: &Path,
+    mountpoints: &[Mountpoint],
+) -> Result<(), SandboxError> {
+    let mut copied: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+    for mp in mountpoints {
+        let parts: Vec<&str> = mp.path.split('/').collect();
+        for n in 1..parts.len() {
+            let rel = parts[..n].join("/");
+            let dest = layer.join(&rel);
+            if dest.exists() {
+                continue;
+            }
+            fs::create_dir(&dest).map_err(|e| SandboxError::io(&dest, e))?;
+            if let Some(e) = view.entry(&rel).map_err(|e| SandboxError::io(&dest, e))?
+                && e.metadata.is_dir()
+            {
+                copied.push((dest, e.metadata));
+            }
+        }
+        let dest = layer.join(&mp.path);
+        let r = if mp.dir {
+            fs::create_dir(&dest)
+        } else {
+            fs::write(&dest, b"")
+        };
+        r.map_err(|e| SandboxError::io(&dest, e))?;
+    }
+    for (dest, md) in copied.iter().rev() {
+        let io = |e| SandboxError::io(dest, e);
+        match std::os::unix::fs::lchown(dest, Some(md.uid()), Some(md.gid())) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => return Err(io(e)),
+        }
+        fs::set_permissions(dest, fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(io)?;
+        set_times(dest, md).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn set_times(path: &Path, md: &fs::Metadata) -> std::io::Result<()> {
+    use nix::sys::time::TimeSpec;
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &TimeSpec::new(md.atime(), md.atime_nsec()),
+        &TimeSpec::new(md.mtime(), md.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
+}
+
+/// Mount points created inside a directory root, undone after the run.
+#[derive(Default)]
+struct Created {
+    /// Relative paths, in creation order.
+    paths: Vec<PathBuf>,
+    /// Parents that existed before, with their metadata (to restore their times).
+    parents: Vec<(PathBuf, fs::Metadata)>,
+}
+
+impl Created {
+    fn make(root: &Path, mountpoints: &[Mountpoint]) -> Result<Created, SandboxError> {
+        let mut created = Created::default();
+        for mp in mountpoints {
+            let rel = PathBuf::from(&mp.path);
+            let dest = root.join(&rel);
+            let parent = dest.parent().unwrap_or(root).to_path_buf();
+            if !created.paths.iter().any(|p| root.join(p) == parent)
+                && !created.parents.iter().any(|(p, _)| *p == parent)
+            {
+                let md = fs::symlink_metadata(&parent).map_err(|e| SandboxError::io(&parent, e))?;
+                created.parents.push((parent, md));
+            }
+            let r = if mp.dir {
+                fs::create_dir(&dest)
+            } else {
+                fs::write(&dest, b"")
+            };
+            r.map_err(|e| SandboxError::io(&dest, e))?;
+            created.paths.push(rel);
+        }
+        Ok(created)
+    }
+
+    /// Remove what was created (only if still empty) and restore the parents' times.
+    fn undo(self, root: &Path) -> Result<Vec<PathBuf>, SandboxError> {
+        for rel in self.paths.iter().rev() {
+            let p = root.join(rel);
+            let r = match fs::symlink_metadata(&p) {
+                Ok(md) if md.is_dir() => fs::remove_dir(&p),
+                Ok(md) if md.is_file() && md.len() == 0 => fs::remove_file(&p),
+                _ => Ok(()),
+            };
+            r.map_err(|e| SandboxError::io(&p, e))?;
+        }
+        for (parent, md) in &self.parents {
+            set_times(parent, md).map_err(|e| SandboxError::io(parent, e))?;
+        }
+        Ok(self.paths)
+    }
+}
+
+/// Everything the children need, prepared before forking.
+struct ChildPlan<'a> {
+    ops: &'a [MountOp],
+    hostname: &'a str,
+    identity: &'a Identity,
+    rootless: bool,
+    host_ids: (u32, u32),
+    network_none: bool,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    candidates: Vec<CString>,
+    cwd: CString,
+    cwd_display: &'a str,
+}
+
+const FD_REPORT: RawFd = 3;
+
+fn cstr(s: &str) -> Result<CString, SandboxError> {
+    CString::new(s).map_err(|_| SandboxError::InvalidSpec(format!("NUL byte in {s:?}")))
+}
+
+fn execute(
+    spec: &SandboxSpec,
+    ops: &[MountOp],
+    rootless: bool,
+    host_ids: (u32, u32),
+    output: &mut dyn Output,
+    cancel: &Cancel,
+) -> Result<(ExitStatus, Vec<String>), SandboxError> {
+    let command = spec.command_line();
+    let env = spec.effective_env();
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
+    let argv0 = &spec.argv[0];
+    let candidates = if argv0.contains('/') {
+        vec![cstr(argv0)?]
+    } else {
+        path.split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| cstr(&format!("{}/{argv0}", d.trim_end_matches('/'))))
+            .collect::<Result<_, _>>()?
+    };
+    let child = ChildPlan {
+        ops,
+        hostname: &spec.hostname,
+        identity: &spec.user,
+        rootless,
+        host_ids,
+        network_none: spec.network == Network::None,
+        argv: spec
+            .argv
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<Result<_, _>>()?,
+        env: env.iter().map(|e| cstr(e)).collect::<Result<_, _>>()?,
+        candidates,
+        cwd: cstr(&spec.cwd)?,
+        cwd_display: &spec.cwd,
+    };
+
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe", e));
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    let devnull = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| SandboxError::sys("open /dev/null", e))?;
+    let parent = nix::unistd::getpid();
+
+    // SAFETY: the child runs `keeper`, which never returns (it ends with `_exit`).
+    let keeper_pid = match unsafe { nix::unistd::fork() } {
+        Err(e) => return Err(SandboxError::sys("fork", e)),
+        Ok(ForkResult::Child) => {
+            let fds = [&devnull, &out_w, &err_w, &rep_w].map(|f| f.as_raw_fd());
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                keeper(&child, parent, fds)
+            }))
+            .unwrap_or(101);
+            // SAFETY: leave the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop((out_w, err_w, rep_w, devnull));
+
+    let mut tail = Tail::new(spec.tail_lines);
+    let killed = pump(&[out_r, err_r], keeper_pid, output, &mut tail, cancel);
+    loop {
+        match waitpid(keeper_pid, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SandboxError::sys("waitpid", e)),
+            Ok(_) => break,
+        }
+    }
+    let tail = tail.finish();
+    let report = read_all(&rep_r);
+    let (error, status) = parse_report(&report);
+    if killed {
+        return Err(SandboxError::Cancelled { command });
+    }
+    if let Some(message) = error {
+        return Err(SandboxError::Setup { command, message });
+    }
+    match status {
+        Some(s) if s.success() => Ok((s, tail)),
+        Some(status) => Err(SandboxError::CommandFailed {
+            command,
+            status,
+            tail,
+        }),
+        None => Err(SandboxError::Setup {
+            command,
+            message: "the sandbox's init process died without a report".into(),
+        }),
+    }
+}
+
+/// Forward output until both pipes close; kill the keeper when cancelled. Returns whether it
+/// was killed.
+fn pump(
+    fds: &[OwnedFd; 2],
+    keeper: Pid,
+    output: &mut dyn Output,
+    tail: &mut Tail,
+    cancel: &Cancel,
+) -> bool {
+    let mut open = [true, true];
+    let mut killed = false;
+    let mut buf = vec![0u8; 64 << 10];
+    while open.iter().any(|o| *o) {
+        if cancel.is_cancelled() && !killed {
+            let _ = kill(keeper, Signal::SIGKILL);
+            killed = true;
+        }
+        let streams: Vec<usize> = (0..2).filter(|i| open[*i]).collect();
+        let mut pfds: Vec<libc::pollfd> = streams
+            .iter()
+            .map(|i| libc::pollfd {
+                fd: fds[*i].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+        if r == 0 || (r < 0 && Errno::last() == Errno::EINTR) {
+            continue;
+        }
+        if r < 0 {
+            break;
+        }
+        let ready: Vec<bool> = pfds.iter().map(|p| p.revents != 0).collect();
+        for (k, i) in streams.into_iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            match nix::unistd::read(&fds[i], &mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) => {
+                    let stream = if i == 0 {
+                        Stream::Stdout
+                    } else {
+                        Stream::Stderr
+                    };
+                    output.output(stream, &buf[..n]);
+                    tail.push(stream, &buf[..n]);
+                }
+                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                Err(_) => open[i] = false,
+            }
+        }
+    }
+    killed
+}
+
+fn read_all(fd: &OwnedFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return out,
+        }
+    }
+}
+
+/// Report records: `E` + u32 length + message; `S` + kind (0 code, 1 signal) + i32.
+fn parse_report(mut b: &[u8]) -> (Option<String>, Option<ExitStatus>) {
+    let (mut error, mut status) = (None, None);
+    while let Some((&tag, rest)) = b.split_first() {
+        match tag {
+            b'E' if rest.len() >= 4 => {
+                let n = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default()) as usize;
+                let msg = &rest[4..(4 + n).min(rest.len())];
+                error.get_or_insert_with(|| String::from_utf8_lossy(msg).into_owned());
+                b = &rest[(4 + n).min(rest.len())..];
+            }
+            b'S' if rest.len() >= 5 => {
+                let v = i32::from_le_bytes(rest[1..5].try_into().unwrap_or_default());
+                status = Some(if rest[0] == 0 {
+                    ExitStatus::Code(v)
+                } else {
+                    ExitStatus::Signal(v)
+                });
+                b = &rest[5..];
+            }
+            _ => break,
+        }
+    }
+    (error, status)
+}
+
+fn report_error(msg: &str) {
+    let mut rec = Vec::with_capacity(msg.len() + 5);
+    rec.push(b'E');
+    rec.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    rec.extend_from_slice(msg.as_bytes());
+    write_fd(FD_REPORT, &rec);
+}
+
+fn report_status(s: ExitStatus) {
+    let (kind, v) = match s {
+        ExitStatus::Code(c) => (0u8, c),
+        ExitStatus::Signal(sig) => (1u8, sig),
+    };
+    let mut rec = vec![b'S', kind];
+    rec.extend_from_slice(&v.to_le_bytes());
+    write_fd(FD_REPORT, &rec);
+}
+
+fn write_fd(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing a valid buffer to a file descriptor we own.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Write this process's user namespace maps: root inside is `uid`/`gid` outside.
+pub(crate) fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
+    fs::write("/proc/self/setgroups", b"deny")?;
+    fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+}
+
+/// The keeper: namespaces, then init. Returns its exit code.
+fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || nix::unistd::getppid() != parent
+    {
+        return 1;
+    }
+    // stdin /dev/null, stdout, stderr, report: 0..=3; everything else closed.
+    for (target, fd) in fds.iter().enumerate() {
+        // SAFETY: dup2 onto the low descriptors; the sources stay open until close_range.
+        if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
+            return 1;
+        }
+    }
+    // SAFETY: fcntl and close_range on descriptors of this process.
+    unsafe {
+        libc::fcntl(FD_REPORT, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::close_range(4, libc::c_uint::MAX, 0);
+    }
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if plan.network_none {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if plan.rootless {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if let Err(e) = nix::sched::unshare(flags) {
+        report_error(&format!("creating namespaces: {}", e.desc()));
+        return 1;
+    }
+    if plan.rootless
+        && let Err(e) = write_id_maps(plan.host_ids.0, plan.host_ids.1)
+    {
+        report_error(&format!("mapping the user namespace: {e}"));
+        return 1;
+    }
+    // SAFETY: the child runs `init`, which ends with `_exit`.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            report_error(&format!("fork: {}", e.desc()));
+            1
+        }
+        Ok(ForkResult::Child) => {
+            let code = init(plan);
+            // SAFETY: leave without running destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // SAFETY: closing our copies of the pipes; init holds its own.
+            unsafe {
+                libc::close(1);
+                libc::close(2);
+                libc::close(FD_REPORT);
+            }
+            loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    _ => return 0,
+                }
+            }
+        }
+    }
+}
+
+/// PID 1 of the sandbox: mounts, then the command, then reaping until it ends.
+fn init(plan: &ChildPlan<'_>) -> i32 {
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
+        || nix::unistd::getppid().as_raw() == 1
+    {
+        // The keeper is already gone (our parent pid outside the namespace reads as 0).
+    }
+    let mut sys = LinuxSys;
+    if let Err(e) = apply(plan.ops, &mut sys) {
+        report_error(&e.to_string());
+        return 1;
+    }
+    if let Err(e) = sys.set_hostname(plan.hostname) {
+        report_error(&format!("sethostname: {}", e.desc()));
+        return 1;
+    }
+    if plan.network_none
+        && let Err(e) = sys.loopback_up()
+    {
+        report_error(&format!("bringing lo up: {}", e.desc()));
+        return 1;
+    }
+    if let Err(e) = sys.drop_bounding_caps(&KEPT_CAPS) {
+        report_error(&format!("dropping capabilities: {}", e.desc()));
+        return 1;
+    }
+    // SAFETY: the child runs `command`, which execs or `_exit`s.
+    let command_pid = match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            report_error(&format!("fork: {}", e.desc()));
+            return 1;
+        }
+        Ok(ForkResult::Child) => {
+            command(plan, &mut sys);
+            // SAFETY: leave without running destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    let mut status = None;
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == command_pid => {
+                status = Some(ExitStatus::Code(code));
+                break;
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command_pid => {
+                status = Some(ExitStatus::Signal(sig as i32));
+                break;
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(s) = status {
+        report_status(s);
+    }
+    0
+}
+
+/// The command's process: identity, directory, exec. Returns only on failure (reported).
+fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
+    // A clean signal state: nothing blocked, default dispositions (Rust ignores SIGPIPE).
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: restoring the default disposition.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        }
+    }
+    let _ = nix::unistd::setsid();
+    if let Err(e) = sys.set_identity(plan.identity, !plan.rootless) {
+        report_error(&format!(
+            "switching to uid {} gid {}: {}",
+            plan.identity.uid,
+            plan.identity.gid,
+            e.desc()
+        ));
+        return;
+    }
+    if let Err(e) = nix::unistd::chdir(plan.cwd.as_c_str()) {
+        report_error(&format!(
+            "working directory {}: {}",
+            plan.cwd_display,
+            e.desc()
+        ));
+        return;
+    }
+    let mut last = Errno::ENOENT;
+    for cand in &plan.candidates {
+        let e = match nix::unistd::execve(cand, &plan.argv, &plan.env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        // Keep the most telling error: "permission denied" beats "not found".
+        if e != Errno::ENOENT && e != Errno::ENOTDIR || last == Errno::ENOENT && e != Errno::ENOENT
+        {
+            last = e;
+        }
+    }
+    report_error(&format!(
+        "cannot execute {}: {}",
+        plan.argv[0].to_string_lossy(),
+        last.desc()
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        let mut b = vec![b'E'];
+        b.extend_from_slice(&5u32.to_le_bytes());
+        b.extend_from_slice(b"boom!");
+        b.extend_from_slice(&[b'S', 1]);
+        b.extend_from_slice(&9i32.to_le_bytes());
+        assert_eq!(
+            parse_report(&b),
+            (Some("boom!".into()), Some(ExitStatus::Signal(9)))
+        );
+        assert_eq!(
+            parse_report(b"S\0\x02\0\0\0"),
+            (None, Some(ExitStatus::Code(2)))
+        );
+        assert_eq!(parse_report(b""), (None, None));
+    }
+
+    #[test]
+    fn exit_status_reads_well() {
+        assert_eq!(ExitStatus::Code(3).to_string(), "exited with code 3");
+        assert_eq!(
+            ExitStatus::Signal(9).to_string(),
+            "was killed by signal 9 (SIGKILL)"
+        );
+    }
+}
