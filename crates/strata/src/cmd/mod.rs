@@ -15,6 +15,10 @@ pub enum Command {
     Version(version::Args),
     /// Read Dockerfiles as BuildKit does: `strata dockerfile parse FILE`.
     Dockerfile(dockerfile::Args),
+    /// List the images in the store.
+    Images(images::Args),
+    /// Check (`fsck`) and clean (`gc`) the content store.
+    Store(store::Args),
 }
 
 /// Run one subcommand.
@@ -22,8 +26,12 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
     match command {
         Command::Version(args) => version::run(args, global),
         Command::Dockerfile(args) => dockerfile::run(args, global),
+        Command::Images(args) => images::run(args, global),
+        Command::Store(args) => store::run(args, global),
     }
 }
 
 mod dockerfile;
+mod images;
+mod store;
 mod version;

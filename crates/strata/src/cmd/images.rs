@@ -1,0 +1,100 @@
+//! `strata images`: list the tagged images in the store.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata images`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON: an array of {reference, digest, mediaType, size}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One listed image.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    reference: String,
+    digest: String,
+    media_type: String,
+    /// Manifest + config + layers, in bytes (absent when the image cannot be read).
+    size: Option<u64>,
+}
+
+/// List the store's tags.
+#[allow(clippy::print_stdout)]
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let path = global.store_path()?;
+    let store = strata_oci::Store::open(&path)
+        .with_context(|| format!("cannot open the store {}", path.display()))?;
+    let tags = store
+        .list()
+        .with_context(|| format!("cannot read {}", store.index_path().display()))?;
+    let rows: Vec<Row> = tags
+        .iter()
+        .map(|tag| Row {
+            reference: tag.name.clone(),
+            digest: tag.descriptor.digest().to_string(),
+            media_type: tag.descriptor.media_type().to_string(),
+            size: store
+                .image_from_descriptor(&tag.descriptor)
+                .ok()
+                .map(|i| i.size()),
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.reference.len())
+        .max()
+        .unwrap_or(0)
+        .max("REFERENCE".len());
+    println!("{:<width$}  {:<19}  SIZE", "REFERENCE", "DIGEST");
+    for row in &rows {
+        let digest = row
+            .digest
+            .strip_prefix("sha256:")
+            .map(|hex| format!("sha256:{}", &hex[..hex.len().min(12)]))
+            .unwrap_or_else(|| row.digest.clone());
+        let size = row
+            .size
+            .map(human_size)
+            .unwrap_or_else(|| "unreadable".into());
+        println!("{:<width$}  {digest:<19}  {size}", row.reference);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes in B/kB/MB/GB (powers of 1000, like podman).
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1_500), "1.5 kB");
+        assert_eq!(human_size(52_000_000), "52.0 MB");
+    }
+}

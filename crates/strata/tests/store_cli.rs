@@ -1,0 +1,155 @@
+//! `strata images`, `strata store fsck`, `strata store gc` against real stores.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use strata_oci::{Digest, Store, random};
+
+fn strata(store: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("strata").unwrap();
+    cmd.env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .arg("--store")
+        .arg(store);
+    cmd
+}
+
+fn store_with_image() -> (tempfile::TempDir, Store, strata_oci::Image) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path().join("store")).unwrap();
+    let image = random::image(&store, 2, 2000).unwrap();
+    store.tag("acme/app:1", image.descriptor()).unwrap();
+    (dir, store, image)
+}
+
+#[test]
+fn images_lists_tags() {
+    let (_dir, store, image) = store_with_image();
+    strata(store.root())
+        .arg("images")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("REFERENCE"))
+        .stdout(predicate::str::contains("localhost/acme/app:1"))
+        .stdout(predicate::str::contains(format!(
+            "sha256:{}",
+            image.digest().short()
+        )));
+    let out = strata(store.root())
+        .args(["images", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["reference"], "localhost/acme/app:1");
+    assert_eq!(rows[0]["digest"], image.digest().to_string());
+    assert_eq!(rows[0]["size"], image.size());
+}
+
+#[test]
+fn store_beside_the_chain_file_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path().join(".strata/store")).unwrap();
+    let image = random::image(&store, 1, 10).unwrap();
+    store.tag("acme/x", image.descriptor()).unwrap();
+    Command::cargo_bin("strata")
+        .unwrap()
+        .env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .arg("-C")
+        .arg(dir.path())
+        .arg("images")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("localhost/acme/x:latest"));
+}
+
+#[test]
+fn missing_store_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    strata(&missing)
+        .arg("images")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(format!(
+            "cannot open the store {}",
+            missing.display()
+        )))
+        .stderr(predicate::str::contains("not an OCI image layout"));
+}
+
+#[test]
+fn fsck_passes_then_names_a_corrupt_blob() {
+    let (_dir, store, image) = store_with_image();
+    strata(store.root())
+        .args(["store", "fsck"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("checked 4 blobs"))
+        .stdout(predicate::str::contains(": ok"));
+
+    let layer = Digest::from_oci(image.layers()[1].digest()).unwrap();
+    fs::write(store.blob_path(&layer), b"flipped bits").unwrap();
+    strata(store.root())
+        .args(["store", "fsck"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("corrupt blob {layer}")))
+        .stderr(predicate::str::contains("localhost/acme/app:1"))
+        .stdout(predicate::str::contains("1 problem"));
+
+    let out = strata(store.root())
+        .args(["store", "fsck", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["problems"][0]["kind"], "corrupt");
+    assert_eq!(report["problems"][0]["digest"], layer.to_string());
+    assert_eq!(
+        report["problems"][0]["referenced_by"][0],
+        "localhost/acme/app:1"
+    );
+}
+
+#[test]
+fn gc_removes_only_unreferenced_blobs() {
+    let (_dir, store, kept) = store_with_image();
+    let orphan = random::image(&store, 1, 1000).unwrap();
+    strata(store.root())
+        .args(["store", "gc", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "would remove {}",
+            orphan.digest()
+        )))
+        .stdout(predicate::str::contains("would remove 3 blobs"));
+    assert!(store.has_blob(&orphan.digest()));
+
+    let out = strata(store.root())
+        .args(["store", "gc", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["removed"].as_array().unwrap().len(), 3);
+    assert_eq!(report["kept"], 4);
+    assert!(!store.has_blob(&orphan.digest()));
+    assert!(store.has_blob(&kept.digest()));
+    strata_oci::validate::image(&store, "acme/app:1").unwrap();
+    strata(store.root())
+        .args(["store", "fsck"])
+        .assert()
+        .success();
+}
