@@ -15,6 +15,12 @@ pub enum Command {
     Version(version::Args),
     /// Read Dockerfiles as BuildKit does: `strata dockerfile parse FILE`.
     Dockerfile(dockerfile::Args),
+    /// Show the chain's image graph: `--format text|dot|json|mermaid`.
+    Graph(graph::Args),
+    /// What a change rebuilds, in order, why, and which teams it affects.
+    Plan(plan::Args),
+    /// Scaffold the three-tier example chain (base → corebuild → httpd-php → wordpress).
+    Init(init::Args),
     /// List the images in the store.
     Images(images::Args),
     /// Check (`fsck`) and clean (`gc`) the content store.
@@ -26,12 +32,18 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
     match command {
         Command::Version(args) => version::run(args, global),
         Command::Dockerfile(args) => dockerfile::run(args, global),
+        Command::Graph(args) => graph::run(args, global),
+        Command::Plan(args) => plan::run(args, global),
+        Command::Init(args) => init::run(args, global),
         Command::Images(args) => images::run(args, global),
         Command::Store(args) => store::run(args, global),
     }
 }
 
 mod dockerfile;
+mod graph;
 mod images;
+mod init;
+mod plan;
 mod store;
 mod version;

@@ -1,0 +1,69 @@
+//! `strata graph`: the chain's images as a tree, DOT, Mermaid or JSON.
+
+use std::process::ExitCode;
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use strata_chain::{Chain, NothingBuilt, render};
+
+use crate::global::GlobalArgs;
+
+/// Output formats of `strata graph`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// A tree: roots at the top, one line per image with owner, tier and status.
+    Text,
+    /// Graphviz DOT (render with `dot -Tsvg`), a cluster per team.
+    Dot,
+    /// JSON, schema strata.chain/v1 (docs/chain.md).
+    Json,
+    /// A Mermaid `graph TD` flowchart.
+    Mermaid,
+}
+
+/// Arguments of `strata graph`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+/// Print the chain's graph.
+#[allow(clippy::print_stdout)]
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let chain = load_chain(global)?;
+    // nothing has been built yet (builds come with a later issue): every image is never built
+    let statuses = chain.statuses(&NothingBuilt)?;
+    match args.format {
+        Format::Text => print!("{}", render::tree(&chain, &statuses)),
+        Format::Dot => print!("{}", render::dot(&chain)),
+        Format::Mermaid => print!("{}", render::mermaid(&chain)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::json(&chain, &statuses))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load the chain named by `-C`, `--chain` or `STRATA_CHAIN`. Paths in errors are relative to the
+/// current directory when inside it, so they read `strata.toml:7:9: ...`.
+pub(super) fn load_chain(global: &GlobalArgs) -> Result<Chain> {
+    let path = global.chain_path()?;
+    if !path.exists() {
+        bail!(
+            "no chain file at {} (create one with `strata init`, or pass --chain FILE)",
+            path.display()
+        );
+    }
+    let cwd = std::env::current_dir()?;
+    let shown = path.strip_prefix(&cwd).unwrap_or(&path);
+    let shown = if shown.as_os_str().is_empty() {
+        Path::new(&path)
+    } else {
+        shown
+    };
+    Ok(Chain::load(shown)?)
+}

@@ -1,0 +1,65 @@
+//! `strata init [DIR]`: scaffold the article's three-tier chain, runnable offline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use strata_chain::rootfs::DEFAULT_BUSYBOX;
+use strata_chain::scaffold;
+
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata init`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The directory to create the chain in (default: the working directory).
+    dir: Option<PathBuf>,
+    /// Only (re)write the example's base root filesystem, DIR/base/rootfs.tar (for a checkout of
+    /// examples/three-tier, where it is not committed).
+    #[arg(long)]
+    rootfs_only: bool,
+    /// The statically linked busybox to build the base from.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_BUSYBOX)]
+    busybox: PathBuf,
+}
+
+/// Write the example chain.
+#[allow(clippy::print_stdout)]
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let workdir = global.workdir()?;
+    let dir = match &args.dir {
+        Some(d) => workdir.join(d),
+        None => workdir,
+    };
+    let shown = display(&dir);
+    if args.rootfs_only {
+        let path = scaffold::init_rootfs(&dir, &args.busybox)
+            .with_context(|| format!("cannot write the base rootfs in {shown}"))?;
+        println!("wrote {}", display(&path));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let files = scaffold::init_example(&dir, &args.busybox)
+        .with_context(|| format!("cannot create the example chain in {shown}"))?;
+    println!("created the three-tier example chain in {shown}:");
+    for f in files {
+        println!("  {}", f.display());
+    }
+    let c = if args.dir.is_some() {
+        format!(" -C {shown}")
+    } else {
+        String::new()
+    };
+    println!("next: strata{c} graph, strata{c} plan --changed corebuild");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `path` relative to the current directory when inside it.
+fn display(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
