@@ -46,6 +46,7 @@ impl BlobWriter {
     pub(crate) fn new(store: &Store) -> Result<BlobWriter> {
         let lease = store.lease()?;
         let tmp_dir = store.tmp_dir();
+        fs::create_dir_all(&tmp_dir).map_err(io_err(&tmp_dir))?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp_dir)

@@ -110,10 +110,11 @@ impl Store {
             }
             // No lease is held, so every temp file belongs to a writer that died.
             let tmp_dir = self.tmp_dir();
-            let mut temps: Vec<PathBuf> = fs::read_dir(&tmp_dir)
-                .map_err(io_err(&tmp_dir))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
+            let mut temps: Vec<PathBuf> = match fs::read_dir(&tmp_dir) {
+                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(io_err(&tmp_dir)(e)),
+            };
             temps.extend(
                 fs::read_dir(self.root())
                     .map_err(io_err(self.root()))?

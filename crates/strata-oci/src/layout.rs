@@ -68,9 +68,8 @@ impl Store {
                 reason: format!("unsupported oci-layout {text}"),
             });
         }
-        let store = Store { root };
-        store.ensure_private_dirs()?;
-        Ok(store)
+        // Nothing is created on open: fsck and reads work on a read-only store.
+        Ok(Store { root })
     }
 
     /// Open the layout at `dir`, creating it (and its parents) when it does not exist yet.
@@ -251,6 +250,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
     OpenOptions::new()
         .read(true)
         .write(true)

@@ -99,8 +99,9 @@ struct Unpacker<'a> {
     options: &'a UnpackOptions,
     /// Paths (relative, resolved) this layer created: an opaque marker keeps them.
     created: HashSet<PathBuf>,
-    /// Directory mtimes, applied last (creating children changes them).
-    dir_times: Vec<(PathBuf, u64)>,
+    /// Directory modes and mtimes, applied last (creating children changes mtimes, and a
+    /// read-only mode would block them).
+    dirs: Vec<(PathBuf, u32, u64)>,
     report: UnpackReport,
 }
 
@@ -141,7 +142,7 @@ impl<'a> Unpacker<'a> {
             root,
             options,
             created: HashSet::new(),
-            dir_times: Vec::new(),
+            dirs: Vec::new(),
             report: UnpackReport::default(),
         })
     }
@@ -152,8 +153,14 @@ impl<'a> Unpacker<'a> {
             let entry = entry.map_err(err())?;
             self.apply(entry)?;
         }
-        for (path, mtime) in self.dir_times.iter().rev() {
-            set_mtime(&self.root.join(path), *mtime)?;
+        for (path, mode, mtime) in self.dirs.iter().rev() {
+            let full = self.root.join(path);
+            // A later entry may have replaced the directory (or a whiteout removed it).
+            if !fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).map_err(io_err(&full))?;
+            set_mtime(&full, *mtime)?;
         }
         Ok(self.report)
     }
@@ -359,8 +366,9 @@ impl<'a> Unpacker<'a> {
             std::os::unix::fs::lchown(&target, Some(uid as u32), Some(gid as u32))
                 .map_err(io_err(&target))?;
         }
-        if kind != EntryType::Symlink {
-            // After chown, which clears setuid/setgid.
+        if kind != EntryType::Symlink && kind != EntryType::Directory {
+            // After chown, which clears setuid/setgid. Directories get their mode at the end, so
+            // a read-only directory can still receive its children.
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                 .map_err(io_err(&target))?;
         }
@@ -372,7 +380,7 @@ impl<'a> Unpacker<'a> {
             }
         }
         if kind == EntryType::Directory {
-            self.dir_times.push((rel.clone(), mtime));
+            self.dirs.push((rel.clone(), mode, mtime));
         } else {
             set_mtime(&target, mtime)?;
         }
