@@ -447,7 +447,11 @@ pub struct Maintainer {
 
 /// Quote `s` as a JSON string when it would not read back as one word.
 fn word(s: &str) -> String {
-    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+    if !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+    {
         s.to_string()
     } else {
         serde_json::to_string(s).unwrap_or_default()
@@ -460,6 +464,32 @@ fn name<T: Serialize>(v: T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// A duration as Go prints it (`1m30s`, `500ms`).
+fn go_duration(ns: u64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000_000_000 {
+        return match ns {
+            n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+            n if n % 1_000 == 0 => format!("{}µs", n / 1_000),
+            n => format!("{n}ns"),
+        };
+    }
+    let (h, rest) = (ns / 3_600_000_000_000, ns % 3_600_000_000_000);
+    let (m, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
+    let secs = rest as f64 / 1e9;
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{secs}s"));
+    out
 }
 
 fn json_array(v: &[String]) -> String {
@@ -509,8 +539,10 @@ impl std::fmt::Display for Command {
             Command::Run(x) => {
                 for m in &x.mounts {
                     let mut s = format!("--mount=type={}", name(m.kind));
-                    if let Some(t) = &m.target {
-                        s.push_str(&format!(",target={t}"));
+                    for (k, v) in [("id", &m.id), ("source", &m.source), ("target", &m.target)] {
+                        if let Some(v) = v {
+                            s.push_str(&format!(",{k}={v}"));
+                        }
                     }
                     if let Some(t) = &m.from {
                         s.push_str(&format!(",from={t}"));
@@ -588,7 +620,7 @@ impl std::fmt::Display for Command {
                         ("start-interval", c.start_interval_ns),
                     ] {
                         if let Some(ns) = v {
-                            parts.push(format!("--{name}={}ms", ns / 1_000_000));
+                            parts.push(format!("--{name}={}", go_duration(ns)));
                         }
                     }
                     if let Some(r) = c.retries {

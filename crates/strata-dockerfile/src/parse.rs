@@ -73,6 +73,9 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         let mut inst = parse_instruction(&ctx, 0, &heredocs)?;
         inst.end_line = end_line;
         inst.original = original;
+        if let Command::Onbuild(o) = &mut inst.command {
+            o.trigger.end_line = end_line;
+        }
         match inst.command {
             Command::From(_) => seen_from = true,
             Command::Arg(_) => {}
@@ -791,7 +794,7 @@ fn name_values(
         }
         let is_ws = |c: char| matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ');
         let key = parts[0].0.clone();
-        let value = args[parts[0].0.len()..]
+        let value = args[parts[0].1 + parts[0].0.len()..]
             .trim_start_matches(is_ws)
             .to_string();
         return Ok(vec![KeyValue {

@@ -1,9 +1,9 @@
 //! A check of image references against the distribution reference grammar
 //! (`[host[:port]/]name[:tag][@digest]`, lower-case repository path).
 
-/// Check `r` is a well-formed image reference; the error says what is wrong.
+/// Check `r` is a well-formed image reference; the error says what is wrong (without `r`).
 pub fn validate_reference(r: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("invalid reference format: {why}: {r:?}"));
+    let bad = |why: &str| Err(why.to_string());
     if r.is_empty() {
         return bad("empty reference");
     }

@@ -36,8 +36,10 @@ pub struct ResolveOptions {
     /// The config `Env` (`KEY=VALUE` pairs) of external base images, keyed by the reference as
     /// it appears after expansion. A stage on an image missing here starts with only `PATH`.
     pub base_env: BTreeMap<String, Vec<(String, String)>>,
-    /// The target platform (`os/arch[/variant]`); None: the host's (`linux/<arch>`).
+    /// The target platform (`os/arch[/variant]`); None: the build platform.
     pub platform: Option<String>,
+    /// The build platform (`os/arch[/variant]`); None: the host's (`linux/<arch>`).
+    pub build_platform: Option<String>,
 }
 
 /// A stage's base.
@@ -194,7 +196,10 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     let mut declared: Vec<String> = Vec::new();
 
     // BuildKit's automatic platform ARGs, overridable by build args
-    let (bos, barch, bvar) = host_platform();
+    let (bos, barch, bvar) = match &opts.build_platform {
+        Some(p) => platform_parts(p),
+        None => host_platform(),
+    };
     let (tos, tarch, tvar) = match &opts.platform {
         Some(p) => platform_parts(p),
         None => (bos.clone(), barch.clone(), bvar.clone()),
@@ -207,6 +212,15 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             _ => None,
         })
         .collect();
+    if stage_names.is_empty() {
+        let line = df.instructions.last().map_or(1, |i| i.start_line);
+        return Err(Error::new(
+            line,
+            1,
+            None,
+            "dockerfile contains no stages to build (no FROM)",
+        ));
+    }
     let target_stage = match &opts.target {
         None => stage_names.len().saturating_sub(1),
         Some(t) => match find_stage(&stage_names, t) {
@@ -232,11 +246,13 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             }
         },
     };
-    let target_name = stage_names
-        .get(target_stage)
-        .cloned()
-        .flatten()
-        .unwrap_or_default();
+    let target_name = opts.target.clone().unwrap_or_else(|| {
+        stage_names
+            .get(target_stage)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+    });
     let mut global: Vec<(String, String)> = vec![
         ("BUILDPLATFORM".into(), format_platform(&bos, &barch, &bvar)),
         ("BUILDOS".into(), bos.clone()),
@@ -315,7 +331,13 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 } else if image == "scratch" {
                     Base::Scratch
                 } else {
-                    validate_reference(&image).map_err(|e| err_at(inst, Some(&f.image), e))?;
+                    validate_reference(&image).map_err(|e| {
+                        err_at(
+                            inst,
+                            Some(&f.image),
+                            format!("invalid reference format: {e}: {image:?}"),
+                        )
+                    })?;
                     Base::Image(image.clone())
                 };
                 let (state, env) = match &base {
@@ -461,7 +483,7 @@ fn stage_or_image(
                 err_at(
                     inst,
                     Some(value),
-                    format!("{value:?} names no stage and is not an image reference ({e})"),
+                    format!("{value:?} names no stage and is not a valid image reference: {e}"),
                 )
             })?;
             Ok(Base::Image(value.to_string()))
