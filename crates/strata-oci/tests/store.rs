@@ -290,9 +290,25 @@ fn child_tagger() {
     };
     let store = Store::open(&dir).unwrap();
     let d = store.resolve("seed/image").unwrap();
-    for i in 0..40 {
+    let count: usize = std::env::var("STRATA_OCI_TEST_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(40);
+    for i in 0..count {
         store.tag(&format!("{prefix}/img:v{i}"), &d).unwrap();
     }
+}
+
+fn spawn_tagger(store: &Store, prefix: &str, count: usize) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_tagger", "--test-threads=1"])
+        .env("STRATA_OCI_TEST_STORE", store.root())
+        .env("STRATA_OCI_TEST_PREFIX", prefix)
+        .env("STRATA_OCI_TEST_COUNT", count.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -300,21 +316,43 @@ fn two_processes_tagging_lose_nothing() {
     let (_dir, store) = store();
     let img = random::image(&store, 1, 10).unwrap();
     store.tag("seed/image", img.descriptor()).unwrap();
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = ["p1", "p2", "p3"]
         .iter()
-        .map(|prefix| {
-            Command::new(&exe)
-                .args(["--exact", "child_tagger", "--test-threads=1"])
-                .env("STRATA_OCI_TEST_STORE", store.root())
-                .env("STRATA_OCI_TEST_PREFIX", prefix)
-                .spawn()
-                .unwrap()
-        })
+        .map(|prefix| spawn_tagger(&store, prefix, 40))
         .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     assert_eq!(store.list().unwrap().len(), 1 + 3 * 40);
     assert!(store.fsck().unwrap().is_ok());
+}
+
+#[test]
+fn a_killed_tagger_leaves_a_valid_index() {
+    let (_dir, store) = store();
+    let img = random::image(&store, 1, 10).unwrap();
+    store.tag("seed/image", img.descriptor()).unwrap();
+    for round in 0..3 {
+        let before = store.list().unwrap().len();
+        let mut child = spawn_tagger(&store, &format!("k{round}"), 100_000);
+        // Kill it mid-stream, once it has written some tags (no timing involved).
+        while store.list().unwrap().len() < before + 3 {
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // index.json is always whole: the old or the new version.
+        let tags = store.list().unwrap();
+        assert!(tags.iter().any(|t| t.name == "localhost/seed/image:latest"));
+        assert!(store.fsck().unwrap().is_ok());
+    }
+    // Temp files a killed writer may leave are gc's to remove; nothing referenced goes.
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert!(report.removed.is_empty());
+    validate::image(&store, "seed/image").unwrap();
 }
