@@ -84,9 +84,9 @@ pub type CopyPlan = BTreeMap<String, PlannedEntry>;
 
 /// Where sources come from.
 #[derive(Debug)]
-pub enum CopySource<'a> {
+pub enum CopySource {
     /// Paths (with wildcards) in a context or a stage's root filesystem.
-    Tree(&'a BuildContext, Vec<String>),
+    Tree(BuildContext, Vec<String>),
     /// A heredoc: its name (used as the file name when the destination is a directory) and bytes.
     Inline(String, Vec<u8>),
 }
@@ -106,6 +106,8 @@ pub struct CopyOptions {
     pub excludes: Vec<String>,
     /// `--parents`: keep each source's path below the destination.
     pub parents: bool,
+    /// Keep the sources' own owners (ADD of a local archive without `--chown`).
+    pub preserve_owner: bool,
 }
 
 /// One matched source item before placement.
@@ -118,7 +120,7 @@ struct Item {
 /// Plan a COPY/ADD of `sources` into the image described by `image`.
 pub fn plan_copy(
     image: &FsIndex,
-    sources: &[CopySource<'_>],
+    sources: &[CopySource],
     opts: &CopyOptions,
 ) -> Result<CopyPlan, CopyError> {
     let owner = opts.owner.unwrap_or(Owner { uid: 0, gid: 0 });
@@ -174,6 +176,7 @@ pub fn plan_copy(
         image,
         plan: &mut plan,
         owner,
+        preserve_owner: opts.preserve_owner && opts.owner.is_none(),
     };
     if single_file && !dest_says_dir && !dest_exists_as_dir {
         // One file to a file path.
@@ -240,7 +243,7 @@ pub fn plan_copy(
 }
 
 /// Whether the context that produced `entry` excludes `full` (a path below a copied directory).
-fn source_excluded(sources: &[CopySource<'_>], entry: &ContextEntry, full: &str) -> bool {
+fn source_excluded(sources: &[CopySource], entry: &ContextEntry, full: &str) -> bool {
     sources.iter().any(|s| match s {
         CopySource::Tree(ctx, _) => entry.path.starts_with(ctx.root()) && ctx.is_excluded(full),
         CopySource::Inline(..) => false,
@@ -252,6 +255,7 @@ struct Placer<'a> {
     image: &'a FsIndex,
     plan: &'a mut CopyPlan,
     owner: Owner,
+    preserve_owner: bool,
 }
 
 impl Placer<'_> {
@@ -351,8 +355,34 @@ impl Placer<'_> {
         } else {
             return Err(CopyError::Unsupported(entry.rel.clone()));
         };
-        self.put(target, content, mode)
+        self.put(target, content, mode)?;
+        if self.preserve_owner {
+            use std::os::unix::fs::MetadataExt;
+            let key = target.trim_start_matches('/');
+            if let Some(planned) = self.plan.get_mut(key) {
+                planned.owner = Owner {
+                    uid: entry.meta.uid(),
+                    gid: entry.meta.gid(),
+                };
+            }
+        }
+        Ok(())
     }
+}
+
+/// Plan the creation of directory `dir` (absolute, already resolved against WORKDIR) and its
+/// missing parents, owned by `owner` (WORKDIR creates its directory as the current USER).
+pub fn plan_mkdir(image: &FsIndex, dir: &str, owner: Owner) -> Result<CopyPlan, CopyError> {
+    let mut plan = CopyPlan::new();
+    let resolved = scoped::resolve(image, dir, true)?;
+    Placer {
+        image,
+        plan: &mut plan,
+        owner,
+        preserve_owner: false,
+    }
+    .ensure_dir(&resolved)?;
+    Ok(plan)
 }
 
 /// With `--parents`, what is kept below the destination: the path after a `/./` pivot in the
@@ -450,7 +480,7 @@ mod tests {
     fn file_to_file_and_file_into_dir() {
         let (_d, c) = ctx(&[("motd", "hi")]);
         let image = image_with(&[("etc", true)], &[]);
-        let src = [CopySource::Tree(&c, vec!["motd".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["motd".into()])];
         assert_eq!(
             keys(&plan_copy(&image, &src, &opts("/etc/motd")).unwrap()),
             ["etc/motd"]
@@ -471,7 +501,7 @@ mod tests {
     fn directory_sources_copy_their_contents() {
         let (_d, c) = ctx(&[("app/index.php", "<?php"), ("app/inc/a.php", "a")]);
         let image = image_with(&[("var", true)], &[]);
-        let src = [CopySource::Tree(&c, vec!["app".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["app".into()])];
         let mut o = opts("html");
         o.workdir = "/var/www".into();
         o.owner = Some(Owner { uid: 33, gid: 33 });
@@ -495,7 +525,7 @@ mod tests {
     fn several_sources_need_a_directory() {
         let (_d, c) = ctx(&[("a", ""), ("b", "")]);
         let image = FsIndex::new();
-        let src = [CopySource::Tree(&c, vec!["a".into(), "b".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["a".into(), "b".into()])];
         assert!(matches!(
             plan_copy(&image, &src, &opts("/x")),
             Err(CopyError::DestNotDirectory { count: 2, .. })
@@ -513,7 +543,7 @@ mod tests {
             &[("opt", true)],
             &[("usr/local", "/opt"), ("escape", "../../../../etc")],
         );
-        let src = [CopySource::Tree(&c, vec!["tool".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["tool".into()])];
         assert_eq!(
             keys(&plan_copy(&image, &src, &opts("/usr/local/bin/")).unwrap()),
             ["opt/bin", "opt/bin/tool"]
@@ -529,7 +559,7 @@ mod tests {
     fn a_file_in_the_way_is_an_error() {
         let (_d, c) = ctx(&[("a", "")]);
         let image = image_with(&[("etc", true), ("etc/hosts", false)], &[]);
-        let src = [CopySource::Tree(&c, vec!["a".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["a".into()])];
         let err = plan_copy(&image, &src, &opts("/etc/hosts/x/")).unwrap_err();
         assert!(
             err.to_string().contains("/etc/hosts is not a directory"),
@@ -544,7 +574,7 @@ mod tests {
         let mut o = opts("/out/");
         o.chmod = Some(0o600);
         o.excludes = vec!["*.log".into()];
-        let src = [CopySource::Tree(&c, vec!["src".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["src".into()])];
         let plan = plan_copy(&image, &src, &o).unwrap();
         assert_eq!(
             keys(&plan),
@@ -554,7 +584,7 @@ mod tests {
 
         let mut o = opts("/p/");
         o.parents = true;
-        let src = [CopySource::Tree(&c, vec!["src/sub/c.txt".into()])];
+        let src = [CopySource::Tree(c.clone(), vec!["src/sub/c.txt".into()])];
         assert_eq!(
             keys(&plan_copy(&image, &src, &o).unwrap()),
             ["p", "p/src", "p/src/sub", "p/src/sub/c.txt"]
@@ -573,7 +603,7 @@ mod tests {
         let (d, _) = ctx(&[("app/keep.php", ""), ("app/secret.key", "")]);
         fs::write(d.path().join(".dockerignore"), "app/*.key\n").unwrap();
         let c = BuildContext::open(d.path(), None).unwrap();
-        let src = [CopySource::Tree(&c, vec![".".into()])];
+        let src = [CopySource::Tree(c.clone(), vec![".".into()])];
         let plan = plan_copy(&FsIndex::new(), &src, &opts("/srv/")).unwrap();
         assert!(plan.contains_key("srv/app/keep.php"));
         assert!(!plan.contains_key("srv/app/secret.key"));

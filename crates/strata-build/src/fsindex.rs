@@ -104,6 +104,23 @@ impl FsIndex {
             .map(|n| n.layer)
     }
 
+    /// Start a new layer whose paths are added with [`FsIndex::insert`]; returns its index.
+    pub fn begin_layer(&mut self) -> usize {
+        self.layers += 1;
+        self.layers - 1
+    }
+
+    /// Add or replace `path` (a whole subtree is replaced unless both old and new are directories).
+    pub fn insert(&mut self, path: &str, node: Node) {
+        let path = normalise(path);
+        if let Some(old) = self.nodes.get(&path)
+            && !(old.kind == NodeKind::Dir && node.kind == NodeKind::Dir)
+        {
+            self.remove_tree(&path);
+        }
+        self.nodes.insert(path, node);
+    }
+
     /// Apply one uncompressed tar layer on top: entries add or replace paths, `.wh.<name>` deletes a
     /// path and its subtree, `.wh..wh..opq` empties a directory of what lower layers put there.
     pub fn apply_tar<R: Read>(&mut self, tar: R) -> io::Result<LayerEffect> {

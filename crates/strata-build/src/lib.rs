@@ -1,9 +1,15 @@
 //! Build one OCI image from a Dockerfile, natively and daemonless.
 
+pub mod add;
+pub mod builder;
 pub mod config;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;
+pub mod error;
 pub mod fsindex;
+pub mod layer;
+pub mod metadata;
 pub mod scoped;
+mod squash;
 pub mod users;

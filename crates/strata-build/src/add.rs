@@ -1,0 +1,183 @@
+//! ADD's extra sources: URLs (downloaded, `--checksum` verified) and local archives (extracted).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::StepError;
+
+/// The compression of a local file that ADD would unpack, by its magic bytes; None when the file is
+/// not an archive ADD unpacks.
+pub fn archive_kind(path: &Path) -> Option<ArchiveKind> {
+    let mut head = [0u8; 512];
+    let mut file = fs::File::open(path).ok()?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(ArchiveKind::Gzip)
+    } else if head.starts_with(b"BZh") {
+        Some(ArchiveKind::Bzip2)
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some(ArchiveKind::Xz)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(ArchiveKind::Zstd)
+    } else if n >= 262 && &head[257..262] == b"ustar" {
+        Some(ArchiveKind::Tar)
+    } else {
+        None
+    }
+}
+
+/// A local archive's compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// Plain tar.
+    Tar,
+    /// tar.gz.
+    Gzip,
+    /// tar.bz2.
+    Bzip2,
+    /// tar.xz.
+    Xz,
+    /// tar.zst.
+    Zstd,
+}
+
+/// Extract a local archive into `dest` (an empty directory), owners kept, never writing outside
+/// `dest` (the store's safe unpacker, whiteout files kept as ordinary files). A path that is not
+/// a valid tar after decompression is an error.
+pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), StepError> {
+    let io = |source| StepError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    let reader: Box<dyn Read> = match kind {
+        // gzip and zstd are detected by the unpacker itself.
+        ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Zstd => Box::new(file),
+        ArchiveKind::Bzip2 => Box::new(bzip2::read::BzDecoder::new(file)),
+        ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new(file)),
+    };
+    let options = strata_oci::tar::UnpackOptions {
+        whiteouts: false,
+        ..Default::default()
+    };
+    strata_oci::tar::unpack_layer(reader, dest, &options).map_err(|e| {
+        StepError::Unsupported(format!("{}: cannot extract archive: {e}", path.display()))
+    })?;
+    Ok(())
+}
+
+/// Download `url` into `dir`, named after the URL's last path segment; verify `checksum`
+/// (`sha256:<hex>`) when given. Returns the file path.
+pub fn download(url: &str, checksum: Option<&str>, dir: &Path) -> Result<PathBuf, StepError> {
+    let fail = |reason: String| StepError::Download {
+        url: url.to_string(),
+        reason,
+    };
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .unwrap_or("download")
+        .to_string();
+    let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut body = response.into_body().into_reader();
+    let path = dir.join(&name);
+    let mut out = fs::File::create(&path).map_err(|source| StepError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = body.read(&mut buf).map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|source| StepError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if let Some(expected) = checksum
+        && expected != actual
+    {
+        return Err(StepError::Checksum {
+            url: url.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(path)
+}
+
+/// True when an ADD source is a URL.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// True when an ADD source is a git repository, which this builder cannot fetch.
+pub fn is_git(source: &str) -> bool {
+    source.starts_with("git@")
+        || source.starts_with("git://")
+        || (is_url(source)
+            && source
+                .split(['?', '#'])
+                .next()
+                .is_some_and(|u| u.ends_with(".git")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_are_recognised_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.tar");
+        let mut b = tar::Builder::new(fs::File::create(&plain).unwrap());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        assert_eq!(archive_kind(&plain), Some(ArchiveKind::Tar));
+        let text = dir.path().join("notes.tar");
+        fs::write(&text, "not an archive").unwrap();
+        assert_eq!(archive_kind(&text), None);
+        let bz = dir.path().join("a.tar.bz2");
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        enc.write_all(&fs::read(&plain).unwrap()).unwrap();
+        fs::write(&bz, enc.finish().unwrap()).unwrap();
+        assert_eq!(archive_kind(&bz), Some(ArchiveKind::Bzip2));
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        extract_archive(&bz, ArchiveKind::Bzip2, &out).unwrap();
+        assert_eq!(fs::read(out.join("f")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn git_and_url_sources() {
+        assert!(is_url("https://example.com/a.tgz"));
+        assert!(is_git("https://example.com/repo.git#main"));
+        assert!(is_git("git@example.com:org/repo"));
+        assert!(!is_git("https://example.com/a.tgz"));
+    }
+}

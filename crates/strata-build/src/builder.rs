@@ -1,0 +1,877 @@
+//! Build one image: resolve the Dockerfile, execute the needed stages in order, write the result.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use strata_dockerfile::{Base, Command, ResolveOptions, Resolved, ResolvedInstruction, Source};
+use strata_oci::tar::LayerOptions;
+use strata_oci::{Compression, Descriptor, Digest, MediaType, Reference, Store};
+
+use crate::add;
+use crate::config::{History, ImageConfig};
+use crate::context::{BuildContext, StatCache};
+use crate::copy::{self, CopyOptions, CopySource};
+use crate::error::{BuildError, StepError};
+use crate::fsindex::FsIndex;
+use crate::layer::{self, LayerRef, StepCache};
+use crate::metadata::{self, StageFlags};
+use crate::squash;
+use crate::users::{self, Owner};
+
+/// Manifest annotation: the base image's reference.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Manifest annotation: the base image's manifest digest.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Manifest annotation: creation time.
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+
+/// How layers are squashed at the end of a build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Squash {
+    /// Keep every layer.
+    #[default]
+    None,
+    /// The layers this Dockerfile added become one (`--squash`, buildah's meaning).
+    Own,
+    /// All layers, the base's included, become one (`--squash-all`).
+    All,
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (default `<context>/Dockerfile`).
+    pub dockerfile: Option<PathBuf>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// References to tag the result with.
+    pub tags: Vec<String>,
+    /// Squashing.
+    pub squash: Squash,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Timestamps are clamped to this (seconds since the epoch; `SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: u64,
+    /// Where step results and the context stat cache live; None disables the step cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Extra manifest annotations (strata's build key, for instance).
+    pub annotations: BTreeMap<String, String>,
+    /// Set to true to stop the build between steps (and kill a running RUN).
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl BuildOptions {
+    /// Options for `context` with every default.
+    pub fn new(context: impl Into<PathBuf>) -> Self {
+        Self {
+            context: context.into(),
+            dockerfile: None,
+            build_args: BTreeMap::new(),
+            target: None,
+            tags: Vec::new(),
+            squash: Squash::None,
+            compression: Compression::Gzip,
+            source_date_epoch: 0,
+            cache_dir: None,
+            annotations: BTreeMap::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn dockerfile_path(&self) -> PathBuf {
+        self.dockerfile
+            .clone()
+            .unwrap_or_else(|| self.context.join("Dockerfile"))
+    }
+}
+
+/// Progress reported while building; only the CLI draws it.
+#[derive(Debug, Clone)]
+pub enum BuildEvent<'a> {
+    /// A stage starts.
+    Stage {
+        /// Its index.
+        index: usize,
+        /// Its name.
+        name: Option<&'a str>,
+        /// Its base as written.
+        base: &'a str,
+    },
+    /// A step starts.
+    Step {
+        /// 1-based step number over the whole build.
+        number: usize,
+        /// Number of steps in the build.
+        total: usize,
+        /// The instruction's text.
+        text: &'a str,
+    },
+    /// The step's layer came from the cache.
+    Cached,
+    /// A line of a RUN step's output.
+    Output(&'a str),
+}
+
+/// Receives [`BuildEvent`]s.
+pub trait BuildSink: Sync {
+    /// One event.
+    fn event(&self, event: BuildEvent<'_>);
+}
+
+/// A sink that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSink;
+
+impl BuildSink for NoSink {
+    fn event(&self, _: BuildEvent<'_>) {}
+}
+
+/// The finished image.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The manifest descriptor (untagged).
+    pub descriptor: Descriptor,
+    /// The manifest digest.
+    pub digest: Digest,
+    /// The tags set.
+    pub tags: Vec<Reference>,
+    /// Steps whose layer came from the cache, and steps that wrote one.
+    pub cached_steps: usize,
+    /// Steps that wrote a new layer.
+    pub built_steps: usize,
+    /// The final stage's base image, if it is an image: (reference, manifest digest).
+    pub base: Option<(String, Digest)>,
+}
+
+/// The state of a stage being built.
+#[derive(Debug, Clone)]
+pub(crate) struct StageState {
+    pub(crate) config: ImageConfig,
+    pub(crate) layers: Vec<LayerRef>,
+    pub(crate) fs: FsIndex,
+    /// Index of the first layer this Dockerfile added (for `--squash`).
+    pub(crate) own_from: usize,
+    pub(crate) flags: StageFlags,
+    /// The base image (reference, digest) when the stage starts from one.
+    pub(crate) base: Option<(String, Digest)>,
+    /// A running key of everything the stage did, for RUN step cache keys.
+    pub(crate) chain_key: String,
+}
+
+impl StageState {
+    fn scratch() -> Self {
+        Self {
+            config: ImageConfig::scratch(),
+            layers: Vec::new(),
+            fs: FsIndex::new(),
+            own_from: 0,
+            flags: StageFlags::default(),
+            base: None,
+            chain_key: "scratch".to_string(),
+        }
+    }
+
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_string())
+    }
+
+    fn push_layer(&mut self, layer: LayerRef, created: &str, created_by: &str) {
+        self.chain_key = hash_strings(&[&self.chain_key, &layer.diff_id]);
+        self.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        self.layers.push(layer);
+        self.config.history.push(History {
+            created: Some(created.to_string()),
+            created_by: Some(created_by.to_string()),
+            comment: Some("strata".to_string()),
+            ..History::default()
+        });
+    }
+
+    fn push_empty(&mut self, created: &str, created_by: &str) {
+        self.chain_key = hash_strings(&[&self.chain_key, created_by]);
+        self.config.history.push(History {
+            created: Some(created.to_string()),
+            created_by: Some(created_by.to_string()),
+            comment: Some("strata".to_string()),
+            empty_layer: true,
+            ..History::default()
+        });
+    }
+}
+
+pub(crate) fn hash_strings(parts: &[&str]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// A loaded image: its state plus its ONBUILD triggers.
+fn load_image(store: &Store, reference: &str) -> Result<(StageState, Vec<String>), StepError> {
+    let descriptor = store.resolve(reference).map_err(|e| match e {
+        strata_oci::Error::ImageNotFound(_) => StepError::BaseNotFound(reference.to_string()),
+        other => StepError::Store(other),
+    })?;
+    let image = store.image_from_descriptor(&descriptor)?;
+    let raw = store.read_descriptor(image.manifest().config())?;
+    let mut config: ImageConfig =
+        serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
+            what: format!("config of {reference}"),
+            source: e,
+        })?;
+    let triggers = config.config.on_build.take().unwrap_or_default();
+    let diff_ids = image.diff_ids()?;
+    let mut fs = FsIndex::new();
+    let mut layers = Vec::new();
+    for (desc, diff_id) in image.layers().iter().zip(diff_ids) {
+        layer::index_layer(store, &mut fs, desc)?;
+        layers.push(LayerRef {
+            descriptor: desc.clone(),
+            diff_id: diff_id.to_string(),
+        });
+    }
+    let digest = image.digest();
+    let state = StageState {
+        own_from: layers.len(),
+        layers,
+        fs,
+        flags: StageFlags::default(),
+        base: Some((reference.to_string(), digest.clone())),
+        chain_key: digest.to_string(),
+        config,
+    };
+    Ok((state, triggers))
+}
+
+/// Build one image into `store`.
+pub fn build(
+    store: &Store,
+    options: &BuildOptions,
+    sink: &dyn BuildSink,
+) -> Result<BuildResult, BuildError> {
+    Builder::new(store, options, sink)?.run()
+}
+
+struct Builder<'a> {
+    store: &'a Store,
+    options: &'a BuildOptions,
+    sink: &'a dyn BuildSink,
+    file: String,
+    context: BuildContext,
+    stat: StatCache,
+    cache: StepCache,
+    created: String,
+    scratch_dir: tempfile::TempDir,
+    /// Root filesystems materialised for `COPY --from`, by stage index or image reference.
+    rootfs: HashMap<String, PathBuf>,
+    cached_steps: usize,
+    built_steps: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        store: &'a Store,
+        options: &'a BuildOptions,
+        sink: &'a dyn BuildSink,
+    ) -> Result<Self, BuildError> {
+        let dockerfile = options.dockerfile_path();
+        let context = BuildContext::open(&options.context, Some(&dockerfile))?;
+        let stat_path = options
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join("stat-cache.json"));
+        let stat = stat_path
+            .as_deref()
+            .map(StatCache::load)
+            .unwrap_or_default();
+        let created = chrono::DateTime::from_timestamp(
+            i64::try_from(options.source_date_epoch).unwrap_or(0),
+            0,
+        )
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tmp_root = store.tmp_dir();
+        std::fs::create_dir_all(&tmp_root).map_err(|e| {
+            BuildError::Store(strata_oci::Error::Io {
+                path: tmp_root.clone(),
+                source: e,
+            })
+        })?;
+        let scratch_dir = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp_root)
+            .map_err(|e| {
+                BuildError::Store(strata_oci::Error::Io {
+                    path: tmp_root.clone(),
+                    source: e,
+                })
+            })?;
+        Ok(Self {
+            store,
+            options,
+            sink,
+            file: dockerfile.display().to_string(),
+            context,
+            stat,
+            cache: StepCache::new(options.cache_dir.clone()),
+            created,
+            scratch_dir,
+            rootfs: HashMap::new(),
+            cached_steps: 0,
+            built_steps: 0,
+        })
+    }
+
+    fn parse_error(&self, source: strata_dockerfile::Error) -> BuildError {
+        BuildError::Dockerfile {
+            file: self.file.clone(),
+            source,
+        }
+    }
+
+    /// Parse and resolve, splicing the base images' ONBUILD triggers after their FROM lines (they
+    /// run first in the child, as Docker runs them).
+    fn resolve(&self) -> Result<Resolved, BuildError> {
+        let path = self.options.dockerfile_path();
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|source| BuildError::ReadDockerfile { path, source })?;
+        for _round in 0..2 {
+            let parsed = strata_dockerfile::parse(&text).map_err(|e| self.parse_error(e))?;
+            let first = parsed
+                .resolve(&self.options.build_args, self.options.target.as_deref())
+                .map_err(|e| self.parse_error(e))?;
+            let mut base_env = BTreeMap::new();
+            let mut splices: Vec<(usize, Vec<String>)> = Vec::new();
+            for stage in first.stages.iter().filter(|s| s.needed) {
+                if let Base::Image(reference) = &stage.base {
+                    let Ok(descriptor) = self.store.resolve(reference) else {
+                        continue; // reported when the stage runs, with its line
+                    };
+                    let image = self.store.image_from_descriptor(&descriptor)?;
+                    let raw = self.store.read_descriptor(image.manifest().config())?;
+                    let config: ImageConfig =
+                        serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
+                            what: format!("config of {reference}"),
+                            source: e,
+                        })?;
+                    base_env.insert(reference.clone(), config.env_pairs());
+                    if let Some(triggers) = config.config.on_build.filter(|t| !t.is_empty()) {
+                        splices.push((stage.from.end_line, triggers));
+                    }
+                }
+            }
+            if splices.is_empty() || _round == 1 {
+                return parsed
+                    .resolve_with(&ResolveOptions {
+                        build_args: self.options.build_args.clone(),
+                        target: self.options.target.clone(),
+                        base_env,
+                        ..ResolveOptions::default()
+                    })
+                    .map_err(|e| self.parse_error(e));
+            }
+            text = splice_triggers(&text, &splices);
+        }
+        unreachable!("the loop returns on its second round")
+    }
+
+    fn run(mut self) -> Result<BuildResult, BuildError> {
+        let _lease = self.store.lease()?;
+        let resolved = self.resolve()?;
+        let total: usize = resolved
+            .stages
+            .iter()
+            .filter(|s| s.needed)
+            .map(|s| s.instructions.len() + 1)
+            .sum();
+        let mut number = 0;
+        let mut done: Vec<Option<StageState>> = vec![None; resolved.stages.len()];
+        for stage in resolved.stages.iter().filter(|s| s.needed) {
+            if stage.index > resolved.target {
+                break;
+            }
+            number += 1;
+            let base_text = stage.from.original.trim().to_string();
+            self.sink.event(BuildEvent::Stage {
+                index: stage.index,
+                name: stage.name.as_deref(),
+                base: &base_text,
+            });
+            self.sink.event(BuildEvent::Step {
+                number,
+                total,
+                text: &base_text,
+            });
+            let mut state = match &stage.base {
+                Base::Scratch => StageState::scratch(),
+                Base::Stage(i) => {
+                    let mut s = done[*i].clone().expect("stages resolve in order");
+                    s.own_from = s.layers.len();
+                    s.flags = StageFlags::default();
+                    s
+                }
+                Base::Image(reference) => {
+                    let (s, _triggers) = load_image(self.store, reference)
+                        .map_err(|e| self.step_error(&stage.from, e))?;
+                    s
+                }
+            };
+            if state.config.env_get("PATH").is_none() {
+                // BuildKit gives every image a PATH.
+                state
+                    .config
+                    .env_set("PATH", strata_dockerfile::DEFAULT_PATH);
+            }
+            for ins in &stage.instructions {
+                if self.options.cancel.load(Ordering::Relaxed) {
+                    return Err(BuildError::Interrupted);
+                }
+                number += 1;
+                let text = ins.instruction.original.trim().to_string();
+                self.sink.event(BuildEvent::Step {
+                    number,
+                    total,
+                    text: &text,
+                });
+                self.execute(&mut state, ins, &done)
+                    .map_err(|e| self.step_error(&ins.instruction, e))?;
+            }
+            done[stage.index] = Some(state);
+        }
+        let state = done[resolved.target]
+            .take()
+            .expect("the target stage was built");
+        if let Some(cache_dir) = &self.options.cache_dir
+            && let Err(e) = self.stat.save(&cache_dir.join("stat-cache.json"))
+        {
+            tracing::warn!("cannot save the stat cache: {e}");
+        }
+        self.finish(state)
+    }
+
+    fn step_error(
+        &self,
+        instruction: &strata_dockerfile::Instruction,
+        source: StepError,
+    ) -> BuildError {
+        let mut text = instruction.logical_line().trim().to_string();
+        if text.chars().count() > 60 {
+            text = text.chars().take(57).collect::<String>() + "...";
+        }
+        BuildError::Step {
+            file: self.file.clone(),
+            line: instruction.start_line,
+            instruction: text,
+            source: Box::new(source),
+        }
+    }
+
+    fn layer_options(&self) -> LayerOptions {
+        LayerOptions {
+            compression: self.options.compression,
+            source_date_epoch: self.options.source_date_epoch,
+        }
+    }
+
+    fn execute(
+        &mut self,
+        state: &mut StageState,
+        ins: &ResolvedInstruction,
+        done: &[Option<StageState>],
+    ) -> Result<(), StepError> {
+        let created_by = ins.instruction.logical_line().trim().to_string();
+        let command = &ins.instruction.command;
+        if metadata::apply(&mut state.config, &mut state.flags, command)? {
+            state.push_empty(&self.created, &created_by);
+            return Ok(());
+        }
+        match command {
+            Command::Arg(_) => Ok(()),
+            Command::Workdir(w) => self.workdir(state, &w.path, &created_by),
+            Command::Copy(c) => {
+                let from = ins.copy_from.clone();
+                let sources = self.tree_sources(from.as_ref(), &c.sources, done)?;
+                let opts = CopyOptions {
+                    dest: c.dest.clone(),
+                    workdir: state.workdir(),
+                    owner: self.chown(state, c.chown.as_deref())?,
+                    chmod: parse_chmod(c.chmod.as_deref())?,
+                    excludes: c.exclude.clone(),
+                    parents: c.parents,
+                    preserve_owner: false,
+                };
+                self.copy_layer(state, &sources, &opts, &created_by)
+            }
+            Command::Add(a) => self.add(state, a, &created_by),
+            Command::Run(_) => Err(StepError::Unsupported(
+                "RUN needs the sandbox (not built yet)".to_string(),
+            )),
+            other => Err(StepError::Unsupported(format!(
+                "{} is not valid here",
+                other.keyword()
+            ))),
+        }
+    }
+
+    fn chown(&self, state: &StageState, spec: Option<&str>) -> Result<Option<Owner>, StepError> {
+        let Some(spec) = spec else { return Ok(None) };
+        let passwd = self.read_image_file(state, "/etc/passwd")?;
+        let group = self.read_image_file(state, "/etc/group")?;
+        Ok(Some(users::resolve_owner(
+            spec,
+            passwd.as_deref(),
+            group.as_deref(),
+        )?))
+    }
+
+    /// The text of a file of the image being built, read from the layer that holds it.
+    fn read_image_file(&self, state: &StageState, path: &str) -> Result<Option<String>, StepError> {
+        let resolved =
+            crate::scoped::resolve(&state.fs, path, true).map_err(|e| StepError::Copy(e.into()))?;
+        let Some(layer_index) = state.fs.layer_of(&resolved) else {
+            return Ok(None);
+        };
+        let layer = &state.layers[layer_index];
+        let mut archive = self.store.open_layer(&layer.descriptor)?;
+        let wanted = resolved.trim_start_matches('/');
+        let io = |source| StepError::Io {
+            path: PathBuf::from(path),
+            source,
+        };
+        for entry in archive.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            let name = entry.path().map_err(io)?.to_string_lossy().into_owned();
+            if name.trim_start_matches("./").trim_start_matches('/') == wanted {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).map_err(io)?;
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    }
+
+    fn workdir(
+        &mut self,
+        state: &mut StageState,
+        path: &str,
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        let absolute = if path.starts_with('/') {
+            crate::fsindex::normalise(path)
+        } else {
+            crate::fsindex::normalise(&format!("{}/{}", state.workdir(), path))
+        };
+        state.config.config.working_dir = Some(absolute.clone());
+        let user = state.config.config.user.clone().filter(|u| !u.is_empty());
+        let owner = match user {
+            None => Owner { uid: 0, gid: 0 },
+            Some(u) => self
+                .chown(state, Some(&u))?
+                .unwrap_or(Owner { uid: 0, gid: 0 }),
+        };
+        let plan = copy::plan_mkdir(&state.fs, &absolute, owner)?;
+        if plan.is_empty() {
+            state.push_empty(&self.created, created_by);
+            return Ok(());
+        }
+        self.plan_layer(state, &plan, created_by)
+    }
+
+    fn plan_layer(
+        &mut self,
+        state: &mut StageState,
+        plan: &copy::CopyPlan,
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        let options = self.layer_options();
+        let key = layer::plan_key(plan, &mut self.stat, &options)?;
+        let layer = match self.cache.get(self.store, &key) {
+            Some(layer) => {
+                self.sink.event(BuildEvent::Cached);
+                self.cached_steps += 1;
+                layer
+            }
+            None => {
+                let layer = layer::write_plan(self.store, plan, options)?;
+                self.cache.put(&key, &layer);
+                self.built_steps += 1;
+                layer
+            }
+        };
+        layer::index_plan(&mut state.fs, plan);
+        state.push_layer(layer, &self.created, created_by);
+        Ok(())
+    }
+
+    fn copy_layer(
+        &mut self,
+        state: &mut StageState,
+        sources: &[CopySource],
+        opts: &CopyOptions,
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        let plan = copy::plan_copy(&state.fs, sources, opts)?;
+        self.plan_layer(state, &plan, created_by)
+    }
+
+    /// The source tree for COPY: the context, a stage's or an image's root filesystem.
+    fn tree_root(
+        &mut self,
+        from: Option<&Base>,
+        done: &[Option<StageState>],
+    ) -> Result<Option<PathBuf>, StepError> {
+        let (key, layers): (String, Vec<LayerRef>) = match from {
+            None => return Ok(None),
+            Some(Base::Scratch) => ("scratch".to_string(), Vec::new()),
+            Some(Base::Stage(i)) => {
+                let state = done
+                    .get(*i)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| StepError::UnknownFrom(i.to_string()))?;
+                (format!("stage-{i}"), state.layers.clone())
+            }
+            Some(Base::Image(reference)) => {
+                let (state, _) = load_image(self.store, reference)?;
+                (format!("image-{reference}"), state.layers)
+            }
+        };
+        if let Some(path) = self.rootfs.get(&key) {
+            return Ok(Some(path.clone()));
+        }
+        let dir = self
+            .scratch_dir
+            .path()
+            .join(format!("rootfs-{}", self.rootfs.len()));
+        std::fs::create_dir_all(&dir).map_err(|source| StepError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for layer in &layers {
+            self.store
+                .unpack_layer(&layer.descriptor, &dir, &Default::default())?;
+        }
+        self.rootfs.insert(key, dir.clone());
+        Ok(Some(dir))
+    }
+
+    fn tree_sources(
+        &mut self,
+        from: Option<&Base>,
+        sources: &[Source],
+        done: &[Option<StageState>],
+    ) -> Result<Vec<CopySource>, StepError> {
+        let ctx = match self.tree_root(from, done)? {
+            Some(dir) => BuildContext::without_ignore(&dir),
+            None => self.context.clone(),
+        };
+        let mut paths = Vec::new();
+        let mut out = Vec::new();
+        for source in sources {
+            match source {
+                Source::Path(p) => paths.push(p.clone()),
+                Source::Heredoc { name, content, .. } => out.push(CopySource::Inline(
+                    name.clone(),
+                    content.clone().into_bytes(),
+                )),
+            }
+        }
+        if !paths.is_empty() {
+            out.insert(0, CopySource::Tree(ctx, paths));
+        }
+        Ok(out)
+    }
+
+    fn add(
+        &mut self,
+        state: &mut StageState,
+        a: &strata_dockerfile::Add,
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        let download_dir =
+            tempfile::tempdir_in(self.scratch_dir.path()).map_err(|source| StepError::Io {
+                path: self.scratch_dir.path().to_path_buf(),
+                source,
+            })?;
+        let unpack = a.unpack.unwrap_or(true);
+        let mut plain: Vec<Source> = Vec::new();
+        let mut downloaded: Vec<String> = Vec::new();
+        let mut archives: Vec<PathBuf> = Vec::new();
+        for source in &a.sources {
+            match source {
+                Source::Path(p) if add::is_git(p) => {
+                    return Err(StepError::Unsupported(format!(
+                        "ADD {p}: git sources need network access to a git server, which this builder does not fetch yet"
+                    )));
+                }
+                Source::Path(p) if add::is_url(p) => {
+                    let path = add::download(p, a.checksum.as_deref(), download_dir.path())?;
+                    downloaded.push(
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    );
+                }
+                Source::Path(p) if unpack => {
+                    let entries = self.context.expand(p)?;
+                    let mut rest = Vec::new();
+                    for entry in entries {
+                        match (entry.meta.is_file(), add::archive_kind(&entry.path)) {
+                            (true, Some(_)) => archives.push(entry.path.clone()),
+                            _ => rest.push(entry.rel.clone()),
+                        }
+                    }
+                    plain.extend(rest.into_iter().map(Source::Path));
+                }
+                other => plain.push(other.clone()),
+            }
+        }
+        if a.checksum.is_some() && downloaded.is_empty() {
+            return Err(StepError::Unsupported(
+                "ADD --checksum applies to URL sources only".to_string(),
+            ));
+        }
+        let owner = self.chown(state, a.chown.as_deref())?;
+        let chmod = parse_chmod(a.chmod.as_deref())?;
+        let base_opts = CopyOptions {
+            dest: a.dest.clone(),
+            workdir: state.workdir(),
+            owner,
+            chmod,
+            excludes: a.exclude.clone(),
+            parents: false,
+            preserve_owner: false,
+        };
+        let mut sources = self.tree_sources(None, &plain, &[])?;
+        if !downloaded.is_empty() {
+            let download_ctx = BuildContext::without_ignore(download_dir.path());
+            sources.push(CopySource::Tree(download_ctx, downloaded));
+        }
+        let mut plan = copy::CopyPlan::new();
+        if !sources.is_empty() {
+            let mut opts = base_opts.clone();
+            // Remote files get mode 0600 as Docker gives them, unless --chmod says otherwise.
+            let remote_only = plain.is_empty();
+            if remote_only && opts.chmod.is_none() {
+                opts.chmod = Some(0o600);
+            }
+            plan.extend(copy::plan_copy(&state.fs, &sources, &opts)?);
+        }
+        for (i, archive) in archives.iter().enumerate() {
+            let kind = add::archive_kind(archive).expect("checked above");
+            let dir = download_dir.path().join(format!("archive-{i}"));
+            std::fs::create_dir_all(&dir).map_err(|source| StepError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            add::extract_archive(archive, kind, &dir)?;
+            let ctx = BuildContext::without_ignore(&dir);
+            let mut opts = base_opts.clone();
+            opts.preserve_owner = true;
+            if !opts.dest.ends_with('/') {
+                opts.dest.push('/');
+            }
+            let archive_plan =
+                copy::plan_copy(&state.fs, &[CopySource::Tree(ctx, vec![".".into()])], &opts)?;
+            plan.extend(archive_plan);
+        }
+        self.plan_layer(state, &plan, created_by)
+    }
+
+    fn finish(self, state: StageState) -> Result<BuildResult, BuildError> {
+        let mut state = state;
+        match self.options.squash {
+            Squash::None => {}
+            Squash::All => squash::squash(self.store, &mut state, 0, self.layer_options())
+                .map_err(|e| BuildError::Step {
+                    file: self.file.clone(),
+                    line: 0,
+                    instruction: "--squash-all".to_string(),
+                    source: Box::new(e),
+                })?,
+            Squash::Own => {
+                let from = state.own_from;
+                squash::squash(self.store, &mut state, from, self.layer_options()).map_err(|e| {
+                    BuildError::Step {
+                        file: self.file.clone(),
+                        line: 0,
+                        instruction: "--squash".to_string(),
+                        source: Box::new(e),
+                    }
+                })?
+            }
+        }
+        state.config.created = Some(self.created.clone());
+        let config_descriptor = self.store.put_json(&state.config, MediaType::ImageConfig)?;
+        let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.descriptor.clone()).collect();
+        let mut manifest = strata_oci::image::new_manifest(config_descriptor, layers);
+        let mut annotations: HashMap<String, String> = self
+            .options
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        annotations.insert(ANNOTATION_CREATED.to_string(), self.created.clone());
+        if let Some((name, digest)) = &state.base {
+            annotations.insert(ANNOTATION_BASE_NAME.to_string(), name.clone());
+            annotations.insert(ANNOTATION_BASE_DIGEST.to_string(), digest.to_string());
+        }
+        manifest.set_annotations(Some(annotations));
+        let descriptor = self.store.put_manifest(&manifest)?;
+        let digest = Digest::from_oci(descriptor.digest())?;
+        let mut tags = Vec::new();
+        for tag in &self.options.tags {
+            tags.push(self.store.tag(tag, &descriptor)?);
+        }
+        Ok(BuildResult {
+            descriptor,
+            digest,
+            tags,
+            cached_steps: self.cached_steps,
+            built_steps: self.built_steps,
+            base: state.base.clone(),
+        })
+    }
+}
+
+/// `--chmod=0755` → 0o755.
+fn parse_chmod(spec: Option<&str>) -> Result<Option<u32>, StepError> {
+    spec.map(|s| {
+        u32::from_str_radix(s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| StepError::BadChmod(s.to_string()))
+    })
+    .transpose()
+}
+
+/// Insert each base's ONBUILD triggers after the FROM instruction ending at the given line.
+fn splice_triggers(text: &str, splices: &[(usize, Vec<String>)]) -> String {
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        for (end_line, triggers) in splices {
+            if *end_line == i + 1 {
+                for t in triggers {
+                    out.push_str(t);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}

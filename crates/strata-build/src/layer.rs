@@ -1,0 +1,186 @@
+//! Turn a planned set of paths into a stored layer, through the step cache.
+//!
+//! A step's cache key is computed from what the step will write (paths, modes, owners, content
+//! hashes), not from the parent image, so an unchanged COPY is found again on a new parent. The cache
+//! maps keys to layers already in the store; a hit costs one small file read.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use strata_oci::tar::{Entry, LayerOptions, Metadata};
+use strata_oci::{Descriptor, Digest, Store};
+
+use crate::context::StatCache;
+use crate::copy::{CopyPlan, PlannedContent};
+use crate::error::StepError;
+use crate::fsindex::{FsIndex, Node, NodeKind};
+
+/// A layer of the image being built: its blob descriptor and its uncompressed digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// The blob (compressed) descriptor, for the manifest.
+    pub descriptor: Descriptor,
+    /// The uncompressed digest, for the config.
+    pub diff_id: String,
+}
+
+/// Keys → layers already written, one small JSON file per key under `<dir>/steps/`.
+#[derive(Debug, Clone)]
+pub struct StepCache {
+    dir: Option<PathBuf>,
+}
+
+impl StepCache {
+    /// A cache in `dir`, or a disabled one (`--no-cache`).
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join("steps").join(key.trim_start_matches("sha256:")))
+    }
+
+    /// The layer cached under `key`, if its blob is still in the store.
+    pub fn get(&self, store: &Store, key: &str) -> Option<LayerRef> {
+        let bytes = fs::read(self.path(key)?).ok()?;
+        let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
+        let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
+        store.has_blob(&digest).then_some(layer)
+    }
+
+    /// Remember `layer` under `key` (atomically; a failure only loses the cache entry).
+    pub fn put(&self, key: &str, layer: &LayerRef) {
+        let Some(path) = self.path(key) else { return };
+        let write = || -> std::io::Result<()> {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            fs::create_dir_all(dir)?;
+            let bytes = serde_json::to_vec(layer).map_err(std::io::Error::other)?;
+            strata_oci::layout::atomic_write(&path, &bytes).map_err(std::io::Error::other)
+        };
+        if let Err(e) = write() {
+            tracing::warn!("step cache: cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+/// The cache key of a planned layer: every path with its kind, mode, owner and content hash.
+pub fn plan_key(
+    plan: &CopyPlan,
+    stat: &mut StatCache,
+    options: &LayerOptions,
+) -> Result<String, StepError> {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "plan/v1 {:?} {}\n",
+        options.compression, options.source_date_epoch
+    ));
+    for (path, entry) in plan {
+        let content = match &entry.content {
+            PlannedContent::Dir => "d".to_string(),
+            PlannedContent::Symlink(target) => format!("l {target}"),
+            PlannedContent::Bytes(bytes) => format!("b {}", hex::encode(Sha256::digest(bytes))),
+            PlannedContent::File(src) => {
+                let meta = fs::metadata(src).map_err(|source| StepError::Io {
+                    path: src.clone(),
+                    source,
+                })?;
+                format!("f {}", stat.file_hash(src, &meta)?)
+            }
+        };
+        h.update(format!(
+            "{path}\0{:o}\0{}\0{}\0{content}\n",
+            entry.mode, entry.owner.uid, entry.owner.gid
+        ));
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// Write a planned layer to the store.
+pub fn write_plan(
+    store: &Store,
+    plan: &CopyPlan,
+    options: LayerOptions,
+) -> Result<LayerRef, StepError> {
+    let mtime = options.source_date_epoch;
+    let entries: Vec<Entry> = plan
+        .iter()
+        .map(|(path, e)| {
+            let meta = Metadata {
+                mode: e.mode,
+                uid: u64::from(e.owner.uid),
+                gid: u64::from(e.owner.gid),
+                mtime,
+                ..Metadata::default()
+            };
+            match &e.content {
+                PlannedContent::Dir => Entry::dir(path, meta),
+                PlannedContent::File(src) => Entry::file_from_path(path, src, meta),
+                PlannedContent::Bytes(bytes) => Entry::file_bytes(path, bytes.clone(), meta),
+                PlannedContent::Symlink(target) => Entry::symlink(path, target, meta),
+            }
+        })
+        .collect();
+    write_entries(store, entries, options)
+}
+
+/// Write entries (sorted by the writer) as one layer.
+pub fn write_entries(
+    store: &Store,
+    entries: Vec<Entry>,
+    options: LayerOptions,
+) -> Result<LayerRef, StepError> {
+    let mut writer = store.layer_writer(options)?;
+    writer.append_all(entries)?;
+    let layer = writer.finish()?;
+    Ok(LayerRef {
+        descriptor: layer.descriptor,
+        diff_id: layer.diff_id.to_string(),
+    })
+}
+
+/// Record a planned layer in the filesystem index.
+pub fn index_plan(fs: &mut FsIndex, plan: &CopyPlan) {
+    let layer = fs.begin_layer();
+    for (path, e) in plan {
+        let (kind, size) = match &e.content {
+            PlannedContent::Dir => (NodeKind::Dir, 0),
+            PlannedContent::File(src) => (
+                NodeKind::File,
+                fs::metadata(src).map(|m| m.len()).unwrap_or(0),
+            ),
+            PlannedContent::Bytes(b) => (NodeKind::File, b.len() as u64),
+            PlannedContent::Symlink(t) => (NodeKind::Symlink(t.clone()), 0),
+        };
+        fs.insert(
+            path,
+            Node {
+                kind,
+                mode: e.mode,
+                uid: u64::from(e.owner.uid),
+                gid: u64::from(e.owner.gid),
+                size,
+                layer,
+            },
+        );
+    }
+}
+
+/// Read a stored layer into the filesystem index.
+pub fn index_layer(store: &Store, fs: &mut FsIndex, layer: &Descriptor) -> Result<(), StepError> {
+    let digest = Digest::from_oci(layer.digest())?;
+    let reader = store.open_blob(&digest)?;
+    let decoder =
+        strata_oci::compress::Decoder::detect(reader).map_err(|source| StepError::Io {
+            path: store.blob_path(&digest),
+            source,
+        })?;
+    fs.apply_tar(decoder).map_err(|source| StepError::Io {
+        path: store.blob_path(&digest),
+        source,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `strata build-image`: build one image from a Dockerfile, like `buildah bud`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use strata_build::builder::{BuildEvent, BuildOptions, BuildSink, Squash};
+
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata build-image`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The build context directory.
+    context: PathBuf,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    dockerfile: Option<PathBuf>,
+    /// Tag the image (repeatable): `name:tag`, `registry/name:tag`.
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// A build argument (repeatable): `KEY=VALUE`, or `KEY` to take it from the environment.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// Build this stage instead of the last.
+    #[arg(long)]
+    target: Option<String>,
+    /// Squash the layers this Dockerfile adds into one.
+    #[arg(long, conflicts_with = "squash_all")]
+    squash: bool,
+    /// Squash every layer, the base's included, into one.
+    #[arg(long)]
+    squash_all: bool,
+    /// Layer compression.
+    #[arg(long, value_parser = ["gzip", "zstd", "none"], default_value = "gzip")]
+    compression: String,
+    /// Do not reuse cached steps.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parse `KEY=VALUE` (or `KEY`, taken from the environment) build arguments.
+pub fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for arg in args {
+        match arg.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => bail!("invalid --build-arg {arg:?}: expected KEY=VALUE"),
+            None => {
+                if let Ok(v) = std::env::var(arg) {
+                    out.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment (default 0).
+pub fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        _ => Ok(0),
+    }
+}
+
+/// Prints each step on stderr, as `buildah bud` does.
+struct StepPrinter;
+
+impl BuildSink for StepPrinter {
+    #[allow(clippy::print_stderr)]
+    fn event(&self, event: BuildEvent<'_>) {
+        match event {
+            BuildEvent::Step {
+                number,
+                total,
+                text,
+            } => {
+                let first = text.lines().next().unwrap_or("");
+                eprintln!("[{number}/{total}] {first}");
+            }
+            BuildEvent::Cached => eprintln!("  --> cached"),
+            BuildEvent::Output(line) => eprintln!("  | {line}"),
+            BuildEvent::Stage { .. } => {}
+        }
+    }
+}
+
+/// Build the image.
+#[allow(clippy::print_stdout)]
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let workdir = global.workdir()?;
+    let store_path = global.store_path()?;
+    let store = strata_oci::Store::init(&store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let mut options = BuildOptions::new(workdir.join(&args.context));
+    options.dockerfile = args.dockerfile.map(|f| workdir.join(f));
+    options.tags = args.tags;
+    options.build_args = parse_build_args(&args.build_args)?;
+    options.target = args.target;
+    options.squash = match (args.squash, args.squash_all) {
+        (true, _) => Squash::Own,
+        (_, true) => Squash::All,
+        _ => Squash::None,
+    };
+    options.compression = match args.compression.as_str() {
+        "zstd" => strata_oci::Compression::Zstd,
+        "none" => strata_oci::Compression::None,
+        _ => strata_oci::Compression::Gzip,
+    };
+    options.source_date_epoch = source_date_epoch()?;
+    if !args.no_cache {
+        options.cache_dir = Some(store_path.parent().unwrap_or(&store_path).join("cache"));
+    }
+    let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
+    if args.json {
+        let json = serde_json::json!({
+            "digest": result.digest.to_string(),
+            "tags": result.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            "cachedSteps": result.cached_steps,
+            "builtSteps": result.built_steps,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        for tag in &result.tags {
+            println!("{tag}");
+        }
+        println!("{}", result.digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
