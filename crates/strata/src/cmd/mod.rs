@@ -25,6 +25,8 @@ pub enum Command {
     Images(images::Args),
     /// Check (`fsck`) and clean (`gc`) the content store.
     Store(store::Args),
+    /// Build one image from a Dockerfile, natively (like `buildah bud`).
+    BuildImage(build_image::Args),
 }
 
 /// Run one subcommand.
@@ -37,9 +39,11 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Init(args) => init::run(args, global),
         Command::Images(args) => images::run(args, global),
         Command::Store(args) => store::run(args, global),
+        Command::BuildImage(args) => build_image::run(args, global),
     }
 }
 
+mod build_image;
 mod dockerfile;
 mod graph;
 mod images;
