@@ -217,3 +217,43 @@ fn same_inputs_same_manifest_digest() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+#[test]
+fn podman_load_names_the_image_from_ref_name() {
+    let Some(_) = require_tool("podman") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_source(&src);
+    let store = Store::init(dir.path().join("store")).unwrap();
+    let image = build(&store, &src, Compression::Gzip);
+    // An oci-archive is the layout, tarred (strata's private .strata/ directory left out).
+    let archive = dir.path().join("image.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(store.root())
+            .args(["--exclude", "./.strata", "-cf"])
+            .arg(&archive)
+            .arg("."),
+    );
+    // Private podman storage: the test leaves the machine's images alone.
+    let podman = |args: &[&str]| {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(dir.path().join("podman-root"))
+            .arg("--runroot")
+            .arg(dir.path().join("podman-run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        run_ok(&mut cmd)
+    };
+    let out = podman(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(FULL_REF), "{out}");
+    let listed = podman(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    assert!(
+        listed.contains(&format!("{FULL_REF} {}", image.digest())),
+        "{listed}"
+    );
+}
