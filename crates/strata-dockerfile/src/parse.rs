@@ -76,11 +76,13 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         if let Command::Onbuild(o) = &mut inst.command {
             o.trigger.end_line = end_line;
         }
+        let keyword_at = line.locator.position(split.keyword_offset);
+        inst.locator = line.locator;
         match inst.command {
             Command::From(_) => seen_from = true,
             Command::Arg(_) => {}
             _ if !seen_from => {
-                let (l, c) = line.locator.position(split.keyword_offset);
+                let (l, c) = keyword_at;
                 return Err(Error::new(
                     l,
                     c,
@@ -740,6 +742,7 @@ fn parse_instruction(
                 expression.push_str(&spec.name);
             }
             trigger.original = expression.clone();
+            trigger.locator = ctx.locator.clone();
             Command::Onbuild(Onbuild {
                 expression,
                 trigger: Box::new(trigger),
@@ -764,7 +767,8 @@ fn parse_instruction(
         end_line: ctx.start_line,
         original: String::new(),
         command,
-        locator: ctx.locator.clone(),
+        // the caller moves the logical line in (ONBUILD triggers get a copy)
+        locator: Locator::default(),
         mount_specs,
     })
 }

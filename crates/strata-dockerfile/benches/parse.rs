@@ -1,0 +1,78 @@
+//! Parse (and resolve) a generated 10,000-line Dockerfile; prints milliseconds per run.
+//!
+//! `cargo bench -p strata-dockerfile`
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// A realistic mix: stages, ARG/ENV with expansions, long continued RUNs with comments,
+/// heredocs, COPY with flags, LABELs. Exactly `lines` lines.
+fn generate(lines: usize) -> String {
+    let mut out =
+        String::from("# syntax=docker/dockerfile:1\nARG BASE=debian:bookworm-slim\nARG V=1.0\n");
+    let mut n = 3;
+    let mut stage = 0;
+    let mut i = 0usize;
+    while n < lines {
+        i += 1;
+        let block = match (i - 1) % 7 {
+            0 => {
+                stage += 1;
+                format!("FROM ${{BASE}} AS s{stage}\nARG V\nENV APP_HOME=/opt/app{stage} VERSION=${{V:-dev}}\n")
+            }
+            1 => "RUN set -eux; \\\n\tapt-get update; \\\n# a comment inside the continuation\n\tapt-get install -y --no-install-recommends \\\n\t\tca-certificates curl; \\\n\trm -rf /var/lib/apt/lists/*\n".to_string(),
+            2 => "COPY --chown=app:app --chmod=0644 --link src/ \"$APP_HOME/src/\"\n".to_string(),
+            3 => "RUN <<EOF\nset -e\necho building $VERSION\nEOF\n".to_string(),
+            4 => "LABEL org.opencontainers.image.version=\"$VERSION\" \\\n      com.example.stage=s1\n".to_string(),
+            5 => "RUN --mount=type=cache,target=/root/.cache,id=c-${V} make -C \"$APP_HOME\" build\n".to_string(),
+            _ => "WORKDIR $APP_HOME\nEXPOSE 8080/tcp\n".to_string(),
+        };
+        let count = block.lines().count();
+        if n + count > lines {
+            for _ in n..lines {
+                out.push_str("# padding\n");
+            }
+            break;
+        }
+        out.push_str(&block);
+        n += count;
+    }
+    if stage == 0 {
+        out.push_str("FROM scratch\n");
+    }
+    out
+}
+
+fn time<F: FnMut()>(runs: u32, mut f: F) -> f64 {
+    f(); // warm up
+    let start = Instant::now();
+    for _ in 0..runs {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+}
+
+#[allow(clippy::print_stdout)]
+fn main() {
+    let text = generate(10_000);
+    let lines = text.lines().count();
+    let df = strata_dockerfile::parse(&text).expect("the generated Dockerfile parses");
+    let args = BTreeMap::new();
+    let parse_ms = time(50, || {
+        black_box(strata_dockerfile::parse(black_box(&text)).unwrap());
+    });
+    let resolve_ms = time(50, || {
+        black_box(df.resolve(&args, None).unwrap());
+    });
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "parse:   {lines} lines, {} bytes, {} instructions: {parse_ms:.2} ms",
+        text.len(),
+        df.instructions.len()
+    );
+    let _ = writeln!(report, "resolve: {resolve_ms:.2} ms");
+    print!("{report}");
+}
