@@ -88,7 +88,11 @@ fn render(file: &str, df: &strata_dockerfile::Dockerfile, r: &Resolved) -> Strin
         "{file}: {} stage(s), target {}{}",
         r.stages.len(),
         r.target,
-        target.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+        target
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
     );
     if let Some(s) = &df.directives.syntax {
         let _ = writeln!(out, "syntax: {s}");
@@ -109,7 +113,10 @@ fn render(file: &str, df: &strata_dockerfile::Dockerfile, r: &Resolved) -> Strin
             out,
             "\nstage {}{}: {} ({base}){}{}",
             s.index,
-            s.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+            s.name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default(),
             s.from.command,
             s.platform
                 .as_deref()
@@ -126,7 +133,11 @@ fn render(file: &str, df: &strata_dockerfile::Dockerfile, r: &Resolved) -> Strin
             };
             let text = i.command.to_string();
             let first = text.lines().next().unwrap_or_default();
-            let more = if text.lines().nth(1).is_some() { " …" } else { "" };
+            let more = if text.lines().nth(1).is_some() {
+                " …"
+            } else {
+                ""
+            };
             let _ = writeln!(out, "  {lines:>7}  {first}{more}");
         }
     }
