@@ -164,9 +164,11 @@ pub struct MountPlan {
     pub ops: Vec<MountOp>,
 }
 
-/// The overlay mount options for `lowers_top_first`, `upper` and `work`: redirect_dir, metacopy
-/// and index off so the upper directory is a plain tree of whole files, whiteouts and opaque
-/// markers. When the absolute paths do not fit in one page, they are made relative to their
+/// The overlay mount options for `lowers_top_first`, `upper` and `work`: redirects neither
+/// created nor followed (`redirect_dir=nofollow`: `off` means `follow` on kernels built with
+/// `redirect_always_follow`, which `userxattr` rejects), metacopy and index off, so the upper
+/// directory is a plain tree of whole files, whiteouts and opaque markers (a renamed lower
+/// directory is copied whole: `rename` gets `EXDEV` and tools fall back to copying). When the absolute paths do not fit in one page, they are made relative to their
 /// common parent, returned as the directory to change into first.
 pub fn overlay_options(
     lowers_top_first: &[PathBuf],
@@ -200,7 +202,7 @@ pub fn overlay_options(
         };
         let lowers: Vec<String> = lowers_top_first.iter().map(|p| show(p)).collect();
         let mut s = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=nofollow,metacopy=off,index=off",
             lowers.join(":"),
             show(upper),
             show(work)
@@ -602,7 +604,7 @@ mod tests {
         assert_eq!(
             data,
             "lowerdir=/a/top:/a/bottom,upperdir=/a/up,workdir=/a/work,\
-             redirect_dir=off,metacopy=off,index=off"
+             redirect_dir=nofollow,metacopy=off,index=off"
         );
         assert!(
             overlay_options(&["/a:b".into()], Path::new("/u"), Path::new("/w"), false).is_err()
@@ -624,7 +626,7 @@ mod tests {
             "{data}"
         );
         assert!(data.ends_with(
-            ",upperdir=run/up,workdir=run/work,redirect_dir=off,metacopy=off,index=off,userxattr"
+            ",upperdir=run/up,workdir=run/work,redirect_dir=nofollow,metacopy=off,index=off,userxattr"
         ));
         let many: Vec<PathBuf> = (0..200)
             .map(|i| format!("{base}/snapshots/{i:064}").into())
@@ -665,7 +667,7 @@ mod tests {
                 flags: MsFlags::empty(),
                 data: Some(
                     "lowerdir=/s/mp:/s/l1:/s/l0,upperdir=/s/up,workdir=/s/work,\
-                     redirect_dir=off,metacopy=off,index=off"
+                     redirect_dir=nofollow,metacopy=off,index=off"
                         .into()
                 ),
             }

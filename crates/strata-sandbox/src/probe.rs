@@ -42,7 +42,7 @@ fn probe() -> Capabilities {
         nix::unistd::getegid().as_raw(),
     );
     let mut data = format!(
-        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,redirect_dir=off,metacopy=off,index=off",
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,redirect_dir=nofollow,metacopy=off,index=off",
         d.display()
     );
     if rootless {
@@ -59,19 +59,25 @@ fn probe() -> Capabilities {
             if rootless {
                 flags |= CloneFlags::CLONE_NEWUSER;
             }
-            let code = if nix::sched::unshare(flags).is_err()
-                || (rootless && crate::run::write_id_maps(uid, gid).is_err())
-            {
-                2
-            } else if nix::mount::mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .is_err()
-            {
+            let private = |()| {
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+            };
+            let namespaces = nix::sched::unshare(flags)
+                .and_then(|()| {
+                    if rootless {
+                        crate::run::write_id_maps(uid, gid).map_err(|_| nix::errno::Errno::EPERM)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(private);
+            let code = if namespaces.is_err() {
                 2
             } else if nix::mount::mount(
                 Some("overlay"),

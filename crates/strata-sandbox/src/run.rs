@@ -570,13 +570,13 @@ fn execute(
 
     let mut tail = Tail::new(spec.tail_lines);
     let killed = pump(&[out_r, err_r], keeper_pid, output, &mut tail, cancel);
-    loop {
+    let keeper_status = loop {
         match waitpid(keeper_pid, None) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(SandboxError::sys("waitpid", e)),
-            Ok(_) => break,
+            Ok(status) => break status,
         }
-    }
+    };
     let tail = tail.finish();
     let report = read_all(&rep_r);
     let (error, status) = parse_report(&report);
@@ -595,7 +595,10 @@ fn execute(
         }),
         None => Err(SandboxError::Setup {
             command,
-            message: "the sandbox's init process died without a report".into(),
+            message: match keeper_status {
+                WaitStatus::Signaled(_, sig, _) => format!("the sandbox was killed by {sig}"),
+                other => format!("the sandbox's init process ended without a report ({other:?})"),
+            },
         }),
     }
 }
@@ -742,6 +745,11 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
     {
         return 1;
     }
+    // Terminal signals are the caller's to handle (it cancels, or dies and takes us along).
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP] {
+        // SAFETY: setting a signal to be ignored.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
     // stdin /dev/null, stdout, stderr, report: 0..=3; everything else closed.
     for (target, fd) in fds.iter().enumerate() {
         // SAFETY: dup2 onto the low descriptors; the sources stay open until close_range.
@@ -774,6 +782,13 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
         report_error(&format!("mapping the user namespace: {e}"));
         return 1;
     }
+    let (life_r, life_w) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            report_error(&format!("pipe: {}", e.desc()));
+            return 1;
+        }
+    };
     // SAFETY: the child runs `init`, which ends with `_exit`.
     match unsafe { nix::unistd::fork() } {
         Err(e) => {
@@ -781,11 +796,15 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
             1
         }
         Ok(ForkResult::Child) => {
-            let code = init(plan);
+            drop(life_w);
+            let code = init(plan, life_r.as_raw_fd());
             // SAFETY: leave without running destructors.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
+            drop(life_r);
+            // `life_w` stays open until the keeper exits.
+            let _life = life_w;
             // SAFETY: closing our copies of the pipes; init holds its own.
             unsafe {
                 libc::close(1);
@@ -803,11 +822,22 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
 }
 
 /// PID 1 of the sandbox: mounts, then the command, then reaping until it ends.
-fn init(plan: &ChildPlan<'_>) -> i32 {
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
-        || nix::unistd::getppid().as_raw() == 1
-    {
-        // The keeper is already gone (our parent pid outside the namespace reads as 0).
+fn init(plan: &ChildPlan<'_>, life_r: RawFd) -> i32 {
+    // Die with the keeper; if it died before that took effect, its end of the life pipe is
+    // closed (its pid reads as 0 from inside the namespace, so getppid cannot tell).
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut life = libc::pollfd {
+        fd: life_r,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one valid descriptor without waiting, then closing it.
+    unsafe {
+        let r = libc::poll(&mut life, 1, 0);
+        libc::close(life_r);
+        if r != 0 {
+            return 1;
+        }
     }
     let mut sys = LinuxSys;
     if let Err(e) = apply(plan.ops, &mut sys) {
@@ -896,9 +926,8 @@ fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
             Err(e) => e,
             Ok(never) => match never {},
         };
-        // Keep the most telling error: "permission denied" beats "not found".
-        if e != Errno::ENOENT && e != Errno::ENOTDIR || last == Errno::ENOENT && e != Errno::ENOENT
-        {
+        // Keep the first telling error: "permission denied" beats "not found".
+        if last == Errno::ENOENT && !matches!(e, Errno::ENOENT | Errno::ENOTDIR) {
             last = e;
         }
     }

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +103,25 @@ fn mountinfo() -> String {
     fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
+/// No mount of the sandbox is visible in the caller's namespace: none mentions the fixture or a
+/// sandbox state directory, and no mount appeared that was not there before.
+fn assert_no_leftover_mounts(fx: &Fixture, before: &str) {
+    let after = mountinfo();
+    let fixture = fx.dir.path().to_string_lossy().into_owned();
+    for line in after.lines() {
+        assert!(
+            !line.contains(&fixture) && !line.contains("strata-sandbox-"),
+            "sandbox mount left behind: {line}"
+        );
+    }
+    let new: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .filter(|l| !l.contains("/containers/") && !l.contains("/netns"))
+        .collect();
+    assert!(new.is_empty(), "new mounts after the run: {new:#?}");
+}
+
 #[test]
 fn changes_become_entries_and_whiteouts() {
     let Some(fx) = Fixture::new() else { return };
@@ -134,5 +153,366 @@ fn changes_become_entries_and_whiteouts() {
     }
     let wh = fs::symlink_metadata(fx.path("upper/etc/group")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
-    assert_eq!(mountinfo(), before, "mounts left behind");
+    assert_no_leftover_mounts(&fx, &before);
+}
+
+#[test]
+fn rm_rf_and_mkdir_makes_an_opaque_directory() {
+    let Some(fx) = Fixture::new() else { return };
+    fs::write(fx.path("lower/home/old"), "old").unwrap();
+    let (_, outcome) =
+        run_capture(&fx.spec("rm -rf /home && mkdir /home && touch /home/a")).unwrap();
+    let changes = outcome.changes().unwrap();
+    assert_eq!(summary(&changes), ["+home", "opaque home", "+home/a"]);
+}
+
+#[test]
+fn a_failing_command_reports_code_and_tail_and_leaves_no_mount() {
+    let Some(fx) = Fixture::new() else { return };
+    let before = mountinfo();
+    let mut spec = fx.spec("echo one; echo two >&2; echo three; exit 3");
+    spec.tail_lines = 2;
+    let err = run_capture(&spec).unwrap_err();
+    let SandboxError::CommandFailed {
+        command,
+        status,
+        tail,
+    } = &err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert!(command.starts_with("sh -c 'echo one;"), "{command}");
+    assert_eq!(*status, strata_sandbox::ExitStatus::Code(3));
+    assert_eq!(tail.len(), 2);
+    assert!(tail.contains(&"three".to_string()), "{tail:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("exited with code 3") && msg.contains("three"),
+        "{msg}"
+    );
+    assert_no_leftover_mounts(&fx, &before);
+}
+
+#[test]
+fn setup_failures_are_clear() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut spec = fx.spec("true");
+    spec.cwd = "/no/such/dir".into();
+    let e = run_capture(&spec).unwrap_err().to_string();
+    assert!(
+        e.contains("working directory /no/such/dir") && e.contains("No such file"),
+        "{e}"
+    );
+    fx.reset();
+    let mut spec = fx.spec("true");
+    spec.argv = vec!["no-such-tool".into()];
+    let e = run_capture(&spec).unwrap_err().to_string();
+    assert!(e.contains("cannot execute no-such-tool"), "{e}");
+}
+
+#[test]
+fn environment_hostname_and_identity_are_exact() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut spec = fx.spec("env | sort; hostname; id -u; id -G; pwd");
+    spec.env = vec![("A".into(), "1 2".into())];
+    spec.hostname = "buildbox".into();
+    spec.cwd = "/etc".into();
+    let (out, _) = run_capture(&spec).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // sh adds PWD, SHLVL; nothing from the host leaks in.
+    assert!(lines.contains(&"A=1 2"), "{out}");
+    assert!(lines.contains(&"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    assert!(
+        !out.contains("CARGO") && !out.contains("HOME=/root"),
+        "{out}"
+    );
+    assert_eq!(&lines[lines.len() - 4..], ["buildbox", "0", "0", "/etc"]);
+}
+
+#[test]
+fn user_by_name_runs_with_its_ids() {
+    let Some(fx) = Fixture::new() else { return };
+    let user = resolve_user("www-data", &LayerView::new(&[fx.path("lower")])).unwrap();
+    let mut spec = fx.spec("id -u; id -g; touch /tmp/mine; stat -c %u /tmp/mine");
+    spec.user = user.identity;
+    let (out, outcome) = run_capture(&spec).unwrap();
+    assert_eq!(out, "33\n33\n33\n");
+    let changes = outcome.changes().unwrap();
+    let mine = changes
+        .iter()
+        .find(|c| c.path() == std::path::Path::new("tmp/mine"))
+        .unwrap();
+    assert!(matches!(
+        mine,
+        Change::Entry {
+            uid: 33,
+            gid: 33,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn network_none_has_only_loopback_up() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut spec = fx.spec("cat /proc/net/dev; cat /sys/class/net/lo/flags");
+    spec.network = Network::None;
+    let (out, _) = run_capture(&spec).unwrap();
+    let ifaces: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim()))
+        .filter(|n| !n.contains('|'))
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{out}");
+    let flags = out.lines().last().unwrap().trim_start_matches("0x");
+    assert_eq!(
+        u32::from_str_radix(flags, 16).unwrap() & 1,
+        1,
+        "lo is down: {out}"
+    );
+    // The host network (the default) has more than lo here.
+    fx.reset();
+    let (out, _) = run_capture(&fx.spec("cat /proc/net/dev")).unwrap();
+    let host = fs::read_to_string("/proc/net/dev").unwrap();
+    assert_eq!(out.lines().count(), host.lines().count(), "{out}");
+    assert!(
+        host.lines().count() > 3,
+        "the host has only lo: cannot tell namespaces apart"
+    );
+}
+
+#[test]
+fn a_cache_mount_persists_across_runs_and_stays_out_of_the_layer() {
+    let Some(fx) = Fixture::new() else { return };
+    let cache = fx.path("cache");
+    let mut spec = fx.spec("echo v1 > /var/cache/app/state");
+    spec.mounts = vec![ExtraMount::Cache {
+        dir: cache.clone(),
+        target: "/var/cache/app".into(),
+    }];
+    let (_, outcome) = run_capture(&spec).unwrap();
+    let changes = outcome.changes().unwrap();
+    assert!(
+        changes
+            .iter()
+            .all(|c| !c.path().starts_with("var/cache/app")),
+        "{:?}",
+        summary(&changes)
+    );
+    assert_eq!(fs::read_to_string(cache.join("state")).unwrap(), "v1\n");
+    fx.reset();
+    spec.argv[2] = "cat /var/cache/app/state".into();
+    let (out, _) = run_capture(&spec).unwrap();
+    assert_eq!(out, "v1\n");
+}
+
+#[test]
+fn secrets_tmpfs_and_readonly_binds_never_reach_the_layer() {
+    let Some(fx) = Fixture::new() else { return };
+    let ctx = fx.path("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("input"), "from context").unwrap();
+    let mut spec = fx.spec(
+        "cat /run/secrets/token; echo; cat /src/input; echo; \
+         echo t > /scratch/t; ls /scratch; \
+         if echo x > /src/input 2>/dev/null; then echo WRITABLE; fi; \
+         if echo x > /run/secrets/token 2>/dev/null; then echo WRITABLE; fi; \
+         if echo x > /etc/resolv.conf 2>/dev/null; then echo WRITABLE; fi",
+    );
+    spec.mounts = vec![
+        ExtraMount::Secret {
+            id: "token".into(),
+            content: SecretBytes(b"s3cr3t".to_vec()),
+            target: None,
+            uid: 0,
+            gid: 0,
+            mode: 0o400,
+        },
+        ExtraMount::Bind {
+            source: ctx.clone(),
+            target: "/src".into(),
+            readonly: true,
+        },
+        ExtraMount::Tmpfs {
+            target: "/scratch".into(),
+            size: Some(1 << 20),
+        },
+    ];
+    let (out, outcome) = run_capture(&spec).unwrap();
+    assert_eq!(out, "s3cr3t\nfrom context\nt\n");
+    assert_eq!(
+        fs::read_to_string(ctx.join("input")).unwrap(),
+        "from context"
+    );
+    assert!(
+        outcome.changes().unwrap().is_empty(),
+        "{:?}",
+        summary(&outcome.changes().unwrap())
+    );
+    assert_eq!(fs::read_dir(fx.path("upper")).unwrap().count(), 0);
+}
+
+#[test]
+fn pid_namespace_reaps_everything_when_the_command_ends() {
+    let Some(fx) = Fixture::new() else { return };
+    let marker = format!("{}", 100_000 + std::process::id() % 800_000);
+    let spec = fx.spec(&format!("sleep {marker} & echo $$; echo $!"));
+    let (out, _) = run_capture(&spec).unwrap();
+    let pids: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        pids[0] <= 3 && pids[1] <= 4,
+        "not in a fresh PID namespace: {pids:?}"
+    );
+    assert!(
+        !sleeper_alive(&marker),
+        "the backgrounded sleep survived the step"
+    );
+}
+
+fn sleeper_alive(marker: &str) -> bool {
+    let want = format!("sleep\0{marker}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes()))
+}
+
+#[test]
+fn cancelling_kills_the_sandbox_and_its_mounts() {
+    let Some(fx) = Fixture::new() else { return };
+    let before = mountinfo();
+    let marker = format!("{}", 900_000 + std::process::id() % 90_000);
+    // "ready" once the background sleep has exec'd; the foreground sleep then waits forever.
+    let spec = fx.spec(&format!(
+        "sleep {marker} & while ! grep -q sleep /proc/$!/cmdline; do :; done; echo ready; sleep {marker}"
+    ));
+    let cancel = Cancel::new();
+    let trigger = cancel.clone();
+    let seen_alive = Arc::new(Mutex::new(None));
+    let seen = seen_alive.clone();
+    let probe_marker = marker.clone();
+    let mut output = move |_: Stream, bytes: &[u8]| {
+        if bytes.windows(5).any(|w| w == b"ready") {
+            *seen.lock().unwrap() = Some(sleeper_alive(&probe_marker));
+            trigger.cancel();
+        }
+    };
+    let err = run(&spec, &mut output, &cancel).unwrap_err();
+    assert_eq!(
+        *seen_alive.lock().unwrap(),
+        Some(true),
+        "the host could not see the sleeper"
+    );
+    assert!(matches!(err, SandboxError::Cancelled { .. }), "{err:?}");
+    assert!(
+        !sleeper_alive(&marker),
+        "a sandbox process survived cancellation"
+    );
+    assert_no_leftover_mounts(&fx, &before);
+}
+
+#[test]
+fn nothing_is_written_to_the_host_outside_the_upper_layer() {
+    let Some(fx) = Fixture::new() else { return };
+    let name = format!("strata-sandbox-test-{}", std::process::id());
+    let (_, outcome) =
+        run_capture(&fx.spec(&format!("touch /tmp/{name}; echo x > /etc/passwd"))).unwrap();
+    assert!(
+        !std::path::Path::new("/tmp").join(&name).exists(),
+        "wrote to the host's /tmp"
+    );
+    assert!(
+        !fx.path("lower/tmp").join(&name).exists(),
+        "wrote to the lower layer"
+    );
+    assert!(
+        fs::read_to_string(fx.path("lower/etc/passwd"))
+            .unwrap()
+            .starts_with("root:")
+    );
+    assert!(fx.path("upper/tmp").join(&name).exists());
+    assert_eq!(
+        summary(&outcome.changes().unwrap()),
+        [
+            "+etc",
+            "+etc/passwd",
+            "+tmp",
+            format!("+tmp/{name}").as_str()
+        ]
+    );
+}
+
+#[test]
+fn the_copy_fallback_reports_the_same_changes() {
+    let Some(fx) = Fixture::new() else { return };
+    let before = mountinfo();
+    let mut spec = fx.spec(
+        "echo hi > /new; rm /etc/group; mkdir -p /d; echo x > /bin/x; echo root:x:0: > /etc/passwd",
+    );
+    spec.strategy = Strategy::Copy;
+    let (_, outcome) = run_capture(&spec).unwrap();
+    assert_eq!(outcome.isolation.root, RootMode::Copy);
+    // The copy's own mount points were made in place, then removed.
+    let created: Vec<String> = outcome
+        .created_mountpoints
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        created.contains(&"proc".to_string()) && created.contains(&"etc/resolv.conf".to_string()),
+        "{created:?}"
+    );
+    assert!(!fx.path("upper/proc").exists());
+    let changes = outcome.changes().unwrap();
+    assert_eq!(
+        summary(&changes),
+        [
+            "+bin",
+            "+bin/x",
+            "+d",
+            "+etc",
+            "-etc/group",
+            "+etc/passwd",
+            "+new"
+        ]
+    );
+    assert_no_leftover_mounts(&fx, &before);
+}
+
+#[test]
+fn a_directory_root_records_and_removes_its_mount_points() {
+    let Some(fx) = Fixture::new() else { return };
+    let root = fx.path("lower");
+    let etc_before = fs::metadata(root.join("etc")).unwrap().modified().unwrap();
+    let mut spec = fx.spec("echo made > /made");
+    spec.rootfs = RootFs::Dir(root.clone());
+    let (_, outcome) = run_capture(&spec).unwrap();
+    assert_eq!(outcome.isolation.root, RootMode::Direct);
+    assert_eq!(fs::read_to_string(root.join("made")).unwrap(), "made\n");
+    let mut created: Vec<String> = outcome
+        .created_mountpoints
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    created.sort();
+    assert_eq!(
+        created,
+        ["dev", "etc/resolv.conf", "etc/hosts", "proc", "sys"]
+            .map(String::from)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    for p in &created {
+        assert!(!root.join(p).exists(), "{p} was left in the root");
+    }
+    assert_eq!(
+        fs::metadata(root.join("etc")).unwrap().modified().unwrap(),
+        etc_before
+    );
+    assert!(
+        outcome.changes().is_err(),
+        "a directory root has no change record"
+    );
 }
