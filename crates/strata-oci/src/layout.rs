@@ -79,13 +79,21 @@ impl Store {
             return Store::open(root);
         }
         let store = Store { root };
-        fs::create_dir_all(store.blobs_dir()).map_err(io_err(store.blobs_dir()))?;
         store.ensure_private_dirs()?;
+        // Under the index lock: a concurrent init must not replace an index another process has
+        // already started tagging into.
+        let lock_path = store.lock_path("index.lock");
+        let lock = open_lock_file(&lock_path)?;
+        FileExt::lock_exclusive(&lock).map_err(io_err(&lock_path))?;
         if !store.index_path().exists() {
             let empty = empty_index();
             atomic_write(&store.index_path(), &canonical_json(&empty, "index.json")?)?;
         }
-        atomic_write(&store.root.join("oci-layout"), OCI_LAYOUT.as_bytes())?;
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            atomic_write(&layout, OCI_LAYOUT.as_bytes())?;
+        }
+        drop(lock);
         Ok(store)
     }
 
@@ -285,6 +293,29 @@ mod tests {
         let again = Store::init(&root).unwrap();
         assert!(again.has_blob(&Digest::of(b"x")));
         Store::open(&root).unwrap();
+    }
+
+    #[test]
+    fn concurrent_inits_lose_no_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("fresh");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let store = Store::init(&root).unwrap();
+                    let d = store
+                        .put_blob(b"{}")
+                        .unwrap()
+                        .descriptor(MediaType::ImageManifest);
+                    store.tag(&format!("t/{i}"), &d).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(Store::open(&root).unwrap().list().unwrap().len(), 8);
     }
 
     #[test]

@@ -190,6 +190,20 @@ mod tests {
     }
 
     #[test]
+    fn a_single_file_maps_to_dest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.txt");
+        fs::write(&file, "x").unwrap();
+        let entries = collect_tree(&file, Path::new("/etc/app.conf")).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].path, Path::new("etc/app.conf"));
+        assert_eq!(
+            entries[0].kind,
+            EntryKind::File(super::super::Content::Path(file))
+        );
+    }
+
+    #[test]
     fn splits_device_numbers() {
         // makedev(1, 3) = /dev/null; makedev(259, 65536) uses the extended bits.
         assert_eq!(split_dev(0x103), (1, 3));
