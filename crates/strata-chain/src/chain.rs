@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+pub use crate::dockerfile::uses as dockerfile_uses;
 use crate::error::ChainError;
 use crate::graph::{GraphDefect, ImageGraph, Resolver, Use};
 use crate::manifest::{Build, ChainFile};

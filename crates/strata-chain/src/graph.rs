@@ -104,6 +104,7 @@ pub struct ImageGraph {
     names: Vec<String>,
     graph: DiGraph<(), Vec<UseSite>>,
     external: BTreeMap<String, Vec<(usize, UseSite)>>,
+    external_by_image: Vec<Vec<UseSite>>,
     order: Vec<usize>,
     wave: Vec<usize>,
 }
@@ -188,10 +189,18 @@ impl ImageGraph {
         for users in external.values_mut() {
             users.sort();
         }
+        let mut external_by_image: Vec<Vec<UseSite>> = vec![Vec::new(); names.len()];
+        for (i, site) in external.values().flatten() {
+            external_by_image[*i].push(site.clone());
+        }
+        for sites in &mut external_by_image {
+            sites.sort_by(|a, b| a.reference.cmp(&b.reference).then(a.line.cmp(&b.line)));
+        }
         let mut g = ImageGraph {
             names,
             graph,
             external,
+            external_by_image,
             order: Vec::new(),
             wave: Vec::new(),
         };
@@ -329,16 +338,19 @@ impl ImageGraph {
         &self.external
     }
 
-    /// The external references image `i` uses, sorted.
+    /// The external references image `i` uses, sorted, each once.
     pub fn external_of(&self, i: usize) -> Vec<&str> {
-        let mut v: Vec<&str> = self
-            .external
+        let mut v: Vec<&str> = self.external_by_image[i]
             .iter()
-            .filter(|(_, users)| users.iter().any(|(u, _)| *u == i))
-            .map(|(r, _)| r.as_str())
+            .map(|s| s.reference.as_str())
             .collect();
         v.dedup();
         v
+    }
+
+    /// Where image `i` uses external references (sorted by reference, then line).
+    pub fn external_uses(&self, i: usize) -> &[UseSite] {
+        &self.external_by_image[i]
     }
 
     /// Every image in build order: parents before children, ties broken by name.

@@ -23,7 +23,7 @@ pub mod scaffold;
 pub mod status;
 
 pub use chain::Chain;
-pub use error::{ChainError, Location};
+pub use error::{ChainError, LineIndex, Location};
 pub use graph::{ImageGraph, Use, UseKind};
 pub use manifest::{Build, ChainFile, Image, Squash, Team};
 pub use plan::{Plan, Reason, Step};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::error::{ChainError, Location};
+use crate::error::{ChainError, LineIndex, Location};
 use crate::names;
 
 /// A parsed and checked `strata.toml`. Paths are joined to the chain file's directory.
@@ -125,7 +125,7 @@ impl ChainFile {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Checker {
             path,
-            text,
+            lines: LineIndex::new(text),
             dir: &dir,
         }
         .check(raw)
@@ -199,7 +199,7 @@ struct RawSource {
 
 struct Checker<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: LineIndex<'a>,
     dir: &'a Path,
 }
 
@@ -211,7 +211,7 @@ impl Checker<'_> {
         message: impl Into<String>,
     ) -> ChainError {
         ChainError::Field {
-            location: Location::at_offset(self.path, self.text, span.start),
+            location: self.lines.locate(self.path, span.start),
             field: field.into(),
             message: message.into(),
         }
@@ -435,7 +435,7 @@ impl Checker<'_> {
             }
         }
         Ok(Image {
-            declared_at: Location::at_offset(self.path, self.text, raw.name.span().start),
+            declared_at: self.lines.locate(self.path, raw.name.span().start),
             name: raw.name.into_inner(),
             owner: raw.owner.into_inner(),
             tier: raw.tier,

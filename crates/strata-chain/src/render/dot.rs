@@ -75,21 +75,11 @@ pub fn dot(chain: &Chain) -> String {
         );
     }
     for (reference, users) in graph.external() {
-        let mut seen: Vec<usize> = Vec::new();
-        for (i, _) in users {
-            if seen.contains(i) {
-                continue;
-            }
-            seen.push(*i);
-            let sites: Vec<_> = users
-                .iter()
-                .filter(|(u, _)| u == i)
-                .map(|(_, s)| s.clone())
-                .collect();
+        for (i, sites) in super::by_image(users) {
             edge(
                 &mut out,
                 &format!("external:{reference}"),
-                &format!("image:{}", images[*i].name),
+                &format!("image:{}", images[i].name),
                 super::edge_note(&sites),
             );
         }

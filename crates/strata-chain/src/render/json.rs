@@ -37,12 +37,10 @@ pub fn json(chain: &Chain, statuses: &Statuses) -> Value {
                     }));
                 }
             }
-            for (reference, users) in graph.external() {
-                for (_, site) in users.iter().filter(|(u, _)| *u == i) {
-                    uses.push(json!({
-                        "kind": site.kind, "line": site.line, "reference": reference, "image": null,
-                    }));
-                }
+            for site in graph.external_uses(i) {
+                uses.push(json!({
+                    "kind": site.kind, "line": site.line, "reference": site.reference, "image": null,
+                }));
             }
             uses.sort_by_key(|u| u["line"].as_u64());
             json!({

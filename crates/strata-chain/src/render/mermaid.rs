@@ -39,22 +39,13 @@ pub fn mermaid(chain: &Chain) -> String {
         let _ = writeln!(out, "  x{k}([\"{} (external)\"])", label(reference));
     }
     for (k, users) in graph.external().values().enumerate() {
-        let mut seen: Vec<usize> = Vec::new();
-        for (i, _) in users {
-            if !seen.contains(i) {
-                seen.push(*i);
-                let sites: Vec<_> = users
-                    .iter()
-                    .filter(|(u, _)| u == i)
-                    .map(|(_, s)| s.clone())
-                    .collect();
-                edge(
-                    &mut out,
-                    &format!("x{k}"),
-                    &format!("i{i}"),
-                    super::edge_note(&sites),
-                );
-            }
+        for (i, sites) in super::by_image(users) {
+            edge(
+                &mut out,
+                &format!("x{k}"),
+                &format!("i{i}"),
+                super::edge_note(&sites),
+            );
         }
     }
     for &i in graph.order() {

@@ -29,6 +29,15 @@ fn edge_note(uses: &[UseSite]) -> Option<&'static str> {
     }
 }
 
+/// The users of one external reference grouped by image: (image, its uses), in image order.
+/// `users` is sorted by image (as [`crate::ImageGraph::external`] keeps it).
+fn by_image(users: &[(usize, UseSite)]) -> Vec<(usize, Vec<UseSite>)> {
+    users
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|group| (group[0].0, group.iter().map(|(_, s)| s.clone()).collect()))
+        .collect()
+}
+
 /// Colours for teams, cycled in team-name order.
 const PALETTE: &[&str] = &[
     "#cfe2f3", "#d9ead3", "#fff2cc", "#f4cccc", "#d9d2e9", "#fce5cd", "#d0e0e3", "#ead1dc",

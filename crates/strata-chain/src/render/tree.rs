@@ -31,17 +31,12 @@ pub fn tree(chain: &Chain, statuses: &Statuses) -> String {
             label: format!("{reference} (external)"),
             columns: None,
         });
-        let mut children: Vec<usize> = users.iter().map(|(i, _)| *i).collect();
-        children.sort_by(|a, b| images[*a].name.cmp(&images[*b].name));
-        children.dedup();
-        for (k, &c) in children.iter().enumerate() {
+        let mut children = super::by_image(users);
+        children.sort_by(|a, b| images[a.0].name.cmp(&images[b.0].name));
+        for (k, (c, sites)) in children.iter().enumerate() {
+            let c = *c;
             let last = k + 1 == children.len();
-            let sites: Vec<_> = users
-                .iter()
-                .filter(|(u, _)| *u == c)
-                .map(|(_, s)| s.clone())
-                .collect();
-            let note = super::edge_note(&sites);
+            let note = super::edge_note(sites);
             let (glyph, indent) = if last {
                 ("└── ", "    ")
             } else {
