@@ -153,3 +153,19 @@ fn gc_removes_only_unreferenced_blobs() {
         .assert()
         .success();
 }
+
+#[test]
+fn gc_refuses_while_a_build_holds_a_lease() {
+    let (_dir, store, _image) = store_with_image();
+    let lease = store.lease().unwrap();
+    strata(store.root())
+        .args(["store", "gc"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is busy"));
+    drop(lease);
+    strata(store.root())
+        .args(["store", "gc"])
+        .assert()
+        .success();
+}
