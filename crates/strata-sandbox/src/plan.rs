@@ -49,6 +49,21 @@ pub enum MountOp {
         /// Filesystem options.
         data: Option<String>,
     },
+    /// An overlay with more layers than `mount(2)`'s one page of options can name, through the
+    /// new mount API (`fsopen`, one `fsconfig` `lowerdir+` per layer; Linux 6.8+), with the same
+    /// options as [`overlay_options`].
+    OverlayManyLayers {
+        /// Lower directories, top first.
+        lowers_top_first: Vec<PathBuf>,
+        /// The upper directory.
+        upper: PathBuf,
+        /// The work directory.
+        work: PathBuf,
+        /// Use `userxattr`.
+        userxattr: bool,
+        /// Mount point.
+        target: PathBuf,
+    },
     /// A bind mount.
     Bind {
         /// What to bind.
@@ -168,14 +183,17 @@ pub struct MountPlan {
 /// created nor followed (`redirect_dir=nofollow`: `off` means `follow` on kernels built with
 /// `redirect_always_follow`, which `userxattr` rejects), metacopy and index off, so the upper
 /// directory is a plain tree of whole files, whiteouts and opaque markers (a renamed lower
-/// directory is copied whole: `rename` gets `EXDEV` and tools fall back to copying). When the absolute paths do not fit in one page, they are made relative to their
-/// common parent, returned as the directory to change into first.
+/// directory is copied whole: `rename` gets `EXDEV` and tools fall back to copying).
+///
+/// When the absolute paths do not fit in one page, they are made relative to their common
+/// parent, returned as the directory to change into first; `Ok(None)` when even that does not
+/// fit (the plan then uses the new mount API, one `lowerdir+` per layer).
 pub fn overlay_options(
     lowers_top_first: &[PathBuf],
     upper: &Path,
     work: &Path,
     userxattr: bool,
-) -> Result<(Option<PathBuf>, String), SandboxError> {
+) -> Result<Option<(Option<PathBuf>, String)>, SandboxError> {
     let all = || {
         lowers_top_first
             .iter()
@@ -214,7 +232,7 @@ pub fn overlay_options(
     };
     let absolute = build(None);
     if absolute.len() <= MAX_MOUNT_DATA {
-        return Ok((None, absolute));
+        return Ok(Some((None, absolute)));
     }
     let mut base = upper.parent().unwrap_or(Path::new("/")).to_path_buf();
     while !all().all(|p| p.starts_with(&base)) {
@@ -222,13 +240,9 @@ pub fn overlay_options(
     }
     let relative = build(Some(&base));
     if relative.len() <= MAX_MOUNT_DATA && base != Path::new("/") {
-        return Ok((Some(base), relative));
+        return Ok(Some((Some(base), relative)));
     }
-    Err(SandboxError::InvalidSpec(format!(
-        "{} layers: the overlay options ({} bytes) exceed one page; squash some layers",
-        lowers_top_first.len(),
-        relative.len().min(absolute.len())
-    )))
+    Ok(None)
 }
 
 /// What a mount target must be.
@@ -261,19 +275,27 @@ pub fn plan_mounts(
             upper,
             work,
             userxattr,
-        } => {
-            let (cwd, data) = overlay_options(lowers_top_first, upper, work, *userxattr)?;
-            if let Some(path) = cwd {
-                ops.push(MountOp::Chdir { path });
+        } => match overlay_options(lowers_top_first, upper, work, *userxattr)? {
+            Some((cwd, data)) => {
+                if let Some(path) = cwd {
+                    ops.push(MountOp::Chdir { path });
+                }
+                ops.push(MountOp::Mount {
+                    source: "overlay".into(),
+                    target: env.merged.clone(),
+                    fstype: "overlay".into(),
+                    flags: MsFlags::empty(),
+                    data: Some(data),
+                });
             }
-            ops.push(MountOp::Mount {
-                source: "overlay".into(),
+            None => ops.push(MountOp::OverlayManyLayers {
+                lowers_top_first: lowers_top_first.clone(),
+                upper: upper.clone(),
+                work: work.clone(),
+                userxattr: *userxattr,
                 target: env.merged.clone(),
-                fstype: "overlay".into(),
-                flags: MsFlags::empty(),
-                data: Some(data),
-            });
-        }
+            }),
+        },
         RootMount::Bind(dir) => ops.push(MountOp::Bind {
             source: dir.clone(),
             target: env.merged.clone(),
@@ -599,6 +621,7 @@ mod tests {
             Path::new("/a/work"),
             false,
         )
+        .unwrap()
         .unwrap();
         assert_eq!(cwd, None);
         assert_eq!(
@@ -612,14 +635,16 @@ mod tests {
     }
 
     #[test]
-    fn long_overlay_options_become_relative() {
+    fn long_overlay_options_become_relative_then_use_the_new_mount_api() {
         let base = format!("/var/lib/strata/{}", "x".repeat(60));
         let lowers: Vec<PathBuf> = (0..45)
             .map(|i| PathBuf::from(format!("{base}/snapshots/{i:064}")))
             .collect();
         let upper = PathBuf::from(format!("{base}/run/up"));
         let work = PathBuf::from(format!("{base}/run/work"));
-        let (cwd, data) = overlay_options(&lowers, &upper, &work, true).unwrap();
+        let (cwd, data) = overlay_options(&lowers, &upper, &work, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(cwd, Some(PathBuf::from(&base)));
         assert!(
             data.starts_with(&format!("lowerdir=snapshots/{:064}:", 0)),
@@ -631,7 +656,30 @@ mod tests {
         let many: Vec<PathBuf> = (0..200)
             .map(|i| format!("{base}/snapshots/{i:064}").into())
             .collect();
-        assert!(overlay_options(&many, &upper, &work, false).is_err());
+        assert_eq!(overlay_options(&many, &upper, &work, false).unwrap(), None);
+        let env = PlanEnv {
+            root: RootMount::Overlay {
+                lowers_top_first: many.clone(),
+                upper: upper.clone(),
+                work: work.clone(),
+                userxattr: false,
+            },
+            merged: "/s/m".into(),
+            state: "/s/state".into(),
+            rootless: false,
+        };
+        let t = tempfile::tempdir().unwrap();
+        let plan = plan_mounts(&spec(), &LayerView::single(t.path()), &env).unwrap();
+        assert_eq!(
+            plan.ops[1],
+            MountOp::OverlayManyLayers {
+                lowers_top_first: many,
+                upper,
+                work,
+                userxattr: false,
+                target: "/s/m".into()
+            }
+        );
     }
 
     #[test]

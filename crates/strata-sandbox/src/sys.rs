@@ -1,6 +1,7 @@
 //! The system calls a sandbox makes, behind a trait (youki's `Syscall`): [`LinuxSys`] makes them,
 //! [`RecordingSys`] records them so plans are tested without root.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -39,6 +40,14 @@ pub trait Sys {
         fstype: Option<&str>,
         flags: MsFlags,
         data: Option<&str>,
+    ) -> nix::Result<()>;
+    /// Mount overlayfs at `target` with one `lowerdir+` per layer (new mount API) and
+    /// `options` (key, value; an empty value sets a flag).
+    fn mount_overlay_layers(
+        &mut self,
+        lowers_top_first: &[PathBuf],
+        options: &[(&str, String)],
+        target: &Path,
     ) -> nix::Result<()>;
     /// `mount(2)` with `MS_BIND` (and `MS_REC` when `recursive`).
     fn bind(&mut self, source: &Path, target: &Path, recursive: bool) -> nix::Result<()>;
@@ -89,6 +98,15 @@ impl std::fmt::Display for ApplyError {
                 target.display(),
                 data.as_deref().unwrap_or("")
             ),
+            MountOp::OverlayManyLayers {
+                lowers_top_first,
+                target,
+                ..
+            } => format!(
+                "mounting an overlay of {} layers on {}",
+                lowers_top_first.len(),
+                target.display()
+            ),
             MountOp::Bind { source, target, .. } => {
                 format!("binding {} on {}", source.display(), target.display())
             }
@@ -127,6 +145,25 @@ pub fn apply(ops: &[MountOp], sys: &mut dyn Sys) -> Result<(), ApplyError> {
                 flags,
                 data,
             } => sys.mount(Some(source), target, Some(fstype), *flags, data.as_deref()),
+            MountOp::OverlayManyLayers {
+                lowers_top_first,
+                upper,
+                work,
+                userxattr,
+                target,
+            } => {
+                let mut options = vec![
+                    ("upperdir", upper.to_string_lossy().into_owned()),
+                    ("workdir", work.to_string_lossy().into_owned()),
+                    ("redirect_dir", "nofollow".to_string()),
+                    ("metacopy", "off".to_string()),
+                    ("index", "off".to_string()),
+                ];
+                if *userxattr {
+                    options.push(("userxattr", String::new()));
+                }
+                sys.mount_overlay_layers(lowers_top_first, &options, target)
+            }
             MountOp::Bind {
                 source,
                 target,
@@ -176,6 +213,15 @@ impl Sys for LinuxSys {
         data: Option<&str>,
     ) -> nix::Result<()> {
         nix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn mount_overlay_layers(
+        &mut self,
+        lowers_top_first: &[PathBuf],
+        options: &[(&str, String)],
+        target: &Path,
+    ) -> nix::Result<()> {
+        fsconfig_overlay(lowers_top_first, options, target)
     }
 
     fn bind(&mut self, source: &Path, target: &Path, recursive: bool) -> nix::Result<()> {
@@ -314,6 +360,89 @@ impl Sys for LinuxSys {
     }
 }
 
+/// overlayfs through `fsopen`/`fsconfig`/`fsmount`/`move_mount` (not wrapped by nix or libc).
+fn fsconfig_overlay(
+    lowers_top_first: &[PathBuf],
+    options: &[(&str, String)],
+    target: &Path,
+) -> nix::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let c = |b: &[u8]| CString::new(b).map_err(|_| Errno::EINVAL);
+    let check = |r: libc::c_long| {
+        if r < 0 { Err(Errno::last()) } else { Ok(r) }
+    };
+    let fstype = c(b"overlay")?;
+    // SAFETY: raw system calls with valid NUL-terminated strings; returned descriptors are owned.
+    unsafe {
+        let fs = check(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))?;
+        let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        let set = |cmd: libc::c_uint, key: &CString, value: Option<&CString>| {
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                key.as_ptr(),
+                value.map_or(std::ptr::null(), |v| v.as_ptr()),
+                0,
+            ))
+        };
+        let lowerdir = c(b"lowerdir+")?;
+        for lower in lowers_top_first {
+            set(
+                FSCONFIG_SET_STRING,
+                &lowerdir,
+                Some(&c(lower.as_os_str().as_bytes())?),
+            )?;
+        }
+        for (key, value) in options {
+            let key = c(key.as_bytes())?;
+            if value.is_empty() {
+                set(FSCONFIG_SET_FLAG, &key, None)?;
+            } else {
+                set(FSCONFIG_SET_STRING, &key, Some(&c(value.as_bytes())?))?;
+            }
+        }
+        check(libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ))?;
+        let mnt = check(libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            0,
+        ))?;
+        let mnt = OwnedFd::from_raw_fd(mnt as RawFd);
+        let empty = c(b"")?;
+        let target = c(target.as_os_str().as_bytes())?;
+        check(libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ))?;
+    }
+    Ok(())
+}
+
 /// One recorded call of [`RecordingSys`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -330,6 +459,8 @@ pub enum Call {
         /// Options.
         data: Option<String>,
     },
+    /// [`Sys::mount_overlay_layers`]: lowers, options, target.
+    OverlayLayers(Vec<PathBuf>, Vec<(String, String)>, PathBuf),
     /// [`Sys::bind`].
     Bind(PathBuf, PathBuf, bool),
     /// [`Sys::remount_readonly`].
@@ -390,6 +521,21 @@ impl Sys for RecordingSys {
             flags,
             data: data.map(str::to_string),
         })
+    }
+    fn mount_overlay_layers(
+        &mut self,
+        lowers_top_first: &[PathBuf],
+        options: &[(&str, String)],
+        target: &Path,
+    ) -> nix::Result<()> {
+        self.record(Call::OverlayLayers(
+            lowers_top_first.to_vec(),
+            options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            target.into(),
+        ))
     }
     fn bind(&mut self, source: &Path, target: &Path, recursive: bool) -> nix::Result<()> {
         self.record(Call::Bind(source.into(), target.into(), recursive))

@@ -151,6 +151,16 @@ fn changes_become_entries_and_whiteouts() {
             "{p} leaked into the upper layer"
         );
     }
+    // /etc was copied up through the mountpoints layer (which holds etc/resolv.conf): it keeps
+    // the image's mode, owner and mtime.
+    let (img, up) = (
+        fs::metadata(fx.path("lower/etc")).unwrap(),
+        fs::metadata(fx.path("upper/etc")).unwrap(),
+    );
+    assert_eq!(
+        (up.mode(), up.uid(), up.mtime()),
+        (img.mode(), img.uid(), img.mtime())
+    );
     let wh = fs::symlink_metadata(fx.path("upper/etc/group")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
     assert_no_leftover_mounts(&fx, &before);
@@ -514,5 +524,48 @@ fn a_directory_root_records_and_removes_its_mount_points() {
     assert!(
         outcome.changes().is_err(),
         "a directory root has no change record"
+    );
+}
+
+#[test]
+fn the_command_cannot_mount_or_unmount() {
+    let Some(fx) = Fixture::new() else { return };
+    let (out, _) = run_capture(&fx.spec(
+        "grep CapBnd /proc/self/status; \
+         mount -t tmpfs t /tmp 2>/dev/null && echo MOUNTED; \
+         umount /etc/resolv.conf 2>/dev/null && echo UNMOUNTED; \
+         echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo SYSCTL; true",
+    ))
+    .unwrap();
+    let mask: u64 = strata_sandbox::sys::KEPT_CAPS
+        .iter()
+        .map(|c| 1u64 << c)
+        .sum();
+    assert_eq!(out, format!("CapBnd:\t{mask:016x}\n"));
+}
+
+#[test]
+fn many_layers_go_through_the_new_mount_api() {
+    let Some(fx) = Fixture::new() else { return };
+    // 80 layers of 64-character names: their lowerdir list exceeds a page even made relative.
+    let mut lowers = vec![fx.path("lower")];
+    for i in 0..80 {
+        let l = fx.path("snapshots").join(format!("{i:064}"));
+        fs::create_dir_all(l.join("layers")).unwrap();
+        fs::write(l.join("layers").join(i.to_string()), "").unwrap();
+        fs::write(l.join("top"), i.to_string()).unwrap();
+        lowers.push(l);
+    }
+    let mut spec = fx.spec("cat /top; echo; ls /layers | wc -l; echo new > /layers/new");
+    spec.rootfs = RootFs::Overlay {
+        lowers,
+        upper: fx.path("upper"),
+        work: fx.path("work"),
+    };
+    let (out, outcome) = run_capture(&spec).unwrap();
+    assert_eq!(out, "79\n80\n");
+    assert_eq!(
+        summary(&outcome.changes().unwrap()),
+        ["+layers", "+layers/new"]
     );
 }
