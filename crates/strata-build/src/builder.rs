@@ -17,6 +17,7 @@ use crate::error::{BuildError, StepError};
 use crate::fsindex::FsIndex;
 use crate::layer::{self, LayerRef, StepCache};
 use crate::metadata::{self, StageFlags};
+use crate::snapshot::Snapshots;
 use crate::squash;
 use crate::users::{self, Owner};
 
@@ -64,6 +65,8 @@ pub struct BuildOptions {
     pub annotations: BTreeMap<String, String>,
     /// Set to true to stop the build between steps (and kill a running RUN).
     pub cancel: Arc<AtomicBool>,
+    /// Secrets for `RUN --mount=type=secret`: id → file.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 impl BuildOptions {
@@ -81,6 +84,7 @@ impl BuildOptions {
             cache_dir: None,
             annotations: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            secrets: BTreeMap::new(),
         }
     }
 
@@ -517,14 +521,165 @@ impl<'a> Builder<'a> {
                 self.copy_layer(state, &sources, &opts, &created_by)
             }
             Command::Add(a) => self.add(state, a, &created_by),
-            Command::Run(_) => Err(StepError::Unsupported(
-                "RUN needs the sandbox (not built yet)".to_string(),
-            )),
+            Command::Run(run) => self.run_step(state, ins, run, done, &created_by),
             other => Err(StepError::Unsupported(format!(
                 "{} is not valid here",
                 other.keyword()
             ))),
         }
+    }
+
+    /// The snapshot directories of the stage's layers, bottom first.
+    fn lowers(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>, StepError> {
+        let snapshots = Snapshots::new(self.work_dir().join("snapshots"));
+        layers
+            .iter()
+            .map(|l| snapshots.get(self.store, &l.descriptor, &l.diff_id))
+            .collect()
+    }
+
+    /// Where snapshots and cache mounts live: the cache directory, or this build's scratch.
+    fn work_dir(&self) -> PathBuf {
+        self.options
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.scratch_dir.path().to_path_buf())
+    }
+
+    fn run_step(
+        &mut self,
+        state: &mut StageState,
+        ins: &ResolvedInstruction,
+        run: &strata_dockerfile::Run,
+        done: &[Option<StageState>],
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        if state.layers.is_empty() {
+            return Err(StepError::Run(
+                "the stage's filesystem is empty (FROM scratch): there is nothing to run".into(),
+            ));
+        }
+        if run.security == Some(strata_dockerfile::Security::Insecure) {
+            return Err(StepError::Unsupported(
+                "RUN --security=insecure needs the security.insecure entitlement, which strata does not grant".into(),
+            ));
+        }
+        let command = crate::run::command(run, metadata::shell_of(&state.config));
+        let env = ins.env.clone().unwrap_or_else(|| state.config.env_pairs());
+        let cwd = state.workdir();
+        let user_spec = state
+            .config
+            .config
+            .user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "0".to_string());
+        let mut from_roots = Vec::new();
+        for from in &ins.mount_from {
+            from_roots.push(self.tree_root(from.as_ref(), done)?);
+        }
+        let scratch = self.scratch_dir.path().to_path_buf();
+        let cache_root = self.work_dir().join("mounts");
+        let (mounts, mount_keys) = crate::run::mounts(
+            &run.mounts,
+            &crate::run::MountInputs {
+                cache_root: &cache_root,
+                context_root: self.context.root(),
+                from_roots,
+                secrets: &self.options.secrets,
+                scratch: &scratch,
+            },
+        )?;
+        let network = crate::run::network(run);
+        let key = hash_strings(&[
+            "run/v1",
+            &state.chain_key,
+            &command.argv.join("\0"),
+            &format!("{env:?}"),
+            &user_spec,
+            &cwd,
+            &format!("{network:?}"),
+            &mount_keys.join("\0"),
+            &command
+                .script
+                .as_ref()
+                .map(|(n, c)| format!("{n}:{}", hash_strings(&[&String::from_utf8_lossy(c)])))
+                .unwrap_or_default(),
+        ]);
+        if let Some(cached) = self.cache.get_step(self.store, &key) {
+            self.sink.event(BuildEvent::Cached);
+            self.cached_steps += 1;
+            return self.apply_run_result(state, cached, created_by);
+        }
+        let lowers = self.lowers(&state.layers)?;
+        let view = strata_sandbox::LayerView::new(&lowers);
+        let user = strata_sandbox::resolve_user(&user_spec, &view)
+            .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
+        let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
+        spec.env = env;
+        spec.cwd = cwd;
+        spec.user = crate::run::identity(&user);
+        spec.network = network;
+        spec.mounts = mounts;
+        if let Some((name, content)) = &command.script {
+            let path = scratch.join(format!("heredoc-{name}"));
+            std::fs::write(&path, content).map_err(|source| StepError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|source| StepError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            spec.mounts.push(strata_sandbox::ExtraMount::Bind {
+                source: path,
+                target: format!("{}/{name}", crate::run::SCRIPT_DIR),
+                readonly: true,
+            });
+        }
+        let sink = self.sink;
+        let mut output =
+            crate::run::LineSplitter::new(|line: &str| sink.event(BuildEvent::Output(line)));
+        let cancel = strata_sandbox::Cancel::from_flag(self.options.cancel.clone());
+        let outcome = strata_sandbox::run(&spec, &mut output, &cancel);
+        output.flush();
+        let outcome = outcome.map_err(|e| match e {
+            strata_sandbox::SandboxError::Cancelled { .. } => StepError::Interrupted,
+            other => StepError::Run(other.to_string()),
+        })?;
+        let changes = outcome
+            .changes()
+            .map_err(|e| StepError::Run(e.to_string()))?;
+        let layer = if changes.is_empty() {
+            None
+        } else {
+            let entries = crate::run::entries(changes)?;
+            Some(layer::write_entries(
+                self.store,
+                entries,
+                self.layer_options(),
+            )?)
+        };
+        self.cache.put_step(&key, layer.as_ref());
+        self.built_steps += 1;
+        self.apply_run_result(state, layer, created_by)
+    }
+
+    fn apply_run_result(
+        &mut self,
+        state: &mut StageState,
+        layer: Option<LayerRef>,
+        created_by: &str,
+    ) -> Result<(), StepError> {
+        match layer {
+            None => state.push_empty(&self.created, created_by),
+            Some(layer) => {
+                layer::index_layer(self.store, &mut state.fs, &layer.descriptor)?;
+                state.push_layer(layer, &self.created, created_by);
+            }
+        }
+        Ok(())
     }
 
     fn chown(&self, state: &StageState, spec: Option<&str>) -> Result<Option<Owner>, StepError> {

@@ -110,6 +110,9 @@ pub enum StepError {
     /// A RUN step failed.
     #[error("{0}")]
     Run(String),
+    /// The build was cancelled during this step.
+    #[error("interrupted")]
+    Interrupted,
     /// A stage or image referenced by `--from` is unknown.
     #[error("--from={0}: no such stage or image")]
     UnknownFrom(String),

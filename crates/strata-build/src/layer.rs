@@ -52,6 +52,30 @@ impl StepCache {
         store.has_blob(&digest).then_some(layer)
     }
 
+    /// A cached RUN result: `Some(None)` when the step is known to change nothing.
+    pub fn get_step(&self, store: &Store, key: &str) -> Option<Option<LayerRef>> {
+        let bytes = fs::read(self.path(key)?).ok()?;
+        if bytes == b"empty" {
+            return Some(None);
+        }
+        let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
+        let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
+        store.has_blob(&digest).then_some(Some(layer))
+    }
+
+    /// Remember a RUN result (`None`: it changed nothing).
+    pub fn put_step(&self, key: &str, layer: Option<&LayerRef>) {
+        match layer {
+            Some(layer) => self.put(key, layer),
+            None => {
+                if let Some(path) = self.path(key) {
+                    let _ = fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+                    let _ = strata_oci::layout::atomic_write(&path, b"empty");
+                }
+            }
+        }
+    }
+
     /// Remember `layer` under `key` (atomically; a failure only loses the cache entry).
     pub fn put(&self, key: &str, layer: &LayerRef) {
         let Some(path) = self.path(key) else { return };

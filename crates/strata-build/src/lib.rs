@@ -10,6 +10,8 @@ pub mod error;
 pub mod fsindex;
 pub mod layer;
 pub mod metadata;
+mod run;
 pub mod scoped;
+pub mod snapshot;
 mod squash;
 pub mod users;

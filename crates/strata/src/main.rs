@@ -26,12 +26,26 @@ fn main() -> ExitCode {
     match cmd::run(cli.command, &cli.global) {
         Ok(code) => code,
         Err(err) => {
-            // One line: the outermost context first, then each cause.
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", one_line(&err));
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, outermost first, skipping a cause whose text the message
+/// already holds (library errors often format their source into their own message).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    // A failed RUN's output tail follows the error line, indented.
+    line.replace('\n', "\n  ")
 }

@@ -1,0 +1,309 @@
+//! RUN: execute a command in the sandbox over the stage's layer snapshots and turn what it changed
+//! into a layer.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use strata_dockerfile::{Mount, MountType, Network, Run, RunScript};
+use strata_oci::tar::{Entry, Metadata};
+use strata_sandbox::{Change, ExtraMount, Identity, SandboxSpec, SecretBytes, Stream};
+
+use crate::error::StepError;
+
+/// The argv of a RUN, and a script file to mount when its heredoc is a `#!` script.
+pub(crate) struct RunCommand {
+    pub(crate) argv: Vec<String>,
+    pub(crate) script: Option<(String, Vec<u8>)>,
+}
+
+/// Where a heredoc script is mounted for execution (BuildKit uses `/dev/pipes/`).
+pub(crate) const SCRIPT_DIR: &str = "/run/strata-heredoc";
+
+/// What a RUN executes, as BuildKit decides it.
+pub(crate) fn command(run: &Run, shell: Vec<String>) -> RunCommand {
+    match run.script() {
+        RunScript::Exec(argv) => RunCommand { argv, script: None },
+        RunScript::Shell(text) => {
+            let mut argv = shell;
+            argv.push(text);
+            RunCommand { argv, script: None }
+        }
+        RunScript::ShebangFile { name, content } => RunCommand {
+            argv: vec![format!("{SCRIPT_DIR}/{name}")],
+            script: Some((name, content.into_bytes())),
+        },
+    }
+}
+
+/// Convert a `--network` flag.
+pub(crate) fn network(run: &Run) -> strata_sandbox::Network {
+    match run.network {
+        Some(Network::None) => strata_sandbox::Network::None,
+        _ => strata_sandbox::Network::Host,
+    }
+}
+
+/// Inputs for turning `--mount` options into sandbox mounts.
+pub(crate) struct MountInputs<'a> {
+    /// Persistent cache mounts live under here, one directory per id.
+    pub(crate) cache_root: &'a Path,
+    /// The root a bind mount without `from=` reads (the build context).
+    pub(crate) context_root: &'a Path,
+    /// For each mount, the root filesystem its `from=` names (None: no `from=`).
+    pub(crate) from_roots: Vec<Option<PathBuf>>,
+    /// `--secret id=...,src=...` files.
+    pub(crate) secrets: &'a BTreeMap<String, PathBuf>,
+    /// Where read-write bind copies are made.
+    pub(crate) scratch: &'a Path,
+}
+
+/// Sandbox mounts for a RUN's `--mount` options, and a description of each for the cache key.
+pub(crate) fn mounts(
+    mounts: &[Mount],
+    inputs: &MountInputs<'_>,
+) -> Result<(Vec<ExtraMount>, Vec<String>), StepError> {
+    let mut out = Vec::new();
+    let mut keys = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let target = m.target.clone().unwrap_or_default();
+        match m.kind {
+            MountType::Cache => {
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let dir = inputs
+                    .cache_root
+                    .join(crate::builder::hash_strings(&[&id]).trim_start_matches("sha256:"));
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir).map_err(|source| StepError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    let mode = m.mode.unwrap_or(0o755);
+                    std::fs::set_permissions(
+                        &dir,
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
+                    )
+                    .map_err(|source| StepError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    let _ = std::os::unix::fs::chown(&dir, m.uid.or(Some(0)), m.gid.or(Some(0)));
+                }
+                keys.push(format!("cache {target} {id}"));
+                out.push(ExtraMount::Cache { dir, target });
+            }
+            MountType::Tmpfs => {
+                keys.push(format!("tmpfs {target}"));
+                out.push(ExtraMount::Tmpfs {
+                    target,
+                    size: m.size,
+                });
+            }
+            MountType::Bind => {
+                let root = inputs
+                    .from_roots
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| inputs.context_root.to_path_buf());
+                let inner = m.source.clone().unwrap_or_else(|| "/".to_string());
+                let source = crate::scoped::resolve_on_disk(&root, &inner, true)
+                    .map_err(|e| StepError::Copy(e.into()))?;
+                if !source.exists() {
+                    return Err(StepError::Run(format!(
+                        "--mount=type=bind: source {inner:?} not found"
+                    )));
+                }
+                let source = if m.readonly {
+                    source
+                } else {
+                    // A writable bind gets a private copy: writes never reach the context.
+                    let copy = tempfile::Builder::new()
+                        .prefix("bind-")
+                        .tempdir_in(inputs.scratch)
+                        .map_err(|source| StepError::Io {
+                            path: inputs.scratch.to_path_buf(),
+                            source,
+                        })?
+                        .keep();
+                    let status = std::process::Command::new("cp")
+                        .arg("-a")
+                        .arg(format!("{}/.", source.display()))
+                        .arg(&copy)
+                        .status()
+                        .map_err(|source| StepError::Io {
+                            path: copy.clone(),
+                            source,
+                        })?;
+                    if !status.success() {
+                        return Err(StepError::Run(format!(
+                            "cannot copy bind source {}",
+                            source.display()
+                        )));
+                    }
+                    copy
+                };
+                keys.push(format!("bind {target} {inner} {}", m.readonly));
+                out.push(ExtraMount::Bind {
+                    source,
+                    target,
+                    readonly: m.readonly,
+                });
+            }
+            MountType::Secret => {
+                let id =
+                    m.id.clone()
+                        .or_else(|| target.rsplit('/').next().map(str::to_string))
+                        .unwrap_or_default();
+                let Some(path) = inputs.secrets.get(&id) else {
+                    if m.required {
+                        return Err(StepError::Run(format!(
+                            "secret {id:?} is required but was not given (--secret id={id},src=FILE)"
+                        )));
+                    }
+                    continue;
+                };
+                let content = std::fs::read(path).map_err(|source| StepError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                keys.push(format!("secret {id}"));
+                out.push(ExtraMount::Secret {
+                    id,
+                    content: SecretBytes(content),
+                    target: m.target.clone(),
+                    uid: m.uid.unwrap_or(0),
+                    gid: m.gid.unwrap_or(0),
+                    mode: m.mode.unwrap_or(0o400),
+                });
+            }
+            MountType::Ssh => {
+                return Err(StepError::Unsupported(
+                    "RUN --mount=type=ssh: SSH agent forwarding is not supported".to_string(),
+                ));
+            }
+        }
+    }
+    Ok((out, keys))
+}
+
+/// The sandbox spec's identity from a resolved user.
+pub(crate) fn identity(user: &strata_sandbox::ResolvedUser) -> Identity {
+    user.identity.clone()
+}
+
+/// Turn the sandbox's changes into layer entries.
+pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
+    let mut out = Vec::with_capacity(changes.len());
+    for change in changes {
+        match change {
+            Change::Whiteout(path) => out.push(Entry::whiteout(&path)?),
+            Change::Opaque(path) => out.push(Entry::opaque(&path)),
+            Change::Entry {
+                path,
+                source,
+                metadata,
+                uid,
+                gid,
+            } => {
+                let meta = Metadata {
+                    mode: metadata.mode() & 0o7777,
+                    uid: u64::from(uid),
+                    gid: u64::from(gid),
+                    mtime: u64::try_from(metadata.mtime()).unwrap_or(0),
+                    ..Metadata::default()
+                };
+                let ft = metadata.file_type();
+                let entry = if ft.is_dir() {
+                    Entry::dir(&path, meta)
+                } else if ft.is_symlink() {
+                    let target = std::fs::read_link(&source).map_err(|e| StepError::Io {
+                        path: source.clone(),
+                        source: e,
+                    })?;
+                    Entry::symlink(&path, target, meta)
+                } else if ft.is_char_device() || ft.is_block_device() {
+                    let rdev = metadata.rdev();
+                    let major = (((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)) as u32;
+                    let minor = (((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff)) as u32;
+                    if ft.is_char_device() {
+                        Entry::char_device(&path, major, minor, meta)
+                    } else {
+                        Entry::block_device(&path, major, minor, meta)
+                    }
+                } else if ft.is_fifo() {
+                    Entry::fifo(&path, meta)
+                } else if ft.is_socket() {
+                    continue; // sockets are not carried in layers
+                } else {
+                    Entry::file_from_path(&path, &source, meta)
+                };
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a RUN's output into lines for the progress sink, keeping partial lines per stream.
+pub(crate) struct LineSplitter<F: FnMut(&str)> {
+    pub(crate) emit: F,
+    pending: [Vec<u8>; 2],
+}
+
+impl<F: FnMut(&str)> LineSplitter<F> {
+    pub(crate) fn new(emit: F) -> Self {
+        Self {
+            emit,
+            pending: [Vec::new(), Vec::new()],
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        for i in 0..2 {
+            if !self.pending[i].is_empty() {
+                let line = String::from_utf8_lossy(&self.pending[i]).into_owned();
+                (self.emit)(&line);
+                self.pending[i].clear();
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&str)> strata_sandbox::Output for LineSplitter<F> {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        let i = usize::from(matches!(stream, Stream::Stderr));
+        for &b in bytes {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.pending[i]).into_owned();
+                (self.emit)(&line);
+                self.pending[i].clear();
+            } else {
+                self.pending[i].push(b);
+            }
+        }
+    }
+}
+
+/// A spec over `lowers` with fresh upper and work directories under `scratch`.
+pub(crate) fn spec(
+    lowers: Vec<PathBuf>,
+    scratch: &Path,
+    argv: Vec<String>,
+) -> Result<(SandboxSpec, tempfile::TempDir), StepError> {
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(scratch)
+        .map_err(|source| StepError::Io {
+            path: scratch.to_path_buf(),
+            source,
+        })?;
+    let rootfs = strata_sandbox::RootFs::Overlay {
+        lowers,
+        upper: dir.path().join("upper"),
+        work: dir.path().join("work"),
+    };
+    let mut spec = SandboxSpec::new(rootfs, argv);
+    spec.scratch_dir = Some(dir.path().to_path_buf());
+    Ok((spec, dir))
+}
