@@ -47,7 +47,8 @@ pub struct Mount {
     pub readonly: bool,
     /// `size=` of a tmpfs, in bytes.
     pub size: Option<u64>,
-    /// `id=` of a cache, secret or ssh mount.
+    /// `id=` of a cache, secret or ssh mount. BuildKit defaults a cache's id to its cleaned
+    /// target path; that is left to the builder.
     pub id: Option<String>,
     /// `sharing=` of a cache mount.
     pub sharing: Option<Sharing>,

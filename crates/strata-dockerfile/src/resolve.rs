@@ -430,7 +430,8 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     })
 }
 
-/// Resolve a `--from` / `from=` value to a stage or an image, as BuildKit does.
+/// Resolve a `--from` (`by_index`: a number names a stage) or mount `from=` value to a stage
+/// or an image, as BuildKit does.
 fn stage_or_image(
     inst: &Instruction,
     value: &str,
@@ -466,16 +467,21 @@ fn stage_or_image(
         find_stage(names, value)
     };
     match idx {
-        Some(i) if i >= current => Err(err_at(
-            inst,
-            Some(value),
-            format!(
-                "cannot copy from stage {value:?}, it needs to be defined before current stage {:?}",
-                names[current]
-                    .clone()
-                    .unwrap_or_else(|| format!("stage-{current}"))
-            ),
-        )),
+        Some(i) if i >= current => {
+            let msg = if by_index {
+                format!(
+                    "cannot copy from stage {value:?}, it needs to be defined before current stage {:?}",
+                    names[current]
+                        .clone()
+                        .unwrap_or_else(|| format!("stage-{current}"))
+                )
+            } else {
+                format!(
+                    "cannot mount from stage {value:?}, stage needs to be defined before current command"
+                )
+            };
+            Err(err_at(inst, Some(value), msg))
+        }
         Some(i) => Ok(Base::Stage(i)),
         None if value == "scratch" => Ok(Base::Scratch),
         None => {

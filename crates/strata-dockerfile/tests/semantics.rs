@@ -319,3 +319,36 @@ fn mounts_expand_with_the_stage_environment() {
     assert_eq!(run.mounts[0].uid, Some(33));
     assert_eq!(run.mounts[0].id.as_deref(), Some("c-33"));
 }
+
+#[test]
+fn crlf_and_byte_order_mark() {
+    let df = parse(
+        "\u{feff}# escape=`\r\nFROM a\r\nRUN echo a `\r\n  b\r\nCOPY <<EOF /x\r\nline\r\nEOF\r\n",
+    )
+    .unwrap();
+    assert_eq!(df.directives.escape, '`');
+    assert_eq!(run_text(&df.instructions[1].command), "echo a   b");
+    let Command::Copy(c) = &df.instructions[2].command else {
+        panic!()
+    };
+    // heredoc bodies are kept byte for byte, as BuildKit keeps them
+    assert_eq!(
+        c.sources,
+        [Source::Heredoc {
+            name: "EOF".into(),
+            content: "line\r\n".into(),
+            expand: true
+        }]
+    );
+}
+
+#[test]
+fn mount_from_a_later_stage_is_an_error() {
+    let e = parse("FROM a AS one\nRUN --mount=from=two,target=/t true\nFROM b AS two\n")
+        .and_then(|d| d.resolve(&BTreeMap::new(), None))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2:18: RUN: cannot mount from stage \"two\", stage needs to be defined before current command"
+    );
+}
