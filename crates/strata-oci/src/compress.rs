@@ -96,8 +96,8 @@ impl FromStr for Compression {
 pub enum Encoder<W: Write> {
     /// Pass-through.
     None(W),
-    /// gzip, header without mtime or file name.
-    Gzip(flate2::write::GzEncoder<W>),
+    /// gzip, header without mtime or file name (see [`ChunkedGzip`]).
+    Gzip(ChunkedGzip<W>),
     /// zstd, single-threaded (the output does not depend on the machine).
     Zstd(zstd::Encoder<'static, W>),
 }
@@ -107,12 +107,7 @@ impl<W: Write> Encoder<W> {
     pub fn new(sink: W, compression: Compression) -> io::Result<Encoder<W>> {
         Ok(match compression {
             Compression::None => Encoder::None(sink),
-            Compression::Gzip => Encoder::Gzip(
-                GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(sink, flate2::Compression::new(GZIP_LEVEL)),
-            ),
+            Compression::Gzip => Encoder::Gzip(ChunkedGzip::new(sink, default_threads())),
             Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(sink, ZSTD_LEVEL)?),
         })
     }
@@ -142,6 +137,110 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Gzip(e) => e.flush(),
             Encoder::Zstd(e) => e.flush(),
         }
+    }
+}
+
+/// Uncompressed bytes per gzip member written by [`ChunkedGzip`].
+pub const GZIP_CHUNK: usize = 1 << 20;
+
+/// Worker threads for gzip: the machine's parallelism, at most 4.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// gzip in parallel, deterministically: the input is cut into [`GZIP_CHUNK`]-byte chunks, each
+/// compressed on a worker thread into a complete gzip member (mtime 0, no file name, OS
+/// "unknown"), and the members are written in order. RFC 1952 allows concatenated members and
+/// every gzip reader (Go's, zlib's, GNU gzip) reads them as one stream. The output depends only on
+/// the input, never on the number of threads.
+pub struct ChunkedGzip<W: Write> {
+    sink: W,
+    threads: usize,
+    chunk: Vec<u8>,
+    in_flight: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    members: u64,
+}
+
+impl<W: Write> ChunkedGzip<W> {
+    /// Compress into `sink` with up to `threads` workers (1: compress inline).
+    pub fn new(sink: W, threads: usize) -> ChunkedGzip<W> {
+        ChunkedGzip {
+            sink,
+            threads: threads.max(1),
+            chunk: Vec::with_capacity(GZIP_CHUNK),
+            in_flight: std::collections::VecDeque::new(),
+            members: 0,
+        }
+    }
+
+    fn compress(chunk: &[u8]) -> io::Result<Vec<u8>> {
+        let mut encoder = GzBuilder::new().mtime(0).operating_system(255).write(
+            Vec::with_capacity(chunk.len() / 2 + 64),
+            flate2::Compression::new(GZIP_LEVEL),
+        );
+        encoder.write_all(chunk)?;
+        encoder.finish()
+    }
+
+    /// Send the current chunk to a worker (or compress it inline with one thread).
+    fn dispatch(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(GZIP_CHUNK));
+        self.members += 1;
+        if self.threads == 1 {
+            let member = Self::compress(&chunk)?;
+            return self.sink.write_all(&member);
+        }
+        while self.in_flight.len() >= self.threads {
+            self.write_oldest()?;
+        }
+        self.in_flight
+            .push_back(std::thread::spawn(move || Self::compress(&chunk)));
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        if let Some(handle) = self.in_flight.pop_front() {
+            let member = handle
+                .join()
+                .map_err(|_| io::Error::other("a gzip worker thread panicked"))??;
+            self.sink.write_all(&member)?;
+        }
+        Ok(())
+    }
+
+    /// Compress what is buffered, write every member in order and return the sink. Empty input
+    /// still gives one (empty) member, so the result is always a valid gzip stream.
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.chunk.is_empty() || self.members == 0 {
+            self.dispatch()?;
+        }
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
+        Ok(self.sink)
+    }
+}
+
+impl<W: Write> Write for ChunkedGzip<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = GZIP_CHUNK - self.chunk.len();
+        let n = buf.len().min(room);
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == GZIP_CHUNK {
+            self.dispatch()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Members are only cut at chunk boundaries (determinism); flush what is complete.
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
+        self.sink.flush()
     }
 }
 
@@ -221,6 +320,51 @@ mod tests {
         assert_eq!(&gz[..8], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
         let zst = roundtrip(Compression::Zstd);
         assert_eq!(&zst[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    }
+
+    #[test]
+    fn chunked_gzip_is_independent_of_threads_and_readable_by_gzip() {
+        let data: Vec<u8> = (0..(3 * GZIP_CHUNK + 12345) as u64)
+            .map(|i| ((i * 7919) % 251) as u8 ^ (i >> 13) as u8)
+            .collect();
+        let compress = |threads| {
+            let mut gz = ChunkedGzip::new(Vec::new(), threads);
+            for piece in data.chunks(100_000) {
+                gz.write_all(piece).unwrap();
+            }
+            gz.finish().unwrap()
+        };
+        let one = compress(1);
+        assert_eq!(compress(2), one);
+        assert_eq!(compress(4), one);
+        let mut out = Vec::new();
+        Decoder::detect(one.as_slice())
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        // GNU gzip agrees.
+        let mut child = std::process::Command::new("gzip")
+            .arg("-dc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = one.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let output = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert!(output.status.success());
+        assert_eq!(output.stdout, data);
+        // Empty input is still a valid gzip stream.
+        let empty = ChunkedGzip::new(Vec::new(), 2).finish().unwrap();
+        let mut out = Vec::new();
+        Decoder::detect(empty.as_slice())
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]

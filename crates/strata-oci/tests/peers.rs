@@ -24,6 +24,11 @@ fn make_source(dir: &Path) {
     fs::write(dir.join("app/data/config.txt"), "key=value\n").unwrap();
     fs::hard_link(dir.join("app/tool"), dir.join("app/tool-hardlink")).unwrap();
     std::os::unix::fs::symlink("tool", dir.join("app/tool-symlink")).unwrap();
+    // 3 MB: the gzip layer has several members (one per MiB), which every reader must join.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fs::write(dir.join("app/data/big.bin"), big).unwrap();
 }
 
 /// Build the image: a layer collected from disk (owners and setuid rewritten, as COPY --chown
@@ -38,7 +43,7 @@ fn build(store: &Store, src: &Path, compression: Compression) -> Image {
             e.meta.mode = 0o4755;
         } else if e.path == Path::new("app/data") {
             e.meta.mode = 0o750;
-        } else if e.path == Path::new("app/data/config.txt") {
+        } else if e.path.starts_with("app/data/") {
             e.meta.mode = 0o640;
         } else if e.path == Path::new("app") {
             e.meta.mode = 0o755;
