@@ -7,6 +7,7 @@ pub mod context;
 pub mod copy;
 pub mod dockerignore;
 pub mod error;
+pub mod exec;
 pub mod fsindex;
 pub mod layer;
 pub mod metadata;

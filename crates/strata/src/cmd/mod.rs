@@ -27,6 +27,8 @@ pub enum Command {
     Store(store::Args),
     /// Build one image from a Dockerfile, natively (like `buildah bud`).
     BuildImage(build_image::Args),
+    /// Run a command in an image with the build sandbox; its changes are thrown away.
+    Run(run::Args),
 }
 
 /// Run one subcommand.
@@ -40,6 +42,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Images(args) => images::run(args, global),
         Command::Store(args) => store::run(args, global),
         Command::BuildImage(args) => build_image::run(args, global),
+        Command::Run(args) => run::run(args, global),
     }
 }
 
@@ -49,5 +52,6 @@ mod graph;
 mod images;
 mod init;
 mod plan;
+mod run;
 mod store;
 mod version;

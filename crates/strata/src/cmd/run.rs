@@ -1,0 +1,78 @@
+//! `strata run`: run a command in an image with the build sandbox, throwing its changes away.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use strata_build::exec::{ExecRequest, exec};
+use strata_sandbox::Stream;
+
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image (`acme/corebuild`, `localhost/acme/corebuild:3`, `name@sha256:...`).
+    image: String,
+    /// Run as this user (`name`, `uid`, `user:group`).
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Working directory.
+    #[arg(long, short = 'w')]
+    workdir: Option<String>,
+    /// Environment variable (repeatable): `KEY=VALUE`.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Replace the image's ENTRYPOINT (a single executable).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Run without network.
+    #[arg(long)]
+    no_network: bool,
+    /// The command and its arguments (default: the image's ENTRYPOINT and CMD).
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// Run the command; strata exits with its exit code.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let store_path = global.store_path()?;
+    let store = strata_oci::Store::open(&store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let mut env = Vec::new();
+    for kv in &args.env {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+            _ => bail!("invalid --env {kv:?}: expected KEY=VALUE"),
+        }
+    }
+    let request = ExecRequest {
+        argv: args.command,
+        entrypoint: args.entrypoint.map(|e| vec![e]),
+        user: args.user,
+        workdir: args.workdir,
+        env,
+        no_network: args.no_network,
+    };
+    let work_dir = store_path.parent().unwrap_or(&store_path).join("cache");
+    let mut output = |stream: Stream, bytes: &[u8]| {
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().write_all(bytes),
+            Stream::Stderr => std::io::stderr().write_all(bytes),
+        };
+    };
+    let outcome = exec(
+        &store,
+        &args.image,
+        &request,
+        &work_dir,
+        &mut output,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .with_context(|| format!("strata run {}", args.image))?;
+    Ok(ExitCode::from(
+        u8::try_from(outcome.code.clamp(0, 255)).unwrap_or(1),
+    ))
+}
