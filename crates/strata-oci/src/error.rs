@@ -92,7 +92,7 @@ pub enum Error {
         /// Its media type.
         media_type: String,
     },
-    /// An image is malformed (found by [`crate::validate`] or while reading it).
+    /// An image is malformed (found by `validate::image` or while reading it).
     #[error("image {image}: {reason}")]
     InvalidImage {
         /// The image (reference or digest).
