@@ -247,3 +247,91 @@ fn whiteout_cannot_delete_outside() {
         .unwrap();
     s.assert_outside_untouched();
 }
+
+/// Random archives built from hostile pieces never touch anything outside the root.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Kind {
+        File,
+        Dir,
+        Symlink(String),
+        Hardlink(String),
+    }
+
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("".to_string()),
+            Just(".wh.victim".to_string()),
+            Just(".wh..wh..opq".to_string()),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (any::<bool>(), proptest::collection::vec(component(), 1..5))
+            .prop_map(|(abs, parts)| format!("{}{}", if abs { "/" } else { "" }, parts.join("/")))
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![
+            Just(Kind::File),
+            Just(Kind::Dir),
+            path().prop_map(Kind::Symlink),
+            Just(Kind::Symlink("@OUTSIDE@".into())),
+            Just(Kind::Symlink("@OUTSIDE@/victim".into())),
+            Just(Kind::Symlink("../../../..".into())),
+            path().prop_map(Kind::Hardlink),
+            Just(Kind::Hardlink("@OUTSIDE@/victim".into())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn nothing_escapes(entries in proptest::collection::vec((path(), kind()), 1..12)) {
+            let s = sandbox();
+            let outside = s.outside.to_str().unwrap().to_string();
+            let owned: Vec<(String, Kind)> = entries
+                .into_iter()
+                .filter(|(p, _)| !p.is_empty() && p.len() < 90)
+                .map(|(p, k)| {
+                    let k = match k {
+                        Kind::Symlink(t) => Kind::Symlink(t.replace("@OUTSIDE@", &outside)),
+                        Kind::Hardlink(t) => Kind::Hardlink(t.replace("@OUTSIDE@", &outside)),
+                        k => k,
+                    };
+                    (p, k)
+                })
+                .collect();
+            let raws: Vec<Raw<'_>> = owned
+                .iter()
+                .filter(|(_, k)| match k {
+                    Kind::Symlink(t) | Kind::Hardlink(t) => t.len() < 100,
+                    _ => true,
+                })
+                .map(|(p, k)| match k {
+                    Kind::File => file(p, b"pwned"),
+                    Kind::Dir => dir(p),
+                    Kind::Symlink(t) => symlink(p, t),
+                    Kind::Hardlink(t) => hardlink(p, t),
+                })
+                .collect();
+            // Errors are fine (refused entries); escapes are not.
+            let _ = s.unpack(&raws);
+            s.assert_outside_untouched();
+            let siblings: Vec<_> = fs::read_dir(s.root.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            let mut siblings = siblings;
+            siblings.sort();
+            prop_assert_eq!(siblings, vec!["outside".to_string(), "root".to_string()]);
+        }
+    }
+}
