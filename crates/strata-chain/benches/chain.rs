@@ -157,7 +157,7 @@ fn main() {
     let (plan_all, all) = time(|| chain.plan(&[], &statuses).unwrap());
     let (plan_base, base) = time(|| chain.plan(&["base".to_string()], &statuses).unwrap());
     let (tree, text) = time(|| render::tree(&chain, &statuses));
-    let (json, _) = time(|| render::json(&chain, &statuses).to_string());
+    let (json, _) = time(|| serde_json::to_string(&render::document(&chain, &statuses)).unwrap());
     let (dot, _) = time(|| render::dot(&chain));
 
     println!(

@@ -51,11 +51,16 @@ impl Chain {
 
     /// Build the chain from a checked chain file and its Dockerfiles' references.
     pub fn from_uses(file: ChainFile, uses: Vec<Use>) -> Result<Chain, ChainError> {
-        let resolver = Resolver::new(
+        let mut resolver = Resolver::new(
             &file.name,
             file.registry.as_deref(),
             file.images.iter().map(|i| i.name.as_str()),
         );
+        for (i, image) in file.images.iter().enumerate() {
+            if let Build::Image { reference } = &image.build {
+                resolver.add_pinned(reference, i);
+            }
+        }
         let graph =
             ImageGraph::build(&file.images, uses, &resolver).map_err(|d| defect_error(&file, d))?;
         Ok(Chain { file, graph })

@@ -110,10 +110,12 @@ pub struct ImageGraph {
 }
 
 /// Maps every accepted spelling of a chain image's name to the image: `name`, `<chain>/name`,
-/// `<registry>/<chain>/name`, `localhost/<chain>/name` (tags and digests are ignored).
+/// `<registry>/<chain>/name`, `localhost/<chain>/name` (tags and digests are ignored); and a bought
+/// image's pinned reference, `repo[:tag]@sha256:...`, to that image (digest required to match).
 #[derive(Debug, Clone)]
 pub struct Resolver {
     forms: HashMap<String, usize>,
+    pinned: HashMap<String, usize>,
 }
 
 impl Resolver {
@@ -132,14 +134,30 @@ impl Resolver {
                 forms.insert(format!("{registry}/{chain}/{name}"), i);
             }
         }
-        Resolver { forms }
+        Resolver {
+            forms,
+            pinned: HashMap::new(),
+        }
+    }
+
+    /// Resolve references to `pinned` (a bought image's `source.image`) to image `i`: the same
+    /// repository and digest, with any tag or none.
+    pub fn add_pinned(&mut self, pinned: &str, i: usize) {
+        let r = names::split_reference(pinned);
+        if let Some(digest) = r.digest {
+            self.pinned.insert(format!("{}@{digest}", r.repository), i);
+        }
     }
 
     /// The chain image `reference` names, if any.
     pub fn resolve(&self, reference: &str) -> Option<usize> {
-        self.forms
-            .get(names::split_reference(reference).repository)
-            .copied()
+        let r = names::split_reference(reference);
+        if let Some(digest) = r.digest
+            && let Some(&i) = self.pinned.get(&format!("{}@{digest}", r.repository))
+        {
+            return Some(i);
+        }
+        self.forms.get(r.repository).copied()
     }
 }
 
@@ -449,6 +467,23 @@ mod tests {
         ] {
             assert_eq!(r.resolve(other), None, "{other}");
         }
+        let mut r = Resolver::new("acme", None, ["rhel", "corebuild"]);
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        r.add_pinned(&format!("registry.example.com/rhel7:7.9@{digest}"), 0);
+        assert_eq!(
+            r.resolve(&format!("registry.example.com/rhel7:7.9@{digest}")),
+            Some(0)
+        );
+        assert_eq!(
+            r.resolve(&format!("registry.example.com/rhel7@{digest}")),
+            Some(0)
+        );
+        // a tag alone may name another image than the pinned one
+        assert_eq!(r.resolve("registry.example.com/rhel7:7.9"), None);
+        assert_eq!(
+            r.resolve(&format!("registry.example.com/rhel8@{digest}")),
+            None
+        );
     }
 
     #[test]

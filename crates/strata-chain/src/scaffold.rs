@@ -129,5 +129,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
         .map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(())
 }

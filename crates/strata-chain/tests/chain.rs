@@ -1,7 +1,7 @@
 //! The chain from files: the example's graph, a diamond, ARG-substituted FROMs, external roots,
 //! Dockerfile and graph errors, plans and renderings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use strata_chain::render;
 use strata_chain::scaffold::{EXAMPLE_FILES, EXAMPLE_ROOTFS};
@@ -496,5 +496,22 @@ fn bought_images_are_roots() {
     assert_eq!(names(&chain, chain.graph().order()), ["rhel", "corebuild"]);
     let json = render::json(&chain, &never_built(&chain));
     assert_eq!(json["images"][0]["build"]["kind"], "image");
-    assert!(Path::new(&f.path()).exists());
+    assert_eq!(
+        json["images"][0]["build"]["image"],
+        format!("registry.example.com/rhel7:7.9@{digest}")
+    );
+
+    // the pinned reference itself names the bought image; the same repository by tag does not
+    std::fs::write(
+        f.dir.path().join("corebuild/Dockerfile"),
+        format!("FROM registry.example.com/rhel7:7.9@{digest}\nCOPY --from=registry.example.com/rhel7:7.9 /etc /etc\n"),
+    )
+    .unwrap();
+    let chain = f.load();
+    let corebuild = chain.index("corebuild").unwrap();
+    assert_eq!(names(&chain, &chain.graph().parents(corebuild)), ["rhel"]);
+    assert_eq!(
+        chain.graph().external_of(corebuild),
+        ["registry.example.com/rhel7:7.9"]
+    );
 }

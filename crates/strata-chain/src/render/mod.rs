@@ -9,7 +9,7 @@ mod plan_text;
 mod tree;
 
 pub use dot::dot;
-pub use json::{JSON_SCHEMA, json};
+pub use json::{ChainDoc, JSON_SCHEMA, document, json};
 pub use mermaid::mermaid;
 pub use plan_text::{headline, plan_text};
 pub use tree::tree;

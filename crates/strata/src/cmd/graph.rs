@@ -31,20 +31,17 @@ pub struct Args {
 }
 
 /// Print the chain's graph.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
     // nothing has been built yet (builds come with a later issue): every image is never built
     let statuses = chain.statuses(&NothingBuilt)?;
-    match args.format {
-        Format::Text => print!("{}", render::tree(&chain, &statuses)),
-        Format::Dot => print!("{}", render::dot(&chain)),
-        Format::Mermaid => print!("{}", render::mermaid(&chain)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::json(&chain, &statuses))?
-        ),
-    }
+    let text = match args.format {
+        Format::Text => render::tree(&chain, &statuses),
+        Format::Dot => render::dot(&chain),
+        Format::Mermaid => render::mermaid(&chain),
+        Format::Json => serde_json::to_string_pretty(&render::document(&chain, &statuses))? + "\n",
+    };
+    write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -66,4 +63,14 @@ pub(super) fn load_chain(global: &GlobalArgs) -> Result<Chain> {
         shown
     };
     Ok(Chain::load(shown)?)
+}
+
+/// Write `text` to stdout; a closed pipe (`strata graph | head`) is not an error.
+pub(super) fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

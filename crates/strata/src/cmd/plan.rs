@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use strata_chain::{NothingBuilt, render};
 
-use super::graph::load_chain;
+use super::graph::{load_chain, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata plan`.
@@ -21,15 +21,15 @@ pub struct Args {
 }
 
 /// Print the plan.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
     let statuses = chain.statuses(&NothingBuilt)?;
     let plan = chain.plan(&args.changed, &statuses)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&plan)? + "\n"
     } else {
-        print!("{}", render::plan_text(&plan));
-    }
+        render::plan_text(&plan)
+    };
+    write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
