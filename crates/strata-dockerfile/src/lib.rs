@@ -40,6 +40,8 @@
 //!   is reported (BuildKit skips such stages); [`Stage::needed`] tells which stages to build.
 //! - The `# syntax=` and `# check=` directives are recorded, not acted upon.
 
+#![warn(missing_docs)]
+
 pub mod document;
 pub mod error;
 pub mod instruction;
