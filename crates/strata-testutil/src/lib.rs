@@ -12,7 +12,9 @@ use std::process::Command;
 
 /// True when running under CI (`CI=true`).
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Find `tool` on PATH. Returns `None` (the caller should return early: the test is skipped) when it
@@ -52,6 +54,22 @@ pub fn run_ok(command: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A path podman accepts in `oci:PATH:REF`: podman 4 derives an image name from the path, so a
+/// component with a leading dot or an upper-case letter (as in temp dirs) makes it fail. Returns a
+/// lower-case symlink in the system temp dir pointing at `path` (left behind: it is tiny).
+pub fn podman_safe_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let link = std::env::temp_dir().join(format!(
+        "strata-oci-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(path, &link).expect("symlink for podman");
+    link
+}
+
 /// Write a minimal busybox root filesystem tarball at `dest`: /bin/busybox (static) with the applets
 /// `sh`, `ls`, `cat`, `echo`, ... as symlinks, plus /etc/passwd and /etc/group with root and nobody.
 /// Returns `None` when busybox-static is not installed (see [`require_tool`] for CI behaviour).
@@ -65,11 +83,56 @@ pub fn busybox_rootfs_tar(dest: &Path) -> Option<()> {
 }
 
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "mkdir", "rm", "cp", "mv", "touch", "id", "env", "test", "true",
-    "false", "chmod", "chown", "ln", "sleep", "grep", "sed", "wc", "head", "tail", "find", "stat",
-    "printf", "pwd", "whoami", "hostname", "mount", "uname", "sha256sum", "tar", "gzip", "date",
-    "ps", "kill", "yes", "dd", "readlink", "basename", "dirname", "sort", "tr", "cut", "awk", "vi",
-    "wget", "xargs", "md5sum",
+    "sh",
+    "ls",
+    "cat",
+    "echo",
+    "mkdir",
+    "rm",
+    "cp",
+    "mv",
+    "touch",
+    "id",
+    "env",
+    "test",
+    "true",
+    "false",
+    "chmod",
+    "chown",
+    "ln",
+    "sleep",
+    "grep",
+    "sed",
+    "wc",
+    "head",
+    "tail",
+    "find",
+    "stat",
+    "printf",
+    "pwd",
+    "whoami",
+    "hostname",
+    "mount",
+    "uname",
+    "sha256sum",
+    "tar",
+    "gzip",
+    "date",
+    "ps",
+    "kill",
+    "yes",
+    "dd",
+    "readlink",
+    "basename",
+    "dirname",
+    "sort",
+    "tr",
+    "cut",
+    "awk",
+    "vi",
+    "wget",
+    "xargs",
+    "md5sum",
 ];
 
 fn write_busybox_tar(busybox: &Path, dest: &Path) -> io::Result<()> {

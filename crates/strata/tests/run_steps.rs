@@ -1,0 +1,393 @@
+//! RUN in the sandbox, end to end: what a RUN changes becomes a layer that tools we did not write
+//! (umoci, podman, tar) read back exactly; failures, network isolation, cache mounts, USER, and
+//! `strata run`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A temp dir with a store holding `acme/base` (busybox), or None when busybox is missing.
+    fn new() -> Option<Env> {
+        if !nix_is_root() {
+            eprintln!("skipping: RUN tests need root (overlay mounts and namespaces)");
+            assert!(!strata_testutil::in_ci(), "CI runs as root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { dir };
+        let base = env.path("base");
+        std::fs::create_dir_all(&base).unwrap();
+        busybox_rootfs_tar(&base.join("rootfs.tar"))?;
+        std::fs::write(
+            base.join("Dockerfile"),
+            "FROM scratch\nADD rootfs.tar /\nCMD [\"/bin/sh\"]\n",
+        )
+        .unwrap();
+        env.build("base", "acme/base").success();
+        Some(env)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    fn strata(&self) -> assert_cmd::Command {
+        let mut cmd = cargo_bin_cmd!("strata");
+        cmd.arg("--store")
+            .arg(self.store())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        for (f, content) in files {
+            std::fs::write(dir.join(f), content).unwrap();
+        }
+    }
+
+    fn build(&self, context: &str, tag: &str) -> assert_cmd::assert::Assert {
+        self.strata()
+            .args(["build-image", context, "-t", tag])
+            .assert()
+    }
+
+    /// `umoci unpack` the image; returns the rootfs path.
+    fn unpack(&self, tag: &str) -> Option<PathBuf> {
+        let umoci = require_tool("umoci")?;
+        let bundle = self.path(&format!("bundle-{}", tag.replace(['/', ':'], "-")));
+        let _ = std::fs::remove_dir_all(&bundle);
+        run_ok(
+            Command::new(umoci)
+                .arg("unpack")
+                .arg("--image")
+                .arg(format!("{}:localhost/{tag}:latest", self.store().display()))
+                .arg(&bundle),
+        );
+        Some(bundle.join("rootfs"))
+    }
+
+    /// The entries of the image's last layer, as GNU tar lists them.
+    fn last_layer_entries(&self, tag: &str) -> Vec<String> {
+        let out = self.strata().args(["images", "--json"]).output().unwrap();
+        assert!(out.status.success());
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.store().join("index.json")).unwrap())
+                .unwrap();
+        let wanted = format!("localhost/{tag}:latest");
+        let manifest_digest = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == wanted.as_str())
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&self.store(), &manifest_digest)).unwrap())
+                .unwrap();
+        let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let listing = run_ok(
+            Command::new("tar")
+                .arg("-tzf")
+                .arg(blob(&self.store(), &last)),
+        );
+        listing.lines().map(str::to_string).collect()
+    }
+}
+
+fn blob(store: &Path, digest: &str) -> PathBuf {
+    store
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
+fn podman_run(store: &Path, tag: &str, args: &[&str]) -> Option<String> {
+    let podman = require_tool("podman")?;
+    Some(run_ok(
+        Command::new(podman)
+            .args(["run", "--rm", "--runtime", "runc", "--network", "host"])
+            .args([
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .arg(format!(
+                "oci:{}:localhost/{tag}:latest",
+                strata_testutil::podman_safe_path(store).display()
+            ))
+            .args(args),
+    ))
+}
+
+#[test]
+fn run_creates_modifies_and_deletes_files_of_the_parent() {
+    let Some(env) = Env::new() else { return };
+    env.context(
+        "app",
+        "FROM acme/base\n\
+         COPY old /home/old\n\
+         RUN echo created > /new && echo 'extra:x:99:99::/:/bin/sh' >> /etc/passwd && rm /etc/group\n\
+         RUN rm -rf /home && mkdir /home && touch /home/a\n",
+        &[("old", "old file\n")],
+    );
+    env.build("app", "acme/app").success();
+    let Some(root) = env.unpack("acme/app") else {
+        return;
+    };
+    assert_eq!(
+        std::fs::read_to_string(root.join("new")).unwrap(),
+        "created\n"
+    );
+    assert!(
+        std::fs::read_to_string(root.join("etc/passwd"))
+            .unwrap()
+            .contains("extra:x:99")
+    );
+    assert!(!root.join("etc/group").exists(), "deleted by RUN");
+    assert!(root.join("home/a").exists());
+    assert!(
+        !root.join("home/old").exists(),
+        "the opaque /home hides the parent's file"
+    );
+    // The layer itself carries OCI whiteouts.
+    let entries = env.last_layer_entries("acme/app");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.trim_end_matches('/') == "home/.wh..wh..opq"),
+        "{entries:?}"
+    );
+    // The RUN before it deleted /etc/group with a whiteout and left no mount points behind.
+    let Some(out) = podman_run(
+        &env.store(),
+        "acme/app",
+        &["sh", "-c", "cat /new; ls /etc; ls /home"],
+    ) else {
+        return;
+    };
+    assert!(out.contains("created"), "{out}");
+    assert!(!out.contains("group"), "{out}");
+    assert!(out.contains('a'), "{out}");
+}
+
+#[test]
+fn run_layer_has_no_sandbox_mount_points() {
+    let Some(env) = Env::new() else { return };
+    env.context("app", "FROM acme/base\nRUN touch /marker\n", &[]);
+    env.build("app", "acme/app").success();
+    let entries = env.last_layer_entries("acme/app");
+    assert_eq!(entries, ["marker"], "only what the command wrote");
+}
+
+#[test]
+fn a_failing_run_names_the_step_and_leaves_no_image() {
+    let Some(env) = Env::new() else { return };
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    env.context(
+        "bad",
+        "FROM acme/base\nRUN echo first line\nRUN echo doomed >&2; exit 7\n",
+        &[],
+    );
+    let assert = env.build("bad", "acme/bad").failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("Dockerfile:3: RUN echo doomed"), "{stderr}");
+    assert!(stderr.contains("exited with code 7"), "{stderr}");
+    assert!(
+        stderr.contains("doomed"),
+        "the output tail is shown: {stderr}"
+    );
+    let index = std::fs::read_to_string(env.store().join("index.json")).unwrap();
+    assert!(!index.contains("acme/bad"), "no image for a failed build");
+    assert_eq!(
+        mounts_before,
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    );
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let Some(env) = Env::new() else { return };
+    env.context(
+        "net",
+        "FROM acme/base\nRUN --network=none cat /proc/net/dev > /none.txt\nRUN cat /proc/net/dev > /host.txt\n",
+        &[],
+    );
+    env.build("net", "acme/net").success();
+    let Some(root) = env.unpack("acme/net") else {
+        return;
+    };
+    let none = std::fs::read_to_string(root.join("none.txt")).unwrap();
+    let interfaces: Vec<&str> = none
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
+    assert_eq!(interfaces, ["lo"]);
+    let host = std::fs::read_to_string(root.join("host.txt")).unwrap();
+    assert!(
+        host.lines().count() > 3,
+        "the host network has more than lo: {host}"
+    );
+}
+
+#[test]
+fn cache_mounts_persist_across_builds() {
+    let Some(env) = Env::new() else { return };
+    let dockerfile = "FROM acme/base\nARG N\nRUN --mount=type=cache,target=/var/cache/pkg sh -c 'echo run-$N >> /var/cache/pkg/log; cp /var/cache/pkg/log /seen'\n";
+    env.context("c", dockerfile, &[]);
+    env.strata()
+        .args(["build-image", "c", "-t", "acme/c", "--build-arg", "N=1"])
+        .assert()
+        .success();
+    env.strata()
+        .args(["build-image", "c", "-t", "acme/c", "--build-arg", "N=2"])
+        .assert()
+        .success();
+    let Some(root) = env.unpack("acme/c") else {
+        return;
+    };
+    assert_eq!(
+        std::fs::read_to_string(root.join("seen")).unwrap(),
+        "run-1\nrun-2\n"
+    );
+    assert!(
+        !root.join("var/cache/pkg/log").exists(),
+        "the cache never lands in a layer"
+    );
+}
+
+#[test]
+fn user_by_name_runs_with_its_ids() {
+    let Some(env) = Env::new() else { return };
+    env.context(
+        "u",
+        "FROM acme/base\nUSER www-data\nRUN id -u > /tmp/uid && id -g > /tmp/gid && touch /tmp/mine\n",
+        &[],
+    );
+    env.build("u", "acme/u").success();
+    let Some(root) = env.unpack("acme/u") else {
+        return;
+    };
+    assert_eq!(
+        std::fs::read_to_string(root.join("tmp/uid")).unwrap(),
+        "33\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("tmp/gid")).unwrap(),
+        "33\n"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(root.join("tmp/mine")).unwrap().uid(), 33);
+}
+
+#[test]
+fn unchanged_run_steps_come_from_the_cache() {
+    let Some(env) = Env::new() else { return };
+    env.context(
+        "app",
+        "FROM acme/base\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n",
+        &[],
+    );
+    let first = env
+        .strata()
+        .args(["build-image", "app", "-t", "acme/app", "--json"])
+        .output()
+        .unwrap();
+    let second = env
+        .strata()
+        .args(["build-image", "app", "-t", "acme/app", "--json"])
+        .output()
+        .unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        a["digest"], b["digest"],
+        "the cached RUN gives the same image"
+    );
+    assert_eq!(b["builtSteps"], 0);
+    let third = env
+        .strata()
+        .args([
+            "build-image",
+            "app",
+            "-t",
+            "acme/app",
+            "--json",
+            "--no-cache",
+        ])
+        .output()
+        .unwrap();
+    let c: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_ne!(
+        a["digest"], c["digest"],
+        "--no-cache really runs the step again"
+    );
+}
+
+#[test]
+fn strata_run_uses_the_image_and_returns_the_exit_code() {
+    let Some(env) = Env::new() else { return };
+    env.context(
+        "app",
+        "FROM acme/base\nUSER www-data\nWORKDIR /tmp\nENV GREETING=hello\nCMD [\"sh\", \"-c\", \"echo $GREETING from $(pwd) as $(id -un)\"]\n",
+        &[],
+    );
+    env.build("app", "acme/app").success();
+    env.strata()
+        .args(["run", "acme/app"])
+        .assert()
+        .success()
+        .stdout("hello from /tmp as www-data\n");
+    env.strata()
+        .args([
+            "run",
+            "-u",
+            "root",
+            "-e",
+            "GREETING=hi",
+            "acme/app",
+            "--",
+            "sh",
+            "-c",
+            "echo $GREETING $(id -u); exit 5",
+        ])
+        .assert()
+        .code(5)
+        .stdout("hi 0\n");
+    // Changes are thrown away.
+    env.strata()
+        .args(["run", "acme/app", "--", "touch", "/tmp/x"])
+        .assert()
+        .success();
+    env.strata()
+        .args(["run", "acme/app", "--", "test", "-e", "/tmp/x"])
+        .assert()
+        .code(1);
+}
