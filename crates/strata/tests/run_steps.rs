@@ -1,6 +1,9 @@
 //! RUN in the sandbox, end to end: what a RUN changes becomes a layer that tools we did not write
+
 //! (umoci, podman, tar) read back exactly; failures, network isolation, cache mounts, USER, and
 //! `strata run`.
+
+#![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
