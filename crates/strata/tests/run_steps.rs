@@ -1,5 +1,4 @@
 //! RUN in the sandbox, end to end: what a RUN changes becomes a layer that tools we did not write
-
 //! (umoci, podman, tar) read back exactly; failures, network isolation, cache mounts, USER, and
 //! `strata run`.
 
