@@ -263,12 +263,13 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             "TARGETPLATFORM".into(),
             format_platform(&tos, &tarch, &tvar),
         ),
-        ("TARGETOS".into(), tos),
+        ("TARGETOS".into(), tos.clone()),
         ("TARGETOSVERSION".into(), String::new()),
         ("TARGETARCH".into(), tarch),
         ("TARGETVARIANT".into(), tvar),
         ("TARGETSTAGE".into(), target_name),
     ];
+    let target_os = build_args.get("TARGETOS").cloned().unwrap_or(tos);
     for (k, v) in global.iter_mut() {
         if let Some(o) = build_args.get(k.as_str()) {
             *v = o.clone();
@@ -347,7 +348,11 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                             Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
                             _ => Vec::new(),
                         };
-                        if !env.iter().any(|(k, _)| k == "PATH") {
+                        // BuildKit leaves PATH to the OS on Windows
+                        let os = platform
+                            .as_deref()
+                            .map_or(target_os.as_str(), |p| p.split('/').next().unwrap_or(""));
+                        if os != "windows" && !env.iter().any(|(k, _)| k == "PATH") {
                             env.push(("PATH".into(), DEFAULT_PATH.into()));
                         }
                         (env.clone(), env)

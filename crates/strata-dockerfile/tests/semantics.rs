@@ -352,3 +352,23 @@ fn mount_from_a_later_stage_is_an_error() {
         "2:18: RUN: cannot mount from stage \"two\", stage needs to be defined before current command"
     );
 }
+
+#[test]
+fn windows_stages_get_no_default_path() {
+    let df = parse("FROM --platform=windows/amd64 mcr.microsoft.com/windows/nanoserver:ltsc2022\nFROM scratch\n").unwrap();
+    let r = df.resolve(&BTreeMap::new(), None).unwrap();
+    assert!(r.stages[0].env.is_empty());
+    assert_eq!(
+        r.stages[1].env,
+        [(
+            "PATH".to_string(),
+            strata_dockerfile::DEFAULT_PATH.to_string()
+        )]
+    );
+    let opts = ResolveOptions {
+        platform: Some("windows/amd64".into()),
+        ..ResolveOptions::default()
+    };
+    let r = df.resolve_with(&opts).unwrap();
+    assert!(r.stages[1].env.is_empty());
+}
