@@ -15,6 +15,7 @@ pub struct Chain {
     /// The chain file.
     pub file: ChainFile,
     graph: ImageGraph,
+    resolver: Resolver,
 }
 
 impl Chain {
@@ -63,7 +64,18 @@ impl Chain {
         }
         let graph =
             ImageGraph::build(&file.images, uses, &resolver).map_err(|d| defect_error(&file, d))?;
-        Ok(Chain { file, graph })
+        Ok(Chain {
+            file,
+            graph,
+            resolver,
+        })
+    }
+
+    /// The chain image a Dockerfile reference names (`acme/corebuild:7`, `corebuild`, a bought
+    /// image's pinned reference), or None for an external image. The builder uses it to give a
+    /// `FROM` the chain image's current digest.
+    pub fn resolve(&self, reference: &str) -> Option<usize> {
+        self.resolver.resolve(reference)
     }
 
     /// The image graph (node `i` is `file.images[i]`).

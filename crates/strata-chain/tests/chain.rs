@@ -109,6 +109,11 @@ fn the_example_chain_is_a_line_of_four_tiers() {
         g.uses(i("httpd-php"), i("wordpress"))[0].reference,
         "acme/httpd-php"
     );
+    assert_eq!(
+        chain.resolve("localhost/acme/corebuild:latest"),
+        Some(i("corebuild"))
+    );
+    assert_eq!(chain.resolve("docker.io/library/busybox"), None);
     assert!(g.external().is_empty());
     assert_eq!(chain.file.teams.len(), 3);
     assert_eq!(chain.file.image("wordpress").unwrap().tags, ["6.4"]);
