@@ -47,6 +47,20 @@ impl Change {
         }
     }
 
+    /// The path of this change's entry in an OCI layer tar: the path itself for entries,
+    /// `dir/.wh.name` for whiteouts, `dir/.wh..wh..opq` for opaque directories.
+    pub fn layer_path(&self) -> PathBuf {
+        match self {
+            Change::Entry { path, .. } => path.clone(),
+            Change::Whiteout(path) => {
+                let mut name = std::ffi::OsString::from(".wh.");
+                name.push(path.file_name().unwrap_or_default());
+                path.with_file_name(name)
+            }
+            Change::Opaque(path) => path.join(".wh..wh..opq"),
+        }
+    }
+
     fn entry(rel: PathBuf, source: PathBuf, metadata: Metadata) -> Change {
         Change::Entry {
             path: rel,
@@ -401,6 +415,21 @@ mod tests {
             );
         } else {
             assert_eq!(summary(&changes), ["+etc", "+home", "+home/a", "+new"]);
+        }
+        if root {
+            let names: Vec<PathBuf> = changes.iter().map(Change::layer_path).collect();
+            let want: Vec<PathBuf> = [
+                "etc",
+                "etc/.wh.group",
+                "home",
+                "home/.wh..wh..opq",
+                "home/a",
+                "new",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+            assert_eq!(names, want);
         }
         let mut mapped = changes.clone();
         map_owners(

@@ -183,7 +183,11 @@ pub struct MountPlan {
 /// created nor followed (`redirect_dir=nofollow`: `off` means `follow` on kernels built with
 /// `redirect_always_follow`, which `userxattr` rejects), metacopy and index off, so the upper
 /// directory is a plain tree of whole files, whiteouts and opaque markers (a renamed lower
-/// directory is copied whole: `rename` gets `EXDEV` and tools fall back to copying).
+/// directory is copied whole: `rename` gets `EXDEV` and tools fall back to copying), and
+/// `volatile`: no `syncfs` of the upper filesystem at unmount (a step's upper directory is read
+/// right after the run and thrown away after a crash; syncing the whole filesystem per step
+/// costs milliseconds when idle and seconds on a busy build machine). A volatile work directory
+/// cannot be mounted again: use a fresh one per run.
 ///
 /// When the absolute paths do not fit in one page, they are made relative to their common
 /// parent, returned as the directory to change into first; `Ok(None)` when even that does not
@@ -220,7 +224,7 @@ pub fn overlay_options(
         };
         let lowers: Vec<String> = lowers_top_first.iter().map(|p| show(p)).collect();
         let mut s = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=nofollow,metacopy=off,index=off",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=nofollow,metacopy=off,index=off,volatile",
             lowers.join(":"),
             show(upper),
             show(work)
@@ -627,7 +631,7 @@ mod tests {
         assert_eq!(
             data,
             "lowerdir=/a/top:/a/bottom,upperdir=/a/up,workdir=/a/work,\
-             redirect_dir=nofollow,metacopy=off,index=off"
+             redirect_dir=nofollow,metacopy=off,index=off,volatile"
         );
         assert!(
             overlay_options(&["/a:b".into()], Path::new("/u"), Path::new("/w"), false).is_err()
@@ -651,7 +655,7 @@ mod tests {
             "{data}"
         );
         assert!(data.ends_with(
-            ",upperdir=run/up,workdir=run/work,redirect_dir=nofollow,metacopy=off,index=off,userxattr"
+            ",upperdir=run/up,workdir=run/work,redirect_dir=nofollow,metacopy=off,index=off,volatile,userxattr"
         ));
         let many: Vec<PathBuf> = (0..200)
             .map(|i| format!("{base}/snapshots/{i:064}").into())
@@ -715,7 +719,7 @@ mod tests {
                 flags: MsFlags::empty(),
                 data: Some(
                     "lowerdir=/s/mp:/s/l1:/s/l0,upperdir=/s/up,workdir=/s/work,\
-                     redirect_dir=nofollow,metacopy=off,index=off"
+                     redirect_dir=nofollow,metacopy=off,index=off,volatile"
                         .into()
                 ),
             }

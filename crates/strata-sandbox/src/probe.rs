@@ -42,7 +42,7 @@ fn probe() -> Capabilities {
         nix::unistd::getegid().as_raw(),
     );
     let mut data = format!(
-        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,redirect_dir=nofollow,metacopy=off,index=off",
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,redirect_dir=nofollow,metacopy=off,index=off,volatile",
         d.display()
     );
     if rootless {

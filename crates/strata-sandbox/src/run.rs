@@ -199,6 +199,7 @@ pub fn run(
 
     let mut lowers = None;
     let mut mark = None;
+    let mut work_guard = None;
     let (view, env, root_dir) = match (&spec.rootfs, root_mode) {
         (
             RootFs::Overlay {
@@ -210,6 +211,14 @@ pub fn run(
         ) => {
             fs::create_dir_all(upper).map_err(io(upper))?;
             fs::create_dir_all(work).map_err(io(work))?;
+            // A fresh overlay work directory per run (a volatile one cannot be mounted twice),
+            // inside the caller's, so on the upper's filesystem; removed after the run.
+            let run_work = tempfile::Builder::new()
+                .prefix("run-")
+                .tempdir_in(work)
+                .map_err(io(work))?;
+            let work = run_work.path().to_path_buf();
+            work_guard = Some(WorkDir(run_work));
             let layer = st.join("mountpoints");
             let merged = st.join("merged");
             fs::create_dir(&layer).map_err(io(&layer))?;
@@ -289,6 +298,7 @@ pub fn run(
     let created_mountpoints = created_mountpoints?;
     let (status, tail) = result?;
     drop(state);
+    drop(work_guard);
     Ok(RunOutcome {
         status,
         tail,
@@ -427,6 +437,26 @@ fn set_times(path: &Path, md: &fs::Metadata) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A per-run overlay work directory; overlayfs leaves a mode-000 `work` inside, which a
+/// non-root caller must make readable before removing.
+struct WorkDir(tempfile::TempDir);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        fn open_up(dir: &Path) {
+            if let Ok(entries) = fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
+                        open_up(&e.path());
+                    }
+                }
+            }
+        }
+        open_up(self.0.path());
+    }
+}
+
 /// Mount points created inside a directory root, undone after the run.
 #[derive(Default)]
 struct Created {
@@ -446,15 +476,24 @@ impl Created {
             if !created.paths.iter().any(|p| root.join(p) == parent)
                 && !created.parents.iter().any(|(p, _)| *p == parent)
             {
-                let md = fs::symlink_metadata(&parent).map_err(|e| SandboxError::io(&parent, e))?;
-                created.parents.push((parent, md));
+                match fs::symlink_metadata(&parent) {
+                    Ok(md) => created.parents.push((parent, md)),
+                    Err(e) => {
+                        let _ = created.undo(root);
+                        return Err(SandboxError::io(&parent, e));
+                    }
+                }
             }
             let r = if mp.dir {
                 fs::create_dir(&dest)
             } else {
                 fs::write(&dest, b"")
             };
-            r.map_err(|e| SandboxError::io(&dest, e))?;
+            if let Err(e) = r {
+                // Leave the root as it was.
+                let _ = created.undo(root);
+                return Err(SandboxError::io(&dest, e));
+            }
             created.paths.push(rel);
         }
         Ok(created)

@@ -250,7 +250,7 @@ impl SandboxSpec {
             }
             for reserved in ["proc", "sys", "dev"] {
                 if clean == reserved
-                    || clean.starts_with(&format!("{reserved}/")) && reserved != "dev"
+                    || (reserved != "dev" && clean.starts_with(&format!("{reserved}/")))
                 {
                     return bad(format!(
                         "cannot mount at {target}: /{reserved} is the sandbox's"

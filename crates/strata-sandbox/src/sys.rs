@@ -158,6 +158,7 @@ pub fn apply(ops: &[MountOp], sys: &mut dyn Sys) -> Result<(), ApplyError> {
                     ("redirect_dir", "nofollow".to_string()),
                     ("metacopy", "off".to_string()),
                     ("index", "off".to_string()),
+                    ("volatile", String::new()),
                 ];
                 if *userxattr {
                     options.push(("userxattr", String::new()));

@@ -125,6 +125,11 @@ fn inner() {
             assert_eq!(changes, ["+etc", "-etc/group", "+home", "+home/a", "+new"]);
         }
         eprintln!("rootless {:?}: {changes:?}", outcome.isolation);
+        let work = dir.path().join(format!("work{n}"));
+        assert!(
+            !work.exists() || fs::read_dir(&work).unwrap().count() == 0,
+            "work dir left"
+        );
         if strategy == Strategy::Auto {
             assert_eq!(outcome.isolation.root, RootMode::Overlay, "probe: {caps:?}");
         }

@@ -163,6 +163,11 @@ fn changes_become_entries_and_whiteouts() {
     );
     let wh = fs::symlink_metadata(fx.path("upper/etc/group")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    assert_eq!(
+        fs::read_dir(fx.path("work")).unwrap().count(),
+        0,
+        "per-run work dir left"
+    );
     assert_no_leftover_mounts(&fx, &before);
 }
 
