@@ -1,0 +1,430 @@
+//! The events log: one SQLite database (`.strata/events.db`) recording every build, test, signature,
+//! push and delete — who, what, when, old and new digest, and why.
+//!
+//! The main type is [`EventLog`]. The key decision: events are append-only rows, written in WAL mode
+//! with a busy timeout, so concurrent builders and the registry server can all record into the
+//! same file; readers ([`EventLog::query`]) never block writers. It is its own crate so the
+//! registry can record pushes without depending on the chain and builder.
+
+#![deny(missing_docs)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong with the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The database could not be opened or queried.
+    #[error("events database {path}: {source}")]
+    Db {
+        /// The database file.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A directory for the database could not be created.
+    #[error("events database {path}: {source}")]
+    Io {
+        /// The database file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An image was built (or found up to date).
+    Build,
+    /// An image's tier tests ran.
+    Test,
+    /// Provenance was signed.
+    Sign,
+    /// A base was imported.
+    Import,
+    /// Something was pushed to a registry.
+    Push,
+    /// Something was pulled from a registry.
+    Pull,
+    /// A manifest, tag or blob was deleted.
+    Delete,
+    /// A deployment was triggered by a new image.
+    Deploy,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Build => "build",
+            Kind::Test => "test",
+            Kind::Sign => "sign",
+            Kind::Import => "import",
+            Kind::Push => "push",
+            Kind::Pull => "pull",
+            Kind::Delete => "delete",
+            Kind::Deploy => "deploy",
+        }
+    }
+
+    fn parse(s: &str) -> Kind {
+        match s {
+            "test" => Kind::Test,
+            "sign" => Kind::Sign,
+            "import" => Kind::Import,
+            "push" => Kind::Push,
+            "pull" => Kind::Pull,
+            "delete" => Kind::Delete,
+            "deploy" => Kind::Deploy,
+            _ => Kind::Build,
+        }
+    }
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Row id (0 before it is recorded).
+    pub id: i64,
+    /// RFC 3339 UTC time it started.
+    pub time: String,
+    /// What happened.
+    pub kind: Option<Kind>,
+    /// The image (chain name) or repository.
+    pub image: String,
+    /// The owning team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Who did it: the OS user, or the registry user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The digest before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_digest: Option<String>,
+    /// The digest after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_digest: Option<String>,
+    /// The build key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_key: Option<String>,
+    /// Why, in words ("Dockerfile changed", "parent corebuild rebuilt").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The image whose change started a cascade this event belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Groups the events of one invocation (one `strata build`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// How long it took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// `ok`, `failed`, `cached`, `skipped`, `refused`...
+    pub result: String,
+    /// Anything else, as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Filters for [`EventLog::query`].
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Only this image.
+    pub image: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<Kind>,
+    /// Only this invocation.
+    pub run_id: Option<String>,
+    /// At most this many, newest kept (0: no limit).
+    pub limit: usize,
+}
+
+/// The events database.
+#[derive(Debug)]
+pub struct EventLog {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    image TEXT NOT NULL,
+    team TEXT,
+    user TEXT,
+    old_digest TEXT,
+    new_digest TEXT,
+    build_key TEXT,
+    reason TEXT,
+    cause TEXT,
+    run_id TEXT,
+    duration_ms INTEGER,
+    result TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_image_time ON events (image, time);
+CREATE INDEX IF NOT EXISTS events_time ON events (time);
+";
+
+impl EventLog {
+    /// Open (creating when missing) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, EventError> {
+        let name = path.display().to_string();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| EventError::Io {
+                path: name.clone(),
+                source,
+            })?;
+        }
+        let db = |source| EventError::Db {
+            path: name.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self { conn, path: name })
+    }
+
+    fn err(&self) -> impl FnOnce(rusqlite::Error) -> EventError + '_ {
+        |source| EventError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Record an event (its `time` defaults to now); returns its id.
+    pub fn record(&self, event: &Event) -> Result<i64, EventError> {
+        let time = if event.time.is_empty() {
+            now()
+        } else {
+            event.time.clone()
+        };
+        self.conn
+            .execute(
+                "INSERT INTO events (time, kind, image, team, user, old_digest, new_digest, build_key,
+                 reason, cause, run_id, duration_ms, result, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    time,
+                    event.kind.unwrap_or(Kind::Build).as_str(),
+                    event.image,
+                    event.team,
+                    event.user,
+                    event.old_digest,
+                    event.new_digest,
+                    event.build_key,
+                    event.reason,
+                    event.cause,
+                    event.run_id,
+                    event.duration_ms,
+                    event.result,
+                    event.detail.as_ref().map(|d| d.to_string()),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Events matching `query`, oldest first.
+    pub fn query(&self, query: &Query) -> Result<Vec<Event>, EventError> {
+        let mut sql = String::from(
+            "SELECT id, time, kind, image, team, user, old_digest, new_digest, build_key, reason,
+             cause, run_id, duration_ms, result, detail FROM events WHERE 1=1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        if let Some(image) = &query.image {
+            args.push(image.clone());
+            sql.push_str(&format!(" AND image = ?{}", args.len()));
+        }
+        if let Some(since) = &query.since {
+            args.push(since.clone());
+            sql.push_str(&format!(" AND time >= ?{}", args.len()));
+        }
+        if let Some(run) = &query.run_id {
+            args.push(run.clone());
+            sql.push_str(&format!(" AND run_id = ?{}", args.len()));
+        }
+        if !query.kinds.is_empty() {
+            let list: Vec<String> = query
+                .kinds
+                .iter()
+                .map(|k| format!("'{}'", k.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND kind IN ({})", list.join(",")));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if query.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", query.limit));
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), row_to_event)
+            .map_err(self.err())?;
+        let mut out: Vec<Event> = rows.collect::<Result<_, _>>().map_err(self.err())?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The newest event of `kind` for `image` with result `ok`, if any.
+    pub fn last_ok(&self, image: &str, kind: Kind) -> Result<Option<Event>, EventError> {
+        self.conn
+            .query_row(
+                "SELECT id, time, kind, image, team, user, old_digest, new_digest, build_key, reason,
+                 cause, run_id, duration_ms, result, detail FROM events
+                 WHERE image = ?1 AND kind = ?2 AND result = 'ok' ORDER BY id DESC LIMIT 1",
+                params![image, kind.as_str()],
+                row_to_event,
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The newest event of `kind` for `image`, whatever its result.
+    pub fn last(&self, image: &str, kind: Kind) -> Result<Option<Event>, EventError> {
+        self.conn
+            .query_row(
+                "SELECT id, time, kind, image, team, user, old_digest, new_digest, build_key, reason,
+                 cause, run_id, duration_ms, result, detail FROM events
+                 WHERE image = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
+                params![image, kind.as_str()],
+                row_to_event,
+            )
+            .optional()
+            .map_err(self.err())
+    }
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = row.get(2)?;
+    let detail: Option<String> = row.get(14)?;
+    Ok(Event {
+        id: row.get(0)?,
+        time: row.get(1)?,
+        kind: Some(Kind::parse(&kind)),
+        image: row.get(3)?,
+        team: row.get(4)?,
+        user: row.get(5)?,
+        old_digest: row.get(6)?,
+        new_digest: row.get(7)?,
+        build_key: row.get(8)?,
+        reason: row.get(9)?,
+        cause: row.get(10)?,
+        run_id: row.get(11)?,
+        duration_ms: row.get(12)?,
+        result: row.get(13)?,
+        detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+    })
+}
+
+/// The current time, RFC 3339 UTC with milliseconds (sorts as text).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The name of the user running strata (`SUDO_USER`, `USER`, else the uid).
+pub fn current_user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_query_in_order_with_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("sub/events.db")).unwrap();
+        for (image, result) in [
+            ("corebuild", "ok"),
+            ("httpd-php", "ok"),
+            ("corebuild", "failed"),
+        ] {
+            log.record(&Event {
+                kind: Some(Kind::Build),
+                image: image.into(),
+                team: Some("operations".into()),
+                result: result.into(),
+                detail: Some(serde_json::json!({"steps": 3})),
+                ..Event::default()
+            })
+            .unwrap();
+        }
+        let all = log.query(&Query::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].image, "corebuild");
+        assert_eq!(all[0].detail.as_ref().unwrap()["steps"], 3);
+        let core = log
+            .query(&Query {
+                image: Some("corebuild".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(core.len(), 2);
+        assert_eq!(
+            log.last_ok("corebuild", Kind::Build).unwrap().unwrap().id,
+            1
+        );
+        assert_eq!(
+            log.last("corebuild", Kind::Build).unwrap().unwrap().result,
+            "failed"
+        );
+        let newest = log
+            .query(&Query {
+                limit: 1,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(newest[0].result, "failed");
+        let later = log
+            .query(&Query {
+                since: Some("2999-01-01T00:00:00Z".into()),
+                ..Query::default()
+            })
+            .unwrap();
+        assert!(later.is_empty());
+    }
+
+    #[test]
+    fn two_connections_write_concurrently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let log = EventLog::open(&path).unwrap();
+                    for i in 0..25 {
+                        log.record(&Event {
+                            image: format!("img{t}-{i}"),
+                            result: "ok".into(),
+                            ..Event::default()
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let log = EventLog::open(&path).unwrap();
+        assert_eq!(log.query(&Query::default()).unwrap().len(), 100);
+    }
+}
