@@ -38,25 +38,27 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
     let mut seen_from = false;
     while let Some(line) = scanner.next_line()? {
         let escape = scanner.escape();
-        let split = split_command(&line.locator.text, escape);
-        let keyword = split.keyword.to_ascii_uppercase();
         // heredocs: RUN/COPY/ADD (also as an ONBUILD trigger) in shell form
         let mut heredocs = Vec::new();
-        let heredoc_kw = if keyword == "ONBUILD" {
-            let inner = split_command(split.args, escape);
-            inner.keyword.to_ascii_uppercase()
-        } else {
-            keyword.clone()
-        };
-        if matches!(heredoc_kw.as_str(), "RUN" | "COPY" | "ADD")
-            && line.locator.text.contains("<<")
-            && !is_json_form(&line.locator.text, &keyword, escape)
-        {
-            let specs = lexer::heredocs_in(&line.locator.text)
-                .map_err(|m| Error::new(line.start_line, 1, Some(&keyword), m))?;
-            for spec in specs {
-                let body = scanner.heredoc_body(&spec, line.start_line, &keyword)?;
-                heredocs.push((spec, body));
+        if line.locator.text.contains("<<") {
+            let split = split_command(&line.locator.text, escape);
+            let keyword = split.keyword.to_ascii_uppercase();
+            let heredoc_kw = if keyword == "ONBUILD" {
+                split_command(split.args, escape)
+                    .keyword
+                    .to_ascii_uppercase()
+            } else {
+                keyword.clone()
+            };
+            if matches!(heredoc_kw.as_str(), "RUN" | "COPY" | "ADD")
+                && !is_json_form(&line.locator.text, &keyword, escape)
+            {
+                let specs = lexer::heredocs_in(&line.locator.text)
+                    .map_err(|m| Error::new(line.start_line, 1, Some(&keyword), m))?;
+                for spec in specs {
+                    let body = scanner.heredoc_body(&spec, line.start_line, &keyword)?;
+                    heredocs.push((spec, body));
+                }
             }
         }
         let end_line = if heredocs.is_empty() {
@@ -76,7 +78,8 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         if let Command::Onbuild(o) = &mut inst.command {
             o.trigger.end_line = end_line;
         }
-        let keyword_at = line.locator.position(split.keyword_offset);
+        // the logical line starts with the keyword (leading blanks are not part of it)
+        let keyword_at = line.locator.position(0);
         inst.locator = line.locator;
         match inst.command {
             Command::From(_) => seen_from = true,
@@ -381,13 +384,10 @@ fn parse_instruction(
     let split = split_command(text, ctx.escape);
     let kw_off = at + split.keyword_offset;
     let args_off = at + split.args_offset;
-    let flags: Vec<(String, usize)> = split
-        .flags
-        .iter()
-        .map(|(f, o)| (f.clone(), at + o))
-        .collect();
-    let keyword = split.keyword.to_ascii_uppercase();
+    let keyword_raw = split.keyword;
     let args = split.args;
+    let flags: Vec<(String, usize)> = split.flags.into_iter().map(|(f, o)| (f, at + o)).collect();
+    let keyword = keyword_raw.to_ascii_uppercase();
     let kw = keyword.as_str();
     let at_least_one = |a: &Args| -> Result<(), Error> {
         if a.items.is_empty() {
@@ -753,10 +753,10 @@ fn parse_instruction(
             if let Some(s) = suggest(kw, &KEYWORDS) {
                 msg.push_str(&format!(" (did you mean {s}?)"));
             }
-            let shown = if split.keyword.is_empty() {
+            let shown = if keyword_raw.is_empty() {
                 "?"
             } else {
-                split.keyword
+                keyword_raw
             };
             let (l, c) = ctx.locator.position(kw_off);
             return Err(Error::new(l, c, Some(&shown.to_ascii_uppercase()), msg));

@@ -89,7 +89,7 @@ impl Lexer {
 
     /// Expand `word` into one string (quotes removed, no splitting).
     pub fn expand<E: Env + ?Sized>(&self, word: &str, env: &E) -> Result<String, ShellError> {
-        let (s, _) = self.process(word, env)?;
+        let (s, _) = self.process(word, env, false)?;
         Ok(s)
     }
 
@@ -99,7 +99,7 @@ impl Lexer {
         word: &str,
         env: &E,
     ) -> Result<Vec<String>, ShellError> {
-        let (_, words) = self.process(word, env)?;
+        let (_, words) = self.process(word, env, true)?;
         Ok(words)
     }
 
@@ -107,14 +107,15 @@ impl Lexer {
         &self,
         word: &str,
         env: &E,
+        split: bool,
     ) -> Result<(String, Vec<String>), ShellError> {
-        let chars: Vec<char> = word.chars().collect();
         let mut w = Word {
             lex: self,
-            chars: &chars,
+            src: word,
             pos: 0,
             env,
             raw_escapes: self.raw_escapes,
+            split,
         };
         let raw = self.raw_escapes;
         w.stop_on(None, raw)
@@ -124,10 +125,13 @@ impl Lexer {
 
 struct Word<'a, E: ?Sized> {
     lex: &'a Lexer,
-    chars: &'a [char],
+    /// The text and the byte position in it.
+    src: &'a str,
     pos: usize,
     env: &'a E,
     raw_escapes: bool,
+    /// Whether to split into words (`expand_words`) or only join (`expand`).
+    split: bool,
 }
 
 #[derive(Default)]
@@ -135,10 +139,15 @@ struct Words {
     buf: String,
     words: Vec<String>,
     in_word: bool,
+    /// Off when only the joined result is wanted: nothing is recorded.
+    on: bool,
 }
 
 impl Words {
     fn add_char(&mut self, ch: char) {
+        if !self.on {
+            return;
+        }
         if ch.is_whitespace() {
             if self.in_word && !self.buf.is_empty() {
                 self.words.push(std::mem::take(&mut self.buf));
@@ -149,15 +158,24 @@ impl Words {
         }
     }
     fn add_raw_char(&mut self, ch: char) {
+        if !self.on {
+            return;
+        }
         self.buf.push(ch);
         self.in_word = true;
     }
     fn add_string(&mut self, s: &str) {
+        if !self.on {
+            return;
+        }
         for ch in s.chars() {
             self.add_char(ch);
         }
     }
     fn add_raw_string(&mut self, s: &str) {
+        if !self.on {
+            return;
+        }
         self.buf.push_str(s);
         self.in_word = true;
     }
@@ -171,12 +189,12 @@ impl Words {
 
 impl<E: Env + ?Sized> Word<'_, E> {
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.src.get(self.pos..).and_then(|s| s.chars().next())
     }
     fn next(&mut self) -> Option<char> {
         let c = self.peek();
-        if c.is_some() {
-            self.pos += 1;
+        if let Some(c) = c {
+            self.pos += c.len_utf8();
         }
         c
     }
@@ -196,7 +214,10 @@ impl<E: Env + ?Sized> Word<'_, E> {
 
     fn stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), ShellError> {
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words {
+            on: self.split,
+            ..Words::default()
+        };
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
                 self.next();
