@@ -15,6 +15,9 @@
 //! [`RootFs::Dir`] root (and the private-copy fallback) gets them in place: they are listed in
 //! [`RunOutcome::created_mountpoints`] and removed after the run.
 //!
+//! Lower layer directories hold whiteouts in overlayfs' form; [`oci_whiteouts_to_overlay`]
+//! converts an extracted OCI layer's `.wh.` files to it.
+//!
 //! When overlayfs or namespaces are missing ([`probe::capabilities`]), [`Strategy::Auto`] falls
 //! back to a private copy of the layers diffed afterwards ([`diff_tree`]); as non-root the sandbox
 //! runs in a user namespace mapping the caller to root.
@@ -30,6 +33,7 @@ pub mod spec;
 pub mod sys;
 pub mod user;
 pub mod view;
+pub mod whiteout;
 
 pub use changes::{Change, CtimeMark, diff_tree, map_owners, upper_changes};
 pub use error::SandboxError;
@@ -40,3 +44,4 @@ pub use spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, SecretBytes, 
 pub use sys::{LinuxSys, RecordingSys, Sys, apply};
 pub use user::{ResolvedUser, resolve_user};
 pub use view::LayerView;
+pub use whiteout::{XattrNamespace, oci_whiteouts_to_overlay};

@@ -80,6 +80,15 @@ fn inner() {
             .arg("-C")
             .arg(&lower),
     );
+    // A second layer with an OCI whiteout, converted for a user-namespace overlay.
+    let l1 = dir.path().join("l1");
+    fs::create_dir_all(l1.join("bin")).unwrap();
+    fs::write(l1.join("bin/.wh.vi"), "").unwrap();
+    let ns = strata_sandbox::XattrNamespace::for_current_user();
+    assert_eq!(
+        strata_sandbox::oci_whiteouts_to_overlay(&l1, ns).unwrap(),
+        1
+    );
     let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
 
     let script =
@@ -87,7 +96,7 @@ fn inner() {
     for (n, strategy) in [Strategy::Auto, Strategy::Copy].into_iter().enumerate() {
         let mut spec = SandboxSpec::new(
             RootFs::Overlay {
-                lowers: vec![lower.clone()],
+                lowers: vec![lower.clone(), l1.clone()],
                 upper: dir.path().join(format!("upper{n}")),
                 work: dir.path().join(format!("work{n}")),
             },

@@ -574,3 +574,27 @@ fn many_layers_go_through_the_new_mount_api() {
         ["+layers", "+layers/new"]
     );
 }
+
+#[test]
+fn converted_oci_layers_stack_with_their_whiteouts() {
+    let Some(fx) = Fixture::new() else { return };
+    // A second layer as an OCI tar would extract it: /etc/group deleted, /home made opaque.
+    let l1 = fx.path("l1");
+    fs::create_dir_all(l1.join("etc")).unwrap();
+    fs::create_dir_all(l1.join("home")).unwrap();
+    fs::write(fx.path("lower/home/old"), "").unwrap();
+    fs::write(l1.join("etc/.wh.group"), "").unwrap();
+    fs::write(l1.join("home/.wh..wh..opq"), "").unwrap();
+    fs::write(l1.join("home/new"), "").unwrap();
+    let n = strata_sandbox::oci_whiteouts_to_overlay(&l1, strata_sandbox::XattrNamespace::Trusted)
+        .unwrap();
+    assert_eq!(n, 2);
+    let mut spec = fx.spec("ls /home; test -e /etc/group && echo GROUP; ls /etc");
+    spec.rootfs = RootFs::Overlay {
+        lowers: vec![fx.path("lower"), l1],
+        upper: fx.path("upper"),
+        work: fx.path("work"),
+    };
+    let (out, _) = run_capture(&spec).unwrap();
+    assert_eq!(out, "new\nhosts\npasswd\nresolv.conf\n");
+}
