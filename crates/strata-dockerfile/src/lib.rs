@@ -34,11 +34,23 @@
 //! - [`ResolvedInstruction::env`] on each RUN is the process environment: the stage env (base
 //!   env, ENV, ARG values in scope) plus proxy build args (`HTTP_PROXY`...).
 //!   [`Stage::env`] is the image config env at the end of the stage.
+//! - [`Run::script`] says how BuildKit executes a RUN with heredocs (a `#!` script file, the
+//!   body through the shell, or the heredocs appended for the shell to read).
 //!
 //! # Known differences from BuildKit
 //! - `resolve` expands every stage, so an expansion error in a stage the target does not need
 //!   is reported (BuildKit skips such stages); [`Stage::needed`] tells which stages to build.
-//! - The `# syntax=` and `# check=` directives are recorded, not acted upon.
+//! - ONBUILD triggers are parsed, and their syntax checked, with the parent Dockerfile
+//!   (BuildKit checks them only when a child build runs them).
+//! - The `# syntax=` and `# check=` directives are recorded, not acted upon; lint warnings
+//!   other than empty continuation lines are not produced.
+//!
+//! # How it was checked against BuildKit
+//! Besides this crate's tests, the parser was run (outside the test suite, nothing copied)
+//! over BuildKit's own parser test files, whose dumps it reproduces (EXPOSE lists come out
+//! sorted, as BuildKit's instruction layer sorts them), over the shell lexer's
+//! `envVarTest`/`wordsTest` vectors, which it passes, and over every Dockerfile of
+//! moby/buildkit and docker-library's php, httpd, wordpress and golang repositories.
 
 #![warn(missing_docs)]
 
