@@ -77,12 +77,20 @@ pub enum ScaffoldError {
 }
 
 /// Write the example chain into `dir` (created if needed) with its base rootfs made from
-/// `busybox`. Refuses when `dir/strata.toml` exists; checks busybox before writing anything.
+/// `busybox`. Refuses when `dir/strata.toml` or any other file of the example exists (nothing is
+/// overwritten); checks busybox before writing anything.
 /// Returns the files written, relative to `dir`.
 pub fn init_example(dir: &Path, busybox: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
     let chain_file = dir.join("strata.toml");
-    if chain_file.exists() {
-        return Err(ScaffoldError::Exists { path: chain_file });
+    // the chain file first, then any other file the example would replace
+    let targets = std::iter::once("strata.toml")
+        .chain(EXAMPLE_FILES.iter().map(|(rel, _)| *rel))
+        .chain(std::iter::once(EXAMPLE_ROOTFS));
+    for rel in targets {
+        let path = dir.join(rel);
+        if path.symlink_metadata().is_ok() {
+            return Err(ScaffoldError::Exists { path });
+        }
     }
     rootfs::check_busybox(busybox)?;
     let mut written = Vec::new();
@@ -133,4 +141,50 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScaffoldError> {
         .and_then(|d| d.sync_all())
         .map_err(io)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_overwrites_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("wordpress")).unwrap();
+        std::fs::write(dir.path().join("wordpress/index.php"), "mine").unwrap();
+        // the busybox is never looked at: the refusal comes first
+        let err = init_example(dir.path(), Path::new("/nonexistent/busybox")).unwrap_err();
+        assert!(
+            matches!(&err, ScaffoldError::Exists { path } if path.ends_with("wordpress/index.php")),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("wordpress/index.php")).unwrap(),
+            "mine"
+        );
+        assert!(!dir.path().join("strata.toml").exists());
+    }
+
+    /// Every file of examples/three-tier (but the generated rootfs) is written by init.
+    #[test]
+    fn init_writes_every_file_of_the_example() {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/three-tier");
+        let mut files = Vec::new();
+        walk(&example, &example, &mut files);
+        files.retain(|f| f != EXAMPLE_ROOTFS);
+        files.sort();
+        let mut embedded: Vec<String> = EXAMPLE_FILES.iter().map(|(r, _)| r.to_string()).collect();
+        embedded.sort();
+        assert_eq!(files, embedded);
+    }
 }
