@@ -67,6 +67,10 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// Secrets for `RUN --mount=type=secret`: id → file.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Image references as written in the Dockerfile (after ARG expansion) → the store reference
+    /// to use instead: the cascade pins each chain parent to the digest its build key was
+    /// computed with.
+    pub base_overrides: BTreeMap<String, String>,
 }
 
 impl BuildOptions {
@@ -85,7 +89,16 @@ impl BuildOptions {
             annotations: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             secrets: BTreeMap::new(),
+            base_overrides: BTreeMap::new(),
         }
+    }
+
+    /// The store reference to read for `reference` as written.
+    pub fn store_ref<'r>(&'r self, reference: &'r str) -> &'r str {
+        self.base_overrides
+            .get(reference)
+            .map(String::as_str)
+            .unwrap_or(reference)
     }
 
     fn dockerfile_path(&self) -> PathBuf {
@@ -225,8 +238,12 @@ pub(crate) fn hash_strings(parts: &[&str]) -> String {
 }
 
 /// A loaded image: its state plus its ONBUILD triggers.
-fn load_image(store: &Store, reference: &str) -> Result<(StageState, Vec<String>), StepError> {
-    let descriptor = store.resolve(reference).map_err(|e| match e {
+fn load_image(
+    store: &Store,
+    reference: &str,
+    store_ref: &str,
+) -> Result<(StageState, Vec<String>), StepError> {
+    let descriptor = store.resolve(store_ref).map_err(|e| match e {
         strata_oci::Error::ImageNotFound(_) => StepError::BaseNotFound(reference.to_string()),
         other => StepError::Store(other),
     })?;
@@ -254,7 +271,7 @@ fn load_image(store: &Store, reference: &str) -> Result<(StageState, Vec<String>
         layers,
         fs,
         flags: StageFlags::default(),
-        base: Some((reference.to_string(), digest.clone())),
+        base: Some((canonical_name(reference), digest.clone())),
         chain_key: digest.to_string(),
         config,
     };
@@ -362,7 +379,8 @@ impl<'a> Builder<'a> {
             let mut splices: Vec<(usize, Vec<String>)> = Vec::new();
             for stage in first.stages.iter().filter(|s| s.needed) {
                 if let Base::Image(reference) = &stage.base {
-                    let Ok(descriptor) = self.store.resolve(reference) else {
+                    let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference))
+                    else {
                         continue; // reported when the stage runs, with its line
                     };
                     let image = self.store.image_from_descriptor(&descriptor)?;
@@ -429,8 +447,9 @@ impl<'a> Builder<'a> {
                     s
                 }
                 Base::Image(reference) => {
-                    let (s, _triggers) = load_image(self.store, reference)
-                        .map_err(|e| self.step_error(&stage.from, e))?;
+                    let (s, _triggers) =
+                        load_image(self.store, reference, self.options.store_ref(reference))
+                            .map_err(|e| self.step_error(&stage.from, e))?;
                     s
                 }
             };
@@ -800,7 +819,8 @@ impl<'a> Builder<'a> {
                 (format!("stage-{i}"), state.layers.clone())
             }
             Some(Base::Image(reference)) => {
-                let (state, _) = load_image(self.store, reference)?;
+                let (state, _) =
+                    load_image(self.store, reference, self.options.store_ref(reference))?;
                 (format!("image-{reference}"), state.layers)
             }
         };
@@ -1000,6 +1020,14 @@ impl<'a> Builder<'a> {
             base: state.base.clone(),
         })
     }
+}
+
+/// The full name of a reference as written (`acme/base` → `localhost/acme/base:latest`), for the
+/// base-name annotation; the reference itself when it does not parse.
+fn canonical_name(reference: &str) -> String {
+    Reference::parse(reference)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| reference.to_string())
 }
 
 /// `--chmod=0755` → 0o755.

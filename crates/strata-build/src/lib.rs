@@ -9,6 +9,7 @@ pub mod dockerignore;
 pub mod error;
 pub mod exec;
 pub mod fsindex;
+pub mod import;
 pub mod layer;
 pub mod metadata;
 mod run;
