@@ -66,9 +66,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
 /// One file, directory or link of the context.
 #[derive(Debug, Clone)]
 pub struct ContextEntry {
-    /// Path relative to the context root, `/`-separated (`.` for the root).
+    /// Path relative to the context root, `/`-separated (`.` for the root), as named: for a
+    /// source that is a symlink, the link's own path.
     pub rel: String,
-    /// Where it is on disk.
+    /// Where it is on disk (for a followed symlink, its target inside the context).
     pub path: PathBuf,
     /// Its metadata (not following a final symlink).
     pub meta: fs::Metadata,
@@ -149,22 +150,14 @@ impl BuildContext {
         if has_wildcard {
             let matcher = wildcard_regex(cleaned.trim_start_matches('/'));
             for entry in self.walk_all()? {
-                if matcher.as_ref().is_some_and(|re| re.is_match(&entry.rel)) {
+                if matcher.as_ref().is_some_and(|re| re.is_match(&entry.rel))
+                    && let Some(entry) = self.named(&format!("/{}", entry.rel))?
+                {
                     found.push(entry);
                 }
             }
-        } else {
-            let inner = scoped::resolve(&scoped::DiskLinks::new(&self.root), &cleaned, true)?;
-            let rel = match inner.trim_start_matches('/') {
-                "" => ".".to_string(),
-                other => other.to_string(),
-            };
-            if rel == "." || !self.is_excluded(&rel) {
-                let path = self.root.join(if rel == "." { "" } else { rel.as_str() });
-                if let Ok(meta) = fs::symlink_metadata(&path) {
-                    found.push(ContextEntry { rel, path, meta });
-                }
-            }
+        } else if let Some(entry) = self.named(&cleaned)? {
+            found.push(entry);
         }
         if found.is_empty() {
             return Err(ContextError::NotFound {
@@ -172,6 +165,32 @@ impl BuildContext {
             });
         }
         Ok(found)
+    }
+
+    /// The entry a source path names: parent symlinks and a final symlink followed inside the
+    /// context (BuildKit follows a named source), but keeping the name as written, so
+    /// `COPY link /dir/` gives `/dir/link` with the target's content. `None` when the path or its
+    /// target is missing or excluded.
+    fn named(&self, cleaned: &str) -> Result<Option<ContextEntry>, ContextError> {
+        let links = scoped::DiskLinks::new(&self.root);
+        let rel_of = |inner: String| match inner.trim_start_matches('/') {
+            "" => ".".to_string(),
+            other => other.to_string(),
+        };
+        let rel = rel_of(scoped::resolve(&links, cleaned, false)?);
+        let target = rel_of(scoped::resolve(&links, cleaned, true)?);
+        if [&rel, &target]
+            .iter()
+            .any(|r| r.as_str() != "." && self.is_excluded(r))
+        {
+            return Ok(None);
+        }
+        let path = self
+            .root
+            .join(if target == "." { "" } else { target.as_str() });
+        Ok(fs::symlink_metadata(&path)
+            .ok()
+            .map(|meta| ContextEntry { rel, path, meta }))
     }
 
     /// Every entry under directory `rel` (not `rel` itself), sorted by path, skipping excluded ones.
@@ -458,6 +477,30 @@ mod tests {
         assert_eq!(rels(&ctx.expand("../../inside").unwrap()), ["inside"]);
         // An absolute symlink is resolved inside the context, where there is no etc/passwd.
         assert!(ctx.expand("etc-link/passwd").is_err());
+    }
+
+    #[test]
+    fn a_named_symlink_keeps_its_name_and_gives_its_target() {
+        let (d, ctx) = context(
+            &[("data.txt", "d"), ("dir/x", "x"), ("hidden", "h")],
+            "hidden\n",
+        );
+        std::os::unix::fs::symlink("data.txt", d.path().join("alias.txt")).unwrap();
+        std::os::unix::fs::symlink("/dir", d.path().join("dir-link")).unwrap();
+        std::os::unix::fs::symlink("hidden", d.path().join("to-hidden")).unwrap();
+        let ctx = BuildContext::open(d.path(), None).unwrap_or(ctx);
+        let found = ctx.expand("alias.txt").unwrap();
+        assert_eq!(rels(&found), ["alias.txt"]);
+        assert!(found[0].meta.is_file());
+        assert_eq!(found[0].path, d.path().join("data.txt"));
+        let found = ctx.expand("dir-link").unwrap();
+        assert_eq!(rels(&found), ["dir-link"]);
+        assert!(found[0].meta.is_dir());
+        // Wildcard matches are followed too.
+        let found = ctx.expand("alias.*").unwrap();
+        assert!(found[0].meta.is_file());
+        // A link to an excluded file does not expose it.
+        assert!(ctx.expand("to-hidden").is_err());
     }
 
     #[test]

@@ -219,13 +219,7 @@ pub fn plan_copy(
                 if excludes.is_excluded(&sub.rel) {
                     continue;
                 }
-                // The source tree's own exclusions (.dockerignore) apply to its full path.
-                let full = if item.entry.rel == "." {
-                    sub.rel.clone()
-                } else {
-                    format!("{}/{}", item.entry.rel, sub.rel)
-                };
-                if source_excluded(sources, &item.entry, &full) {
+                if source_excluded(sources, &sub.path) {
                     continue;
                 }
                 let target = placer.target_path(&join(&base, &sub.rel))?;
@@ -242,10 +236,16 @@ pub fn plan_copy(
     Ok(plan)
 }
 
-/// Whether the context that produced `entry` excludes `full` (a path below a copied directory).
-fn source_excluded(sources: &[CopySource], entry: &ContextEntry, full: &str) -> bool {
+/// Whether the source tree holding host path `path` (a path below a copied directory) excludes
+/// it; matched on its real path in the tree, so a directory reached through a symlink keeps its
+/// `.dockerignore` rules.
+fn source_excluded(sources: &[CopySource], path: &std::path::Path) -> bool {
     sources.iter().any(|s| match s {
-        CopySource::Tree(ctx, _) => entry.path.starts_with(ctx.root()) && ctx.is_excluded(full),
+        CopySource::Tree(ctx, _) => path
+            .strip_prefix(ctx.root())
+            .ok()
+            .and_then(|rel| rel.to_str())
+            .is_some_and(|rel| !rel.is_empty() && ctx.is_excluded(rel)),
         CopySource::Inline(..) => false,
     })
 }
