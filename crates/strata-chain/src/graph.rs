@@ -163,7 +163,8 @@ impl Resolver {
 
 impl ImageGraph {
     /// Build the graph of `images` from their Dockerfiles' `uses`, resolving references with
-    /// `resolver`. Fails on a self-reference or a cycle.
+    /// `resolver`. Fails on a self-reference or a cycle. Every `Use::image` must be an index into
+    /// `images` (it panics otherwise: that is a caller's bug, not a user's error).
     pub fn build<N: Named>(
         images: &[N],
         uses: Vec<Use>,

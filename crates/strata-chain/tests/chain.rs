@@ -520,3 +520,25 @@ fn bought_images_are_roots() {
         ["registry.example.com/rhel7:7.9"]
     );
 }
+
+#[test]
+fn diamond_dot_with_external_roots_renders() {
+    let Some(dot) = strata_testutil::require_tool("dot") else {
+        return;
+    };
+    let chain = diamond().load();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chain.dot");
+    std::fs::write(&file, render::dot(&chain)).unwrap();
+    let svg = strata_testutil::run_ok(std::process::Command::new(dot).arg("-Tsvg").arg(&file));
+    let svg = svg.replace("&#45;", "-");
+    for text in [
+        "docker.io/library/golang:1.22",
+        "COPY --from",
+        "RUN --mount",
+        "jvm",
+        "php",
+    ] {
+        assert!(svg.contains(text), "{text} not in the SVG");
+    }
+}

@@ -148,20 +148,31 @@ fn graph_dot_renders_with_graphviz() {
             .arg(&dir)
             .args(["graph", "--format", "dot"]),
     );
-    let svg_path = tmp.path().join("chain.svg");
-    let dot_path = tmp.path().join("chain.dot");
-    std::fs::write(&dot_path, &text).unwrap();
-    strata_testutil::run_ok(
-        Command::new(dot)
-            .arg("-Tsvg")
-            .arg(&dot_path)
-            .arg("-o")
-            .arg(&svg_path),
+    // strata graph --format dot | dot -Tsvg
+    let mut child = Command::new(dot)
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dot: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // Graphviz writes `-` as `&#45;` in SVG text
-    let svg = std::fs::read_to_string(&svg_path)
-        .unwrap()
-        .replace("&#45;", "-");
+    let svg = String::from_utf8(out.stdout).unwrap().replace("&#45;", "-");
     assert!(svg.contains("<svg"), "{svg}");
     for name in [
         "corebuild",
