@@ -71,7 +71,8 @@ fn probe() -> Capabilities {
             let namespaces = nix::sched::unshare(flags)
                 .and_then(|()| {
                     if rootless {
-                        crate::run::write_id_maps(uid, gid).map_err(|_| nix::errno::Errno::EPERM)
+                        crate::process::write_id_maps(uid, gid)
+                            .map_err(|_| nix::errno::Errno::EPERM)
                     } else {
                         Ok(())
                     }

@@ -598,3 +598,17 @@ fn converted_oci_layers_stack_with_their_whiteouts() {
     let (out, _) = run_capture(&spec).unwrap();
     assert_eq!(out, "new\nhosts\npasswd\nresolv.conf\n");
 }
+
+#[test]
+fn a_reused_upper_cannot_redirect_mounts_out_of_the_root() {
+    let Some(fx) = Fixture::new() else { return };
+    let before = mountinfo();
+    // The upper from an earlier step replaced /etc with an absolute symlink.
+    fs::create_dir_all(fx.path("upper")).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", fx.path("upper/etc")).unwrap();
+    let (out, _) =
+        run_capture(&fx.spec("readlink /etc; test -s /etc/hosts && echo HOSTS")).unwrap();
+    assert_eq!(out, "/elsewhere\nHOSTS\n");
+    assert!(!std::path::Path::new("/elsewhere").exists());
+    assert_no_leftover_mounts(&fx, &before);
+}

@@ -1,0 +1,513 @@
+//! Running a command in the sandbox: processes, namespaces, output, cancellation.
+//!
+//! Processes: the caller forks a *keeper* that unshares the namespaces (mount, PID, UTS, IPC, and
+//! network for [`Network::None`], user when not root) and forks the PID namespace's *init*. Init
+//! performs the mount plan, `pivot_root`s, sets the hostname, drops capabilities from the bounding
+//! set and forks the *command*, which takes its identity, changes directory and `execve`s. Init
+//! reaps every process and exits when the command does; the kernel then kills whatever is left in
+//! the namespace, and the mount namespace, with every sandbox mount, disappears with its last
+//! process. The keeper and init die with their parent (`PR_SET_PDEATHSIG`), so cancelling (or the
+//! caller dying) tears everything down. Nothing is ever mounted in the caller's namespace.
+//!
+//! The forked children allocate (glibc's `fork` keeps `malloc` usable) but take no other lock.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::error::SandboxError;
+use crate::output::{Output, Stream, Tail};
+use crate::plan::MountOp;
+use crate::run::{Cancel, ExitStatus};
+use crate::spec::{Identity, Network, SandboxSpec};
+use crate::sys::{KEPT_CAPS, LinuxSys, Sys, apply};
+
+/// Everything the children need, prepared before forking.
+struct ChildPlan<'a> {
+    ops: &'a [MountOp],
+    hostname: &'a str,
+    identity: &'a Identity,
+    rootless: bool,
+    host_ids: (u32, u32),
+    network_none: bool,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    candidates: Vec<CString>,
+    cwd: CString,
+    cwd_display: &'a str,
+}
+
+const FD_REPORT: RawFd = 3;
+
+fn cstr(s: &str) -> Result<CString, SandboxError> {
+    CString::new(s).map_err(|_| SandboxError::InvalidSpec(format!("NUL byte in {s:?}")))
+}
+
+pub(crate) fn execute(
+    spec: &SandboxSpec,
+    ops: &[MountOp],
+    rootless: bool,
+    host_ids: (u32, u32),
+    output: &mut dyn Output,
+    cancel: &Cancel,
+) -> Result<(ExitStatus, Vec<String>), SandboxError> {
+    let command = spec.command_line();
+    let env = spec.effective_env();
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
+    let argv0 = &spec.argv[0];
+    let candidates = if argv0.contains('/') {
+        vec![cstr(argv0)?]
+    } else {
+        path.split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| cstr(&format!("{}/{argv0}", d.trim_end_matches('/'))))
+            .collect::<Result<_, _>>()?
+    };
+    let child = ChildPlan {
+        ops,
+        hostname: &spec.hostname,
+        identity: &spec.user,
+        rootless,
+        host_ids,
+        network_none: spec.network == Network::None,
+        argv: spec
+            .argv
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<Result<_, _>>()?,
+        env: env.iter().map(|e| cstr(e)).collect::<Result<_, _>>()?,
+        candidates,
+        cwd: cstr(&spec.cwd)?,
+        cwd_display: &spec.cwd,
+    };
+
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe", e));
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    let devnull = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| SandboxError::sys("open /dev/null", e))?;
+    let parent = nix::unistd::getpid();
+
+    // SAFETY: the child runs `keeper`, which never returns (it ends with `_exit`).
+    let keeper_pid = match unsafe { nix::unistd::fork() } {
+        Err(e) => return Err(SandboxError::sys("fork", e)),
+        Ok(ForkResult::Child) => {
+            let fds = [&devnull, &out_w, &err_w, &rep_w].map(|f| f.as_raw_fd());
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                keeper(&child, parent, fds)
+            }))
+            .unwrap_or(101);
+            // SAFETY: leave the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop((out_w, err_w, rep_w, devnull));
+
+    let mut tail = Tail::new(spec.tail_lines);
+    let killed = pump(&[out_r, err_r], keeper_pid, output, &mut tail, cancel);
+    let keeper_status = loop {
+        match waitpid(keeper_pid, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SandboxError::sys("waitpid", e)),
+            Ok(status) => break status,
+        }
+    };
+    let tail = tail.finish();
+    let report = read_all(&rep_r);
+    let (error, status) = parse_report(&report);
+    if killed {
+        return Err(SandboxError::Cancelled { command });
+    }
+    if let Some(message) = error {
+        return Err(SandboxError::Setup { command, message });
+    }
+    match status {
+        Some(s) if s.success() => Ok((s, tail)),
+        Some(status) => Err(SandboxError::CommandFailed {
+            command,
+            status,
+            tail,
+        }),
+        None => Err(SandboxError::Setup {
+            command,
+            message: match keeper_status {
+                WaitStatus::Signaled(_, sig, _) => format!("the sandbox was killed by {sig}"),
+                other => format!("the sandbox's init process ended without a report ({other:?})"),
+            },
+        }),
+    }
+}
+
+/// Forward output until both pipes close; kill the keeper when cancelled. Returns whether it
+/// was killed.
+fn pump(
+    fds: &[OwnedFd; 2],
+    keeper: Pid,
+    output: &mut dyn Output,
+    tail: &mut Tail,
+    cancel: &Cancel,
+) -> bool {
+    let mut open = [true, true];
+    let mut killed = false;
+    let mut buf = vec![0u8; 64 << 10];
+    while open.iter().any(|o| *o) {
+        if cancel.is_cancelled() && !killed {
+            let _ = kill(keeper, Signal::SIGKILL);
+            killed = true;
+        }
+        let streams: Vec<usize> = (0..2).filter(|i| open[*i]).collect();
+        let mut pfds: Vec<libc::pollfd> = streams
+            .iter()
+            .map(|i| libc::pollfd {
+                fd: fds[*i].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+        if r == 0 || (r < 0 && Errno::last() == Errno::EINTR) {
+            continue;
+        }
+        if r < 0 {
+            break;
+        }
+        let ready: Vec<bool> = pfds.iter().map(|p| p.revents != 0).collect();
+        for (k, i) in streams.into_iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            match nix::unistd::read(&fds[i], &mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) => {
+                    let stream = if i == 0 {
+                        Stream::Stdout
+                    } else {
+                        Stream::Stderr
+                    };
+                    output.output(stream, &buf[..n]);
+                    tail.push(stream, &buf[..n]);
+                }
+                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                Err(_) => open[i] = false,
+            }
+        }
+    }
+    killed
+}
+
+fn read_all(fd: &OwnedFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return out,
+        }
+    }
+}
+
+/// Report records: `E` + u32 length + message; `S` + kind (0 code, 1 signal) + i32.
+fn parse_report(mut b: &[u8]) -> (Option<String>, Option<ExitStatus>) {
+    let (mut error, mut status) = (None, None);
+    while let Some((&tag, rest)) = b.split_first() {
+        match tag {
+            b'E' if rest.len() >= 4 => {
+                let n = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default()) as usize;
+                let msg = &rest[4..(4 + n).min(rest.len())];
+                error.get_or_insert_with(|| String::from_utf8_lossy(msg).into_owned());
+                b = &rest[(4 + n).min(rest.len())..];
+            }
+            b'S' if rest.len() >= 5 => {
+                let v = i32::from_le_bytes(rest[1..5].try_into().unwrap_or_default());
+                status = Some(if rest[0] == 0 {
+                    ExitStatus::Code(v)
+                } else {
+                    ExitStatus::Signal(v)
+                });
+                b = &rest[5..];
+            }
+            _ => break,
+        }
+    }
+    (error, status)
+}
+
+fn report_error(msg: &str) {
+    let mut rec = Vec::with_capacity(msg.len() + 5);
+    rec.push(b'E');
+    rec.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    rec.extend_from_slice(msg.as_bytes());
+    write_fd(FD_REPORT, &rec);
+}
+
+fn report_status(s: ExitStatus) {
+    let (kind, v) = match s {
+        ExitStatus::Code(c) => (0u8, c),
+        ExitStatus::Signal(sig) => (1u8, sig),
+    };
+    let mut rec = vec![b'S', kind];
+    rec.extend_from_slice(&v.to_le_bytes());
+    write_fd(FD_REPORT, &rec);
+}
+
+fn write_fd(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing a valid buffer to a file descriptor we own.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Write this process's user namespace maps: root inside is `uid`/`gid` outside.
+pub(crate) fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
+    fs::write("/proc/self/setgroups", b"deny")?;
+    fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+}
+
+/// The keeper: namespaces, then init. Returns its exit code.
+fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || nix::unistd::getppid() != parent
+    {
+        return 1;
+    }
+    // Terminal signals are the caller's to handle (it cancels, or dies and takes us along).
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP] {
+        // SAFETY: setting a signal to be ignored.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+    // stdin /dev/null, stdout, stderr, report: 0..=3; everything else closed.
+    for (target, fd) in fds.iter().enumerate() {
+        // SAFETY: dup2 onto the low descriptors; the sources stay open until close_range.
+        if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
+            return 1;
+        }
+    }
+    // SAFETY: fcntl and close_range on descriptors of this process.
+    unsafe {
+        libc::fcntl(FD_REPORT, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::close_range(4, libc::c_uint::MAX, 0);
+    }
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if plan.network_none {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if plan.rootless {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if let Err(e) = nix::sched::unshare(flags) {
+        report_error(&format!("creating namespaces: {}", e.desc()));
+        return 1;
+    }
+    if plan.rootless
+        && let Err(e) = write_id_maps(plan.host_ids.0, plan.host_ids.1)
+    {
+        report_error(&format!("mapping the user namespace: {e}"));
+        return 1;
+    }
+    let (life_r, life_w) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            report_error(&format!("pipe: {}", e.desc()));
+            return 1;
+        }
+    };
+    // SAFETY: the child runs `init`, which ends with `_exit`.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            report_error(&format!("fork: {}", e.desc()));
+            1
+        }
+        Ok(ForkResult::Child) => {
+            drop(life_w);
+            let code = init(plan, life_r.as_raw_fd());
+            // SAFETY: leave without running destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(life_r);
+            // `life_w` stays open until the keeper exits.
+            let _life = life_w;
+            // SAFETY: closing our copies of the pipes; init holds its own.
+            unsafe {
+                libc::close(1);
+                libc::close(2);
+                libc::close(FD_REPORT);
+            }
+            loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    _ => return 0,
+                }
+            }
+        }
+    }
+}
+
+/// PID 1 of the sandbox: mounts, then the command, then reaping until it ends.
+fn init(plan: &ChildPlan<'_>, life_r: RawFd) -> i32 {
+    // Die with the keeper; if it died before that took effect, its end of the life pipe is
+    // closed (its pid reads as 0 from inside the namespace, so getppid cannot tell).
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut life = libc::pollfd {
+        fd: life_r,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one valid descriptor without waiting, then closing it.
+    unsafe {
+        let r = libc::poll(&mut life, 1, 0);
+        libc::close(life_r);
+        if r != 0 {
+            return 1;
+        }
+    }
+    let mut sys = LinuxSys;
+    if let Err(e) = apply(plan.ops, &mut sys) {
+        report_error(&e.to_string());
+        return 1;
+    }
+    if let Err(e) = sys.set_hostname(plan.hostname) {
+        report_error(&format!("sethostname: {}", e.desc()));
+        return 1;
+    }
+    if plan.network_none
+        && let Err(e) = sys.loopback_up()
+    {
+        report_error(&format!("bringing lo up: {}", e.desc()));
+        return 1;
+    }
+    if let Err(e) = sys.drop_bounding_caps(&KEPT_CAPS) {
+        report_error(&format!("dropping capabilities: {}", e.desc()));
+        return 1;
+    }
+    // SAFETY: the child runs `command`, which execs or `_exit`s.
+    let command_pid = match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            report_error(&format!("fork: {}", e.desc()));
+            return 1;
+        }
+        Ok(ForkResult::Child) => {
+            command(plan, &mut sys);
+            // SAFETY: leave without running destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    let mut status = None;
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == command_pid => {
+                status = Some(ExitStatus::Code(code));
+                break;
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command_pid => {
+                status = Some(ExitStatus::Signal(sig as i32));
+                break;
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(s) = status {
+        report_status(s);
+    }
+    0
+}
+
+/// The command's process: identity, directory, exec. Returns only on failure (reported).
+fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
+    // A clean signal state: nothing blocked, default dispositions (Rust ignores SIGPIPE).
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: restoring the default disposition.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+        }
+    }
+    let _ = nix::unistd::setsid();
+    if let Err(e) = sys.set_identity(plan.identity, !plan.rootless) {
+        report_error(&format!(
+            "switching to uid {} gid {}: {}",
+            plan.identity.uid,
+            plan.identity.gid,
+            e.desc()
+        ));
+        return;
+    }
+    if let Err(e) = nix::unistd::chdir(plan.cwd.as_c_str()) {
+        report_error(&format!(
+            "working directory {}: {}",
+            plan.cwd_display,
+            e.desc()
+        ));
+        return;
+    }
+    let mut last = Errno::ENOENT;
+    for cand in &plan.candidates {
+        let e = match nix::unistd::execve(cand, &plan.argv, &plan.env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        // Keep the first telling error: "permission denied" beats "not found".
+        if last == Errno::ENOENT && !matches!(e, Errno::ENOENT | Errno::ENOTDIR) {
+            last = e;
+        }
+    }
+    report_error(&format!(
+        "cannot execute {}: {}",
+        plan.argv[0].to_string_lossy(),
+        last.desc()
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        let mut b = vec![b'E'];
+        b.extend_from_slice(&5u32.to_le_bytes());
+        b.extend_from_slice(b"boom!");
+        b.extend_from_slice(&[b'S', 1]);
+        b.extend_from_slice(&9i32.to_le_bytes());
+        assert_eq!(
+            parse_report(&b),
+            (Some("boom!".into()), Some(ExitStatus::Signal(9)))
+        );
+        assert_eq!(
+            parse_report(b"S\0\x02\0\0\0"),
+            (None, Some(ExitStatus::Code(2)))
+        );
+        assert_eq!(parse_report(b""), (None, None));
+    }
+}
