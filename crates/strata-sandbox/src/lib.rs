@@ -1,6 +1,6 @@
 //! Run a command in a root filesystem, isolated from the host, and collect what it changed.
 //!
-//! The main entry point is [`run`]: it takes a [`SandboxSpec`] (plain data: the root's layers,
+//! The main entry point is [`run()`]: it takes a [`SandboxSpec`] (plain data: the root's layers,
 //! the command, environment, user, mounts, network) and returns a [`RunOutcome`] whose
 //! [`RunOutcome::changes`] lists the new layer's [`Change`]s.
 //!
@@ -42,7 +42,7 @@ pub use error::SandboxError;
 pub use output::{Discard, Output, Stream, Tail, ToWriter};
 pub use plan::{MountOp, MountPlan, Mountpoint, PlanEnv, RootMount, overlay_options, plan_mounts};
 pub use run::{Cancel, ExitStatus, Isolation, RootMode, RunOutcome, run};
-pub use spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, SecretBytes, Strategy};
+pub use spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, SecretBytes, Stdin, Strategy};
 pub use sys::{LinuxSys, RecordingSys, Sys, apply};
 pub use user::{ResolvedUser, resolve_user};
 pub use view::LayerView;

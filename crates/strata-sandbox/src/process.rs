@@ -26,7 +26,7 @@ use crate::error::SandboxError;
 use crate::output::{Output, Stream, Tail};
 use crate::plan::MountOp;
 use crate::run::{Cancel, ExitStatus};
-use crate::spec::{Identity, Network, SandboxSpec};
+use crate::spec::{Identity, Network, SandboxSpec, Stdin};
 use crate::sys::{KEPT_CAPS, LinuxSys, Sys, apply};
 
 /// Everything the children need, prepared before forking.
@@ -95,19 +95,24 @@ pub(crate) fn execute(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let devnull = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| SandboxError::sys("open /dev/null", e))?;
+    let stdin = match spec.stdin {
+        Stdin::Null => nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| SandboxError::sys("open /dev/null", e))?,
+        Stdin::Inherit => {
+            nix::unistd::dup(std::io::stdin()).map_err(|e| SandboxError::sys("dup stdin", e))?
+        }
+    };
     let parent = nix::unistd::getpid();
 
     // SAFETY: the child runs `keeper`, which never returns (it ends with `_exit`).
     let keeper_pid = match unsafe { nix::unistd::fork() } {
         Err(e) => return Err(SandboxError::sys("fork", e)),
         Ok(ForkResult::Child) => {
-            let fds = [&devnull, &out_w, &err_w, &rep_w].map(|f| f.as_raw_fd());
+            let fds = [&stdin, &out_w, &err_w, &rep_w].map(|f| f.as_raw_fd());
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 keeper(&child, parent, fds)
             }))
@@ -117,7 +122,7 @@ pub(crate) fn execute(
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop((out_w, err_w, rep_w, devnull));
+    drop((out_w, err_w, rep_w, stdin));
 
     let mut tail = Tail::new(spec.tail_lines);
     let killed = pump(&[out_r, err_r], keeper_pid, output, &mut tail, cancel);
@@ -301,7 +306,7 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
         // SAFETY: setting a signal to be ignored.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
-    // stdin /dev/null, stdout, stderr, report: 0..=3; everything else closed.
+    // stdin, stdout, stderr, report: 0..=3; everything else closed.
     for (target, fd) in fds.iter().enumerate() {
         // SAFETY: dup2 onto the low descriptors; the sources stay open until close_range.
         if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {

@@ -29,6 +29,16 @@ pub enum RootFs {
     Dir(PathBuf),
 }
 
+/// What the command reads on standard input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// `/dev/null` (build steps).
+    #[default]
+    Null,
+    /// The caller's standard input (`strata run` for debugging; no terminal is allocated).
+    Inherit,
+}
+
 /// The network the command sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
@@ -129,7 +139,7 @@ pub struct Identity {
     pub groups: Vec<u32>,
 }
 
-/// One command to run in a root filesystem. Plain data: build it, then [`crate::run`] it.
+/// One command to run in a root filesystem. Plain data: build it, then [`crate::run()`] it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSpec {
     /// The root filesystem.
@@ -146,6 +156,8 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Host network or none.
     pub network: Network,
+    /// Standard input.
+    pub stdin: Stdin,
     /// Extra mounts, applied in order of target depth.
     pub mounts: Vec<ExtraMount>,
     /// Bind the host's `/etc/resolv.conf` and `/etc/hosts` read-only (copies of them).
@@ -170,6 +182,7 @@ impl SandboxSpec {
             user: Identity::default(),
             hostname: "strata".into(),
             network: Network::Host,
+            stdin: Stdin::Null,
             mounts: Vec::new(),
             host_files: true,
             strategy: Strategy::Auto,

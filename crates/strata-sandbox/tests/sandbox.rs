@@ -612,3 +612,36 @@ fn a_reused_upper_cannot_redirect_mounts_out_of_the_root() {
     assert!(!std::path::Path::new("/elsewhere").exists());
     assert_no_leftover_mounts(&fx, &before);
 }
+
+#[test]
+fn stdin_is_null_or_the_callers() {
+    let Some(fx) = Fixture::new() else { return };
+    const INNER: &str = "STRATA_SANDBOX_STDIN_INNER";
+    if std::env::var_os(INNER).is_some() {
+        let mut spec = fx.spec("cat");
+        spec.stdin = strata_sandbox::Stdin::Inherit;
+        let (out, _) = run_capture(&spec).unwrap();
+        assert_eq!(out, "piped in\n");
+        return;
+    }
+    let (out, _) = run_capture(&fx.spec("cat; echo end")).unwrap();
+    assert_eq!(out, "end\n", "stdin is /dev/null by default");
+    // Re-run this test with a known standard input.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stdin_is_null_or_the_callers"])
+        .env(INNER, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
