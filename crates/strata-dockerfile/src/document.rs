@@ -16,8 +16,8 @@ pub struct Document<'a> {
     pub file: &'a str,
     /// The parser directives.
     pub directives: &'a Directives,
-    /// Parser warnings.
-    pub warnings: &'a [Warning],
+    /// Parser warnings, then resolution warnings (failures in stages the target does not need).
+    pub warnings: Vec<Warning>,
     /// Global ARGs and their values, in order.
     pub global_args: &'a [(String, String)],
     /// Build args no ARG declared.
@@ -37,7 +37,12 @@ impl<'a> Document<'a> {
             schema: SCHEMA,
             file,
             directives: &dockerfile.directives,
-            warnings: &dockerfile.warnings,
+            warnings: dockerfile
+                .warnings
+                .iter()
+                .chain(&resolved.warnings)
+                .cloned()
+                .collect(),
             global_args: &resolved.global_args,
             unused_build_args: &resolved.unused_build_args,
             target: resolved.target,

@@ -38,8 +38,10 @@
 //!   body through the shell, or the heredocs appended for the shell to read).
 //!
 //! # Known differences from BuildKit
-//! - `resolve` expands every stage, so an expansion error in a stage the target does not need
-//!   is reported (BuildKit skips such stages); [`Stage::needed`] tells which stages to build.
+//! - Stages the target does not need are resolved too (for [`Dockerfile::dependencies`]); an
+//!   instruction of theirs that fails to expand is kept unexpanded and reported in
+//!   [`Resolved::warnings`], since BuildKit never dispatches such stages. [`Stage::needed`]
+//!   tells which stages to build.
 //! - ONBUILD triggers are parsed, and their syntax checked, with the parent Dockerfile
 //!   (BuildKit checks them only when a child build runs them).
 //! - The `# syntax=` and `# check=` directives are recorded, not acted upon; lint warnings

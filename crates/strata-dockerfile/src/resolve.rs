@@ -9,7 +9,7 @@ use crate::instruction::*;
 use crate::mount::parse_mount;
 use crate::reference::validate_reference;
 use crate::shell::Lexer;
-use crate::{Dockerfile, Error};
+use crate::{Dockerfile, Error, Warning};
 
 /// The `PATH` BuildKit gives a stage whose base has none (non-Windows).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -66,6 +66,9 @@ pub struct Resolved {
     pub global_args: Vec<(String, String)>,
     /// Build args no ARG declared (BuildKit warns about these), except the proxy variables.
     pub unused_build_args: Vec<String>,
+    /// Instructions of stages the target does not need that failed to expand: BuildKit skips
+    /// such stages, so they are kept unexpanded and reported here instead of failing.
+    pub warnings: Vec<Warning>,
 }
 
 /// One stage after expansion.
@@ -276,13 +279,12 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         }
     }
 
-    let mut stages: Vec<Stage> = Vec::new();
-    // per stage: the process env (ENV + ARG values) at its end
-    let mut stage_state: Vec<Vec<(String, String)>> = Vec::new();
-
+    // 1. global ARGs: everything before the first FROM
+    let mut headers: Vec<(&Instruction, &From)> = Vec::new();
+    let mut bodies: Vec<Vec<&Instruction>> = Vec::new();
     for inst in &df.instructions {
         match &inst.command {
-            Command::Arg(a) if stages.is_empty() => {
+            Command::Arg(a) if headers.is_empty() => {
                 for decl in &a.args {
                     declared.push(decl.name.clone());
                     if let Some(v) = build_args.get(&decl.name) {
@@ -296,129 +298,149 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 }
             }
             Command::From(f) => {
-                let index = stages.len();
-                let image = lex
-                    .expand(&f.image, &global)
-                    .map_err(|e| err_at(inst, Some(&f.image), e.0))?;
-                if image.is_empty() {
-                    return Err(err_at(
-                        inst,
-                        Some(&f.image),
-                        format!("base name ({}) should not be blank", f.image),
-                    ));
-                }
-                let platform = match &f.platform {
-                    None => None,
-                    Some(p) => {
-                        let v = lex
-                            .expand(p, &global)
-                            .map_err(|e| err_at(inst, Some(p), e.0))?;
-                        if v.is_empty() {
-                            return Err(err_at(
-                                inst,
-                                Some(p),
-                                format!("empty platform value from expression {p}"),
-                            ));
-                        }
-                        Some(v)
-                    }
-                };
-                let earlier = &stage_names[..index];
-                let base = if let Some(i) = earlier
-                    .iter()
-                    .position(|n| n.as_deref() == Some(image.as_str()))
-                {
-                    Base::Stage(i)
-                } else if image == "scratch" {
-                    Base::Scratch
-                } else {
-                    validate_reference(&image).map_err(|e| {
-                        err_at(
-                            inst,
-                            Some(&f.image),
-                            format!("invalid reference format: {e}: {image:?}"),
-                        )
-                    })?;
-                    Base::Image(image.clone())
-                };
-                let (state, env) = match &base {
-                    Base::Stage(i) => (stage_state[*i].clone(), stages[*i].env.clone()),
-                    Base::Scratch | Base::Image(_) => {
-                        let mut env = match &base {
-                            Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
-                            _ => Vec::new(),
-                        };
-                        // BuildKit leaves PATH to the OS on Windows
-                        let os = platform
-                            .as_deref()
-                            .map_or(target_os.as_str(), |p| p.split('/').next().unwrap_or(""));
-                        if os != "windows" && !env.iter().any(|(k, _)| k == "PATH") {
-                            env.push(("PATH".into(), DEFAULT_PATH.into()));
-                        }
-                        (env.clone(), env)
-                    }
-                };
-                let mut from = inst.clone();
-                from.command = Command::From(From {
-                    image,
-                    name: f.name.clone(),
-                    platform: platform.clone(),
-                });
-                stages.push(Stage {
-                    index,
-                    name: f.name.clone(),
-                    base,
-                    platform,
-                    from,
-                    instructions: Vec::new(),
-                    env,
-                    needed: false,
-                });
-                stage_state.push(state);
+                headers.push((inst, f));
+                bodies.push(Vec::new());
             }
             _ => {
-                let index = stages.len() - 1;
-                let names = &stage_names;
-                let state = &mut stage_state[index];
-                let stage = &mut stages[index];
-                let ri = expand_instruction(
-                    inst,
-                    &lex,
-                    state,
-                    &mut stage.env,
-                    &global,
-                    build_args,
-                    names,
-                    index,
-                    &mut declared,
-                )?;
-                stage.instructions.push(ri);
+                if let Some(body) = bodies.last_mut() {
+                    body.push(inst);
+                }
             }
         }
     }
 
-    // which stages the target needs
-    let mut needed = vec![false; stages.len()];
-    let mut todo = vec![target_stage];
-    while let Some(i) = todo.pop() {
-        if needed[i] {
-            continue;
-        }
-        needed[i] = true;
-        let s = &stages[i];
-        if let Base::Stage(b) = s.base {
-            todo.push(b);
-        }
-        for ri in &s.instructions {
-            for b in ri.copy_from.iter().chain(ri.mount_from.iter().flatten()) {
-                if let Base::Stage(b) = b {
-                    todo.push(*b);
-                }
+    // 2. every stage's base (BuildKit evaluates all FROM lines, needed or not)
+    let mut bases = Vec::with_capacity(headers.len());
+    for (index, (inst, f)) in headers.iter().enumerate() {
+        bases.push(stage_base(inst, f, &lex, &global, &stage_names[..index])?);
+    }
+
+    // errors BuildKit raises for every stage, needed or not
+    for body in &bodies {
+        for inst in body {
+            if let Command::Copy(Copy { from: Some(f), .. }) = &inst.command {
+                check_copy_from(inst, f, &lex, stage_names.len())?;
             }
         }
     }
-    for (s, n) in stages.iter_mut().zip(needed) {
-        s.needed = n;
+
+    // 3. which stages the target needs: bases, `--from` and mount `from=` (never expanded)
+    let mut needed = vec![false; headers.len()];
+    let mut todo = vec![target_stage];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut needed[i], true) {
+            continue;
+        }
+        if let Base::Stage(b) = bases[i].2 {
+            todo.push(b);
+        }
+        for inst in &bodies[i] {
+            let refs: Vec<&str> = match &inst.command {
+                Command::Copy(c) => c.from.iter().map(String::as_str).collect(),
+                Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+                _ => Vec::new(),
+            };
+            let by_index = matches!(inst.command, Command::Copy(_));
+            for r in refs {
+                let idx = match r.parse::<usize>() {
+                    Ok(n) if by_index => Some(n).filter(|n| *n < headers.len()),
+                    _ => find_stage(&stage_names, r),
+                };
+                todo.extend(idx);
+            }
+        }
+    }
+
+    // 4. the stages, in order
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut warnings = Vec::new();
+    // per stage: the process env (ENV + ARG values) at its end
+    let mut stage_state: Vec<Vec<(String, String)>> = Vec::new();
+    for (index, ((inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate() {
+        let (mut state, mut env) = match &base {
+            Base::Stage(i) => (stage_state[*i].clone(), stages[*i].env.clone()),
+            Base::Scratch | Base::Image(_) => {
+                let mut env = match &base {
+                    Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                // BuildKit leaves PATH to the OS on Windows
+                let os = platform
+                    .as_deref()
+                    .map_or(target_os.as_str(), |p| p.split('/').next().unwrap_or(""));
+                if os != "windows" && !env.iter().any(|(k, _)| k == "PATH") {
+                    env.push(("PATH".into(), DEFAULT_PATH.into()));
+                }
+                (env.clone(), env)
+            }
+        };
+        let mut instructions = Vec::with_capacity(bodies[index].len());
+        for inst in &bodies[index] {
+            let result = expand_instruction(
+                inst,
+                &lex,
+                &mut state,
+                &mut env,
+                &global,
+                build_args,
+                &stage_names,
+                index,
+                &mut declared,
+            );
+            match result {
+                Ok(ri) => instructions.push(ri),
+                // BuildKit never dispatches a stage the target does not need
+                Err(e) if !needed[index] => {
+                    warnings.push(Warning {
+                        line: e.line(),
+                        message: format!(
+                            "stage {index} is not needed for the target, so this is not an error: {e}"
+                        ),
+                    });
+                    // still say which stages and images it names, for the dependencies
+                    let lenient = |r: &str, by_index| {
+                        stage_or_image(inst, r, &stage_names, index, by_index).ok()
+                    };
+                    let (copy_from, mount_from) = match &inst.command {
+                        Command::Copy(c) => {
+                            (c.from.as_deref().and_then(|r| lenient(r, true)), Vec::new())
+                        }
+                        Command::Run(r) => (
+                            None,
+                            r.mounts
+                                .iter()
+                                .map(|m| m.from.as_deref().and_then(|f| lenient(f, false)))
+                                .collect(),
+                        ),
+                        _ => (None, Vec::new()),
+                    };
+                    instructions.push(ResolvedInstruction {
+                        instruction: (*inst).clone(),
+                        env: None,
+                        copy_from,
+                        mount_from,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut from = (*inst).clone();
+        from.command = Command::From(From {
+            image,
+            name: f.name.clone(),
+            platform: platform.clone(),
+        });
+        stages.push(Stage {
+            index,
+            name: f.name.clone(),
+            base,
+            platform,
+            from,
+            instructions,
+            env,
+            needed: needed[index],
+        });
+        stage_state.push(state);
     }
 
     let builtin = |k: &str| PROXY_ARGS.contains(&k) || global.iter().take(11).any(|(g, _)| g == k);
@@ -429,10 +451,94 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         .collect();
     Ok(Resolved {
         stages,
+        warnings,
         target: target_stage,
         global_args: global,
         unused_build_args,
     })
+}
+
+/// `COPY --from` takes no variables, and a number must name an existing stage.
+fn check_copy_from(
+    inst: &Instruction,
+    from: &str,
+    lex: &Lexer,
+    stages: usize,
+) -> Result<(), Error> {
+    let plain = lex
+        .expand(from, &crate::shell::NoEnv)
+        .map_err(|e| err_at(inst, Some(from), e.0))?;
+    if plain != from {
+        return Err(err_at(
+            inst,
+            Some(from),
+            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+        ));
+    }
+    if let Ok(i) = from.parse::<usize>()
+        && i >= stages
+    {
+        return Err(err_at(
+            inst,
+            Some(from),
+            format!("invalid stage index {i}: the Dockerfile has {stages} stages"),
+        ));
+    }
+    Ok(())
+}
+
+/// A stage's FROM: the image expanded with the global ARGs, the platform, and the base.
+fn stage_base(
+    inst: &Instruction,
+    f: &From,
+    lex: &Lexer,
+    global: &[(String, String)],
+    earlier: &[Option<String>],
+) -> Result<(String, Option<String>, Base), Error> {
+    let image = lex
+        .expand(&f.image, global)
+        .map_err(|e| err_at(inst, Some(&f.image), e.0))?;
+    if image.is_empty() {
+        return Err(err_at(
+            inst,
+            Some(&f.image),
+            format!("base name ({}) should not be blank", f.image),
+        ));
+    }
+    let platform = match &f.platform {
+        None => None,
+        Some(p) => {
+            let v = lex
+                .expand(p, global)
+                .map_err(|e| err_at(inst, Some(p), e.0))?;
+            if v.is_empty() {
+                return Err(err_at(
+                    inst,
+                    Some(p),
+                    format!("empty platform value from expression {p}"),
+                ));
+            }
+            Some(v)
+        }
+    };
+    let base = if let Some(i) = earlier
+        .iter()
+        .position(|n| n.as_deref() == Some(image.as_str()))
+    {
+        Base::Stage(i)
+    } else if image == "scratch" {
+        Base::Scratch
+    } else {
+        validate_reference(&image).map_err(|e| {
+            err_at(
+                inst,
+                Some(&f.image),
+                format!("invalid reference format: {e}: {image:?}"),
+            )
+        })?;
+        Base::Image(image.clone())
+    };
+    Ok((image, platform, base))
 }
 
 /// Resolve a `--from` (`by_index`: a number names a stage) or mount `from=` value to a stage
@@ -583,19 +689,7 @@ fn expand_instruction(
             let copy_from = match &c.from {
                 None => None,
                 Some(f) => {
-                    let plain = Lexer {
-                        skip_unset: false,
-                        ..*lex
-                    }
-                    .expand(f, &crate::shell::NoEnv)
-                    .map_err(|e| err_at(inst, Some(f), e.0))?;
-                    if &plain != f {
-                        return Err(err_at(
-                            inst,
-                            Some(f),
-                            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
-                        ));
-                    }
+                    check_copy_from(inst, f, lex, names.len())?;
                     Some(stage_or_image(inst, f, names, current, true)?)
                 }
             };

@@ -345,7 +345,7 @@ fn crlf_and_byte_order_mark() {
 #[test]
 fn mount_from_a_later_stage_is_an_error() {
     let e = parse("FROM a AS one\nRUN --mount=from=two,target=/t true\nFROM b AS two\n")
-        .and_then(|d| d.resolve(&BTreeMap::new(), None))
+        .and_then(|d| d.resolve(&BTreeMap::new(), Some("one")))
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -371,4 +371,60 @@ fn windows_stages_get_no_default_path() {
     };
     let r = df.resolve_with(&opts).unwrap();
     assert!(r.stages[1].env.is_empty());
+}
+
+#[test]
+fn failures_in_stages_the_target_does_not_need_are_warnings() {
+    let text = "FROM alpine:3.20 AS release\nWORKDIR /${VERSION:?set VERSION for releases}\nFROM alpine:3.20 AS dev\nRUN true\n";
+    let df = parse(text).unwrap();
+    let r = df.resolve(&BTreeMap::new(), Some("dev")).unwrap();
+    assert!(!r.stages[0].needed);
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!(r.warnings[0].line, 2);
+    assert!(
+        r.warnings[0]
+            .message
+            .contains("VERSION: set VERSION for releases"),
+        "{:?}",
+        r.warnings
+    );
+    let Command::Workdir(w) = &r.stages[0].instructions[0].instruction.command else {
+        panic!()
+    };
+    assert_eq!(
+        w.path, "/${VERSION:?set VERSION for releases}",
+        "kept unexpanded"
+    );
+    // the same stage as target fails
+    let e = df.resolve(&BTreeMap::new(), Some("release")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2:9: WORKDIR: failed to process \"/${VERSION:?set VERSION for releases}\": VERSION: set VERSION for releases"
+    );
+    // BuildKit checks stage indexes and --from variables in every stage
+    let df = parse("FROM a AS x\nCOPY --from=7 /a /a\nFROM b\n").unwrap();
+    assert_eq!(
+        df.resolve(&BTreeMap::new(), None).unwrap_err().to_string(),
+        "2:13: COPY: invalid stage index 7: the Dockerfile has 2 stages"
+    );
+}
+
+#[test]
+fn dependencies_survive_failures_in_unneeded_stages() {
+    let text = "FROM alpine:3.20 AS tools\nRUN --mount=from=registry.example.com/wp-cli:2,target=/w,uid=$NOPE true\nFROM alpine:3.20\n";
+    let df = parse(text).unwrap();
+    let deps: Vec<String> = df
+        .dependencies(&BTreeMap::new())
+        .unwrap()
+        .into_iter()
+        .map(|d| d.reference)
+        .collect();
+    assert_eq!(
+        deps,
+        [
+            "alpine:3.20",
+            "registry.example.com/wp-cli:2",
+            "alpine:3.20"
+        ]
+    );
 }
