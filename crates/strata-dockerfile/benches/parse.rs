@@ -45,13 +45,19 @@ fn generate(lines: usize) -> String {
     out
 }
 
-fn time<F: FnMut()>(runs: u32, mut f: F) -> f64 {
-    f(); // warm up
-    let start = Instant::now();
-    for _ in 0..runs {
-        f();
-    }
-    start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+/// Milliseconds per call: (best, median) of `runs` timed calls after a warm-up. The best is
+/// the figure least disturbed by other processes on a shared machine.
+fn time<F: FnMut()>(runs: usize, mut f: F) -> (f64, f64) {
+    f();
+    let mut samples: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    (samples[0], samples[runs / 2])
 }
 
 #[allow(clippy::print_stdout)]
@@ -60,19 +66,25 @@ fn main() {
     let lines = text.lines().count();
     let df = strata_dockerfile::parse(&text).expect("the generated Dockerfile parses");
     let args = BTreeMap::new();
-    let parse_ms = time(50, || {
+    let parse_ms = time(100, || {
         black_box(strata_dockerfile::parse(black_box(&text)).unwrap());
     });
-    let resolve_ms = time(50, || {
+    let resolve_ms = time(100, || {
         black_box(df.resolve(&args, None).unwrap());
     });
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "parse:   {lines} lines, {} bytes, {} instructions: {parse_ms:.2} ms",
+        "parse:   {lines} lines, {} bytes, {} instructions: best {:.2} ms, median {:.2} ms",
         text.len(),
-        df.instructions.len()
+        df.instructions.len(),
+        parse_ms.0,
+        parse_ms.1
     );
-    let _ = writeln!(report, "resolve: {resolve_ms:.2} ms");
+    let _ = writeln!(
+        report,
+        "resolve: best {:.2} ms, median {:.2} ms",
+        resolve_ms.0, resolve_ms.1
+    );
     print!("{report}");
 }
