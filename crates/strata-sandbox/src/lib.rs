@@ -21,6 +21,16 @@
 //! When overlayfs or namespaces are missing ([`probe::capabilities`]), [`Strategy::Auto`] falls
 //! back to a private copy of the layers diffed afterwards ([`diff_tree`]); as non-root the sandbox
 //! runs in a user namespace mapping the caller to root.
+//!
+//! # What a command can and cannot do
+//! It sees only the merged root and its declared mounts (after `pivot_root` the old root is
+//! detached); every process it starts dies with the step (PID namespace); every mount lives in
+//! the sandbox's mount namespace and vanishes with it, on success, failure or cancellation. The
+//! bounding set keeps Docker's default capabilities minus `CAP_MKNOD` (no `CAP_SYS_ADMIN`: no
+//! mount, no remount of the read-only binds); `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`,
+//! `/proc/bus` are read-only, `/proc/kcore` and friends masked, `/sys` read-only. Limits: with the
+//! host network (the default, as in `docker build`) the step reaches the host's loopback services
+//! and abstract Unix sockets; there is no seccomp filter and no cgroup (memory, pids) limit.
 
 pub mod changes;
 pub mod copy;
