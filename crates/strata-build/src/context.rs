@@ -349,11 +349,16 @@ impl StatCache {
             .unwrap_or_default()
     }
 
-    /// Write the cache back atomically (temp file, fsync, rename) if anything changed.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
+    /// Write the cache back atomically (temp file, fsync, rename) if anything changed. Entries of
+    /// files that no longer exist are dropped first: files hashed in a build's temporary
+    /// directories (`COPY --from` root filesystems, extracted archives, downloads) would otherwise
+    /// pile up build after build.
+    pub fn save(&mut self, path: &Path) -> io::Result<()> {
         if !self.dirty {
             return Ok(());
         }
+        self.entries
+            .retain(|file, _| fs::symlink_metadata(file).is_ok());
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -529,5 +534,18 @@ mod tests {
         let file = d.path().join("cache.json");
         cache.save(&file).unwrap();
         assert_eq!(StatCache::load(&file).len(), 1);
+        // Files that are gone are dropped when the cache is next written.
+        let gone = d.path().join("gone");
+        fs::write(&gone, "g").unwrap();
+        let mut cache = StatCache::load(&file);
+        cache
+            .file_hash(&gone, &fs::metadata(&gone).unwrap())
+            .unwrap();
+        fs::remove_file(&gone).unwrap();
+        fs::write(d.path().join("b"), "2").unwrap();
+        let b = d.path().join("b");
+        cache.file_hash(&b, &fs::metadata(&b).unwrap()).unwrap();
+        cache.save(&file).unwrap();
+        assert_eq!(StatCache::load(&file).len(), 2);
     }
 }
