@@ -645,3 +645,16 @@ fn stdin_is_null_or_the_callers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
 }
+
+#[test]
+fn large_output_streams_completely_on_both_streams() {
+    let Some(fx) = Fixture::new() else { return };
+    let counts = Arc::new(Mutex::new([0usize; 2]));
+    let sink = counts.clone();
+    let mut output = move |s: Stream, b: &[u8]| sink.lock().unwrap()[s as usize] += b.len();
+    let spec = fx.spec(
+        "dd if=/dev/zero bs=65536 count=128 2>/dev/null; dd if=/dev/zero bs=65536 count=64 >&2 2>/dev/null",
+    );
+    run(&spec, &mut output, &Cancel::new()).unwrap();
+    assert_eq!(*counts.lock().unwrap(), [8 << 20, 4 << 20]);
+}
