@@ -336,11 +336,21 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The name of the user running strata (`SUDO_USER`, `USER`, else the uid).
+/// The name of the user running strata (`SUDO_USER`, `USER`, else the passwd name of the uid).
 pub fn current_user() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".to_string())
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let uid = nix::unistd::getuid();
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .or_else(|| Some(format!("uid {uid}")))
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

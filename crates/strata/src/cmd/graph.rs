@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use strata_chain::{Chain, NothingBuilt, render};
+use strata_chain::{Chain, NothingBuilt, Statuses, render};
 
 use crate::global::GlobalArgs;
 
@@ -33,8 +33,7 @@ pub struct Args {
 /// Print the chain's graph.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
-    // nothing has been built yet (builds come with a later issue): every image is never built
-    let statuses = chain.statuses(&NothingBuilt)?;
+    let statuses = statuses(&chain, global)?;
     let text = match args.format {
         Format::Text => render::tree(&chain, &statuses),
         Format::Dot => render::dot(&chain),
@@ -43,6 +42,24 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     };
     write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every image's status: from the store and the events log when a store exists, else never built.
+pub(super) fn statuses(chain: &Chain, global: &GlobalArgs) -> Result<Statuses> {
+    let store_path = global.store_path()?;
+    let Ok(store) = strata_oci::Store::open(&store_path) else {
+        return Ok(chain.statuses(&NothingBuilt)?);
+    };
+    let strata_dir = store_path.parent().unwrap_or(&store_path);
+    let events = strata_events::EventLog::open(&strata_dir.join("events.db"))
+        .ok()
+        .map(std::sync::Mutex::new);
+    let stat = Some(strata_dir.join("cache").join("stat-cache.json"));
+    let resolver = strata_cascade::InputsResolver::new(chain, &store, stat);
+    let source = strata_cascade::StoreStatus::new(&resolver, events.as_ref());
+    let statuses = chain.statuses(&source)?;
+    resolver.save();
+    Ok(statuses)
 }
 
 /// Load the chain named by `-C`, `--chain` or `STRATA_CHAIN`. Paths in errors are relative to the

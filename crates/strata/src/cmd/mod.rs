@@ -29,6 +29,10 @@ pub enum Command {
     BuildImage(build_image::Args),
     /// Run a command in an image with the build sandbox; its changes are thrown away.
     Run(run::Args),
+    /// Rebuild what changed in the chain and everything above it, in order, in parallel.
+    Build(build::Args),
+    /// The timeline: who rebuilt what, when, why, and what it cascaded to.
+    Log(log::Args),
 }
 
 /// Run one subcommand.
@@ -43,14 +47,18 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Store(args) => store::run(args, global),
         Command::BuildImage(args) => build_image::run(args, global),
         Command::Run(args) => run::run(args, global),
+        Command::Build(args) => build::run(args, global),
+        Command::Log(args) => log::run(args, global),
     }
 }
 
+mod build;
 mod build_image;
 mod dockerfile;
 mod graph;
 mod images;
 mod init;
+mod log;
 mod plan;
 mod run;
 mod store;

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use strata_chain::{NothingBuilt, render};
+use strata_chain::render;
 
-use super::graph::{load_chain, write_stdout};
+use super::graph::{load_chain, statuses, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata plan`.
@@ -23,7 +23,7 @@ pub struct Args {
 /// Print the plan.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
-    let statuses = chain.statuses(&NothingBuilt)?;
+    let statuses = statuses(&chain, global)?;
     let plan = chain.plan(&args.changed, &statuses)?;
     let text = if args.json {
         serde_json::to_string_pretty(&plan)? + "\n"

@@ -1,0 +1,249 @@
+//! `strata build`: rebuild what changed in the chain, and everything above it, in order, in parallel.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use strata_cascade::{CascadeEvent, CascadeOptions, CascadeSink, Outcome, Summary, build_chain};
+
+use super::graph::{load_chain, write_stdout};
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Build these images and what they need (default: the whole chain).
+    images: Vec<String>,
+    /// Images built at once (default: the number of cores).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Print what would be built, and why; build nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rebuild this image even if it is up to date (repeatable).
+    #[arg(long, value_name = "IMAGE")]
+    force: Vec<String>,
+    /// Layer compression.
+    #[arg(long, value_parser = ["gzip", "zstd", "none"], default_value = "gzip")]
+    compression: String,
+    /// Do not reuse cached steps.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Build the chain; exit non-zero when any image failed or was skipped.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let chain = load_chain(global)?;
+    let store_path = global.store_path()?;
+    let store = strata_oci::Store::init(&store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let strata_dir = store_path.parent().unwrap_or(&store_path).to_path_buf();
+    let events = strata_events::EventLog::open(&strata_dir.join("events.db"))?;
+    let events = Mutex::new(events);
+    let cancel = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("cannot install the interrupt handler")?;
+    }
+    let mut options = CascadeOptions {
+        targets: args.images,
+        force: args.force,
+        dry_run: args.dry_run,
+        compression: match args.compression.as_str() {
+            "zstd" => strata_oci::Compression::Zstd,
+            "none" => strata_oci::Compression::None,
+            _ => strata_oci::Compression::Gzip,
+        },
+        source_date_epoch: super::build_image::source_date_epoch()?,
+        cache_dir: (!args.no_cache).then(|| strata_dir.join("cache")),
+        cancel,
+        ..CascadeOptions::default()
+    };
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs;
+    }
+    let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
+    let summary = build_chain(&chain, &store, Some(&events), &options, &progress)?;
+    progress.finish();
+    if args.json {
+        write_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    } else {
+        write_stdout(&summary_text(&summary, args.dry_run))?;
+    }
+    Ok(if summary.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The summary table: one line per image with its owner.
+fn summary_text(summary: &Summary, dry_run: bool) -> String {
+    let width = summary
+        .images
+        .iter()
+        .map(|r| r.image.len())
+        .max()
+        .unwrap_or(5);
+    let mut out = String::new();
+    if dry_run {
+        out.push_str("dry run: nothing was built\n");
+    }
+    for r in &summary.images {
+        let (word, detail) = match &r.outcome {
+            Outcome::Built {
+                old,
+                new,
+                number,
+                duration_ms,
+            } => (
+                "built",
+                format!(
+                    "#{number} {} → {} in {:.1}s",
+                    old.as_deref().map(short).unwrap_or("(none)"),
+                    short(new),
+                    *duration_ms as f64 / 1000.0
+                ),
+            ),
+            Outcome::UpToDate { digest } => ("up to date", short(digest).to_string()),
+            Outcome::WouldBuild => ("would build", String::new()),
+            Outcome::Failed { message } => ("FAILED", message.clone()),
+            Outcome::Skipped { because } => ("skipped", because.clone()),
+        };
+        let why = if r.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.reasons.join(", "))
+        };
+        out.push_str(&format!(
+            "{:<width$}  {:<12} {:<11}{why} {detail}\n",
+            r.image, r.owner, word
+        ));
+    }
+    let count = |f: fn(&Outcome) -> bool| summary.images.iter().filter(|r| f(&r.outcome)).count();
+    out.push_str(&format!(
+        "{} built, {} up to date, {} failed, {} skipped{}\n",
+        count(|o| matches!(o, Outcome::Built { .. })),
+        count(|o| matches!(o, Outcome::UpToDate { .. })),
+        count(|o| matches!(o, Outcome::Failed { .. })),
+        count(|o| matches!(o, Outcome::Skipped { .. })),
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+fn short(digest: &str) -> &str {
+    let end = digest.len().min("sha256:".len() + 12);
+    &digest[..end]
+}
+
+/// One line per image: indicatif bars on a terminal, timestamped lines otherwise.
+struct Progress {
+    bars: Option<(
+        indicatif::MultiProgress,
+        Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    )>,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Self {
+        Self {
+            bars: tty.then(|| {
+                (
+                    indicatif::MultiProgress::new(),
+                    Mutex::new(Default::default()),
+                )
+            }),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((multi, _)) = &self.bars {
+            let _ = multi.clear();
+        }
+    }
+
+    #[allow(clippy::print_stderr)]
+    fn line(&self, image: &str, text: &str, done: bool) {
+        match &self.bars {
+            Some((multi, bars)) => {
+                let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+                let bar = bars.entry(image.to_string()).or_insert_with(|| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} {prefix:<16} {wide_msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.set_prefix(image.to_string());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    bar
+                });
+                let mut shown: String = text.chars().take(90).collect();
+                if text.chars().count() > 90 {
+                    shown.push('…');
+                }
+                if done {
+                    bar.finish_with_message(shown);
+                } else {
+                    bar.set_message(shown);
+                }
+            }
+            None => {
+                let now = chrono::Utc::now().format("%H:%M:%S");
+                eprintln!("{now} {image}: {text}");
+            }
+        }
+    }
+}
+
+impl CascadeSink for Progress {
+    fn event(&self, event: CascadeEvent<'_>) {
+        match event {
+            CascadeEvent::Queued { image } => {
+                if self.bars.is_some() {
+                    self.line(image, "queued", false);
+                }
+            }
+            CascadeEvent::Started { image, reasons } => {
+                self.line(image, &format!("building ({})", reasons.join(", ")), false)
+            }
+            CascadeEvent::Step {
+                image,
+                number,
+                total,
+                text,
+            } => self.line(
+                image,
+                &format!(
+                    "step {number}/{total} {}",
+                    text.lines().next().unwrap_or("")
+                ),
+                false,
+            ),
+            CascadeEvent::Output { image, line } => self.line(image, &format!("| {line}"), false),
+            CascadeEvent::Finished { image, outcome } => {
+                let text = match outcome {
+                    Outcome::Built { new, .. } => format!("done {}", short(new)),
+                    Outcome::UpToDate { .. } => "up to date".to_string(),
+                    Outcome::WouldBuild => "would build".to_string(),
+                    Outcome::Failed { message } => {
+                        format!("failed: {}", message.lines().next().unwrap_or(""))
+                    }
+                    Outcome::Skipped { because } => format!("skipped: {because}"),
+                };
+                self.line(image, &text, true);
+            }
+        }
+    }
+}

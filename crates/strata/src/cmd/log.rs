@@ -1,0 +1,122 @@
+//! `strata log`: the timeline of what changed, who did it, when, and what it cascaded to.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use strata_events::{Event, EventLog, Query};
+
+use super::graph::write_stdout;
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata log`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this image.
+    image: Option<String>,
+    /// Only events at or after this time (RFC 3339, or a date `2026-11-23`).
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many events (newest kept).
+    #[arg(long, short = 'n')]
+    limit: Option<usize>,
+    /// Print the events as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Print the timeline.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let store_path = global.store_path()?;
+    let db = store_path.parent().unwrap_or(&store_path).join("events.db");
+    if !db.exists() {
+        write_stdout("nothing recorded yet\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let log = EventLog::open(&db)?;
+    let events = log.query(&Query {
+        image: args.image,
+        since: args.since,
+        limit: args.limit.unwrap_or(0),
+        ..Query::default()
+    })?;
+    if args.json {
+        write_stdout(&(serde_json::to_string_pretty(&events)? + "\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_stdout(&timeline(&events))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per event; a rebuild lists what it cascaded to in the same run.
+fn timeline(events: &[Event]) -> String {
+    let mut cascaded: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for e in events {
+        if let (Some(run), Some(cause)) = (&e.run_id, &e.cause)
+            && e.result == "ok"
+        {
+            cascaded
+                .entry((run.clone(), cause.clone()))
+                .or_default()
+                .push(e.image.clone());
+        }
+    }
+    let mut out = String::new();
+    for e in events {
+        let time = e.time.get(..19).unwrap_or(&e.time).replace('T', " ");
+        let team = e.team.as_deref().unwrap_or("?");
+        let kind = e
+            .kind
+            .map(|k| format!("{k:?}").to_lowercase())
+            .unwrap_or_default();
+        let verb = match (kind.as_str(), e.result.as_str()) {
+            ("build", "ok") => "rebuilt".to_string(),
+            ("build", "up-to-date") => "found up to date".to_string(),
+            ("build", "failed") => "FAILED to build".to_string(),
+            ("build", "skipped") => "skipped".to_string(),
+            (k, r) => format!("{k} {r}"),
+        };
+        let mut line = format!("{time} {team} {verb} {}", e.image);
+        if let Some(user) = &e.user {
+            line.push_str(&format!(" [{user}]"));
+        }
+        if let Some(reason) = &e.reason {
+            line.push_str(&format!(" ({})", reason.lines().next().unwrap_or("")));
+        }
+        if e.result == "ok"
+            && let Some(new) = &e.new_digest
+        {
+            let old = e.old_digest.as_deref().map(short).unwrap_or("(none)");
+            line.push_str(&format!(" {old} → {}", short(new)));
+        }
+        if let Some(run) = &e.run_id
+            && e.cause.is_none()
+        {
+            // A rebuild that started a cascade: everything it reached, transitively.
+            let mut reached: Vec<String> = Vec::new();
+            let mut frontier = vec![e.image.clone()];
+            while let Some(image) = frontier.pop() {
+                for child in cascaded.get(&(run.clone(), image)).into_iter().flatten() {
+                    if !reached.contains(child) {
+                        reached.push(child.clone());
+                        frontier.push(child.clone());
+                    }
+                }
+            }
+            if !reached.is_empty() {
+                line.push_str(&format!(", cascaded to {}", reached.join(", ")));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str("no events\n");
+    }
+    out
+}
+
+fn short(digest: &str) -> &str {
+    let end = digest.len().min("sha256:".len() + 12);
+    &digest[..end]
+}
