@@ -315,10 +315,11 @@ impl<'a> Builder<'a> {
             .cache_dir
             .as_ref()
             .map(|d| d.join("stat-cache.json"));
-        let stat = stat_path
+        let mut stat = stat_path
             .as_deref()
             .map(StatCache::load)
             .unwrap_or_default();
+        stat.skip_under(&store.tmp_dir());
         let created = chrono::DateTime::from_timestamp(
             i64::try_from(options.source_date_epoch).unwrap_or(0),
             0,

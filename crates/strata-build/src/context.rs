@@ -329,6 +329,9 @@ pub struct StatCache {
     entries: BTreeMap<PathBuf, StatEntry>,
     #[serde(skip)]
     dirty: bool,
+    /// Directories whose files are hashed but never remembered (see [`StatCache::skip_under`]).
+    #[serde(skip)]
+    volatile: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +371,13 @@ impl StatCache {
         Ok(())
     }
 
+    /// Hash files under `dir` without remembering them: a build's temporary files (`COPY --from`
+    /// root filesystems, extracted archives, downloads) are deleted after the build, and recording
+    /// them would rewrite the whole cache file on every such build.
+    pub fn skip_under(&mut self, dir: &Path) {
+        self.volatile.push(dir.to_path_buf());
+    }
+
     /// Number of cached files.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -390,6 +400,9 @@ impl StatCache {
             return Ok(hit.sha256.clone());
         }
         let sha256 = hash_file(path)?;
+        if self.volatile.iter().any(|dir| path.starts_with(dir)) {
+            return Ok(sha256);
+        }
         self.entries.insert(
             path.to_path_buf(),
             StatEntry {
@@ -547,5 +560,16 @@ mod tests {
         cache.file_hash(&b, &fs::metadata(&b).unwrap()).unwrap();
         cache.save(&file).unwrap();
         assert_eq!(StatCache::load(&file).len(), 2);
+        // Files under a volatile directory are hashed, never recorded.
+        let tmp = d.path().join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        let t = tmp.join("t");
+        fs::write(&t, "t").unwrap();
+        let mut cache = StatCache::load(&file);
+        cache.skip_under(&tmp);
+        let hash = cache.file_hash(&t, &fs::metadata(&t).unwrap()).unwrap();
+        assert_eq!(hash, hash_file(&t).unwrap());
+        assert_eq!(cache.len(), 2);
+        assert!(!cache.dirty);
     }
 }
