@@ -432,6 +432,7 @@ fn build_one(
         outcome: Outcome::WouldBuild,
     };
     let started = Instant::now();
+    let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, String> {
         let status = StoreStatus::new(resolver, events)
             .status(chain, i)
@@ -543,7 +544,7 @@ fn build_one(
         options,
         &report,
         key,
-        Some(started.elapsed().as_millis()),
+        Some((started_at, started.elapsed().as_millis())),
     );
     report
 }
@@ -573,7 +574,7 @@ fn record(
     options: &CascadeOptions,
     report: &ImageReport,
     key: Option<String>,
-    duration_ms: Option<u128>,
+    timing: Option<(String, u128)>,
 ) {
     let Some(events) = events else { return };
     let (result, old, new, reason) = match &report.outcome {
@@ -605,7 +606,12 @@ fn record(
             None => joined,
         })
     };
+    let (time, duration_ms) = match timing {
+        Some((start, ms)) => (start, Some(ms)),
+        None => (String::new(), None),
+    };
     let event = Event {
+        time,
         kind: Some(Kind::Build),
         image: report.image.clone(),
         team: Some(report.owner.clone()),

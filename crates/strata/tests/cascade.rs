@@ -1,0 +1,444 @@
+//! `strata build` over a chain: exactly the necessary work, in order, in parallel, on record, and
+//! resumable after an interrupt.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use serde_json::Value;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// A chain directory made by `strata init` (None when this machine cannot run the example).
+fn example() -> Option<tempfile::TempDir> {
+    if !is_root() {
+        assert!(!strata_testutil::in_ci(), "CI runs as root");
+        eprintln!("skipping: the example's RUN steps need root");
+        return None;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        strata_testutil::require_tool("busybox")?;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    cargo_bin_cmd!("strata")
+        .arg("init")
+        .arg(dir.path())
+        .assert()
+        .success();
+    Some(dir)
+}
+
+fn strata(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = cargo_bin_cmd!("strata");
+    cmd.arg("-C").arg(dir);
+    cmd
+}
+
+/// Run `strata build --json ARGS`; returns (success, summary).
+fn build(dir: &Path, args: &[&str]) -> (bool, Value) {
+    let out = strata(dir)
+        .arg("build")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), summary)
+}
+
+/// (image, result) in the summary's order.
+fn results(summary: &Value) -> Vec<(String, String)> {
+    summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["image"].as_str().unwrap().to_string(),
+                i["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn built(summary: &Value) -> Vec<String> {
+    results(summary)
+        .into_iter()
+        .filter(|(_, r)| r == "built")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn append(path: PathBuf, text: &str) {
+    let mut content = std::fs::read_to_string(&path).unwrap();
+    content.push_str(text);
+    std::fs::write(path, content).unwrap();
+}
+
+#[test]
+fn a_noop_rebuild_does_nothing_and_changes_rebuild_exactly_what_they_affect() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    let (ok, first) = build(d, &[]);
+    assert!(ok, "{first}");
+    assert_eq!(
+        built(&first),
+        ["base", "corebuild", "httpd-php", "wordpress"]
+    );
+
+    // No-op: nothing is rebuilt, every image is up to date.
+    let (ok, second) = build(d, &[]);
+    assert!(ok);
+    assert!(built(&second).is_empty(), "{second}");
+    assert!(results(&second).iter().all(|(_, r)| r == "up-to-date"));
+
+    // An application change rebuilds only the application.
+    append(d.join("wordpress/index.php"), "<?php // v2\n");
+    let (ok, app) = build(d, &[]);
+    assert!(ok);
+    assert_eq!(built(&app), ["wordpress"]);
+
+    // An operations patch rebuilds the corebuild and everything above it, in order.
+    append(d.join("corebuild/motd"), "patched\n");
+    let (ok, patch) = build(d, &[]);
+    assert!(ok);
+    assert_eq!(built(&patch), ["corebuild", "httpd-php", "wordpress"]);
+    let reasons: Vec<String> = patch["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reasons"].to_string())
+        .collect();
+    assert!(reasons[1].contains("context changed"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("parent corebuild rebuilt"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[3].contains("parent httpd-php rebuilt"),
+        "{reasons:?}"
+    );
+
+    // Each build got a number; earlier versions stay for rollback and diff.
+    let images = strata(d).args(["images", "--json"]).output().unwrap();
+    let images: Value = serde_json::from_slice(&images.stdout).unwrap();
+    let refs: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    for r in [
+        "localhost/acme/corebuild:1",
+        "localhost/acme/corebuild:2",
+        "localhost/acme/wordpress:3",
+        "localhost/acme/wordpress:6.4",
+    ] {
+        assert!(refs.contains(&r), "{r} missing from {refs:?}");
+    }
+
+    // The log tells the story: who rebuilt what, why, and what it cascaded to.
+    let log = strata(d).arg("log").output().unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("operations rebuilt corebuild")
+                && l.contains("context changed")
+                && l.contains("cascaded to httpd-php, wordpress")),
+        "{log}"
+    );
+    assert!(log.contains("development rebuilt wordpress"), "{log}");
+
+    // plan and graph agree with the store: everything is up to date now.
+    strata(d)
+        .arg("graph")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("up to date"))
+        .stdout(predicates::str::contains("never built").not());
+}
+
+use predicates::prelude::PredicateBooleanExt;
+
+/// A diamond: two middleware images on one corebuild, an app using both via COPY --from.
+fn diamond(dir: &Path, php_run: &str) {
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    strata_testutil::busybox_rootfs_tar(&dir.join("base/rootfs.tar")).unwrap();
+    let files: &[(&str, String)] = &[
+        (
+            "strata.toml",
+            r#"name = "acme"
+[teams.operations]
+[teams.middleware]
+[teams.development]
+[[image]]
+name = "base"
+owner = "operations"
+source = { rootfs = "base/rootfs.tar" }
+[[image]]
+name = "corebuild"
+owner = "operations"
+context = "corebuild"
+[[image]]
+name = "php"
+owner = "middleware"
+context = "php"
+[[image]]
+name = "jvm"
+owner = "middleware"
+context = "jvm"
+[[image]]
+name = "app"
+owner = "development"
+context = "app"
+"#
+            .to_string(),
+        ),
+        (
+            "corebuild/Dockerfile",
+            "FROM acme/base\nRUN echo core > /core\n".to_string(),
+        ),
+        (
+            "php/Dockerfile",
+            format!("FROM acme/corebuild\nRUN {php_run}\nRUN echo php > /php\n"),
+        ),
+        (
+            "jvm/Dockerfile",
+            "FROM acme/corebuild\nRUN sleep 1 && echo jvm > /jvm\n".to_string(),
+        ),
+        (
+            "app/Dockerfile",
+            "FROM acme/php\nCOPY --from=acme/jvm /jvm /jvm\nRUN cat /php /jvm > /app\n".to_string(),
+        ),
+    ];
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+#[test]
+fn a_diamond_builds_its_middle_images_in_parallel() {
+    if example().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    diamond(dir.path(), "sleep 1");
+    let (ok, summary) = build(dir.path(), &["--jobs", "2"]);
+    assert!(ok, "{summary}");
+    let order = built(&summary);
+    assert_eq!(order.first().map(String::as_str), Some("base"));
+    assert_eq!(order.last().map(String::as_str), Some("app"));
+    // The events log has each build's start time and duration: php and jvm overlap.
+    let log = strata(dir.path()).args(["log", "--json"]).output().unwrap();
+    let events: Value = serde_json::from_slice(&log.stdout).unwrap();
+    let span = |name: &str| -> (String, i64) {
+        let e = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["image"] == name && e["result"] == "ok")
+            .unwrap();
+        (
+            e["time"].as_str().unwrap().to_string(),
+            e["durationMs"].as_i64().unwrap(),
+        )
+    };
+    let (php_start, php_ms) = span("php");
+    let (jvm_start, jvm_ms) = span("jvm");
+    let ms = |t: &str| chrono_like_ms(t);
+    let (a, b) = (ms(&php_start), ms(&jvm_start));
+    assert!(
+        a < b + jvm_ms && b < a + php_ms,
+        "php [{php_start} +{php_ms}ms] and jvm [{jvm_start} +{jvm_ms}ms] did not overlap"
+    );
+    // The app really got both parents' files.
+    strata(dir.path())
+        .args(["run", "acme/app", "--", "cat", "/app"])
+        .assert()
+        .success()
+        .stdout("php\njvm\n");
+}
+
+/// Milliseconds since midnight of an RFC 3339 time `YYYY-MM-DDTHH:MM:SS.mmmZ` (same-day spans).
+fn chrono_like_ms(t: &str) -> i64 {
+    let time = &t[11..23];
+    let h: i64 = time[0..2].parse().unwrap();
+    let m: i64 = time[3..5].parse().unwrap();
+    let s: i64 = time[6..8].parse().unwrap();
+    let ms: i64 = time[9..12].parse().unwrap();
+    ((h * 60 + m) * 60 + s) * 1000 + ms
+}
+
+#[test]
+fn a_failing_middleware_image_stops_only_its_descendants() {
+    if example().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    diamond(dir.path(), "echo php is broken >&2; exit 3");
+    let (ok, summary) = build(dir.path(), &[]);
+    assert!(!ok, "the build must fail");
+    let results = results(&summary);
+    let of = |name: &str| results.iter().find(|(i, _)| i == name).unwrap().1.clone();
+    assert_eq!(of("php"), "failed");
+    assert_eq!(of("jvm"), "built", "a sibling goes on");
+    assert_eq!(of("app"), "skipped");
+    let app = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == "app")
+        .unwrap();
+    assert_eq!(app["because"], "parent php failed");
+    let php = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == "php")
+        .unwrap();
+    assert!(
+        php["message"].as_str().unwrap().contains("php is broken"),
+        "{php}"
+    );
+    // The text summary names the owners; the exit code is non-zero.
+    let out = strata(dir.path()).arg("build").output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("php") && l.contains("middleware") && l.contains("FAILED")),
+        "{text}"
+    );
+    // The log records the failure and the skip.
+    let log = strata(dir.path()).arg("log").output().unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("middleware FAILED to build php"), "{log}");
+    assert!(log.contains("development skipped app"), "{log}");
+}
+
+#[test]
+fn an_interrupted_build_resumes_where_it_stopped() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    // Make the middleware tier slow so the interrupt lands inside it.
+    let dockerfile = d.join("httpd-php/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(
+        &dockerfile,
+        text.replacen("RUN mkdir", "RUN sleep 30\nRUN mkdir", 1),
+    )
+    .unwrap();
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .arg("-C")
+        .arg(d)
+        .arg("build")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until httpd-php's slow step runs, then interrupt.
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let slow = line.contains("httpd-php: step") && line.contains("sleep 30");
+            seen.push(line);
+            if slow {
+                return (true, seen);
+            }
+        }
+        (false, seen)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (reached, seen) = reader.join().unwrap();
+    assert!(reached, "the slow step never started: {seen:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    nix_kill(child.id(), 2);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted build exits non-zero");
+    assert_eq!(
+        mounts_before,
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    );
+    // The store is consistent.
+    strata(d).args(["store", "fsck"]).assert().success();
+    // The next run resumes: finished images are up to date.
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, text.replacen("RUN sleep 30\n", "", 1)).unwrap();
+    let (ok, summary) = build(d, &[]);
+    assert!(ok, "{summary}");
+    let results = results(&summary);
+    assert_eq!(
+        results,
+        [
+            ("base".to_string(), "up-to-date".to_string()),
+            ("corebuild".to_string(), "up-to-date".to_string()),
+            ("httpd-php".to_string(), "built".to_string()),
+            ("wordpress".to_string(), "built".to_string()),
+        ]
+    );
+}
+
+fn nix_kill(pid: u32, signal: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn dry_run_and_targets() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    let (ok, dry) = build(d, &["--dry-run"]);
+    assert!(ok);
+    assert!(
+        results(&dry).iter().all(|(_, r)| r == "would-build"),
+        "{dry}"
+    );
+    let index = d.join(".strata/store/index.json");
+    assert!(
+        !index.exists() || !std::fs::read_to_string(&index).unwrap().contains("acme/"),
+        "a dry run builds nothing"
+    );
+    // Naming an image builds it and what it needs, not what is above it.
+    let (ok, partial) = build(d, &["httpd-php"]);
+    assert!(ok);
+    assert_eq!(built(&partial), ["base", "corebuild", "httpd-php"]);
+    // --force rebuilds an up-to-date image.
+    let (ok, forced) = build(d, &["--force", "corebuild", "corebuild"]);
+    assert!(ok);
+    assert_eq!(built(&forced), ["corebuild"]);
+    // An unknown image is a clear error.
+    strata(d)
+        .args(["build", "nosuch"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "nosuch: no such image in the chain",
+        ));
+}
