@@ -34,6 +34,16 @@ pub enum SandboxError {
         /// What failed, as reported from inside the sandbox.
         message: String,
     },
+    /// overlayfs could not be mounted for this root (e.g. upper and work on different
+    /// filesystems, or an upper on overlayfs); [`crate::Strategy::Auto`] then falls back to a
+    /// private copy.
+    #[error("cannot mount the overlay root for `{command}`: {message}")]
+    RootMount {
+        /// The command, shell-quoted.
+        command: String,
+        /// What the kernel said.
+        message: String,
+    },
     /// The command ran and failed.
     #[error("`{command}` {status}{}", tail_suffix(.tail))]
     CommandFailed {

@@ -139,7 +139,14 @@ pub(crate) fn execute(
     if killed {
         return Err(SandboxError::Cancelled { command });
     }
-    if let Some(message) = error {
+    if let Some(Reported {
+        root_mount,
+        message,
+    }) = error
+    {
+        if root_mount {
+            return Err(SandboxError::RootMount { command, message });
+        }
         return Err(SandboxError::Setup { command, message });
     }
     match status {
@@ -230,15 +237,27 @@ fn read_all(fd: &OwnedFd) -> Vec<u8> {
     }
 }
 
-/// Report records: `E` + u32 length + message; `S` + kind (0 code, 1 signal) + i32.
-fn parse_report(mut b: &[u8]) -> (Option<String>, Option<ExitStatus>) {
+/// A setup failure reported from inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reported {
+    /// Mounting the root filesystem itself failed.
+    root_mount: bool,
+    message: String,
+}
+
+/// Report records: `E` (or `R`, the root mount failed) + u32 length + message; `S` + kind
+/// (0 code, 1 signal) + i32.
+fn parse_report(mut b: &[u8]) -> (Option<Reported>, Option<ExitStatus>) {
     let (mut error, mut status) = (None, None);
     while let Some((&tag, rest)) = b.split_first() {
         match tag {
-            b'E' if rest.len() >= 4 => {
+            b'E' | b'R' if rest.len() >= 4 => {
                 let n = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default()) as usize;
                 let msg = &rest[4..(4 + n).min(rest.len())];
-                error.get_or_insert_with(|| String::from_utf8_lossy(msg).into_owned());
+                error.get_or_insert_with(|| Reported {
+                    root_mount: tag == b'R',
+                    message: String::from_utf8_lossy(msg).into_owned(),
+                });
                 b = &rest[(4 + n).min(rest.len())..];
             }
             b'S' if rest.len() >= 5 => {
@@ -257,8 +276,12 @@ fn parse_report(mut b: &[u8]) -> (Option<String>, Option<ExitStatus>) {
 }
 
 fn report_error(msg: &str) {
+    report(b'E', msg)
+}
+
+fn report(tag: u8, msg: &str) {
     let mut rec = Vec::with_capacity(msg.len() + 5);
-    rec.push(b'E');
+    rec.push(tag);
     rec.extend_from_slice(&(msg.len() as u32).to_le_bytes());
     rec.extend_from_slice(msg.as_bytes());
     write_fd(FD_REPORT, &rec);
@@ -397,7 +420,12 @@ fn init(plan: &ChildPlan<'_>, life_r: RawFd) -> i32 {
     }
     let mut sys = LinuxSys;
     if let Err(e) = apply(plan.ops, &mut sys) {
-        report_error(&e.to_string());
+        let root_mount = match &e.op {
+            MountOp::OverlayManyLayers { .. } => true,
+            MountOp::Mount { fstype, .. } => fstype == "overlay",
+            _ => false,
+        };
+        report(if root_mount { b'R' } else { b'E' }, &e.to_string());
         return 1;
     }
     if let Err(e) = sys.set_hostname(plan.hostname) {
@@ -505,10 +533,13 @@ mod tests {
         b.extend_from_slice(b"boom!");
         b.extend_from_slice(&[b'S', 1]);
         b.extend_from_slice(&9i32.to_le_bytes());
-        assert_eq!(
-            parse_report(&b),
-            (Some("boom!".into()), Some(ExitStatus::Signal(9)))
-        );
+        let boom = Reported {
+            root_mount: false,
+            message: "boom!".into(),
+        };
+        assert_eq!(parse_report(&b), (Some(boom), Some(ExitStatus::Signal(9))));
+        b[0] = b'R';
+        assert!(parse_report(&b).0.unwrap().root_mount);
         assert_eq!(
             parse_report(b"S\0\x02\0\0\0"),
             (None, Some(ExitStatus::Code(2)))

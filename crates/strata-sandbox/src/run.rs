@@ -282,10 +282,25 @@ pub fn run(
 
     let result = execute(spec, &plan.ops, rootless, host_ids, output, cancel);
     let created_mountpoints = created.undo(&root_dir);
-    let created_mountpoints = created_mountpoints?;
-    let (status, tail) = result?;
     drop(state);
     drop(work_guard);
+    let created_mountpoints = created_mountpoints?;
+    let (status, tail) = match result {
+        Err(SandboxError::RootMount { message, .. })
+            if spec.strategy == Strategy::Auto && root_mode == RootMode::Overlay =>
+        {
+            // The probe's filesystem took an overlay but this one does not: nothing ran and
+            // nothing was written, so start over with a private copy.
+            tracing::info!(
+                %message,
+                "sandbox fallback: overlayfs refused this root, using a private copy"
+            );
+            let mut copy = spec.clone();
+            copy.strategy = Strategy::Copy;
+            return run(&copy, output, cancel);
+        }
+        other => other?,
+    };
     Ok(RunOutcome {
         status,
         tail,

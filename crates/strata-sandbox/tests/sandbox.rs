@@ -151,16 +151,6 @@ fn changes_become_entries_and_whiteouts() {
             "{p} leaked into the upper layer"
         );
     }
-    // /etc was copied up through the mountpoints layer (which holds etc/resolv.conf): it keeps
-    // the image's mode, owner and mtime.
-    let (img, up) = (
-        fs::metadata(fx.path("lower/etc")).unwrap(),
-        fs::metadata(fx.path("upper/etc")).unwrap(),
-    );
-    assert_eq!(
-        (up.mode(), up.uid(), up.mtime()),
-        (img.mode(), img.uid(), img.mtime())
-    );
     let wh = fs::symlink_metadata(fx.path("upper/etc/group")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
     assert_eq!(
@@ -399,7 +389,7 @@ fn cancelling_kills_the_sandbox_and_its_mounts() {
     let marker = format!("{}", 900_000 + std::process::id() % 90_000);
     // "ready" once the background sleep has exec'd; the foreground sleep then waits forever.
     let spec = fx.spec(&format!(
-        "sleep {marker} & while ! grep -q sleep /proc/$!/cmdline; do :; done; echo ready; sleep {marker}"
+        "sleep {marker} & while ! grep -q '^sleep' /proc/$!/cmdline; do :; done; echo ready; sleep {marker}"
     ));
     let cancel = Cancel::new();
     let trigger = cancel.clone();
@@ -446,6 +436,16 @@ fn nothing_is_written_to_the_host_outside_the_upper_layer() {
             .starts_with("root:")
     );
     assert!(fx.path("upper/tmp").join(&name).exists());
+    // /etc was copied up (for /etc/passwd, its entries unchanged) through the mountpoints layer,
+    // which holds etc/resolv.conf: it keeps the image's mode, owner and times.
+    let (img, up) = (
+        fs::metadata(fx.path("lower/etc")).unwrap(),
+        fs::metadata(fx.path("upper/etc")).unwrap(),
+    );
+    assert_eq!(
+        (up.mode(), up.uid(), up.mtime(), up.mtime_nsec()),
+        (img.mode(), img.uid(), img.mtime(), img.mtime_nsec())
+    );
     assert_eq!(
         summary(&outcome.changes().unwrap()),
         [
@@ -657,4 +657,26 @@ fn large_output_streams_completely_on_both_streams() {
     );
     run(&spec, &mut output, &Cancel::new()).unwrap();
     assert_eq!(*counts.lock().unwrap(), [8 << 20, 4 << 20]);
+}
+
+#[test]
+fn an_overlay_the_kernel_refuses_falls_back_to_a_private_copy() {
+    let Some(fx) = Fixture::new() else { return };
+    // Upper on tmpfs, work on the fixture's filesystem: overlayfs refuses the pair.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = |strategy| {
+        let mut spec = fx.spec("echo hi > /new");
+        spec.rootfs = RootFs::Overlay {
+            lowers: vec![fx.path("lower")],
+            upper: shm.path().join("upper"),
+            work: fx.path("work"),
+        };
+        spec.strategy = strategy;
+        spec
+    };
+    let err = run_capture(&root(Strategy::Overlay)).unwrap_err();
+    assert!(matches!(err, SandboxError::RootMount { .. }), "{err:?}");
+    let (_, outcome) = run_capture(&root(Strategy::Auto)).unwrap();
+    assert_eq!(outcome.isolation.root, RootMode::Copy);
+    assert_eq!(summary(&outcome.changes().unwrap()), ["+new"]);
 }
