@@ -400,6 +400,28 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
     }
 }
 
+/// Init's setup, in order: the mount plan (ending with `pivot_root`), the hostname, loopback
+/// (own network namespace), the capability bounding set. On failure: the report tag (`R` when
+/// the root mount itself failed) and the message.
+fn setup(plan: &ChildPlan<'_>, sys: &mut dyn Sys) -> Result<(), (u8, String)> {
+    if let Err(e) = apply(plan.ops, sys) {
+        let root_mount = match &e.op {
+            MountOp::OverlayManyLayers { .. } => true,
+            MountOp::Mount { fstype, .. } => fstype == "overlay",
+            _ => false,
+        };
+        return Err((if root_mount { b'R' } else { b'E' }, e.to_string()));
+    }
+    let fail = |what: &str, e: Errno| (b'E', format!("{what}: {}", e.desc()));
+    sys.set_hostname(plan.hostname)
+        .map_err(|e| fail("sethostname", e))?;
+    if plan.network_none {
+        sys.loopback_up().map_err(|e| fail("bringing lo up", e))?;
+    }
+    sys.drop_bounding_caps(&KEPT_CAPS)
+        .map_err(|e| fail("dropping capabilities", e))
+}
+
 /// PID 1 of the sandbox: mounts, then the command, then reaping until it ends.
 fn init(plan: &ChildPlan<'_>, life_r: RawFd) -> i32 {
     // Die with the keeper; if it died before that took effect, its end of the life pipe is
@@ -419,27 +441,8 @@ fn init(plan: &ChildPlan<'_>, life_r: RawFd) -> i32 {
         }
     }
     let mut sys = LinuxSys;
-    if let Err(e) = apply(plan.ops, &mut sys) {
-        let root_mount = match &e.op {
-            MountOp::OverlayManyLayers { .. } => true,
-            MountOp::Mount { fstype, .. } => fstype == "overlay",
-            _ => false,
-        };
-        report(if root_mount { b'R' } else { b'E' }, &e.to_string());
-        return 1;
-    }
-    if let Err(e) = sys.set_hostname(plan.hostname) {
-        report_error(&format!("sethostname: {}", e.desc()));
-        return 1;
-    }
-    if plan.network_none
-        && let Err(e) = sys.loopback_up()
-    {
-        report_error(&format!("bringing lo up: {}", e.desc()));
-        return 1;
-    }
-    if let Err(e) = sys.drop_bounding_caps(&KEPT_CAPS) {
-        report_error(&format!("dropping capabilities: {}", e.desc()));
+    if let Err((tag, message)) = setup(plan, &mut sys) {
+        report(tag, &message);
         return 1;
     }
     // SAFETY: the child runs `command`, which execs or `_exit`s.
@@ -525,6 +528,83 @@ fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::{Call, RecordingSys};
+    use std::path::PathBuf;
+
+    fn child_plan<'a>(ops: &'a [MountOp], identity: &'a Identity, none: bool) -> ChildPlan<'a> {
+        ChildPlan {
+            ops,
+            hostname: "box",
+            identity,
+            rootless: false,
+            host_ids: (0, 0),
+            network_none: none,
+            argv: vec![],
+            env: vec![],
+            candidates: vec![],
+            cwd: CString::new("/").unwrap(),
+            cwd_display: "/",
+        }
+    }
+
+    #[test]
+    fn init_setup_mounts_then_names_then_bounds_capabilities() {
+        let ops = vec![MountOp::PivotRoot {
+            new_root: PathBuf::from("/m"),
+        }];
+        let id = Identity::default();
+        let mut sys = RecordingSys::default();
+        setup(&child_plan(&ops, &id, true), &mut sys).unwrap();
+        assert_eq!(
+            sys.calls,
+            vec![
+                Call::PivotRoot("/m".into()),
+                Call::Hostname("box".into()),
+                Call::LoopbackUp,
+                Call::DropCaps(KEPT_CAPS.to_vec()),
+            ]
+        );
+        let mut sys = RecordingSys::default();
+        setup(&child_plan(&ops, &id, false), &mut sys).unwrap();
+        assert!(
+            !sys.calls.contains(&Call::LoopbackUp),
+            "host network: lo untouched"
+        );
+    }
+
+    #[test]
+    fn a_failed_root_mount_is_tagged_for_the_fallback() {
+        let ops = vec![MountOp::Mount {
+            source: "overlay".into(),
+            target: "/m".into(),
+            fstype: "overlay".into(),
+            flags: nix::mount::MsFlags::empty(),
+            data: Some("lowerdir=/l".into()),
+        }];
+        let id = Identity::default();
+        let mut sys = RecordingSys {
+            fail_on: Some(Call::Mount {
+                source: Some("overlay".into()),
+                target: "/m".into(),
+                fstype: Some("overlay".into()),
+                flags: nix::mount::MsFlags::empty(),
+                data: Some("lowerdir=/l".into()),
+            }),
+            ..Default::default()
+        };
+        let (tag, msg) = setup(&child_plan(&ops, &id, false), &mut sys).unwrap_err();
+        assert_eq!(tag, b'R');
+        assert!(msg.starts_with("mounting overlay on /m"), "{msg}");
+        let mut sys = RecordingSys {
+            fail_on: Some(Call::Hostname("box".into())),
+            ..Default::default()
+        };
+        let (tag, msg) = setup(&child_plan(&[], &id, false), &mut sys).unwrap_err();
+        assert_eq!(
+            (tag, msg.as_str()),
+            (b'E', "sethostname: Operation not permitted")
+        );
+    }
 
     #[test]
     fn reports_round_trip() {
