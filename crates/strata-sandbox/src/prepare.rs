@@ -21,7 +21,10 @@ pub(crate) fn write_state_files(spec: &SandboxSpec, env: &PlanEnv) -> Result<(),
             ),
         ] {
             let host = Path::new("/etc").join(name);
-            let content = fs::read(&host).unwrap_or_else(|_| default.as_bytes().to_vec());
+            let mut content = fs::read(&host).unwrap_or_else(|_| default.as_bytes().to_vec());
+            if name == "hosts" {
+                add_hostname(&mut content, &spec.hostname);
+            }
             let dest = env.state.join(name);
             fs::write(&dest, content).map_err(|e| SandboxError::io(&dest, e))?;
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o644))
@@ -54,6 +57,22 @@ pub(crate) fn write_state_files(spec: &SandboxSpec, env: &PlanEnv) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Make the sandbox's hostname resolve (as Docker and buildah do): `hostname -f` and sudo need
+/// it, and package scripts call them.
+fn add_hostname(hosts: &mut Vec<u8>, hostname: &str) {
+    let text = String::from_utf8_lossy(hosts);
+    let known = text.lines().any(|l| {
+        let l = l.split('#').next().unwrap_or("");
+        l.split_whitespace().skip(1).any(|name| name == hostname)
+    });
+    if !known {
+        if !hosts.is_empty() && !hosts.ends_with(b"\n") {
+            hosts.push(b'\n');
+        }
+        hosts.extend_from_slice(format!("127.0.1.1\t{hostname}\n").as_bytes());
+    }
 }
 
 /// Fill the mountpoints layer: each missing mount point, with its ancestors carrying the
@@ -189,5 +208,22 @@ impl Created {
             set_times(parent, md).map_err(|e| SandboxError::io(parent, e))?;
         }
         Ok(self.paths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hostname_is_added_to_hosts_once() {
+        let mut hosts = b"127.0.0.1 localhost".to_vec();
+        add_hostname(&mut hosts, "box");
+        assert_eq!(hosts, b"127.0.0.1 localhost\n127.0.1.1\tbox\n");
+        add_hostname(&mut hosts, "box");
+        assert_eq!(hosts, b"127.0.0.1 localhost\n127.0.1.1\tbox\n");
+        let mut hosts = b"# box\n10.0.0.1 boxy\n".to_vec();
+        add_hostname(&mut hosts, "box");
+        assert!(hosts.ends_with(b"127.0.1.1\tbox\n"));
     }
 }

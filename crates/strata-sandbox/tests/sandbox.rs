@@ -218,7 +218,7 @@ fn setup_failures_are_clear() {
 #[test]
 fn environment_hostname_and_identity_are_exact() {
     let Some(fx) = Fixture::new() else { return };
-    let mut spec = fx.spec("env | sort; hostname; id -u; id -G; pwd");
+    let mut spec = fx.spec("env | sort; grep -c buildbox /etc/hosts; hostname; id -u; id -G; pwd");
     spec.env = vec![("A".into(), "1 2".into())];
     spec.hostname = "buildbox".into();
     spec.cwd = "/etc".into();
@@ -231,7 +231,10 @@ fn environment_hostname_and_identity_are_exact() {
         !out.contains("CARGO") && !out.contains("HOME=/root"),
         "{out}"
     );
-    assert_eq!(&lines[lines.len() - 4..], ["buildbox", "0", "0", "/etc"]);
+    assert_eq!(
+        &lines[lines.len() - 5..],
+        ["1", "buildbox", "0", "0", "/etc"]
+    );
 }
 
 #[test]
