@@ -349,6 +349,69 @@ fn skopeo_shows_config_history_and_annotations() {
     );
 }
 
+#[test]
+fn skopeo_shows_every_metadata_instruction() {
+    let Some(_) = require_tool("skopeo") else {
+        return;
+    };
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "app",
+        "FROM scratch\n\
+         MAINTAINER ops@example.com\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         VOLUME [\"/logs\", \"/cache\"]\n\
+         VOLUME /data\n\
+         EXPOSE 80 1000-1001/udp\n\
+         STOPSIGNAL SIGQUIT\n\
+         HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD wget -q -O- http://localhost/\n\
+         ARG VERSION=1.2\n\
+         LABEL version=$VERSION\n\
+         CMD echo through the shell\n",
+        &[],
+    );
+    build(&store, &ctx, &["-t", "localhost/acme/meta:latest"]);
+    let config = config_of(&store, "localhost/acme/meta:latest");
+    assert_eq!(config["author"], "ops@example.com");
+    let c = &config["config"];
+    assert_eq!(c["Shell"], json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["Cmd"],
+        json!(["/bin/sh", "-ec", "echo through the shell"])
+    );
+    assert_eq!(
+        c["Volumes"],
+        json!({"/logs": {}, "/cache": {}, "/data": {}})
+    );
+    assert_eq!(
+        c["ExposedPorts"],
+        json!({"80/tcp": {}, "1000/udp": {}, "1001/udp": {}})
+    );
+    assert_eq!(c["StopSignal"], "SIGQUIT");
+    assert_eq!(
+        c["Healthcheck"],
+        json!({
+            "Test": ["CMD-SHELL", "wget -q -O- http://localhost/"],
+            "Interval": 30_000_000_000u64,
+            "Timeout": 5_000_000_000u64,
+            "Retries": 3
+        })
+    );
+    assert_eq!(c["Labels"], json!({"version": "1.2"}));
+    // FROM scratch: no layer at all, every step an empty layer; ARG leaves no history.
+    assert_eq!(config["rootfs"]["diff_ids"], json!([]));
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(history.len(), 9);
+    assert!(history.iter().all(|h| h["empty_layer"] == true));
+    assert!(
+        !history
+            .iter()
+            .any(|h| h["created_by"].as_str().unwrap().starts_with("ARG"))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. umoci unpacks exact files, modes and owners.
 
@@ -993,6 +1056,25 @@ fn context_symlinks_cannot_reach_the_host() {
         fs::read_to_string(root.join("x")).unwrap(),
         "the context's own\n"
     );
+
+    // A symlink inside a copied directory is copied as a link, never as the host file it names.
+    let ctx3 = context(
+        dir.path(),
+        "app3",
+        "FROM scratch\nCOPY tree/ /tree/\n",
+        &[("tree/real.txt", "real\n")],
+    );
+    symlink("/etc/passwd", &ctx3.join("tree/passwd-link"));
+    build(&store, &ctx3, &["-t", "localhost/acme/ctx3:latest"]);
+    let root = unpack(&store, "localhost/acme/ctx3:latest", dir.path());
+    let link = root.join("tree/passwd-link");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("/etc/passwd"));
 
     // `..` in a source is clamped at the context root.
     let ctx2 = context(
