@@ -1,5 +1,8 @@
 //! Resolve `user[:group]` specs (USER, `COPY --chown`) through the image's `/etc/passwd` and
 //! `/etc/group`, as Docker does: numbers are taken as they are, names must exist in the image.
+//! The file formats are parsed by the sandbox's parsers (one reading of passwd for RUN and COPY).
+
+use strata_sandbox::{parse_group, parse_passwd};
 
 /// A spec that cannot be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,64 +28,11 @@ pub struct Owner {
     pub gid: u32,
 }
 
-/// One `/etc/passwd` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    /// Login name.
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Home directory.
-    pub home: String,
-}
-
-/// Parse `/etc/passwd` content; malformed lines are skipped as libc does.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 7 {
-                return None;
-            }
-            Some(PasswdEntry {
-                name: f[0].to_string(),
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
-                home: f[5].to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Parse `/etc/group` content into (name, gid, members).
-pub fn parse_group(text: &str) -> Vec<(String, u32, Vec<String>)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 3 {
-                return None;
-            }
-            let members = f
-                .get(3)
-                .map(|m| {
-                    m.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some((f[0].to_string(), f[2].parse().ok()?, members))
-        })
-        .collect()
-}
-
 /// Resolve `spec` (`user`, `uid`, `user:group`, `uid:gid`, ...). `passwd` and `group` are the file
-/// contents from the image, `None` when the file does not exist. Without a group, the user's
-/// primary group is used (gid = uid for a numeric user not in passwd, as BuildKit does for COPY).
+/// contents from the image, `None` when the file does not exist. Without a group, a user given by
+/// name gets its primary group from `/etc/passwd` and a user given by number gets gid = uid, as
+/// BuildKit does for `COPY --chown` and WORKDIR (Docker: "a UID without GID will use the same
+/// numeric UID as the GID").
 pub fn resolve_owner(
     spec: &str,
     passwd: Option<&str>,
@@ -97,7 +47,7 @@ pub fn resolve_owner(
     }
     let users = passwd.map(parse_passwd).unwrap_or_default();
     let (uid, primary_gid) = match user.parse::<u32>() {
-        Ok(uid) => (uid, users.iter().find(|u| u.uid == uid).map(|u| u.gid)),
+        Ok(uid) => (uid, None),
         Err(_) => {
             let entry = users
                 .iter()
@@ -114,8 +64,8 @@ pub fn resolve_owner(
                 .map(parse_group)
                 .unwrap_or_default()
                 .into_iter()
-                .find(|(name, _, _)| name == g)
-                .map(|(_, gid, _)| gid)
+                .find(|entry| entry.name == g)
+                .map(|entry| entry.gid)
                 .ok_or_else(|| UserError::UnknownGroup(g.to_string()))?,
         },
     };
@@ -143,6 +93,19 @@ mod tests {
             }
         );
         assert_eq!(r("1000:50").unwrap(), Owner { uid: 1000, gid: 50 });
+        // By name: the primary group from passwd; by number: gid = uid, even for a known uid.
+        let app = "app:x:1000:50::/home/app:/bin/sh\n";
+        assert_eq!(
+            resolve_owner("app", Some(app), None).unwrap(),
+            Owner { uid: 1000, gid: 50 }
+        );
+        assert_eq!(
+            resolve_owner("1000", Some(app), None).unwrap(),
+            Owner {
+                uid: 1000,
+                gid: 1000
+            }
+        );
         assert_eq!(r("0").unwrap(), Owner { uid: 0, gid: 0 });
         assert_eq!(r("nobody"), Err(UserError::UnknownUser("nobody".into())));
         assert_eq!(
