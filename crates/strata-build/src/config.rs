@@ -157,7 +157,7 @@ impl ImageConfig {
     /// A config for an empty image (FROM scratch) for this machine's platform.
     pub fn scratch() -> Self {
         Self {
-            architecture: host_architecture().to_string(),
+            architecture: strata_oci::image::host_architecture().to_string(),
             os: "linux".to_string(),
             ..Self::default()
         }
@@ -196,20 +196,6 @@ impl ImageConfig {
                 None => (kv.clone(), String::new()),
             })
             .collect()
-    }
-}
-
-/// The OCI architecture name of this machine.
-pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => other,
     }
 }
 

@@ -54,6 +54,6 @@ pub use plan::{MountOp, MountPlan, Mountpoint, PlanEnv, RootMount, overlay_optio
 pub use run::{Cancel, ExitStatus, Isolation, RootMode, RunOutcome, run};
 pub use spec::{ExtraMount, Identity, Network, RootFs, SandboxSpec, SecretBytes, Stdin, Strategy};
 pub use sys::{LinuxSys, RecordingSys, Sys, apply};
-pub use user::{ResolvedUser, resolve_user};
+pub use user::{GroupLine, PasswdLine, ResolvedUser, parse_group, parse_passwd, resolve_user};
 pub use view::LayerView;
 pub use whiteout::{XattrNamespace, oci_whiteouts_to_overlay};

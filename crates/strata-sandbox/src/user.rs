@@ -96,20 +96,32 @@ fn read_db(root: &LayerView, path: &str) -> Result<String, SandboxError> {
     }
 }
 
-struct PasswdLine {
-    name: String,
-    uid: u32,
-    gid: u32,
-    home: String,
+/// One `/etc/passwd` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdLine {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
 }
 
-struct GroupLine {
-    name: String,
-    gid: u32,
-    members: Vec<String>,
+/// One `/etc/group` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLine {
+    /// Group name.
+    pub name: String,
+    /// Group id.
+    pub gid: u32,
+    /// Member logins.
+    pub members: Vec<String>,
 }
 
-fn parse_passwd(text: &str) -> Vec<PasswdLine> {
+/// Parse `/etc/passwd` text; malformed lines are skipped as libc does.
+pub fn parse_passwd(text: &str) -> Vec<PasswdLine> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| {
@@ -127,7 +139,8 @@ fn parse_passwd(text: &str) -> Vec<PasswdLine> {
         .collect()
 }
 
-fn parse_group(text: &str) -> Vec<GroupLine> {
+/// Parse `/etc/group` text; malformed lines are skipped.
+pub fn parse_group(text: &str) -> Vec<GroupLine> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| {
