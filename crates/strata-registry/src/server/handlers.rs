@@ -1,0 +1,815 @@
+//! The spec's endpoints: manifests, blobs, uploads, tags, referrers, catalog.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::SeekFrom;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use strata_events::{Event, Kind};
+use strata_oci::index::ref_name;
+use strata_oci::{Descriptor, Digest, MediaType, Reference};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::route::{ManifestRef, Route, canonical_name, served_name, store_ref, valid_name};
+use super::{ApiError, ApiResult, Caller, Shared, blocking, empty};
+use crate::auth::Action;
+use crate::error::ErrorCode;
+use crate::media;
+
+/// The largest manifest accepted (distribution's limit is 4 MiB too).
+const MAX_MANIFEST: usize = 4 << 20;
+
+pub(crate) async fn handle(
+    state: &Shared,
+    route: Route,
+    method: &Method,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if matches!(route, Route::Catalog) {
+        let caller = state.caller(headers, "registry:catalog:*").await?;
+        if state.auth.is_some() && caller == Caller::Nobody {
+            return Err(state.challenge(headers, "registry:catalog:*", "credentials needed"));
+        }
+        return catalog(state, query);
+    }
+    let Some(raw_name) = route.name().map(str::to_string) else {
+        return Err(ApiError::new(404, ErrorCode::NameUnknown, "no such endpoint"));
+    };
+    let raw_name = raw_name.as_str();
+    if !valid_name(raw_name) {
+        return Err(ApiError::new(
+            400,
+            ErrorCode::NameInvalid,
+            format!("invalid repository name {raw_name:?}"),
+        ));
+    }
+    let name = canonical_name(raw_name).ok_or_else(|| {
+        ApiError::new(
+            400,
+            ErrorCode::NameInvalid,
+            format!("invalid repository name {raw_name:?}"),
+        )
+    })?;
+    let action = match *method {
+        Method::GET | Method::HEAD => Action::Pull,
+        Method::DELETE if !matches!(route, Route::Upload { .. }) => Action::Delete,
+        _ => Action::Push,
+    };
+    let scope_actions = if action == Action::Push {
+        "pull,push"
+    } else {
+        action.as_str()
+    };
+    let caller = state
+        .caller(headers, &format!("repository:{name}:{scope_actions}"))
+        .await?;
+    state.authorize(headers, &caller, &name, action)?;
+    let ctx = Ctx {
+        state,
+        name: &name,
+        raw_name,
+        caller: &caller,
+    };
+    match (route, method.clone()) {
+        (Route::Manifest { reference, .. }, Method::GET) => ctx.get_manifest(&reference, true),
+        (Route::Manifest { reference, .. }, Method::HEAD) => ctx.get_manifest(&reference, false),
+        (Route::Manifest { reference, .. }, Method::PUT) => {
+            ctx.put_manifest(&reference, headers, body).await
+        }
+        (Route::Manifest { reference, .. }, Method::DELETE) => ctx.delete_manifest(&reference),
+        (Route::Blob { digest, .. }, Method::GET) => ctx.get_blob(&digest, headers, true).await,
+        (Route::Blob { digest, .. }, Method::HEAD) => ctx.get_blob(&digest, headers, false).await,
+        (Route::Blob { digest, .. }, Method::DELETE) => ctx.delete_blob(&digest),
+        (Route::UploadStart { .. }, Method::POST) => ctx.start_upload(query, headers, body).await,
+        (Route::Upload { id, .. }, Method::PATCH) => ctx.patch_upload(&id, headers, body).await,
+        (Route::Upload { id, .. }, Method::PUT) => {
+            ctx.finish_upload(&id, query, headers, body).await
+        }
+        (Route::Upload { id, .. }, Method::GET) => ctx.upload_status(&id).await,
+        (Route::Upload { id, .. }, Method::DELETE) => ctx.cancel_upload(&id),
+        (Route::Tags { .. }, Method::GET) => ctx.tags(query),
+        (Route::Referrers { digest, .. }, Method::GET) => ctx.referrers(&digest, query),
+        (_, method) => Err(ApiError::new(
+            405,
+            ErrorCode::Unsupported,
+            format!("{method} is not supported here"),
+        )),
+    }
+}
+
+struct Ctx<'a> {
+    state: &'a Shared,
+    /// The canonical repository name (`acme/app`).
+    name: &'a str,
+    /// The name as requested (for Location headers).
+    raw_name: &'a str,
+    caller: &'a Caller,
+}
+
+fn parse_digest(text: &str) -> ApiResult<Digest> {
+    text.parse::<Digest>().map_err(|e| {
+        ApiError::new(400, ErrorCode::DigestInvalid, e.to_string())
+    })
+}
+
+impl Ctx<'_> {
+    fn user(&self) -> Option<String> {
+        self.caller.identity().map(|w| w.user.clone())
+    }
+
+    fn team(&self) -> Option<String> {
+        self.caller
+            .identity()
+            .map(|w| w.team.clone())
+            .or_else(|| self.state.owner(self.name))
+    }
+
+    /// Find the manifest a tag or digest names in this repository.
+    fn find_manifest(&self, reference: &str) -> ApiResult<(Digest, Option<MediaType>)> {
+        let unknown = || {
+            ApiError::new(
+                404,
+                ErrorCode::ManifestUnknown,
+                format!("manifest {}:{reference} is unknown", self.name),
+            )
+        };
+        match ManifestRef::parse(reference)
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?
+        {
+            ManifestRef::Digest(digest) => {
+                if !blocking(|| self.state.store.has_blob(&digest)) {
+                    return Err(unknown());
+                }
+                Ok((digest, None))
+            }
+            ManifestRef::Tag(tag) => {
+                let descriptor = blocking(|| {
+                    self.state.store.resolve(&store_ref(self.name, &tag))
+                })
+                .map_err(|e| match e {
+                    strata_oci::Error::ImageNotFound(_) | strata_oci::Error::InvalidReference { .. } => {
+                        unknown()
+                    }
+                    other => ApiError::from(other),
+                })?;
+                let digest = Digest::from_oci(descriptor.digest())?;
+                Ok((digest, Some(descriptor.media_type().clone())))
+            }
+        }
+    }
+
+    fn get_manifest(&self, reference: &str, with_body: bool) -> ApiResult {
+        let (digest, indexed_type) = self.find_manifest(reference)?;
+        let bytes = blocking(|| self.state.store.read_blob_verified(&digest))?;
+        let media_type = media::media_type_of(&bytes)
+            .or_else(|| indexed_type.map(|m| m.to_string()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    ErrorCode::ManifestUnknown,
+                    format!("{digest} is not a manifest"),
+                )
+            })?;
+        if !media::is_manifest_type(&media_type) {
+            return Err(ApiError::new(
+                404,
+                ErrorCode::ManifestUnknown,
+                format!("{digest} is a {media_type}, not a manifest"),
+            ));
+        }
+        let mut response = Response::new(if with_body {
+            Body::from(bytes.clone())
+        } else {
+            Body::empty()
+        });
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, media_type.parse().map_err(ApiError::internal)?);
+        headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+        headers.insert(
+            "docker-content-digest",
+            digest.to_string().parse().map_err(ApiError::internal)?,
+        );
+        headers.insert(
+            header::ETAG,
+            format!("\"{digest}\"").parse().map_err(ApiError::internal)?,
+        );
+        Ok(response)
+    }
+
+    async fn put_manifest(&self, reference: &str, headers: &HeaderMap, body: Body) -> ApiResult {
+        let target = ManifestRef::parse(reference)
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
+        let bytes = read_limited(body, MAX_MANIFEST).await?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let parsed = media::ParsedManifest::parse(&bytes, content_type.as_deref())
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
+        let digest = Digest::of(&bytes);
+        if let ManifestRef::Digest(wanted) = &target
+            && *wanted != digest
+        {
+            return Err(ApiError::new(
+                400,
+                ErrorCode::DigestInvalid,
+                format!("manifest hashes to {digest}, not {wanted}"),
+            ));
+        }
+        let store = &self.state.store;
+        for child in &parsed.references {
+            if !blocking(|| store.has_blob(child)) {
+                return Err(ApiError::new(
+                    400,
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("manifest references {child}, which is not in the registry"),
+                ));
+            }
+        }
+        let mut descriptor = Descriptor::new(
+            MediaType::from(parsed.media_type.as_str()),
+            bytes.len() as u64,
+            digest.to_oci(),
+        );
+        if let Some(artifact_type) = &parsed.artifact_type {
+            descriptor.set_artifact_type(Some(MediaType::from(artifact_type.as_str())));
+        }
+        let (image, old) = blocking(|| -> ApiResult<(String, Option<String>)> {
+            store.put_blob(&bytes)?;
+            match &target {
+                ManifestRef::Tag(tag) => {
+                    let reference = store_ref(self.name, tag);
+                    let old = store
+                        .resolve(&reference)
+                        .ok()
+                        .map(|d| d.digest().to_string());
+                    store.tag(&reference, &descriptor)?;
+                    if parsed.subject.is_some() {
+                        store.add_manifest(&descriptor)?;
+                    }
+                    Ok((format!("{}:{tag}", self.name), old))
+                }
+                ManifestRef::Digest(_) => {
+                    store.add_manifest(&descriptor)?;
+                    Ok((format!("{}@{digest}", self.name), None))
+                }
+            }
+        })?;
+        tracing::info!(
+            image,
+            %digest,
+            user = self.user(),
+            "pushed manifest"
+        );
+        self.state.record(Event {
+            kind: Some(Kind::Push),
+            image,
+            team: self.team(),
+            user: self.user(),
+            old_digest: old,
+            new_digest: Some(digest.to_string()),
+            result: "ok".into(),
+            detail: Some(serde_json::json!({ "mediaType": parsed.media_type })),
+            ..Event::default()
+        });
+        let mut extra = vec![
+            (
+                "location",
+                format!("/v2/{}/manifests/{digest}", self.raw_name),
+            ),
+            ("docker-content-digest", digest.to_string()),
+        ];
+        if let Some(subject) = &parsed.subject {
+            extra.push(("oci-subject", subject.to_string()));
+        }
+        Ok(empty(StatusCode::CREATED, &extra))
+    }
+
+    fn delete_manifest(&self, reference: &str) -> ApiResult {
+        let store = &self.state.store;
+        let target = ManifestRef::parse(reference)
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
+        let (removed, digest) = blocking(|| -> ApiResult<(bool, Option<String>)> {
+            match &target {
+                ManifestRef::Tag(tag) => {
+                    let reference = store_ref(self.name, tag);
+                    let digest = store
+                        .resolve(&reference)
+                        .ok()
+                        .map(|d| d.digest().to_string());
+                    Ok((store.untag(&reference)?, digest))
+                }
+                ManifestRef::Digest(digest) => {
+                    // Every tag of this repository on the digest, then the untagged root.
+                    let mut removed = false;
+                    for tag in store.list()? {
+                        let same_repo = Reference::parse(&tag.name)
+                            .is_ok_and(|r| served_name(&r) == self.name);
+                        if same_repo && tag.digest().ok().as_ref() == Some(digest) {
+                            removed |= store.untag(&tag.name)?;
+                        }
+                    }
+                    removed |= store.remove_manifest(digest)?;
+                    Ok((removed, Some(digest.to_string())))
+                }
+            }
+        })?;
+        if !removed {
+            return Err(ApiError::new(
+                404,
+                ErrorCode::ManifestUnknown,
+                format!("manifest {}:{reference} is unknown", self.name),
+            ));
+        }
+        tracing::info!(repository = self.name, reference, user = self.user(), "deleted manifest");
+        self.state.record(Event {
+            kind: Some(Kind::Delete),
+            image: match &target {
+                ManifestRef::Tag(tag) => format!("{}:{tag}", self.name),
+                ManifestRef::Digest(d) => format!("{}@{d}", self.name),
+            },
+            team: self.team(),
+            user: self.user(),
+            old_digest: digest,
+            result: "ok".into(),
+            ..Event::default()
+        });
+        Ok(empty(StatusCode::ACCEPTED, &[]))
+    }
+
+    async fn get_blob(&self, digest: &str, headers: &HeaderMap, with_body: bool) -> ApiResult {
+        let digest = parse_digest(digest)?;
+        let path = self.state.store.blob_path(&digest);
+        let unknown = || {
+            ApiError::new(
+                404,
+                ErrorCode::BlobUnknown,
+                format!("blob {digest} is unknown"),
+            )
+        };
+        let mut file = tokio::fs::File::open(&path).await.map_err(|_| unknown())?;
+        let size = file.metadata().await.map_err(ApiError::internal)?.len();
+        let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            Some(value) => Some(parse_range(value, size).ok_or_else(|| {
+                ApiError::new(416, ErrorCode::BlobUnknown, format!("unsatisfiable range {value}"))
+                    .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+            })?),
+            None => None,
+        };
+        let (status, start, len) = match range {
+            Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+            None => (StatusCode::OK, 0, size),
+        };
+        let body = if with_body && len > 0 {
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            let reader = file.take(len);
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                reader,
+                256 * 1024,
+            ))
+        } else {
+            Body::empty()
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_LENGTH, len.into());
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(header::ACCEPT_RANGES, header::HeaderValue::from_static("bytes"));
+        h.insert(
+            "docker-content-digest",
+            digest.to_string().parse().map_err(ApiError::internal)?,
+        );
+        if status == StatusCode::PARTIAL_CONTENT {
+            h.insert(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", start + len - 1)
+                    .parse()
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        Ok(response)
+    }
+
+    fn delete_blob(&self, digest: &str) -> ApiResult {
+        let digest = parse_digest(digest)?;
+        let store = &self.state.store;
+        blocking(|| -> ApiResult<()> {
+            if !store.has_blob(&digest) {
+                return Err(ApiError::new(
+                    404,
+                    ErrorCode::BlobUnknown,
+                    format!("blob {digest} is unknown"),
+                ));
+            }
+            // Under the index lock: no tag can start using the blob while it goes.
+            store.update_index(|index| {
+                if let Some(user) = blob_user(store, index.manifests(), &digest)? {
+                    return Ok((false, Err(user)));
+                }
+                let path = store.blob_path(&digest);
+                std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok((false, Ok(())))
+            })?
+            .map_err(|user| {
+                ApiError::new(
+                    405,
+                    ErrorCode::Unsupported,
+                    format!("blob {digest} is used by {user}; delete that manifest first"),
+                )
+            })
+        })?;
+        tracing::info!(repository = self.name, %digest, user = self.user(), "deleted blob");
+        self.state.record(Event {
+            kind: Some(Kind::Delete),
+            image: format!("{}@{digest}", self.name),
+            team: self.team(),
+            user: self.user(),
+            old_digest: Some(digest.to_string()),
+            result: "ok".into(),
+            detail: Some(serde_json::json!({ "what": "blob" })),
+            ..Event::default()
+        });
+        Ok(empty(StatusCode::ACCEPTED, &[]))
+    }
+
+    fn upload_location(&self, id: &str) -> String {
+        format!("/v2/{}/blobs/uploads/{id}", self.raw_name)
+    }
+
+    fn blob_created(&self, digest: &Digest) -> Response {
+        empty(
+            StatusCode::CREATED,
+            &[
+                ("location", format!("/v2/{}/blobs/{digest}", self.raw_name)),
+                ("docker-content-digest", digest.to_string()),
+            ],
+        )
+    }
+
+    fn upload_accepted(&self, status: StatusCode, id: &str, offset: u64) -> Response {
+        let mut headers = vec![
+            ("location", self.upload_location(id)),
+            ("docker-upload-uuid", id.to_string()),
+            ("content-length", "0".to_string()),
+        ];
+        // `Range: 0-0` for an empty session, as distribution sends.
+        headers.push(("range", format!("0-{}", offset.saturating_sub(1))));
+        empty(status, &headers)
+    }
+
+    async fn start_upload(
+        &self,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult {
+        let store = &self.state.store;
+        if let Some(mount) = query.get("mount") {
+            let digest = parse_digest(mount)?;
+            let from_ok = match query.get("from").and_then(|f| canonical_name(f)) {
+                Some(from) => self
+                    .state
+                    .authorize(headers, self.caller, &from, Action::Pull)
+                    .is_ok(),
+                // Without `from`, the blob may be mounted from anywhere the caller may read.
+                None => true,
+            };
+            if from_ok && blocking(|| store.has_blob(&digest)) {
+                return Ok(self.blob_created(&digest));
+            }
+        }
+        if let Some(digest) = query.get("digest") {
+            // Monolithic upload: the body is the whole blob.
+            let digest = parse_digest(digest)?;
+            let mut writer = blocking(|| store.blob_writer())?;
+            super::uploads::stream_into(&mut writer, body).await?;
+            blocking(|| writer.commit(Some(&digest)))?;
+            return Ok(self.blob_created(&digest));
+        }
+        let id = self.state.uploads.start(store, self.name)?;
+        Ok(self.upload_accepted(StatusCode::ACCEPTED, &id, 0))
+    }
+
+    fn session(
+        &self,
+        id: &str,
+    ) -> ApiResult<std::sync::Arc<tokio::sync::Mutex<super::uploads::Upload>>> {
+        self.state.uploads.get(id).ok_or_else(|| {
+            ApiError::new(
+                404,
+                ErrorCode::BlobUploadUnknown,
+                format!("upload {id} is unknown (finished, cancelled or expired)"),
+            )
+        })
+    }
+
+    async fn patch_upload(&self, id: &str, headers: &HeaderMap, body: Body) -> ApiResult {
+        let session = self.session(id)?;
+        let mut upload = session.lock().await;
+        self.check_session(&upload, id)?;
+        check_content_range(headers, upload.offset(), id, self)?;
+        let offset = upload.append(body).await?;
+        Ok(self.upload_accepted(StatusCode::ACCEPTED, id, offset))
+    }
+
+    fn check_session(&self, upload: &super::uploads::Upload, id: &str) -> ApiResult<()> {
+        if upload.name != self.name {
+            return Err(ApiError::new(
+                404,
+                ErrorCode::BlobUploadUnknown,
+                format!("upload {id} belongs to another repository"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn finish_upload(
+        &self,
+        id: &str,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult {
+        let digest = parse_digest(query.get("digest").map(String::as_str).ok_or_else(|| {
+            ApiError::new(400, ErrorCode::DigestInvalid, "the final PUT needs ?digest=")
+        })?)?;
+        let session = self.session(id)?;
+        let mut upload = session.lock().await;
+        self.check_session(&upload, id)?;
+        check_content_range(headers, upload.offset(), id, self)?;
+        let appended = upload.append(body).await;
+        let committed = appended.and_then(|_| upload.commit(&digest));
+        drop(upload);
+        self.state.uploads.remove(id);
+        committed?;
+        Ok(self.blob_created(&digest))
+    }
+
+    async fn upload_status(&self, id: &str) -> ApiResult {
+        let session = self.session(id)?;
+        let upload = session.lock().await;
+        self.check_session(&upload, id)?;
+        Ok(self.upload_accepted(StatusCode::NO_CONTENT, id, upload.offset()))
+    }
+
+    fn cancel_upload(&self, id: &str) -> ApiResult {
+        self.session(id)?;
+        self.state.uploads.remove(id);
+        Ok(empty(StatusCode::NO_CONTENT, &[]))
+    }
+
+    fn tags(&self, query: &HashMap<String, String>) -> ApiResult {
+        let tags = blocking(|| self.state.store.list())?;
+        let all: BTreeSet<String> = tags
+            .iter()
+            .filter_map(|t| Reference::parse(&t.name).ok())
+            .filter(|r| served_name(r) == self.name)
+            .filter_map(|r| r.tag().map(str::to_string))
+            .collect();
+        if all.is_empty() {
+            return Err(ApiError::new(
+                404,
+                ErrorCode::NameUnknown,
+                format!("repository {} is unknown", self.name),
+            ));
+        }
+        let (page, next) = paginate(&all, query)?;
+        let body = serde_json::json!({ "name": self.raw_name, "tags": page });
+        let mut response = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if let Some((n, last)) = next {
+            let link = format!(
+                "</v2/{}/tags/list?n={n}&last={last}>; rel=\"next\"",
+                self.raw_name
+            );
+            response
+                .headers_mut()
+                .insert(header::LINK, link.parse().map_err(ApiError::internal)?);
+        }
+        Ok(response)
+    }
+
+    fn referrers(&self, digest: &str, query: &HashMap<String, String>) -> ApiResult {
+        let digest = parse_digest(digest)?;
+        let artifact_type = query.get("artifactType").filter(|s| !s.is_empty());
+        let found = blocking(|| {
+            self.state
+                .store
+                .referrers(&digest, artifact_type.map(String::as_str))
+        })?;
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": found,
+        });
+        let mut response = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, media::OCI_INDEX)],
+            body.to_string(),
+        )
+            .into_response();
+        if artifact_type.is_some() {
+            response.headers_mut().insert(
+                "oci-filters-applied",
+                header::HeaderValue::from_static("artifactType"),
+            );
+        }
+        Ok(response)
+    }
+}
+
+/// Who uses `digest` (a root's name or digest), walking every `index.json` entry down.
+fn blob_user(
+    store: &strata_oci::Store,
+    roots: &[Descriptor],
+    digest: &Digest,
+) -> strata_oci::Result<Option<String>> {
+    let mut seen = HashSet::new();
+    for root in roots {
+        let label = ref_name(root)
+            .map(str::to_string)
+            .unwrap_or_else(|| root.digest().to_string());
+        let mut pending = vec![Digest::from_oci(root.digest())?];
+        while let Some(next) = pending.pop() {
+            if next == *digest {
+                return Ok(Some(label));
+            }
+            if !seen.insert(next.clone()) || !store.has_blob(&next) {
+                continue;
+            }
+            let bytes = store.read_blob_verified(&next)?;
+            if let Ok(parsed) = media::ParsedManifest::parse(&bytes, None) {
+                pending.extend(parsed.references);
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn check_content_range(headers: &HeaderMap, offset: u64, id: &str, ctx: &Ctx<'_>) -> ApiResult<()> {
+    let Some(value) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let value = value.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let start = value
+        .split('-')
+        .next()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if start != Some(offset) {
+        return Err(ApiError::new(
+            416,
+            ErrorCode::BlobUploadInvalid,
+            format!("chunk starts at {value}, the upload is at {offset}"),
+        )
+        .with_header(header::LOCATION, ctx.upload_location(id))
+        .with_header(header::RANGE, format!("0-{}", offset.saturating_sub(1)))
+        .with_header(header::HeaderName::from_static("docker-upload-uuid"), id.to_string()));
+    }
+    Ok(())
+}
+
+/// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` within `size`: inclusive bounds.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (start, "") => (start.parse().ok()?, size - 1),
+        (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+/// The `n`/`last` page of a sorted list, and the next page's (n, last) when there is more.
+fn paginate(
+    all: &BTreeSet<String>,
+    query: &HashMap<String, String>,
+) -> ApiResult<(Vec<String>, Option<(usize, String)>)> {
+    let after: Vec<&String> = match query.get("last") {
+        Some(last) => all
+            .range::<String, _>((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))
+            .collect(),
+        None => all.iter().collect(),
+    };
+    let n = match query.get("n") {
+        Some(n) => n.parse::<usize>().map_err(|_| {
+            ApiError::new(400, ErrorCode::Unsupported, format!("invalid n={n}"))
+        })?,
+        None => usize::MAX,
+    };
+    let page: Vec<String> = after.iter().take(n).map(|s| s.to_string()).collect();
+    let next = (after.len() > page.len() && n > 0)
+        .then(|| page.last().map(|last| (n, last.clone())))
+        .flatten();
+    Ok((page, next))
+}
+
+fn catalog(state: &Shared, query: &HashMap<String, String>) -> ApiResult {
+    let tags = blocking(|| state.store.list())?;
+    let all: BTreeSet<String> = tags
+        .iter()
+        .filter_map(|t| Reference::parse(&t.name).ok())
+        .map(|r| served_name(&r))
+        .filter(|n| valid_name(n))
+        .collect();
+    let (page, next) = paginate(&all, query)?;
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "repositories": page }).to_string(),
+    )
+        .into_response();
+    if let Some((n, last)) = next {
+        let link = format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\"");
+        response
+            .headers_mut()
+            .insert(header::LINK, link.parse().map_err(ApiError::internal)?);
+    }
+    Ok(response)
+}
+
+async fn read_limited(mut body: Body, limit: usize) -> ApiResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(400, ErrorCode::ManifestInvalid, format!("reading the body: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(ApiError::new(
+                    413,
+                    ErrorCode::SizeInvalid,
+                    format!("manifest larger than {limit} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn pages() {
+        let all: BTreeSet<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let (page, next) = paginate(&all, &q(&[("n", "2")])).unwrap();
+        assert_eq!(page, ["a", "b"]);
+        assert_eq!(next, Some((2, "b".to_string())));
+        let (page, next) = paginate(&all, &q(&[("n", "2"), ("last", "b")])).unwrap();
+        assert_eq!(page, ["c", "d"]);
+        assert_eq!(next, None);
+        let (page, _) = paginate(&all, &q(&[("last", "bb")])).unwrap();
+        assert_eq!(page, ["c", "d"]);
+        let (page, next) = paginate(&all, &q(&[("n", "0")])).unwrap();
+        assert!(page.is_empty() && next.is_none());
+    }
+}

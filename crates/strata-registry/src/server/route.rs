@@ -1,0 +1,278 @@
+//! Parse `/v2/...` paths (repository names have slashes, so axum cannot route them) and map
+//! repositories to store references.
+//!
+//! The mapping: a store tag `localhost/<name>:<tag>` is served as repository `<name>`, tag `<tag>`;
+//! a store tag naming another registry, `<host>/<name>:<tag>`, is served as repository
+//! `<host>/<name>` (hosts with a port are not valid repository names and are not served). A push
+//! of `<name>:<tag>` is stored as `localhost/<name>:<tag>` (or `<host>/<name>:<tag>` when the
+//! name's first component is a host). This is `strata_oci::Reference`'s normalisation, both ways.
+
+use strata_oci::{Digest, Reference};
+
+/// What a `/v2/` request is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`: the API version check.
+    Base,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// `/v2/<name>/manifests/<reference>`.
+    Manifest {
+        /// The repository.
+        name: String,
+        /// A tag or a digest.
+        reference: String,
+    },
+    /// `/v2/<name>/blobs/<digest>`.
+    Blob {
+        /// The repository.
+        name: String,
+        /// The digest, as written.
+        digest: String,
+    },
+    /// `/v2/<name>/blobs/uploads/`.
+    UploadStart {
+        /// The repository.
+        name: String,
+    },
+    /// `/v2/<name>/blobs/uploads/<id>`.
+    Upload {
+        /// The repository.
+        name: String,
+        /// The session id.
+        id: String,
+    },
+    /// `/v2/<name>/tags/list`.
+    Tags {
+        /// The repository.
+        name: String,
+    },
+    /// `/v2/<name>/referrers/<digest>`.
+    Referrers {
+        /// The repository.
+        name: String,
+        /// The subject's digest, as written.
+        digest: String,
+    },
+}
+
+impl Route {
+    /// Parse the part of the path after `/v2/`. None: not a spec endpoint.
+    pub fn parse(rest: &str) -> Option<Route> {
+        if rest.is_empty() {
+            return Some(Route::Base);
+        }
+        if rest == "_catalog" {
+            return Some(Route::Catalog);
+        }
+        if let Some(name) = rest.strip_suffix("/tags/list") {
+            return Some(Route::Tags { name: name.into() });
+        }
+        if let Some(name) = rest
+            .strip_suffix("/blobs/uploads/")
+            .or_else(|| rest.strip_suffix("/blobs/uploads"))
+        {
+            return Some(Route::UploadStart { name: name.into() });
+        }
+        let split = |marker: &str| {
+            rest.rfind(marker).and_then(|i| {
+                let tail = &rest[i + marker.len()..];
+                (i > 0 && !tail.is_empty() && !tail.contains('/'))
+                    .then(|| (rest[..i].to_string(), tail.to_string()))
+            })
+        };
+        if let Some((name, id)) = split("/blobs/uploads/") {
+            return Some(Route::Upload { name, id });
+        }
+        if let Some((name, reference)) = split("/manifests/") {
+            return Some(Route::Manifest { name, reference });
+        }
+        if let Some((name, digest)) = split("/blobs/") {
+            return Some(Route::Blob { name, digest });
+        }
+        if let Some((name, digest)) = split("/referrers/") {
+            return Some(Route::Referrers { name, digest });
+        }
+        None
+    }
+
+    /// The repository the route is about, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Route::Base | Route::Catalog => None,
+            Route::Manifest { name, .. }
+            | Route::Blob { name, .. }
+            | Route::UploadStart { name }
+            | Route::Upload { name, .. }
+            | Route::Tags { name }
+            | Route::Referrers { name, .. } => Some(name),
+        }
+    }
+}
+
+/// Is `name` a repository name of the distribution spec
+/// (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`)?
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.split('/').all(valid_component)
+}
+
+fn valid_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: ".", "_", "__" or one or more "-".
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &component[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Is `tag` a tag of the spec (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`)?
+pub fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The repository a store reference is served as (`localhost/acme/app` → `acme/app`).
+pub fn served_name(reference: &Reference) -> String {
+    if reference.registry() == strata_oci::reference::DEFAULT_REGISTRY {
+        reference.repository().to_string()
+    } else {
+        format!("{}/{}", reference.registry(), reference.repository())
+    }
+}
+
+/// The canonical served form of a requested repository name (`localhost/acme/app` and
+/// `acme/app` are the same repository). None when the store could not hold it.
+pub fn canonical_name(name: &str) -> Option<String> {
+    Reference::parse(&format!("{name}:latest"))
+        .ok()
+        .map(|r| served_name(&r))
+}
+
+/// The store reference of `name:tag`.
+pub fn store_ref(name: &str, tag: &str) -> String {
+    format!("{name}:{tag}")
+}
+
+/// A reference in a manifest path: a digest or a tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManifestRef {
+    /// `sha256:...`.
+    Digest(Digest),
+    /// A tag.
+    Tag(String),
+}
+
+impl ManifestRef {
+    /// Parse; Err with the reason for invalid digests and tags.
+    pub fn parse(reference: &str) -> Result<ManifestRef, String> {
+        if reference.contains(':') {
+            reference
+                .parse::<Digest>()
+                .map(ManifestRef::Digest)
+                .map_err(|e| e.to_string())
+        } else if valid_tag(reference) {
+            Ok(ManifestRef::Tag(reference.to_string()))
+        } else {
+            Err(format!("invalid tag {reference:?}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_with_slashes() {
+        assert_eq!(Route::parse(""), Some(Route::Base));
+        assert_eq!(
+            Route::parse("acme/corebuild/manifests/latest"),
+            Some(Route::Manifest {
+                name: "acme/corebuild".into(),
+                reference: "latest".into()
+            })
+        );
+        // A component called "manifests" in the name itself.
+        assert_eq!(
+            Route::parse("a/manifests/b/manifests/1"),
+            Some(Route::Manifest {
+                name: "a/manifests/b".into(),
+                reference: "1".into()
+            })
+        );
+        assert_eq!(
+            Route::parse("a/b/blobs/sha256:00"),
+            Some(Route::Blob {
+                name: "a/b".into(),
+                digest: "sha256:00".into()
+            })
+        );
+        assert_eq!(
+            Route::parse("a/b/blobs/uploads/"),
+            Some(Route::UploadStart { name: "a/b".into() })
+        );
+        assert_eq!(
+            Route::parse("a/b/blobs/uploads/xyz"),
+            Some(Route::Upload {
+                name: "a/b".into(),
+                id: "xyz".into()
+            })
+        );
+        assert_eq!(
+            Route::parse("x/tags/list"),
+            Some(Route::Tags { name: "x".into() })
+        );
+        assert_eq!(
+            Route::parse("x/y/referrers/sha256:ab"),
+            Some(Route::Referrers {
+                name: "x/y".into(),
+                digest: "sha256:ab".into()
+            })
+        );
+        assert_eq!(Route::parse("x/y/other/z"), None);
+        assert_eq!(Route::parse("/manifests/x"), None);
+    }
+
+    #[test]
+    fn names_and_tags() {
+        for ok in ["a", "acme/corebuild", "a.b/c__d/e---f", "docker.io/library/busybox"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "A", "a//b", "-a", "a-", "a..b", "a___b", "a/", "127.0.0.1:5000/x"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(valid_tag("latest") && valid_tag("_x.1-2") && !valid_tag(".x") && !valid_tag(""));
+    }
+
+    #[test]
+    fn mapping_is_reference_normalisation() {
+        let r = Reference::parse("localhost/acme/app:1").unwrap();
+        assert_eq!(served_name(&r), "acme/app");
+        let r = Reference::parse("docker.io/library/busybox:1").unwrap();
+        assert_eq!(served_name(&r), "docker.io/library/busybox");
+        assert_eq!(canonical_name("localhost/acme/app").unwrap(), "acme/app");
+        assert_eq!(canonical_name("acme/app").unwrap(), "acme/app");
+    }
+}
