@@ -1771,3 +1771,132 @@ fn run_without_a_shell_is_located() {
     assert!(error.contains("Dockerfile:3: RUN echo hi"), "{error}");
     assert!(error.contains("/bin/sh"), "{error}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Differential: buildah builds the same Dockerfiles to the same files.
+
+/// `path type mode uid:gid link-target sha256` for every path of an unpacked root filesystem.
+fn listing(root: &Path) -> Vec<String> {
+    tree(root)
+        .into_iter()
+        .map(|rel| {
+            let path = root.join(&rel);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let ft = meta.file_type();
+            let (kind, extra) = if ft.is_symlink() {
+                ("l", fs::read_link(&path).unwrap().display().to_string())
+            } else if ft.is_dir() {
+                ("d", String::new())
+            } else {
+                ("f", sha256_hex(&fs::read(&path).unwrap()))
+            };
+            format!(
+                "{rel} {kind} {:o} {}:{} {extra}",
+                meta.mode() & 0o7777,
+                meta.uid(),
+                meta.gid()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn buildah_builds_the_same_files_from_the_same_dockerfile() {
+    for tool in ["buildah", "umoci"] {
+        if require_tool(tool).is_none() {
+            return;
+        }
+    }
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM localhost/acme/base:latest\n\
+         COPY --chmod=4755 tool /usr/local/bin/tool\n\
+         COPY --chown=1234:5678 data.txt /data/numeric.txt\n\
+         COPY --chown=www-data site /srv/site/\n\
+         COPY --chown=www-data:root data.txt /srv/mixed.txt\n\
+         COPY alias.txt /srv/\n\
+         COPY alias.txt /srv/renamed.txt\n\
+         COPY *.txt /glob/\n\
+         WORKDIR /srv/work\n\
+         COPY src .\n\
+         COPY src/ ./src2\n\
+         ADD pkg.tar.gz /opt/\n\
+         COPY site/css /bin/\n\
+         COPY . /ctx/\n\
+         USER www-data\n\
+         ENV HOME=/srv/work\n",
+        &[
+            ("tool", "#!/bin/sh\n"),
+            ("data.txt", "data\n"),
+            ("site/index.html", "<h1>hi</h1>\n"),
+            ("site/css/main.css", "body{}\n"),
+            ("site/private/key", "k\n"),
+            ("src/a.txt", "a\n"),
+            ("src/sub/c.txt", "c\n"),
+            ("src/debug.log", "ignored\n"),
+            (".dockerignore", "**/*.log\nbase-context\n"),
+        ],
+    );
+    fs::set_permissions(ctx.join("site/private"), fs::Permissions::from_mode(0o750)).unwrap();
+    symlink("index.html", &ctx.join("site/home.html"));
+    symlink("data.txt", &ctx.join("alias.txt"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&archive_bytes("pkg")).unwrap();
+    fs::write(ctx.join("pkg.tar.gz"), gz.finish().unwrap()).unwrap();
+    let Some(base_ctx) = base_context(&ctx.join("base-context"), &[]) else {
+        return;
+    };
+
+    // strata
+    build(&store, &base_ctx, &["-t", BASE]);
+    build(&store, &ctx, &["-t", "localhost/acme/same:latest"]);
+    let ours = listing(&unpack(&store, "localhost/acme/same:latest", dir.path()));
+
+    // buildah, in private storage, pushed to an OCI layout for umoci.
+    let buildah = |args: &[&str]| {
+        run_ok(
+            StdCommand::new("buildah")
+                .arg("--root")
+                .arg(dir.path().join("buildah-root"))
+                .arg("--runroot")
+                .arg(dir.path().join("buildah-run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args),
+        )
+    };
+    let bud = [
+        "bud",
+        "--quiet",
+        "--layers",
+        "--isolation",
+        "chroot",
+        "--format",
+        "oci",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        bud.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let args = with(&["-t", BASE, base_ctx.to_str().unwrap()]);
+    buildah(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = with(&["-t", "localhost/acme/same:latest", ctx.to_str().unwrap()]);
+    buildah(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let theirs_store = dir.path().join("buildah-layout");
+    buildah(&[
+        "push",
+        "--quiet",
+        "localhost/acme/same:latest",
+        &format!("oci:{}:same", theirs_store.display()),
+    ]);
+    let theirs = listing(&unpack(&theirs_store, "same", dir.path()));
+    let only_ours: Vec<&String> = ours.iter().filter(|l| !theirs.contains(l)).collect();
+    let only_theirs: Vec<&String> = theirs.iter().filter(|l| !ours.contains(l)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "strata only: {only_ours:#?}\nbuildah only: {only_theirs:#?}"
+    );
+    // A meaningful comparison: the whole tree, the base included.
+    assert!(ours.len() > 60, "{}", ours.len());
+}
