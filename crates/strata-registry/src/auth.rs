@@ -151,15 +151,8 @@ impl AuthConfig {
             path: path.to_path_buf(),
             reason,
         };
-        let config: AuthConfig = toml::from_str(text).map_err(|e| {
-            invalid(
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })?;
+        let config: AuthConfig = toml::from_str(text)
+            .map_err(|e| invalid(e.to_string().lines().next().unwrap_or_default().to_string()))?;
         for (name, user) in &config.users {
             match (&user.password, &user.token_sha256) {
                 (None, None) => {
@@ -172,7 +165,9 @@ impl AuthConfig {
                         "users.{name}.password: not a bcrypt hash (make one with `htpasswd -nbB {name} PASSWORD`)"
                     )));
                 }
-                (_, Some(hex)) if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                (_, Some(hex))
+                    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
                     return Err(invalid(format!(
                         "users.{name}.token_sha256: expected 64 hex characters"
                     )));
@@ -180,11 +175,15 @@ impl AuthConfig {
                 _ => {}
             }
             if name.contains(':') {
-                return Err(invalid(format!("users.{name}: a user name cannot hold ':'")));
+                return Err(invalid(format!(
+                    "users.{name}: a user name cannot hold ':'"
+                )));
             }
         }
         if config.token_ttl_seconds == 0 {
-            return Err(invalid("token_ttl_seconds: must be greater than zero".into()));
+            return Err(invalid(
+                "token_ttl_seconds: must be greater than zero".into(),
+            ));
         }
         Ok(config)
     }
@@ -277,7 +276,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("ttl", &self.ttl).finish()
+        f.debug_struct("TokenIssuer")
+            .field("ttl", &self.ttl)
+            .finish()
     }
 }
 
@@ -446,7 +447,10 @@ team = "apps"
             "[users.x]\npassword = \"plain\"\nteam = \"t\"\n",
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("a.toml: users.x.password"), "{err}");
+        assert!(
+            err.to_string().starts_with("a.toml: users.x.password"),
+            "{err}"
+        );
         let err = AuthConfig::parse(Path::new("a.toml"), "pull = \"sometimes\"\n").unwrap_err();
         assert!(err.to_string().starts_with("a.toml: "), "{err}");
         let err = AuthConfig::parse(Path::new("a.toml"), "[users.x]\nteam = \"t\"\n").unwrap_err();

@@ -113,15 +113,14 @@ impl RemoteRef {
     pub fn parse(input: &str) -> Result<RemoteRef> {
         let input = input.strip_prefix("docker://").unwrap_or(input);
         let first = input.split('/').next().unwrap_or_default();
-        let names_registry =
-            input.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+        let names_registry = input.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
         if !names_registry {
             return Err(RegistryError::Invalid(format!(
                 "{input:?} names no registry: write HOST[:PORT]/NAME[:TAG]"
             )));
         }
-        let parsed = Reference::parse(input)
-            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let parsed = Reference::parse(input).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let mut repository = parsed.repository().to_string();
         if parsed.registry() == "docker.io" && !repository.contains('/') {
             repository = format!("library/{repository}");
@@ -189,7 +188,10 @@ impl std::fmt::Display for RemoteRef {
 enum Challenge {
     None,
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// A blocking registry client. Share one per process: it caches tokens and challenges.
@@ -250,7 +252,11 @@ fn www_authenticate_params(value: &str) -> HashMap<String, String> {
     let mut params = HashMap::new();
     let mut rest = value;
     while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_lowercase();
         let after = &rest[eq + 1..];
         let (val, next) = if let Some(quoted) = after.strip_prefix('"') {
             match quoted.find('"') {
@@ -383,13 +389,18 @@ impl Client {
     }
 
     fn challenge(&self, registry: &str) -> Result<Challenge> {
-        if let Some(c) = self.challenges.lock().ok().and_then(|c| c.get(registry).cloned()) {
+        if let Some(c) = self
+            .challenges
+            .lock()
+            .ok()
+            .and_then(|c| c.get(registry).cloned())
+        {
             return Ok(c);
         }
         let url = format!("{}/v2/", self.base_url(registry));
         let what = format!("GET {url}");
-        let response = self
-            .with_retries(|| self.agent.get(&url).call().map_err(Self::transport(&what)))?;
+        let response =
+            self.with_retries(|| self.agent.get(&url).call().map_err(Self::transport(&what)))?;
         let challenge = match response.status().as_u16() {
             200..=299 => Challenge::None,
             401 => {
@@ -534,13 +545,18 @@ impl Client {
             r.reference()
         );
         let what = format!("GET {url}");
-        let mut response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-            let mut req = self.agent.get(&url).header("accept", media::ACCEPT);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.call()
-        })?;
+        let mut response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            &what,
+            &|auth| {
+                let mut req = self.agent.get(&url).header("accept", media::ACCEPT);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                req.call()
+            },
+        )?;
         if !response.status().is_success() {
             return Err(Self::api_error(&what, response));
         }
@@ -568,7 +584,9 @@ impl Client {
         let media_type = media::media_type_of(&bytes)
             .filter(|_| {
                 // The body's own mediaType wins; the inferred one only when the header is unusable.
-                header_type.as_deref().is_none_or(|h| !media::is_manifest_type(h))
+                header_type
+                    .as_deref()
+                    .is_none_or(|h| !media::is_manifest_type(h))
                     || serde_json::from_slice::<serde_json::Value>(&bytes)
                         .ok()
                         .is_some_and(|v| v.get("mediaType").is_some())
@@ -591,13 +609,18 @@ impl Client {
             r.reference()
         );
         let what = format!("HEAD {url}");
-        let response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-            let mut req = self.agent.head(&url).header("accept", media::ACCEPT);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.call()
-        })?;
+        let response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            &what,
+            &|auth| {
+                let mut req = self.agent.head(&url).header("accept", media::ACCEPT);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                req.call()
+            },
+        )?;
         match response.status().as_u16() {
             200..=299 => Ok(response
                 .headers()
@@ -611,7 +634,12 @@ impl Client {
 
     /// Upload a manifest under `r`'s tag (or digest). Returns its digest and whether the
     /// registry answered with `OCI-Subject` (it processed the subject: it has a referrers API).
-    pub fn put_manifest(&self, r: &RemoteRef, bytes: &[u8], media_type: &str) -> Result<(Digest, bool)> {
+    pub fn put_manifest(
+        &self,
+        r: &RemoteRef,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(Digest, bool)> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
             self.base_url(&r.registry),
@@ -619,13 +647,18 @@ impl Client {
             r.reference()
         );
         let what = format!("PUT {url}");
-        let response = self.send(&r.registry, &Self::scope(&r.repository, true), &what, &|auth| {
-            let mut req = self.agent.put(&url).header("content-type", media_type);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.send(bytes)
-        })?;
+        let response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, true),
+            &what,
+            &|auth| {
+                let mut req = self.agent.put(&url).header("content-type", media_type);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                req.send(bytes)
+            },
+        )?;
         if !response.status().is_success() {
             return Err(Self::api_error(&what, response));
         }
@@ -664,13 +697,18 @@ impl Client {
             r.repository
         );
         let what = format!("HEAD {url}");
-        let response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-            let mut req = self.agent.head(&url);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.call()
-        })?;
+        let response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            &what,
+            &|auth| {
+                let mut req = self.agent.head(&url);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                req.call()
+            },
+        )?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -680,28 +718,42 @@ impl Client {
 
     /// Stream a blob from byte `offset` on (a Range request when `offset > 0`). The caller checks
     /// the digest (see `copy`, which wraps this in a verifying reader).
-    pub fn get_blob(&self, r: &RemoteRef, digest: &Digest, offset: u64) -> Result<impl Read + use<>> {
+    pub fn get_blob(
+        &self,
+        r: &RemoteRef,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<impl Read + use<>> {
         let url = format!(
             "{}/v2/{}/blobs/{digest}",
             self.base_url(&r.registry),
             r.repository
         );
         let what = format!("GET {url}");
-        let response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-            let mut req = self.agent.get(&url);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            if offset > 0 {
-                req = req.header("range", format!("bytes={offset}-"));
-            }
-            req.call()
-        })?;
+        let response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            &what,
+            &|auth| {
+                let mut req = self.agent.get(&url);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                if offset > 0 {
+                    req = req.header("range", format!("bytes={offset}-"));
+                }
+                req.call()
+            },
+        )?;
         let status = response.status().as_u16();
         if !(status == 200 && offset == 0 || status == 206) {
             return Err(Self::api_error(&what, response));
         }
-        Ok(response.into_body().into_with_config().limit(u64::MAX).reader())
+        Ok(response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader())
     }
 
     fn absolute(&self, registry: &str, location: &str) -> String {
@@ -858,13 +910,18 @@ impl Client {
             r.repository
         );
         let what = format!("GET {url}");
-        let mut response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-            let mut req = self.agent.get(&url).header("accept", media::OCI_INDEX);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.call()
-        })?;
+        let mut response = self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            &what,
+            &|auth| {
+                let mut req = self.agent.get(&url).header("accept", media::OCI_INDEX);
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                req.call()
+            },
+        )?;
         let is_index = response
             .headers()
             .get("content-type")
@@ -884,13 +941,18 @@ impl Client {
         let mut tags = Vec::new();
         loop {
             let what = format!("GET {url}");
-            let mut response = self.send(&r.registry, &Self::scope(&r.repository, false), &what, &|auth| {
-                let mut req = self.agent.get(&url);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
-                req.call()
-            })?;
+            let mut response = self.send(
+                &r.registry,
+                &Self::scope(&r.repository, false),
+                &what,
+                &|auth| {
+                    let mut req = self.agent.get(&url);
+                    if let Some(a) = auth {
+                        req = req.header("authorization", a);
+                    }
+                    req.call()
+                },
+            )?;
             if !response.status().is_success() {
                 return Err(Self::api_error(&what, response));
             }

@@ -125,7 +125,11 @@ impl Endpoint {
     fn open(location: &Location, write: bool) -> Result<Endpoint> {
         Ok(match location {
             Location::Layout { dir, reference } => Endpoint::Store {
-                store: if write { Store::init(dir)? } else { Store::open(dir)? },
+                store: if write {
+                    Store::init(dir)?
+                } else {
+                    Store::open(dir)?
+                },
                 reference: reference.clone(),
             },
             Location::Remote(r) => Endpoint::Remote(r.clone()),
@@ -190,12 +194,13 @@ impl Endpoint {
                     let tag = r.with_reference(&format!("sha256-{}", digest.hex()));
                     match client.get_manifest(&tag) {
                         Ok(m) => {
-                            let index: ImageIndex = serde_json::from_slice(&m.bytes).map_err(
-                                |e| RegistryError::Protocol {
-                                    what: tag.to_string(),
-                                    reason: format!("referrers tag is not an index: {e}"),
-                                },
-                            )?;
+                            let index: ImageIndex =
+                                serde_json::from_slice(&m.bytes).map_err(|e| {
+                                    RegistryError::Protocol {
+                                        what: tag.to_string(),
+                                        reason: format!("referrers tag is not an index: {e}"),
+                                    }
+                                })?;
                             Ok(index.manifests().clone())
                         }
                         Err(e) if e.status() == Some(404) => Ok(Vec::new()),
@@ -233,7 +238,11 @@ struct RemoteBlob<'a> {
 
 impl BlobSource for RemoteBlob<'_> {
     fn open_at(&self, offset: u64) -> Result<Box<dyn Read + '_>> {
-        Ok(Box::new(self.client.get_blob(self.r, self.digest, offset)?))
+        Ok(Box::new(self.client.get_blob(
+            self.r,
+            self.digest,
+            offset,
+        )?))
     }
 }
 
@@ -306,9 +315,7 @@ impl Copier<'_> {
                     store: from,
                     digest,
                 };
-                let outcome = self
-                    .client
-                    .push_blob(to, digest, size, &source, None)?;
+                let outcome = self.client.push_blob(to, digest, size, &source, None)?;
                 self.count(outcome, size);
             }
             (Endpoint::Remote(from), Endpoint::Remote(to)) => {
@@ -372,11 +379,12 @@ impl Copier<'_> {
 
     /// The referrers tag scheme: add `m` to the index tagged `sha256-<subject hex>`.
     fn referrers_tag(&self, r: &RemoteRef, m: &Fetched) -> Result<()> {
-        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type))
-            .map_err(|reason| RegistryError::Protocol {
+        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|reason| {
+            RegistryError::Protocol {
                 what: format!("manifest {}", m.digest),
                 reason,
-            })?;
+            }
+        })?;
         let Some(subject) = parsed.subject else {
             return Ok(());
         };
@@ -388,7 +396,10 @@ impl Copier<'_> {
             Err(e) if e.status() == Some(404) => Vec::new(),
             Err(e) => return Err(e),
         };
-        if manifests.iter().any(|d| d.digest().as_ref() == m.digest.to_string()) {
+        if manifests
+            .iter()
+            .any(|d| d.digest().as_ref() == m.digest.to_string())
+        {
             return Ok(());
         }
         let mut descriptor = Descriptor::new(
@@ -405,7 +416,8 @@ impl Copier<'_> {
             "mediaType": media::OCI_INDEX,
             "manifests": manifests,
         });
-        let bytes = serde_json::to_vec(&index).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&index).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         self.client.put_manifest(&tag, &bytes, media::OCI_INDEX)?;
         Ok(())
     }
@@ -467,7 +479,9 @@ fn descriptor_sizes(bytes: &[u8]) -> Vec<(Digest, u64)> {
     let mut out = Vec::new();
     let mut push = |d: &serde_json::Value| {
         if let (Some(digest), Some(size)) = (
-            d.get("digest").and_then(|x| x.as_str()).and_then(|x| x.parse().ok()),
+            d.get("digest")
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse().ok()),
             d.get("size").and_then(|x| x.as_u64()),
         ) {
             out.push((digest, size));
@@ -477,7 +491,12 @@ fn descriptor_sizes(bytes: &[u8]) -> Vec<(Digest, u64)> {
         push(c);
     }
     for key in ["layers", "blobs"] {
-        for d in value.get(key).and_then(|l| l.as_array()).into_iter().flatten() {
+        for d in value
+            .get(key)
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
             push(d);
         }
     }

@@ -54,7 +54,9 @@ struct RawDescriptor {
 
 /// The media type a manifest declares in its `mediaType` field, or infers from its shape.
 pub fn media_type_of(bytes: &[u8]) -> Option<String> {
-    ParsedManifest::parse(bytes, None).ok().map(|p| p.media_type)
+    ParsedManifest::parse(bytes, None)
+        .ok()
+        .map(|p| p.media_type)
 }
 
 /// What the registry needs from a manifest: its media type and the digests it references.
@@ -187,21 +189,20 @@ mod tests {
         );
         let p = ParsedManifest::parse(index.as_bytes(), None).unwrap();
         assert_eq!(p.media_type, OCI_INDEX);
-        assert_eq!(p.children, vec![(Digest::of(b"m"), OCI_MANIFEST.to_string())]);
+        assert_eq!(
+            p.children,
+            vec![(Digest::of(b"m"), OCI_MANIFEST.to_string())]
+        );
     }
 
     #[test]
     fn refusals() {
         assert!(ParsedManifest::parse(b"nope", None).is_err());
         assert!(
-            ParsedManifest::parse(br#"{"schemaVersion":1,"config":{"digest":"x"}}"#, None)
-                .is_err()
+            ParsedManifest::parse(br#"{"schemaVersion":1,"config":{"digest":"x"}}"#, None).is_err()
         );
-        let err = ParsedManifest::parse(
-            br#"{"schemaVersion":2,"mediaType":"text/plain"}"#,
-            None,
-        )
-        .unwrap_err();
+        let err = ParsedManifest::parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None)
+            .unwrap_err();
         assert!(err.contains("unsupported manifest media type"), "{err}");
     }
 }

@@ -37,7 +37,11 @@ pub(crate) async fn handle(
         return catalog(state, query);
     }
     let Some(raw_name) = route.name().map(str::to_string) else {
-        return Err(ApiError::new(404, ErrorCode::NameUnknown, "no such endpoint"));
+        return Err(ApiError::new(
+            404,
+            ErrorCode::NameUnknown,
+            "no such endpoint",
+        ));
     };
     let raw_name = raw_name.as_str();
     if !valid_name(raw_name) {
@@ -111,9 +115,8 @@ struct Ctx<'a> {
 }
 
 fn parse_digest(text: &str) -> ApiResult<Digest> {
-    text.parse::<Digest>().map_err(|e| {
-        ApiError::new(400, ErrorCode::DigestInvalid, e.to_string())
-    })
+    text.parse::<Digest>()
+        .map_err(|e| ApiError::new(400, ErrorCode::DigestInvalid, e.to_string()))
 }
 
 impl Ctx<'_> {
@@ -147,15 +150,12 @@ impl Ctx<'_> {
                 Ok((digest, None))
             }
             ManifestRef::Tag(tag) => {
-                let descriptor = blocking(|| {
-                    self.state.store.resolve(&store_ref(self.name, &tag))
-                })
-                .map_err(|e| match e {
-                    strata_oci::Error::ImageNotFound(_) | strata_oci::Error::InvalidReference { .. } => {
-                        unknown()
-                    }
-                    other => ApiError::from(other),
-                })?;
+                let descriptor = blocking(|| self.state.store.resolve(&store_ref(self.name, &tag)))
+                    .map_err(|e| match e {
+                        strata_oci::Error::ImageNotFound(_)
+                        | strata_oci::Error::InvalidReference { .. } => unknown(),
+                        other => ApiError::from(other),
+                    })?;
                 let digest = Digest::from_oci(descriptor.digest())?;
                 Ok((digest, Some(descriptor.media_type().clone())))
             }
@@ -187,7 +187,10 @@ impl Ctx<'_> {
             Body::empty()
         });
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, media_type.parse().map_err(ApiError::internal)?);
+        headers.insert(
+            header::CONTENT_TYPE,
+            media_type.parse().map_err(ApiError::internal)?,
+        );
         headers.insert(header::CONTENT_LENGTH, bytes.len().into());
         headers.insert(
             "docker-content-digest",
@@ -195,7 +198,9 @@ impl Ctx<'_> {
         );
         headers.insert(
             header::ETAG,
-            format!("\"{digest}\"").parse().map_err(ApiError::internal)?,
+            format!("\"{digest}\"")
+                .parse()
+                .map_err(ApiError::internal)?,
         );
         Ok(response)
     }
@@ -307,8 +312,8 @@ impl Ctx<'_> {
                     // Every tag of this repository on the digest, then the untagged root.
                     let mut removed = false;
                     for tag in store.list()? {
-                        let same_repo = Reference::parse(&tag.name)
-                            .is_ok_and(|r| served_name(&r) == self.name);
+                        let same_repo =
+                            Reference::parse(&tag.name).is_ok_and(|r| served_name(&r) == self.name);
                         if same_repo && tag.digest().ok().as_ref() == Some(digest) {
                             removed |= store.untag(&tag.name)?;
                         }
@@ -325,7 +330,12 @@ impl Ctx<'_> {
                 format!("manifest {}:{reference} is unknown", self.name),
             ));
         }
-        tracing::info!(repository = self.name, reference, user = self.user(), "deleted manifest");
+        tracing::info!(
+            repository = self.name,
+            reference,
+            user = self.user(),
+            "deleted manifest"
+        );
         self.state.record(Event {
             kind: Some(Kind::Delete),
             image: match &target {
@@ -355,8 +365,12 @@ impl Ctx<'_> {
         let size = file.metadata().await.map_err(ApiError::internal)?.len();
         let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
             Some(value) => Some(parse_range(value, size).ok_or_else(|| {
-                ApiError::new(416, ErrorCode::BlobUnknown, format!("unsatisfiable range {value}"))
-                    .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                ApiError::new(
+                    416,
+                    ErrorCode::BlobUnknown,
+                    format!("unsatisfiable range {value}"),
+                )
+                .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
             })?),
             None => None,
         };
@@ -386,7 +400,10 @@ impl Ctx<'_> {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/octet-stream"),
         );
-        h.insert(header::ACCEPT_RANGES, header::HeaderValue::from_static("bytes"));
+        h.insert(
+            header::ACCEPT_RANGES,
+            header::HeaderValue::from_static("bytes"),
+        );
         h.insert(
             "docker-content-digest",
             digest.to_string().parse().map_err(ApiError::internal)?,
@@ -414,24 +431,25 @@ impl Ctx<'_> {
                 ));
             }
             // Under the index lock: no tag can start using the blob while it goes.
-            store.update_index(|index| {
-                if let Some(user) = blob_user(store, index.manifests(), &digest)? {
-                    return Ok((false, Err(user)));
-                }
-                let path = store.blob_path(&digest);
-                std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                Ok((false, Ok(())))
-            })?
-            .map_err(|user| {
-                ApiError::new(
-                    405,
-                    ErrorCode::Unsupported,
-                    format!("blob {digest} is used by {user}; delete that manifest first"),
-                )
-            })
+            store
+                .update_index(|index| {
+                    if let Some(user) = blob_user(store, index.manifests(), &digest)? {
+                        return Ok((false, Err(user)));
+                    }
+                    let path = store.blob_path(&digest);
+                    std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    Ok((false, Ok(())))
+                })?
+                .map_err(|user| {
+                    ApiError::new(
+                        405,
+                        ErrorCode::Unsupported,
+                        format!("blob {digest} is used by {user}; delete that manifest first"),
+                    )
+                })
         })?;
         tracing::info!(repository = self.name, %digest, user = self.user(), "deleted blob");
         self.state.record(Event {
@@ -546,7 +564,11 @@ impl Ctx<'_> {
         body: Body,
     ) -> ApiResult {
         let digest = parse_digest(query.get("digest").map(String::as_str).ok_or_else(|| {
-            ApiError::new(400, ErrorCode::DigestInvalid, "the final PUT needs ?digest=")
+            ApiError::new(
+                400,
+                ErrorCode::DigestInvalid,
+                "the final PUT needs ?digest=",
+            )
         })?)?;
         let session = self.session(id)?;
         let mut upload = session.lock().await;
@@ -672,7 +694,10 @@ fn check_content_range(headers: &HeaderMap, offset: u64, id: &str, ctx: &Ctx<'_>
     else {
         return Ok(());
     };
-    let value = value.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let value = value
+        .trim()
+        .trim_start_matches("bytes ")
+        .trim_start_matches("bytes=");
     let start = value
         .split('-')
         .next()
@@ -685,7 +710,10 @@ fn check_content_range(headers: &HeaderMap, offset: u64, id: &str, ctx: &Ctx<'_>
         )
         .with_header(header::LOCATION, ctx.upload_location(id))
         .with_header(header::RANGE, format!("0-{}", offset.saturating_sub(1)))
-        .with_header(header::HeaderName::from_static("docker-upload-uuid"), id.to_string()));
+        .with_header(
+            header::HeaderName::from_static("docker-upload-uuid"),
+            id.to_string(),
+        ));
     }
     Ok(())
 }
@@ -720,9 +748,9 @@ fn paginate(
         None => all.iter().collect(),
     };
     let n = match query.get("n") {
-        Some(n) => n.parse::<usize>().map_err(|_| {
-            ApiError::new(400, ErrorCode::Unsupported, format!("invalid n={n}"))
-        })?,
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|_| ApiError::new(400, ErrorCode::Unsupported, format!("invalid n={n}")))?,
         None => usize::MAX,
     };
     let page: Vec<String> = after.iter().take(n).map(|s| s.to_string()).collect();
@@ -760,7 +788,11 @@ async fn read_limited(mut body: Body, limit: usize) -> ApiResult<Vec<u8>> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            ApiError::new(400, ErrorCode::ManifestInvalid, format!("reading the body: {e}"))
+            ApiError::new(
+                400,
+                ErrorCode::ManifestInvalid,
+                format!("reading the body: {e}"),
+            )
         })?;
         if let Ok(data) = frame.into_data() {
             if bytes.len() + data.len() > limit {

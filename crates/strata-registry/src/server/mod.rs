@@ -133,10 +133,7 @@ impl Registry {
 
     /// Drop upload sessions idle longer than the timeout; returns how many were dropped.
     pub async fn expire_uploads(&self) -> usize {
-        self.state
-            .uploads
-            .expire(self.state.upload_timeout)
-            .await
+        self.state.uploads.expire(self.state.upload_timeout).await
     }
 
     /// The number of open upload sessions.
@@ -197,12 +194,10 @@ impl RunningServer {
                 path: PathBuf::from(addr.to_string()),
                 source,
             })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| RegistryError::Io {
-                path: PathBuf::from(addr.to_string()),
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|source| RegistryError::Io {
+            path: PathBuf::from(addr.to_string()),
+            source,
+        })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = registry.clone();
         let thread = std::thread::Builder::new()
@@ -267,6 +262,7 @@ impl Drop for RunningServer {
 }
 
 /// An error answered with the spec's JSON body.
+#[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     code: ErrorCode,
@@ -412,8 +408,12 @@ impl Shared {
         if !scope.is_empty() {
             challenge.push_str(&format!(",scope=\"{scope}\""));
         }
-        ApiError::new(401, ErrorCode::Unauthorized, format!("authentication required: {why}"))
-            .with_header(header::WWW_AUTHENTICATE, challenge)
+        ApiError::new(
+            401,
+            ErrorCode::Unauthorized,
+            format!("authentication required: {why}"),
+        )
+        .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
     /// Check that `caller` may do `action` to `name`: 401 (with a challenge) or 403 otherwise.
@@ -503,7 +503,11 @@ async fn dispatch_base(
 
 async fn base(state: &Shared, method: &Method, headers: &HeaderMap) -> ApiResult {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::new(405, ErrorCode::Unsupported, "GET or HEAD only"));
+        return Err(ApiError::new(
+            405,
+            ErrorCode::Unsupported,
+            "GET or HEAD only",
+        ));
     }
     let caller = state.caller(headers, "").await?;
     if state.auth.is_some() && caller == Caller::Nobody {
@@ -533,8 +537,12 @@ async fn dispatch(
 ) -> Response {
     let rest = uri.path().strip_prefix("/v2/").unwrap_or_default();
     let Some(route) = Route::parse(rest) else {
-        return ApiError::new(404, ErrorCode::NameUnknown, format!("no such endpoint {}", uri.path()))
-            .into_response();
+        return ApiError::new(
+            404,
+            ErrorCode::NameUnknown,
+            format!("no such endpoint {}", uri.path()),
+        )
+        .into_response();
     };
     let response = handlers::handle(&state, route, &method, &query, &headers, body).await;
     let mut response = response.unwrap_or_else(IntoResponse::into_response);

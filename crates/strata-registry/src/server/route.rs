@@ -257,10 +257,25 @@ mod tests {
 
     #[test]
     fn names_and_tags() {
-        for ok in ["a", "acme/corebuild", "a.b/c__d/e---f", "docker.io/library/busybox"] {
+        for ok in [
+            "a",
+            "acme/corebuild",
+            "a.b/c__d/e---f",
+            "docker.io/library/busybox",
+        ] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", "A", "a//b", "-a", "a-", "a..b", "a___b", "a/", "127.0.0.1:5000/x"] {
+        for bad in [
+            "",
+            "A",
+            "a//b",
+            "-a",
+            "a-",
+            "a..b",
+            "a___b",
+            "a/",
+            "127.0.0.1:5000/x",
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
         assert!(valid_tag("latest") && valid_tag("_x.1-2") && !valid_tag(".x") && !valid_tag(""));

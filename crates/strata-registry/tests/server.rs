@@ -1,0 +1,569 @@
+//! The server and the client against each other on 127.0.0.1:0, plus raw requests for the parts
+//! of the spec the client does not exercise (out-of-order chunks, ranges, pagination, errors).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use strata_oci::{Digest, Store};
+use strata_registry::copy::Location;
+use strata_registry::{
+    AuthConfig, Client, ClientOptions, Credentials, RemoteRef, RunningServer, ServerOptions,
+};
+
+fn any_addr() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    server: RunningServer,
+}
+
+impl Fixture {
+    fn new(options: ServerOptions) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let served = Store::init(dir.path().join("served")).unwrap();
+        let server = RunningServer::start(served, options, any_addr()).unwrap();
+        Fixture { dir, server }
+    }
+
+    fn host(&self) -> String {
+        self.server.addr().to_string()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.host())
+    }
+
+    fn served(&self) -> Store {
+        Store::open(self.dir.path().join("served")).unwrap()
+    }
+
+    /// A store with a random image tagged `acme/app:1`.
+    fn source(&self, layers: usize, size: usize) -> (Store, strata_oci::Image) {
+        let store = Store::init(self.dir.path().join("source")).unwrap();
+        let image = strata_oci::random::image(&store, layers, size).unwrap();
+        store.tag("acme/app:1", image.descriptor()).unwrap();
+        (store, image)
+    }
+
+    fn src(&self) -> Location {
+        Location::Layout {
+            dir: self.dir.path().join("source"),
+            reference: "acme/app:1".into(),
+        }
+    }
+
+    fn remote(&self, rest: &str) -> RemoteRef {
+        RemoteRef::parse(&format!("{}/{rest}", self.host())).unwrap()
+    }
+}
+
+fn client(creds: Option<&str>) -> Client {
+    Client::new(ClientOptions {
+        credentials: creds.map(|c| Credentials::parse(c).unwrap()),
+        docker_config: false,
+        ..ClientOptions::default()
+    })
+    .unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+}
+
+fn error_code(response: &mut ureq::http::Response<ureq::Body>) -> String {
+    let body = response.body_mut().read_to_string().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["errors"][0]["code"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_then_pull_round_trips_with_verified_digests() {
+    let f = Fixture::new(ServerOptions::default());
+    let (_, image) = f.source(3, 300_000);
+    let c = client(None);
+    let report =
+        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    assert_eq!(report.digest, image.digest().to_string());
+    assert_eq!(report.blobs_copied, 4);
+    // The registry's store has it under localhost/acme/app:1.
+    let served = f.served();
+    assert_eq!(
+        served.resolve("localhost/acme/app:1").unwrap().digest(),
+        image.descriptor().digest()
+    );
+    // A second push skips every blob.
+    let again =
+        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:2"))).unwrap();
+    assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
+    // Pull into a third store: the same digest, every blob intact.
+    let out = f.dir.path().join("pulled");
+    let pulled = strata_registry::copy(
+        &c,
+        &Location::Remote(f.remote("acme/app:1")),
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(pulled.digest, image.digest().to_string());
+    let pulled_store = Store::open(&out).unwrap();
+    let report = pulled_store.fsck().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(c.tags(&f.remote("acme/app")).unwrap(), ["1", "2"]);
+}
+
+#[test]
+fn chunked_uploads_and_out_of_order_chunks() {
+    let f = Fixture::new(ServerOptions::default());
+    let (_, image) = f.source(1, 50_000);
+    // A 4 KiB chunk size: the layer goes up in many PATCHes.
+    let c = Client::new(ClientOptions {
+        chunk_size: 4096,
+        docker_config: false,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let report =
+        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    assert_eq!(report.digest, image.digest().to_string());
+    assert!(f.served().fsck().unwrap().problems.is_empty());
+
+    // By hand: a chunk that does not start at the session's offset is a 416.
+    let a = agent();
+    let r = a
+        .post(f.url("/v2/acme/raw/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = f.url(r.headers()["location"].to_str().unwrap());
+    let r = a
+        .patch(&location)
+        .header("content-range", "0-4")
+        .send(&b"hello"[..])
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["range"], "0-4");
+    let mut r = a
+        .patch(&location)
+        .header("content-range", "10-14")
+        .send(&b"world"[..])
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["range"], "0-4");
+    assert_eq!(error_code(&mut r), "BLOB_UPLOAD_INVALID");
+    let r = a
+        .patch(&location)
+        .header("content-range", "5-9")
+        .send(&b"world"[..])
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Status of the session.
+    let r = a.get(&location).call().unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-9");
+    // A wrong digest: 400 DIGEST_INVALID and nothing visible.
+    let wrong = Digest::of(b"something else");
+    let mut r = a
+        .put(format!("{location}?digest={wrong}"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&mut r), "DIGEST_INVALID");
+    assert!(!f.served().has_blob(&wrong));
+    assert!(!f.served().has_blob(&Digest::of(b"helloworld")));
+    // Monolithic POST ?digest=.
+    let d = Digest::of(b"helloworld");
+    let r = a
+        .post(f.url(&format!("/v2/acme/raw/blobs/uploads/?digest={d}")))
+        .send(&b"helloworld"[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["docker-content-digest"], d.to_string().as_str());
+    // Range reads.
+    let mut r = a
+        .get(f.url(&format!("/v2/acme/raw/blobs/{d}")))
+        .header("range", "bytes=5-")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 5-9/10");
+    assert_eq!(r.body_mut().read_to_string().unwrap(), "world");
+    let r = a
+        .get(f.url(&format!("/v2/acme/raw/blobs/{d}")))
+        .header("range", "bytes=20-")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    // Mount: the blob exists, so POST ?mount= is a 201 in another repository.
+    let r = a
+        .post(f.url(&format!(
+            "/v2/other/repo/blobs/uploads/?mount={d}&from=acme/raw"
+        )))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Unknown blobs and manifests have spec errors.
+    let mut r = a
+        .get(f.url(&format!("/v2/acme/raw/blobs/{}", Digest::of(b"nope"))))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&mut r), "BLOB_UNKNOWN");
+    let mut r = a.get(f.url("/v2/acme/raw/manifests/nope")).call().unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&mut r), "MANIFEST_UNKNOWN");
+    let mut r = a.get(f.url("/v2/Bad_Name/tags/list")).call().unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&mut r), "NAME_INVALID");
+}
+
+#[test]
+fn abandoned_uploads_expire_and_leave_nothing() {
+    let f = Fixture::new(ServerOptions {
+        upload_timeout: Duration::from_millis(200),
+        ..ServerOptions::default()
+    });
+    let a = agent();
+    let r = a
+        .post(f.url("/v2/acme/raw/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    let location = f.url(r.headers()["location"].to_str().unwrap());
+    let r = a.patch(&location).send(&[7u8; 10_000][..]).unwrap();
+    assert_eq!(r.status(), 202);
+    let tmp = f.served().tmp_dir();
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+    // Wait (bounded) for the sweeper to drop the idle session.
+    let mut waited = 0;
+    while f.server.registry().open_uploads() > 0 && waited < 100 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(f.server.registry().open_uploads(), 0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    let (blobs, _) = f.served().list_blobs().unwrap();
+    assert!(blobs.is_empty());
+    let r = a.get(&location).call().unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn tags_pagination_referrers_and_deletes() {
+    let f = Fixture::new(ServerOptions::default());
+    let (source, image) = f.source(1, 1000);
+    for tag in ["a", "b", "c"] {
+        source
+            .tag(&format!("acme/app:{tag}"), image.descriptor())
+            .unwrap();
+    }
+    let c = client(None);
+    for tag in ["1", "a", "b", "c"] {
+        strata_registry::copy(
+            &c,
+            &Location::Layout {
+                dir: f.dir.path().join("source"),
+                reference: format!("acme/app:{tag}"),
+            },
+            &Location::Remote(f.remote(&format!("acme/app:{tag}"))),
+        )
+        .unwrap();
+    }
+    let a = agent();
+    let mut r = a.get(f.url("/v2/acme/app/tags/list?n=2")).call().unwrap();
+    assert_eq!(
+        r.headers()["link"],
+        "</v2/acme/app/tags/list?n=2&last=a>; rel=\"next\""
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["tags"], serde_json::json!(["1", "a"]));
+    let mut r = a
+        .get(f.url("/v2/acme/app/tags/list?n=2&last=a"))
+        .call()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["tags"], serde_json::json!(["b", "c"]));
+    assert!(r.headers().get("link").is_none());
+
+    // A referrer (an attestation) pushed by digest, found through the referrers API.
+    let empty = b"{}";
+    let empty_digest = Digest::of(empty);
+    a.post(f.url(&format!(
+        "/v2/acme/app/blobs/uploads/?digest={empty_digest}"
+    )))
+    .send(&empty[..])
+    .unwrap();
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.in-toto+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest.to_string(), "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.digest().to_string(), "size": image.descriptor().size()},
+    });
+    let bytes = serde_json::to_vec(&referrer).unwrap();
+    let rd = Digest::of(&bytes);
+    let r = a
+        .put(f.url(&format!("/v2/acme/app/manifests/{rd}")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&bytes[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["oci-subject"],
+        image.digest().to_string().as_str()
+    );
+    let found = c
+        .referrers(&f.remote("acme/app"), &image.digest())
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].digest().to_string(), rd.to_string());
+    let r = a
+        .get(f.url(&format!(
+            "/v2/acme/app/referrers/{}?artifactType=application/vnd.other",
+            image.digest()
+        )))
+        .call()
+        .unwrap();
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    // Pulling the image brings the referrer along.
+    let out = f.dir.path().join("pulled");
+    let report = strata_registry::copy(
+        &c,
+        &Location::Remote(f.remote("acme/app:1")),
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(report.referrers, 1);
+    assert_eq!(
+        Store::open(&out)
+            .unwrap()
+            .referrers(&image.digest(), None)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Deletes: a blob in use is refused; a tag goes; the manifest by digest goes with its tags.
+    let layer = image.layers()[0].digest().to_string();
+    let r = a
+        .delete(f.url(&format!("/v2/acme/app/blobs/{layer}")))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = a.delete(f.url("/v2/acme/app/manifests/a")).call().unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(c.tags(&f.remote("acme/app")).unwrap(), ["1", "b", "c"]);
+    let r = a
+        .delete(f.url(&format!("/v2/acme/app/manifests/{}", image.digest())))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut r = a.get(f.url("/v2/acme/app/tags/list")).call().unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&mut r), "NAME_UNKNOWN");
+}
+
+fn auth_file(dir: &Path) -> AuthConfig {
+    let hash = bcrypt::hash("ops-pass", 4).unwrap();
+    let hash2 = bcrypt::hash("app-pass", 4).unwrap();
+    let text = format!(
+        r#"
+pull = "authenticated"
+unknown_repositories = "deny"
+[users.olga]
+password = "{hash}"
+team = "operations"
+[users.abe]
+password = "{hash2}"
+team = "apps"
+[owners]
+"acme/corebuild" = "operations"
+"acme/app" = "apps"
+"#
+    );
+    let path = dir.join("auth.toml");
+    std::fs::write(&path, text).unwrap();
+    AuthConfig::load(&path).unwrap()
+}
+
+#[test]
+fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = auth_file(dir.path());
+    let events = dir.path().join("events.db");
+    let f = Fixture::new(ServerOptions {
+        auth: Some(auth),
+        events: Some(events.clone()),
+        ..ServerOptions::default()
+    });
+    f.source(2, 2000);
+    // Anonymous: 401 with a bearer challenge naming the token realm and scope.
+    let a = agent();
+    let mut r = a
+        .post(f.url("/v2/acme/corebuild/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"http://{}/token\",service=\"strata\",scope=\"repository:acme/corebuild:pull,push\"",
+            f.host()
+        )
+    );
+    assert_eq!(error_code(&mut r), "UNAUTHORIZED");
+    let r = a.get(f.url("/v2/")).call().unwrap();
+    assert_eq!(r.status(), 401);
+    // Bad password at the token endpoint: 401.
+    let r = a
+        .get(f.url("/token"))
+        .header(
+            "authorization",
+            strata_registry::auth::basic_header("abe", "wrong"),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let before_index = std::fs::read(f.served().index_path()).unwrap();
+    let before_blobs = f.served().list_blobs().unwrap().0;
+    // abe (apps) pushing acme/corebuild (operations): 403 DENIED, through the token flow.
+    let abe = client(Some("abe:app-pass"));
+    let err = strata_registry::copy(
+        &abe,
+        &f.src(),
+        &Location::Remote(f.remote("acme/corebuild:latest")),
+    )
+    .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert_eq!(
+        err.code(),
+        Some(&strata_registry::ErrorCode::Denied),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("owned by team operations"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(f.served().index_path()).unwrap(),
+        before_index
+    );
+    assert_eq!(f.served().list_blobs().unwrap().0, before_blobs);
+    // An unowned repository is denied too.
+    let err = strata_registry::copy(&abe, &f.src(), &Location::Remote(f.remote("nobody/x:1")))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    // olga (operations) may.
+    let olga = client(Some("olga:ops-pass"));
+    strata_registry::copy(
+        &olga,
+        &f.src(),
+        &Location::Remote(f.remote("acme/corebuild:latest")),
+    )
+    .unwrap();
+    assert!(f.served().resolve("acme/corebuild:latest").is_ok());
+    // abe can pull it (pull = authenticated) but an anonymous client cannot.
+    assert!(abe.get_manifest(&f.remote("acme/corebuild:latest")).is_ok());
+    let err = client(None)
+        .get_manifest(&f.remote("acme/corebuild:latest"))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    // Everything is in the events log: the refusals and the push, with who.
+    let log = strata_events::EventLog::open(&events).unwrap();
+    let all = log.query(&strata_events::Query::default()).unwrap();
+    let refused: Vec<_> = all.iter().filter(|e| e.result == "refused").collect();
+    assert!(refused.len() >= 2, "{all:?}");
+    assert!(refused.iter().any(|e| e.image == "acme/corebuild"
+        && e.user.as_deref() == Some("abe")
+        && e.team.as_deref() == Some("apps")));
+    assert!(all.iter().any(|e| e.result == "ok"
+        && e.image == "acme/corebuild:latest"
+        && e.user.as_deref() == Some("olga")));
+}
+
+#[test]
+fn disconnect_mid_upload_keeps_committed_blobs_and_resumes() {
+    let f = Fixture::new(ServerOptions::default());
+    let a = agent();
+    let committed = b"already committed";
+    let d = Digest::of(committed);
+    a.post(f.url(&format!("/v2/acme/raw/blobs/uploads/?digest={d}")))
+        .send(&committed[..])
+        .unwrap();
+    // Start a session and send a chunk whose connection breaks off after part of the body.
+    let r = a
+        .post(f.url("/v2/acme/raw/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    let path = r.headers()["location"].to_str().unwrap().to_string();
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(f.server.addr()).unwrap();
+        write!(
+            s,
+            "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+        )
+        .unwrap();
+        s.write_all(&[1u8; 400]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The committed blob is intact; the session tells where to resume.
+    let mut r = a
+        .get(f.url(&format!("/v2/acme/raw/blobs/{d}")))
+        .call()
+        .unwrap();
+    assert_eq!(r.body_mut().read_to_vec().unwrap(), committed);
+    let mut offset = 0;
+    for _ in 0..50 {
+        let r = a.get(f.url(&path)).call().unwrap();
+        assert_eq!(r.status(), 204);
+        let range = r.headers()["range"].to_str().unwrap().to_string();
+        offset = range.rsplit('-').next().unwrap().parse::<u64>().unwrap() + 1;
+        if offset == 400 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(offset, 400);
+    let rest = [1u8; 600];
+    let r = a
+        .patch(f.url(&path))
+        .header("content-range", "400-999")
+        .send(&rest[..])
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let whole = Digest::of(&[1u8; 1000]);
+    let r = a
+        .put(f.url(&format!("{path}?digest={whole}")))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut body = Vec::new();
+    f.served()
+        .open_blob(&whole)
+        .unwrap()
+        .read_to_end(&mut body)
+        .unwrap();
+    assert_eq!(body, [1u8; 1000]);
+}
