@@ -33,6 +33,14 @@ pub enum Command {
     Build(build::Args),
     /// The timeline: who rebuilt what, when, why, and what it cascaded to.
     Log(log::Args),
+    /// Serve the store as an OCI registry (distribution spec v1.1), with team-owned pushes.
+    Serve(serve::Args),
+    /// Pull an image and its referrers from a registry into the store.
+    Pull(pull::Args),
+    /// Push a store image and its referrers to a registry.
+    Push(push::Args),
+    /// Copy an image between the store, OCI layout directories and registries.
+    Copy(copy::Args),
 }
 
 /// Run one subcommand.
@@ -49,17 +57,25 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Run(args) => run::run(args, global),
         Command::Build(args) => build::run(args, global),
         Command::Log(args) => log::run(args, global),
+        Command::Serve(args) => serve::run(args, global),
+        Command::Pull(args) => pull::run(args, global),
+        Command::Push(args) => push::run(args, global),
+        Command::Copy(args) => copy::run(args, global),
     }
 }
 
 mod build;
 mod build_image;
+mod copy;
 mod dockerfile;
 mod graph;
 mod images;
 mod init;
 mod log;
 mod plan;
+mod pull;
+mod push;
 mod run;
+mod serve;
 mod store;
 mod version;

@@ -1,0 +1,88 @@
+//! `strata copy SRC DST`: an image and its referrers between the store, OCI layout directories
+//! and registries.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use strata_registry::copy::CopyReport;
+use strata_registry::{Client, ClientOptions, Credentials, Location};
+
+use crate::global::GlobalArgs;
+
+/// Registry client options shared by `pull`, `push` and `copy`.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// Credentials for the registry, USER:PASSWORD (default: ~/.docker/config.json and its
+    /// credential helpers).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "STRATA_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+    /// Use plain HTTP for every registry (always used for localhost and 127.0.0.1).
+    #[arg(long)]
+    insecure: bool,
+    /// Upload blobs larger than this many MiB in chunks of that size.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    chunk_size: u64,
+}
+
+impl ClientArgs {
+    /// The client these options describe.
+    pub fn client(&self) -> Result<Client> {
+        let credentials = self.creds.as_deref().map(Credentials::parse).transpose()?;
+        Ok(Client::new(ClientOptions {
+            credentials,
+            insecure: self.insecure,
+            chunk_size: self.chunk_size.max(1) << 20,
+            ..ClientOptions::default()
+        })?)
+    }
+}
+
+/// Arguments of `strata copy`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// From: a store reference (`acme/app:1`), `oci:DIR:REF`, or `HOST[:PORT]/NAME[:TAG]`.
+    src: String,
+    /// To: the same forms.
+    dst: String,
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Copy.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let store = global.store_path()?;
+    let src = Location::parse(&args.src, &store)?;
+    let dst = Location::parse(&args.dst, &store)?;
+    let client = args.client.client()?;
+    let report = strata_registry::copy(&client, &src, &dst)
+        .with_context(|| format!("cannot copy {src} to {dst}"))?;
+    print_report(&report, &dst.to_string(), args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line (or JSON) about a finished copy.
+#[allow(clippy::print_stdout)]
+pub fn print_report(report: &CopyReport, dst: &str, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!(
+            "{dst}: {} ({} blobs copied, {} present, {} mounted, {:.1} MB, {} referrers)",
+            report.digest,
+            report.blobs_copied,
+            report.blobs_skipped,
+            report.blobs_mounted,
+            report.bytes as f64 / 1e6,
+            report.referrers
+        );
+    }
+    Ok(())
+}

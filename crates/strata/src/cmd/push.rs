@@ -1,0 +1,64 @@
+//! `strata push IMAGE [REF]`: a store image (and its referrers) to a registry.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use strata_registry::{Location, RemoteRef};
+
+use super::copy::{ClientArgs, print_report};
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata push`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image in the store (`acme/corebuild`, `acme/corebuild:1`).
+    image: String,
+    /// Where to: `HOST[:PORT]/NAME[:TAG]` (default: the chain's `registry` + the image's name).
+    reference: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Push.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let store = global.store_path()?;
+    let image = strata_oci::Reference::parse(&args.image)?;
+    let destination = match &args.reference {
+        Some(r) => r.clone(),
+        None => {
+            let path = global.chain_path()?;
+            let registry = if path.exists() {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                strata_chain::ChainFile::parse(&path, &text)?.registry
+            } else {
+                None
+            };
+            let Some(registry) = registry else {
+                bail!(
+                    "push {}: name the destination (HOST/NAME:TAG), or set `registry` in {}",
+                    args.image,
+                    path.display()
+                );
+            };
+            format!(
+                "{registry}/{}:{}",
+                image.repository(),
+                image.tag().unwrap_or("latest")
+            )
+        }
+    };
+    let remote = RemoteRef::parse(&destination)?;
+    let src = Location::Layout {
+        dir: store,
+        reference: args.image.clone(),
+    };
+    let client = args.client.client()?;
+    let report = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()))
+        .with_context(|| format!("cannot push {} to {remote}", args.image))?;
+    print_report(&report, &remote.to_string(), args.json)?;
+    Ok(ExitCode::SUCCESS)
+}

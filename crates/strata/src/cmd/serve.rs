@@ -1,0 +1,96 @@
+//! `strata serve`: the store as an OCI registry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use strata_registry::{AuthConfig, Registry, ServerOptions};
+
+use crate::global::GlobalArgs;
+
+/// Arguments of `strata serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// The auth file (TOML: users, teams, pull policy, owners; see docs/registry.md).
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Drop upload sessions idle this many seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    upload_timeout: u64,
+}
+
+/// Serve the store until interrupted.
+#[allow(clippy::print_stderr)]
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    let store_path = global.store_path()?;
+    let store = strata_oci::Store::init(&store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let mut auth = match &args.auth {
+        Some(path) => Some(AuthConfig::load(path)?),
+        None => None,
+    };
+    if let Some(auth) = &mut auth {
+        for (repository, team) in chain_owners(global)? {
+            auth.owners.entry(repository).or_insert(team);
+        }
+    } else if !args.listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve {} without --auth: anyone could push; give an auth file or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    let events = store_path.parent().unwrap_or(&store_path).join("events.db");
+    let options = ServerOptions {
+        auth,
+        events: Some(events),
+        upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
+        tls: false,
+    };
+    let registry = Registry::new(store, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "serving {} as an OCI registry on http://{addr}",
+            store_path.display()
+        );
+        strata_registry::serve(registry, listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the registry server failed")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `<chain>/<image>` → owning team, from strata.toml when there is one.
+fn chain_owners(global: &GlobalArgs) -> Result<Vec<(String, String)>> {
+    let path = global.chain_path()?;
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let chain = strata_chain::ChainFile::parse(&path, &text)?;
+    Ok(chain
+        .images
+        .iter()
+        .map(|image| {
+            (
+                format!("{}/{}", chain.name, image.name),
+                image.owner.clone(),
+            )
+        })
+        .collect())
+}

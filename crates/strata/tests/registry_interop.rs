@@ -1,0 +1,442 @@
+//! `strata serve`, `push`, `pull` and `copy` against clients and registries we did not write:
+//! skopeo copies into strata serve and back, podman pulls and runs from it, a push as the wrong
+//! team is refused with 403 and changes nothing, and strata pushes to and pulls from Debian's
+//! `docker-registry` (distribution 2.8). Every server listens on 127.0.0.1 and is stopped.
+
+#![allow(clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+/// `strata serve` as a child process, killed on drop.
+pub struct Serve {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Serve {
+    /// Start `strata serve --listen 127.0.0.1:0` on `store`, with extra args.
+    pub fn start(store: &Path, extra: &[&str]) -> Serve {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .arg("--store")
+            .arg(store)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let host = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap_or_else(|| panic!("unexpected serve output {line:?}"))
+            .to_string();
+        assert!(host.starts_with("127.0.0.1:"), "serve said {line:?}");
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Serve { child, host }
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strata(store: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+    cmd.env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .env("HOME", store.parent().unwrap())
+        .arg("--store")
+        .arg(store);
+    cmd
+}
+
+/// A lower-case temp dir (podman derives names from paths).
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strata-registry-")
+        .tempdir()
+        .unwrap()
+}
+
+/// A store holding `acme/base` (busybox, built by `strata build-image`). None: no busybox.
+fn busybox_store(dir: &Path) -> Option<PathBuf> {
+    let context = dir.join("base");
+    std::fs::create_dir_all(&context).unwrap();
+    busybox_rootfs_tar(&context.join("rootfs.tar"))?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nADD rootfs.tar /\nCMD [\"/bin/sh\"]\n",
+    )
+    .unwrap();
+    let store = dir.join("store");
+    run_ok(
+        strata(&store)
+            .current_dir(dir)
+            .args(["build-image", "base", "-t", "acme/base"]),
+    );
+    Some(store)
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// An auth file: olga (operations) owns acme/corebuild, abe (apps) owns acme/app; tokens as
+/// passwords.
+fn auth_file(dir: &Path, pull: &str) -> PathBuf {
+    let path = dir.join("auth.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"pull = "{pull}"
+unknown_repositories = "deny"
+[users.olga]
+token_sha256 = "{}"
+team = "operations"
+[users.abe]
+token_sha256 = "{}"
+team = "apps"
+[owners]
+"acme/corebuild" = "operations"
+"acme/app" = "apps"
+"#,
+            sha256_hex("ops-token"),
+            sha256_hex("app-token")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn manifest_digest(store: &Path, reference: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .unwrap_or_else(|| panic!("{reference} not in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn blob_names(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn skopeo_copies_into_strata_serve_and_back_and_the_wrong_team_is_refused() {
+    let Some(skopeo) = require_tool("skopeo") else {
+        return;
+    };
+    let dir = tempdir();
+    let Some(source) = busybox_store(dir.path()) else {
+        return;
+    };
+    let digest = manifest_digest(&source, "localhost/acme/base:latest");
+    let served = dir.path().join("served");
+    let auth = auth_file(dir.path(), "open");
+    let server = Serve::start(&served, &["--auth", auth.to_str().unwrap()]);
+    let src = format!("oci:{}:localhost/acme/base:latest", source.display());
+    let dst = format!("docker://{}/acme/corebuild:latest", server.host);
+
+    // skopeo as olga (operations) pushes acme/corebuild through the bearer-token flow.
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "olga:ops-token",
+        &src,
+        &dst,
+    ]));
+    assert_eq!(
+        manifest_digest(&served, "localhost/acme/corebuild:latest"),
+        digest
+    );
+    let inspected = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &dst,
+    ]));
+    assert_eq!(inspected.trim(), digest);
+
+    // And back out into an OCI layout, anonymously (pull = "open").
+    let back = dir.path().join("back");
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "--src-tls-verify=false",
+        &dst,
+        &format!("oci:{}:out", back.display()),
+    ]));
+    assert_eq!(manifest_digest(&back, "out"), digest);
+
+    // abe (apps) may not push acme/corebuild: 403, and the store does not change.
+    let index_before = std::fs::read(served.join("index.json")).unwrap();
+    let blobs_before = blob_names(&served);
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("x")).unwrap();
+    std::fs::write(
+        other.join("x/Dockerfile"),
+        "FROM localhost/acme/base\nLABEL x=y\n",
+    )
+    .unwrap();
+    run_ok(
+        strata(&source)
+            .current_dir(&other)
+            .args(["build-image", "x", "-t", "acme/evil"]),
+    );
+    let out = Command::new(&skopeo)
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "abe:app-token",
+            &format!("oci:{}:localhost/acme/evil:latest", source.display()),
+            &dst,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("denied") || stderr.contains("403"),
+        "skopeo said: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(served.join("index.json")).unwrap(),
+        index_before
+    );
+    assert_eq!(blob_names(&served), blobs_before);
+
+    // strata's own client gets the same 403, with the spec's code and the reason.
+    let out = strata(&source)
+        .args([
+            "push",
+            "acme/evil",
+            &format!("{}/acme/corebuild:latest", server.host),
+            "--creds",
+            "abe:app-token",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("403 DENIED") && stderr.contains("owned by team operations"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(served.join("index.json")).unwrap(),
+        index_before
+    );
+}
+
+#[test]
+fn podman_pulls_and_runs_an_image_from_strata_serve() {
+    let Some(podman) = require_tool("podman") else {
+        return;
+    };
+    let dir = tempdir();
+    let Some(store) = busybox_store(dir.path()) else {
+        return;
+    };
+    let auth = auth_file(dir.path(), "open");
+    let server = Serve::start(&store, &["--auth", auth.to_str().unwrap()]);
+    let image = format!("{}/acme/base:latest", server.host);
+    let podman_cmd = || {
+        let mut c = Command::new(&podman);
+        c.arg("--root")
+            .arg(dir.path().join("podman-root"))
+            .arg("--runroot")
+            .arg(dir.path().join("podman-run"))
+            .args(["--storage-driver", "vfs"]);
+        c
+    };
+    run_ok(podman_cmd().args(["pull", "--quiet", "--tls-verify=false", &image]));
+    let out = run_ok(podman_cmd().args([
+        "run",
+        "--rm",
+        "--quiet",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=1024:1024",
+        &image,
+        "sh",
+        "-c",
+        "echo served by strata",
+    ]));
+    assert_eq!(out.trim(), "served by strata");
+    let _ = podman_cmd().args(["rmi", "-a", "-f"]).output();
+}
+
+/// Debian's docker-registry (distribution 2.8) on 127.0.0.1, filesystem storage in a temp dir.
+struct Distribution {
+    child: Child,
+    host: String,
+}
+
+impl Distribution {
+    fn start(dir: &Path) -> Option<Distribution> {
+        let binary = require_tool("docker-registry")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                dir.join("registry-data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Distribution { child, host };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&registry.host).is_ok() {
+                return Some(registry);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("docker-registry did not start on {}", registry.host);
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn strata_pushes_to_and_pulls_from_distribution() {
+    let dir = tempdir();
+    let Some(registry) = Distribution::start(dir.path()) else {
+        return;
+    };
+    let Some(store) = busybox_store(dir.path()) else {
+        return;
+    };
+    let digest = manifest_digest(&store, "localhost/acme/base:latest");
+    // An attestation on the image, as an untagged referrer in the store.
+    let st = strata_oci::Store::open(&store).unwrap();
+    let subject = st.resolve("acme/base").unwrap();
+    let empty = st.put_blob(b"{}").unwrap();
+    let statement = st
+        .put_blob(br#"{"_type":"https://in-toto.io/Statement/v1"}"#)
+        .unwrap();
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.in-toto+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.digest.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": statement.digest.to_string(), "size": statement.size}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.digest().to_string(), "size": subject.size()},
+    });
+    let manifest: strata_oci::ImageManifest = serde_json::from_value(referrer).unwrap();
+    let referrer = st.put_referrer(&manifest).unwrap();
+
+    let remote = format!("{}/acme/base:1", registry.host);
+    let out = run_ok(strata(&store).args(["push", "acme/base", &remote]));
+    assert!(out.contains(&digest), "{out}");
+    assert!(out.contains("1 referrers"), "{out}");
+    // distribution 2.8 has no referrers API: the attestation is under the sha256-<hex> tag.
+    let tags = run_ok(strata(&store).args([
+        "copy",
+        "--json",
+        &remote,
+        &format!("oci:{}:check", dir.path().join("check").display()),
+    ]));
+    assert!(tags.contains(&digest), "{tags}");
+    let client = strata_registry::Client::new(strata_registry::ClientOptions {
+        docker_config: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = strata_registry::RemoteRef::parse(&remote).unwrap();
+    let listed = client.tags(&r).unwrap();
+    let scheme_tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    assert!(listed.contains(&scheme_tag), "{listed:?}");
+
+    // Pull into a fresh store: same digest, the referrer came along, every blob checks out.
+    let pulled = dir.path().join("pulled");
+    let out = run_ok(strata(&pulled).args(["pull", &remote]));
+    assert!(out.contains(&digest), "{out}");
+    assert_eq!(
+        manifest_digest(&pulled, &format!("{}/acme/base:1", registry.host)),
+        digest
+    );
+    let pulled_store = strata_oci::Store::open(&pulled).unwrap();
+    let referrers = pulled_store
+        .referrers(
+            &strata_oci::Digest::from_oci(subject.digest()).unwrap(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(referrers.len(), 1);
+    assert_eq!(referrers[0].digest(), referrer.digest());
+    run_ok(strata(&pulled).args(["store", "fsck"]));
+
+    // Copy registry to registry (distribution → strata serve) mounts nothing but skips nothing
+    // either; then a second copy within distribution mounts every blob.
+    let out = run_ok(strata(&store).args([
+        "copy",
+        "--json",
+        &remote,
+        &format!("{}/acme/copy:1", registry.host),
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["digest"], digest);
+    assert!(report["blobs_mounted"].as_u64().unwrap() >= 1, "{report}");
+}
