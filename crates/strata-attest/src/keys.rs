@@ -267,10 +267,14 @@ impl PrivateKey {
             (PrivateInner::EcdsaP256(k), Some(p)) => {
                 k.to_pkcs8_encrypted_pem(p, LineEnding::LF).map_err(encode)
             }
-            (PrivateInner::Ed25519(k), None) => k.to_pkcs8_pem(LineEnding::LF).map_err(encode),
-            (PrivateInner::Ed25519(k), Some(p)) => {
-                k.to_pkcs8_encrypted_pem(p, LineEnding::LF).map_err(encode)
+            // PKCS#8 v1 (RFC 8410, without the optional public key): OpenSSL 3.0 refuses the v2
+            // form ed25519-dalek writes by default.
+            (PrivateInner::Ed25519(k), None) => {
+                ed25519_v1(k).to_pkcs8_pem(LineEnding::LF).map_err(encode)
             }
+            (PrivateInner::Ed25519(k), Some(p)) => ed25519_v1(k)
+                .to_pkcs8_encrypted_pem(p, LineEnding::LF)
+                .map_err(encode),
         }
     }
 
@@ -306,6 +310,14 @@ impl PrivateKey {
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PrivateKey({} {})", self.kind(), self.id())
+    }
+}
+
+/// An Ed25519 key in PKCS#8 v1 form (no public key inside).
+fn ed25519_v1(key: &ed25519_dalek::SigningKey) -> ed25519_dalek::ed25519::pkcs8::KeypairBytes {
+    ed25519_dalek::ed25519::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
     }
 }
 
