@@ -473,6 +473,17 @@ fn build_one(
             refs::tagged(chain, i, &number.to_string()),
         ];
         tags.extend(image.tags.iter().map(|t| refs::tagged(chain, i, t)));
+        // With tier tests the image is built untagged and tagged only once they pass (gate.rs);
+        // the lease keeps gc off the untagged blobs meanwhile.
+        let gated = image.test.is_some();
+        let _lease = gated
+            .then(|| store.lease())
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let final_tags = std::mem::take(&mut tags);
+        if !gated {
+            tags.clone_from(&final_tags);
+        }
         let digest = match &image.build {
             Build::Image { reference } => {
                 let descriptor = store.resolve(reference).map_err(|_| {
@@ -527,6 +538,18 @@ fn build_one(
                 result.digest.to_string()
             }
         };
+        if let Some(test) = &image.test {
+            crate::gate::test_then_tag(
+                store,
+                chain,
+                i,
+                &digest,
+                test,
+                &final_tags,
+                events,
+                options,
+            )?;
+        }
         Ok(Outcome::Built {
             old,
             new: digest,

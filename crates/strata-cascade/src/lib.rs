@@ -13,6 +13,7 @@
 
 pub mod cascade;
 pub mod error;
+mod gate;
 pub mod inputs;
 pub mod refs;
 pub mod status;

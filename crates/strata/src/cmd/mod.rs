@@ -33,6 +33,10 @@ pub enum Command {
     Build(build::Args),
     /// The timeline: who rebuilt what, when, why, and what it cascaded to.
     Log(log::Args),
+    /// Run an image's tier tests (container-structure-test files), without a daemon.
+    Test(test::Args),
+    /// Write an image as a docker-archive or oci-archive tarball.
+    Export(export::Args),
     /// Serve the store as an OCI registry (distribution spec v1.1), with team-owned pushes.
     Serve(serve::Args),
     /// Pull an image and its referrers from a registry into the store.
@@ -57,6 +61,8 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Run(args) => run::run(args, global),
         Command::Build(args) => build::run(args, global),
         Command::Log(args) => log::run(args, global),
+        Command::Test(args) => test::run(args, global),
+        Command::Export(args) => export::run(args, global),
         Command::Serve(args) => serve::run(args, global),
         Command::Pull(args) => pull::run(args, global),
         Command::Push(args) => push::run(args, global),
@@ -68,6 +74,7 @@ mod build;
 mod build_image;
 mod copy;
 mod dockerfile;
+mod export;
 mod graph;
 mod images;
 mod init;
@@ -78,4 +85,5 @@ mod push;
 mod run;
 mod serve;
 mod store;
+mod test;
 mod version;
