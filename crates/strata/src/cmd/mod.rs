@@ -13,6 +13,8 @@ use crate::global::GlobalArgs;
 pub enum Command {
     /// Print strata's version and build facts.
     Version(version::Args),
+    /// Team signing keys: `strata key generate --team T [--out DIR] [--ed25519]`.
+    Key(key::Args),
     /// Read Dockerfiles as BuildKit does: `strata dockerfile parse FILE`.
     Dockerfile(dockerfile::Args),
     /// Show the chain's image graph: `--format text|dot|json|mermaid`.
@@ -51,6 +53,7 @@ pub enum Command {
 pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
     match command {
         Command::Version(args) => version::run(args, global),
+        Command::Key(args) => key::run(args, global),
         Command::Dockerfile(args) => dockerfile::run(args, global),
         Command::Graph(args) => graph::run(args, global),
         Command::Plan(args) => plan::run(args, global),
@@ -78,6 +81,7 @@ mod export;
 mod graph;
 mod images;
 mod init;
+mod key;
 mod log;
 mod plan;
 mod pull;
