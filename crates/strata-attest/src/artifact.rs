@@ -13,6 +13,9 @@ use strata_oci::{Digest, Store};
 
 use crate::dsse::Envelope;
 use crate::error::AttestError;
+use crate::keys::PrivateKey;
+use crate::provenance::Provenance;
+use crate::statement::Statement;
 
 /// The attestation manifest's `artifactType`.
 pub const ATTESTATION_ARTIFACT_TYPE: &str = "application/vnd.in-toto+json";
@@ -50,6 +53,23 @@ pub fn attach(
         )])));
     }
     Ok(store.put_referrer(&manifest)?)
+}
+
+/// What a build calls once its image is stored: sign `provenance` as an in-toto statement about
+/// the image `name` (its full reference) whose manifest is `subject`, with `key`, and attach the
+/// envelope. Returns the attestation manifest's descriptor and the envelope.
+pub fn attest_provenance(
+    store: &Store,
+    subject: &Descriptor,
+    name: &str,
+    provenance: &Provenance,
+    key: &PrivateKey,
+) -> Result<(Descriptor, Envelope), AttestError> {
+    let digest = Digest::from_oci(subject.digest())?;
+    let statement = Statement::provenance_for(name, &digest, provenance);
+    let envelope = crate::dsse::sign(&statement, key);
+    let descriptor = attach(store, subject, &envelope)?;
+    Ok((descriptor, envelope))
 }
 
 /// One attestation found in the store.
@@ -160,6 +180,47 @@ mod tests {
         );
         assert_eq!(store.list().unwrap().len(), 1);
         assert_eq!(store.index().unwrap().manifests().len(), 2);
+    }
+
+    #[test]
+    fn attest_provenance_signs_and_attaches() {
+        use crate::provenance::{ImportBuild, ImportParameters, InternalParameters, Run};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let image = strata_oci::random::image(&store, 1, 16).unwrap();
+        let key = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+        let now = chrono::Utc::now();
+        let provenance = ImportBuild {
+            parameters: ImportParameters {
+                source: "rootfs".into(),
+                location: "base.tar".into(),
+            },
+            internal: InternalParameters {
+                owner: "operations".into(),
+                ..Default::default()
+            },
+            source_digest: Digest::of(b"tar"),
+            builder_version: "0.1.0".into(),
+            run: Run {
+                invocation_id: "1".into(),
+                started_on: now,
+                finished_on: now,
+            },
+        }
+        .provenance();
+        let (_, envelope) = attest_provenance(
+            &store,
+            image.descriptor(),
+            "localhost/acme/base:latest",
+            &provenance,
+            &key,
+        )
+        .unwrap();
+        let found = find(&store, &image.digest()).unwrap();
+        assert_eq!(found, vec![envelope]);
+        let statement = crate::dsse::verify(&found[0], &[key.public_key().clone()]).unwrap();
+        assert_eq!(statement.subject_digests(), vec![image.digest()]);
+        assert_eq!(statement.provenance().unwrap(), provenance);
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub enum KeyError {
         /// The error.
         inner: Box<KeyError>,
     },
+    /// A key in an environment variable could not be parsed.
+    #[error("{variable}: {inner}")]
+    InVariable {
+        /// The variable.
+        variable: String,
+        /// The error.
+        inner: Box<KeyError>,
+    },
     /// The private key is encrypted and no passphrase was given.
     #[error("the private key is encrypted: set STRATA_KEY_PASSWORD to its passphrase")]
     PassphraseNeeded,
@@ -54,7 +62,7 @@ impl KeyError {
     /// This error, located in `path` (I/O errors already name their file).
     pub(crate) fn in_file(self, path: &Path) -> KeyError {
         match self {
-            KeyError::Io { .. } | KeyError::InFile { .. } => self,
+            KeyError::Io { .. } | KeyError::InFile { .. } | KeyError::InVariable { .. } => self,
             other => KeyError::InFile {
                 path: path.to_path_buf(),
                 inner: Box::new(other),

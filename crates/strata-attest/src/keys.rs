@@ -313,6 +313,51 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// The environment variable that may hold `team`'s private key: `STRATA_KEY_<TEAM>`, the team
+/// name upper-cased with every other character than a letter or digit turned into `_`
+/// (`web-ops` → `STRATA_KEY_WEB_OPS`).
+pub fn team_key_env(team: &str) -> String {
+    let suffix: String = team
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("STRATA_KEY_{suffix}")
+}
+
+/// The private key a build signs `team`'s images with: the file `explicit` (`--key`) when given,
+/// else the team's variable ([`team_key_env`]) read through `env`, holding either a PEM key itself
+/// or the path of a key file. The passphrase of an encrypted key is `env(`[`PASSWORD_ENV`]`)`.
+/// `Ok(None)` when neither is set; errors name the file or the variable at fault.
+pub fn signing_key_for_team(
+    team: &str,
+    explicit: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<PrivateKey>, KeyError> {
+    let passphrase = env(PASSWORD_ENV).filter(|p| !p.is_empty());
+    if let Some(path) = explicit {
+        return PrivateKey::load(path, passphrase.as_deref()).map(Some);
+    }
+    let var = team_key_env(team);
+    let Some(value) = env(&var).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if value.contains("-----BEGIN") {
+        return PrivateKey::from_pem(&value, passphrase.as_deref())
+            .map(Some)
+            .map_err(|e| KeyError::InVariable {
+                variable: var,
+                inner: Box::new(e),
+            });
+    }
+    PrivateKey::load(Path::new(value.trim()), passphrase.as_deref()).map(Some)
+}
+
 /// An Ed25519 key in PKCS#8 v1 form (no public key inside).
 fn ed25519_v1(key: &ed25519_dalek::SigningKey) -> ed25519_dalek::ed25519::pkcs8::KeypairBytes {
     ed25519_dalek::ed25519::pkcs8::KeypairBytes {
@@ -491,6 +536,61 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("invalid private key:"), "{err}");
+    }
+
+    #[test]
+    fn a_teams_signing_key_comes_from_the_flag_or_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+        let files = write_key_pair(dir.path(), "web-ops", &key, Some("pw")).unwrap();
+        assert_eq!(team_key_env("web-ops"), "STRATA_KEY_WEB_OPS");
+        let path = files.private_key.to_str().unwrap().to_string();
+        let pem = fs::read_to_string(&files.private_key).unwrap();
+        let env = |vars: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            }
+        };
+        // Nothing set: no key.
+        assert!(
+            signing_key_for_team("web-ops", None, env(vec![]))
+                .unwrap()
+                .is_none()
+        );
+        // The variable names a file, or holds the PEM; the passphrase comes from its variable.
+        for value in [path.clone(), pem.clone()] {
+            let found = signing_key_for_team(
+                "web-ops",
+                None,
+                env(vec![
+                    ("STRATA_KEY_WEB_OPS", value),
+                    (PASSWORD_ENV, "pw".into()),
+                ]),
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(found.id(), key.id());
+        }
+        let err = signing_key_for_team(
+            "web-ops",
+            None,
+            env(vec![("STRATA_KEY_WEB_OPS", pem.clone())]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("STRATA_KEY_WEB_OPS: "), "{err}");
+        // --key wins over the variable.
+        let other = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+        let other_files = write_key_pair(dir.path(), "other", &other, None).unwrap();
+        let found = signing_key_for_team(
+            "web-ops",
+            Some(&other_files.private_key),
+            env(vec![("STRATA_KEY_WEB_OPS", path)]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.id(), other.id());
     }
 
     #[test]

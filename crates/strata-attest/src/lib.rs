@@ -24,7 +24,7 @@ pub mod policy;
 pub mod provenance;
 pub mod statement;
 
-pub use artifact::{attach, find};
+pub use artifact::{attach, attest_provenance, find};
 pub use custody::{Report, TrustConfig, verify_chain};
 pub use dsse::{Envelope, sign, verify};
 pub use error::{AttestError, KeyError, VerifyError};
