@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use serde::{Deserialize, Serialize};
+
 use crate::scoped::LinkReader;
 
 /// What kind of filesystem object a path is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
     /// A directory.
     Dir,
@@ -51,6 +53,64 @@ pub struct Node {
 pub struct FsIndex {
     nodes: BTreeMap<String, Node>,
     layers: usize,
+}
+
+/// One tar header as the index needs it: the entry's path as written, its kind and metadata. A
+/// layer's headers are small beside its content, so they can be cached and replayed with
+/// [`FsIndex::apply_headers`] instead of decompressing the layer again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderRecord {
+    /// The entry path as written in the archive.
+    pub path: String,
+    /// Its kind (whiteouts are regular files named `.wh.*`).
+    pub kind: NodeKind,
+    /// Permission bits including setuid, setgid and sticky.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Size in bytes (regular files; 0 otherwise).
+    pub size: u64,
+}
+
+/// Read the headers of an uncompressed tar layer, in archive order.
+pub fn read_headers<R: Read>(tar: R) -> io::Result<Vec<HeaderRecord>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let header = entry.header();
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let link = || -> io::Result<String> {
+            Ok(entry
+                .link_name()?
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default())
+        };
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => NodeKind::Dir,
+            tar::EntryType::Symlink => NodeKind::Symlink(link()?),
+            tar::EntryType::Link => NodeKind::Hardlink(normalise(&link()?)),
+            tar::EntryType::Char => NodeKind::CharDevice,
+            tar::EntryType::Block => NodeKind::BlockDevice,
+            tar::EntryType::Fifo => NodeKind::Fifo,
+            _ => NodeKind::File,
+        };
+        out.push(HeaderRecord {
+            path,
+            mode: header.mode()? & 0o7777,
+            uid: header.uid()?,
+            gid: header.gid()?,
+            size: if kind == NodeKind::File {
+                header.size()?
+            } else {
+                0
+            },
+            kind,
+        });
+    }
+    Ok(out)
 }
 
 /// What applying one tar layer to the index did, for accounting (`strata layers`).
@@ -124,15 +184,16 @@ impl FsIndex {
     /// Apply one uncompressed tar layer on top: entries add or replace paths, `.wh.<name>` deletes a
     /// path and its subtree, `.wh..wh..opq` empties a directory of what lower layers put there.
     pub fn apply_tar<R: Read>(&mut self, tar: R) -> io::Result<LayerEffect> {
+        Ok(self.apply_headers(&read_headers(tar)?))
+    }
+
+    /// Apply one layer given by its headers (see [`read_headers`]), as [`FsIndex::apply_tar`] does.
+    pub fn apply_headers(&mut self, headers: &[HeaderRecord]) -> LayerEffect {
         let layer = self.layers;
         self.layers += 1;
         let mut effect = LayerEffect::default();
-        let mut archive = tar::Archive::new(tar);
-        for entry in archive.entries()? {
-            let entry = entry?;
-            let header = entry.header();
-            let raw_path = entry.path()?.to_string_lossy().into_owned();
-            let path = normalise(&raw_path);
+        for record in headers {
+            let path = normalise(&record.path);
             let (dir, name) = split(&path);
             if name == ".wh..wh..opq" {
                 effect.shadowed_bytes += self.remove_below(dir, layer);
@@ -144,35 +205,12 @@ impl FsIndex {
                 effect.deleted.push(target);
                 continue;
             }
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => NodeKind::Dir,
-                tar::EntryType::Symlink => NodeKind::Symlink(
-                    entry
-                        .link_name()?
-                        .map(|l| l.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-                tar::EntryType::Link => NodeKind::Hardlink(normalise(
-                    &entry
-                        .link_name()?
-                        .map(|l| l.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                )),
-                tar::EntryType::Char => NodeKind::CharDevice,
-                tar::EntryType::Block => NodeKind::BlockDevice,
-                tar::EntryType::Fifo => NodeKind::Fifo,
-                _ => NodeKind::File,
-            };
             let node = Node {
-                mode: header.mode()? & 0o7777,
-                uid: header.uid()?,
-                gid: header.gid()?,
-                size: if kind == NodeKind::File {
-                    header.size()?
-                } else {
-                    0
-                },
-                kind,
+                kind: record.kind.clone(),
+                mode: record.mode,
+                uid: record.uid,
+                gid: record.gid,
+                size: record.size,
                 layer,
             };
             if let Some(old) = self.nodes.get(&path) {
@@ -184,7 +222,7 @@ impl FsIndex {
             effect.written.push(path.clone());
             self.nodes.insert(path, node);
         }
-        Ok(effect)
+        effect
     }
 
     /// Remove `path` and everything under it; returns the file bytes removed.
