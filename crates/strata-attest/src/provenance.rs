@@ -238,8 +238,9 @@ pub struct DockerfileBuild {
     pub parameters: DockerfileParameters,
     /// The platform's parameters (owner, tier, ...).
     pub internal: InternalParameters,
-    /// The image underneath: its reference as resolved (full name) and manifest digest; None for
-    /// `FROM scratch`.
+    /// The image underneath: the name the chain knows it by (`localhost/acme/corebuild:latest`,
+    /// not a bought image's external name, so verifiers find its owner) and its manifest digest;
+    /// None for `FROM scratch`.
     pub base: Option<(String, Digest)>,
     /// Other images the build read (multi-stage `FROM`s, `COPY --from`), by stage name.
     pub other_images: Vec<(String, String, Digest)>,

@@ -509,6 +509,25 @@ fn an_image_on_an_unsigned_parent_breaks_at_the_parent() {
     let report = verify(&c, APP);
     assert_broken_at(&report, 1, |p| matches!(p, Problem::MissingAttestation));
     assert_eq!(report.links[1].image.as_deref(), Some(CORE));
+
+    // The app rebuilt (and properly signed by its team) on a new corebuild nobody signed.
+    let c = chain(true);
+    let core2 = image_on(&c.store, Some(&c.base), "etc/corebuild-unsigned");
+    c.store.tag(CORE, core2.descriptor()).unwrap();
+    let app2 = image_on(&c.store, Some(&core2), "var/www/index.php");
+    c.store.tag(APP, app2.descriptor()).unwrap();
+    sign_build(
+        &c.store,
+        &app2,
+        APP,
+        "web",
+        "application",
+        Some((CORE, &core2)),
+        &c.web,
+    );
+    let report = verify(&c, APP);
+    assert_broken_at(&report, 1, |p| matches!(p, Problem::MissingAttestation));
+    assert_eq!(report.links[1].digest, core2.digest());
     // An unsigned chain breaks at its top.
     let unsigned = chain(false);
     assert_broken_at(&verify(&unsigned, APP), 0, |p| {
