@@ -3,20 +3,27 @@
 
   interop-dsse.py verify ENVELOPE.json PUBLIC.pem KEYID SUBJECT_SHA256 OWNER
       Verify the envelope's signature with securesystemslib (DSSE PAE, ECDSA P-256 DER / Ed25519)
-      against the PEM public key under KEYID, then check the in-toto Statement v1 and its SLSA v1
-      provenance fields. Prints "verified" and exits 0, or prints why and exits 1.
+      against the PEM public key under KEYID, then parse the in-toto Statement v1 and its SLSA v1
+      provenance strictly with the in-toto attestation framework's own protobuf schemas
+      (in-toto-attestation: unknown or misspelt fields are errors), validate them, and check the
+      fields. Prints "verified" and exits 0, or prints why and exits 1.
 
   interop-dsse.py sign OUTDIR SUBJECT_SHA256
       Sign an in-toto statement about SUBJECT_SHA256 with a fresh ECDSA P-256 key using
       securesystemslib; write OUTDIR/envelope.json and OUTDIR/key.pub (for strata to verify).
 
-Needs: pip install 'securesystemslib[crypto]' (scripts/install-test-deps installs it).
+Needs: pip install 'securesystemslib[crypto]' in-toto-attestation (scripts/install-test-deps).
 """
 
 import json
 import pathlib
 import sys
 
+from google.protobuf import json_format
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+from in_toto_attestation.v1.statement import Statement
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
@@ -44,6 +51,20 @@ def verify(envelope_path: str, pem_path: str, keyid: str, subject: str, owner: s
         fail(f"signature does not verify: {e}")
     if keyid not in accepted:
         fail(f"key {keyid} did not verify")
+
+    # The in-toto attestation framework's schemas, strictly: unknown fields are errors.
+    try:
+        pb = json_format.Parse(envelope.payload, statement_pb2.Statement())
+        Statement.copy_from_pb(pb).validate()
+        provenance = json_format.Parse(
+            json.dumps(json.loads(envelope.payload)["predicate"]), provenance_pb2.Provenance()
+        )
+        for dep in provenance.build_definition.resolved_dependencies:
+            ResourceDescriptor.copy_from_pb(dep).validate()
+    except Exception as e:
+        fail(f"not an in-toto statement with SLSA v1 provenance: {e}")
+    if provenance.run_details.metadata.finished_on.seconds == 0:
+        fail("runDetails.metadata.finishedOn did not parse as a timestamp")
 
     statement = json.loads(envelope.payload)
     if statement.get("_type") != "https://in-toto.io/Statement/v1":

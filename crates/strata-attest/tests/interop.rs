@@ -1,5 +1,6 @@
-//! Interop: strata's DSSE envelopes and in-toto statements checked by securesystemslib (Python,
-//! the library in-toto itself uses), and securesystemslib's envelopes verified by strata, through
+//! Interop: strata's DSSE envelopes checked by securesystemslib (Python, the library in-toto itself
+//! uses) and its statements parsed strictly with the in-toto attestation framework's own schemas
+//! (in-toto-attestation); securesystemslib's envelopes verified by strata. Through
 //! `scripts/interop-dsse.py`. Under CI=true a missing python3 or securesystemslib fails the test.
 
 use std::collections::BTreeMap;
@@ -21,7 +22,10 @@ fn script() -> PathBuf {
 fn python() -> Option<PathBuf> {
     let python = strata_testutil::require_tool("python3")?;
     let probe = Command::new(&python)
-        .args(["-c", "import securesystemslib, cryptography"])
+        .args([
+            "-c",
+            "import securesystemslib, cryptography, in_toto_attestation",
+        ])
         .output()
         .unwrap();
     if probe.status.success() {
@@ -29,14 +33,17 @@ fn python() -> Option<PathBuf> {
     }
     if strata_testutil::in_ci() {
         panic!(
-            "securesystemslib is required under CI=true but cannot be imported \
-             (scripts/install-test-deps installs it): {}",
+            "securesystemslib and in-toto-attestation are required under CI=true but cannot be \
+             imported (scripts/install-test-deps installs them): {}",
             String::from_utf8_lossy(&probe.stderr)
         );
     }
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("skipping: python3 cannot import securesystemslib (scripts/install-test-deps)");
+        eprintln!(
+            "skipping: python3 cannot import securesystemslib and in-toto-attestation \
+             (scripts/install-test-deps)"
+        );
     }
     None
 }
@@ -131,6 +138,27 @@ fn securesystemslib_verifies_strata_envelopes() {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
+        // A correctly signed statement with a misspelt SLSA field fails the schema check.
+        let mut misspelt = statement(&subject);
+        let metadata = misspelt.predicate["runDetails"]["metadata"]
+            .as_object_mut()
+            .unwrap();
+        let finished = metadata.remove("finishedOn").unwrap();
+        metadata.insert("finishedAt".into(), finished);
+        let out = run_verify(
+            &python,
+            dir.path(),
+            &dsse::sign(&misspelt, &key),
+            &key,
+            &subject,
+        );
+        assert!(!out.status.success(), "{kind}: misspelt field accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("not an in-toto statement"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
         let stranger = PrivateKey::generate(kind).unwrap();
         let mut forged = dsse::sign(&statement(&subject), &stranger);
         forged.signatures[0].keyid = key.id().to_string();
