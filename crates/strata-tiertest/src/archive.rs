@@ -90,6 +90,10 @@ pub fn export(
         .map_err(write_err)?
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
+    // tempfile creates 0600; an archive is an ordinary file.
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;
     let size = tmp.as_file().metadata().map_err(write_err)?.len();
     tmp.persist(dest).map_err(|e| write_err(e.error))?;
