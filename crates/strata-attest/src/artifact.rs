@@ -90,37 +90,52 @@ pub fn find(store: &Store, subject: &Digest) -> Result<Vec<Envelope>, AttestErro
         .collect())
 }
 
-/// Like [`find`], with each attestation's manifest digest.
+/// Like [`find`], with each attestation's manifest digest. A referrer of the attestation type
+/// that does not hold a DSSE envelope fails the whole call with [`AttestError::BadAttestation`].
 pub fn find_attestations(store: &Store, subject: &Digest) -> Result<Vec<Attestation>, AttestError> {
+    find_each(store, subject)?.into_iter().collect()
+}
+
+/// The attestations of `subject`, each read on its own: a malformed one is an `Err` in the list
+/// (so a verifier can name it and still use the others); a store that cannot be read fails the
+/// call.
+pub fn find_each(
+    store: &Store,
+    subject: &Digest,
+) -> Result<Vec<Result<Attestation, AttestError>>, AttestError> {
     let mut found = Vec::new();
     for referrer in store.referrers(subject, Some(ATTESTATION_ARTIFACT_TYPE))? {
         let digest = Digest::from_oci(referrer.digest())?;
-        let manifest: ImageManifest = store.read_manifest(&digest)?;
-        let bad = |reason: String| AttestError::BadAttestation {
-            digest: digest.clone(),
-            reason,
-        };
-        let [layer] = manifest.layers().as_slice() else {
-            return Err(bad(format!(
-                "expected one layer, found {}",
-                manifest.layers().len()
-            )));
-        };
-        if layer.media_type().to_string() != ENVELOPE_MEDIA_TYPE {
-            return Err(bad(format!(
-                "its layer is {}, expected {ENVELOPE_MEDIA_TYPE}",
-                layer.media_type()
-            )));
-        }
-        let bytes = store.read_descriptor(layer)?;
-        let envelope: Envelope = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("its layer is not a DSSE envelope: {e}")))?;
-        found.push(Attestation {
-            manifest: digest,
-            envelope,
-        });
+        found.push(read_attestation(store, digest));
     }
     Ok(found)
+}
+
+fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, AttestError> {
+    let manifest: ImageManifest = store.read_manifest(&digest)?;
+    let bad = |reason: String| AttestError::BadAttestation {
+        digest: digest.clone(),
+        reason,
+    };
+    let [layer] = manifest.layers().as_slice() else {
+        return Err(bad(format!(
+            "expected one layer, found {}",
+            manifest.layers().len()
+        )));
+    };
+    if layer.media_type().to_string() != ENVELOPE_MEDIA_TYPE {
+        return Err(bad(format!(
+            "its layer is {}, expected {ENVELOPE_MEDIA_TYPE}",
+            layer.media_type()
+        )));
+    }
+    let bytes = store.read_descriptor(layer)?;
+    let envelope: Envelope = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("its layer is not a DSSE envelope: {e}")))?;
+    Ok(Attestation {
+        manifest: digest,
+        envelope,
+    })
 }
 
 #[cfg(test)]

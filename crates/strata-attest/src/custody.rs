@@ -25,7 +25,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde::Serialize;
 use strata_oci::{Digest, Image, Reference, Store};
 
-use crate::artifact::{Attestation, find_attestations};
+use crate::artifact::{Attestation, find_each};
 use crate::error::{AttestError, KeyError, VerifyError};
 use crate::keys::{KeyId, PublicKey};
 use crate::policy::{Policy, format_age};
@@ -136,6 +136,13 @@ pub enum Problem {
     },
     /// No attestation is attached to the image.
     MissingAttestation,
+    /// An attestation in the store is not a DSSE envelope.
+    BadAttestation {
+        /// The attestation manifest.
+        attestation: Digest,
+        /// What is wrong.
+        reason: String,
+    },
     /// The attestation's signature does not verify.
     Signature {
         /// Why.
@@ -237,6 +244,10 @@ impl fmt::Display for Problem {
                 write!(f, "team {team} has no trusted public key")
             }
             Problem::MissingAttestation => write!(f, "no signed provenance is attached"),
+            Problem::BadAttestation {
+                attestation,
+                reason,
+            } => write!(f, "attestation {attestation} is unreadable: {reason}"),
             Problem::Signature { reason } => write!(f, "{reason}"),
             Problem::WrongTeam {
                 owner,
@@ -506,7 +517,20 @@ fn check_link(
     now: DateTime<Utc>,
 ) -> Result<(Link, Option<Next>), AttestError> {
     let digest = image.digest();
-    let attestations = find_attestations(store, &digest)?;
+    let mut unreadable = Vec::new();
+    let mut attestations = Vec::new();
+    for found in find_each(store, &digest)? {
+        match found {
+            Ok(attestation) => attestations.push(attestation),
+            Err(AttestError::BadAttestation { digest, reason }) => {
+                unreadable.push(Problem::BadAttestation {
+                    attestation: digest,
+                    reason,
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
     // An image asked about by digest is named by what its attestations claim; the claim is then
     // checked against the keys of the team owning that name, so it cannot choose its own judge.
     let name = name.map(str::to_string).or_else(|| {
@@ -547,7 +571,12 @@ fn check_link(
         return Ok((link, None));
     }
     if attestations.is_empty() {
-        link.problems.push(Problem::MissingAttestation);
+        // Only unreadable ones: name them; none at all: say so.
+        if unreadable.is_empty() {
+            link.problems.push(Problem::MissingAttestation);
+        } else {
+            link.problems.extend(unreadable);
+        }
         return Ok((link, None));
     }
     // Several attestations (a rebuild re-signed, or a forgery added): one good one suffices;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use oci_spec::image::{Arch, ImageConfiguration, Os, RootFs};
+use oci_spec::image::{Arch, ImageConfiguration, MediaType, Os, RootFs};
 use strata_attest::custody::{Problem, Verdict};
 use strata_attest::provenance::{
     DockerfileBuild, DockerfileParameters, ImportBuild, ImportParameters, InternalParameters, Run,
@@ -584,6 +584,41 @@ fn images_outside_the_chain_and_teams_without_keys_are_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("acme/nothing"), "{err}");
+}
+
+/// Attach a referrer of the attestation type whose layer is not a DSSE envelope.
+fn attach_junk(store: &Store, image: &Image) {
+    let layer = store
+        .put_blob(b"not an envelope")
+        .unwrap()
+        .descriptor(MediaType::Other("text/plain".into()));
+    let config = store
+        .put_blob(b"{}")
+        .unwrap()
+        .descriptor(MediaType::EmptyJSON);
+    let mut manifest = strata_oci::image::new_manifest(config, vec![layer]);
+    manifest.set_artifact_type(Some(MediaType::Other(
+        "application/vnd.in-toto+json".into(),
+    )));
+    manifest.set_subject(Some(image.descriptor().clone()));
+    store.put_referrer(&manifest).unwrap();
+}
+
+#[test]
+fn unreadable_attestations_are_named_and_do_not_hide_good_ones() {
+    let c = chain(true);
+    attach_junk(&c.store, &c.app);
+    assert!(verify(&c, APP).verified);
+    strip(&c.store, &c.app);
+    attach_junk(&c.store, &c.app);
+    let report = verify(&c, APP);
+    assert_broken_at(
+        &report,
+        0,
+        |p| matches!(p, Problem::BadAttestation { reason, .. } if reason.contains("text/plain")),
+    );
+    // find() is strict.
+    assert!(find(&c.store, &c.app.digest()).is_err());
 }
 
 #[test]
