@@ -26,4 +26,5 @@ pub use auth::{AuthConfig, Identity};
 pub use client::{Client, ClientOptions, Credentials, RemoteRef};
 pub use copy::{Location, copy};
 pub use error::{ErrorCode, RegistryError, Result};
+pub use server::tls::TlsConfig;
 pub use server::{Registry, RunningServer, ServerOptions, serve};

@@ -39,7 +39,7 @@ impl Serve {
         stderr.read_line(&mut line).unwrap();
         let host = line
             .trim()
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .unwrap_or_else(|| panic!("unexpected serve output {line:?}"))
             .to_string();
@@ -439,4 +439,97 @@ fn strata_pushes_to_and_pulls_from_distribution() {
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["digest"], digest);
     assert!(report["blobs_mounted"].as_u64().unwrap() >= 1, "{report}");
+}
+
+#[test]
+fn strata_serve_speaks_tls_to_skopeo() {
+    let Some(skopeo) = require_tool("skopeo") else {
+        return;
+    };
+    let Some(openssl) = require_tool("openssl") else {
+        return;
+    };
+    let dir = tempdir();
+    let Some(store) = busybox_store(dir.path()) else {
+        return;
+    };
+    let digest = manifest_digest(&store, "localhost/acme/base:latest");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    run_ok(Command::new(openssl).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]));
+    let served = dir.path().join("served");
+    let auth = auth_file(dir.path(), "authenticated");
+    let server = Serve::start(
+        &served,
+        &[
+            "--auth",
+            auth.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let dst = format!("docker://{}/acme/corebuild:tls", server.host);
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "olga:ops-token",
+        &format!("oci:{}:localhost/acme/base:latest", store.display()),
+        &dst,
+    ]));
+    assert_eq!(
+        manifest_digest(&served, "localhost/acme/corebuild:tls"),
+        digest
+    );
+    let inspected = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "abe:app-token",
+        "--format",
+        "{{.Digest}}",
+        &dst,
+    ]));
+    assert_eq!(inspected.trim(), digest);
+    // The challenge names an https realm; plain HTTP gets no registry answer.
+    let out = Command::new("curl")
+        .args(["-sk", "-i", &format!("https://{}/v2/", server.host)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("realm=\"https://{}/token\"", server.host)),
+        "{text}"
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}/v2/", server.host),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "401");
 }

@@ -740,10 +740,7 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 type Page = (Vec<String>, Option<(usize, String)>);
 
 /// The `n`/`last` page of a sorted list, and the next page's (n, last) when there is more.
-fn paginate(
-    all: &BTreeSet<String>,
-    query: &HashMap<String, String>,
-) -> ApiResult<Page> {
+fn paginate(all: &BTreeSet<String>, query: &HashMap<String, String>) -> ApiResult<Page> {
     let after: Vec<&String> = match query.get("last") {
         Some(last) => all
             .range::<String, _>((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))

@@ -10,6 +10,7 @@
 
 mod handlers;
 pub mod route;
+pub mod tls;
 mod uploads;
 
 use std::collections::HashMap;
@@ -40,8 +41,8 @@ pub struct ServerOptions {
     pub events: Option<PathBuf>,
     /// Upload sessions idle this long are dropped and their temp files removed.
     pub upload_timeout: Duration,
-    /// Whether the server is reached over TLS (for the token realm's scheme).
-    pub tls: bool,
+    /// Serve HTTPS with this certificate and key (else plain HTTP).
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl Default for ServerOptions {
@@ -50,7 +51,7 @@ impl Default for ServerOptions {
             auth: None,
             events: None,
             upload_timeout: Duration::from_secs(15 * 60),
-            tls: false,
+            tls: None,
         }
     }
 }
@@ -68,7 +69,7 @@ pub(crate) struct Shared {
     pub(crate) events: Option<Mutex<EventLog>>,
     pub(crate) uploads: uploads::Uploads,
     pub(crate) upload_timeout: Duration,
-    pub(crate) tls: bool,
+    pub(crate) tls: Option<tls::TlsConfig>,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
 }
@@ -142,8 +143,8 @@ impl Registry {
     }
 }
 
-/// Serve `registry` on `listener` until `shutdown` resolves; idle uploads are expired every
-/// minute (or every upload timeout, when shorter).
+/// Serve `registry` on `listener` (over TLS when the options had a certificate) until `shutdown`
+/// resolves; idle uploads are expired every minute (or every upload timeout, when shorter).
 pub async fn serve(
     registry: Registry,
     listener: tokio::net::TcpListener,
@@ -165,9 +166,19 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, registry.router())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let router = registry.router();
+    let result = match registry.state.tls.clone() {
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, &config)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     sweep.abort();
     result
 }
@@ -403,7 +414,7 @@ impl Shared {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
-        let scheme = if self.tls { "https" } else { "http" };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut challenge = format!("Bearer realm=\"{scheme}://{host}/token\",service=\"strata\"");
         if !scope.is_empty() {
             challenge.push_str(&format!(",scope=\"{scope}\""));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use strata_registry::{AuthConfig, Registry, ServerOptions};
+use strata_registry::{AuthConfig, Registry, ServerOptions, TlsConfig};
 
 use crate::global::GlobalArgs;
 
@@ -19,6 +19,12 @@ pub struct Args {
     /// The auth file (TOML: users, teams, pull policy, owners; see docs/registry.md).
     #[arg(long, value_name = "FILE")]
     auth: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Drop upload sessions idle this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     upload_timeout: u64,
@@ -49,7 +55,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         auth,
         events: Some(events),
         upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
-        tls: false,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+            _ => None,
+        },
+    };
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
     };
     let registry = Registry::new(store, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,7 +76,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "serving {} as an OCI registry on http://{addr}",
+            "serving {} as an OCI registry on {scheme}://{addr}",
             store_path.display()
         );
         strata_registry::serve(registry, listener, async {
