@@ -29,3 +29,6 @@ pub use image::ImageView;
 pub use report::{Report, TestKind, TestResult};
 pub use run::{RunOptions, run, run_file};
 pub use spec::{TestFile, load, parse};
+
+#[cfg(test)]
+mod tests;
