@@ -347,7 +347,16 @@ impl Client {
                 Err(e) => tracing::debug!(registry = key, error = %e, "no docker credentials"),
             }
         }
-        None
+        // podman's and skopeo's auth.json (`podman login`), when Docker has nothing.
+        match docker_credential::get_podman_credential(registry) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                Some(Credentials::Basic { user, password })
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                Some(Credentials::Token(token))
+            }
+            Err(_) => None,
+        }
     }
 
     fn transport(what: &str) -> impl FnOnce(ureq::Error) -> RegistryError + '_ {

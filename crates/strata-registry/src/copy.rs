@@ -110,6 +110,44 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
     Ok(copier.report)
 }
 
+/// Make sure the store has the image a pinned reference (`HOST/NAME[:TAG]@sha256:...`) names,
+/// pulling it (and its referrers) when it is missing, and return its descriptor. The pulled
+/// manifest must hash to the pin; it is stored under `HOST/NAME:TAG` when there is a tag.
+/// This is how `source = { image = "...@sha256:..." }` bases are fetched on demand.
+pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<Descriptor> {
+    let remote = RemoteRef::parse(reference)?;
+    let Some(pin) = remote.digest.clone() else {
+        return Err(RegistryError::Invalid(format!(
+            "{reference} is not pinned: add @sha256:<digest>"
+        )));
+    };
+    if store.has_blob(&pin)
+        && let Ok(descriptor) = store.resolve(&pin.to_string())
+    {
+        return Ok(descriptor);
+    }
+    let stored_as = match &remote.tag {
+        Some(tag) => format!("{}/{}:{tag}", remote.registry, remote.repository),
+        None => pin.to_string(),
+    };
+    let report = copy(
+        client,
+        &Location::Remote(remote),
+        &Location::Layout {
+            dir: store.root().to_path_buf(),
+            reference: stored_as,
+        },
+    )?;
+    if report.digest != pin.to_string() {
+        return Err(RegistryError::DigestMismatch {
+            what: reference.to_string(),
+            expected: pin.to_string(),
+            actual: report.digest,
+        });
+    }
+    Ok(store.resolve(&pin.to_string())?)
+}
+
 enum Endpoint {
     Store { store: Store, reference: String },
     Remote(RemoteRef),

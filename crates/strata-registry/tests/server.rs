@@ -567,3 +567,39 @@ fn disconnect_mid_upload_keeps_committed_blobs_and_resumes() {
         .unwrap();
     assert_eq!(body, [1u8; 1000]);
 }
+
+#[test]
+fn pinned_bases_are_pulled_on_demand_and_checked() {
+    let f = Fixture::new(ServerOptions::default());
+    let (_, image) = f.source(1, 1000);
+    let c = client(None);
+    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("vendor/base:1"))).unwrap();
+    let local = Store::init(f.dir.path().join("local")).unwrap();
+    let pinned = format!("{}/vendor/base:1@{}", f.host(), image.digest());
+    let d = strata_registry::pull_pinned(&c, &local, &pinned).unwrap();
+    assert_eq!(d.digest(), image.descriptor().digest());
+    assert_eq!(
+        local
+            .resolve(&format!("{}/vendor/base:1", f.host()))
+            .unwrap()
+            .digest(),
+        image.descriptor().digest()
+    );
+    // Present now: no second transfer, same answer.
+    assert_eq!(
+        strata_registry::pull_pinned(&c, &local, &pinned)
+            .unwrap()
+            .digest(),
+        d.digest()
+    );
+    // A pin the registry's tag does not match fails on the digest, and nothing is tagged.
+    let wrong = format!("{}/vendor/base:1@{}", f.host(), Digest::of(b"other"));
+    let other = Store::init(f.dir.path().join("other")).unwrap();
+    let err = strata_registry::pull_pinned(&c, &other, &wrong).unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(other.list().unwrap().is_empty());
+    // An unpinned reference is refused.
+    let err = strata_registry::pull_pinned(&c, &other, &format!("{}/vendor/base:1", f.host()))
+        .unwrap_err();
+    assert!(err.to_string().contains("not pinned"), "{err}");
+}
