@@ -206,6 +206,36 @@ fn skopeo_copies_into_strata_serve_and_back_and_the_wrong_team_is_refused() {
     ]));
     assert_eq!(manifest_digest(&back, "out"), digest);
 
+    // Docker v2 schema 2: skopeo converts on the way in, strata serves it back as such.
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "olga:ops-token",
+        &src,
+        &format!("docker://{}/acme/corebuild:v2s2", server.host),
+    ]));
+    let raw = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/acme/corebuild:v2s2", server.host),
+    ]));
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw}"
+    );
+    let pulled = dir.path().join("pulled-v2s2");
+    run_ok(strata(&pulled).args(["pull", &format!("{}/acme/corebuild:v2s2", server.host)]));
+    let index = std::fs::read_to_string(pulled.join("index.json")).unwrap();
+    assert!(
+        index.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{index}"
+    );
+    run_ok(strata(&pulled).args(["store", "fsck"]));
+
     // abe (apps) may not push acme/corebuild: 403, and the store does not change.
     let index_before = std::fs::read(served.join("index.json")).unwrap();
     let blobs_before = blob_names(&served);
@@ -427,6 +457,25 @@ fn strata_pushes_to_and_pulls_from_distribution() {
     assert_eq!(referrers.len(), 1);
     assert_eq!(referrers[0].digest(), referrer.digest());
     run_ok(strata(&pulled).args(["store", "fsck"]));
+    // Both transfers are in the local events log, with their digests.
+    let log: serde_json::Value =
+        serde_json::from_str(&run_ok(strata(&store).args(["log", "--json"]))).unwrap();
+    assert!(
+        log.as_array().unwrap().iter().any(|e| e["kind"] == "push"
+            && e["image"] == remote.as_str()
+            && e["newDigest"] == digest.as_str()
+            && e["result"] == "ok"),
+        "{log}"
+    );
+    let log: serde_json::Value =
+        serde_json::from_str(&run_ok(strata(&pulled).args(["log", "--json"]))).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "pull" && e["newDigest"] == digest.as_str()),
+        "{log}"
+    );
 
     // Copy registry to registry (distribution → strata serve) mounts nothing but skips nothing
     // either; then a second copy within distribution mounts every blob.

@@ -68,6 +68,38 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Record a push or pull (done or failed) in the events log beside the store. A log that cannot
+/// be written is a warning: the transfer itself already happened or failed.
+pub fn record(
+    global: &GlobalArgs,
+    kind: strata_events::Kind,
+    image: &str,
+    outcome: &std::result::Result<CopyReport, strata_registry::RegistryError>,
+) {
+    let Ok(store) = global.store_path() else {
+        return;
+    };
+    let path = store.parent().unwrap_or(&store).join("events.db");
+    let event = strata_events::Event {
+        time: strata_events::now(),
+        kind: Some(kind),
+        image: image.to_string(),
+        user: Some(strata_events::current_user()),
+        new_digest: outcome.as_ref().ok().map(|r| r.digest.clone()),
+        result: if outcome.is_ok() { "ok" } else { "failed" }.into(),
+        reason: outcome.as_ref().err().map(|e| e.to_string()),
+        detail: outcome
+            .as_ref()
+            .ok()
+            .and_then(|r| serde_json::to_value(r).ok()),
+        ..strata_events::Event::default()
+    };
+    let recorded = strata_events::EventLog::open(&path).and_then(|log| log.record(&event));
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not record the {image} transfer in the events log");
+    }
+}
+
 /// One line (or JSON) about a finished copy.
 #[allow(clippy::print_stdout)]
 pub fn print_report(report: &CopyReport, dst: &str, json: bool) -> Result<()> {

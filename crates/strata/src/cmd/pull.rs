@@ -34,8 +34,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         reference: stored_as.clone(),
     };
     let client = args.client.client()?;
-    let report = strata_registry::copy(&client, &Location::Remote(remote.clone()), &dst)
-        .with_context(|| format!("cannot pull {remote}"))?;
+    let outcome = strata_registry::copy(&client, &Location::Remote(remote.clone()), &dst);
+    super::copy::record(
+        global,
+        strata_events::Kind::Pull,
+        &remote.to_string(),
+        &outcome,
+    );
+    let report = outcome.with_context(|| format!("cannot pull {remote}"))?;
     if let Some(want) = &remote.digest
         && report.digest != want.to_string()
     {

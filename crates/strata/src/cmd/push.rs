@@ -57,8 +57,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         reference: args.image.clone(),
     };
     let client = args.client.client()?;
-    let report = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()))
-        .with_context(|| format!("cannot push {} to {remote}", args.image))?;
+    let outcome = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()));
+    super::copy::record(
+        global,
+        strata_events::Kind::Push,
+        &remote.to_string(),
+        &outcome,
+    );
+    let report = outcome.with_context(|| format!("cannot push {} to {remote}", args.image))?;
     print_report(&report, &remote.to_string(), args.json)?;
     Ok(ExitCode::SUCCESS)
 }
