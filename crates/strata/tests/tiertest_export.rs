@@ -12,15 +12,18 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 use strata_testutil::{require_tool, run_ok};
 
-/// A store with `acme/app` built FROM a busybox base (no RUN: no root needed).
+/// A store with `acme/NAME` built FROM a busybox base (no RUN: no root needed).
 struct Env {
     dir: tempfile::TempDir,
+    /// `acme/NAME`: each test its own name, so parallel podman loads and removals never collide.
+    name: String,
 }
 
 impl Env {
-    fn new() -> Option<Env> {
+    fn new(name: &str) -> Option<Env> {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
+            name: format!("acme/{name}"),
         };
         let base = env.path("base");
         std::fs::create_dir_all(&base).unwrap();
@@ -46,7 +49,7 @@ impl Env {
         )
         .unwrap();
         env.strata()
-            .args(["build-image", "app", "-t", "acme/app"])
+            .args(["build-image", "app", "-t", &env.name])
             .assert()
             .success();
         Some(env)
@@ -66,11 +69,16 @@ impl Env {
 
     fn export(&self, format: &str, file: &str) -> PathBuf {
         self.strata()
-            .args(["export", "acme/app", "--format", format, "-o", file])
+            .args(["export", &self.name, "--format", format, "-o", file])
             .assert()
             .success()
-            .stdout(predicates::str::contains("localhost/acme/app:latest"));
+            .stdout(predicates::str::contains(self.full()));
         self.path(file)
+    }
+
+    /// `localhost/acme/NAME:latest`.
+    fn full(&self) -> String {
+        format!("localhost/{}:latest", self.name)
     }
 
     fn digest(&self) -> String {
@@ -80,7 +88,7 @@ impl Env {
             .as_array()
             .unwrap()
             .iter()
-            .find(|i| i["reference"] == "localhost/acme/app:latest")
+            .find(|i| i["reference"] == self.full().as_str())
             .unwrap()["digest"]
             .as_str()
             .unwrap()
@@ -95,7 +103,9 @@ fn podman() -> Option<Command> {
 
 #[test]
 fn podman_loads_and_runs_the_docker_archive() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = Env::new("app-docker") else {
+        return;
+    };
     let Some(_) = require_tool("podman") else {
         return;
     };
@@ -112,7 +122,7 @@ fn podman_loads_and_runs_the_docker_archive() {
         "{listing}"
     );
     let loaded = run_ok(podman().unwrap().arg("load").arg("-i").arg(&archive));
-    assert!(loaded.contains("localhost/acme/app:latest"), "{loaded}");
+    assert!(loaded.contains(&env.full()), "{loaded}");
     let out = run_ok(podman().unwrap().args([
         "run",
         "--rm",
@@ -124,18 +134,17 @@ fn podman_loads_and_runs_the_docker_archive() {
         "nproc=1024:1024",
         "--network",
         "host",
-        "localhost/acme/app:latest",
+        &env.full(),
     ]));
     assert_eq!(out, "hello from strata\n");
-    let _ = podman()
-        .unwrap()
-        .args(["rmi", "-f", "localhost/acme/app:latest"])
-        .output();
+    let _ = podman().unwrap().args(["rmi", "-f", &env.full()]).output();
 }
 
 #[test]
 fn the_oci_archive_holds_exactly_this_image() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = Env::new("app-oci") else {
+        return;
+    };
     let Some(skopeo) = require_tool("skopeo") else {
         return;
     };
@@ -172,6 +181,21 @@ fn the_oci_archive_holds_exactly_this_image() {
             .arg(format!("oci-archive:{}", archive.display())),
     );
     assert!(config.contains("\"tier\": \"app\""), "{config}");
+    let Some(mut podman) = podman() else { return };
+    let loaded = run_ok(podman.arg("load").arg("-i").arg(&archive));
+    assert!(loaded.contains(&env.full()), "{loaded}");
+    let listed =
+        run_ok(podman_cmd().args(["image", "inspect", "--format", "{{.Digest}}", &env.full()]));
+    assert_eq!(
+        listed.trim(),
+        env.digest(),
+        "podman keeps the manifest digest"
+    );
+    let _ = podman_cmd().args(["rmi", "-f", &env.full()]).output();
+}
+
+fn podman_cmd() -> Command {
+    podman().expect("checked by the caller")
 }
 
 /// File, content and metadata tests, some passing, some failing, for both implementations.
@@ -276,7 +300,7 @@ fn verdicts(report: &Value) -> BTreeMap<String, bool> {
 
 #[test]
 fn container_structure_test_reaches_the_same_verdicts() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = Env::new("app") else { return };
     let Some(cst) = require_tool("container-structure-test") else {
         return;
     };
@@ -301,7 +325,7 @@ fn container_structure_test_reaches_the_same_verdicts() {
         });
         let ours = env
             .strata()
-            .args(["test", "acme/app", "--format", "json", "--config", file])
+            .args(["test", &env.name, "--format", "json", "--config", file])
             .output()
             .unwrap();
         let ours: Value = serde_json::from_slice(&ours.stdout).unwrap();
