@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
@@ -77,6 +78,11 @@ pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()
     Ok(())
 }
 
+/// How long ADD waits to connect to a URL's server.
+pub const DOWNLOAD_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long ADD waits for the next bytes of a download.
+pub const DOWNLOAD_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Download `url` into `dir`, named after the URL's last path segment; verify `checksum`
 /// (`sha256:<hex>`) when given. Returns the file path.
 pub fn download(url: &str, checksum: Option<&str>, dir: &Path) -> Result<PathBuf, StepError> {
@@ -91,7 +97,13 @@ pub fn download(url: &str, checksum: Option<&str>, dir: &Path) -> Result<PathBuf
         .filter(|n| !n.is_empty() && *n != "." && *n != "..")
         .unwrap_or("download")
         .to_string();
-    let response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    // A server that stops answering fails the step instead of hanging the build.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(DOWNLOAD_CONNECT_TIMEOUT))
+        .timeout_per_read(Some(DOWNLOAD_READ_TIMEOUT))
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let mut body = response.into_body().into_reader();
     let path = dir.join(&name);
     let mut out = fs::File::create(&path).map_err(|source| StepError::Io {
