@@ -603,3 +603,34 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
         .unwrap_err();
     assert!(err.to_string().contains("not pinned"), "{err}");
 }
+
+#[test]
+fn pulls_refuse_blobs_that_do_not_match_their_digest() {
+    let f = Fixture::new(ServerOptions::default());
+    let (_, image) = f.source(1, 5000);
+    let c = client(None);
+    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    // Corrupt the layer in the served store (same size, other bytes): the server streams files
+    // as they are, so only the client's check stands between the corruption and the pull.
+    let layer = Digest::from_oci(image.layers()[0].digest()).unwrap();
+    let path = f.served().blob_path(&layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = f.dir.path().join("pulled");
+    let err = strata_registry::copy(
+        &c,
+        &Location::Remote(f.remote("acme/app:1")),
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:1".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(&layer.to_string()), "{err}");
+    let pulled = Store::open(&out).unwrap();
+    assert!(!pulled.has_blob(&layer));
+    assert!(pulled.list().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(pulled.tmp_dir()).unwrap().count(), 0);
+}
