@@ -803,3 +803,29 @@ licenseTests:
         }
     }
 }
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn json_test_files_parse_too() {
+        // container-structure-test also reads `.json` files; JSON is YAML, and errors stay located.
+        let file = parse(
+            Path::new("t.json"),
+            "{\n  \"schemaVersion\": \"2.0.0\",\n  \"fileExistenceTests\": [\n    {\"name\": \"sh\", \"path\": \"/bin/sh\", \"shouldExist\": true}\n  ]\n}\n",
+        )
+        .unwrap();
+        assert_eq!(file.file_existence_tests[0].path, "/bin/sh");
+        let err = parse(
+            Path::new("t.json"),
+            "{\"schemaVersion\": \"2.0.0\",\n \"fileContentTests\": [{\"name\": \"a\", \"path\": \"/a\", \"expected\": []}]}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("t.json:2:"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `expected`"),
+            "{err}"
+        );
+    }
+}
