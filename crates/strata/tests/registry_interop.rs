@@ -498,6 +498,9 @@ fn strata_serve_speaks_tls_to_skopeo() {
     let Some(openssl) = require_tool("openssl") else {
         return;
     };
+    let Some(curl) = require_tool("curl") else {
+        return;
+    };
     let dir = tempdir();
     let Some(store) = busybox_store(dir.path()) else {
         return;
@@ -560,7 +563,7 @@ fn strata_serve_speaks_tls_to_skopeo() {
     ]));
     assert_eq!(inspected.trim(), digest);
     // The challenge names an https realm; plain HTTP gets no registry answer.
-    let out = Command::new("curl")
+    let out = Command::new(&curl)
         .args(["-sk", "-i", &format!("https://{}/v2/", server.host)])
         .output()
         .unwrap();
@@ -569,7 +572,7 @@ fn strata_serve_speaks_tls_to_skopeo() {
         text.contains(&format!("realm=\"https://{}/token\"", server.host)),
         "{text}"
     );
-    let out = Command::new("curl")
+    let out = Command::new(&curl)
         .args([
             "-s",
             "-o",
