@@ -1449,7 +1449,8 @@ fn add_extracts_local_gzip_and_xz_archives() {
     );
 }
 
-/// Serve `body` at any path on 127.0.0.1 from a thread; returns the base URL.
+/// Serve `body` on 127.0.0.1 from a thread (404 for paths holding "missing"); returns the base
+/// URL.
 fn serve(body: &'static [u8]) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1457,16 +1458,23 @@ fn serve(body: &'static [u8]) -> String {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            // Read the rest of the request head up to its blank line.
             let mut line = String::new();
-            // Read the request head up to its blank line.
             while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
                 if line == "\r\n" || line == "\n" {
                     break;
                 }
                 line.clear();
             }
+            let (status, body) = if request.contains("missing") {
+                ("404 Not Found", &b"no such file\n"[..])
+            } else {
+                ("200 OK", body)
+            };
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes());
@@ -1515,6 +1523,20 @@ fn add_url_honours_checksum() {
     assert!(error.contains(&good), "names the actual checksum: {error}");
     assert!(error.contains(&bad), "names the expected checksum: {error}");
     assert!(error.contains("/files/payload.txt"), "{error}");
+
+    // A server error names the URL and the status.
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!("FROM scratch\nADD {url}/files/missing.txt /x\n"),
+    );
+    let error = build_error(&store, &ctx, &[]);
+    assert!(error.contains("Dockerfile:2"), "{error}");
+    assert!(
+        error.contains(&format!("downloading {url}/files/missing.txt")),
+        "{error}"
+    );
+    assert!(error.contains("404"), "{error}");
 }
 
 #[test]
