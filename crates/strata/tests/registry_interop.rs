@@ -104,6 +104,28 @@ fn busybox_store(dir: &Path) -> Option<PathBuf> {
     Some(store)
 }
 
+/// Standard base64 with padding (for a Docker config's `auth`).
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -195,6 +217,65 @@ fn skopeo_copies_into_strata_serve_and_back_and_the_wrong_team_is_refused() {
         &dst,
     ]));
     assert_eq!(inspected.trim(), digest);
+
+    // Credentials from a Docker config: an `auths` entry, then a credential helper.
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            server.host,
+            base64("olga:ops-token")
+        ),
+    )
+    .unwrap();
+    run_ok(
+        strata(&source)
+            .env("DOCKER_CONFIG", &docker)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .args([
+                "push",
+                "acme/base",
+                &format!("{}/acme/corebuild:auths", server.host),
+            ]),
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-strata-test");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"olga\",\"Secret\":\"ops-token\"}' \"$server\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"strata-test"}}}}"#, server.host),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run_ok(
+        strata(&source)
+            .env("DOCKER_CONFIG", &docker)
+            .env("PATH", path)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .args([
+                "push",
+                "acme/base",
+                &format!("{}/acme/corebuild:helper", server.host),
+            ]),
+    );
+    for tag in ["auths", "helper"] {
+        assert_eq!(
+            manifest_digest(&served, &format!("localhost/acme/corebuild:{tag}")),
+            digest
+        );
+    }
 
     // And back out into an OCI layout, anonymously (pull = "open").
     let back = dir.path().join("back");
