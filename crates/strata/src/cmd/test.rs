@@ -32,10 +32,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
     let store = strata_oci::Store::open(&store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-    let chain = if args.config.is_none() || global.chain_path()?.exists() {
+    // With --config the chain is optional (it only names the image for the events log).
+    let chain = if args.config.is_none() {
         Some(load_chain(global)?)
     } else {
-        None
+        load_chain(global).ok()
     };
     // The chain image the argument names, if any: its test file, store reference and owner.
     let chain_image = chain
