@@ -1922,3 +1922,85 @@ fn buildah_builds_the_same_files_from_the_same_dockerfile() {
     // A meaningful comparison: the whole tree, the base included.
     assert!(ours.len() > 60, "{}", ours.len());
 }
+
+#[test]
+fn buildah_agrees_on_multi_stage_copies_through_image_symlinks() {
+    for tool in ["buildah", "umoci"] {
+        if require_tool(tool).is_none() {
+            return;
+        }
+    }
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let ctx = context(
+        dir.path(),
+        "ctx",
+        "FROM localhost/acme/base:latest AS b1\n\
+         COPY links/ /\n\
+         COPY f.txt /optlink/f.txt\n\
+         COPY d /up/dd/\n\
+         COPY d/e/g.txt /par/d/e/\n\
+         FROM scratch\n\
+         COPY --from=b1 /optlink /o2\n\
+         COPY --from=b1 /opt/ /o3/\n\
+         COPY --from=b1 /bin/sh /sh\n\
+         COPY --from=b1 /etc /etc2\n\
+         COPY --from=b1 /par /par\n\
+         COPY --from=b1 /dd/ /x/\n",
+        &[("f.txt", "f\n"), ("d/e/g.txt", "g\n")],
+    );
+    symlink("/opt", &ctx.join("links/optlink"));
+    symlink("../../..", &ctx.join("links/up"));
+    let Some(base_ctx) = base_context(dir.path(), &[]) else {
+        return;
+    };
+    build(&store, &base_ctx, &["-t", BASE]);
+    build(&store, &ctx, &["-t", "localhost/acme/multi:latest"]);
+    let ours = listing(&unpack(&store, "localhost/acme/multi:latest", dir.path()));
+
+    let buildah = |args: &[&str]| {
+        run_ok(
+            StdCommand::new("buildah")
+                .arg("--root")
+                .arg(dir.path().join("buildah-root"))
+                .arg("--runroot")
+                .arg(dir.path().join("buildah-run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args),
+        )
+    };
+    let bud = [
+        "bud",
+        "--quiet",
+        "--layers",
+        "--isolation",
+        "chroot",
+        "--format",
+        "oci",
+        "-t",
+    ];
+    let mut args = bud.to_vec();
+    args.extend([BASE, base_ctx.to_str().unwrap()]);
+    buildah(&args);
+    let mut args = bud.to_vec();
+    args.extend(["localhost/acme/multi:latest", ctx.to_str().unwrap()]);
+    buildah(&args);
+    let layout = dir.path().join("buildah-layout");
+    buildah(&[
+        "push",
+        "--quiet",
+        "localhost/acme/multi:latest",
+        &format!("oci:{}:multi", layout.display()),
+    ]);
+    let theirs = listing(&unpack(&layout, "multi", dir.path()));
+    assert_eq!(ours, theirs);
+    // /optlink resolved to /opt inside the image; /up/dd landed at /dd.
+    assert!(
+        ours.iter().any(|l| l.starts_with("o2/f.txt f ")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter().any(|l| l.starts_with("x/e/g.txt f ")),
+        "{ours:#?}"
+    );
+}
