@@ -634,3 +634,83 @@ fn pulls_refuse_blobs_that_do_not_match_their_digest() {
     assert!(pulled.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(pulled.tmp_dir()).unwrap().count(), 0);
 }
+
+/// Yields `data[offset..]`, but the first read stream from offset 0 breaks after `fail_after`
+/// bytes, as a dropped connection would.
+struct Flaky {
+    data: Vec<u8>,
+    fail_after: usize,
+    failed: std::sync::atomic::AtomicBool,
+    opened_at: std::sync::Mutex<Vec<u64>>,
+}
+
+struct Breaking<'a> {
+    data: &'a [u8],
+    left: usize,
+}
+
+impl Read for Breaking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection dropped",
+            ));
+        }
+        let n = buf.len().min(self.left).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+impl strata_registry::client::BlobSource for Flaky {
+    fn open_at(&self, offset: u64) -> strata_registry::Result<Box<dyn Read + '_>> {
+        self.opened_at.lock().unwrap().push(offset);
+        let rest = &self.data[offset as usize..];
+        if offset == 0 && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Box::new(Breaking {
+                data: rest,
+                left: self.fail_after,
+            }));
+        }
+        Ok(Box::new(rest))
+    }
+}
+
+#[test]
+fn chunked_push_resumes_from_the_registrys_offset_after_a_broken_chunk() {
+    let f = Fixture::new(ServerOptions::default());
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let digest = Digest::of(&data);
+    let source = Flaky {
+        data: data.clone(),
+        fail_after: 3000,
+        failed: std::sync::atomic::AtomicBool::new(false),
+        opened_at: std::sync::Mutex::new(Vec::new()),
+    };
+    let c = Client::new(ClientOptions {
+        chunk_size: 4096,
+        docker_config: false,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let outcome = c
+        .push_blob(
+            &f.remote("acme/raw"),
+            &digest,
+            data.len() as u64,
+            &source,
+            None,
+        )
+        .unwrap();
+    assert_eq!(outcome, strata_registry::client::BlobPush::Uploaded);
+    assert!(source.failed.load(std::sync::atomic::Ordering::SeqCst));
+    // After the break the client reopened the source where the registry said it was: the bytes
+    // that arrived before the break (up to 3000) are kept, not sent again.
+    let opened = source.opened_at.lock().unwrap().clone();
+    assert_eq!(opened[..3], [0, 3000, 3000 + 4096], "{opened:?}");
+    assert_eq!(f.served().read_blob_verified(&digest).unwrap(), data);
+    assert_eq!(f.server.registry().open_uploads(), 0);
+}
