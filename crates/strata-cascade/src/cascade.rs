@@ -44,6 +44,8 @@ pub struct CascadeOptions {
     pub cancel: Arc<AtomicBool>,
     /// Groups this run's events in the log.
     pub run_id: String,
+    /// Signing keys by team (`--key TEAM=FILE`); a team without one uses `STRATA_KEY_<TEAM>`.
+    pub keys: BTreeMap<String, PathBuf>,
 }
 
 impl Default for CascadeOptions {
@@ -58,6 +60,7 @@ impl Default for CascadeOptions {
             cache_dir: None,
             cancel: Arc::new(AtomicBool::new(false)),
             run_id: strata_events::now(),
+            keys: BTreeMap::new(),
         }
     }
 }
@@ -111,6 +114,9 @@ pub struct ImageReport {
     /// What happened.
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The key id that signed the new image's provenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// The whole run.
@@ -293,6 +299,7 @@ pub fn build_chain(
                     }
                 },
                 reasons,
+                signed_by: None,
             });
         }
         return Ok(Summary {
@@ -347,6 +354,7 @@ pub fn build_chain(
                         tier: image.tier.clone(),
                         reasons: Vec::new(),
                         outcome: Outcome::Skipped { because },
+                        signed_by: None,
                     };
                     record(events, options, &report, None, None);
                     sink.event(CascadeEvent::Finished {
@@ -430,8 +438,10 @@ fn build_one(
         tier: image.tier.clone(),
         reasons: Vec::new(),
         outcome: Outcome::WouldBuild,
+        signed_by: None,
     };
     let started = Instant::now();
+    let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, String> {
         let status = StoreStatus::new(resolver, events)
@@ -463,10 +473,14 @@ fn build_one(
             }
             other => report.reasons.push(other.to_string()),
         }
+        // A chain that requires signatures fails before building, not after tagging.
+        let signing_key = crate::sign::key_for(chain, i, &options.keys)?;
         sink.event(CascadeEvent::Started {
             image: &image.name,
             reasons: &report.reasons,
         });
+        let mut base = None;
+        let mut resolved = None;
         let number = refs::next_build_number(store, chain, i).map_err(|e| e.to_string())?;
         let mut tags = vec![
             refs::tagged(chain, i, "latest"),
@@ -496,6 +510,7 @@ fn build_one(
             }
             Build::Rootfs { path } => {
                 let current = resolver.resolve(i).map_err(|e| e.to_string())?;
+                resolved = Some(current.clone());
                 let result = import_rootfs(
                     store,
                     path,
@@ -535,6 +550,8 @@ fn build_one(
                 };
                 let result = strata_build::builder::build(store, &build, &step_sink)
                     .map_err(|e| e.to_string())?;
+                base = result.base.clone();
+                resolved = Some(current);
                 result.digest.to_string()
             }
         };
@@ -549,6 +566,16 @@ fn build_one(
                 events,
                 options,
             )?;
+        }
+        if let Some(key) = &signing_key {
+            let built = crate::sign::Built {
+                digest: &digest,
+                base,
+                inputs: resolved.as_ref(),
+                started: started_utc,
+                run_id: &options.run_id,
+            };
+            report.signed_by = Some(crate::sign::sign(store, chain, i, key, &built, events)?);
         }
         Ok(Outcome::Built {
             old,

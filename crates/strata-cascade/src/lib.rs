@@ -16,6 +16,7 @@ pub mod error;
 mod gate;
 pub mod inputs;
 pub mod refs;
+mod sign;
 pub mod status;
 
 pub use cascade::{
@@ -23,4 +24,5 @@ pub use cascade::{
 };
 pub use error::CascadeError;
 pub use inputs::{BuildInputs, InputsResolver};
+pub use sign::trust_config;
 pub use status::StoreStatus;

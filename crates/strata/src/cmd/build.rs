@@ -31,6 +31,10 @@ pub struct Args {
     /// Do not reuse cached steps.
     #[arg(long)]
     no_cache: bool,
+    /// Sign the images of TEAM with this private key (repeatable: `--key operations=ops.key`);
+    /// a team without one uses `STRATA_KEY_<TEAM>` (a PEM or a file path).
+    #[arg(long, value_name = "TEAM=FILE")]
+    key: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     };
     if let Some(jobs) = args.jobs {
         options.jobs = jobs;
+    }
+    for spec in &args.key {
+        let (team, file) = spec
+            .split_once('=')
+            .with_context(|| format!("invalid --key {spec:?}: expected TEAM=FILE"))?;
+        options
+            .keys
+            .insert(team.to_string(), global.workdir()?.join(file));
     }
     let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
     let summary = build_chain(&chain, &store, Some(&events), &options, &progress)?;
@@ -119,6 +131,10 @@ fn summary_text(summary: &Summary, dry_run: bool) -> String {
             String::new()
         } else {
             format!(" ({})", r.reasons.join(", "))
+        };
+        let detail = match &r.signed_by {
+            Some(key) => format!("{detail}, signed by key {}", &key[..key.len().min(12)]),
+            None => detail,
         };
         out.push_str(&format!(
             "{:<width$}  {:<12} {:<11}{why} {detail}\n",

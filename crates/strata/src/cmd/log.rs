@@ -74,6 +74,11 @@ fn timeline(events: &[Event]) -> String {
             ("build", "up-to-date") => "found up to date".to_string(),
             ("build", "failed") => "FAILED to build".to_string(),
             ("build", "skipped") => "skipped".to_string(),
+            ("sign", "ok") => "signed the provenance of".to_string(),
+            ("test", "ok") => "tested".to_string(),
+            ("test", "failed") => "FAILED the tests of".to_string(),
+            ("push", "ok") => "pushed".to_string(),
+            ("push", "refused") => "was REFUSED a push to".to_string(),
             (k, r) => format!("{k} {r}"),
         };
         let mut line = format!("{time} {team} {verb} {}", e.image);

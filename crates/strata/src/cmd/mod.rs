@@ -35,6 +35,8 @@ pub enum Command {
     Build(build::Args),
     /// The timeline: who rebuilt what, when, why, and what it cascaded to.
     Log(log::Args),
+    /// Verify an image's chain of custody, tier by tier, down to its base.
+    Verify(verify::Args),
     /// Run an image's tier tests (container-structure-test files), without a daemon.
     Test(test::Args),
     /// Write an image as a docker-archive or oci-archive tarball.
@@ -64,6 +66,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Run(args) => run::run(args, global),
         Command::Build(args) => build::run(args, global),
         Command::Log(args) => log::run(args, global),
+        Command::Verify(args) => verify::run(args, global),
         Command::Test(args) => test::run(args, global),
         Command::Export(args) => export::run(args, global),
         Command::Serve(args) => serve::run(args, global),
@@ -90,4 +93,5 @@ mod run;
 mod serve;
 mod store;
 mod test;
+mod verify;
 mod version;

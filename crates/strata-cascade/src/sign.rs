@@ -1,0 +1,217 @@
+//! Sign what the cascade builds: SLSA provenance per image, with the owning team's key, attached to
+//! the image in the store; and the trust configuration `strata verify` checks against.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use strata_attest::provenance::{
+    DockerfileBuild, DockerfileParameters, GitSource, ImportBuild, ImportParameters,
+    InternalParameters, Run,
+};
+use strata_attest::{PrivateKey, TrustConfig};
+use strata_chain::{Build, Chain};
+use strata_events::{Event, EventLog, Kind};
+use strata_oci::{Digest, Store};
+
+use crate::inputs::ResolvedInputs;
+use crate::refs;
+
+/// The signing key of image `i`'s owner: `--key TEAM=FILE`, else `STRATA_KEY_<TEAM>`. Errors when
+/// the chain requires signatures and there is none.
+pub(crate) fn key_for(
+    chain: &Chain,
+    i: usize,
+    keys: &BTreeMap<String, PathBuf>,
+) -> Result<Option<PrivateKey>, String> {
+    let team = &chain.file.images[i].owner;
+    let key = strata_attest::keys::signing_key_for_team(
+        team,
+        keys.get(team).map(PathBuf::as_path),
+        |var| std::env::var(var).ok(),
+    )
+    .map_err(|e| format!("signing key of team {team}: {e}"))?;
+    if key.is_none() && chain.file.require_signatures {
+        return Err(format!(
+            "the chain requires signatures and team {team} has no signing key (--key {team}=FILE or {})",
+            strata_attest::keys::team_key_env(team)
+        ));
+    }
+    Ok(key)
+}
+
+/// What the build of one image produced, for its provenance.
+pub(crate) struct Built<'a> {
+    pub(crate) digest: &'a str,
+    /// The final stage's base as the builder saw it: (name, digest).
+    pub(crate) base: Option<(String, Digest)>,
+    pub(crate) inputs: Option<&'a ResolvedInputs>,
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) run_id: &'a str,
+}
+
+/// Sign and attach the provenance of chain image `i`; records a sign event. Returns the key id.
+pub(crate) fn sign(
+    store: &Store,
+    chain: &Chain,
+    i: usize,
+    key: &PrivateKey,
+    built: &Built<'_>,
+    events: Option<&Mutex<EventLog>>,
+) -> Result<String, String> {
+    let image = &chain.file.images[i];
+    let file = &chain.file;
+    let rel = |p: &Path| file.relative(p).display().to_string();
+    let internal = InternalParameters {
+        owner: image.owner.clone(),
+        tier: image.tier.clone(),
+        chain: Some(file.name.clone()),
+        squash: image.squash.as_str().to_string(),
+        platform: image.platform.clone(),
+        ..InternalParameters::default()
+    };
+    let run = Run {
+        invocation_id: format!("{}/{}", built.run_id, image.name),
+        started_on: built.started,
+        finished_on: Utc::now(),
+    };
+    let digest: Digest = built.digest.parse().map_err(|e| format!("{e}"))?;
+    let provenance = match &image.build {
+        Build::Dockerfile {
+            context,
+            dockerfile,
+        } => {
+            let inputs = built.inputs.ok_or("no build inputs")?;
+            // The base is named as the chain knows it, so verifiers find its owner.
+            let base = built.base.as_ref().map(|(name, d)| {
+                let chain_name = inputs
+                    .inputs
+                    .parents
+                    .iter()
+                    .find(|(_, pd)| **pd == d.to_string())
+                    .and_then(|(reference, _)| chain.resolve(reference))
+                    .map(|p| refs::tagged(chain, p, "latest"));
+                (chain_name.unwrap_or_else(|| name.clone()), d.clone())
+            });
+            let other_images = inputs
+                .inputs
+                .parents
+                .iter()
+                .filter(|(_, d)| base.as_ref().is_none_or(|(_, bd)| bd.to_string() != **d))
+                .filter_map(|(reference, d)| {
+                    Some((reference.clone(), reference.clone(), d.parse().ok()?))
+                })
+                .collect();
+            DockerfileBuild {
+                parameters: DockerfileParameters {
+                    dockerfile: rel(dockerfile),
+                    context: rel(context),
+                    target: None,
+                    build_args: image.args.clone(),
+                },
+                internal,
+                base,
+                other_images,
+                context_digest: inputs
+                    .inputs
+                    .context
+                    .as_deref()
+                    .and_then(|c| c.parse().ok()),
+                git: git_source(context),
+                builder_version: env!("CARGO_PKG_VERSION").to_string(),
+                run,
+            }
+            .provenance()
+        }
+        Build::Rootfs { path } => ImportBuild {
+            parameters: ImportParameters {
+                source: "rootfs".to_string(),
+                location: rel(path),
+            },
+            internal,
+            source_digest: Digest::from_hex(
+                &strata_build::context::hash_file(path).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?,
+            builder_version: env!("CARGO_PKG_VERSION").to_string(),
+            run,
+        }
+        .provenance(),
+        Build::Image { reference } => ImportBuild {
+            parameters: ImportParameters {
+                source: "image".to_string(),
+                location: reference.clone(),
+            },
+            internal,
+            source_digest: digest.clone(),
+            builder_version: env!("CARGO_PKG_VERSION").to_string(),
+            run,
+        }
+        .provenance(),
+    };
+    let descriptor = store
+        .resolve(&format!("{}@{digest}", refs::repository(chain, i)))
+        .map_err(|e| e.to_string())?;
+    let name = refs::repository(chain, i);
+    let (attestation, _) =
+        strata_attest::attest_provenance(store, &descriptor, &name, &provenance, key)
+            .map_err(|e| format!("signing: {e}"))?;
+    let key_id = key.id().to_string();
+    if let Some(events) = events {
+        let log = events.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = log.record(&Event {
+            kind: Some(Kind::Sign),
+            image: image.name.clone(),
+            team: Some(image.owner.clone()),
+            user: Some(strata_events::current_user()),
+            new_digest: Some(digest.to_string()),
+            reason: Some(format!("SLSA provenance signed by key {key_id}")),
+            run_id: Some(built.run_id.to_string()),
+            result: "ok".to_string(),
+            detail: Some(serde_json::json!({
+                "keyId": key_id,
+                "attestation": attestation.digest().to_string(),
+            })),
+            ..Event::default()
+        });
+    }
+    Ok(key_id)
+}
+
+/// The git repository and commit holding `dir`, when it is in a git work tree.
+fn git_source(dir: &Path) -> Option<GitSource> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let repository = git(&["config", "--get", "remote.origin.url"])
+        .or_else(|| git(&["rev-parse", "--show-toplevel"]).map(|t| format!("file://{t}")))?;
+    Some(GitSource { repository, commit })
+}
+
+/// The trust `strata verify` checks against: each team's public keys and each image's owner and
+/// tier, from the chain file.
+pub fn trust_config(chain: &Chain) -> Result<TrustConfig, strata_attest::KeyError> {
+    let mut trust = TrustConfig::new();
+    for (name, team) in &chain.file.teams {
+        trust.add_key_files(name, &team.keys)?;
+    }
+    for image in &chain.file.images {
+        trust.set_owner(
+            &format!("{}/{}", chain.file.name, image.name),
+            &image.owner,
+            image.tier.as_deref(),
+        );
+    }
+    Ok(trust)
+}

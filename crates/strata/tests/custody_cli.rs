@@ -1,0 +1,200 @@
+//! Chain of custody through the CLI: `strata build` signs each tier with its owner's key and
+//! `strata verify` walks the chain; a wrong key, an unsigned parent and a missing key are caught.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::Path;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use predicates::str::contains;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
+const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
+
+/// The example chain with a key pair per team, the public keys trusted in strata.toml.
+fn signed_example() -> Option<tempfile::TempDir> {
+    if !is_root() {
+        assert!(!strata_testutil::in_ci(), "CI runs as root");
+        eprintln!("skipping: the example's RUN steps need root");
+        return None;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        strata_testutil::require_tool("busybox")?;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cargo_bin_cmd!("strata")
+        .arg("init")
+        .arg(d)
+        .assert()
+        .success();
+    let mut toml = std::fs::read_to_string(d.join("strata.toml")).unwrap();
+    for team in TEAMS {
+        cargo_bin_cmd!("strata")
+            .args(["key", "generate", "--team", team, "--out"])
+            .arg(d.join("keys"))
+            .assert()
+            .success();
+        toml = toml.replace(
+            &format!("[teams.{team}]\n"),
+            &format!("[teams.{team}]\nkeys = [\"keys/{team}.pub\"]\n"),
+        );
+    }
+    std::fs::write(d.join("strata.toml"), toml).unwrap();
+    Some(dir)
+}
+
+fn strata(d: &Path) -> assert_cmd::Command {
+    let mut cmd = cargo_bin_cmd!("strata");
+    cmd.arg("-C").arg(d);
+    for team in TEAMS {
+        cmd.env_remove(format!("STRATA_KEY_{}", team.to_uppercase()));
+    }
+    cmd
+}
+
+fn with_keys(
+    mut cmd: assert_cmd::Command,
+    d: &Path,
+    teams: &[(&str, &str)],
+) -> assert_cmd::Command {
+    for (team, key_of) in teams {
+        cmd.env(
+            format!("STRATA_KEY_{}", team.to_uppercase()),
+            d.join(format!("keys/{key_of}.key")),
+        );
+    }
+    cmd
+}
+
+#[test]
+fn a_signed_chain_verifies_from_app_to_base() {
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    let all: Vec<(&str, &str)> = TEAMS.iter().map(|t| (*t, *t)).collect();
+    with_keys(strata(d), d, &all)
+        .arg("build")
+        .assert()
+        .success()
+        .stdout(contains("signed by key"));
+    strata(d)
+        .args(["verify", "acme/wordpress"])
+        .assert()
+        .success()
+        .stdout(contains("verified: 4 tiers"))
+        .stdout(contains("team=development"))
+        .stdout(contains("team=operations"));
+    let json = strata(d)
+        .args(["verify", "acme/wordpress", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["links"].as_array().unwrap().len(), 4);
+    // The log records who signed.
+    strata(d)
+        .arg("log")
+        .assert()
+        .success()
+        .stdout(contains("operations signed the provenance of corebuild"));
+}
+
+#[test]
+fn the_wrong_teams_key_breaks_the_chain_at_that_tier() {
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    // Middleware's image signed with the operations key.
+    with_keys(
+        strata(d),
+        d,
+        &[
+            ("operations", "operations"),
+            ("middleware", "operations"),
+            ("development", "development"),
+        ],
+    )
+    .arg("build")
+    .assert()
+    .success();
+    strata(d)
+        .args(["verify", "acme/wordpress"])
+        .assert()
+        .failure()
+        .stdout(contains("httpd-php"));
+    // The tiers below are still fine on their own.
+    strata(d)
+        .args(["verify", "acme/corebuild"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn an_image_on_an_unsigned_parent_does_not_verify() {
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    // Operations builds without its key; the upper tiers are signed.
+    with_keys(
+        strata(d),
+        d,
+        &[("middleware", "middleware"), ("development", "development")],
+    )
+    .arg("build")
+    .assert()
+    .success();
+    let out = strata(d)
+        .args(["verify", "acme/wordpress"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("broken at acme/corebuild") && text.contains("no signed provenance"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_chain_that_requires_signatures_refuses_to_build_without_the_key() {
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    let toml = std::fs::read_to_string(d.join("strata.toml")).unwrap();
+    std::fs::write(
+        d.join("strata.toml"),
+        toml.replacen(
+            "name = \"acme\"",
+            "name = \"acme\"\nrequire_signatures = true",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = with_keys(strata(d), d, &[("operations", "operations")])
+        .args(["build", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let httpd = summary["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == "httpd-php")
+        .unwrap();
+    assert_eq!(httpd["result"], "failed");
+    assert!(
+        httpd["message"]
+            .as_str()
+            .unwrap()
+            .contains("STRATA_KEY_MIDDLEWARE"),
+        "{httpd}"
+    );
+    // Nothing unsigned became current.
+    let index = std::fs::read_to_string(d.join(".strata/store/index.json")).unwrap();
+    assert!(!index.contains("acme/httpd-php:latest"));
+}
