@@ -245,24 +245,42 @@ impl Ctx<'_> {
         }
         let (image, old) = blocking(|| -> ApiResult<(String, Option<String>)> {
             store.put_blob(&bytes)?;
-            match &target {
+            let (image, old_descriptor) = match &target {
                 ManifestRef::Tag(tag) => {
                     let reference = store_ref(self.name, tag);
-                    let old = store
-                        .resolve(&reference)
-                        .ok()
-                        .map(|d| d.digest().to_string());
+                    let old = store.resolve(&reference).ok();
                     store.tag(&reference, &descriptor)?;
                     if parsed.subject.is_some() {
                         store.add_manifest(&descriptor)?;
                     }
-                    Ok((format!("{}:{tag}", self.name), old))
+                    (format!("{}:{tag}", self.name), old)
                 }
                 ManifestRef::Digest(_) => {
                     store.add_manifest(&descriptor)?;
-                    Ok((format!("{}@{digest}", self.name), None))
+                    (format!("{}@{digest}", self.name), None)
                 }
+            };
+            // A blob delete between the check above and the tag would leave a manifest whose
+            // blobs are gone; deletes check for users under the index lock, so a second look
+            // now that the manifest is a root settles it.
+            if let Some(missing) = parsed.references.iter().find(|d| !store.has_blob(d)) {
+                match (&target, &old_descriptor) {
+                    (ManifestRef::Tag(tag), Some(old)) => {
+                        store.tag(&store_ref(self.name, tag), old)?;
+                    }
+                    (ManifestRef::Tag(tag), None) => {
+                        store.untag(&store_ref(self.name, tag))?;
+                    }
+                    (ManifestRef::Digest(_), _) => {}
+                }
+                store.remove_manifest(&digest)?;
+                return Err(ApiError::new(
+                    400,
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("manifest references {missing}, which was deleted meanwhile"),
+                ));
             }
+            Ok((image, old_descriptor.map(|d| d.digest().to_string())))
         })?;
         tracing::info!(
             image,
