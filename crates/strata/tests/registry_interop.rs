@@ -666,3 +666,93 @@ fn strata_serve_speaks_tls_to_skopeo() {
         .unwrap();
     assert_ne!(String::from_utf8_lossy(&out.stdout), "401");
 }
+
+#[test]
+fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
+    let dir = tempdir();
+    run_ok(
+        strata(&dir.path().join("unused"))
+            .current_dir(dir.path())
+            .arg("init"),
+    );
+    let chain = dir.path().join("strata.toml");
+    let auth = dir.path().join("users.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "[users.olga]\ntoken_sha256 = \"{}\"\nteam = \"operations\"\n[users.dana]\ntoken_sha256 = \"{}\"\nteam = \"development\"\n",
+            sha256_hex("ops-token"),
+            sha256_hex("dev-token")
+        ),
+    )
+    .unwrap();
+    let source = dir.path().join("source");
+    let store = strata_oci::Store::init(&source).unwrap();
+    let image = strata_oci::random::image(&store, 1, 1000).unwrap();
+    store.tag("acme/wordpress:1", image.descriptor()).unwrap();
+    let served = dir.path().join("served");
+    let server = Serve::start(
+        &served,
+        &[
+            "--auth",
+            auth.to_str().unwrap(),
+            "--chain",
+            chain.to_str().unwrap(),
+        ],
+    );
+    let remote = format!("{}/acme/wordpress:1", server.host);
+    // olga (operations) may not push the development team's wordpress.
+    let out = strata(&source)
+        .args([
+            "push",
+            "acme/wordpress:1",
+            &remote,
+            "--creds",
+            "olga:ops-token",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("403 DENIED")
+            && stderr.contains("acme/wordpress is owned by team development"),
+        "{stderr}"
+    );
+    assert!(
+        strata_oci::Store::open(&served)
+            .unwrap()
+            .list()
+            .unwrap()
+            .is_empty()
+    );
+    run_ok(strata(&source).args([
+        "push",
+        "acme/wordpress:1",
+        &remote,
+        "--creds",
+        "dana:dev-token",
+    ]));
+    assert_eq!(
+        manifest_digest(&served, "localhost/acme/wordpress:1"),
+        image.digest().to_string()
+    );
+    // The server's events log has the refusal and the push, with user and team.
+    let log: serde_json::Value =
+        serde_json::from_str(&run_ok(strata(&served).args(["log", "--json"]))).unwrap();
+    let events = log.as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["result"] == "refused"
+            && e["user"] == "olga"
+            && e["team"] == "operations"
+            && e["image"] == "acme/wordpress"),
+        "{log}"
+    );
+    assert!(
+        events.iter().any(|e| e["result"] == "ok"
+            && e["kind"] == "push"
+            && e["user"] == "dana"
+            && e["image"] == "acme/wordpress:1"),
+        "{log}"
+    );
+}
