@@ -103,6 +103,7 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
             ..CopyReport::default()
         },
         done: HashSet::new(),
+        blobs: HashSet::new(),
     };
     copier.manifest(&root)?;
     copier.referrers_of(&root.digest)?;
@@ -289,7 +290,10 @@ struct Copier<'a> {
     source: &'a Endpoint,
     target: &'a Endpoint,
     report: CopyReport,
+    /// Manifests copied.
     done: HashSet<Digest>,
+    /// Blobs copied or found present.
+    blobs: HashSet<Digest>,
 }
 
 impl Copier<'_> {
@@ -325,6 +329,9 @@ impl Copier<'_> {
     }
 
     fn blob(&mut self, digest: &Digest, size: u64) -> Result<()> {
+        if !self.blobs.insert(digest.clone()) {
+            return Ok(());
+        }
         match (self.source, self.target) {
             (Endpoint::Store { store: from, .. }, Endpoint::Store { store: to, .. }) => {
                 if to.has_blob(digest) {

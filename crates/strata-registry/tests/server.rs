@@ -714,3 +714,46 @@ fn chunked_push_resumes_from_the_registrys_offset_after_a_broken_chunk() {
     assert_eq!(f.served().read_blob_verified(&digest).unwrap(), data);
     assert_eq!(f.server.registry().open_uploads(), 0);
 }
+
+#[test]
+fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Store::init(dir.path().join("from")).unwrap();
+    let image = strata_oci::random::image(&from, 2, 3000).unwrap();
+    from.tag("acme/app:1", image.descriptor()).unwrap();
+    let empty = from.put_blob(b"{}").unwrap();
+    let referrer: strata_oci::ImageManifest = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.digest.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.digest.to_string(), "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.digest().to_string(), "size": image.descriptor().size()},
+    }))
+    .unwrap();
+    let referrer = from.put_referrer(&referrer).unwrap();
+    let c = client(None);
+    let src = Location::Layout {
+        dir: from.root().to_path_buf(),
+        reference: "acme/app:1".into(),
+    };
+    let dst = Location::Layout {
+        dir: dir.path().join("to"),
+        reference: "copied:v1".into(),
+    };
+    let report = strata_registry::copy(&c, &src, &dst).unwrap();
+    assert_eq!(report.digest, image.digest().to_string());
+    assert_eq!(report.referrers, 1);
+    assert_eq!(report.blobs_copied, 4); // config, 2 layers, the empty blob
+    let to = Store::open(dir.path().join("to")).unwrap();
+    assert_eq!(
+        to.resolve("copied:v1").unwrap().digest(),
+        image.descriptor().digest()
+    );
+    let found = to.referrers(&image.digest(), None).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].digest(), referrer.digest());
+    assert!(to.fsck().unwrap().is_ok());
+    let again = strata_registry::copy(&c, &src, &dst).unwrap();
+    assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
+}
