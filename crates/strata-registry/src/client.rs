@@ -68,6 +68,9 @@ pub struct ClientOptions {
     pub retries: u32,
     /// Read credentials from `~/.docker/config.json` and credential helpers.
     pub docker_config: bool,
+    /// PEM files of the CAs to trust for HTTPS instead of the public web PKI roots (for a
+    /// registry with a private CA or a self-signed certificate).
+    pub ca_certs: Vec<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +81,7 @@ impl Default for ClientOptions {
             chunk_size: 64 << 20,
             retries: 3,
             docker_config: true,
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -199,6 +203,8 @@ pub struct Client {
     agent: ureq::Agent,
     options: ClientOptions,
     challenges: Mutex<HashMap<String, Challenge>>,
+    /// The scheme found for loopback registries.
+    schemes: Mutex<HashMap<String, &'static str>>,
     /// Authorization header per (registry, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
 }
@@ -298,7 +304,42 @@ impl Client {
     /// A client with these options.
     pub fn new(options: ClientOptions) -> Result<Client> {
         options.validate()?;
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if !options.ca_certs.is_empty() {
+            let mut roots = Vec::new();
+            for path in &options.ca_certs {
+                let pem = std::fs::read(path).map_err(|source| RegistryError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                for item in ureq::tls::parse_pem(&pem) {
+                    match item {
+                        Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert),
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(RegistryError::Invalid(format!(
+                                "{}: invalid PEM: {e}",
+                                path.display()
+                            )));
+                        }
+                    }
+                }
+            }
+            if roots.is_empty() {
+                return Err(RegistryError::Invalid(format!(
+                    "no certificate in {}",
+                    options
+                        .ca_certs
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        }
         let config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
             .max_idle_connections_per_host(16)
@@ -307,18 +348,65 @@ impl Client {
             agent: ureq::Agent::new_with_config(config),
             options,
             challenges: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         })
     }
 
     /// `http(s)://host` for a registry.
+    ///
+    /// HTTPS, except with [`ClientOptions::insecure`], and for loopback hosts, which are probed
+    /// once (HTTPS first, as Docker does) and otherwise spoken to over HTTP.
     pub fn base_url(&self, registry: &str) -> String {
-        let scheme = if self.options.insecure || is_loopback(registry) {
-            "http"
-        } else {
-            "https"
+        let probed = self
+            .schemes
+            .lock()
+            .ok()
+            .and_then(|s| s.get(registry).copied());
+        let scheme = match probed {
+            Some(scheme) => scheme,
+            None if self.options.insecure || is_loopback(registry) => "http",
+            None => "https",
         };
         format!("{scheme}://{}", api_host(registry))
+    }
+
+    /// The base URL, after probing a loopback registry's scheme.
+    fn url(&self, registry: &str) -> String {
+        self.probe_scheme(registry);
+        self.base_url(registry)
+    }
+
+    /// For a loopback registry, find out once whether it speaks HTTPS.
+    fn probe_scheme(&self, registry: &str) {
+        if self.options.insecure || !is_loopback(registry) {
+            return;
+        }
+        if self
+            .schemes
+            .lock()
+            .map(|s| s.contains_key(registry))
+            .unwrap_or(true)
+        {
+            return;
+        }
+        let https = format!("https://{}/v2/", api_host(registry));
+        let probe = self
+            .agent
+            .get(&https)
+            .config()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build();
+        let scheme = match probe.call() {
+            Ok(_) => "https",
+            Err(e) => {
+                tracing::debug!(registry, error = %e, "no HTTPS on a loopback registry; using HTTP");
+                "http"
+            }
+        };
+        if let Ok(mut schemes) = self.schemes.lock() {
+            schemes.insert(registry.to_string(), scheme);
+        }
     }
 
     fn credentials(&self, registry: &str) -> Option<Credentials> {
@@ -406,7 +494,8 @@ impl Client {
         {
             return Ok(c);
         }
-        let url = format!("{}/v2/", self.base_url(registry));
+        self.probe_scheme(registry);
+        let url = format!("{}/v2/", self.url(registry));
         let what = format!("GET {url}");
         let response =
             self.with_retries(|| self.agent.get(&url).call().map_err(Self::transport(&what)))?;
@@ -549,7 +638,7 @@ impl Client {
     pub fn get_manifest(&self, r: &RemoteRef) -> Result<Manifest> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository,
             r.reference()
         );
@@ -613,7 +702,7 @@ impl Client {
     pub fn head_manifest(&self, r: &RemoteRef) -> Result<Option<Digest>> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository,
             r.reference()
         );
@@ -651,7 +740,7 @@ impl Client {
     ) -> Result<(Digest, bool)> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository,
             r.reference()
         );
@@ -679,7 +768,7 @@ impl Client {
     pub fn delete_manifest(&self, r: &RemoteRef) -> Result<()> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository,
             r.reference()
         );
@@ -702,7 +791,7 @@ impl Client {
     pub fn has_blob(&self, r: &RemoteRef, digest: &Digest) -> Result<bool> {
         let url = format!(
             "{}/v2/{}/blobs/{digest}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository
         );
         let what = format!("HEAD {url}");
@@ -735,7 +824,7 @@ impl Client {
     ) -> Result<impl Read + use<>> {
         let url = format!(
             "{}/v2/{}/blobs/{digest}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository
         );
         let what = format!("GET {url}");
@@ -769,7 +858,7 @@ impl Client {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
         } else {
-            format!("{}{location}", self.base_url(registry))
+            format!("{}{location}", self.url(registry))
         }
     }
 
@@ -800,7 +889,7 @@ impl Client {
         if self.has_blob(r, digest)? {
             return Ok(BlobPush::Present);
         }
-        let base = self.base_url(&r.registry);
+        let base = self.url(&r.registry);
         let mut url = format!("{base}/v2/{}/blobs/uploads/", r.repository);
         let mut scope = Self::scope(&r.repository, true);
         if let Some(from) = mount_from.filter(|f| *f != r.repository) {
@@ -915,7 +1004,7 @@ impl Client {
     pub fn referrers(&self, r: &RemoteRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         let url = format!(
             "{}/v2/{}/referrers/{digest}",
-            self.base_url(&r.registry),
+            self.url(&r.registry),
             r.repository
         );
         let what = format!("GET {url}");
@@ -945,7 +1034,7 @@ impl Client {
 
     /// The tags of a repository (following `Link` pages).
     pub fn tags(&self, r: &RemoteRef) -> Result<Vec<String>> {
-        let base = self.base_url(&r.registry);
+        let base = self.url(&r.registry);
         let mut url = format!("{base}/v2/{}/tags/list", r.repository);
         let mut tags = Vec::new();
         loop {

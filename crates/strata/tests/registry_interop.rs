@@ -588,7 +588,11 @@ fn strata_serve_speaks_tls_to_skopeo() {
     };
     let digest = manifest_digest(&store, "localhost/acme/base:latest");
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    run_ok(Command::new(openssl).args([
+    // A CA, and a server certificate for 127.0.0.1 signed by it.
+    let ca_key = dir.path().join("ca-key.pem");
+    let ca = dir.path().join("ca.pem");
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    run_ok(Command::new(&openssl).args([
         "req",
         "-x509",
         "-newkey",
@@ -599,13 +603,49 @@ fn strata_serve_speaks_tls_to_skopeo() {
         "-days",
         "1",
         "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
+        "/CN=strata test CA",
         "-keyout",
-        key.to_str().unwrap(),
+        &p(&ca_key),
         "-out",
-        cert.to_str().unwrap(),
+        &p(&ca),
+    ]));
+    let csr = dir.path().join("server.csr");
+    run_ok(Command::new(&openssl).args([
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]));
+    let ext = dir.path().join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run_ok(Command::new(&openssl).args([
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
     ]));
     let served = dir.path().join("served");
     let auth = auth_file(dir.path(), "authenticated");
@@ -643,6 +683,29 @@ fn strata_serve_speaks_tls_to_skopeo() {
         &dst,
     ]));
     assert_eq!(inspected.trim(), digest);
+    // strata's client over HTTPS, trusting the server's certificate.
+    let pulled = dir.path().join("pulled-tls");
+    let out = run_ok(strata(&pulled).args([
+        "pull",
+        &format!("{}/acme/corebuild:tls", server.host),
+        "--creds",
+        "abe:app-token",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]));
+    assert!(out.contains(&digest), "{out}");
+    // Without the CA the certificate is refused.
+    let out = strata(&pulled)
+        .args([
+            "pull",
+            &format!("{}/acme/corebuild:tls", server.host),
+            "--creds",
+            "abe:app-token",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
     // The challenge names an https realm; plain HTTP gets no registry answer.
     let out = Command::new(&curl)
         .args(["-sk", "-i", &format!("https://{}/v2/", server.host)])

@@ -24,6 +24,9 @@ pub struct ClientArgs {
     /// Use plain HTTP for every registry (always used for localhost and 127.0.0.1).
     #[arg(long)]
     insecure: bool,
+    /// Trust the CA certificates in this PEM file for HTTPS, instead of the public roots.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Vec<std::path::PathBuf>,
     /// Upload blobs larger than this many MiB in chunks of that size.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     chunk_size: u64,
@@ -37,6 +40,7 @@ impl ClientArgs {
             credentials,
             insecure: self.insecure,
             chunk_size: self.chunk_size.max(1) << 20,
+            ca_certs: self.ca_cert.clone(),
             ..ClientOptions::default()
         })?)
     }
