@@ -2,9 +2,11 @@
 //! blobs (chunked, resumable, mounted) and the referrers API.
 //!
 //! Credentials come from [`ClientOptions::credentials`] (`--creds user:pass`), else from
-//! `~/.docker/config.json` and its credential helpers (the `docker_credential` crate), asked only
-//! when a registry challenges. Plain HTTP is used for `localhost`, `127.0.0.1` and `::1`, or for
-//! every registry with [`ClientOptions::insecure`]. Requests that fail with a temporary error
+//! `~/.docker/config.json` and its credential helpers (the `docker_credential` crate), then
+//! podman's `auth.json`, asked only when a registry challenges. HTTPS is verified against the
+//! public roots or [`ClientOptions::ca_certs`]; loopback registries (`localhost`, `127.0.0.1`,
+//! `::1`) are probed for HTTPS and otherwise spoken to over plain HTTP, as is every registry with
+//! [`ClientOptions::insecure`]. Requests that fail with a temporary error
 //! ([`RegistryError::is_temporary`]) are retried with backoff.
 
 use std::collections::HashMap;
