@@ -1822,6 +1822,55 @@ fn listing(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Build `(tag, context)` pairs in order with `buildah bud --layers` in private vfs storage under
+/// `dir`, then return the listing of the last one, pushed to an OCI layout and unpacked by umoci.
+fn buildah_listing(dir: &Path, builds: &[(&str, &Path)]) -> Vec<String> {
+    let buildah = |args: &[&str]| {
+        run_ok(
+            StdCommand::new("buildah")
+                .arg("--root")
+                .arg(dir.join("buildah-root"))
+                .arg("--runroot")
+                .arg(dir.join("buildah-run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args),
+        )
+    };
+    for (tag, ctx) in builds {
+        buildah(&[
+            "bud",
+            "--quiet",
+            "--layers",
+            "--isolation",
+            "chroot",
+            "--format",
+            "oci",
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ]);
+    }
+    let (last, _) = builds.last().expect("at least one build");
+    let layout = dir.join("buildah-layout");
+    buildah(&[
+        "push",
+        "--quiet",
+        last,
+        &format!("oci:{}:theirs", layout.display()),
+    ]);
+    listing(&unpack(&layout, "theirs", dir))
+}
+
+/// Assert two listings are equal, showing only the differing lines.
+fn assert_same_listing(ours: &[String], theirs: &[String]) {
+    let only_ours: Vec<&String> = ours.iter().filter(|l| !theirs.contains(l)).collect();
+    let only_theirs: Vec<&String> = theirs.iter().filter(|l| !ours.contains(l)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "strata only: {only_ours:#?}\nbuildah only: {only_theirs:#?}"
+    );
+}
+
 #[test]
 fn buildah_builds_the_same_files_from_the_same_dockerfile() {
     for tool in ["buildah", "umoci"] {
@@ -1877,48 +1926,11 @@ fn buildah_builds_the_same_files_from_the_same_dockerfile() {
     build(&store, &ctx, &["-t", "localhost/acme/same:latest"]);
     let ours = listing(&unpack(&store, "localhost/acme/same:latest", dir.path()));
 
-    // buildah, in private storage, pushed to an OCI layout for umoci.
-    let buildah = |args: &[&str]| {
-        run_ok(
-            StdCommand::new("buildah")
-                .arg("--root")
-                .arg(dir.path().join("buildah-root"))
-                .arg("--runroot")
-                .arg(dir.path().join("buildah-run"))
-                .args(["--storage-driver", "vfs"])
-                .args(args),
-        )
-    };
-    let bud = [
-        "bud",
-        "--quiet",
-        "--layers",
-        "--isolation",
-        "chroot",
-        "--format",
-        "oci",
-    ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        bud.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
-    let args = with(&["-t", BASE, base_ctx.to_str().unwrap()]);
-    buildah(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let args = with(&["-t", "localhost/acme/same:latest", ctx.to_str().unwrap()]);
-    buildah(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let theirs_store = dir.path().join("buildah-layout");
-    buildah(&[
-        "push",
-        "--quiet",
-        "localhost/acme/same:latest",
-        &format!("oci:{}:same", theirs_store.display()),
-    ]);
-    let theirs = listing(&unpack(&theirs_store, "same", dir.path()));
-    let only_ours: Vec<&String> = ours.iter().filter(|l| !theirs.contains(l)).collect();
-    let only_theirs: Vec<&String> = theirs.iter().filter(|l| !ours.contains(l)).collect();
-    assert!(
-        only_ours.is_empty() && only_theirs.is_empty(),
-        "strata only: {only_ours:#?}\nbuildah only: {only_theirs:#?}"
+    let theirs = buildah_listing(
+        dir.path(),
+        &[(BASE, &base_ctx), ("localhost/acme/same:latest", &ctx)],
     );
+    assert_same_listing(&ours, &theirs);
     // A meaningful comparison: the whole tree, the base included.
     assert!(ours.len() > 60, "{}", ours.len());
 }
@@ -1957,43 +1969,11 @@ fn buildah_agrees_on_multi_stage_copies_through_image_symlinks() {
     build(&store, &base_ctx, &["-t", BASE]);
     build(&store, &ctx, &["-t", "localhost/acme/multi:latest"]);
     let ours = listing(&unpack(&store, "localhost/acme/multi:latest", dir.path()));
-
-    let buildah = |args: &[&str]| {
-        run_ok(
-            StdCommand::new("buildah")
-                .arg("--root")
-                .arg(dir.path().join("buildah-root"))
-                .arg("--runroot")
-                .arg(dir.path().join("buildah-run"))
-                .args(["--storage-driver", "vfs"])
-                .args(args),
-        )
-    };
-    let bud = [
-        "bud",
-        "--quiet",
-        "--layers",
-        "--isolation",
-        "chroot",
-        "--format",
-        "oci",
-        "-t",
-    ];
-    let mut args = bud.to_vec();
-    args.extend([BASE, base_ctx.to_str().unwrap()]);
-    buildah(&args);
-    let mut args = bud.to_vec();
-    args.extend(["localhost/acme/multi:latest", ctx.to_str().unwrap()]);
-    buildah(&args);
-    let layout = dir.path().join("buildah-layout");
-    buildah(&[
-        "push",
-        "--quiet",
-        "localhost/acme/multi:latest",
-        &format!("oci:{}:multi", layout.display()),
-    ]);
-    let theirs = listing(&unpack(&layout, "multi", dir.path()));
-    assert_eq!(ours, theirs);
+    let theirs = buildah_listing(
+        dir.path(),
+        &[(BASE, &base_ctx), ("localhost/acme/multi:latest", &ctx)],
+    );
+    assert_same_listing(&ours, &theirs);
     // /optlink resolved to /opt inside the image; /up/dd landed at /dd.
     assert!(
         ours.iter().any(|l| l.starts_with("o2/f.txt f ")),
@@ -2002,5 +1982,66 @@ fn buildah_agrees_on_multi_stage_copies_through_image_symlinks() {
     assert!(
         ours.iter().any(|l| l.starts_with("x/e/g.txt f ")),
         "{ours:#?}"
+    );
+}
+
+#[test]
+fn buildah_agrees_on_dockerignore_patterns() {
+    for tool in ["buildah", "umoci"] {
+        if require_tool(tool).is_none() {
+            return;
+        }
+    }
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let files: Vec<(&str, &str)> = [
+        "a.log",
+        "keep.log",
+        "sub/b.log",
+        "sub/keep.log",
+        "secret/pub.txt",
+        "secret/priv.key",
+        "secret/deep/x.txt",
+        "temp1",
+        "tempx/y",
+        "somedir/temp.txt",
+        "somedir/tempdir/z",
+        "node_modules/m/i.js",
+        "docs/readme.md",
+        "docs/build/out.html",
+        ".git/config",
+        "vendor/v.go",
+        "vendor/keep/k.go",
+    ]
+    .iter()
+    .map(|f| (*f, "x\n"))
+    .chain([(
+        ".dockerignore",
+        "# Docker's rules: order matters, the last match wins\n\
+         **/*.log\n!keep.log\nsecret\n!secret/pub.txt\n!secret/deep\n*/temp*\ntemp?\n\
+         /node_modules\n./docs/build/\n.git\nvendor/**\n!vendor/keep\n",
+    )])
+    .collect();
+    let ctx = context(dir.path(), "ctx", "FROM scratch\nCOPY . /ctx/\n", &files);
+    build(&store, &ctx, &["-t", "localhost/acme/ignore:latest"]);
+    let ours = listing(&unpack(&store, "localhost/acme/ignore:latest", dir.path()));
+    let theirs = buildah_listing(dir.path(), &[("localhost/acme/ignore:latest", &ctx)]);
+    assert_same_listing(&ours, &theirs);
+    let kept: Vec<&str> = ours
+        .iter()
+        .filter(|l| l.contains(" f "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "ctx/.dockerignore",
+            "ctx/Dockerfile",
+            "ctx/docs/readme.md",
+            "ctx/keep.log",
+            "ctx/secret/deep/x.txt",
+            "ctx/secret/pub.txt",
+            "ctx/vendor/keep/k.go"
+        ]
     );
 }
