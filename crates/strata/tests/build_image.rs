@@ -1187,6 +1187,41 @@ fn dockerignore_follows_dockers_rules() {
     let error = build_error(&store, &ctx, &[]);
     assert!(error.contains("Dockerfile:2"), "{error}");
     assert!(error.contains("secret/key"), "{error}");
+
+    // `-f elsewhere/app.Dockerfile` takes `app.Dockerfile.dockerignore` beside it (BuildKit) over
+    // the context's own .dockerignore.
+    let other = dir.path().join("dockerfiles");
+    write(&other, "app.Dockerfile", "FROM scratch\nCOPY . /ctx/\n");
+    write(&other, "app.Dockerfile.dockerignore", "sub\nkeep.txt\n");
+    let dockerfile = other.join("app.Dockerfile");
+    build(
+        &store,
+        &ctx,
+        &[
+            "-f",
+            dockerfile.to_str().unwrap(),
+            "-t",
+            "localhost/acme/ignore2:latest",
+        ],
+    );
+    let root = unpack(&store, "localhost/acme/ignore2:latest", dir.path());
+    let top: Vec<String> = fs::read_dir(root.join("ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "a.log",
+            "deep",
+            "keep.log",
+            "secret"
+        ]
+    );
 }
 
 #[test]
