@@ -819,3 +819,49 @@ fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
         "{log}"
     );
 }
+
+/// One HTTP/1.1 request on a fresh connection; returns the response head and body.
+fn http(host: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn strata_serve_stops_on_sigterm_and_drops_open_uploads() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let mut server = Serve::start(&store, &[]);
+    let response = http(
+        &server.host,
+        "POST /v2/acme/x/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let location = response
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("{response}"))
+        .trim()
+        .to_string();
+    let response = http(
+        &server.host,
+        &format!(
+            "PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    let tmp = store.join(".strata/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+    run_ok(Command::new("kill").args(["-TERM", &server.pid().to_string()]));
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

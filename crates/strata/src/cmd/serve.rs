@@ -79,8 +79,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             "serving {} as an OCI registry on {scheme}://{addr}",
             store_path.display()
         );
-        strata_registry::serve(registry, listener, async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot watch for SIGTERM")?;
+        // SIGINT or SIGTERM: stop accepting, finish requests in flight, drop open uploads
+        // (their temp files go with them).
+        strata_registry::serve(registry, listener, async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         })
         .await
         .context("the registry server failed")
