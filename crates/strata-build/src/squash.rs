@@ -12,7 +12,7 @@ use strata_oci::tar::{Entry, LayerOptions, Metadata};
 
 use crate::builder::StageState;
 use crate::error::StepError;
-use crate::fsindex::FsIndex;
+use crate::fsindex::{FsIndex, NodeKind};
 use crate::layer::{self, LayerRef};
 
 /// Squash `state.layers[from..]` into one layer (`from` = 0: every layer).
@@ -136,10 +136,26 @@ fn own_entries(
         {
             continue;
         }
+        // Below a path the result holds as a file or link (a directory replaced by `rm -rf d &&
+        // touch d`), the base's subtree goes with the entry that replaces it; a whiteout under a
+        // file would make the layer invalid.
+        if ancestors(path).any(|a| result.get(a).is_some_and(|n| n.kind != NodeKind::Dir)) {
+            continue;
+        }
         deleted_root = Some(path.to_string());
         entries.push(Entry::whiteout(path.trim_start_matches('/'))?);
     }
     Ok(entries)
+}
+
+/// The proper ancestors of an absolute path, nearest first, without `/`: `/a/b/c` → `/a/b`, `/a`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut current = path;
+    std::iter::from_fn(move || {
+        let pos = current.rfind('/').filter(|p| *p > 0)?;
+        current = &current[..pos];
+        Some(current)
+    })
 }
 
 fn dev(rdev: u64) -> (u32, u32) {
@@ -147,4 +163,54 @@ fn dev(rdev: u64) -> (u32, u32) {
     let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
     let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
     (major as u32, minor as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsindex::Node;
+
+    fn node(kind: NodeKind, layer: usize) -> Node {
+        Node {
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            layer,
+        }
+    }
+
+    #[test]
+    fn ancestors_nearest_first() {
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), ["/a/b", "/a"]);
+        assert_eq!(ancestors("/a").count(), 0);
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_file_needs_no_whiteouts_below_it() {
+        let merged = tempfile::tempdir().unwrap();
+        std::fs::write(merged.path().join("data"), "file").unwrap();
+        std::fs::create_dir(merged.path().join("kept")).unwrap();
+        let mut base = FsIndex::new();
+        base.begin_layer();
+        for dir in ["/data", "/data/sub", "/gone", "/kept"] {
+            base.insert(dir, node(NodeKind::Dir, 0));
+        }
+        for file in ["/data/x", "/data/sub/y", "/gone/z", "/kept/old"] {
+            base.insert(file, node(NodeKind::File, 0));
+        }
+        // The result: /data is now a file, /gone and /kept/old deleted.
+        let mut result = FsIndex::new();
+        result.begin_layer();
+        result.insert("/kept", node(NodeKind::Dir, 0));
+        result.begin_layer();
+        result.insert("/data", node(NodeKind::File, 1));
+        let entries = own_entries(merged.path(), &base, &result, 1).unwrap();
+        let paths: Vec<String> = entries
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(paths, ["data", ".wh.gone", "kept/.wh.old"]);
+    }
 }
