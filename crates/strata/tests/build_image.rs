@@ -1689,6 +1689,50 @@ fn squash_and_squash_all_still_run_in_podman() {
 }
 
 #[test]
+fn squash_of_a_directory_replaced_by_a_file_runs_in_podman() {
+    // A whiteout below a path that is now a file makes an invalid layer ("unlinkat /data/x: not a
+    // directory" in podman): the squashed layer must only hold the file.
+    let Some(_) = require_tool("podman") else {
+        return;
+    };
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    let Some(base) = base_context(dir.path(), &[("data/x", "x\n"), ("data/sub/y", "y\n")]) else {
+        return;
+    };
+    build(&store, &base, &["-t", BASE]);
+    let ctx = context(
+        dir.path(),
+        "app",
+        "FROM localhost/acme/base:latest\n\
+         COPY z.txt /z.txt\n\
+         RUN rm -rf /data && echo now a file > /data\n\
+         CMD [\"cat\", \"/data\", \"/z.txt\"]\n",
+        &[("z.txt", "z\n")],
+    );
+    build(
+        &store,
+        &ctx,
+        &["-t", "localhost/acme/replaced:latest", "--squash"],
+    );
+    let layers = layer_digests(&manifest_of(&store, "localhost/acme/replaced:latest"));
+    assert_eq!(
+        layers.len(),
+        4,
+        "the base's three layers and the squashed one"
+    );
+    let blob = store
+        .join("blobs/sha256")
+        .join(layers[3].trim_start_matches("sha256:"));
+    let listed = run_ok(StdCommand::new("tar").arg("tzf").arg(&blob));
+    assert_eq!(listed, "data\nz.txt\n");
+    assert_eq!(
+        podman_run(dir.path(), &store, "localhost/acme/replaced:latest", &[]),
+        "now a file\nz\n"
+    );
+}
+
+#[test]
 fn zstd_layers_are_read_by_skopeo_and_podman() {
     // umoci 0.4 cannot read zstd layers ("blob is not correct mediatype"), so podman checks the
     // content; skopeo copies the image, which verifies every blob against its digest.
