@@ -789,13 +789,26 @@ fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
             .unwrap()
             .is_empty()
     );
-    run_ok(strata(&source).args([
+    // Without a destination, push goes to the chain's `registry` under the image's name.
+    let text = std::fs::read_to_string(&chain).unwrap();
+    std::fs::write(
+        &chain,
+        text.replacen(
+            "name = \"acme\"\n",
+            &format!("name = \"acme\"\nregistry = \"{}\"\n", server.host),
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run_ok(strata(&source).args([
+        "--chain",
+        chain.to_str().unwrap(),
         "push",
         "acme/wordpress:1",
-        &remote,
         "--creds",
         "dana:dev-token",
     ]));
+    assert!(out.starts_with(&format!("{remote}: ")), "{out}");
     assert_eq!(
         manifest_digest(&served, "localhost/acme/wordpress:1"),
         image.digest().to_string()
