@@ -358,8 +358,21 @@ fn tags_pagination_referrers_and_deletes() {
         1
     );
 
-    // Deletes: a blob in use is refused; a tag goes; the manifest by digest goes with its tags.
+    // A layer or a config is not a manifest.
     let layer = image.layers()[0].digest().to_string();
+    for digest in [
+        layer.clone(),
+        image.config_descriptor().digest().to_string(),
+    ] {
+        let mut r = a
+            .get(f.url(&format!("/v2/acme/app/manifests/{digest}")))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(error_code(&mut r), "MANIFEST_UNKNOWN");
+    }
+
+    // Deletes: a blob in use is refused; a tag goes; the manifest by digest goes with its tags.
     let r = a
         .delete(f.url(&format!("/v2/acme/app/blobs/{layer}")))
         .call()

@@ -164,6 +164,15 @@ impl Ctx<'_> {
 
     fn get_manifest(&self, reference: &str, with_body: bool) -> ApiResult {
         let (digest, indexed_type) = self.find_manifest(reference)?;
+        // A layer asked for as a manifest is not read into memory.
+        let size = blocking(|| self.state.store.blob_size(&digest))?;
+        if size > MAX_MANIFEST as u64 {
+            return Err(ApiError::new(
+                404,
+                ErrorCode::ManifestUnknown,
+                format!("{digest} is not a manifest ({size} bytes)"),
+            ));
+        }
         let bytes = blocking(|| self.state.store.read_blob_verified(&digest))?;
         let media_type = media::media_type_of(&bytes)
             .or_else(|| indexed_type.map(|m| m.to_string()))
@@ -693,7 +702,12 @@ fn blob_user(
             if next == *digest {
                 return Ok(Some(label));
             }
-            if !seen.insert(next.clone()) || !store.has_blob(&next) {
+            // Layers are never manifests: skip anything too big to be one unread.
+            if !seen.insert(next.clone())
+                || !store
+                    .blob_size(&next)
+                    .is_ok_and(|size| size <= MAX_MANIFEST as u64)
+            {
                 continue;
             }
             let bytes = store.read_blob_verified(&next)?;
