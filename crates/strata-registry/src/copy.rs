@@ -105,9 +105,14 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
         done: HashSet::new(),
         blobs: HashSet::new(),
     };
-    copier.manifest(&root)?;
+    // The root goes up under the target's tag (by digest when it has none), then its referrers.
+    let tag = match &target {
+        Endpoint::Store { reference, .. } => Some(reference.clone()),
+        Endpoint::Remote(r) => r.tag.clone(),
+    }
+    .filter(|t| !t.starts_with("sha256:") && !t.contains('@'));
+    copier.manifest(&root, tag.as_deref())?;
     copier.referrers_of(&root.digest)?;
-    copier.tag(&root)?;
     Ok(copier.report)
 }
 
@@ -297,8 +302,8 @@ struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    /// Copy a manifest's content, then the manifest (by digest, untagged).
-    fn manifest(&mut self, m: &Fetched) -> Result<()> {
+    /// Copy a manifest's content, then the manifest, under `tag` or by digest.
+    fn manifest(&mut self, m: &Fetched, tag: Option<&str>) -> Result<()> {
         if !self.done.insert(m.digest.clone()) {
             return Ok(());
         }
@@ -311,7 +316,7 @@ impl Copier<'_> {
         if media::is_index_type(&parsed.media_type) {
             for (child, _) in &parsed.children {
                 let fetched = self.source.manifest(self.client, child)?;
-                self.manifest(&fetched)?;
+                self.manifest(&fetched, None)?;
             }
         } else {
             let sizes = descriptor_sizes(&m.bytes);
@@ -324,7 +329,7 @@ impl Copier<'_> {
                 self.blob(digest, size)?;
             }
         }
-        self.put_manifest(m, None, parsed.subject.is_some())?;
+        self.put_manifest(m, tag, parsed.subject.is_some())?;
         Ok(())
     }
 
@@ -413,7 +418,7 @@ impl Copier<'_> {
                 };
                 let (_, subject_processed) =
                     self.client.put_manifest(&target, &m.bytes, &m.media_type)?;
-                if has_subject && !subject_processed && tag.is_none() {
+                if has_subject && !subject_processed {
                     self.referrers_tag(r, m)?;
                 }
             }
@@ -475,22 +480,9 @@ impl Copier<'_> {
                 continue;
             }
             let fetched = self.source.manifest(self.client, &digest)?;
-            self.manifest(&fetched)?;
+            self.manifest(&fetched, None)?;
             self.report.referrers += 1;
             self.referrers_of(&digest)?;
-        }
-        Ok(())
-    }
-
-    /// Tag the root at the target.
-    fn tag(&mut self, root: &Fetched) -> Result<()> {
-        let tag = match self.target {
-            Endpoint::Store { reference, .. } => Some(reference.clone()),
-            Endpoint::Remote(r) => r.tag.clone(),
-        };
-        if let Some(tag) = tag.filter(|t| !t.starts_with("sha256:") && !t.contains('@')) {
-            self.report.manifests -= 1;
-            self.put_manifest(root, Some(&tag), false)?;
         }
         Ok(())
     }
