@@ -195,10 +195,10 @@ fn a_failing_corebuild_test_stops_the_cascade_and_keeps_the_last_good_images() {
     );
     let log = strata(d).arg("log").output().unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
-    assert!(log.contains("operations test ok corebuild"), "{log}");
+    assert!(log.contains("operations tested corebuild"), "{log}");
     assert!(
         log.lines()
-            .any(|l| l.contains("operations test failed corebuild")
+            .any(|l| l.contains("operations FAILED the tests of corebuild")
                 && l.contains("Command Test: motd readable by the operations user")),
         "{log}"
     );
