@@ -770,3 +770,75 @@ fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
     let again = strata_registry::copy(&c, &src, &dst).unwrap();
     assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
 }
+
+#[test]
+fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
+    let f = Fixture::new(ServerOptions::default());
+    let store = Store::init(f.dir.path().join("source")).unwrap();
+    let amd = strata_oci::random::image(&store, 1, 2000).unwrap();
+    let arm = strata_oci::random::image(&store, 1, 2000).unwrap();
+    let platform = |arch: &str| serde_json::json!({"architecture": arch, "os": "linux"});
+    let index: strata_oci::ImageIndex = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd.digest().to_string(), "size": amd.descriptor().size(), "platform": platform("amd64")},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm.digest().to_string(), "size": arm.descriptor().size(), "platform": platform("arm64")},
+        ],
+    }))
+    .unwrap();
+    let descriptor = store.put_index(&index).unwrap();
+    store.tag("acme/multi:1", &descriptor).unwrap();
+    let c = client(None);
+    let src = Location::Layout {
+        dir: store.root().to_path_buf(),
+        reference: "acme/multi:1".into(),
+    };
+    let report =
+        strata_registry::copy(&c, &src, &Location::Remote(f.remote("acme/multi:1"))).unwrap();
+    assert_eq!(report.digest, descriptor.digest().to_string());
+    assert_eq!(report.manifests, 3);
+    let fetched = c.get_manifest(&f.remote("acme/multi:1")).unwrap();
+    assert_eq!(
+        fetched.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(fetched.digest.to_string(), descriptor.digest().to_string());
+    // Both platforms' manifests are there by digest.
+    for image in [&amd, &arm] {
+        let child = c
+            .get_manifest(&f.remote(&format!("acme/multi@{}", image.digest())))
+            .unwrap();
+        assert_eq!(child.digest, image.digest());
+    }
+    // An index whose child is missing is refused.
+    let orphan = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(b"gone").to_string(), "size": 4}],
+    });
+    let mut r = agent()
+        .put(f.url("/v2/acme/multi/manifests/orphan"))
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .send(&serde_json::to_vec(&orphan).unwrap()[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&mut r), "MANIFEST_BLOB_UNKNOWN");
+    // The catalog.
+    strata_registry::copy(&c, &src, &Location::Remote(f.remote("acme/another:1"))).unwrap();
+    let mut r = agent().get(f.url("/v2/_catalog?n=1")).call().unwrap();
+    assert_eq!(
+        r.headers()["link"],
+        "</v2/_catalog?n=1&last=acme/another>; rel=\"next\""
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["acme/another"]));
+    let mut r = agent()
+        .get(f.url("/v2/_catalog?last=acme/another"))
+        .call()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["acme/multi"]));
+}
