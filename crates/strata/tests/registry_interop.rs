@@ -418,6 +418,52 @@ fn podman_pulls_and_runs_an_image_from_strata_serve() {
         "echo served by strata",
     ]));
     assert_eq!(out.trim(), "served by strata");
+    // podman login (the token flow) and push as the owning team.
+    let authfile = dir.path().join("podman-auth.json");
+    let authfile = authfile.to_str().unwrap();
+    run_ok(podman_cmd().args([
+        "login",
+        "--tls-verify=false",
+        "--authfile",
+        authfile,
+        "-u",
+        "olga",
+        "-p",
+        "ops-token",
+        &server.host,
+    ]));
+    let pushed = format!("{}/acme/corebuild:podman", server.host);
+    run_ok(podman_cmd().args([
+        "push",
+        "--quiet",
+        "--tls-verify=false",
+        "--authfile",
+        authfile,
+        &image,
+        &format!("docker://{pushed}"),
+    ]));
+    assert!(
+        strata_oci::Store::open(&store)
+            .unwrap()
+            .resolve("acme/corebuild:podman")
+            .is_ok()
+    );
+    // A wrong password is refused at login.
+    let out = podman_cmd()
+        .args([
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            authfile,
+            "-u",
+            "olga",
+            "-p",
+            "wrong",
+            &server.host,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
     let _ = podman_cmd().args(["rmi", "-a", "-f"]).output();
 }
 
