@@ -26,6 +26,26 @@ pub const GZIP_LEVEL: u32 = 6;
 /// zstd level used for layers (zstd's default).
 pub const ZSTD_LEVEL: i32 = 3;
 
+/// Bytes of a chunk tried at level 1 to tell whether deflating it is worth it.
+const SAMPLE: usize = 64 * 1024;
+
+/// True when a level-1 deflate of the chunk's first [`SAMPLE`] bytes saves less than 3%.
+fn incompressible(chunk: &[u8]) -> bool {
+    if chunk.len() < SAMPLE {
+        return false;
+    }
+    let sample = &chunk[..SAMPLE];
+    let mut trial =
+        flate2::write::DeflateEncoder::new(Vec::with_capacity(SAMPLE), flate2::Compression::fast());
+    if trial.write_all(sample).is_err() {
+        return false;
+    }
+    trial
+        .finish()
+        .map(|out| out.len() * 100 > sample.len() * 97)
+        .unwrap_or(false)
+}
+
 impl Compression {
     /// The OCI layer media type for this compression.
     pub fn media_type(self) -> MediaType {
@@ -177,15 +197,19 @@ impl<W: Write> ChunkedGzip<W> {
     }
 
     fn compress(chunk: &[u8]) -> io::Result<Vec<u8>> {
+        // Incompressible data (already-compressed payloads, random bytes) is stored rather than
+        // deflated: a level-1 trial on a sample decides, from the chunk's bytes alone, so the
+        // output still depends only on the input. Deflating such data costs most of a cold
+        // build's time and saves nothing.
+        let level = if incompressible(chunk) { 0 } else { GZIP_LEVEL };
         let mut encoder = GzBuilder::new().mtime(0).operating_system(255).write(
-            Vec::with_capacity(chunk.len() / 2 + 64),
-            flate2::Compression::new(GZIP_LEVEL),
+            Vec::with_capacity(chunk.len() / 2),
+            flate2::Compression::new(level),
         );
         encoder.write_all(chunk)?;
         encoder.finish()
     }
 
-    /// Send the current chunk to a worker (or compress it inline with one thread).
     fn dispatch(&mut self) -> io::Result<()> {
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(GZIP_CHUNK));
         self.members += 1;
@@ -365,6 +389,32 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_still_read_back() {
+        // A xorshift stream: incompressible, reproducible.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let random: Vec<u8> = (0..3 * 1024 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(incompressible(&random[..1024 * 1024]));
+        assert!(!incompressible(&vec![b'a'; 1024 * 1024]));
+        let mut gz = ChunkedGzip::new(Vec::new(), 2);
+        gz.write_all(&random).unwrap();
+        let out = gz.finish().unwrap();
+        // Stored blocks: a few bytes of framing per 64 KiB, never a real shrink.
+        assert!(out.len() >= random.len() && out.len() < random.len() + random.len() / 100);
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, random);
     }
 
     #[test]
