@@ -258,7 +258,11 @@ fn abandoned_uploads_expire_and_leave_nothing() {
 
 #[test]
 fn tags_pagination_referrers_and_deletes() {
-    let f = Fixture::new(ServerOptions::default());
+    let events = tempfile::tempdir().unwrap();
+    let f = Fixture::new(ServerOptions {
+        events: Some(events.path().join("events.db")),
+        ..ServerOptions::default()
+    });
     let (source, image) = f.source(1, 1000);
     for tag in ["a", "b", "c"] {
         source
@@ -329,14 +333,27 @@ fn tags_pagination_referrers_and_deletes() {
         .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].digest().to_string(), rd.to_string());
-    let r = a
-        .get(f.url(&format!(
-            "/v2/acme/app/referrers/{}?artifactType=application/vnd.other",
-            image.digest()
-        )))
-        .call()
-        .unwrap();
-    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    let referrers_of = |artifact_type: &str| {
+        let mut r = a
+            .get(f.url(&format!(
+                "/v2/acme/app/referrers/{}?artifactType={artifact_type}",
+                image.digest()
+            )))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        v["manifests"].as_array().unwrap().len()
+    };
+    assert_eq!(referrers_of("application/vnd.other"), 0);
+    assert_eq!(referrers_of("application/vnd.in-toto%2Bjson"), 1);
+    assert_eq!(referrers_of("application/vnd.in-toto+json"), 1);
     // Pulling the image brings the referrer along.
     let out = f.dir.path().join("pulled");
     let report = strata_registry::copy(
@@ -389,6 +406,22 @@ fn tags_pagination_referrers_and_deletes() {
     let mut r = a.get(f.url("/v2/acme/app/tags/list")).call().unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(error_code(&mut r), "NAME_UNKNOWN");
+    // Both deletes are in the events log, with the digest that went.
+    let log = strata_events::EventLog::open(&events.path().join("events.db")).unwrap();
+    let deletes: Vec<_> = log
+        .query(&strata_events::Query::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == Some(strata_events::Kind::Delete))
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(deletes.iter().any(|e| e.image == "acme/app:a"
+        && e.old_digest.as_deref() == Some(image.digest().to_string().as_str())));
+    assert!(
+        deletes
+            .iter()
+            .any(|e| e.image == format!("acme/app@{}", image.digest()))
+    );
 }
 
 fn auth_file(dir: &Path) -> AuthConfig {

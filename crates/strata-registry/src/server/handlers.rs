@@ -659,11 +659,16 @@ impl Ctx<'_> {
 
     fn referrers(&self, digest: &str, query: &HashMap<String, String>) -> ApiResult {
         let digest = parse_digest(digest)?;
-        let artifact_type = query.get("artifactType").filter(|s| !s.is_empty());
+        // Media types hold no spaces: a space here is a `+` sent unescaped
+        // (`application/vnd.in-toto+json`), which form decoding turned into a space.
+        let artifact_type = query
+            .get("artifactType")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.replace(' ', "+"));
         let found = blocking(|| {
             self.state
                 .store
-                .referrers(&digest, artifact_type.map(String::as_str))
+                .referrers(&digest, artifact_type.as_deref())
         })?;
         let body = serde_json::json!({
             "schemaVersion": 2,
