@@ -828,17 +828,44 @@ impl<'a> Builder<'a> {
         if let Some(path) = self.rootfs.get(&key) {
             return Ok(Some(path.clone()));
         }
-        let dir = self
-            .scratch_dir
-            .path()
-            .join(format!("rootfs-{}", self.rootfs.len()));
-        std::fs::create_dir_all(&dir).map_err(|source| StepError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        for layer in &layers {
-            self.store
-                .unpack_layer(&layer.descriptor, &dir, &Default::default())?;
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| StepError::Io { path, source }
+        };
+        // With a cache directory, a layer chain's tree is unpacked once and kept (keyed by its
+        // diff_ids), so `COPY --from` a big image does not unpack it at every build.
+        let ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let chain = hash_strings(&ids);
+        let dir = match &self.options.cache_dir {
+            Some(cache) => cache
+                .join("rootfs")
+                .join(&chain.trim_start_matches("sha256:")[..16]),
+            None => self
+                .scratch_dir
+                .path()
+                .join(format!("rootfs-{}", self.rootfs.len())),
+        };
+        if !dir.is_dir() {
+            let parent = dir
+                .parent()
+                .expect("rootfs dirs have a parent")
+                .to_path_buf();
+            std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+            let staging = tempfile::Builder::new()
+                .prefix(".unpack-")
+                .tempdir_in(&parent)
+                .map_err(io(&parent))?;
+            for layer in &layers {
+                self.store
+                    .unpack_layer(&layer.descriptor, staging.path(), &Default::default())?;
+            }
+            let staged = staging.keep();
+            if let Err(e) = std::fs::rename(&staged, &dir) {
+                let _ = std::fs::remove_dir_all(&staged);
+                if !dir.is_dir() {
+                    return Err(io(&dir)(e));
+                }
+            }
         }
         self.rootfs.insert(key, dir.clone());
         Ok(Some(dir))
@@ -883,6 +910,16 @@ impl<'a> Builder<'a> {
                 source,
             })?;
         let unpack = a.unpack.unwrap_or(true);
+        // Local sources only: the result is known from their content and the parent, so a hit
+        // skips extracting archives (a rootfs tarball's ADD would otherwise unpack every time).
+        let pre_key = self.add_key(state, a, created_by)?;
+        if let Some(key) = &pre_key
+            && let Some(cached) = self.cache.get_step(self.store, key)
+        {
+            self.sink.event(BuildEvent::Cached);
+            self.cached_steps += 1;
+            return self.apply_run_result(state, cached, created_by);
+        }
         let mut plain: Vec<Source> = Vec::new();
         let mut downloaded: Vec<String> = Vec::new();
         let mut archives: Vec<PathBuf> = Vec::new();
@@ -964,7 +1001,67 @@ impl<'a> Builder<'a> {
                 copy::plan_copy(&state.fs, &[CopySource::Tree(ctx, vec![".".into()])], &opts)?;
             plan.extend(archive_plan);
         }
-        self.plan_layer(state, &plan, created_by)
+        let layers_before = state.layers.len();
+        self.plan_layer(state, &plan, created_by)?;
+        if let Some(key) = &pre_key {
+            let layer = (state.layers.len() > layers_before)
+                .then(|| state.layers.last())
+                .flatten();
+            self.cache.put_step(key, layer);
+        }
+        Ok(())
+    }
+
+    /// The cache key of an ADD whose sources are all local: the stage so far, the instruction,
+    /// and the content of every source file. None when a source is remote.
+    fn add_key(
+        &mut self,
+        state: &StageState,
+        a: &strata_dockerfile::Add,
+        created_by: &str,
+    ) -> Result<Option<String>, StepError> {
+        let mut parts = vec![
+            "add/v1".to_string(),
+            state.chain_key.clone(),
+            created_by.to_string(),
+            format!("{:?}", a.unpack),
+            format!(
+                "{:?} {:?}",
+                self.options.compression, self.options.source_date_epoch
+            ),
+        ];
+        for source in &a.sources {
+            match source {
+                Source::Path(p) if add::is_url(p) || add::is_git(p) => return Ok(None),
+                Source::Path(p) => {
+                    for entry in self.context.expand(p)? {
+                        let files = if entry.meta.is_dir() {
+                            BuildContext::without_ignore(&entry.path).walk_all()?
+                        } else {
+                            vec![entry.clone()]
+                        };
+                        for f in files {
+                            use std::os::unix::fs::MetadataExt;
+                            let hash = if f.meta.is_file() {
+                                self.stat.file_hash(&f.path, &f.meta)?
+                            } else {
+                                String::new()
+                            };
+                            parts.push(format!(
+                                "{} {:o} {}:{} {hash}",
+                                f.path.display(),
+                                f.meta.mode(),
+                                f.meta.uid(),
+                                f.meta.gid()
+                            ));
+                        }
+                    }
+                }
+                Source::Heredoc { content, .. } => parts.push(content.clone()),
+            }
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok(Some(hash_strings(&refs)))
     }
 
     fn finish(self, state: StageState) -> Result<BuildResult, BuildError> {
