@@ -875,3 +875,36 @@ fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(v["repositories"], serde_json::json!(["acme/multi"]));
 }
+
+#[test]
+fn gc_keeps_away_from_freshly_pushed_blobs_until_the_upload_timeout() {
+    let f = Fixture::new(ServerOptions {
+        upload_timeout: Duration::from_millis(300),
+        ..ServerOptions::default()
+    });
+    let d = Digest::of(b"fresh blob");
+    let r = agent()
+        .post(f.url(&format!("/v2/acme/raw/blobs/uploads/?digest={d}")))
+        .send(&b"fresh blob"[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // No manifest uses the blob yet: gc must not take it while its manifest may still come.
+    let err = f
+        .served()
+        .gc(&strata_oci::GcOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, strata_oci::Error::Busy { .. }), "{err}");
+    assert!(f.served().has_blob(&d));
+    // Once the timeout has passed with no manifest, gc may run and removes it.
+    let mut report = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(r) = f.served().gc(&strata_oci::GcOptions::default()) {
+            report = Some(r);
+            break;
+        }
+    }
+    let report = report.expect("gc ran once the lease expired");
+    assert_eq!(report.removed.len(), 1);
+    assert!(!f.served().has_blob(&d));
+}

@@ -543,6 +543,8 @@ impl Ctx<'_> {
             let digest = parse_digest(digest)?;
             let mut writer = blocking(|| store.blob_writer())?;
             super::uploads::stream_into(&mut writer, body).await?;
+            // The fresh-blob lease is taken while the writer still holds its own: no gap for gc.
+            self.state.hold_fresh_blobs()?;
             blocking(|| writer.commit(Some(&digest)))?;
             return Ok(self.blob_created(&digest));
         }
@@ -602,7 +604,9 @@ impl Ctx<'_> {
         self.check_session(&upload, id)?;
         check_content_range(headers, upload.offset(), id, self)?;
         let appended = upload.append(body).await;
-        let committed = appended.and_then(|_| upload.commit(&digest));
+        let committed = appended
+            .and_then(|_| self.state.hold_fresh_blobs())
+            .and_then(|_| upload.commit(&digest));
         drop(upload);
         self.state.uploads.remove(id);
         committed?;

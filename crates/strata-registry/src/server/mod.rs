@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<tls::TlsConfig>,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
+    /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
+    /// blob is unreferenced until its manifest follows, and `gc` must not take it meanwhile.
+    fresh_blobs: Mutex<Option<(strata_oci::Lease, std::time::Instant)>>,
 }
 
 /// Who is asking.
@@ -118,6 +121,7 @@ impl Registry {
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
                 basic_cache: Mutex::new(HashMap::new()),
+                fresh_blobs: Mutex::new(None),
             }),
         })
     }
@@ -133,7 +137,17 @@ impl Registry {
     }
 
     /// Drop upload sessions idle longer than the timeout; returns how many were dropped.
+    ///
+    /// Also lets go of the store lease taken for freshly committed blobs once they are older than
+    /// the timeout (from then on `strata store gc` may run and take blobs no manifest uses).
     pub async fn expire_uploads(&self) -> usize {
+        if let Ok(mut fresh) = self.state.fresh_blobs.lock()
+            && fresh
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() >= self.state.upload_timeout)
+        {
+            *fresh = None;
+        }
         self.state.uploads.expire(self.state.upload_timeout).await
     }
 
@@ -475,6 +489,19 @@ impl Shared {
                 Err(ApiError::new(403, ErrorCode::Denied, reason))
             }
         }
+    }
+
+    /// Keep `gc` away from blobs just committed (see `fresh_blobs`).
+    pub(crate) fn hold_fresh_blobs(&self) -> ApiResult<()> {
+        let mut fresh = self.fresh_blobs.lock().map_err(ApiError::internal)?;
+        match fresh.as_mut() {
+            Some((_, at)) => *at = std::time::Instant::now(),
+            None => {
+                let lease = blocking(|| self.store.lease())?;
+                *fresh = Some((lease, std::time::Instant::now()));
+            }
+        }
+        Ok(())
     }
 
     /// The owner team of a repository, when the auth file names one.
