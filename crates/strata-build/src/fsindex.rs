@@ -122,6 +122,17 @@ pub struct LayerEffect {
     pub deleted: Vec<String>,
     /// Bytes of earlier files the layer overwrote or deleted (space wasted in the image).
     pub shadowed_bytes: u64,
+    /// The earlier paths the layer overwrote or deleted, with their nodes (whose `layer` says
+    /// which layer's bytes became dead), in removal order.
+    pub shadowed: Vec<(String, Node)>,
+}
+
+impl LayerEffect {
+    /// Account for nodes the layer removed from lower layers.
+    fn shadow(&mut self, removed: Vec<(String, Node)>) {
+        self.shadowed_bytes += removed.iter().map(|(_, n)| n.size).sum::<u64>();
+        self.shadowed.extend(removed);
+    }
 }
 
 impl FsIndex {
@@ -196,12 +207,14 @@ impl FsIndex {
             let path = normalise(&record.path);
             let (dir, name) = split(&path);
             if name == ".wh..wh..opq" {
-                effect.shadowed_bytes += self.remove_below(dir, layer);
+                let removed = self.remove_below(dir, layer);
+                effect.shadow(removed);
                 continue;
             }
             if let Some(deleted) = name.strip_prefix(".wh.") {
                 let target = join(dir, deleted);
-                effect.shadowed_bytes += self.remove_tree(&target);
+                let removed = self.remove_tree(&target);
+                effect.shadow(removed);
                 effect.deleted.push(target);
                 continue;
             }
@@ -216,7 +229,8 @@ impl FsIndex {
             if let Some(old) = self.nodes.get(&path) {
                 // A directory entry re-stating a directory does not hide its contents.
                 if !(old.kind == NodeKind::Dir && node.kind == NodeKind::Dir) {
-                    effect.shadowed_bytes += self.remove_tree(&path);
+                    let removed = self.remove_tree(&path);
+                    effect.shadow(removed);
                 }
             }
             effect.written.push(path.clone());
@@ -225,9 +239,9 @@ impl FsIndex {
         effect
     }
 
-    /// Remove `path` and everything under it; returns the file bytes removed.
-    fn remove_tree(&mut self, path: &str) -> u64 {
-        let mut bytes = self.nodes.remove(path).map(|n| n.size).unwrap_or(0);
+    /// Remove `path` and everything under it; returns the removed paths and nodes.
+    fn remove_tree(&mut self, path: &str) -> Vec<(String, Node)> {
+        let mut removed: Vec<(String, Node)> = self.nodes.remove_entry(path).into_iter().collect();
         let prefix = if path == "/" {
             "/".to_string()
         } else {
@@ -239,14 +253,16 @@ impl FsIndex {
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, _)| k.clone())
             .collect();
-        for key in doomed {
-            bytes += self.nodes.remove(&key).map(|n| n.size).unwrap_or(0);
-        }
-        bytes
+        removed.extend(
+            doomed
+                .into_iter()
+                .filter_map(|k| self.nodes.remove_entry(&k)),
+        );
+        removed
     }
 
     /// Remove everything under directory `dir` written by layers below `layer`.
-    fn remove_below(&mut self, dir: &str, layer: usize) -> u64 {
+    fn remove_below(&mut self, dir: &str, layer: usize) -> Vec<(String, Node)> {
         let prefix = if dir == "/" {
             "/".to_string()
         } else {
@@ -261,8 +277,8 @@ impl FsIndex {
             .collect();
         doomed
             .into_iter()
-            .map(|k| self.nodes.remove(&k).map(|n| n.size).unwrap_or(0))
-            .sum()
+            .filter_map(|k| self.nodes.remove_entry(&k))
+            .collect()
     }
 }
 
@@ -374,6 +390,9 @@ mod tests {
         assert_eq!(effect.deleted, ["/etc/group"]);
         // group (1) + old.html (5) + the first passwd (4)
         assert_eq!(effect.shadowed_bytes, 10);
+        let shadowed: Vec<&str> = effect.shadowed.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(shadowed, ["/etc/group", "/var/www/old.html", "/etc/passwd"]);
+        assert!(effect.shadowed.iter().all(|(_, n)| n.layer == 0));
     }
 
     #[test]

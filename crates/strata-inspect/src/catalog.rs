@@ -1,0 +1,310 @@
+//! The images of a store, read once: manifests, configs (as the builder's [`ImageConfig`]) and
+//! tags, plus the untagged bases tagged images were built on.
+
+use std::collections::{BTreeMap, HashMap};
+
+use oci_spec::image::{Descriptor, ImageManifest};
+use strata_build::builder::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
+use strata_build::config::ImageConfig;
+use strata_cascade::inputs::{ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER};
+use strata_oci::index::is_index;
+use strata_oci::{Digest, Reference, Store};
+
+use crate::error::{InspectError, Result};
+
+/// One stored image: its manifest, config and the tags pointing to it.
+#[derive(Debug, Clone)]
+pub struct StoredImage {
+    /// The manifest digest: the image's identity.
+    pub digest: Digest,
+    /// The manifest descriptor (without `index.json` annotations).
+    pub descriptor: Descriptor,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The config, read as the builder writes it.
+    pub config: ImageConfig,
+    /// The config's `rootfs.diff_ids`, base first.
+    pub diff_ids: Vec<Digest>,
+    /// Full references tagging it (`localhost/acme/corebuild:latest`), in index order.
+    pub tags: Vec<String>,
+}
+
+impl StoredImage {
+    /// A manifest annotation.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.manifest
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+    }
+
+    /// Every manifest annotation, sorted.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        self.manifest
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The chain image that built it (`acme/corebuild`), from `dev.strata.chain.image`.
+    pub fn chain_image(&self) -> Option<&str> {
+        self.annotation(ANNOTATION_CHAIN_IMAGE)
+    }
+
+    /// The owning team, from `dev.strata.chain.owner`.
+    pub fn owner(&self) -> Option<&str> {
+        self.annotation(ANNOTATION_OWNER)
+    }
+
+    /// The build key, from `dev.strata.build.key`.
+    pub fn build_key(&self) -> Option<&str> {
+        self.annotation(ANNOTATION_BUILD_KEY)
+    }
+
+    /// The base image's name (`org.opencontainers.image.base.name`).
+    pub fn base_name(&self) -> Option<&str> {
+        self.annotation(ANNOTATION_BASE_NAME)
+    }
+
+    /// The base image's manifest digest (`org.opencontainers.image.base.digest`), when valid.
+    pub fn base_digest(&self) -> Option<Digest> {
+        self.annotation(ANNOTATION_BASE_DIGEST)?.parse().ok()
+    }
+
+    /// The layer descriptors, base first.
+    pub fn layers(&self) -> &[Descriptor] {
+        self.manifest.layers()
+    }
+
+    /// Manifest + config + layers, in bytes.
+    pub fn size(&self) -> u64 {
+        self.descriptor.size()
+            + self.manifest.config().size()
+            + self.layers().iter().map(Descriptor::size).sum::<u64>()
+    }
+
+    /// A name for display: its first tag, else `@sha256:<short>`.
+    pub fn name(&self) -> String {
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("@sha256:{}", self.digest.short()))
+    }
+
+    /// The `created_by` of each layer (history entries that are not `empty_layer`, in order);
+    /// `None` where the history is shorter than the layer list.
+    pub fn layer_created_by(&self) -> Vec<Option<String>> {
+        let mut out: Vec<Option<String>> = self
+            .config
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .map(|h| h.created_by.clone())
+            .take(self.diff_ids.len())
+            .collect();
+        out.resize(self.diff_ids.len(), None);
+        out
+    }
+}
+
+/// Every tagged image of a store, and the bases they name that the store holds.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    images: Vec<StoredImage>,
+    by_digest: HashMap<Digest, usize>,
+}
+
+impl Catalog {
+    /// Read the store's tags, their manifests and configs, then (repeatedly) the untagged bases
+    /// named by `org.opencontainers.image.base.digest` that are in the store. A multi-platform
+    /// index contributes the manifest `Store::image_from_descriptor` picks for this machine.
+    pub fn load(store: &Store) -> Result<Catalog> {
+        let mut catalog = Catalog::default();
+        for tag in store.list()? {
+            let descriptor = if is_index(tag.descriptor.media_type()) {
+                store
+                    .image_from_descriptor(&tag.descriptor)?
+                    .descriptor()
+                    .clone()
+            } else {
+                tag.descriptor.clone()
+            };
+            let digest = Digest::from_oci(descriptor.digest())?;
+            let i = match catalog.by_digest.get(&digest) {
+                Some(&i) => i,
+                None => catalog.insert(read_image(store, &descriptor, &tag.name)?),
+            };
+            catalog.images[i].tags.push(tag.name.clone());
+        }
+        let mut next = 0;
+        while next < catalog.images.len() {
+            let base = catalog.images[next].base_digest();
+            next += 1;
+            let Some(base) = base else { continue };
+            if catalog.by_digest.contains_key(&base) || !store.has_blob(&base) {
+                continue;
+            }
+            let descriptor = store.resolve(&base.to_string())?;
+            let image = read_image(store, &descriptor, &base.to_string())?;
+            catalog.insert(image);
+        }
+        Ok(catalog)
+    }
+
+    fn insert(&mut self, image: StoredImage) -> usize {
+        self.by_digest
+            .insert(image.digest.clone(), self.images.len());
+        self.images.push(image);
+        self.images.len() - 1
+    }
+
+    /// Every image: tagged ones in index order, then untagged bases.
+    pub fn images(&self) -> &[StoredImage] {
+        &self.images
+    }
+
+    /// The tagged images.
+    pub fn tagged(&self) -> impl Iterator<Item = &StoredImage> {
+        self.images.iter().filter(|i| !i.tags.is_empty())
+    }
+
+    /// The image with manifest digest `digest`.
+    pub fn get(&self, digest: &Digest) -> Option<&StoredImage> {
+        self.by_digest.get(digest).map(|&i| &self.images[i])
+    }
+
+    /// Find an image by reference: a tag (full or short: `acme/corebuild`, `localhost/acme/corebuild:3`),
+    /// `sha256:…`, `name@sha256:…`, or `NAME@N`: build number N of the chain image whose repository is
+    /// or ends in `/NAME` (`corebuild@3` means the tag `…/corebuild:3`).
+    pub fn find(&self, store: &Store, reference: &str) -> Result<&StoredImage> {
+        if let Some((name, number)) = reference.rsplit_once('@')
+            && !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return self.find_build(reference, name, number);
+        }
+        let descriptor = store.resolve(reference).map_err(|e| match e {
+            strata_oci::Error::ImageNotFound(_) => self.not_found(reference),
+            other => InspectError::Store(other),
+        })?;
+        let descriptor = if is_index(descriptor.media_type()) {
+            store
+                .image_from_descriptor(&descriptor)?
+                .descriptor()
+                .clone()
+        } else {
+            descriptor
+        };
+        let digest = Digest::from_oci(descriptor.digest())?;
+        self.get(&digest).ok_or_else(|| self.not_found(reference))
+    }
+
+    fn find_build(&self, reference: &str, name: &str, number: &str) -> Result<&StoredImage> {
+        let mut found: Vec<(&str, &StoredImage)> = Vec::new();
+        for image in &self.images {
+            for tag in &image.tags {
+                let Ok(parsed) = Reference::parse(tag) else {
+                    continue;
+                };
+                let repo = parsed.repository();
+                let full = format!("{}/{}", parsed.registry(), repo);
+                let matches = repo == name
+                    || full == name
+                    || repo.ends_with(&format!("/{name}"))
+                    || repo.rsplit('/').next() == Some(name);
+                if matches && parsed.tag() == Some(number) {
+                    found.push((tag.as_str(), image));
+                }
+            }
+        }
+        match found.as_slice() {
+            [(_, image)] => Ok(image),
+            [] => {
+                let builds: Vec<String> = self
+                    .images
+                    .iter()
+                    .flat_map(|i| i.tags.iter())
+                    .filter_map(|t| Reference::parse(t).ok())
+                    .filter(|r| r.repository().rsplit('/').next() == Some(name))
+                    .filter_map(|r| r.tag().map(str::to_string))
+                    .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+                    .collect();
+                Err(InspectError::NotFound {
+                    reference: reference.to_string(),
+                    hint: if builds.is_empty() {
+                        format!(" (no build-number tags of {name})")
+                    } else {
+                        format!(" (builds of {name}: {})", builds.join(", "))
+                    },
+                })
+            }
+            many => {
+                let first = many[0].1.digest.clone();
+                if many.iter().all(|(_, i)| i.digest == first) {
+                    return Ok(many[0].1);
+                }
+                Err(InspectError::Ambiguous {
+                    reference: reference.to_string(),
+                    candidates: many.iter().map(|(t, _)| t.to_string()).collect(),
+                })
+            }
+        }
+    }
+
+    fn not_found(&self, reference: &str) -> InspectError {
+        let count = self.tagged().count();
+        InspectError::NotFound {
+            reference: reference.to_string(),
+            hint: if count == 0 {
+                " (the store holds no tagged images)".to_string()
+            } else {
+                " (list them with `strata images`)".to_string()
+            },
+        }
+    }
+}
+
+/// Read one image's manifest and config; `name` is for error messages.
+fn read_image(store: &Store, descriptor: &Descriptor, name: &str) -> Result<StoredImage> {
+    let digest = Digest::from_oci(descriptor.digest())?;
+    let bytes = store.read_descriptor(descriptor)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|source| InspectError::Json {
+            what: format!("manifest {digest} of {name}"),
+            source,
+        })?;
+    let config_bytes = store.read_descriptor(manifest.config())?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|source| InspectError::Json {
+            what: format!("config {} of {name}", manifest.config().digest()),
+            source,
+        })?;
+    let diff_ids = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| d.parse())
+        .collect::<std::result::Result<Vec<Digest>, _>>()?;
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(InspectError::Invalid {
+            image: name.to_string(),
+            reason: format!(
+                "its config lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                manifest.layers().len()
+            ),
+        });
+    }
+    let mut descriptor = descriptor.clone();
+    descriptor.set_annotations(None);
+    Ok(StoredImage {
+        digest,
+        descriptor,
+        manifest,
+        config,
+        diff_ids,
+        tags: Vec::new(),
+    })
+}

@@ -1,0 +1,149 @@
+//! `strata inspect`: everything the store knows about one image.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use strata_oci::Store;
+
+use crate::catalog::{Catalog, StoredImage};
+use crate::error::{InspectError, Result};
+use crate::lineage::Lineage;
+
+/// Provenance of an image (signatures, SLSA attestations attached as referrers).
+///
+/// This is the place the signing work fills in: `strata inspect` does not read signatures or
+/// attestations yet, so the only value today is [`Provenance::NotChecked`] (use `strata verify
+/// IMAGE` for the chain of custody). Nothing here claims an image is signed or unsigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Provenance {
+    /// Not read by `strata inspect` (see `strata verify`).
+    NotChecked,
+}
+
+/// A layer of the inspected image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerSummary {
+    /// The blob digest.
+    pub digest: String,
+    /// The uncompressed digest.
+    pub diff_id: String,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// Whether the image added it (rather than inheriting it from its base).
+    pub own: bool,
+}
+
+/// The base an image was built on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseSummary {
+    /// `org.opencontainers.image.base.name`.
+    pub name: Option<String>,
+    /// `org.opencontainers.image.base.digest`.
+    pub digest: Option<String>,
+    /// Whether the store holds that manifest.
+    pub in_store: bool,
+    /// Tags pointing to it now.
+    pub tags: Vec<String>,
+}
+
+/// Everything `strata inspect` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inspection {
+    /// The reference asked for.
+    pub reference: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// The manifest media type.
+    pub media_type: String,
+    /// Every tag pointing to this manifest.
+    pub tags: Vec<String>,
+    /// Manifest + config + layers, in bytes.
+    pub size: u64,
+    /// The chain image that built it (`dev.strata.chain.image`).
+    pub chain_image: Option<String>,
+    /// Its owning team (`dev.strata.chain.owner`).
+    pub owner: Option<String>,
+    /// The build key (`dev.strata.build.key`).
+    pub build_key: Option<String>,
+    /// The base image.
+    pub base: Option<BaseSummary>,
+    /// The manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The layers, base first.
+    pub layers: Vec<LayerSummary>,
+    /// Signatures and attestations: not read yet (see [`Provenance`]).
+    pub provenance: Provenance,
+    /// The manifest as stored.
+    pub manifest: Value,
+    /// The config as stored.
+    pub config: Value,
+}
+
+/// Inspect `image` (found under `reference`).
+pub fn inspect(
+    store: &Store,
+    catalog: &Catalog,
+    image: &StoredImage,
+    reference: &str,
+) -> Result<Inspection> {
+    let json = |bytes: Vec<u8>, what: String| {
+        serde_json::from_slice::<Value>(&bytes)
+            .map_err(|source| InspectError::Json { what, source })
+    };
+    let manifest = json(
+        store.read_descriptor(&image.descriptor)?,
+        format!("manifest {}", image.digest),
+    )?;
+    let config = json(
+        store.read_descriptor(image.manifest.config())?,
+        format!("config of {}", image.digest),
+    )?;
+    let own_from = Lineage::of(catalog, image).own_layers_start();
+    let base = (image.base_name().is_some() || image.base_digest().is_some()).then(|| {
+        let stored = image.base_digest().and_then(|d| catalog.get(&d));
+        BaseSummary {
+            name: image.base_name().map(str::to_string),
+            digest: image
+                .annotation(strata_build::builder::ANNOTATION_BASE_DIGEST)
+                .map(str::to_string),
+            in_store: image.base_digest().is_some_and(|d| store.has_blob(&d)),
+            tags: stored.map(|s| s.tags.clone()).unwrap_or_default(),
+        }
+    });
+    Ok(Inspection {
+        reference: reference.to_string(),
+        digest: image.digest.to_string(),
+        media_type: image.descriptor.media_type().to_string(),
+        tags: image.tags.clone(),
+        size: image.size(),
+        chain_image: image.chain_image().map(str::to_string),
+        owner: image.owner().map(str::to_string),
+        build_key: image.build_key().map(str::to_string),
+        base,
+        annotations: image.annotations(),
+        layers: image
+            .layers()
+            .iter()
+            .zip(&image.diff_ids)
+            .enumerate()
+            .map(|(i, (l, d))| LayerSummary {
+                digest: l.digest().to_string(),
+                diff_id: d.to_string(),
+                media_type: l.media_type().to_string(),
+                size: l.size(),
+                own: i >= own_from,
+            })
+            .collect(),
+        provenance: Provenance::NotChecked,
+        manifest,
+        config,
+    })
+}
