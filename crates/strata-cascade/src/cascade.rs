@@ -500,9 +500,11 @@ fn build_one(
         }
         let digest = match &image.build {
             Build::Image { reference } => {
-                let descriptor = store.resolve(reference).map_err(|_| {
-                    format!("bought image {reference} is not in the store: pull it first (strata pull {reference})")
-                })?;
+                // A pinned bought base is pulled on demand; the pulled digest must be the pin.
+                let descriptor = match store.resolve(reference) {
+                    Ok(descriptor) => descriptor,
+                    Err(_) => pull_pinned(store, reference)?,
+                };
                 for tag in &tags {
                     store.tag(tag, &descriptor).map_err(|e| e.to_string())?;
                 }
@@ -597,6 +599,15 @@ fn build_one(
         Some((started_at, started.elapsed().as_millis())),
     );
     report
+}
+
+/// Fetch a pinned image into the store with the registry client (credentials from the Docker
+/// config; plain HTTP only for loopback registries).
+fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, String> {
+    let client = strata_registry::Client::new(strata_registry::ClientOptions::default())
+        .map_err(|e| format!("bought image {reference}: {e}"))?;
+    strata_registry::pull_pinned(&client, store, reference)
+        .map_err(|e| format!("bought image {reference}: pulling it failed: {e}"))
 }
 
 fn annotations(
