@@ -11,10 +11,20 @@ pub struct GlobalArgs {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub directory: Option<PathBuf>,
     /// The chain file (default: strata.toml in the working directory).
-    #[arg(long = "chain", global = true, env = "STRATA_CHAIN", value_name = "FILE")]
+    #[arg(
+        long = "chain",
+        global = true,
+        env = "STRATA_CHAIN",
+        value_name = "FILE"
+    )]
     pub chain: Option<PathBuf>,
     /// The content store (default: .strata/store beside the chain file).
-    #[arg(long = "store", global = true, env = "STRATA_STORE", value_name = "DIR")]
+    #[arg(
+        long = "store",
+        global = true,
+        env = "STRATA_STORE",
+        value_name = "DIR"
+    )]
     pub store: Option<PathBuf>,
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
