@@ -177,7 +177,9 @@ impl Catalog {
 
     /// Find an image by reference: a tag (full or short: `acme/corebuild`, `localhost/acme/corebuild:3`),
     /// `sha256:…`, `name@sha256:…`, or `NAME@N`: build number N of the chain image whose repository is
-    /// or ends in `/NAME` (`corebuild@3` means the tag `…/corebuild:3`).
+    /// or ends in `/NAME` (`corebuild@3` means the tag `…/corebuild:3`). A bare `NAME[:TAG]` that
+    /// is not a tag of the store's default registry names such a repository too (`corebuild` is
+    /// `localhost/acme/corebuild:latest` when only one repository ends in `/corebuild`).
     pub fn find(&self, store: &Store, reference: &str) -> Result<&StoredImage> {
         if let Some((name, number)) = reference.rsplit_once('@')
             && !number.is_empty()
@@ -185,10 +187,17 @@ impl Catalog {
         {
             return self.find_build(reference, name, number);
         }
-        let descriptor = store.resolve(reference).map_err(|e| match e {
-            strata_oci::Error::ImageNotFound(_) => self.not_found(reference),
-            other => InspectError::Store(other),
-        })?;
+        let descriptor = match store.resolve(reference) {
+            Ok(descriptor) => descriptor,
+            // A chain image's bare name (`corebuild`, `corebuild:2`) names the repository ending
+            // in `/corebuild`.
+            Err(strata_oci::Error::ImageNotFound(_)) if !reference.contains('/') => {
+                let (name, tag) = reference.split_once(':').unwrap_or((reference, "latest"));
+                return self.find_build(reference, name, tag);
+            }
+            Err(strata_oci::Error::ImageNotFound(_)) => return Err(self.not_found(reference)),
+            Err(other) => return Err(other.into()),
+        };
         let descriptor = if is_index(descriptor.media_type()) {
             store
                 .image_from_descriptor(&descriptor)?
@@ -201,7 +210,8 @@ impl Catalog {
         self.get(&digest).ok_or_else(|| self.not_found(reference))
     }
 
-    fn find_build(&self, reference: &str, name: &str, number: &str) -> Result<&StoredImage> {
+    fn find_build(&self, reference: &str, name: &str, tag: &str) -> Result<&StoredImage> {
+        let number = tag;
         let mut found: Vec<(&str, &StoredImage)> = Vec::new();
         for image in &self.images {
             for tag in &image.tags {
@@ -231,6 +241,9 @@ impl Catalog {
                     .filter_map(|r| r.tag().map(str::to_string))
                     .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
                     .collect();
+                if !number.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(self.not_found(reference));
+                }
                 Err(InspectError::NotFound {
                     reference: reference.to_string(),
                     hint: if builds.is_empty() {

@@ -26,6 +26,7 @@ pub mod layers;
 pub mod lineage;
 pub mod render;
 pub mod size;
+pub mod text;
 pub mod tree;
 
 pub use catalog::{Catalog, StoredImage};

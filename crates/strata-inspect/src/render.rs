@@ -43,6 +43,11 @@ impl Paint {
         Paint(on)
     }
 
+    /// Whether colours are on.
+    pub fn is_on(self) -> bool {
+        self.0
+    }
+
     fn wrap(self, code: &str, text: &str) -> String {
         if self.0 {
             format!("\x1b[{code}m{text}\x1b[0m")

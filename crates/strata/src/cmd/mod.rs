@@ -49,6 +49,14 @@ pub enum Command {
     Push(push::Args),
     /// Copy an image between the store, OCI layout directories and registries.
     Copy(copy::Args),
+    /// An image's history: each step's instruction, size, time, owning image and team.
+    History(history::Args),
+    /// An image's manifest, config, annotations, base, tags, build key and size.
+    Inspect(inspect::Args),
+    /// Compare two images (`corebuild@3 corebuild@4`): layers, then files added/removed/modified.
+    Diff(diff::Args),
+    /// Per layer: files, bytes wasted by later overwrites and deletes, dive's efficiency score.
+    Layers(layers::Args),
 }
 
 /// Run one subcommand.
@@ -73,18 +81,26 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Pull(args) => pull::run(args, global),
         Command::Push(args) => push::run(args, global),
         Command::Copy(args) => copy::run(args, global),
+        Command::History(args) => history::run(args, global),
+        Command::Inspect(args) => inspect::run(args, global),
+        Command::Diff(args) => diff::run(args, global),
+        Command::Layers(args) => layers::run(args, global),
     }
 }
 
 mod build;
 mod build_image;
 mod copy;
+mod diff;
 mod dockerfile;
 mod export;
 mod graph;
+mod history;
 mod images;
 mod init;
+mod inspect;
 mod key;
+mod layers;
 mod log;
 mod plan;
 mod pull;
