@@ -36,5 +36,5 @@ pub use fsview::FileState;
 pub use history::{HistoryRow, history};
 pub use inspect::{Inspection, Provenance, inspect};
 pub use layers::{Fate, Inefficiency, LayerFile, LayerReport, LayersReport, layers};
-pub use lineage::{Level, Lineage};
+pub use lineage::{Level, Lineage, OwnLayers, own_layers};
 pub use tree::{LayerTree, TreeImage, TreeNode};

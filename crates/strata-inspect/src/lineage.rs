@@ -96,3 +96,22 @@ fn is_prefix(base: &StoredImage, child: &StoredImage) -> bool {
     base.diff_ids.len() <= child.diff_ids.len()
         && base.diff_ids[..] == child.diff_ids[..base.diff_ids.len()]
 }
+
+/// The layers an image added on top of its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OwnLayers {
+    /// How many.
+    pub count: usize,
+    /// Their blob sizes, in bytes.
+    pub size: u64,
+}
+
+/// The layers `image` added itself (those after its base's layers).
+pub fn own_layers(catalog: &Catalog, image: &StoredImage) -> OwnLayers {
+    let start = Lineage::of(catalog, image).own_layers_start();
+    let own = &image.layers()[start.min(image.layers().len())..];
+    OwnLayers {
+        count: own.len(),
+        size: own.iter().map(|l| l.size()).sum(),
+    }
+}

@@ -12,7 +12,7 @@ pub use dot::dot;
 pub use json::{ChainDoc, JSON_SCHEMA, document, json};
 pub use mermaid::mermaid;
 pub use plan_text::{headline, plan_text};
-pub use tree::tree;
+pub use tree::{tree, tree_with_notes};
 
 use crate::graph::UseSite;
 

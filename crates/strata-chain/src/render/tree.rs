@@ -13,6 +13,12 @@ struct Line {
 
 /// The chain as a tree, one line per image: name, owner, tier, status.
 pub fn tree(chain: &Chain, statuses: &Statuses) -> String {
+    tree_with_notes(chain, statuses, &[])
+}
+
+/// [`tree`] with a note per image (by image index) beside its owner, e.g. its own layer count
+/// and size (`strata graph --layers`). Missing entries print nothing.
+pub fn tree_with_notes(chain: &Chain, statuses: &Statuses, notes: &[String]) -> String {
     let graph = chain.graph();
     let images = &chain.file.images;
     let mut lines: Vec<Line> = Vec::new();
@@ -64,6 +70,16 @@ pub fn tree(chain: &Chain, statuses: &Statuses) -> String {
         .map(|i| i.tier.as_deref().unwrap_or("-").chars().count())
         .max()
         .unwrap_or(0);
+    let note_width = notes.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let note_of = |label: &str| {
+        let name = label.split(' ').next().unwrap_or(label);
+        images
+            .iter()
+            .position(|i| i.name == name)
+            .and_then(|i| notes.get(i))
+            .map(String::as_str)
+            .unwrap_or("")
+    };
     let mut out = String::new();
     let teams = images
         .iter()
@@ -83,8 +99,13 @@ pub fn tree(chain: &Chain, statuses: &Statuses) -> String {
         match l.columns {
             Some([owner, tier, status]) => {
                 let pad = width - head.chars().count();
+                let note = if note_width > 0 {
+                    format!("  {:note_width$}", note_of(&l.label))
+                } else {
+                    String::new()
+                };
                 out.push_str(&format!(
-                    "{head}{:pad$}  {owner:owner_width$}  {tier:tier_width$}  {status}\n",
+                    "{head}{:pad$}  {owner:owner_width$}{note}  {tier:tier_width$}  {status}\n",
                     ""
                 ));
             }

@@ -28,17 +28,71 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Show each image's own layer count and size (from the store) beside its owner.
+    #[arg(long)]
+    layers: bool,
 }
 
 /// Print the chain's graph.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
     let statuses = statuses(&chain, global)?;
+    if args.layers {
+        return with_layers(&chain, &statuses, args.format, global);
+    }
     let text = match args.format {
         Format::Text => render::tree(&chain, &statuses),
         Format::Dot => render::dot(&chain),
         Format::Mermaid => render::mermaid(&chain),
         Format::Json => serde_json::to_string_pretty(&render::document(&chain, &statuses))? + "\n",
+    };
+    write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `strata graph --layers`: each chain image's own layers (of its `latest` tag), as text or JSON.
+fn with_layers(
+    chain: &Chain,
+    statuses: &Statuses,
+    format: Format,
+    global: &GlobalArgs,
+) -> Result<ExitCode> {
+    let (store, catalog) = super::inspect::open(global)?;
+    let own: Vec<Option<strata_inspect::OwnLayers>> = (0..chain.file.images.len())
+        .map(|i| {
+            let reference = strata_cascade::refs::tagged(chain, i, "latest");
+            let image = catalog.find(&store, &reference).ok()?;
+            Some(strata_inspect::own_layers(&catalog, image))
+        })
+        .collect();
+    let text = match format {
+        Format::Text => {
+            let notes: Vec<String> = own
+                .iter()
+                .map(|o| match o {
+                    Some(o) => format!(
+                        "{} layer{}, {}",
+                        o.count,
+                        if o.count == 1 { "" } else { "s" },
+                        strata_inspect::size::human(o.size)
+                    ),
+                    None => "not in store".to_string(),
+                })
+                .collect();
+            render::tree_with_notes(chain, statuses, &notes)
+        }
+        Format::Json => {
+            let mut doc = serde_json::to_value(render::document(chain, statuses))?;
+            if let Some(images) = doc["images"].as_array_mut() {
+                for (image, o) in images.iter_mut().zip(&own) {
+                    image["layers"] = serde_json::to_value(o)?;
+                }
+            }
+            serde_json::to_string_pretty(&doc)? + "\n"
+        }
+        Format::Dot | Format::Mermaid => {
+            bail!("--layers works with --format text or json")
+        }
     };
     write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
