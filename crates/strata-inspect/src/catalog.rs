@@ -146,7 +146,12 @@ impl Catalog {
             if catalog.by_digest.contains_key(&base) || !store.has_blob(&base) {
                 continue;
             }
-            let descriptor = store.resolve(&base.to_string())?;
+            // Not through `Store::resolve`: that re-reads index.json for every base.
+            let descriptor = Descriptor::new(
+                oci_spec::image::MediaType::ImageManifest,
+                store.blob_size(&base)?,
+                base.to_oci(),
+            );
             let image = read_image(store, &descriptor, &base.to_string())?;
             catalog.insert(image);
         }
