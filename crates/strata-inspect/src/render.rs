@@ -158,22 +158,21 @@ pub fn tree_text(tree: &LayerTree, options: &TextOptions) -> String {
         } else {
             node.cumulative_size
         };
-        let owner = fit(&owner_label(node), owner_width);
-        let head = format!(
-            "{glyph}layer: {}  {:>8}  {owner:<owner_width$}  ",
-            node.diff_id.short(),
-            human(size)
-        );
-        let room = options.width.saturating_sub(head.chars().count());
+        // Fixed part: glyph, `layer: `, short digest, size; then the owner and created_by share
+        // what is left of the width (the owner column shrinks before the line overflows).
+        let fixed = glyph.chars().count() + 7 + 12 + 2 + 8 + 2;
+        let owner_room = owner_width.min(options.width.saturating_sub(fixed + 2));
+        let owner = fit(&owner_label(node), owner_room);
+        let room = options.width.saturating_sub(fixed + owner_room + 2);
         let created = fit(node.created_by.as_deref().unwrap_or(""), room);
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{glyph}layer: {}  {:>8}  {}  {}",
             paint.digest(node.diff_id.short()),
             human(size),
-            paint.owner(&format!("{owner:<owner_width$}")),
+            paint.owner(&format!("{owner:<owner_room$}")),
             paint.dim(&created)
         );
+        let _ = writeln!(out, "{}", line.trim_end());
         let count = node.images.len() + node.children.len();
         for (k, image) in node.images.iter().enumerate() {
             let last = k + 1 == count;

@@ -83,7 +83,12 @@ fn compact_time(rfc3339: &str) -> String {
 pub fn inspect(i: &Inspection, width: usize, paint: Paint) -> String {
     let mut out = String::new();
     let field = |out: &mut String, name: &str, value: &str| {
-        let _ = writeln!(out, "{:<13}{}", format!("{name}:"), fit(value, width - 13));
+        let _ = writeln!(
+            out,
+            "{:<13}{}",
+            format!("{name}:"),
+            fit(value, width.saturating_sub(13))
+        );
     };
     let _ = writeln!(out, "{}", paint.image(&i.reference));
     field(&mut out, "Digest", &i.digest);
@@ -333,7 +338,7 @@ pub fn layers(r: &LayersReport, files: bool, width: usize, paint: Paint) -> Stri
                 out,
                 "       {} {}",
                 paint.bad("deletes"),
-                fit(path, width - 15)
+                fit(path, width.saturating_sub(15))
             );
         }
         if files {
