@@ -286,14 +286,18 @@ impl Catalog {
 
 /// Read one image's manifest and config; `name` is for error messages.
 fn read_image(store: &Store, descriptor: &Descriptor, name: &str) -> Result<StoredImage> {
-    let digest = Digest::from_oci(descriptor.digest())?;
-    let bytes = store.read_descriptor(descriptor)?;
+    let at = |source| InspectError::Image {
+        image: name.to_string(),
+        source,
+    };
+    let digest = Digest::from_oci(descriptor.digest()).map_err(at)?;
+    let bytes = store.read_descriptor(descriptor).map_err(at)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|source| InspectError::Json {
             what: format!("manifest {digest} of {name}"),
             source,
         })?;
-    let config_bytes = store.read_descriptor(manifest.config())?;
+    let config_bytes = store.read_descriptor(manifest.config()).map_err(at)?;
     let config: ImageConfig =
         serde_json::from_slice(&config_bytes).map_err(|source| InspectError::Json {
             what: format!("config {} of {name}", manifest.config().digest()),
@@ -304,7 +308,8 @@ fn read_image(store: &Store, descriptor: &Descriptor, name: &str) -> Result<Stor
         .diff_ids
         .iter()
         .map(|d| d.parse())
-        .collect::<std::result::Result<Vec<Digest>, _>>()?;
+        .collect::<std::result::Result<Vec<Digest>, _>>()
+        .map_err(at)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(InspectError::Invalid {
             image: name.to_string(),

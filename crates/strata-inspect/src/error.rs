@@ -7,6 +7,14 @@ pub enum InspectError {
     /// The store could not be read (missing blob, bad digest, I/O).
     #[error(transparent)]
     Store(#[from] strata_oci::Error),
+    /// An image's manifest or config could not be read from the store.
+    #[error("image {image}: {source}")]
+    Image {
+        /// The image (its tag or digest).
+        image: String,
+        /// The store's error.
+        source: strata_oci::Error,
+    },
     /// A manifest or config blob is not the JSON it should be.
     #[error("{what}: {source}")]
     Json {
