@@ -23,6 +23,14 @@ pub enum InspectError {
         /// The parser's error.
         source: serde_json::Error,
     },
+    /// The attestations attached to an image could not be read.
+    #[error("provenance of {digest}: {message}")]
+    Provenance {
+        /// The image's manifest digest.
+        digest: String,
+        /// What failed.
+        message: String,
+    },
     /// No image in the store answers to a reference.
     #[error("no image {reference} in the store{hint}")]
     NotFound {

@@ -10,17 +10,99 @@ use crate::catalog::{Catalog, StoredImage};
 use crate::error::{InspectError, Result};
 use crate::lineage::Lineage;
 
-/// Provenance of an image (signatures, SLSA attestations attached as referrers).
+/// Provenance of an image: the SLSA attestations attached to it as referrers, as they say.
 ///
-/// This is the place the signing work fills in: `strata inspect` does not read signatures or
-/// attestations yet, so the only value today is [`Provenance::NotChecked`] (use `strata verify
-/// IMAGE` for the chain of custody). Nothing here claims an image is signed or unsigned.
+/// `strata inspect` shows what the attestations claim and which key ids signed them; it does not
+/// check the signatures against the teams' keys — `strata verify IMAGE` does, tier by tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Provenance {
-    /// Not read by `strata inspect` (see `strata verify`).
-    NotChecked,
+    /// No attestation is attached to the image.
+    None,
+    /// Attestations are attached (signatures not checked here: see `strata verify`).
+    Attested {
+        /// One entry per attestation.
+        attestations: Vec<AttestationSummary>,
+    },
+}
+
+/// What one attestation claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationSummary {
+    /// The key ids of its signatures.
+    pub key_ids: Vec<String>,
+    /// The in-toto predicate type.
+    pub predicate_type: String,
+    /// The SLSA build type, when it is provenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_type: Option<String>,
+    /// The team recorded as owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The tier recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The base recorded: name and digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// When the build finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_on: Option<String>,
+    /// Why it could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+}
+
+/// The attestations attached to the image `digest`, read but not verified.
+fn provenance_of(store: &Store, digest: &strata_oci::Digest) -> Result<Provenance> {
+    let envelopes = strata_attest::find(store, digest).map_err(|e| InspectError::Provenance {
+        digest: digest.to_string(),
+        message: e.to_string(),
+    })?;
+    if envelopes.is_empty() {
+        return Ok(Provenance::None);
+    }
+    let attestations = envelopes
+        .iter()
+        .map(|envelope| {
+            let key_ids = envelope
+                .signatures
+                .iter()
+                .map(|s| s.keyid.clone())
+                .collect();
+            let mut summary = AttestationSummary {
+                key_ids,
+                predicate_type: String::new(),
+                build_type: None,
+                owner: None,
+                tier: None,
+                base: None,
+                finished_on: None,
+                unreadable: None,
+            };
+            match envelope.statement_unverified() {
+                Err(e) => summary.unreadable = Some(e.to_string()),
+                Ok(statement) => {
+                    summary.predicate_type = statement.predicate_type.clone();
+                    if let Ok(p) = statement.provenance() {
+                        summary.build_type = Some(p.build_definition.build_type.clone());
+                        if let Ok(internal) = p.internal() {
+                            summary.owner = Some(internal.owner);
+                            summary.tier = internal.tier;
+                        }
+                        if let Ok(Some((name, d))) = p.base() {
+                            summary.base = Some(format!("{}@{d}", name.unwrap_or_default()));
+                        }
+                        summary.finished_on = p.finished_on().map(|t| t.to_rfc3339());
+                    }
+                }
+            }
+            summary
+        })
+        .collect();
+    Ok(Provenance::Attested { attestations })
 }
 
 /// A layer of the inspected image.
@@ -142,7 +224,7 @@ pub fn inspect(
                 own: i >= own_from,
             })
             .collect(),
-        provenance: Provenance::NotChecked,
+        provenance: provenance_of(store, &image.digest)?,
         manifest,
         config,
     })

@@ -34,7 +34,7 @@ pub use diff::{Change, FileChange, ImageDiff, LayerRef, diff};
 pub use error::{InspectError, Result};
 pub use fsview::FileState;
 pub use history::{HistoryRow, history};
-pub use inspect::{Inspection, Provenance, inspect};
+pub use inspect::{AttestationSummary, Inspection, Provenance, inspect};
 pub use layers::{Fate, Inefficiency, LayerFile, LayerReport, LayersReport, layers};
 pub use lineage::{Level, Lineage, OwnLayers, own_layers};
 pub use tree::{LayerTree, TreeImage, TreeNode};

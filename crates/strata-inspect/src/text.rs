@@ -132,12 +132,29 @@ pub fn inspect(i: &Inspection, width: usize, paint: Paint) -> String {
         }
         None => field(&mut out, "Base", "- (no base annotations)"),
     }
-    match i.provenance {
-        Provenance::NotChecked => field(
-            &mut out,
-            "Provenance",
-            "not checked by `strata inspect` (see `strata verify IMAGE`)",
-        ),
+    match &i.provenance {
+        Provenance::None => field(&mut out, "Provenance", "none attached"),
+        Provenance::Attested { attestations } => {
+            for a in attestations {
+                let keys: Vec<&str> = a.key_ids.iter().map(|k| &k[..k.len().min(12)]).collect();
+                let text = match &a.unreadable {
+                    Some(why) => format!("unreadable attestation: {why}"),
+                    None => format!(
+                        "owner {} tier {} from {} finished {} key {} (signature checked by `strata verify`)",
+                        a.owner.as_deref().unwrap_or("-"),
+                        a.tier.as_deref().unwrap_or("-"),
+                        a.base.as_deref().unwrap_or("-"),
+                        a.finished_on.as_deref().unwrap_or("-"),
+                        keys.join(",")
+                    ),
+                };
+                field(
+                    &mut out,
+                    "Provenance",
+                    &fit(&text, width.saturating_sub(16)),
+                );
+            }
+        }
     }
     if !i.annotations.is_empty() {
         let _ = writeln!(out, "Annotations:");

@@ -98,6 +98,29 @@ fn a_signed_chain_verifies_from_app_to_base() {
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert_eq!(report["links"].as_array().unwrap().len(), 4);
+    // inspect shows what the attestation claims.
+    let out = strata(d)
+        .args(["inspect", "acme/httpd-php", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let provenance = &inspection["provenance"];
+    assert_eq!(provenance["status"], "attested", "{provenance}");
+    let attestation = &provenance["attestations"][0];
+    assert_eq!(attestation["owner"], "middleware");
+    assert_eq!(attestation["tier"], "middleware");
+    assert!(
+        attestation["base"]
+            .as_str()
+            .unwrap()
+            .contains("acme/corebuild"),
+        "{attestation}"
+    );
     // The log records who signed.
     strata(d)
         .arg("log")

@@ -267,7 +267,8 @@ fn history_inspect_layers_and_graph_name_owners() {
     );
     assert!(core["buildKey"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(core["chainImage"], "acme/corebuild");
-    assert_eq!(core["provenance"]["status"], "not-checked");
+    // Built without team keys: nothing is attached, and inspect says so.
+    assert_eq!(core["provenance"]["status"], "none");
     // The manifest and config as stored.
     assert_eq!(core["manifest"]["layers"].as_array().unwrap().len(), 3);
     assert_eq!(
