@@ -17,6 +17,15 @@ pub fn in_ci() -> bool {
         .unwrap_or(false)
 }
 
+/// True when the tests run as root (uid 0): RUN steps, overlay mounts and namespaces need it.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
 /// Find `tool` on PATH. Returns `None` (the caller should return early: the test is skipped) when it
 /// is missing outside CI; panics when it is missing under `CI=true`.
 pub fn require_tool(tool: &str) -> Option<PathBuf> {

@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
-}
-
 /// A chain directory made by `strata init` (None when this machine cannot run the example).
 fn example() -> Option<tempfile::TempDir> {
     if !is_root() {
@@ -173,6 +165,7 @@ fn a_noop_rebuild_does_nothing_and_changes_rebuild_exactly_what_they_affect() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+use strata_testutil::is_root;
 
 /// A diamond: two middleware images on one corebuild, an app using both via COPY --from.
 fn diamond(dir: &Path, php_run: &str) {

@@ -7,14 +7,7 @@ use std::path::Path;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::str::contains;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
-}
+use strata_testutil::is_root;
 
 const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
 

@@ -10,14 +10,7 @@ use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
-}
+use strata_testutil::is_root;
 
 /// The example chain plus `blog`, a second application on httpd-php, built (None when this
 /// machine cannot run the example: not root, or no busybox outside CI).

@@ -7,14 +7,7 @@ use std::path::Path;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
-}
+use strata_testutil::is_root;
 
 /// A vendor store holding `vendor/busybox:1`; returns its manifest digest.
 fn vendor_store(dir: &Path) -> Option<String> {

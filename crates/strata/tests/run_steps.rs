@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
+use strata_testutil::is_root;
 use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
 
 struct Env {
@@ -17,7 +18,7 @@ struct Env {
 impl Env {
     /// A temp dir with a store holding `acme/base` (busybox), or None when busybox is missing.
     fn new() -> Option<Env> {
-        if !nix_is_root() {
+        if !is_root() {
             eprintln!("skipping: RUN tests need root (overlay mounts and namespaces)");
             assert!(!strata_testutil::in_ci(), "CI runs as root");
             return None;
@@ -119,14 +120,6 @@ fn blob(store: &Path, digest: &str) -> PathBuf {
     store
         .join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
 }
 
 fn podman_run(store: &Path, tag: &str, args: &[&str]) -> Option<String> {
