@@ -650,10 +650,7 @@ impl Client {
             &Self::scope(&r.repository, false),
             &what,
             &|auth| {
-                let mut req = self.agent.get(&url).header("accept", media::ACCEPT);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let req = with_auth(self.agent.get(&url).header("accept", media::ACCEPT), auth);
                 req.call()
             },
         )?;
@@ -714,10 +711,7 @@ impl Client {
             &Self::scope(&r.repository, false),
             &what,
             &|auth| {
-                let mut req = self.agent.head(&url).header("accept", media::ACCEPT);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let req = with_auth(self.agent.head(&url).header("accept", media::ACCEPT), auth);
                 req.call()
             },
         )?;
@@ -752,10 +746,10 @@ impl Client {
             &Self::scope(&r.repository, true),
             &what,
             &|auth| {
-                let mut req = self.agent.put(&url).header("content-type", media_type);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let req = with_auth(
+                    self.agent.put(&url).header("content-type", media_type),
+                    auth,
+                );
                 req.send(bytes)
             },
         )?;
@@ -777,10 +771,7 @@ impl Client {
         let what = format!("DELETE {url}");
         let scope = format!("repository:{}:delete", r.repository);
         let response = self.send(&r.registry, &scope, &what, &|auth| {
-            let mut req = self.agent.delete(&url);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
+            let req = with_auth(self.agent.delete(&url), auth);
             req.call()
         })?;
         if !response.status().is_success() {
@@ -802,10 +793,7 @@ impl Client {
             &Self::scope(&r.repository, false),
             &what,
             &|auth| {
-                let mut req = self.agent.head(&url);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let req = with_auth(self.agent.head(&url), auth);
                 req.call()
             },
         )?;
@@ -835,10 +823,7 @@ impl Client {
             &Self::scope(&r.repository, false),
             &what,
             &|auth| {
-                let mut req = self.agent.get(&url);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let mut req = with_auth(self.agent.get(&url), auth);
                 if offset > 0 {
                     req = req.header("range", format!("bytes={offset}-"));
                 }
@@ -900,10 +885,7 @@ impl Client {
         }
         let what = format!("POST {base}/v2/{}/blobs/uploads/", r.repository);
         let response = self.send(&r.registry, &scope, &what, &|auth| {
-            let mut req = self.agent.post(&url);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
+            let req = with_auth(self.agent.post(&url), auth);
             req.send_empty()
         })?;
         match response.status().as_u16() {
@@ -978,10 +960,7 @@ impl Client {
     fn upload_offset(&self, registry: &str, scope: &str, location: &str) -> Result<u64> {
         let what = format!("GET {location}");
         let response = self.send(registry, scope, &what, &|auth| {
-            let mut req = self.agent.get(location);
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
+            let req = with_auth(self.agent.get(location), auth);
             req.call()
         })?;
         if response.status().as_u16() != 204 {
@@ -1015,10 +994,10 @@ impl Client {
             &Self::scope(&r.repository, false),
             &what,
             &|auth| {
-                let mut req = self.agent.get(&url).header("accept", media::OCI_INDEX);
-                if let Some(a) = auth {
-                    req = req.header("authorization", a);
-                }
+                let req = with_auth(
+                    self.agent.get(&url).header("accept", media::OCI_INDEX),
+                    auth,
+                );
                 req.call()
             },
         )?;
@@ -1046,10 +1025,7 @@ impl Client {
                 &Self::scope(&r.repository, false),
                 &what,
                 &|auth| {
-                    let mut req = self.agent.get(&url);
-                    if let Some(a) = auth {
-                        req = req.header("authorization", a);
-                    }
+                    let req = with_auth(self.agent.get(&url), auth);
                     req.call()
                 },
             )?;
@@ -1077,6 +1053,14 @@ impl Client {
                 None => return Ok(tags),
             }
         }
+    }
+}
+
+/// `req` with the `authorization` header the auth flow chose, if any.
+fn with_auth<B>(req: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => req.header("authorization", a),
+        None => req,
     }
 }
 
