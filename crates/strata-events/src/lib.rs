@@ -176,6 +176,17 @@ CREATE INDEX IF NOT EXISTS events_image_time ON events (image, time);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 ";
 
+/// How long a writer waits for another one before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether SQLite refused because another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl EventLog {
     /// Open (creating when missing) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, EventError> {
@@ -191,13 +202,31 @@ impl EventLog {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        // Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite calling the
+        // busy handler (a concurrent opener changing the journal mode holds an exclusive lock), so
+        // setup is retried until the same deadline the busy handler uses.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::setup(&conn) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
         Ok(Self { conn, path: name })
+    }
+
+    /// WAL mode, relaxed fsync (WAL keeps it crash-safe) and the schema, in one write transaction.
+    fn setup(conn: &Connection) -> Result<(), rusqlite::Error> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })
     }
 
     fn err(&self) -> impl FnOnce(rusqlite::Error) -> EventError + '_ {
@@ -415,10 +444,15 @@ mod tests {
     fn two_connections_write_concurrently() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
+        // Every thread opens the fresh database at the same moment: creating it, switching it to
+        // WAL and writing the schema must all survive the collision.
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let path = path.clone();
+                let start = start.clone();
                 std::thread::spawn(move || {
+                    start.wait();
                     let log = EventLog::open(&path).unwrap();
                     for i in 0..25 {
                         log.record(&Event {
