@@ -879,7 +879,8 @@ fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
 #[test]
 fn gc_keeps_away_from_freshly_pushed_blobs_until_the_upload_timeout() {
     let f = Fixture::new(ServerOptions {
-        upload_timeout: Duration::from_millis(300),
+        // Long enough that a loaded CI machine still reaches the first gc inside the lease.
+        upload_timeout: Duration::from_millis(2000),
         ..ServerOptions::default()
     });
     let d = Digest::of(b"fresh blob");
@@ -897,7 +898,7 @@ fn gc_keeps_away_from_freshly_pushed_blobs_until_the_upload_timeout() {
     assert!(f.served().has_blob(&d));
     // Once the timeout has passed with no manifest, gc may run and removes it.
     let mut report = None;
-    for _ in 0..100 {
+    for _ in 0..150 {
         std::thread::sleep(Duration::from_millis(100));
         if let Ok(r) = f.served().gc(&strata_oci::GcOptions::default()) {
             report = Some(r);
