@@ -296,7 +296,9 @@ impl EventLog {
                 .collect();
             sql.push_str(&format!(" AND kind IN ({})", list.join(",")));
         }
-        sql.push_str(" ORDER BY id DESC");
+        // By time, so a build (stamped when it started) comes before the tests and signature it
+        // recorded first; the id breaks ties.
+        sql.push_str(" ORDER BY time DESC, id DESC");
         if query.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", query.limit));
         }

@@ -114,12 +114,24 @@ fn a_signed_chain_verifies_from_app_to_base() {
             .contains("acme/corebuild"),
         "{attestation}"
     );
-    // The log records who signed.
-    strata(d)
-        .arg("log")
-        .assert()
-        .success()
-        .stdout(contains("operations signed the provenance of corebuild"));
+    // The log records who signed, after the build it signed (ordered by time, not by when the
+    // build's own row was written), with the signed digest and no made-up transition.
+    let log = strata(d).arg("log").output().unwrap();
+    assert!(log.status.success());
+    let log = String::from_utf8_lossy(&log.stdout);
+    let lines: Vec<&str> = log.lines().collect();
+    let built = lines
+        .iter()
+        .position(|l| l.contains("operations rebuilt corebuild"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let signed = lines
+        .iter()
+        .position(|l| l.contains("operations signed the provenance of corebuild"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(built < signed, "{log}");
+    assert!(lines[signed].contains(" sha256:"), "{log}");
+    assert!(!lines[signed].contains('→'), "{log}");
+    assert!(!lines[signed].contains("cascaded"), "{log}");
 }
 
 #[test]

@@ -88,13 +88,19 @@ fn timeline(events: &[Event]) -> String {
         if let Some(reason) = &e.reason {
             line.push_str(&format!(" ({})", reason.lines().next().unwrap_or("")));
         }
+        let is_build = kind == "build";
         if e.result == "ok"
             && let Some(new) = &e.new_digest
         {
-            let old = e.old_digest.as_deref().map(short).unwrap_or("(none)");
-            line.push_str(&format!(" {old} → {}", short(new)));
+            if is_build {
+                let old = e.old_digest.as_deref().map(short).unwrap_or("(none)");
+                line.push_str(&format!(" {old} → {}", short(new)));
+            } else {
+                line.push_str(&format!(" {}", short(new)));
+            }
         }
         if let Some(run) = &e.run_id
+            && is_build
             && e.cause.is_none()
         {
             // A rebuild that started a cascade: everything it reached, transitively.
