@@ -237,6 +237,12 @@ pub(crate) fn hash_strings(parts: &[&str]) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
+/// The directory name, under `<cache>/rootfs`, of the unpacked tree of a layer chain (diff_ids,
+/// bottom first): 16 hex digits of their hash.
+pub(crate) fn rootfs_cache_name(diff_ids: &[&str]) -> String {
+    hash_strings(diff_ids).trim_start_matches("sha256:")[..16].to_string()
+}
+
 /// A loaded image: its state plus its ONBUILD triggers.
 fn load_image(
     store: &Store,
@@ -835,11 +841,8 @@ impl<'a> Builder<'a> {
         // With a cache directory, a layer chain's tree is unpacked once and kept (keyed by its
         // diff_ids), so `COPY --from` a big image does not unpack it at every build.
         let ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
-        let chain = hash_strings(&ids);
         let dir = match &self.options.cache_dir {
-            Some(cache) => cache
-                .join("rootfs")
-                .join(&chain.trim_start_matches("sha256:")[..16]),
+            Some(cache) => cache.join("rootfs").join(rootfs_cache_name(&ids)),
             None => self
                 .scratch_dir
                 .path()

@@ -46,6 +46,8 @@ pub fn exec(
     output: &mut dyn Output,
     cancel: Arc<AtomicBool>,
 ) -> Result<ExecOutcome, StepError> {
+    // Held while the image's snapshots are mounted: gc (which sweeps snapshots) waits for it.
+    let _lease = store.lease()?;
     let descriptor = store.resolve(reference).map_err(|e| match e {
         strata_oci::Error::ImageNotFound(_) => StepError::BaseNotFound(reference.to_string()),
         other => StepError::Store(other),

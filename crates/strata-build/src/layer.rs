@@ -202,13 +202,15 @@ pub fn index_layer(store: &Store, fs: &mut FsIndex, layer: &Descriptor) -> Resul
     Ok(())
 }
 
+/// Where the store's layer headers are cached (one file per layer blob, named by its hex digest).
+pub fn headers_dir(store: &Store) -> PathBuf {
+    let tmp = store.tmp_dir();
+    tmp.parent().unwrap_or(&tmp).join("layer-headers")
+}
+
 /// Where the headers of layer `digest` are cached.
 fn headers_path(store: &Store, digest: &Digest) -> PathBuf {
-    let tmp = store.tmp_dir();
-    tmp.parent()
-        .unwrap_or(&tmp)
-        .join("layer-headers")
-        .join(digest.hex())
+    headers_dir(store).join(digest.hex())
 }
 
 /// The headers of a stored layer: from the cache, else read from the blob and cached.

@@ -12,6 +12,7 @@ pub mod fsindex;
 pub mod import;
 pub mod layer;
 pub mod metadata;
+pub mod prune;
 mod run;
 pub mod scoped;
 pub mod snapshot;

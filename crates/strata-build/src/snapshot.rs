@@ -27,23 +27,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StepError + '_ {
     }
 }
 
+/// The directory name of a layer's snapshot: 16 hex digits of its diff_id, short so that many lower
+/// directories fit in one overlay mount option.
+pub fn snapshot_name(diff_id: &str) -> &str {
+    let hex = diff_id.trim_start_matches("sha256:");
+    &hex[..hex.len().min(16)]
+}
+
 impl Snapshots {
     /// Snapshots under `dir` (created when missing).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
 
-    /// The snapshot directory of a layer, unpacking it the first time. Names are short (16 hex
-    /// digits of the diff_id) so that many lower directories fit in one overlay mount option.
+    /// The snapshot directory of a layer, unpacking it the first time (named by [`snapshot_name`]).
     pub fn get(
         &self,
         store: &Store,
         layer: &Descriptor,
         diff_id: &str,
     ) -> Result<PathBuf, StepError> {
-        let hex = diff_id.trim_start_matches("sha256:");
-        let short = &hex[..hex.len().min(16)];
-        let path = self.dir.join(short);
+        let path = self.dir.join(snapshot_name(diff_id));
         if path.is_dir() {
             return Ok(path);
         }

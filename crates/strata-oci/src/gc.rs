@@ -46,6 +46,18 @@ pub struct GcReport {
 impl Store {
     /// Mark from `index.json`, sweep the rest. See the module docs.
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        self.gc_then(options, |_| ()).map(|(report, ())| report)
+    }
+
+    /// [`Store::gc`], then `after` while gc still holds the store exclusively (no build, import or
+    /// push can take a lease meanwhile), so caches derived from blobs (unpacked layers, header
+    /// indexes) can be swept against the same state. `after` gets gc's report: in a dry run the
+    /// blobs it lists as removed are still on disk.
+    pub fn gc_then<T>(
+        &self,
+        options: &GcOptions,
+        after: impl FnOnce(&GcReport) -> T,
+    ) -> Result<(GcReport, T)> {
         let lock_path = self.lock_path("gc.lock");
         let gc_lock = open_lock_file(&lock_path)?;
         if FileExt::try_lock_exclusive(&gc_lock).is_err() {
@@ -137,8 +149,9 @@ impl Store {
             }
             Ok((changed, report))
         })?;
+        let extra = after(&report);
         drop(gc_lock);
-        Ok(report)
+        Ok((report, extra))
     }
 
     /// Mark `root` and everything it references live. Unreadable manifests abort the gc.

@@ -69,3 +69,52 @@ impl Store {
         }
     }
 }
+
+/// Whether a config media type is an image configuration (OCI or Docker), not an artifact's.
+fn is_image_config(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageConfig)
+        || media_type.to_string() == "application/vnd.docker.container.image.v1+json"
+}
+
+impl Store {
+    /// The layer chain (diff_ids, bottom first) of every image manifest reachable from
+    /// `index.json`, through image indexes; artifacts (attestations) have none. Blobs missing from
+    /// the store are passed over (fsck reports them). Caches derived from layers use this to know
+    /// which of their entries an image still needs.
+    pub fn layer_chains(&self) -> Result<Vec<Vec<Digest>>> {
+        let mut chains = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<Descriptor> = self.index()?.manifests().clone();
+        while let Some(descriptor) = stack.pop() {
+            let digest = Digest::from_oci(descriptor.digest())?;
+            if !seen.insert(digest.clone()) || !self.has_blob(&digest) {
+                continue;
+            }
+            match self.read_node(&descriptor)? {
+                Node::Index(index) => stack.extend(index.manifests().iter().cloned()),
+                Node::Manifest(manifest) => {
+                    let config = manifest.config();
+                    let config_digest = Digest::from_oci(config.digest())?;
+                    if !is_image_config(config.media_type()) || !self.has_blob(&config_digest) {
+                        continue;
+                    }
+                    let bytes = self.read_descriptor(config)?;
+                    let parsed: oci_spec::image::ImageConfiguration =
+                        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                            what: format!("config {config_digest}"),
+                            source,
+                        })?;
+                    let chain = parsed
+                        .rootfs()
+                        .diff_ids()
+                        .iter()
+                        .map(|d| d.parse())
+                        .collect::<Result<Vec<Digest>>>()?;
+                    chains.push(chain);
+                }
+                Node::Leaf => {}
+            }
+        }
+        Ok(chains)
+    }
+}

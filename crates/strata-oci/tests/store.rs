@@ -56,6 +56,31 @@ fn random_images_validate_and_read_back() {
 }
 
 #[test]
+fn layer_chains_lists_every_indexed_images_diff_ids_and_gc_then_runs_under_the_lock() {
+    let (_dir, store) = store();
+    let tagged = random::image(&store, 2, 64).unwrap();
+    store.tag("acme/a:1", tagged.descriptor()).unwrap();
+    let orphan = random::image(&store, 1, 64).unwrap();
+    let chains = store.layer_chains().unwrap();
+    assert_eq!(chains, vec![tagged.diff_ids().unwrap()]);
+    let (report, busy) = store
+        .gc_then(&GcOptions::default(), |report| {
+            // No lease can be taken while gc_then's hook runs: a build waits for it.
+            assert!(report.removed.iter().any(|b| b.digest == orphan.digest()));
+            let probe = std::process::Command::new("flock")
+                .args(["--shared", "--nonblock"])
+                .arg(store.root().join(".strata/gc.lock"))
+                .arg("true")
+                .status()
+                .unwrap();
+            !probe.success()
+        })
+        .unwrap();
+    assert!(busy, "the hook ran without the exclusive gc lock");
+    assert_eq!(report.removed.len(), 3);
+}
+
+#[test]
 fn validate_catches_a_wrong_diff_id() {
     let (_dir, store) = store();
     let img = random::image(&store, 1, 64).unwrap();

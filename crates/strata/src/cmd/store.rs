@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use strata_build::prune::{CachePruneReport, prune_caches};
 use strata_oci::{GcOptions, Store};
 
 use crate::cmd::images::human_size;
@@ -24,7 +25,9 @@ enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove blobs no image references (and stale temp files); never a referenced one.
+    /// Remove blobs no image references (and stale temp files), never a referenced one; then the
+    /// builder's caches of what is gone (layer snapshots, COPY --from trees, layer headers, step
+    /// cache entries). Cache mounts are kept.
     Gc {
         /// Print what would be removed, remove nothing.
         #[arg(long)]
@@ -76,13 +79,29 @@ fn fsck(store: &Store, json: bool) -> Result<ExitCode> {
     })
 }
 
-#[allow(clippy::print_stdout)]
+/// `strata store gc --json`: gc's report with the cache sweep beside it.
+#[derive(serde::Serialize)]
+struct GcOutput<'a> {
+    #[serde(flatten)]
+    store: &'a strata_oci::GcReport,
+    caches: &'a CachePruneReport,
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 fn gc(store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
-    let report = store
-        .gc(&GcOptions { dry_run })
+    // The builder's caches sit beside the store (`.strata/cache` for `.strata/store`).
+    let cache_dir = store.root().parent().unwrap_or(store.root()).join("cache");
+    let (report, caches) = store
+        .gc_then(&GcOptions { dry_run }, |report| {
+            prune_caches(store, &cache_dir, report)
+        })
         .with_context(|| format!("gc of {} failed", store.root().display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let out = GcOutput {
+            store: &report,
+            caches: &caches,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if dry_run { "would remove" } else { "removed" };
@@ -95,11 +114,25 @@ fn gc(store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
     for referrer in &report.dangling_referrers {
         println!("{verb} referrer {referrer} (its subject is gone)");
     }
+    for entry in &caches.removed {
+        println!(
+            "{verb} {} cache {} ({})",
+            entry.cache,
+            entry.path.display(),
+            human_size(entry.bytes)
+        );
+    }
+    for error in &caches.errors {
+        eprintln!("warning: {error}");
+    }
     println!(
-        "{verb} {} blobs ({}), kept {}",
+        "{verb} {} blobs ({}), kept {}; {verb} {} cache entries ({}), kept {}",
         report.removed.len(),
         human_size(report.removed_bytes),
-        report.kept
+        report.kept,
+        caches.removed.len(),
+        human_size(caches.removed_bytes),
+        caches.kept
     );
     Ok(ExitCode::SUCCESS)
 }
