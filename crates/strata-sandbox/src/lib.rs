@@ -30,7 +30,10 @@
 //! mount, no remount of the read-only binds); `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`,
 //! `/proc/bus` are read-only, `/proc/kcore` and friends masked, `/sys` read-only. Limits: with the
 //! host network (the default, as in `docker build`) the step reaches the host's loopback services
-//! and abstract Unix sockets; there is no seccomp filter and no cgroup (memory, pids) limit.
+//! and abstract Unix sockets. A seccomp filter (see `seccomp.rs`) refuses what Docker's default
+//! profile refuses past the capabilities: new user namespaces, the kernel keyring, bpf,
+//! perf_event_open, userfaultfd, and the mount API. There is no cgroup (memory, pids) limit, as
+//! in BuildKit's default.
 
 pub mod changes;
 pub mod copy;
@@ -41,6 +44,7 @@ mod prepare;
 pub mod probe;
 mod process;
 pub mod run;
+mod seccomp;
 pub mod spec;
 pub mod sys;
 pub mod user;

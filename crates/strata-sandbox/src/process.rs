@@ -42,6 +42,8 @@ struct ChildPlan<'a> {
     candidates: Vec<CString>,
     cwd: CString,
     cwd_display: &'a str,
+    /// Built before forking; installed by the command's process.
+    seccomp: crate::seccomp::Filter,
 }
 
 const FD_REPORT: RawFd = 3;
@@ -89,6 +91,7 @@ pub(crate) fn execute(
         candidates,
         cwd: cstr(&spec.cwd)?,
         cwd_display: &spec.cwd,
+        seccomp: crate::seccomp::filter(),
     };
 
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe", e));
@@ -490,6 +493,11 @@ fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
         }
     }
     let _ = nix::unistd::setsid();
+    // Before the identity: installing without no_new_privs needs the root it is about to drop.
+    if let Err(e) = crate::seccomp::install(&plan.seccomp) {
+        report_error(&format!("installing the seccomp filter: {e}"));
+        return;
+    }
     if let Err(e) = sys.set_identity(plan.identity, !plan.rootless) {
         report_error(&format!(
             "switching to uid {} gid {}: {}",
@@ -544,6 +552,7 @@ mod tests {
             candidates: vec![],
             cwd: CString::new("/").unwrap(),
             cwd_display: "/",
+            seccomp: crate::seccomp::filter(),
         }
     }
 

@@ -553,6 +553,22 @@ fn the_command_cannot_mount_or_unmount() {
 }
 
 #[test]
+fn a_seccomp_filter_refuses_new_user_namespaces_and_kernel_keyrings() {
+    let Some(fx) = Fixture::new() else { return };
+    // A user namespace would hand the command a full capability set again (inside it), and the
+    // kernel keyring is not namespaced: Docker's default profile refuses both, and so do we.
+    // Ordinary work (fork, exec, threads, files) goes on under the filter.
+    let (out, _) = run_capture(&fx.spec(
+        "grep '^Seccomp:' /proc/self/status; \
+         unshare -U true 2>/dev/null && echo USERNS; \
+         unshare -U -r true 2>/dev/null && echo USERNS_ROOT; \
+         (echo sub | cat) && ls / >/dev/null && echo OK",
+    ))
+    .unwrap();
+    assert_eq!(out, "Seccomp:\t2\nsub\nOK\n");
+}
+
+#[test]
 fn many_layers_go_through_the_new_mount_api() {
     let Some(fx) = Fixture::new() else { return };
     // 80 layers of 64-character names: their lowerdir list exceeds a page even made relative.
