@@ -26,7 +26,7 @@ pub struct ChainFile {
     pub name: String,
     /// The registry the chain's images are pushed to, e.g. `registry.example.com:5000`.
     pub registry: Option<String>,
-    /// Whether every image's provenance must be signed by its owner's key (enforced by a later issue).
+    /// Whether every image's provenance must be signed by its owner's key (`strata build` fails an image whose owner team has no signing key).
     pub require_signatures: bool,
     /// The teams, by name.
     pub teams: BTreeMap<String, Team>,
@@ -43,7 +43,7 @@ pub struct Team {
     pub description: Option<String>,
     /// Who to ask: an address or a channel.
     pub contact: Option<String>,
-    /// The team's public key files (for signing, in a later issue).
+    /// The team's public key files, trusted to verify its images' provenance.
     pub keys: Vec<PathBuf>,
 }
 
@@ -62,7 +62,7 @@ pub struct Image {
     pub args: BTreeMap<String, String>,
     /// Extra tags besides `latest`.
     pub tags: Vec<String>,
-    /// A structure-test file run after the build (a later issue).
+    /// A structure-test file run after the build; a failure keeps the image from `latest` and stops the images above it.
     pub test: Option<PathBuf>,
     /// How many layers the image keeps.
     pub squash: Squash,
