@@ -499,8 +499,13 @@ impl Client {
         self.probe_scheme(registry);
         let url = format!("{}/v2/", self.url(registry));
         let what = format!("GET {url}");
-        let response =
-            self.with_retries(|| self.agent.get(&url).call().map_err(Self::transport(&what)))?;
+        // Not retried here: callers run inside `send`'s retries (or `ping`'s), and retrying at both
+        // levels multiplied the attempts against a registry that is down.
+        let response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(Self::transport(&what))?;
         let challenge = match response.status().as_u16() {
             200..=299 => Challenge::None,
             401 => {
@@ -633,7 +638,7 @@ impl Client {
 
     /// Check that the registry answers (and that credentials, when asked for, work).
     pub fn ping(&self, registry: &str) -> Result<()> {
-        self.challenge(registry).map(|_| ())
+        self.with_retries(|| self.challenge(registry)).map(|_| ())
     }
 
     /// Fetch a manifest by tag or digest; its digest is checked when the reference has one.
@@ -1084,6 +1089,32 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("latest"));
         assert!(RemoteRef::parse("acme/app").is_err());
         assert!(RemoteRef::parse("busybox").is_err());
+    }
+
+    #[test]
+    fn a_registry_that_drops_connections_is_tried_retries_plus_one_times() {
+        // Accept and hang up at once: every request is a temporary transport failure.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let client = Client::new(ClientOptions {
+            retries: 2,
+            docker_config: false,
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let r = RemoteRef::parse(&format!("{addr}/acme/app:1")).unwrap();
+        assert!(client.get_manifest(&r).is_err());
+        // One HTTPS probe (a loopback registry may speak either), then one level of retries:
+        // not retries × retries (the challenge used to retry inside `send`'s retries).
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1 + 3);
     }
 
     #[test]

@@ -72,9 +72,18 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    // Colour only on a terminal (and not under NO_COLOR); timestamps only when asked for detail,
+    // so a default run's warnings read as plain lines in CI logs.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .try_init();
+        .with_ansi(ansi);
+    let _ = if verbose == 0 {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }
