@@ -278,7 +278,7 @@ pub fn build_chain(
             }
             match statuses.get(i) {
                 Status::UpToDate => {}
-                other => reasons.push(other.to_string()),
+                other => reasons.push(status_reason(other)),
             }
             for p in graph.parents(i) {
                 if rebuilt[p] {
@@ -471,7 +471,7 @@ fn build_one(
                     });
                 }
             }
-            other => report.reasons.push(other.to_string()),
+            other => report.reasons.push(status_reason(other)),
         }
         // A chain that requires signatures fails before building, not after tagging.
         let signing_key = crate::sign::key_for(chain, i, &options.keys)?;
@@ -630,6 +630,15 @@ fn annotations(
     ])
 }
 
+/// Why an image is rebuilt, in a few words. A previous failure is named, not repeated: its
+/// message is in the log, and repeating it made each failure's reason contain the last one's.
+fn status_reason(status: &Status) -> String {
+    match status {
+        Status::Failed { .. } => "last build failed".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn record(
     events: Option<&Mutex<EventLog>>,
     options: &CascadeOptions,
@@ -685,7 +694,11 @@ fn record(
         run_id: Some(options.run_id.clone()),
         duration_ms: duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
         result: result.to_string(),
-        detail: None,
+        // The failure itself, apart from why the build ran: `status` reads it back.
+        detail: match &report.outcome {
+            Outcome::Failed { message } => Some(serde_json::json!({ "error": message })),
+            _ => None,
+        },
         ..Event::default()
     };
     let log = events.lock().unwrap_or_else(|e| e.into_inner());

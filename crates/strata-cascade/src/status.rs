@@ -25,7 +25,20 @@ impl<'a> StoreStatus<'a> {
         let events = self.events?;
         let log = events.lock().unwrap_or_else(|e| e.into_inner());
         let last = log.last(&chain.file.images[i].name, Kind::Build).ok()??;
-        (last.result == "failed").then(|| last.reason.unwrap_or_else(|| "build failed".into()))
+        if last.result != "failed" {
+            return None;
+        }
+        let error = last
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("error"))
+            .and_then(|e| e.as_str())
+            .map(str::to_string);
+        Some(
+            error
+                .or(last.reason)
+                .unwrap_or_else(|| "build failed".into()),
+        )
     }
 }
 

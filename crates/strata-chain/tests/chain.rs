@@ -378,6 +378,28 @@ fn without_changes_the_plan_follows_the_statuses() {
     assert!(tree.contains("stale (Dockerfile changed)"), "{tree}");
     assert!(tree.contains("up to date"), "{tree}");
 
+    /// A failed RUN's message carries its last output lines: the tree keeps one line per image.
+    struct RunFailed;
+    impl StatusSource for RunFailed {
+        type Error = std::convert::Infallible;
+        fn status(&self, chain: &Chain, image: usize) -> Result<Status, Self::Error> {
+            Ok(if chain.file.images[image].name == "corebuild" {
+                Status::Failed {
+                    message: "corebuild/Dockerfile:3: RUN make: exited with code 2; last output:\nmake: *** no rule\n".into(),
+                }
+            } else {
+                Status::UpToDate
+            })
+        }
+    }
+    let tree = render::tree(&chain, &chain.statuses(&RunFailed).unwrap());
+    assert_eq!(tree.lines().count(), 1 + chain.file.images.len(), "{tree}");
+    assert!(
+        tree.lines()
+            .any(|l| l.ends_with("failed: corebuild/Dockerfile:3: RUN make: exited with code 2")),
+        "{tree}"
+    );
+
     struct AllUpToDate;
     impl StatusSource for AllUpToDate {
         type Error = std::convert::Infallible;

@@ -323,6 +323,38 @@ fn a_failing_middleware_image_stops_only_its_descendants() {
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("middleware FAILED to build php"), "{log}");
     assert!(log.contains("development skipped app"), "{log}");
+    // Retried after a failure, the reason names the failure without repeating it (it used to
+    // nest the previous message, growing at every retry); the graph keeps one line per image.
+    let (_, again) = build(dir.path(), &[]);
+    let php = again["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == "php")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        php["reasons"],
+        serde_json::json!(["last build failed"]),
+        "{php}"
+    );
+    assert_eq!(
+        php["message"]
+            .as_str()
+            .unwrap()
+            .matches("exited with code 3")
+            .count(),
+        1,
+        "{php}"
+    );
+    let graph = strata(dir.path()).arg("graph").output().unwrap();
+    let graph = String::from_utf8_lossy(&graph.stdout);
+    let php_line = graph.lines().find(|l| l.contains("php ")).unwrap();
+    assert!(php_line.contains("failed: "), "{graph}");
+    assert!(
+        !graph.lines().any(|l| l.trim() == "php is broken"),
+        "{graph}"
+    );
 }
 
 #[test]

@@ -155,7 +155,7 @@ fn walk(
             columns: Some([
                 image.owner.clone(),
                 image.tier.clone().unwrap_or_else(|| "-".to_string()),
-                statuses.get(i).to_string(),
+                one_line(&statuses.get(i).to_string()),
             ]),
         });
         let children = graph.children(i);
@@ -174,4 +174,13 @@ fn walk(
             ));
         }
     }
+}
+
+/// A status on one line: a failure's captured output stays in `strata log` and `--json`.
+fn one_line(status: &str) -> String {
+    let first = status.lines().next().unwrap_or("");
+    first
+        .strip_suffix("; last output:")
+        .unwrap_or(first)
+        .to_string()
 }
