@@ -86,7 +86,10 @@ fn timeline(events: &[Event]) -> String {
             line.push_str(&format!(" [{user}]"));
         }
         if let Some(reason) = &e.reason {
-            line.push_str(&format!(" ({})", reason.lines().next().unwrap_or("")));
+            // One line per event: a failed RUN's captured output stays in `--json`.
+            let first = reason.lines().next().unwrap_or("");
+            let first = first.strip_suffix("; last output:").unwrap_or(first);
+            line.push_str(&format!(" ({first})"));
         }
         let is_build = kind == "build";
         if e.result == "ok"
