@@ -26,6 +26,26 @@ pub fn is_root() -> bool {
         .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
 }
 
+/// Whether this machine can build the example chain that `strata init` writes (a busybox base and
+/// RUN steps): it needs root and busybox-static. Outside CI a missing one skips the test (false,
+/// with a message); under `CI=true` it fails the test.
+pub fn can_build_example() -> bool {
+    if !is_root() {
+        assert!(!in_ci(), "CI runs as root");
+        eprintln!("skipping: the example's RUN steps need root");
+        return false;
+    }
+    Path::new("/bin/busybox").exists() || require_tool("busybox").is_some()
+}
+
+/// A temp directory holding the example chain, written by `strata init` run from the binary
+/// `strata` (a test passes `assert_cmd::cargo::cargo_bin!("strata")`).
+pub fn init_example(strata: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp directory");
+    run_ok(Command::new(strata).arg("init").arg(dir.path()));
+    dir
+}
+
 /// Find `tool` on PATH. Returns `None` (the caller should return early: the test is skipped) when it
 /// is missing outside CI; panics when it is missing under `CI=true`.
 pub fn require_tool(tool: &str) -> Option<PathBuf> {

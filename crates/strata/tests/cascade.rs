@@ -12,21 +12,8 @@ use serde_json::Value;
 
 /// A chain directory made by `strata init` (None when this machine cannot run the example).
 fn example() -> Option<tempfile::TempDir> {
-    if !is_root() {
-        assert!(!strata_testutil::in_ci(), "CI runs as root");
-        eprintln!("skipping: the example's RUN steps need root");
-        return None;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        strata_testutil::require_tool("busybox")?;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    cargo_bin_cmd!("strata")
-        .arg("init")
-        .arg(dir.path())
-        .assert()
-        .success();
-    Some(dir)
+    strata_testutil::can_build_example()
+        .then(|| strata_testutil::init_example(assert_cmd::cargo::cargo_bin!("strata")))
 }
 
 fn strata(dir: &Path) -> assert_cmd::Command {
@@ -165,7 +152,6 @@ fn a_noop_rebuild_does_nothing_and_changes_rebuild_exactly_what_they_affect() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
-use strata_testutil::is_root;
 
 /// A diamond: two middleware images on one corebuild, an app using both via COPY --from.
 fn diamond(dir: &Path, php_run: &str) {

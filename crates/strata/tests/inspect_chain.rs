@@ -10,26 +10,15 @@ use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
-use strata_testutil::is_root;
 
 /// The example chain plus `blog`, a second application on httpd-php, built (None when this
 /// machine cannot run the example: not root, or no busybox outside CI).
 fn built_example() -> Option<tempfile::TempDir> {
-    if !is_root() {
-        assert!(!strata_testutil::in_ci(), "CI runs as root");
-        eprintln!("skipping: the example's RUN steps need root");
+    if !strata_testutil::can_build_example() {
         return None;
     }
-    if !Path::new("/bin/busybox").exists() {
-        strata_testutil::require_tool("busybox")?;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = strata_testutil::init_example(assert_cmd::cargo::cargo_bin!("strata"));
     let d = dir.path();
-    cargo_bin_cmd!("strata")
-        .arg("init")
-        .arg(d)
-        .assert()
-        .success();
     let mut toml = std::fs::OpenOptions::new()
         .append(true)
         .open(d.join("strata.toml"))
