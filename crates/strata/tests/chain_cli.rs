@@ -55,6 +55,19 @@ fn init_then_graph_and_plan() {
     ] {
         assert!(dir.join(f).is_file(), "{f}");
     }
+    // --json names every file written, relative to the chain directory.
+    let again = tmp.path().join("again");
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(strata().arg("init").arg(&again).arg("--json"))).unwrap();
+    assert_eq!(listed["dir"], again.display().to_string());
+    let files = listed["files"].as_array().unwrap();
+    assert!(
+        files.contains(&serde_json::json!("strata.toml")),
+        "{listed}"
+    );
+    for f in files {
+        assert!(again.join(f.as_str().unwrap()).is_file(), "{f}");
+    }
     let tree = stdout(strata().arg("-C").arg(&dir).arg("graph"));
     let lines: Vec<&str> = tree.lines().collect();
     assert_eq!(lines[0], "chain acme: 4 images, 3 teams");

@@ -21,6 +21,9 @@ pub struct Args {
     /// The statically linked busybox to build the base from.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_BUSYBOX)]
     busybox: PathBuf,
+    /// Print what was written as JSON: `{"dir": ..., "files": [...]}` (paths relative to dir).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Write the example chain.
@@ -35,11 +38,20 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     if args.rootfs_only {
         let path = scaffold::init_rootfs(&dir, &args.busybox)
             .with_context(|| format!("cannot write the base rootfs in {shown}"))?;
-        println!("wrote {}", display(&path));
+        if args.json {
+            let files = [path.strip_prefix(&dir).unwrap_or(&path).to_path_buf()];
+            println!("{}", serde_json::json!({ "dir": dir, "files": files }));
+        } else {
+            println!("wrote {}", display(&path));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let files = scaffold::init_example(&dir, &args.busybox)
         .with_context(|| format!("cannot create the example chain in {shown}"))?;
+    if args.json {
+        println!("{}", serde_json::json!({ "dir": dir, "files": files }));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("created the three-tier example chain in {shown}:");
     for f in files {
         println!("  {}", f.display());
