@@ -309,6 +309,13 @@ pub fn build_chain(
         });
     }
 
+    let Some(_build_lock) = wait_for_build_lock(store, options)? else {
+        return Ok(Summary {
+            run_id: options.run_id.clone(),
+            images: Vec::new(),
+            interrupted: true,
+        });
+    };
     let in_selection: Vec<bool> = (0..n).map(|i| selected.contains(&i)).collect();
     let mut outcomes: Vec<Option<ImageReport>> = vec![None; n];
     let mut running = 0usize;
@@ -599,6 +606,28 @@ fn build_one(
         Some((started_at, started.elapsed().as_millis())),
     );
     report
+}
+
+/// One cascade at a time per store: a second `strata build` waits here (saying so once), then
+/// finds what the first one built up to date, and never takes the same build number. `None`
+/// when interrupted while waiting.
+fn wait_for_build_lock(
+    store: &Store,
+    options: &CascadeOptions,
+) -> Result<Option<strata_oci::NamedLock>, CascadeError> {
+    let mut said = false;
+    loop {
+        if let Some(lock) = store.try_lock_named("build")? {
+            return Ok(Some(lock));
+        }
+        if options.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if !std::mem::replace(&mut said, true) {
+            tracing::warn!("another strata build is running on this store; waiting for it");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Fetch a pinned image into the store with the registry client (credentials from the Docker

@@ -41,6 +41,13 @@ pub struct Lease {
     _file: File,
 }
 
+/// An exclusive hold on one of the store's named locks (see [`Store::try_lock_named`]), released
+/// when dropped (or when the process dies: the kernel drops `flock` locks with the file).
+#[derive(Debug)]
+pub struct NamedLock {
+    _file: File,
+}
+
 impl Store {
     /// Open an existing layout; fails with [`Error::NotALayout`] when `oci-layout` is missing or
     /// names another version.
@@ -139,6 +146,17 @@ impl Store {
         let file = open_lock_file(&path)?;
         FileExt::lock_shared(&file).map_err(io_err(&path))?;
         Ok(Lease { _file: file })
+    }
+
+    /// Try to take the store's lock `name` (`.strata/<name>.lock`) exclusively, for work two
+    /// processes must not do at once on this store (a chain's cascade build). `None` when another
+    /// process holds it; the caller decides whether and how to wait.
+    pub fn try_lock_named(&self, name: &str) -> Result<Option<NamedLock>> {
+        let path = self.lock_path(&format!("{name}.lock"));
+        let file = open_lock_file(&path)?;
+        Ok(FileExt::try_lock_exclusive(&file)
+            .is_ok()
+            .then_some(NamedLock { _file: file }))
     }
 
     /// Every blob file name under `blobs/sha256` that is a valid digest, sorted; other names are

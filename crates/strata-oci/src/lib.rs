@@ -44,6 +44,6 @@ pub use fsck::{FsckReport, Problem, ProblemKind};
 pub use gc::{GcOptions, GcReport};
 pub use image::Image;
 pub use index::Tag;
-pub use layout::{Lease, Store};
+pub use layout::{Lease, NamedLock, Store};
 pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 pub use reference::Reference;

@@ -422,6 +422,52 @@ fn nix_kill(pid: u32, signal: i32) {
 }
 
 #[test]
+fn two_builds_at_once_take_turns_and_distinct_build_numbers() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    let (ok, _) = build(d, &[]);
+    assert!(ok);
+    // Two forced rebuilds of the corebuild started together: the second waits for the first.
+    let spawn = || {
+        Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+            .arg("-C")
+            .arg(d)
+            .args(["build", "--json", "--force", "corebuild"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [spawn(), spawn()];
+    let mut numbers = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let core = summary["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["image"] == "corebuild")
+            .unwrap()
+            .clone();
+        assert_eq!(core["result"], "built", "{core}");
+        numbers.push(core["number"].as_u64().unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, [2, 3], "each build got its own number");
+    let images = strata(d).args(["images", "--json"]).output().unwrap();
+    let images = String::from_utf8_lossy(&images.stdout);
+    for tag in ["acme/corebuild:2\"", "acme/corebuild:3\""] {
+        assert!(images.contains(tag), "{tag} missing: {images}");
+    }
+}
+
+#[test]
 fn dry_run_and_targets() {
     let Some(dir) = example() else { return };
     let d = dir.path();
