@@ -65,8 +65,8 @@ pub struct BuildOptions {
     pub annotations: BTreeMap<String, String>,
     /// Set to true to stop the build between steps (and kill a running RUN).
     pub cancel: Arc<AtomicBool>,
-    /// Secrets for `RUN --mount=type=secret`: id → file.
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// Secrets for `RUN --mount=type=secret`: id → where the content comes from.
+    pub secrets: BTreeMap<String, crate::secret::SecretSource>,
     /// Image references as written in the Dockerfile (after ARG expansion) → the store reference
     /// to use instead: the cascade pins each chain parent to the digest its build key was
     /// computed with.
@@ -606,7 +606,11 @@ impl<'a> Builder<'a> {
         }
         let scratch = self.scratch_dir.path().to_path_buf();
         let cache_root = self.work_dir().join("mounts");
-        let (mounts, mount_keys) = crate::run::mounts(
+        let crate::run::RunMounts {
+            mounts,
+            keys: mount_keys,
+            secret_env,
+        } = crate::run::mounts(
             &run.mounts,
             &crate::run::MountInputs {
                 cache_root: &cache_root,
@@ -643,6 +647,11 @@ impl<'a> Builder<'a> {
             .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
         let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
+        // After the cache key: a secret's value never reaches it (nor the image config).
+        for (var, value) in secret_env {
+            spec.env.retain(|(k, _)| *k != var);
+            spec.env.push((var, value));
+        }
         spec.cwd = cwd;
         spec.user = crate::run::identity(&user);
         spec.network = network;

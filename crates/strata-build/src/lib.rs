@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod prune;
 mod run;
 pub mod scoped;
+pub mod secret;
 pub mod snapshot;
 mod squash;
 pub mod users;

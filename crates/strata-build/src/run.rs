@@ -53,18 +53,27 @@ pub(crate) struct MountInputs<'a> {
     /// For each mount, the root filesystem its `from=` names (None: no `from=`).
     pub(crate) from_roots: Vec<Option<PathBuf>>,
     /// `--secret id=...,src=...` files.
-    pub(crate) secrets: &'a BTreeMap<String, PathBuf>,
+    pub(crate) secrets: &'a BTreeMap<String, crate::secret::SecretSource>,
     /// Where read-write bind copies are made.
     pub(crate) scratch: &'a Path,
 }
 
-/// Sandbox mounts for a RUN's `--mount` options, and a description of each for the cache key.
-pub(crate) fn mounts(
-    mounts: &[Mount],
-    inputs: &MountInputs<'_>,
-) -> Result<(Vec<ExtraMount>, Vec<String>), StepError> {
+/// What a RUN's `--mount` options give the sandbox.
+pub(crate) struct RunMounts {
+    /// The mounts.
+    pub(crate) mounts: Vec<ExtraMount>,
+    /// A description of each, for the cache key (never a secret's content).
+    pub(crate) keys: Vec<String>,
+    /// Secrets exposed as environment variables (`type=secret,env=VAR`): for this step only,
+    /// never in the image config or the cache key.
+    pub(crate) secret_env: Vec<(String, String)>,
+}
+
+/// Sandbox mounts for a RUN's `--mount` options.
+pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMounts, StepError> {
     let mut out = Vec::new();
     let mut keys = Vec::new();
+    let mut secret_env = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let target = m.target.clone().unwrap_or_default();
         match m.kind {
@@ -155,7 +164,7 @@ pub(crate) fn mounts(
                     m.id.clone()
                         .or_else(|| target.rsplit('/').next().map(str::to_string))
                         .unwrap_or_default();
-                let Some(path) = inputs.secrets.get(&id) else {
+                let Some(source) = inputs.secrets.get(&id) else {
                     if m.required {
                         return Err(StepError::Run(format!(
                             "secret {id:?} is required but was not given (--secret id={id},src=FILE)"
@@ -163,19 +172,29 @@ pub(crate) fn mounts(
                     }
                     continue;
                 };
-                let content = std::fs::read(path).map_err(|source| StepError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let content = source.read(&id).map_err(StepError::Run)?;
                 keys.push(format!("secret {id}"));
-                out.push(ExtraMount::Secret {
-                    id,
-                    content: SecretBytes(content),
-                    target: m.target.clone(),
-                    uid: m.uid.unwrap_or(0),
-                    gid: m.gid.unwrap_or(0),
-                    mode: m.mode.unwrap_or(0o400),
-                });
+                // `env=VAR` (Dockerfile 1.10): the secret as a variable; a file too only when a
+                // target is also given, as BuildKit does.
+                if let Some(var) = &m.env {
+                    let value = String::from_utf8(content.clone()).map_err(|_| {
+                        StepError::Run(format!(
+                            "secret {id:?} is not UTF-8 text, so it cannot be the variable {var}"
+                        ))
+                    })?;
+                    keys.push(format!("secret {id} as ${var}"));
+                    secret_env.push((var.clone(), value));
+                }
+                if m.env.is_none() || m.target.is_some() {
+                    out.push(ExtraMount::Secret {
+                        id,
+                        content: SecretBytes(content),
+                        target: m.target.clone(),
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
+                        mode: m.mode.unwrap_or(0o400),
+                    });
+                }
             }
             MountType::Ssh => {
                 return Err(StepError::Unsupported(
@@ -184,7 +203,11 @@ pub(crate) fn mounts(
             }
         }
     }
-    Ok((out, keys))
+    Ok(RunMounts {
+        mounts: out,
+        keys,
+        secret_env,
+    })
 }
 
 /// The sandbox spec's identity from a resolved user.

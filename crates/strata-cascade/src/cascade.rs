@@ -46,6 +46,8 @@ pub struct CascadeOptions {
     pub run_id: String,
     /// Signing keys by team (`--key TEAM=FILE`); a team without one uses `STRATA_KEY_<TEAM>`.
     pub keys: BTreeMap<String, PathBuf>,
+    /// Build secrets (`--secret`), offered to every image's `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, strata_build::secret::SecretSource>,
 }
 
 impl Default for CascadeOptions {
@@ -61,6 +63,7 @@ impl Default for CascadeOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             run_id: strata_events::now(),
             keys: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -551,6 +554,7 @@ fn build_one(
                 build.source_date_epoch = options.source_date_epoch;
                 build.cache_dir = options.cache_dir.clone();
                 build.cancel = options.cancel.clone();
+                build.secrets = options.secrets.clone();
                 build.base_overrides = current.overrides.clone();
                 build.annotations = annotations(chain, i, &current.inputs);
                 let step_sink = StepSink {

@@ -386,3 +386,116 @@ fn strata_run_uses_the_image_and_returns_the_exit_code() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn build_secrets_reach_run_steps_and_never_a_layer() {
+    let Some(env) = Env::new() else { return };
+    // A file secret at /run/secrets/<id>, an env-var secret as a file at a chosen target, and a
+    // secret as an environment variable (Dockerfile 1.10's env=), each checked inside the step
+    // against its md5 (the Dockerfile's text lands in the history, so it must not hold a value).
+    env.context(
+        "s",
+        "FROM acme/base\n\
+         RUN --mount=type=secret,id=tok test \"$(md5sum < /run/secrets/tok)\" = \"2ab96390c7dbe3439de74d0c9b0b1767  -\" \
+             && echo file-ok > /file-ok\n\
+         RUN --mount=type=secret,id=api,target=/etc/api-key,required=true \
+             test \"$(md5sum < /etc/api-key)\" = \"22896225cb88048713402ae0a9e139e8  -\" && echo target-ok > /target-ok\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN test \"$(printf %s \"$TOKEN\" | md5sum)\" = \"2ab96390c7dbe3439de74d0c9b0b1767  -\" \
+             && test ! -e /run/secrets/tok && echo env-ok > /env-ok\n\
+         RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo optional-ok > /optional-ok\n",
+        &[("tok.txt", "hunter2")],
+    );
+    env.strata()
+        .env("STRATA_TEST_API_SECRET", "from-env")
+        .args([
+            "build-image",
+            "s",
+            "-t",
+            "acme/s",
+            "--secret",
+            "id=tok,src=s/tok.txt",
+            "--secret",
+            "id=api,env=STRATA_TEST_API_SECRET",
+        ])
+        .assert()
+        .success();
+    let Some(root) = env.unpack("acme/s") else {
+        return;
+    };
+    for (file, text) in [
+        ("file-ok", "file-ok\n"),
+        ("target-ok", "target-ok\n"),
+        ("env-ok", "env-ok\n"),
+        ("optional-ok", "optional-ok\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(root.join(file)).unwrap(),
+            text,
+            "{file}"
+        );
+    }
+    assert!(!root.join("run/secrets/tok").exists());
+    assert_eq!(
+        std::fs::metadata(root.join("etc/api-key"))
+            .ok()
+            .map(|m| m.len()),
+        None
+    );
+    // No blob holds a secret's value: not a layer, not the config, not the history.
+    for entry in std::fs::read_dir(env.store().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        // Layers are gzip: look inside them; other blobs (JSON) as they are.
+        let mut text = Vec::new();
+        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .is_err()
+        {
+            text = bytes;
+        }
+        for secret in [&b"hunter2"[..], b"from-env"] {
+            assert!(
+                !text.windows(secret.len()).any(|w| w == secret),
+                "{} holds a secret",
+                path.display()
+            );
+        }
+    }
+    // A required secret that is not given fails the step, naming the flag to give it.
+    env.context(
+        "r",
+        "FROM acme/base\nRUN --mount=type=secret,id=deploy-key,required=true true\n",
+        &[],
+    );
+    env.build("r", "acme/r")
+        .failure()
+        .stderr(predicates::str::contains("--secret id=deploy-key"));
+    // A secret from an unset variable fails the build with the variable's name.
+    env.strata()
+        .env_remove("STRATA_TEST_UNSET_SECRET")
+        .args([
+            "build-image",
+            "r",
+            "-t",
+            "acme/r",
+            "--secret",
+            "id=deploy-key,env=STRATA_TEST_UNSET_SECRET",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "environment variable STRATA_TEST_UNSET_SECRET is not set",
+        ));
+    // A malformed flag is refused before anything is built.
+    env.strata()
+        .args([
+            "build-image",
+            "r",
+            "-t",
+            "acme/r",
+            "--secret",
+            "id=x,colour=red",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("invalid --secret"));
+}

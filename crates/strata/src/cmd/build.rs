@@ -35,6 +35,10 @@ pub struct Args {
     /// a team without one uses `STRATA_KEY_<TEAM>` (a PEM or a file path).
     #[arg(long, value_name = "TEAM=FILE")]
     key: Vec<String>,
+    /// A secret for `RUN --mount=type=secret` in any image (repeatable): `id=ID,src=FILE`,
+    /// `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file ID).
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
+    secret: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         source_date_epoch: super::build_image::source_date_epoch()?,
         cache_dir: (!args.no_cache).then(|| strata_dir.join("cache")),
         cancel,
+        secrets: super::build_image::parse_secrets(&args.secret, &global.workdir()?)?,
         ..CascadeOptions::default()
     };
     if let Some(jobs) = args.jobs {

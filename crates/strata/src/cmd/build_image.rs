@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use strata_build::builder::{BuildEvent, BuildOptions, BuildSink, Squash};
+use strata_build::secret::{SecretSource, parse_secret, process_env_is_set};
 
 use crate::global::GlobalArgs;
 
@@ -38,6 +39,10 @@ pub struct Args {
     /// Do not reuse cached steps.
     #[arg(long)]
     no_cache: bool,
+    /// A secret for `RUN --mount=type=secret` (repeatable), as BuildKit spells it:
+    /// `id=ID,src=FILE`, `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file ID).
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
+    secret: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -57,6 +62,25 @@ pub fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
                     out.insert(arg.clone(), v);
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `--secret` values; relative files are taken from `workdir` (the `-C` directory).
+pub fn parse_secrets(
+    specs: &[String],
+    workdir: &std::path::Path,
+) -> Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (id, source) = parse_secret(spec, process_env_is_set).map_err(anyhow::Error::msg)?;
+        let source = match source {
+            SecretSource::File(path) => SecretSource::File(workdir.join(path)),
+            env => env,
+        };
+        if out.insert(id.clone(), source).is_some() {
+            bail!("--secret id={id} is given twice");
         }
     }
     Ok(out)
@@ -105,6 +129,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     options.dockerfile = args.dockerfile.map(|f| workdir.join(f));
     options.tags = args.tags;
     options.build_args = parse_build_args(&args.build_args)?;
+    options.secrets = parse_secrets(&args.secret, &workdir)?;
     options.target = args.target;
     options.squash = match (args.squash, args.squash_all) {
         (true, _) => Squash::Own,
