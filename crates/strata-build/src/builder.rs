@@ -61,8 +61,12 @@ pub struct BuildOptions {
     pub source_date_epoch: u64,
     /// Where step results and the context stat cache live; None disables the step cache.
     pub cache_dir: Option<PathBuf>,
-    /// Extra manifest annotations (strata's build key, for instance).
+    /// Extra manifest annotations (strata's build key, `--annotation`).
     pub annotations: BTreeMap<String, String>,
+    /// Labels set on the final image's config after the Dockerfile's own (`--label`, as
+    /// `buildah bud --label`: they win over a LABEL of the same key and leave the step cache
+    /// alone).
+    pub labels: BTreeMap<String, String>,
     /// Set to true to stop the build between steps (and kill a running RUN).
     pub cancel: Arc<AtomicBool>,
     /// Secrets for `RUN --mount=type=secret`: id → where the content comes from.
@@ -87,6 +91,7 @@ impl BuildOptions {
             source_date_epoch: 0,
             cache_dir: None,
             annotations: BTreeMap::new(),
+            labels: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
@@ -1100,6 +1105,13 @@ impl<'a> Builder<'a> {
             }
         }
         state.config.created = Some(self.created.clone());
+        for (key, value) in &self.options.labels {
+            state
+                .config
+                .config
+                .labels
+                .insert(key.clone(), value.clone());
+        }
         let config_descriptor = self.store.put_json(&state.config, MediaType::ImageConfig)?;
         let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.descriptor.clone()).collect();
         let mut manifest = strata_oci::image::new_manifest(config_descriptor, layers);

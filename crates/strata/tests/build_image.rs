@@ -2124,3 +2124,55 @@ fn buildah_agrees_on_dockerignore_patterns() {
         ]
     );
 }
+
+#[test]
+fn labels_annotations_and_iidfile_as_buildah_gives_them() {
+    let Some(_) = require_tool("skopeo") else {
+        return;
+    };
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    if build_base(&store, dir.path()).is_none() {
+        return;
+    }
+    let app = context(
+        dir.path(),
+        "labelled",
+        "FROM localhost/acme/base:latest\nLABEL tier=middleware stage=dockerfile\n",
+        &[],
+    );
+    let iid = dir.path().join("iid");
+    let out = build(
+        &store,
+        &app,
+        &[
+            "-t",
+            "localhost/acme/labelled:latest",
+            "--label",
+            "org.opencontainers.image.revision=abc123",
+            "--label",
+            "stage=ci",
+            "--annotation",
+            "org.opencontainers.image.source=https://git.example/acme",
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ],
+    );
+    // The flags' labels join the Dockerfile's, and win on the same key.
+    let config = config_of(&store, "localhost/acme/labelled:latest");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], "abc123");
+    assert_eq!(labels["stage"], "ci");
+    assert_eq!(labels["tier"], "middleware");
+    let manifest = skopeo(&["--raw", &oci(&store, "localhost/acme/labelled:latest")]);
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.source"],
+        "https://git.example/acme"
+    );
+    assert_eq!(
+        fs::read_to_string(&iid).unwrap(),
+        out["digest"].as_str().unwrap()
+    );
+    let err = build_error(&store, &app, &["--label", "novalue"]);
+    assert!(err.contains("invalid --label \"novalue\""), "{err}");
+}

@@ -43,6 +43,16 @@ pub struct Args {
     /// `id=ID,src=FILE`, `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file ID).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     secret: Vec<String>,
+    /// A label on the image's config (repeatable): `KEY=VALUE`; it wins over a LABEL of the
+    /// same key.
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// An annotation on the image's manifest (repeatable): `KEY=VALUE`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    /// Write the image's manifest digest (`sha256:...`, usable as `NAME@DIGEST`) to FILE.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -62,6 +72,20 @@ pub fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
                     out.insert(arg.clone(), v);
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse repeated `KEY=VALUE` flags (`--label`, `--annotation`).
+fn parse_pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((key, v)) if !key.is_empty() => {
+                out.insert(key.to_string(), v.to_string());
+            }
+            _ => bail!("invalid --{flag} {value:?}: expected KEY=VALUE"),
         }
     }
     Ok(out)
@@ -130,6 +154,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     options.tags = args.tags;
     options.build_args = parse_build_args(&args.build_args)?;
     options.secrets = parse_secrets(&args.secret, &workdir)?;
+    options.labels = parse_pairs("label", &args.label)?;
+    options.annotations = parse_pairs("annotation", &args.annotation)?;
     options.target = args.target;
     options.squash = match (args.squash, args.squash_all) {
         (true, _) => Squash::Own,
@@ -146,6 +172,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         options.cache_dir = Some(store_path.parent().unwrap_or(&store_path).join("cache"));
     }
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
+    if let Some(file) = &args.iidfile {
+        let file = workdir.join(file);
+        strata_oci::layout::atomic_write(&file, result.digest.to_string().as_bytes())
+            .with_context(|| format!("cannot write --iidfile {}", file.display()))?;
+    }
     if args.json {
         let json = serde_json::json!({
             "digest": result.digest.to_string(),
