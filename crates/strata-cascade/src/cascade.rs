@@ -48,6 +48,8 @@ pub struct CascadeOptions {
     pub keys: BTreeMap<String, PathBuf>,
     /// Build secrets (`--secret`), offered to every image's `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, strata_build::secret::SecretSource>,
+    /// When to pull the external images FROM lines name (`--pull`).
+    pub pull: strata_registry::PullPolicy,
 }
 
 impl Default for CascadeOptions {
@@ -64,6 +66,7 @@ impl Default for CascadeOptions {
             run_id: strata_events::now(),
             keys: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            pull: strata_registry::PullPolicy::Missing,
         }
     }
 }
@@ -319,6 +322,7 @@ pub fn build_chain(
             interrupted: true,
         });
     };
+    let puller = crate::pull::BasePuller::new(options.pull);
     let in_selection: Vec<bool> = (0..n).map(|i| selected.contains(&i)).collect();
     let mut outcomes: Vec<Option<ImageReport>> = vec![None; n];
     let mut running = 0usize;
@@ -381,6 +385,7 @@ pub fn build_chain(
                     .collect();
                 let tx = tx.clone();
                 let resolver = &resolver;
+                let puller = &puller;
                 running += 1;
                 let force = forced[i];
                 scope.spawn(move || {
@@ -388,6 +393,7 @@ pub fn build_chain(
                         chain,
                         store,
                         resolver,
+                        puller,
                         events,
                         options,
                         sink,
@@ -434,6 +440,7 @@ fn build_one(
     chain: &Chain,
     store: &Store,
     resolver: &InputsResolver<'_>,
+    puller: &crate::pull::BasePuller,
     events: Option<&Mutex<EventLog>>,
     options: &CascadeOptions,
     sink: &dyn CascadeSink,
@@ -454,6 +461,13 @@ fn build_one(
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, String> {
+        // External bases first: their digests are part of the build key.
+        for reference in puller.pull_for(chain, store, i, events)? {
+            sink.event(CascadeEvent::Output {
+                image: &image.name,
+                line: &format!("pulled {reference}"),
+            });
+        }
         let status = StoreStatus::new(resolver, events)
             .status(chain, i)
             .map_err(|e| e.to_string())?;

@@ -154,6 +154,65 @@ pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<De
     Ok(store.resolve(&pin.to_string())?)
 }
 
+/// When a build fetches the images its FROM lines name (buildah's `--pull`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull an image the store does not have (the default).
+    #[default]
+    Missing,
+    /// Pull every time, so a moved tag is seen (a digest-pinned image is never re-pulled).
+    Always,
+    /// Never pull: a missing image fails the build.
+    Never,
+}
+
+/// Make the image a FROM line names (`reference`, as written) present in the store as `policy`
+/// says, pulling it with `client`. Returns whether it was pulled. References without a registry
+/// host, and `localhost/...` (strata's own local names), are never pulled: they are the store's
+/// or the chain's. A pulled image is stored under `<registry>/<repository>:<tag>` and under the
+/// reference as written (so `docker.io/busybox` finds `docker.io/library/busybox`); a pinned one
+/// must hash to its pin.
+pub fn ensure_base(
+    client: &Client,
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+) -> Result<bool> {
+    if policy == PullPolicy::Never {
+        return Ok(false);
+    }
+    let Ok(remote) = RemoteRef::parse(reference) else {
+        return Ok(false);
+    };
+    if remote.registry == "localhost" {
+        return Ok(false);
+    }
+    if remote.digest.is_some() {
+        if store.resolve(reference).is_ok() {
+            return Ok(false);
+        }
+        let descriptor = pull_pinned(client, store, &remote.to_string())?;
+        store.tag(reference, &descriptor)?;
+        return Ok(true);
+    }
+    if policy == PullPolicy::Missing && store.resolve(reference).is_ok() {
+        return Ok(false);
+    }
+    let tag = remote.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let stored_as = format!("{}/{}:{tag}", remote.registry, remote.repository);
+    copy(
+        client,
+        &Location::Remote(remote),
+        &Location::Layout {
+            dir: store.root().to_path_buf(),
+            reference: stored_as.clone(),
+        },
+    )?;
+    let descriptor = store.resolve(&stored_as)?;
+    store.tag(reference, &descriptor)?;
+    Ok(true)
+}
+
 enum Endpoint {
     Store { store: Store, reference: String },
     Remote(RemoteRef),

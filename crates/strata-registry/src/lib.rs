@@ -24,7 +24,7 @@ pub mod server;
 
 pub use auth::{AuthConfig, Identity};
 pub use client::{Client, ClientOptions, Credentials, RemoteRef};
-pub use copy::{Location, copy, pull_pinned};
+pub use copy::{Location, PullPolicy, copy, ensure_base, pull_pinned};
 pub use error::{ErrorCode, RegistryError, Result};
 pub use server::tls::TlsConfig;
 pub use server::{Registry, RunningServer, ServerOptions, serve};

@@ -121,3 +121,145 @@ fn a_pinned_base_is_pulled_on_demand_and_checked_against_its_pin() {
     assert_eq!(summary["images"][1]["result"], "skipped");
     drop(server);
 }
+
+/// `strata --store STORE ARGS` (no chain around), its output.
+fn strata_at(dir: &Path, args: &[&str]) -> std::process::Output {
+    cargo_bin_cmd!("strata")
+        .current_dir(dir)
+        .env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn from_lines_naming_a_registry_are_pulled_as_buildah_pulls_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if vendor_store(d).is_none() {
+        return;
+    }
+    let store = strata_oci::Store::open(d.join("vendor-store")).unwrap();
+    let server = strata_registry::RunningServer::start(
+        store,
+        strata_registry::ServerOptions::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let base = format!("{}/vendor/busybox:1", server.addr());
+    // A chain whose corebuild is FROM the vendor's registry (COPY only: no root needed).
+    let chain_dir = d.join("chain");
+    std::fs::create_dir_all(chain_dir.join("corebuild")).unwrap();
+    std::fs::write(
+        chain_dir.join("strata.toml"),
+        "name = \"acme\"\n[teams.operations]\n\
+         [[image]]\nname = \"corebuild\"\nowner = \"operations\"\ncontext = \"corebuild\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chain_dir.join("corebuild/Dockerfile"),
+        format!("FROM {base}\nCOPY motd /etc/motd\n"),
+    )
+    .unwrap();
+    std::fs::write(chain_dir.join("corebuild/motd"), "acme\n").unwrap();
+    let build = |args: &[&str]| -> (bool, Value, String) {
+        let mut all = vec!["build", "--json"];
+        all.extend_from_slice(args);
+        let out = strata_at(&chain_dir, &all);
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            summary,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let core = |summary: &Value| summary["images"][0].clone();
+
+    // --pull never: the base is not in the store, and the error says so.
+    let (ok, summary, stderr) = build(&["--pull", "never"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        core(&summary)["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the store"),
+        "{summary}"
+    );
+    // The default (missing): pulled once, then up to date without pulling again.
+    let (ok, summary, stderr) = build(&[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(core(&summary)["result"], "built", "{summary}");
+    let (ok, summary, _) = build(&[]);
+    assert!(ok);
+    assert_eq!(core(&summary)["result"], "up-to-date", "{summary}");
+    let log = strata_at(&chain_dir, &["log", "--json"]);
+    let pulls = String::from_utf8_lossy(&log.stdout)
+        .matches("\"pull\"")
+        .count();
+    assert_eq!(pulls, 1, "one pull on record");
+
+    // The vendor moves the tag. Without --pull always nothing notices; with it, the corebuild is
+    // stale because its parent's digest changed, and is rebuilt on the new base.
+    let ctx = d.join("vendor2");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM vendor/busybox:1\nCOPY patch /patch\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("patch"), "CVE fixed\n").unwrap();
+    let out = strata_at(
+        d,
+        &[
+            "--store",
+            "vendor-store",
+            "build-image",
+            "-t",
+            "vendor/busybox:1",
+            "vendor2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, summary, _) = build(&[]);
+    assert_eq!(core(&summary)["result"], "up-to-date", "{summary}");
+    let (ok, summary, stderr) = build(&["--pull", "always"]);
+    assert!(ok, "{stderr}");
+    let rebuilt = core(&summary);
+    assert_eq!(rebuilt["result"], "built", "{summary}");
+    assert!(
+        rebuilt["reasons"].to_string().contains(&base),
+        "the reason names the moved base: {rebuilt}"
+    );
+    let run = strata_oci::Store::open(chain_dir.join(".strata/store")).unwrap();
+    let image = run.image("acme/corebuild").unwrap();
+    assert_eq!(image.layers().len(), 3, "rootfs + patch + motd");
+
+    // build-image pulls too, and --pull never refuses.
+    let app = d.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {base}\nCMD [\"true\"]\n"),
+    )
+    .unwrap();
+    let out = strata_at(
+        d,
+        &["--store", "fresh", "build-image", "--pull", "never", "app"],
+    );
+    assert!(!out.status.success());
+    let out = strata_at(
+        d,
+        &["--store", "fresh", "build-image", "app", "-t", "acme/app"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pulled {base}")));
+}

@@ -39,6 +39,10 @@ pub struct Args {
     /// `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file ID).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     secret: Vec<String>,
+    /// When to pull the external images FROM lines name: `missing` (not in the store),
+    /// `always` (a moved tag makes the images on it stale), `never`.
+    #[arg(long, value_parser = ["missing", "always", "never"], default_value = "missing")]
+    pull: String,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -71,6 +75,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         cache_dir: (!args.no_cache).then(|| strata_dir.join("cache")),
         cancel,
         secrets: super::build_image::parse_secrets(&args.secret, &global.workdir()?)?,
+        pull: super::build_image::pull_policy(&args.pull),
         ..CascadeOptions::default()
     };
     if let Some(jobs) = args.jobs {

@@ -50,6 +50,10 @@ pub struct Args {
     /// An annotation on the image's manifest (repeatable): `KEY=VALUE`.
     #[arg(long, value_name = "KEY=VALUE")]
     annotation: Vec<String>,
+    /// When to pull the images FROM lines name from their registry: `missing` (not in the
+    /// store), `always` (see a moved tag), `never`. `localhost/...` names are never pulled.
+    #[arg(long, value_parser = ["missing", "always", "never"], default_value = "missing")]
+    pull: String,
     /// Write the image's manifest digest (`sha256:...`, usable as `NAME@DIGEST`) to FILE.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -75,6 +79,61 @@ pub fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
         }
     }
     Ok(out)
+}
+
+/// The `--pull` policy by name.
+pub fn pull_policy(name: &str) -> strata_registry::PullPolicy {
+    match name {
+        "always" => strata_registry::PullPolicy::Always,
+        "never" => strata_registry::PullPolicy::Never,
+        _ => strata_registry::PullPolicy::Missing,
+    }
+}
+
+/// Pull the external images `dockerfile` names (after build args) as `policy` says, before the
+/// build reads them. A Dockerfile that does not parse is left to the build, which reports it.
+#[allow(clippy::print_stderr)]
+fn pull_bases(
+    store: &strata_oci::Store,
+    dockerfile: &std::path::Path,
+    build_args: &BTreeMap<String, String>,
+    policy: strata_registry::PullPolicy,
+) -> Result<()> {
+    if policy == strata_registry::PullPolicy::Never {
+        return Ok(());
+    }
+    let Ok(text) = std::fs::read_to_string(dockerfile) else {
+        return Ok(());
+    };
+    let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(build_args)) else {
+        return Ok(());
+    };
+    let mut client = None;
+    let mut seen = std::collections::HashSet::new();
+    for dep in deps {
+        if !seen.insert(dep.reference.clone()) {
+            continue;
+        }
+        if client.is_none() {
+            client = Some(strata_registry::Client::new(
+                strata_registry::ClientOptions::default(),
+            )?);
+        }
+        let client = client.as_ref().expect("created above");
+        let pulled = strata_registry::ensure_base(client, store, &dep.reference, policy)
+            .with_context(|| {
+                format!(
+                    "{}:{}: cannot pull {}",
+                    dockerfile.display(),
+                    dep.line,
+                    dep.reference
+                )
+            })?;
+        if pulled {
+            eprintln!("pulled {}", dep.reference);
+        }
+    }
+    Ok(())
 }
 
 /// Parse repeated `KEY=VALUE` flags (`--label`, `--annotation`).
@@ -171,6 +230,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     if !args.no_cache {
         options.cache_dir = Some(store_path.parent().unwrap_or(&store_path).join("cache"));
     }
+    let dockerfile = options
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| options.context.join("Dockerfile"));
+    pull_bases(
+        &store,
+        &dockerfile,
+        &options.build_args,
+        pull_policy(&args.pull),
+    )?;
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
     if let Some(file) = &args.iidfile {
         let file = workdir.join(file);
