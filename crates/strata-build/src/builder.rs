@@ -69,6 +69,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// Set to true to stop the build between steps (and kill a running RUN).
     pub cancel: Arc<AtomicBool>,
+    /// RUN steps without `--network` get no network (the build's `--network none`).
+    pub network_none: bool,
     /// Secrets for `RUN --mount=type=secret`: id → where the content comes from.
     pub secrets: BTreeMap<String, crate::secret::SecretSource>,
     /// Image references as written in the Dockerfile (after ARG expansion) → the store reference
@@ -93,6 +95,7 @@ impl BuildOptions {
             annotations: BTreeMap::new(),
             labels: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            network_none: false,
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
         }
@@ -625,7 +628,7 @@ impl<'a> Builder<'a> {
                 scratch: &scratch,
             },
         )?;
-        let network = crate::run::network(run);
+        let network = crate::run::network(run, self.options.network_none);
         let key = hash_strings(&[
             "run/v1",
             &state.chain_key,

@@ -50,6 +50,8 @@ pub struct CascadeOptions {
     pub secrets: BTreeMap<String, strata_build::secret::SecretSource>,
     /// When to pull the external images FROM lines name (`--pull`).
     pub pull: strata_registry::PullPolicy,
+    /// RUN steps without `--network` get no network (`--network none`).
+    pub network_none: bool,
 }
 
 impl Default for CascadeOptions {
@@ -67,6 +69,7 @@ impl Default for CascadeOptions {
             keys: BTreeMap::new(),
             secrets: BTreeMap::new(),
             pull: strata_registry::PullPolicy::Missing,
+            network_none: false,
         }
     }
 }
@@ -569,6 +572,7 @@ fn build_one(
                 build.cache_dir = options.cache_dir.clone();
                 build.cancel = options.cancel.clone();
                 build.secrets = options.secrets.clone();
+                build.network_none = options.network_none;
                 build.base_overrides = current.overrides.clone();
                 build.annotations = annotations(chain, i, &current.inputs);
                 let step_sink = StepSink {

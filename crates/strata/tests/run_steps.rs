@@ -250,6 +250,34 @@ fn network_none_has_only_loopback() {
         host.lines().count() > 3,
         "the host network has more than lo: {host}"
     );
+    // The build's --network none is the default of every RUN that does not choose; a RUN that
+    // says --network=host keeps the host's.
+    env.context(
+        "net2",
+        "FROM acme/base
+RUN cat /proc/net/dev > /default.txt
+RUN --network=host cat /proc/net/dev > /host.txt
+",
+        &[],
+    );
+    env.strata()
+        .args([
+            "build-image",
+            "net2",
+            "-t",
+            "acme/net2",
+            "--network",
+            "none",
+        ])
+        .assert()
+        .success();
+    let Some(root) = env.unpack("acme/net2") else {
+        return;
+    };
+    let default = std::fs::read_to_string(root.join("default.txt")).unwrap();
+    assert_eq!(default.lines().count(), 3, "only lo: {default}");
+    let host = std::fs::read_to_string(root.join("host.txt")).unwrap();
+    assert!(host.lines().count() > 3, "{host}");
 }
 
 #[test]
