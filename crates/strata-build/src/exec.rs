@@ -27,6 +27,8 @@ pub struct ExecRequest {
     pub env: Vec<(String, String)>,
     /// No network.
     pub no_network: bool,
+    /// Give the command this process's stdin (`-i`); otherwise it reads /dev/null.
+    pub interactive: bool,
 }
 
 /// How the command ended.
@@ -111,6 +113,9 @@ pub fn exec(
     spec.user = user.identity.clone();
     if request.no_network {
         spec.network = Network::None;
+    }
+    if request.interactive {
+        spec.stdin = strata_sandbox::Stdin::Inherit;
     }
     let cancel = strata_sandbox::Cancel::from_flag(cancel);
     match strata_sandbox::run(&spec, output, &cancel) {

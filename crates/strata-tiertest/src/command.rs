@@ -156,6 +156,7 @@ fn exec_capture(
         workdir: None,
         env: env.to_vec(),
         no_network: false,
+        interactive: false,
     };
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();

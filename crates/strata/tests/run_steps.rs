@@ -413,6 +413,27 @@ fn strata_run_uses_the_image_and_returns_the_exit_code() {
         .args(["run", "acme/app", "--", "test", "-e", "/tmp/x"])
         .assert()
         .code(1);
+    // -i hands the command strata's stdin; without it the command reads /dev/null.
+    env.strata()
+        .args([
+            "run",
+            "-i",
+            "acme/app",
+            "--",
+            "sh",
+            "-c",
+            "wc -l; read x || echo EOF",
+        ])
+        .write_stdin("one\ntwo\n")
+        .assert()
+        .success()
+        .stdout("2\nEOF\n");
+    env.strata()
+        .args(["run", "acme/app", "--", "wc", "-c"])
+        .write_stdin("ignored\n")
+        .assert()
+        .success()
+        .stdout("0\n");
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub struct Args {
     /// Run without network.
     #[arg(long)]
     no_network: bool,
+    /// Keep stdin open: the command reads strata's standard input (as `podman run -i`).
+    #[arg(long, short = 'i')]
+    interactive: bool,
     /// The command and its arguments (default: the image's ENTRYPOINT and CMD).
     #[arg(last = true)]
     command: Vec<String>,
@@ -55,6 +58,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         workdir: args.workdir,
         env,
         no_network: args.no_network,
+        interactive: args.interactive,
     };
     let work_dir = store_path.parent().unwrap_or(&store_path).join("cache");
     let mut output = |stream: Stream, bytes: &[u8]| {
