@@ -29,6 +29,8 @@ pub struct ExecRequest {
     pub no_network: bool,
     /// Give the command this process's stdin (`-i`); otherwise it reads /dev/null.
     pub interactive: bool,
+    /// Give the command a terminal (`-t`), with `TERM=xterm` unless the image or `env` sets it.
+    pub tty: bool,
 }
 
 /// How the command ended.
@@ -103,7 +105,11 @@ pub fn exec(
     if !env.iter().any(|(k, _)| k == "HOME") {
         env.push(("HOME".to_string(), user.home.clone()));
     }
+    if request.tty && !env.iter().any(|(k, _)| k == "TERM") {
+        env.push(("TERM".to_string(), "xterm".to_string()));
+    }
     spec.env = env;
+    spec.tty = request.tty;
     spec.cwd = request
         .workdir
         .clone()

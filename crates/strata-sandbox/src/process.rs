@@ -44,6 +44,8 @@ struct ChildPlan<'a> {
     cwd_display: &'a str,
     /// Built before forking; installed by the command's process.
     seccomp: crate::seccomp::Filter,
+    /// stdin, stdout and stderr are a terminal: make it the command's controlling terminal.
+    tty: bool,
 }
 
 const FD_REPORT: RawFd = 3;
@@ -92,6 +94,7 @@ pub(crate) fn execute(
         cwd: cstr(&spec.cwd)?,
         cwd_display: &spec.cwd,
         seccomp: crate::seccomp::filter(),
+        tty: spec.tty,
     };
 
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe", e));
@@ -108,6 +111,24 @@ pub(crate) fn execute(
         Stdin::Inherit => {
             nix::unistd::dup(std::io::stdin()).map_err(|e| SandboxError::sys("dup stdin", e))?
         }
+    };
+    // With a terminal, its slave end is the command's stdin, stdout and stderr, and its master
+    // end is read in place of the stdout pipe (the stderr pipe just closes).
+    let terminal = if spec.tty {
+        Some(open_terminal(matches!(spec.stdin, Stdin::Inherit))?)
+    } else {
+        None
+    };
+    let (stdin, out_w, err_w, out_r) = match terminal {
+        Some((master, slave)) => {
+            // The pipes' ends are closed here, so the stderr pipe reads as closed at once.
+            drop((stdin, out_w, err_w, out_r));
+            let dup = |fd: &OwnedFd| {
+                nix::unistd::dup(fd).map_err(|e| SandboxError::sys("dup the terminal", e))
+            };
+            (dup(&slave)?, dup(&slave)?, slave, master)
+        }
+        None => (stdin, out_w, err_w, out_r),
     };
     let parent = nix::unistd::getpid();
 
@@ -167,6 +188,38 @@ pub(crate) fn execute(
             },
         }),
     }
+}
+
+/// A new pseudo-terminal (master, slave) the size of the caller's, when it has one. With
+/// `forward_stdin`, a thread copies the caller's stdin into the master until either ends.
+fn open_terminal(forward_stdin: bool) -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills a winsize; on failure (not a terminal) the default stays.
+    unsafe {
+        let _ = libc::ioctl(1, libc::TIOCGWINSZ, &mut size);
+    }
+    let pty = nix::pty::openpty(Some(&size), None).map_err(|e| SandboxError::sys("openpty", e))?;
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| SandboxError::sys("fcntl", e))?;
+    }
+    if forward_stdin {
+        let master =
+            nix::unistd::dup(&pty.master).map_err(|e| SandboxError::sys("dup the terminal", e))?;
+        std::thread::spawn(move || {
+            let mut to = std::fs::File::from(master);
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+        });
+    }
+    Ok((pty.master, pty.slave))
 }
 
 /// Forward output until both pipes close; kill the keeper when cancelled. Returns whether it
@@ -493,6 +546,16 @@ fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
         }
     }
     let _ = nix::unistd::setsid();
+    if plan.tty {
+        // SAFETY: TIOCSCTTY on stdin, a terminal, from a session leader without one.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            report_error(&format!(
+                "making the terminal the controlling one: {}",
+                Errno::last().desc()
+            ));
+            return;
+        }
+    }
     // Before the identity: installing without no_new_privs needs the root it is about to drop.
     if let Err(e) = crate::seccomp::install(&plan.seccomp) {
         report_error(&format!("installing the seccomp filter: {e}"));
@@ -553,6 +616,7 @@ mod tests {
             cwd: CString::new("/").unwrap(),
             cwd_display: "/",
             seccomp: crate::seccomp::filter(),
+            tty: false,
         }
     }
 

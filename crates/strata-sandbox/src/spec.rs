@@ -158,6 +158,10 @@ pub struct SandboxSpec {
     pub network: Network,
     /// Standard input.
     pub stdin: Stdin,
+    /// Give the command a terminal (`run -t`): a new pseudo-terminal is its stdin, stdout and
+    /// stderr and its controlling terminal; its output arrives as [`crate::Stream::Stdout`], and
+    /// with [`Stdin::Inherit`] the caller's stdin is copied into it.
+    pub tty: bool,
     /// Extra mounts, applied in order of target depth.
     pub mounts: Vec<ExtraMount>,
     /// Bind the host's `/etc/resolv.conf` and `/etc/hosts` read-only (copies of them).
@@ -183,6 +187,7 @@ impl SandboxSpec {
             hostname: "strata".into(),
             network: Network::Host,
             stdin: Stdin::Null,
+            tty: false,
             mounts: Vec::new(),
             host_files: true,
             strategy: Strategy::Auto,

@@ -157,6 +157,7 @@ fn exec_capture(
         env: env.to_vec(),
         no_network: false,
         interactive: false,
+        tty: false,
     };
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();

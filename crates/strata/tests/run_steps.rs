@@ -548,3 +548,100 @@ fn build_secrets_reach_run_steps_and_never_a_layer() {
         .failure()
         .stderr(predicates::str::contains("invalid --secret"));
 }
+
+#[test]
+fn strata_run_t_gives_the_command_a_terminal() {
+    let Some(env) = Env::new() else { return };
+    env.context("tty", "FROM acme/base\n", &[]);
+    env.build("tty", "acme/tty").success();
+    // -t: stdin, stdout and stderr are a terminal that is the command's controlling one
+    // (/dev/tty opens), 24x80 when strata itself has none, TERM set.
+    let out = env
+        .strata()
+        .args([
+            "run",
+            "-t",
+            "acme/tty",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && test -t 2 && echo TTY; stty size; echo ctty > /dev/tty; echo $TERM",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "TTY\r\n24 80\r\nctty\r\nxterm\r\n"
+    );
+    // -it: what strata reads is typed into the terminal; the exit code comes back.
+    env.strata()
+        .args([
+            "run",
+            "-it",
+            "acme/tty",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got:$x; exit 4",
+        ])
+        .write_stdin("abc\n")
+        .assert()
+        .code(4)
+        .stdout(predicates::str::contains("got:abc\r\n"));
+    // On a real terminal (script(1) gives strata one): keys arrive as typed, echoed once by the
+    // command's terminal, and strata's own terminal is raw meanwhile.
+    let Some(script) = require_tool("script") else {
+        return;
+    };
+    let strata_bin = assert_cmd::cargo::cargo_bin!("strata");
+    let mut child = Command::new(script)
+        .arg("-qec")
+        .arg(format!(
+            "{} --store {} run -it acme/tty -- sh -c 'echo ready; read x; echo got:$x'",
+            strata_bin.display(),
+            env.store().display()
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    // Type only once the command is reading (strata's terminal is raw by then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("ready") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"abc\r").unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&seen.lock().unwrap()),
+        "ready\r\nabc\r\ngot:abc\r\n"
+    );
+}

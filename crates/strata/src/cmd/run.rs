@@ -34,6 +34,10 @@ pub struct Args {
     /// Keep stdin open: the command reads strata's standard input (as `podman run -i`).
     #[arg(long, short = 'i')]
     interactive: bool,
+    /// Give the command a terminal (as `podman run -t`); with `-i` on a terminal, keys go to
+    /// the command as typed (Ctrl-C included) until it ends.
+    #[arg(long, short = 't')]
+    tty: bool,
     /// The command and its arguments (default: the image's ENTRYPOINT and CMD).
     #[arg(last = true)]
     command: Vec<String>,
@@ -59,6 +63,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         env,
         no_network: args.no_network,
         interactive: args.interactive,
+        tty: args.tty,
     };
     let work_dir = store_path.parent().unwrap_or(&store_path).join("cache");
     let mut output = |stream: Stream, bytes: &[u8]| {
@@ -67,6 +72,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             Stream::Stderr => std::io::stderr().write_all(bytes),
         };
     };
+    // Typed keys go to the command's terminal unprocessed; restored however the run ends.
+    let _raw = (args.tty && args.interactive)
+        .then(RawTerminal::enter)
+        .flatten();
     let outcome = exec(
         &store,
         &args.image,
@@ -79,4 +88,32 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(
         u8::try_from(outcome.code.clamp(0, 255)).unwrap_or(1),
     ))
+}
+
+/// This process's terminal in raw mode, restored on drop.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    /// Raw mode on stdin when it is a terminal (None otherwise).
+    fn enter() -> Option<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }
