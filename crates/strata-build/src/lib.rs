@@ -1,5 +1,7 @@
 //! Build one OCI image from a Dockerfile, natively and daemonless.
 
+#![deny(missing_docs)]
+
 pub mod add;
 pub mod builder;
 pub mod config;

@@ -35,6 +35,8 @@
 //! perf_event_open, userfaultfd, and the mount API. There is no cgroup (memory, pids) limit, as
 //! in BuildKit's default.
 
+#![deny(missing_docs)]
+
 pub mod changes;
 pub mod copy;
 pub mod error;

@@ -4,6 +4,8 @@
 //! [`require_tool`]. Outside CI a missing tool skips the test with a message; under `CI=true` it fails
 //! the test, so CI never passes by silently skipping.
 
+#![deny(missing_docs)]
+
 #![allow(clippy::print_stderr)]
 
 use std::io;
