@@ -5,7 +5,6 @@
 //! the test, so CI never passes by silently skipping.
 
 #![deny(missing_docs)]
-
 #![allow(clippy::print_stderr)]
 
 use std::io;
