@@ -251,6 +251,20 @@ pub(crate) fn rootfs_cache_name(diff_ids: &[&str]) -> String {
     hash_strings(diff_ids).trim_start_matches("sha256:")[..16].to_string()
 }
 
+/// `FROM --platform=...` must name this machine's platform (`$BUILDPLATFORM` and
+/// `$TARGETPLATFORM` do): strata reads the base for this machine and has no CPU emulation, so
+/// another platform fails instead of silently building this machine's.
+fn check_platform(platform: &str) -> Result<(), StepError> {
+    let host = strata_oci::image::host_architecture();
+    let mut parts = platform.split('/');
+    if parts.next() == Some("linux") && parts.next() == Some(host) {
+        return Ok(());
+    }
+    Err(StepError::Unsupported(format!(
+        "--platform={platform}: strata builds for this machine's platform (linux/{host}) only"
+    )))
+}
+
 /// A loaded image: its state plus its ONBUILD triggers.
 fn load_image(
     store: &Store,
@@ -462,6 +476,9 @@ impl<'a> Builder<'a> {
                     s
                 }
                 Base::Image(reference) => {
+                    if let Some(platform) = &stage.platform {
+                        check_platform(platform).map_err(|e| self.step_error(&stage.from, e))?;
+                    }
                     let (s, _triggers) =
                         load_image(self.store, reference, self.options.store_ref(reference))
                             .map_err(|e| self.step_error(&stage.from, e))?;

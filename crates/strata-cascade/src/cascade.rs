@@ -464,6 +464,7 @@ fn build_one(
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, String> {
+        check_platform(image.platform.as_deref())?;
         // External bases first: their digests are part of the build key.
         for reference in puller.pull_for(chain, store, i, events)? {
             sink.event(CascadeEvent::Output {
@@ -681,6 +682,25 @@ fn annotations(
     ])
 }
 
+/// strata builds for the machine it runs on: an image whose `platform` names another one fails
+/// rather than being built for this machine under the other's name (cross-building needs CPU
+/// emulation, which strata does not do).
+fn check_platform(platform: Option<&str>) -> Result<(), String> {
+    let Some(platform) = platform else {
+        return Ok(());
+    };
+    let host = strata_oci::image::host_architecture();
+    let mut parts = platform.split('/');
+    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if os == "linux" && arch == host {
+        return Ok(());
+    }
+    Err(format!(
+        "platform {platform}: strata builds for this machine's platform (linux/{host}) only; \
+         building for another needs CPU emulation, which strata does not do"
+    ))
+}
+
 /// Why an image is rebuilt, in a few words. A previous failure is named, not repeated: its
 /// message is in the log, and repeating it made each failure's reason contain the last one's.
 fn status_reason(status: &Status) -> String {
@@ -755,5 +775,26 @@ fn record(
     let log = events.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = log.record(&event) {
         tracing::warn!("cannot record the build of {}: {e}", report.image);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machines_platform_is_built() {
+        let host = format!("linux/{}", strata_oci::image::host_architecture());
+        assert!(check_platform(None).is_ok());
+        assert!(check_platform(Some(&host)).is_ok());
+        assert!(check_platform(Some(&format!("{host}/v8"))).is_ok());
+        let other = if host.ends_with("amd64") {
+            "linux/arm64"
+        } else {
+            "linux/amd64"
+        };
+        let err = check_platform(Some(other)).unwrap_err();
+        assert!(err.contains(other) && err.contains(&host), "{err}");
+        assert!(check_platform(Some("windows/amd64")).is_err());
     }
 }

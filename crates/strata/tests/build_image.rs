@@ -2176,3 +2176,43 @@ fn labels_annotations_and_iidfile_as_buildah_gives_them() {
     let err = build_error(&store, &app, &["--label", "novalue"]);
     assert!(err.contains("invalid --label \"novalue\""), "{err}");
 }
+
+#[test]
+fn another_platform_fails_instead_of_building_this_machines() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    if build_base(&store, dir.path()).is_none() {
+        return;
+    }
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    // $BUILDPLATFORM and this machine's platform build; another platform is refused, on its line.
+    for from in [
+        "FROM --platform=$BUILDPLATFORM localhost/acme/base:latest".to_string(),
+        format!("FROM --platform=linux/{host} localhost/acme/base:latest"),
+    ] {
+        let ctx = context(
+            dir.path(),
+            "same",
+            &format!("{from}\nCMD [\"true\"]\n"),
+            &[],
+        );
+        build(&store, &ctx, &[]);
+    }
+    let ctx = context(
+        dir.path(),
+        "cross",
+        &format!("# a cross build\nFROM --platform=linux/{other} localhost/acme/base:latest\n"),
+        &[],
+    );
+    let error = build_error(&store, &ctx, &[]);
+    assert!(error.contains("Dockerfile:2"), "{error}");
+    assert!(
+        error.contains(&format!("--platform=linux/{other}")) && error.contains(host),
+        "{error}"
+    );
+}
