@@ -121,34 +121,72 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
     fs::create_dir_all(cache.join("snapshots/.unpack-crashed/etc")).unwrap();
     fs::create_dir_all(cache.join("rootfs/.trash-0123456789abcdef/bin")).unwrap();
 
-    for reference in old {
-        store.untag(reference).unwrap();
-    }
+    // The old builds go: one by `strata rmi`, the others by gc's retention (--keep-builds 1 keeps
+    // each repository's newest build, and base's only build, which `latest` still names).
+    let out = strata(d)
+        .args(["rmi", "acme/corebuild:1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("untagged localhost/acme/corebuild:1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    strata(d)
+        .args(["rmi", "acme/nosuch:1", "acme/httpd-php:1"])
+        .assert()
+        .failure();
+    assert!(
+        store.resolve("acme/httpd-php:1").is_ok(),
+        "a failed rmi removes nothing"
+    );
+    let retention = [
+        "localhost/acme/httpd-php:1".to_string(),
+        "localhost/acme/wordpress:1".to_string(),
+    ];
     // A dry run lists but removes nothing.
     let out = strata(d)
-        .args(["store", "gc", "--dry-run", "--json"])
+        .args(["store", "gc", "--dry-run", "--keep-builds", "1", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success());
     let dry: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dry["untagged"], serde_json::json!(retention));
     assert!(!dry["caches"]["removed"].as_array().unwrap().is_empty());
+    assert!(store.resolve("acme/wordpress:1").is_ok());
     assert_eq!(
         names(&cache.join("snapshots")).len(),
         snapshots_before.len() + 1
     );
 
-    let out = strata(d).args(["store", "gc", "--json"]).output().unwrap();
+    let out = strata(d)
+        .args(["store", "gc", "--keep-builds", "1", "--json"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["caches"]["errors"], serde_json::json!([]));
-    assert_eq!(
-        dry["caches"]["removed"].as_array().unwrap().len(),
-        report["caches"]["removed"].as_array().unwrap().len()
+    assert_eq!(report["untagged"], serde_json::json!(retention));
+    for reference in old {
+        assert!(
+            store.resolve(reference).is_err(),
+            "{reference} still tagged"
+        );
+    }
+    assert!(
+        store.resolve("acme/base:1").is_ok(),
+        "base's only build stays"
     );
+    assert!(store.resolve("acme/wordpress:6.4").is_ok());
+    assert_eq!(report["caches"]["errors"], serde_json::json!([]));
     let removed_caches: BTreeSet<String> = report["caches"]["removed"]
         .as_array()
         .unwrap()

@@ -27,6 +27,8 @@ pub enum Command {
     Images(images::Args),
     /// Check (`fsck`) and clean (`gc`) the content store.
     Store(store::Args),
+    /// Remove tags from the store, as `podman rmi` (blobs go at the next `strata store gc`).
+    Rmi(rmi::Args),
     /// Build one image from a Dockerfile, natively (like `buildah bud`).
     BuildImage(build_image::Args),
     /// Run a command in an image with the build sandbox; its changes are thrown away.
@@ -70,6 +72,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Init(args) => init::run(args, global),
         Command::Images(args) => images::run(args, global),
         Command::Store(args) => store::run(args, global),
+        Command::Rmi(args) => rmi::run(args, global),
         Command::BuildImage(args) => build_image::run(args, global),
         Command::Run(args) => run::run(args, global),
         Command::Build(args) => build::run(args, global),
@@ -105,6 +108,7 @@ mod log;
 mod plan;
 mod pull;
 mod push;
+mod rmi;
 mod run;
 mod serve;
 mod store;

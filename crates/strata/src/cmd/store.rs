@@ -32,6 +32,10 @@ enum StoreCommand {
         /// Print what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+        /// First untag each repository's build-number tags (`:1`, `:2`, ...) but the newest N,
+        /// keeping any that another tag of the repository (`latest`, `6.4`) still points at.
+        #[arg(long, value_name = "N")]
+        keep_builds: Option<usize>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -45,7 +49,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))?;
     match args.command {
         StoreCommand::Fsck { json } => fsck(&store, json),
-        StoreCommand::Gc { dry_run, json } => gc(&store, dry_run, json),
+        StoreCommand::Gc {
+            dry_run,
+            keep_builds,
+            json,
+        } => gc(&store, dry_run, keep_builds, json),
     }
 }
 
@@ -79,16 +87,64 @@ fn fsck(store: &Store, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// `strata store gc --json`: gc's report with the cache sweep beside it.
+/// `strata store gc --json`: gc's report with the cache sweep and the retention beside it.
 #[derive(serde::Serialize)]
 struct GcOutput<'a> {
     #[serde(flatten)]
     store: &'a strata_oci::GcReport,
     caches: &'a CachePruneReport,
+    /// Build-number tags removed by `--keep-builds`.
+    untagged: &'a [String],
+}
+
+/// The build-number tags `--keep-builds keep` drops: per repository, numeric tags but the `keep`
+/// highest, except those whose manifest another (non-numeric) tag of the repository still
+/// names.
+fn old_builds(store: &Store, keep: usize) -> Result<Vec<String>> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut numbered: BTreeMap<String, Vec<(u64, String, String)>> = BTreeMap::new();
+    let mut pinned: HashSet<(String, String)> = HashSet::new();
+    for tag in store.list()? {
+        let Ok(reference) = strata_oci::Reference::parse(&tag.name) else {
+            continue;
+        };
+        let repo = reference.name();
+        let digest = tag.descriptor.digest().to_string();
+        match reference.tag().and_then(|t| t.parse::<u64>().ok()) {
+            Some(number) => {
+                numbered
+                    .entry(repo)
+                    .or_default()
+                    .push((number, tag.name.clone(), digest))
+            }
+            None => {
+                pinned.insert((repo, digest));
+            }
+        }
+    }
+    let mut drop = Vec::new();
+    for (repo, mut builds) in numbered {
+        builds.sort_by_key(|b| std::cmp::Reverse(b.0));
+        for (_, name, digest) in builds.into_iter().skip(keep) {
+            if !pinned.contains(&(repo.clone(), digest)) {
+                drop.push(name);
+            }
+        }
+    }
+    Ok(drop)
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
-fn gc(store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
+fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> Result<ExitCode> {
+    let untagged = match keep_builds {
+        Some(keep) => old_builds(store, keep)?,
+        None => Vec::new(),
+    };
+    if !dry_run {
+        for name in &untagged {
+            store.untag(name)?;
+        }
+    }
     // The builder's caches sit beside the store (`.strata/cache` for `.strata/store`).
     let cache_dir = store.root().parent().unwrap_or(store.root()).join("cache");
     let (report, caches) = store
@@ -100,11 +156,18 @@ fn gc(store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
         let out = GcOutput {
             store: &report,
             caches: &caches,
+            untagged: &untagged,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if dry_run { "would remove" } else { "removed" };
+    for name in &untagged {
+        println!(
+            "{verb} tag {name} (older than the newest {} builds)",
+            keep_builds.unwrap_or(0)
+        );
+    }
     for blob in &report.removed {
         println!("{verb} {} ({})", blob.digest, human_size(blob.size));
     }
