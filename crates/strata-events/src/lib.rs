@@ -72,6 +72,23 @@ impl Kind {
         }
     }
 
+    /// The kind a name (`build`, `test`, `sign`, `import`, `push`, `pull`, `delete`, `deploy`)
+    /// names, if any.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::Build,
+            Kind::Test,
+            Kind::Sign,
+            Kind::Import,
+            Kind::Push,
+            Kind::Pull,
+            Kind::Delete,
+            Kind::Deploy,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     fn parse(s: &str) -> Kind {
         match s {
             "test" => Kind::Test,

@@ -121,6 +121,28 @@ fn a_signed_chain_verifies_from_app_to_base() {
     assert!(lines[signed].contains(" sha256:"), "{log}");
     assert!(!lines[signed].contains('→'), "{log}");
     assert!(!lines[signed].contains("cascaded"), "{log}");
+    // --kind and --since narrow the timeline.
+    let signs = strata(d)
+        .args(["log", "--kind", "sign", "--since", "1h"])
+        .output()
+        .unwrap();
+    let signs = String::from_utf8_lossy(&signs.stdout);
+    assert!(
+        !signs.is_empty()
+            && signs
+                .lines()
+                .all(|l| l.contains("signed the provenance of")),
+        "{signs}"
+    );
+    let future = strata(d)
+        .args(["log", "--since", "2999-01-01"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&future.stdout), "no events\n");
+    strata(d)
+        .args(["log", "--since", "yesterday"])
+        .assert()
+        .failure();
 }
 
 #[test]

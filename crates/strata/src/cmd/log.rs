@@ -14,9 +14,13 @@ use crate::global::GlobalArgs;
 pub struct Args {
     /// Only this image.
     image: Option<String>,
-    /// Only events at or after this time (RFC 3339, or a date `2026-11-23`).
+    /// Only events at or after this time: RFC 3339, a date (`2026-11-23`, UTC), or how long ago
+    /// (`30m`, `2h`, `7d`, `2w`).
     #[arg(long)]
     since: Option<String>,
+    /// Only these kinds of event (repeatable).
+    #[arg(long, value_parser = ["build", "test", "sign", "import", "push", "pull", "delete", "deploy"])]
+    kind: Vec<String>,
     /// At most this many events (newest kept).
     #[arg(long, short = 'n')]
     limit: Option<usize>,
@@ -33,10 +37,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         write_stdout("nothing recorded yet\n")?;
         return Ok(ExitCode::SUCCESS);
     }
+    let since = args.since.as_deref().map(since_time).transpose()?;
     let log = EventLog::open(&db)?;
     let events = log.query(&Query {
         image: args.image,
-        since: args.since,
+        since,
+        kinds: args
+            .kind
+            .iter()
+            .filter_map(|k| strata_events::Kind::from_name(k))
+            .collect(),
         limit: args.limit.unwrap_or(0),
         ..Query::default()
     })?;
@@ -46,6 +56,39 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
     write_stdout(&timeline(&events))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--since` as the log stores times (RFC 3339 UTC with milliseconds), so that comparing the
+/// strings compares the times.
+fn since_time(value: &str) -> Result<String> {
+    let utc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &value[digits.len()..];
+    if let (Ok(n), Some(seconds)) = (
+        digits.parse::<i64>(),
+        match unit {
+            "s" => Some(1),
+            "m" => Some(60),
+            "h" => Some(3600),
+            "d" => Some(86_400),
+            "w" => Some(604_800),
+            _ => None,
+        },
+    ) {
+        return Ok(utc(
+            chrono::Utc::now() - chrono::Duration::seconds(n * seconds)
+        ));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(utc(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(utc(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    anyhow::bail!(
+        "invalid --since {value:?}: give an RFC 3339 time, a date (2026-11-23) or how long ago (30m, 2h, 7d)"
+    )
 }
 
 /// One line per event; a rebuild lists what it cascaded to in the same run.
@@ -133,4 +176,32 @@ fn timeline(events: &[Event]) -> String {
 fn short(digest: &str) -> &str {
     let end = digest.len().min("sha256:".len() + 12);
     &digest[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_dates_and_durations() {
+        assert_eq!(
+            since_time("2026-11-23").unwrap(),
+            "2026-11-23T00:00:00.000Z"
+        );
+        assert_eq!(
+            since_time("2026-11-23T10:00:00+02:00").unwrap(),
+            "2026-11-23T08:00:00.000Z"
+        );
+        let two_hours_ago = since_time("2h").unwrap();
+        let expected = chrono::Utc::now() - chrono::Duration::hours(2);
+        let got = chrono::DateTime::parse_from_rfc3339(&two_hours_ago).unwrap();
+        assert!(
+            (got.timestamp() - expected.timestamp()).abs() < 60,
+            "{two_hours_ago}"
+        );
+        for bad in ["yesterday", "2h30", "h", "2026-13-01"] {
+            let err = since_time(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid --since"), "{bad}: {err}");
+        }
+    }
 }
