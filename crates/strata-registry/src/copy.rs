@@ -191,8 +191,8 @@ pub fn ensure_base(
         if store.resolve(reference).is_ok() {
             return Ok(false);
         }
-        let descriptor = pull_pinned(client, store, &remote.to_string())?;
-        store.tag(reference, &descriptor)?;
+        // A pinned reference resolves by its digest: there is no tag to add.
+        pull_pinned(client, store, &remote.to_string())?;
         return Ok(true);
     }
     if policy == PullPolicy::Missing && store.resolve(reference).is_ok() {

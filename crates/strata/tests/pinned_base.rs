@@ -137,9 +137,9 @@ fn strata_at(dir: &Path, args: &[&str]) -> std::process::Output {
 fn from_lines_naming_a_registry_are_pulled_as_buildah_pulls_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    if vendor_store(d).is_none() {
+    let Some(first_digest) = vendor_store(d) else {
         return;
-    }
+    };
     let store = strata_oci::Store::open(d.join("vendor-store")).unwrap();
     let server = strata_registry::RunningServer::start(
         store,
@@ -262,4 +262,35 @@ fn from_lines_naming_a_registry_are_pulled_as_buildah_pulls_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pulled {base}")));
+    // A FROM pinned by digest is pulled by that digest (the vendor's first build, whose tag has
+    // moved since), and checked against it.
+    let pinned = format!("{}/vendor/busybox@{first_digest}", server.addr());
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {pinned}\nCMD [\"true\"]\n"),
+    )
+    .unwrap();
+    let out = strata_at(
+        d,
+        &[
+            "--store",
+            "pinned",
+            "build-image",
+            "app",
+            "-t",
+            "acme/pinned",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = strata_oci::Store::open(d.join("pinned")).unwrap();
+    let image = built.image("acme/pinned").unwrap();
+    assert_eq!(
+        image.layers().len(),
+        1,
+        "the first vendor build: the rootfs only"
+    );
 }
