@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::graph::write_stdout;
-use super::inspect::{Format, open, terminal};
+use super::inspect::{OutputArgs, open, terminal};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata diff`.
@@ -15,12 +15,8 @@ pub struct Args {
     a: String,
     /// The second image.
     b: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Print what changed from A to B.
@@ -33,7 +29,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     // Name the images as asked (`corebuild@1`), not by their first tag.
     diff.a.0.clone_from(&args.a);
     diff.b.0.clone_from(&args.b);
-    if args.json || args.format == Format::Json {
+    if args.output.is_json() {
         write_stdout(&(serde_json::to_string_pretty(&diff)? + "\n"))?;
     } else {
         let (width, paint) = terminal();

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::graph::write_stdout;
-use super::inspect::{Format, open, terminal};
+use super::inspect::{OutputArgs, open, terminal};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata history`.
@@ -13,12 +13,8 @@ use crate::global::GlobalArgs;
 pub struct Args {
     /// The image: a tag (`acme/corebuild`), `sha256:…`, or `NAME@N` (build number N).
     image: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Print an image's history.
@@ -26,7 +22,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let (store, catalog) = open(global)?;
     let image = catalog.find(&store, &args.image)?;
     let rows = strata_inspect::history(&catalog, image);
-    if args.json || args.format == Format::Json {
+    if args.output.is_json() {
         write_stdout(&(serde_json::to_string_pretty(&rows)? + "\n"))?;
     } else {
         let (width, paint) = terminal();

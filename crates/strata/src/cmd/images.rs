@@ -91,7 +91,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| row.digest.clone());
         let size = row
             .size
-            .map(human_size)
+            .map(strata_inspect::size::human)
             .unwrap_or_else(|| "unreadable".into());
         println!("{:<width$}  {digest:<19}  {size}", row.reference);
     }
@@ -125,31 +125,4 @@ fn tree(args: &Args, global: &GlobalArgs) -> Result<ExitCode> {
     };
     super::graph::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Bytes in B/kB/MB/GB (powers of 1000, like podman).
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size(999), "999 B");
-        assert_eq!(human_size(1_500), "1.5 kB");
-        assert_eq!(human_size(52_000_000), "52.0 MB");
-    }
 }

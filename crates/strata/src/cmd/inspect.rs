@@ -20,11 +20,9 @@ pub enum Format {
     Json,
 }
 
-/// Arguments of `strata inspect`.
+/// `--format text|json` and its shorthand `--json`, shared by the store views.
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The image: a tag (`acme/corebuild`), `sha256:…`, or `NAME@N` (build number N).
-    image: String,
+pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -33,13 +31,29 @@ pub struct Args {
     json: bool,
 }
 
+impl OutputArgs {
+    /// Whether JSON was asked for, either way.
+    pub fn is_json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
+
+/// Arguments of `strata inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: a tag (`acme/corebuild`), `sha256:…`, or `NAME@N` (build number N).
+    image: String,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
 /// Print what the store knows about one image.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let (store, catalog) = open(global)?;
     let image = catalog.find(&store, &args.image)?;
     let inspection = strata_inspect::inspect(&store, &catalog, image, &args.image)
         .with_context(|| format!("cannot inspect {}", args.image))?;
-    if args.json || args.format == Format::Json {
+    if args.output.is_json() {
         write_stdout(&(serde_json::to_string_pretty(&inspection)? + "\n"))?;
     } else {
         let (width, paint) = terminal();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::graph::write_stdout;
-use super::inspect::{Format, open, terminal};
+use super::inspect::{OutputArgs, open, terminal};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata layers`.
@@ -17,12 +17,8 @@ pub struct Args {
     /// List each layer's files, with what became of them.
     #[arg(long)]
     files: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Print an image's layer accounting.
@@ -31,7 +27,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let image = catalog.find(&store, &args.image)?;
     let report = strata_inspect::layers(&store, &catalog, image, args.files)
         .with_context(|| format!("cannot read the layers of {}", args.image))?;
-    if args.json || args.format == Format::Json {
+    if args.output.is_json() {
         write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
         let (width, paint) = terminal();

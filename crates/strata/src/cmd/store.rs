@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use strata_build::prune::{CachePruneReport, prune_caches};
 use strata_oci::{GcOptions, Store};
 
-use crate::cmd::images::human_size;
 use crate::global::GlobalArgs;
+use strata_inspect::size::human;
 
 /// Arguments of `strata store`.
 #[derive(Debug, clap::Args)]
@@ -71,7 +71,7 @@ fn fsck(store: &Store, json: bool) -> Result<ExitCode> {
         println!(
             "checked {} blobs ({}) from {} roots: {}",
             report.blobs,
-            human_size(report.bytes),
+            human(report.bytes),
             report.roots,
             match report.problems.len() {
                 0 => "ok".to_string(),
@@ -169,7 +169,7 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
         );
     }
     for blob in &report.removed {
-        println!("{verb} {} ({})", blob.digest, human_size(blob.size));
+        println!("{verb} {} ({})", blob.digest, human(blob.size));
     }
     for temp in &report.temp_files {
         println!("{verb} stale temp file {}", temp.display());
@@ -182,7 +182,7 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
             "{verb} {} cache {} ({})",
             entry.cache,
             entry.path.display(),
-            human_size(entry.bytes)
+            human(entry.bytes)
         );
     }
     for error in &caches.errors {
@@ -191,10 +191,10 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
     println!(
         "{verb} {} blobs ({}), kept {}; {verb} {} cache entries ({}), kept {}",
         report.removed.len(),
-        human_size(report.removed_bytes),
+        human(report.removed_bytes),
         report.kept,
         caches.removed.len(),
-        human_size(caches.removed_bytes),
+        human(caches.removed_bytes),
         caches.kept
     );
     Ok(ExitCode::SUCCESS)
