@@ -641,14 +641,14 @@ impl Client {
         self.with_retries(|| self.challenge(registry)).map(|_| ())
     }
 
+    /// The URL of `path` (`manifests/<ref>`, `blobs/<digest>`, ...) in `r`'s repository.
+    fn api_url(&self, r: &RemoteRef, path: &str) -> String {
+        format!("{}/v2/{}/{path}", self.url(&r.registry), r.repository)
+    }
+
     /// Fetch a manifest by tag or digest; its digest is checked when the reference has one.
     pub fn get_manifest(&self, r: &RemoteRef) -> Result<Manifest> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.url(&r.registry),
-            r.repository,
-            r.reference()
-        );
+        let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("GET {url}");
         let mut response = self.send(
             &r.registry,
@@ -704,12 +704,7 @@ impl Client {
 
     /// HEAD a manifest: its digest, or None when the registry does not have it.
     pub fn head_manifest(&self, r: &RemoteRef) -> Result<Option<Digest>> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.url(&r.registry),
-            r.repository,
-            r.reference()
-        );
+        let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("HEAD {url}");
         let response = self.send(
             &r.registry,
@@ -739,12 +734,7 @@ impl Client {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<(Digest, bool)> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.url(&r.registry),
-            r.repository,
-            r.reference()
-        );
+        let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("PUT {url}");
         let response = self.send(
             &r.registry,
@@ -767,12 +757,7 @@ impl Client {
 
     /// Delete a manifest or tag.
     pub fn delete_manifest(&self, r: &RemoteRef) -> Result<()> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.url(&r.registry),
-            r.repository,
-            r.reference()
-        );
+        let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("DELETE {url}");
         let scope = format!("repository:{}:delete", r.repository);
         let response = self.send(&r.registry, &scope, &what, &|auth| {
@@ -787,11 +772,7 @@ impl Client {
 
     /// Does the repository have the blob?
     pub fn has_blob(&self, r: &RemoteRef, digest: &Digest) -> Result<bool> {
-        let url = format!(
-            "{}/v2/{}/blobs/{digest}",
-            self.url(&r.registry),
-            r.repository
-        );
+        let url = self.api_url(r, &format!("blobs/{digest}"));
         let what = format!("HEAD {url}");
         let response = self.send(
             &r.registry,
@@ -817,11 +798,7 @@ impl Client {
         digest: &Digest,
         offset: u64,
     ) -> Result<impl Read + use<>> {
-        let url = format!(
-            "{}/v2/{}/blobs/{digest}",
-            self.url(&r.registry),
-            r.repository
-        );
+        let url = self.api_url(r, &format!("blobs/{digest}"));
         let what = format!("GET {url}");
         let response = self.send(
             &r.registry,
@@ -881,14 +858,14 @@ impl Client {
         if self.has_blob(r, digest)? {
             return Ok(BlobPush::Present);
         }
-        let base = self.url(&r.registry);
-        let mut url = format!("{base}/v2/{}/blobs/uploads/", r.repository);
+        let uploads = self.api_url(r, "blobs/uploads/");
+        let mut url = uploads.clone();
         let mut scope = Self::scope(&r.repository, true);
         if let Some(from) = mount_from.filter(|f| *f != r.repository) {
             url.push_str(&format!("?mount={digest}&from={from}"));
             scope.push_str(&format!(" repository:{from}:pull"));
         }
-        let what = format!("POST {base}/v2/{}/blobs/uploads/", r.repository);
+        let what = format!("POST {uploads}");
         let response = self.send(&r.registry, &scope, &what, &|auth| {
             let req = with_auth(self.agent.post(&url), auth);
             req.send_empty()
@@ -904,7 +881,7 @@ impl Client {
         let mut failures = 0u32;
         while offset < size && size > self.options.chunk_size {
             let len = self.options.chunk_size.min(size - offset);
-            let what = format!("PATCH {base}/v2/{}/blobs/uploads/", r.repository);
+            let what = format!("PATCH {uploads}");
             let result = (|| -> Result<HttpResponse> {
                 let mut reader = source.open_at(offset)?.take(len);
                 let auth = self.authorization(&r.registry, &push_scope, false)?;
@@ -937,7 +914,7 @@ impl Client {
         }
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{sep}digest={digest}");
-        let what = format!("PUT {base}/v2/{}/blobs/uploads/", r.repository);
+        let what = format!("PUT {uploads}");
         let remaining = size - offset;
         let auth = self.authorization(&r.registry, &push_scope, false)?;
         let mut req = self
@@ -988,11 +965,7 @@ impl Client {
     /// The referrers of `digest` via the referrers API; None when the registry has no such API
     /// (404 without a spec body, or another error status), so the caller can try the tag scheme.
     pub fn referrers(&self, r: &RemoteRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
-        let url = format!(
-            "{}/v2/{}/referrers/{digest}",
-            self.url(&r.registry),
-            r.repository
-        );
+        let url = self.api_url(r, &format!("referrers/{digest}"));
         let what = format!("GET {url}");
         let mut response = self.send(
             &r.registry,
@@ -1020,8 +993,7 @@ impl Client {
 
     /// The tags of a repository (following `Link` pages).
     pub fn tags(&self, r: &RemoteRef) -> Result<Vec<String>> {
-        let base = self.url(&r.registry);
-        let mut url = format!("{base}/v2/{}/tags/list", r.repository);
+        let mut url = self.api_url(r, "tags/list");
         let mut tags = Vec::new();
         loop {
             let what = format!("GET {url}");
