@@ -15,7 +15,7 @@ pub mod cascade;
 pub mod error;
 mod gate;
 pub mod inputs;
-mod pull;
+pub mod pull;
 pub mod refs;
 mod sign;
 pub mod status;

@@ -2,7 +2,8 @@
 //! `COPY --from=...`), as buildah's `--pull` does, before the image's build key is computed: under
 //! `--pull always` a tag that moved upstream makes every image on it stale.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Mutex;
 
 use strata_chain::{Build, Chain};
@@ -11,7 +12,7 @@ use strata_oci::Store;
 use strata_registry::{Client, ClientOptions, PullPolicy};
 
 /// Pulls each external reference at most once per run, for every image that names it.
-pub(crate) struct BasePuller {
+pub struct BasePuller {
     policy: PullPolicy,
     /// Created on first use: a chain with no external images never builds a client.
     client: Mutex<Option<Client>>,
@@ -21,7 +22,7 @@ pub(crate) struct BasePuller {
 
 impl BasePuller {
     /// A puller following `policy`.
-    pub(crate) fn new(policy: PullPolicy) -> Self {
+    pub fn new(policy: PullPolicy) -> Self {
         Self {
             policy,
             client: Mutex::new(None),
@@ -30,8 +31,7 @@ impl BasePuller {
     }
 
     /// Make the external images of chain image `i` present as the policy says. Returns the
-    /// references pulled now; the error names the Dockerfile line and the image. A Dockerfile that
-    /// does not parse is left to the build, which reports it.
+    /// references pulled now; the error names the Dockerfile line and the image.
     pub(crate) fn pull_for(
         &self,
         chain: &Chain,
@@ -39,23 +39,44 @@ impl BasePuller {
         i: usize,
         events: Option<&Mutex<EventLog>>,
     ) -> Result<Vec<String>, String> {
-        if self.policy == PullPolicy::Never {
-            return Ok(Vec::new());
-        }
         let image = &chain.file.images[i];
         let Build::Dockerfile { dockerfile, .. } = &image.build else {
             return Ok(Vec::new());
         };
+        self.pull_dockerfile(
+            store,
+            dockerfile,
+            &image.args,
+            |reference| chain.resolve(reference).is_some(),
+            events,
+        )
+    }
+
+    /// Make the images `dockerfile` names (after `build_args`; not those `is_local` claims, such
+    /// as chain images) present as the policy says. Returns the references pulled now; the
+    /// error names the Dockerfile line and the image. A Dockerfile that does not parse is left
+    /// to the build, which reports it.
+    pub fn pull_dockerfile(
+        &self,
+        store: &Store,
+        dockerfile: &Path,
+        build_args: &BTreeMap<String, String>,
+        is_local: impl Fn(&str) -> bool,
+        events: Option<&Mutex<EventLog>>,
+    ) -> Result<Vec<String>, String> {
+        if self.policy == PullPolicy::Never {
+            return Ok(Vec::new());
+        }
         let Ok(text) = std::fs::read_to_string(dockerfile) else {
             return Ok(Vec::new());
         };
-        let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(&image.args))
+        let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(build_args))
         else {
             return Ok(Vec::new());
         };
         let mut pulled = Vec::new();
         for dep in deps {
-            if chain.resolve(&dep.reference).is_some() {
+            if is_local(&dep.reference) {
                 continue;
             }
             // One attempt per reference and run; holding the map serialises concurrent images

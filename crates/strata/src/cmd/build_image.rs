@@ -94,52 +94,6 @@ pub fn pull_policy(name: &str) -> strata_registry::PullPolicy {
     }
 }
 
-/// Pull the external images `dockerfile` names (after build args) as `policy` says, before the
-/// build reads them. A Dockerfile that does not parse is left to the build, which reports it.
-#[allow(clippy::print_stderr)]
-fn pull_bases(
-    store: &strata_oci::Store,
-    dockerfile: &std::path::Path,
-    build_args: &BTreeMap<String, String>,
-    policy: strata_registry::PullPolicy,
-) -> Result<()> {
-    if policy == strata_registry::PullPolicy::Never {
-        return Ok(());
-    }
-    let Ok(text) = std::fs::read_to_string(dockerfile) else {
-        return Ok(());
-    };
-    let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(build_args)) else {
-        return Ok(());
-    };
-    let mut client = None;
-    let mut seen = std::collections::HashSet::new();
-    for dep in deps {
-        if !seen.insert(dep.reference.clone()) {
-            continue;
-        }
-        if client.is_none() {
-            client = Some(strata_registry::Client::new(
-                strata_registry::ClientOptions::default(),
-            )?);
-        }
-        let client = client.as_ref().expect("created above");
-        let pulled = strata_registry::ensure_base(client, store, &dep.reference, policy)
-            .with_context(|| {
-                format!(
-                    "{}:{}: cannot pull {}",
-                    dockerfile.display(),
-                    dep.line,
-                    dep.reference
-                )
-            })?;
-        if pulled {
-            eprintln!("pulled {}", dep.reference);
-        }
-    }
-    Ok(())
-}
-
 /// Parse repeated `KEY=VALUE` flags (`--label`, `--annotation`).
 fn parse_pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -206,7 +160,7 @@ impl BuildSink for StepPrinter {
 }
 
 /// Build the image.
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let workdir = global.workdir()?;
     let store_path = global.store_path()?;
@@ -239,12 +193,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .dockerfile
         .clone()
         .unwrap_or_else(|| options.context.join("Dockerfile"));
-    pull_bases(
-        &store,
-        &dockerfile,
-        &options.build_args,
-        pull_policy(&args.pull),
-    )?;
+    // The bases FROM lines name, pulled as buildah does (strata's own `localhost/...` never).
+    let puller = strata_cascade::pull::BasePuller::new(pull_policy(&args.pull));
+    for reference in puller
+        .pull_dockerfile(&store, &dockerfile, &options.build_args, |_| false, None)
+        .map_err(anyhow::Error::msg)?
+    {
+        eprintln!("pulled {reference}");
+    }
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
     if let Some(file) = &args.iidfile {
         let file = workdir.join(file);
