@@ -255,13 +255,12 @@ pub(crate) fn rootfs_cache_name(diff_ids: &[&str]) -> String {
 /// `$TARGETPLATFORM` do): strata reads the base for this machine and has no CPU emulation, so
 /// another platform fails instead of silently building this machine's.
 fn check_platform(platform: &str) -> Result<(), StepError> {
-    let host = strata_oci::image::host_architecture();
-    let mut parts = platform.split('/');
-    if parts.next() == Some("linux") && parts.next() == Some(host) {
+    if strata_oci::image::is_host_platform(platform) {
         return Ok(());
     }
     Err(StepError::Unsupported(format!(
-        "--platform={platform}: strata builds for this machine's platform (linux/{host}) only"
+        "--platform={platform}: strata builds for this machine's platform (linux/{}) only",
+        strata_oci::image::host_architecture()
     )))
 }
 

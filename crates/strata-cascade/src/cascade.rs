@@ -689,12 +689,10 @@ fn check_platform(platform: Option<&str>) -> Result<(), String> {
     let Some(platform) = platform else {
         return Ok(());
     };
-    let host = strata_oci::image::host_architecture();
-    let mut parts = platform.split('/');
-    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if os == "linux" && arch == host {
+    if strata_oci::image::is_host_platform(platform) {
         return Ok(());
     }
+    let host = strata_oci::image::host_architecture();
     Err(format!(
         "platform {platform}: strata builds for this machine's platform (linux/{host}) only; \
          building for another needs CPU emulation, which strata does not do"

@@ -82,6 +82,12 @@ pub fn new_manifest(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifes
         .expect("every required manifest field is set")
 }
 
+/// Whether `platform` (`os/arch[/variant]`) is this machine's: `linux/<host_architecture>`.
+pub fn is_host_platform(platform: &str) -> bool {
+    let mut parts = platform.split('/');
+    parts.next() == Some("linux") && parts.next() == Some(host_architecture())
+}
+
 /// The Go architecture name of this machine (`amd64`, `arm64`, ...).
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
