@@ -89,17 +89,9 @@ impl Kind {
         .find(|k| k.as_str() == name)
     }
 
+    /// A stored kind; an unknown name (a newer strata's) reads as a build.
     fn parse(s: &str) -> Kind {
-        match s {
-            "test" => Kind::Test,
-            "sign" => Kind::Sign,
-            "import" => Kind::Import,
-            "push" => Kind::Push,
-            "pull" => Kind::Pull,
-            "delete" => Kind::Delete,
-            "deploy" => Kind::Deploy,
-            _ => Kind::Build,
-        }
+        Kind::from_name(s).unwrap_or(Kind::Build)
     }
 }
 
