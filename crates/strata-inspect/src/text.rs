@@ -27,19 +27,27 @@ fn owner(chain_image: Option<&str>, team: Option<&str>) -> String {
     }
 }
 
-/// `strata history` as a table: step, created, size, owner, created_by (fitted; the layer
-/// digests are in the JSON form).
-pub fn history(image: &str, rows: &[HistoryRow], width: usize, paint: Paint) -> String {
-    let owners: Vec<String> = rows
-        .iter()
-        .map(|r| owner(r.chain_image.as_deref(), r.owner.as_deref()))
-        .collect();
-    let ow = owners
+/// The owner cells of a table's rows and the column's width (5 to 30 characters).
+fn owner_column<'a>(
+    rows: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> (Vec<String>, usize) {
+    let owners: Vec<String> = rows.map(|(image, team)| owner(image, team)).collect();
+    let width = owners
         .iter()
         .map(|o| o.chars().count())
         .max()
         .unwrap_or(5)
         .clamp(5, 30);
+    (owners, width)
+}
+
+/// `strata history` as a table: step, created, size, owner, created_by (fitted; the layer
+/// digests are in the JSON form).
+pub fn history(image: &str, rows: &[HistoryRow], width: usize, paint: Paint) -> String {
+    let (owners, ow) = owner_column(
+        rows.iter()
+            .map(|r| (r.chain_image.as_deref(), r.owner.as_deref())),
+    );
     let created: Vec<String> = rows
         .iter()
         .map(|r| compact_time(r.created.as_deref().unwrap_or("-")))
@@ -317,17 +325,11 @@ pub fn diff(d: &ImageDiff, width: usize, paint: Paint) -> String {
 /// paths stored more than once.
 pub fn layers(r: &LayersReport, files: bool, width: usize, paint: Paint) -> String {
     let mut out = format!("{} ({})\n", paint.image(&r.image), short(&r.digest));
-    let owners: Vec<String> = r
-        .layers
-        .iter()
-        .map(|l| owner(l.chain_image.as_deref(), l.owner.as_deref()))
-        .collect();
-    let ow = owners
-        .iter()
-        .map(|o| o.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 30);
+    let (owners, ow) = owner_column(
+        r.layers
+            .iter()
+            .map(|l| (l.chain_image.as_deref(), l.owner.as_deref())),
+    );
     let head = format!(
         "{:<5}  {:<12}  {:>8}  {:>8}  {:>8}  {:<ow$}  ",
         "LAYER", "DIFF ID", "BLOB", "FILES", "WASTED", "OWNER"
