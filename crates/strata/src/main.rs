@@ -5,6 +5,7 @@
 
 mod cmd;
 mod global;
+mod out;
 
 use std::process::ExitCode;
 
@@ -25,11 +26,10 @@ fn main() -> ExitCode {
     global::init_tracing(cli.global.verbose);
     match cmd::run(cli.command, &cli.global) {
         Ok(code) => code,
+        // The reader went away (`strata images | head -1`): nothing more to say, as `head` expects.
+        Err(err) if err.downcast_ref::<out::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(err) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {}", one_line(&err));
-            }
+            out::errln!("error: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -284,3 +284,52 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Run `args` with standard output a pipe whose reader is already gone, as in `strata ... | head -0`.
+/// Issue 15: `strata images | head -1` and `dockerfile parse --json | head` panicked on the closed pipe.
+fn run_into_closed_pipe(dir: &Path, args: &[&str]) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = strata()
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first write
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chain");
+    if init(&dir).is_none() {
+        return;
+    }
+    // A Dockerfile whose JSON is far larger than a pipe's buffer.
+    let mut big = String::from("FROM scratch\n");
+    for i in 0..2000 {
+        big.push_str(&format!("ENV V{i}=value{i}\n"));
+    }
+    std::fs::write(dir.join("Big.Dockerfile"), big).unwrap();
+    for args in [
+        &["dockerfile", "parse", "--json", "Big.Dockerfile"][..],
+        &["dockerfile", "parse", "Big.Dockerfile"],
+        &["graph"],
+        &["graph", "--format", "json"],
+        &["plan"],
+        &["version"],
+        &["init", "second"],
+    ] {
+        let out = run_into_closed_pipe(&dir, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "strata {args:?} into a closed pipe: {:?}: {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "strata {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "strata {args:?} said: {stderr}");
+    }
+}

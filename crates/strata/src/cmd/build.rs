@@ -1,5 +1,6 @@
 //! `strata build`: rebuild what changed in the chain, and everything above it, in order, in parallel.
 
+use crate::out::errln;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -202,7 +203,6 @@ impl Progress {
         }
     }
 
-    #[allow(clippy::print_stderr)]
     fn line(&self, image: &str, text: &str, done: bool) {
         match &self.bars {
             Some((multi, bars)) => {
@@ -231,7 +231,7 @@ impl Progress {
             }
             None => {
                 let now = chrono::Utc::now().format("%H:%M:%S");
-                eprintln!("{now} {image}: {text}");
+                errln!("{now} {image}: {text}");
             }
         }
     }

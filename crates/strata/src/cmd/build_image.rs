@@ -1,5 +1,6 @@
 //! `strata build-image`: build one image from a Dockerfile, like `buildah bud`.
 
+use crate::out::{errln, outln};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -141,7 +142,6 @@ pub fn source_date_epoch() -> Result<u64> {
 struct StepPrinter;
 
 impl BuildSink for StepPrinter {
-    #[allow(clippy::print_stderr)]
     fn event(&self, event: BuildEvent<'_>) {
         match event {
             BuildEvent::Step {
@@ -150,17 +150,16 @@ impl BuildSink for StepPrinter {
                 text,
             } => {
                 let first = text.lines().next().unwrap_or("");
-                eprintln!("[{number}/{total}] {first}");
+                errln!("[{number}/{total}] {first}");
             }
-            BuildEvent::Cached => eprintln!("  --> cached"),
-            BuildEvent::Output(line) => eprintln!("  | {line}"),
+            BuildEvent::Cached => errln!("  --> cached"),
+            BuildEvent::Output(line) => errln!("  | {line}"),
             BuildEvent::Stage { .. } => {}
         }
     }
 }
 
 /// Build the image.
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let workdir = global.workdir()?;
     let store_path = global.store_path()?;
@@ -199,7 +198,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .pull_dockerfile(&store, &dockerfile, &options.build_args, |_| false, None)
         .map_err(anyhow::Error::msg)?
     {
-        eprintln!("pulled {reference}");
+        errln!("pulled {reference}");
     }
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
     if let Some(file) = &args.iidfile {
@@ -214,12 +213,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             "cachedSteps": result.cached_steps,
             "builtSteps": result.built_steps,
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         for tag in &result.tags {
-            println!("{tag}");
+            outln!("{tag}");
         }
-        println!("{}", result.digest);
+        outln!("{}", result.digest);
     }
     Ok(ExitCode::SUCCESS)
 }

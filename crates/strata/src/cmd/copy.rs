@@ -1,6 +1,7 @@
 //! `strata copy SRC DST`: an image and its referrers between the store, OCI layout directories
 //! and registries.
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -105,12 +106,11 @@ pub fn record(
 }
 
 /// One line (or JSON) about a finished copy.
-#[allow(clippy::print_stdout)]
 pub fn print_report(report: &CopyReport, dst: &str, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(report)?);
+        outln!("{}", serde_json::to_string(report)?);
     } else {
-        println!(
+        outln!(
             "{dst}: {} ({} blobs copied, {} present, {} mounted, {:.1} MB, {} referrers)",
             report.digest,
             report.blobs_copied,

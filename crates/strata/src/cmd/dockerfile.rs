@@ -1,5 +1,6 @@
 //! `strata dockerfile parse FILE [--json] [--build-arg K=V] [--target STAGE]`.
 
+use crate::out::outln;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -59,7 +60,6 @@ fn build_args(raw: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-#[allow(clippy::print_stdout)]
 fn parse(args: ParseArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let path = global.workdir()?.join(&args.file);
     let shown = args.file.display().to_string();
@@ -72,9 +72,9 @@ fn parse(args: ParseArgs, global: &GlobalArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{shown}:{e}"))?;
     if args.json {
         let doc = Document::new(&shown, &dockerfile, &resolved);
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", render(&shown, &dockerfile, &resolved));
+        crate::out::write_stdout(&render(&shown, &dockerfile, &resolved))?;
     }
     Ok(ExitCode::SUCCESS)
 }

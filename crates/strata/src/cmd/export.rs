@@ -1,5 +1,6 @@
 //! `strata export`: write an image as a `docker save` archive or an OCI archive.
 
+use crate::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +23,6 @@ pub struct Args {
 }
 
 /// Write the archive; print what was written.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
     let store = strata_oci::Store::open(&store_path)
@@ -31,7 +31,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let output = global.workdir()?.join(&args.output);
     let report = export(&store, &args.image, format, &output)
         .with_context(|| format!("strata export {}", args.image))?;
-    println!(
+    outln!(
         "{} {} → {} ({} bytes)",
         args.format,
         report.tag.as_deref().unwrap_or(&report.digest),

@@ -136,12 +136,4 @@ pub(super) fn load_chain(global: &GlobalArgs) -> Result<Chain> {
     Ok(Chain::load(shown)?)
 }
 
-/// Write `text` to stdout; a closed pipe (`strata graph | head`) is not an error.
-pub(super) fn write_stdout(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
+pub(super) use crate::out::write_stdout;

@@ -1,5 +1,6 @@
 //! `strata images`: list the tagged images in the store.
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -49,7 +50,6 @@ struct Row {
 }
 
 /// List the store's tags.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     if args.tree {
         return tree(&args, global);
@@ -73,7 +73,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     let width = rows
@@ -82,7 +82,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .max()
         .unwrap_or(0)
         .max("REFERENCE".len());
-    println!("{:<width$}  {:<19}  SIZE", "REFERENCE", "DIGEST");
+    outln!("{:<width$}  {:<19}  SIZE", "REFERENCE", "DIGEST");
     for row in &rows {
         let digest = row
             .digest
@@ -93,7 +93,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .size
             .map(strata_inspect::size::human)
             .unwrap_or_else(|| "unreadable".into());
-        println!("{:<width$}  {digest:<19}  {size}", row.reference);
+        outln!("{:<width$}  {digest:<19}  {size}", row.reference);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `strata init [DIR]`: scaffold the article's three-tier chain, runnable offline.
 
+use crate::out::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,7 +28,6 @@ pub struct Args {
 }
 
 /// Write the example chain.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let workdir = global.workdir()?;
     let dir = match &args.dir {
@@ -40,28 +40,28 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write the base rootfs in {shown}"))?;
         if args.json {
             let files = [path.strip_prefix(&dir).unwrap_or(&path).to_path_buf()];
-            println!("{}", serde_json::json!({ "dir": dir, "files": files }));
+            outln!("{}", serde_json::json!({ "dir": dir, "files": files }));
         } else {
-            println!("wrote {}", display(&path));
+            outln!("wrote {}", display(&path));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let files = scaffold::init_example(&dir, &args.busybox)
         .with_context(|| format!("cannot create the example chain in {shown}"))?;
     if args.json {
-        println!("{}", serde_json::json!({ "dir": dir, "files": files }));
+        outln!("{}", serde_json::json!({ "dir": dir, "files": files }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("created the three-tier example chain in {shown}:");
+    outln!("created the three-tier example chain in {shown}:");
     for f in files {
-        println!("  {}", f.display());
+        outln!("  {}", f.display());
     }
     let c = if args.dir.is_some() {
         format!(" -C {shown}")
     } else {
         String::new()
     };
-    println!("next: strata{c} graph, strata{c} plan --changed corebuild");
+    outln!("next: strata{c} graph, strata{c} plan --changed corebuild");
     Ok(ExitCode::SUCCESS)
 }
 

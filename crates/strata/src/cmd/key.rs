@@ -1,5 +1,6 @@
 //! `strata key generate --team T [--out DIR] [--ed25519] [--json]`: a team's signing key pair.
 
+use crate::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,7 +46,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let workdir = global.workdir()?;
     let dir = match &args.out {
@@ -64,10 +64,10 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     if args.json {
         let mut value = serde_json::to_value(&files)?;
         value["team"] = serde_json::Value::String(args.team.clone());
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{}", files.key_id);
-        println!(
+        outln!("{}", files.key_id);
+        outln!(
             "wrote {} ({kind}, {}) and {}",
             files.private_key.display(),
             if files.encrypted {

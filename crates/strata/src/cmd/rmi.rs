@@ -1,6 +1,7 @@
 //! `strata rmi REF...`: remove tags from the store, as `podman rmi` does; the blobs go at the
 //! next `strata store gc`.
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -28,7 +29,6 @@ struct Untagged {
 }
 
 /// Remove the tags; fails (removing nothing) when any reference names no image.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let path = global.store_path()?;
     let store =
@@ -80,12 +80,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&removed)?);
+        outln!("{}", serde_json::to_string_pretty(&removed)?);
     } else {
         for u in &removed {
-            println!("untagged {} ({})", u.reference, u.digest);
+            outln!("untagged {} ({})", u.reference, u.digest);
         }
-        println!("the images' blobs go at the next `strata store gc`");
+        outln!("the images' blobs go at the next `strata store gc`");
     }
     Ok(ExitCode::SUCCESS)
 }

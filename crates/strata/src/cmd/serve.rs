@@ -1,5 +1,6 @@
 //! `strata serve`: the store as an OCI registry.
 
+use crate::out::errln;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,6 @@ pub struct Args {
 }
 
 /// Serve the store until interrupted.
-#[allow(clippy::print_stderr)]
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
     let store = strata_oci::Store::init(&store_path)
@@ -75,7 +75,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!(
+        errln!(
             "serving {} as an OCI registry on {scheme}://{addr}",
             store_path.display()
         );

@@ -1,5 +1,6 @@
 //! `strata store fsck` and `strata store gc`: check and clean the content store.
 
+use crate::out::{errln, outln};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -57,18 +58,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 fn fsck(store: &Store, json: bool) -> Result<ExitCode> {
     let report = store
         .fsck()
         .with_context(|| format!("fsck of {} failed", store.root().display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for problem in &report.problems {
-            eprintln!("{problem}");
+            errln!("{problem}");
         }
-        println!(
+        outln!(
             "checked {} blobs ({}) from {} roots: {}",
             report.blobs,
             human(report.bytes),
@@ -134,7 +134,6 @@ fn old_builds(store: &Store, keep: usize) -> Result<Vec<String>> {
     Ok(drop)
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> Result<ExitCode> {
     let untagged = match keep_builds {
         Some(keep) => old_builds(store, keep)?,
@@ -158,27 +157,27 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
             caches: &caches,
             untagged: &untagged,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     for name in &untagged {
-        println!(
+        outln!(
             "{verb} tag {name} (older than the newest {} builds)",
             keep_builds.unwrap_or(0)
         );
     }
     for blob in &report.removed {
-        println!("{verb} {} ({})", blob.digest, human(blob.size));
+        outln!("{verb} {} ({})", blob.digest, human(blob.size));
     }
     for temp in &report.temp_files {
-        println!("{verb} stale temp file {}", temp.display());
+        outln!("{verb} stale temp file {}", temp.display());
     }
     for referrer in &report.dangling_referrers {
-        println!("{verb} referrer {referrer} (its subject is gone)");
+        outln!("{verb} referrer {referrer} (its subject is gone)");
     }
     for entry in &caches.removed {
-        println!(
+        outln!(
             "{verb} {} cache {} ({})",
             entry.cache,
             entry.path.display(),
@@ -186,9 +185,9 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
         );
     }
     for error in &caches.errors {
-        eprintln!("warning: {error}");
+        errln!("warning: {error}");
     }
-    println!(
+    outln!(
         "{verb} {} blobs ({}), kept {}; {verb} {} cache entries ({}), kept {}",
         report.removed.len(),
         human(report.removed_bytes),

@@ -1,5 +1,6 @@
 //! `strata version`.
 
+use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -15,13 +16,12 @@ pub struct Args {
 }
 
 /// Print the version.
-#[allow(clippy::print_stdout)]
 pub fn run(args: Args, _global: &GlobalArgs) -> Result<std::process::ExitCode> {
     let version = env!("CARGO_PKG_VERSION");
     if args.json {
-        println!("{}", serde_json::json!({ "version": version }));
+        outln!("{}", serde_json::json!({ "version": version }));
     } else {
-        println!("strata {version}");
+        outln!("strata {version}");
     }
     Ok(ExitCode::SUCCESS)
 }
