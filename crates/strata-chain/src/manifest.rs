@@ -155,7 +155,7 @@ struct RawChain {
     #[serde(default)]
     require_signatures: bool,
     #[serde(default)]
-    teams: BTreeMap<String, RawTeam>,
+    teams: BTreeMap<Spanned<String>, RawTeam>,
     #[serde(default)]
     image: Vec<Spanned<RawImage>>,
 }
@@ -241,7 +241,18 @@ impl Checker<'_> {
             ));
         }
         let mut teams = BTreeMap::new();
-        for (name, team) in raw.teams {
+        for (spanned_name, team) in raw.teams {
+            if !names::is_team_name(spanned_name.get_ref()) {
+                return Err(self.err(
+                    spanned_name.span(),
+                    "teams",
+                    format!(
+                        "invalid team name {:?} (letters, digits, and . _ - between them, at most 64)",
+                        spanned_name.get_ref()
+                    ),
+                ));
+            }
+            let name = spanned_name.into_inner();
             let mut keys = Vec::new();
             for (i, key) in team.keys.iter().enumerate() {
                 let path = self.dir.join(key.get_ref());
@@ -494,6 +505,13 @@ fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> ChainError {
         };
     };
     let location = Location::at_offset(path, text, span.start);
+    // toml says only "duplicate key"; the span holds the key (or the table header) as written.
+    let message = match text.get(span.clone()).map(str::trim) {
+        Some(key) if message == "duplicate key" && !key.is_empty() && !key.contains('\n') => {
+            format!("duplicate key `{key}`")
+        }
+        _ => message,
+    };
     if span.start == 0 && (span.is_empty() || span.end >= text.trim_end().len()) {
         // the whole document: a missing top-level field
         return ChainError::Syntax { location, message };

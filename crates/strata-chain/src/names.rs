@@ -31,6 +31,20 @@ fn alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
+/// A team name: ASCII letters and digits, with `.`, `_` or `-` between them, at most 64 bytes.
+/// Team names appear in the events log, in signatures' key ids and on the command line, so no
+/// whitespace or control characters (a newline in a team name would forge lines in `strata log`).
+pub fn is_team_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// True when `s` is a repository path: path components joined by `/`, at most 255 characters.
 pub fn is_repository_path(s: &str) -> bool {
     s.len() <= 255 && s.split('/').all(is_path_component)

@@ -231,3 +231,41 @@ fn a_missing_chain_file_is_named() {
         "{err}"
     );
 }
+
+/// Issue 15: a newline in a team name forged lines in `strata log`; team names are validated as
+/// image names are.
+#[test]
+fn team_names_are_validated() {
+    let err = error("name = \"acme\"\n[teams.\"ops\\nbuilt wordpress\"]\n");
+    assert!(
+        err.starts_with(
+            "strata.toml:2:8: field `teams`: invalid team name \"ops\\nbuilt wordpress\""
+        ),
+        "{err}"
+    );
+    let err = error("name = \"acme\"\n[teams.\"\"]\n");
+    assert!(err.contains("invalid team name \"\""), "{err}");
+    let err = error("name = \"acme\"\n[teams.\"a b\"]\n");
+    assert!(err.contains("invalid team name \"a b\""), "{err}");
+    // Ordinary names still load.
+    let dir = fixture();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "name = \"acme\"\n[teams.\"Ops-Team_2.eu\"]\n[teams.dev]\n",
+    )
+    .unwrap();
+    Chain::load(&dir.path().join("strata.toml")).unwrap();
+}
+
+/// Issue 15: a duplicate key's error names the key.
+#[test]
+fn duplicate_keys_are_named() {
+    assert_eq!(
+        error("name = \"acme\"\nname = \"again\"\n"),
+        "strata.toml:2:1: duplicate key `name`"
+    );
+    assert_eq!(
+        error("name = \"acme\"\n[teams.ops]\n[teams.ops]\n"),
+        "strata.toml:3:8: duplicate key `ops`"
+    );
+}

@@ -237,3 +237,30 @@ fn a_chain_that_requires_signatures_refuses_to_build_without_the_key() {
     let index = std::fs::read_to_string(d.join(".strata/store/index.json")).unwrap();
     assert!(!index.contains("acme/httpd-php:latest"));
 }
+
+/// Issue 15: `--key operation=...` (a misspelt team) was silently ignored and the images came out
+/// unsigned; it is refused before anything is built.
+#[test]
+fn a_key_for_an_unknown_team_is_refused() {
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    strata(d)
+        .args(["build", "--key"])
+        .arg(format!(
+            "operation={}",
+            d.join("keys/operations.key").display()
+        ))
+        .assert()
+        .failure()
+        .stderr(contains("--key \"operation="))
+        .stderr(contains(
+            "strata.toml: development, middleware, operations)",
+        ));
+    assert!(
+        !d.join(".strata/store/index.json").exists()
+            || !std::fs::read_to_string(d.join(".strata/store/index.json"))
+                .unwrap()
+                .contains("acme/"),
+        "nothing was built"
+    );
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use strata_cascade::{CascadeEvent, CascadeOptions, CascadeSink, Outcome, Summary, build_chain};
 
 use super::graph::{load_chain, write_stdout};
@@ -90,6 +90,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         let (team, file) = spec
             .split_once('=')
             .with_context(|| format!("invalid --key {spec:?}: expected TEAM=FILE"))?;
+        // A misspelt team would otherwise leave its images silently unsigned.
+        if !chain.file.teams.contains_key(team) {
+            let known: Vec<&str> = chain.file.teams.keys().map(String::as_str).collect();
+            bail!(
+                "--key {spec:?}: unknown team {team:?} (teams in {}: {})",
+                chain.file.path.display(),
+                known.join(", ")
+            );
+        }
         options
             .keys
             .insert(team.to_string(), global.workdir()?.join(file));
