@@ -80,6 +80,29 @@ fn a_signed_chain_verifies_from_app_to_base() {
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert_eq!(report["links"].as_array().unwrap().len(), 4);
+    // Issue 15: a chain image's short name works in every command, as in `inspect`.
+    strata(d)
+        .args(["verify", "wordpress"])
+        .assert()
+        .success()
+        .stdout(contains("verified: 4 tiers"));
+    strata(d).args(["verify", "corebuild@1"]).assert().success();
+    strata(d)
+        .args(["run", "wordpress", "--", "cat", "/etc/motd"])
+        .assert()
+        .success();
+    strata(d)
+        .args(["export", "corebuild", "--format", "docker-archive", "-o"])
+        .arg(d.join("corebuild.tar"))
+        .assert()
+        .success();
+    assert!(d.join("corebuild.tar").is_file());
+    strata(d)
+        .args(["verify", "nosuchimage"])
+        .assert()
+        .failure()
+        .stderr(contains("nosuchimage"))
+        .stderr(contains("strata images"));
     // inspect shows what the attestation claims.
     let out = strata(d)
         .args(["inspect", "acme/httpd-php", "--format", "json"])

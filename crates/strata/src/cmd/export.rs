@@ -29,7 +29,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
     let format: ArchiveFormat = args.format.parse().map_err(anyhow::Error::msg)?;
     let output = global.workdir()?.join(&args.output);
-    let report = export(&store, &args.image, format, &output)
+    let reference = super::reference::store_reference(&store, &args.image)?;
+    let report = export(&store, &reference, format, &output)
         .with_context(|| format!("strata export {}", args.image))?;
     outln!(
         "{} {} → {} ({} bytes)",

@@ -108,6 +108,7 @@ mod log;
 mod plan;
 mod pull;
 mod push;
+mod reference;
 mod rmi;
 mod run;
 mod serve;

@@ -25,7 +25,12 @@ pub struct Args {
 /// Push.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store = global.store_path()?;
-    let image = strata_oci::Reference::parse(&args.image)?;
+    let source = {
+        let opened = strata_oci::Store::open(&store)
+            .with_context(|| format!("cannot open the store {}", store.display()))?;
+        super::reference::store_reference(&opened, &args.image)?
+    };
+    let image = strata_oci::Reference::parse(&source)?;
     let destination = match &args.reference {
         Some(r) => r.clone(),
         None => {
@@ -54,7 +59,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let remote = RemoteRef::parse(&destination)?;
     let src = Location::Layout {
         dir: store,
-        reference: args.image.clone(),
+        reference: source.clone(),
     };
     let client = args.client.client()?;
     let outcome = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()));

@@ -76,9 +76,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let _raw = (args.tty && args.interactive)
         .then(RawTerminal::enter)
         .flatten();
+    let reference = super::reference::store_reference(&store, &args.image)?;
     let outcome = exec(
         &store,
-        &args.image,
+        &reference,
         &request,
         &work_dir,
         &mut output,

@@ -61,7 +61,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Some((c, i)) if store.resolve(&args.image).is_err() => {
             strata_cascade::refs::tagged(c, i, "latest")
         }
-        _ => args.image.clone(),
+        _ => super::reference::store_reference(&store, &args.image)?,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

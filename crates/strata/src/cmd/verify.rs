@@ -33,8 +33,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Some(path) => Policy::load(&global.workdir()?.join(path))?,
         None => Policy::default(),
     };
+    let reference = super::reference::store_reference(&store, &args.image)?;
     let report =
-        strata_attest::verify_chain(&store, &args.image, &trust, &policy, chrono::Utc::now())
+        strata_attest::verify_chain(&store, &reference, &trust, &policy, chrono::Utc::now())
             .with_context(|| format!("strata verify {}", args.image))?;
     if args.json {
         write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
