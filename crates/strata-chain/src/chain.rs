@@ -123,10 +123,41 @@ fn defect_error(file: &ChainFile, defect: GraphDefect) -> ChainError {
                 site.reference
             ),
         },
+        GraphDefect::UnknownChainImage { image, site } => {
+            let repository = crate::names::split_reference(&site.reference).repository;
+            let wanted = repository.rsplit('/').next().unwrap_or(repository);
+            let names: Vec<&str> = file.images.iter().map(|i| i.name.as_str()).collect();
+            let hint = match closest(wanted, &names) {
+                Some(name) => format!(" (did you mean {name}?)"),
+                None => format!(" (its images: {})", names.join(", ")),
+            };
+            ChainError::UnknownChainImage {
+                site: format!(
+                    "{}:{} {}",
+                    Chain::dockerfile_label(file, image),
+                    site.line,
+                    site.kind.instruction()
+                ),
+                reference: site.reference,
+                chain: file.name.clone(),
+                hint,
+            }
+        }
         GraphDefect::Cycle(cycle) => ChainError::Cycle {
             location: file.images[cycle[0]].declared_at.clone(),
             image: file.images[cycle[0]].name.clone(),
             cycle: cycle.iter().map(|&i| file.images[i].name.clone()).collect(),
         },
     }
+}
+
+/// The name in `names` closest to `wanted` by edit distance, when it is close (at most a third of
+/// the name's length, and at least one edit away).
+fn closest<'a>(wanted: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::levenshtein(wanted, n), *n))
+        .filter(|(d, n)| *d > 0 && *d <= n.len().div_ceil(3).max(1))
+        .min()
+        .map(|(_, n)| n)
 }

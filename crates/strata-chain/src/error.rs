@@ -120,6 +120,19 @@ pub enum ChainError {
         /// The reference: `httpd-php/Dockerfile:2 COPY --from acme/httpd-php:old`.
         site: String,
     },
+    /// A Dockerfile names an image in the chain's own namespace (`acme/corebuil`) that the chain
+    /// does not declare: a misspelling, caught before anything is built.
+    #[error("{site}: {reference} is not an image of chain \"{chain}\"{hint}")]
+    UnknownChainImage {
+        /// Where: `httpd-php/Dockerfile:1 FROM`.
+        site: String,
+        /// The reference as written.
+        reference: String,
+        /// The chain's name.
+        chain: String,
+        /// ` (did you mean corebuild?)`, or ` (its images: …)`.
+        hint: String,
+    },
     /// The images' references form a cycle.
     #[error("{location}: image \"{image}\": the image graph has a cycle: {}", cycle.join(" → "))]
     Cycle {

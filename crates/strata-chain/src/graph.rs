@@ -96,6 +96,14 @@ pub enum GraphDefect {
     },
     /// A cycle of image indices; the first (the smallest name) is repeated at the end.
     Cycle(Vec<usize>),
+    /// Image `image`'s Dockerfile names an image in the chain's own namespace that the chain does
+    /// not declare (see [`Resolver::claims`]).
+    UnknownChainImage {
+        /// The image index.
+        image: usize,
+        /// Where.
+        site: UseSite,
+    },
 }
 
 /// The chain's image graph. Node `i` is image `i` of the chain file.
@@ -116,6 +124,9 @@ pub struct ImageGraph {
 pub struct Resolver {
     forms: HashMap<String, usize>,
     pinned: HashMap<String, usize>,
+    /// Repository prefixes of the chain's own namespace: `acme/`, `localhost/acme/`,
+    /// `<registry>/acme/`.
+    namespaces: Vec<String>,
 }
 
 impl Resolver {
@@ -126,6 +137,10 @@ impl Resolver {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Resolver {
         let mut forms = HashMap::new();
+        let mut namespaces = vec![format!("{chain}/"), format!("localhost/{chain}/")];
+        if let Some(registry) = registry {
+            namespaces.push(format!("{registry}/{chain}/"));
+        }
         for (i, name) in names.into_iter().enumerate() {
             forms.insert(name.to_string(), i);
             forms.insert(format!("{chain}/{name}"), i);
@@ -137,7 +152,18 @@ impl Resolver {
         Resolver {
             forms,
             pinned: HashMap::new(),
+            namespaces,
         }
+    }
+
+    /// Whether `reference` lies in the chain's own namespace (`acme/x`, `localhost/acme/x`,
+    /// `<registry>/acme/x`), where only the chain's images live: such a reference that
+    /// [`Resolver::resolve`] does not know is a mistake, not an external image.
+    pub fn claims(&self, reference: &str) -> bool {
+        let r = names::split_reference(reference);
+        self.namespaces
+            .iter()
+            .any(|ns| r.repository.starts_with(ns.as_str()))
     }
 
     /// Resolve references to `pinned` (a bought image's `source.image`) to image `i`: the same
@@ -195,6 +221,12 @@ impl ImageGraph {
                         graph.add_edge(NodeIndex::new(parent), NodeIndex::new(u.image), Vec::new())
                     });
                     graph[e].push(site);
+                }
+                None if resolver.claims(&site.reference) => {
+                    return Err(GraphDefect::UnknownChainImage {
+                        image: u.image,
+                        site,
+                    });
                 }
                 None => external
                     .entry(site.reference.clone())

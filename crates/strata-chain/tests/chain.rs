@@ -269,6 +269,39 @@ fn dockerfile_errors_name_the_dockerfile_line() {
     ));
 }
 
+/// Issue 15: a misspelt chain FROM (or COPY --from) was taken for an external image and failed
+/// only at build time ("external image not in the store"); it is reported with the Dockerfile line.
+#[test]
+fn a_misspelt_chain_image_is_reported_at_its_dockerfile_line() {
+    let f = Fixture::example();
+    std::fs::write(
+        f.dir.path().join("httpd-php/Dockerfile"),
+        "FROM acme/corebuil\nRUN true\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.error(),
+        "httpd-php/Dockerfile:1 FROM: acme/corebuil is not an image of chain \"acme\" (did you mean corebuild?)"
+    );
+    std::fs::write(
+        f.dir.path().join("httpd-php/Dockerfile"),
+        "FROM acme/corebuild\nCOPY --from=localhost/acme/tools:1 /x /x\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.error(),
+        "httpd-php/Dockerfile:2 COPY --from: localhost/acme/tools:1 is not an image of chain \"acme\" (its images: base, corebuild, httpd-php, wordpress)"
+    );
+    // Outside the chain's namespace a name is an external image, as before.
+    std::fs::write(
+        f.dir.path().join("httpd-php/Dockerfile"),
+        "FROM acme/corebuild\nCOPY --from=other/tools:1 /x /x\n",
+    )
+    .unwrap();
+    let chain = f.load();
+    assert!(chain.graph().external().contains_key("other/tools:1"));
+}
+
 #[test]
 fn a_self_reference_is_rejected() {
     let f = Fixture::example();
