@@ -21,7 +21,7 @@ pub struct Chain {
 impl Chain {
     /// Read `path` (a `strata.toml`) and every Dockerfile it names, and build the graph.
     ///
-    /// Errors name the file and line at fault: `strata.toml:7:9: field `image[2].owner`: ...`,
+    /// Errors name the file and line at fault: ``strata.toml:7:9: field `image[2].owner`: ...``,
     /// `corebuild/Dockerfile:3:1: FROM: ...`, or the cycle `a → b → a`.
     pub fn load(path: &Path) -> Result<Chain, ChainError> {
         let text = std::fs::read_to_string(path).map_err(|source| ChainError::Read {

@@ -1,7 +1,7 @@
 //! The chain file, `strata.toml`: its schema (serde, unknown keys rejected), and the checks that
 //! follow parsing: names, owners, duplicates, pins, and the files it names.
 //!
-//! Every error is one line, `strata.toml:LINE:COL: field `image[2].owner`: unknown team "ops"`,
+//! Every error is one line, ``strata.toml:LINE:COL: field `image[2].owner`: unknown team "ops"``,
 //! located with the spans toml keeps for each value.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,6 +1,6 @@
 //! The subcommands. Each module holds one command's clap arguments and its `run`.
 //!
-//! To add a command: a module here, a variant in [`Command`], an arm in [`run`].
+//! To add a command: a module here, a variant in [`Command`], an arm in [`run()`].
 
 use std::process::ExitCode;
 
