@@ -372,8 +372,11 @@ pub(crate) fn heredocs_in(line: &str) -> Result<Vec<HeredocSpec>, String> {
         skip_unset: true,
         ..Lexer::new('\\')
     };
-    let Ok(words) = lex.expand_words(line, &NoEnv) else {
-        return Ok(Vec::new());
+    // BuildKit ignores lexing errors here (no heredocs then), but it has no nesting limit
+    let words = match lex.expand_words(line, &NoEnv) {
+        Ok(words) => words,
+        Err(e) if e.is_nesting_limit() => return Err(e.0),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for word in words {

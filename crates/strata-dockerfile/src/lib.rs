@@ -80,6 +80,7 @@ pub use instruction::{
 };
 pub use lexer::{Directives, Warning};
 pub use mount::{Mount, MountType, Sharing};
+pub use parse::MAX_LINE;
 pub use reference::validate_reference;
 pub use resolve::{
     Base, DEFAULT_PATH, Dependency, DependencyKind, ResolveOptions, Resolved, ResolvedInstruction,
@@ -98,6 +99,8 @@ pub struct Dockerfile {
 }
 
 /// Parse Dockerfile text (syntax only; see [`Dockerfile::resolve`] for meaning).
+///
+/// Lines are capped at [`MAX_LINE`] bytes, as in BuildKit.
 pub fn parse(text: &str) -> Result<Dockerfile, Error> {
     parse::parse(text)
 }

@@ -33,6 +33,7 @@ const KEYWORDS: [&str; 18] = [
 
 /// Parse a whole Dockerfile.
 pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
+    check_line_lengths(text)?;
     let mut scanner = Scanner::new(text);
     let mut instructions = Vec::new();
     let mut seen_from = false;
@@ -75,8 +76,11 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         let mut inst = parse_instruction(&ctx, 0, &heredocs)?;
         inst.end_line = end_line;
         inst.original = original;
-        if let Command::Onbuild(o) = &mut inst.command {
-            o.trigger.end_line = end_line;
+        if let Command::Onbuild(Onbuild {
+            trigger: Some(t), ..
+        }) = &mut inst.command
+        {
+            t.end_line = end_line;
         }
         // the logical line starts with the keyword (leading blanks are not part of it)
         let keyword_at = line.locator.position(0);
@@ -110,6 +114,28 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         instructions,
         warnings: std::mem::take(&mut scanner.warnings),
     })
+}
+
+/// The longest line BuildKit reads (its line scanner's buffer is 64 KiB, newline included).
+pub const MAX_LINE: usize = 65_535;
+
+/// BuildKit refuses a file with a line longer than [`MAX_LINE`] bytes (heredoc bodies and
+/// comments included); so do we, naming the line.
+fn check_line_lengths(text: &str) -> Result<(), Error> {
+    for (i, line) in text.split('\n').enumerate() {
+        if line.len() > MAX_LINE {
+            return Err(Error::new(
+                i + 1,
+                1,
+                None,
+                format!(
+                    "dockerfile line greater than max allowed size of {MAX_LINE} bytes ({} bytes)",
+                    line.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the instruction's arguments are in JSON form (heredocs are not looked for then).
@@ -191,8 +217,12 @@ impl Flags {
     fn opt_bool(&self, name: &str) -> Option<bool> {
         self.bools.get(name).copied()
     }
-    fn str(&self, name: &str) -> Option<String> {
-        self.strs.get(name).map(|(s, _)| s.clone())
+    /// A string flag's value; an explicitly empty one (`--from=`) means unset, as in BuildKit.
+    fn nonempty(&self, name: &str) -> Option<String> {
+        self.strs
+            .get(name)
+            .filter(|(s, _)| !s.is_empty())
+            .map(|(s, _)| s.clone())
     }
     fn list(&self, name: &str) -> Vec<String> {
         self.lists
@@ -438,7 +468,8 @@ fn parse_instruction(
             Command::From(From {
                 image: items[0].clone(),
                 name,
-                platform: f.str("platform"),
+                // an explicitly empty `--platform=` is unset, as in BuildKit
+                platform: f.nonempty("platform"),
             })
         }
         "RUN" => {
@@ -453,10 +484,8 @@ fn parse_instruction(
                     ("device", Kind::Strings),
                 ],
             )?;
+            // BuildKit accepts an empty RUN and `RUN []` (they fail, if at all, when run)
             let a = maybe_json(ctx, kw, args, args_off)?;
-            if a.items.is_empty() {
-                return Err(ctx.err(kw_off, kw, "RUN requires at least one argument"));
-            }
             let network = match f.strs.get("network") {
                 None => None,
                 Some((v, off)) => Some(match v.as_str() {
@@ -508,13 +537,12 @@ fn parse_instruction(
         }
         "ENTRYPOINT" => {
             check_flags(ctx, kw, &flags, &[])?;
+            // a bare ENTRYPOINT is the shell form of "" (`[/bin/sh -c ""]`), `ENTRYPOINT []`
+            // the empty exec form
             let a = maybe_json(ctx, kw, args, args_off)?;
-            let command = if a.items.is_empty() {
-                CommandLine::Exec(Vec::new())
-            } else {
-                command_line(&a)
-            };
-            Command::Entrypoint(Entrypoint { command })
+            Command::Entrypoint(Entrypoint {
+                command: command_line(&a),
+            })
         }
         "SHELL" => {
             check_flags(ctx, kw, &flags, &[])?;
@@ -644,9 +672,9 @@ fn parse_instruction(
                 Command::Copy(Copy {
                     sources,
                     dest,
-                    from: f.str("from"),
-                    chown: f.str("chown"),
-                    chmod: f.str("chmod"),
+                    from: f.nonempty("from"),
+                    chown: f.nonempty("chown"),
+                    chmod: f.nonempty("chmod"),
                     link: f.bool("link"),
                     parents: f.bool("parents"),
                     exclude: f.list("exclude"),
@@ -655,11 +683,11 @@ fn parse_instruction(
                 Command::Add(Add {
                     sources,
                     dest,
-                    chown: f.str("chown"),
-                    chmod: f.str("chmod"),
+                    chown: f.nonempty("chown"),
+                    chmod: f.nonempty("chmod"),
                     link: f.bool("link"),
                     keep_git_dir: f.opt_bool("keep-git-dir"),
-                    checksum: f.str("checksum"),
+                    checksum: f.nonempty("checksum"),
                     unpack: f.opt_bool("unpack"),
                     exclude: f.list("exclude"),
                 })
@@ -734,18 +762,24 @@ fn parse_instruction(
                 }
                 _ => {}
             }
-            let mut trigger = parse_instruction(ctx, args_off, heredocs)?;
             let mut expression = args.to_string();
             for (spec, body) in heredocs {
                 expression.push('\n');
                 expression.push_str(body);
                 expression.push_str(&spec.name);
             }
-            trigger.original = expression.clone();
-            trigger.locator = ctx.locator.clone();
+            // BuildKit checks a trigger only when a child build runs it (`ONBUILD foo` is
+            // accepted): a trigger that does not parse is kept as text
+            let trigger = parse_instruction(ctx, args_off, heredocs)
+                .ok()
+                .map(|mut t| {
+                    t.original = expression.clone();
+                    t.locator = ctx.locator.clone();
+                    Box::new(t)
+                });
             Command::Onbuild(Onbuild {
                 expression,
-                trigger: Box::new(trigger),
+                trigger,
             })
         }
         _ => {

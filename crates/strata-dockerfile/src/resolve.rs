@@ -742,10 +742,12 @@ fn expand_instruction(
         }
         Command::Run(r) => {
             let mut mounts = Vec::new();
-            for (spec, _) in &inst.mount_specs {
+            for (spec, flag_at) in &inst.mount_specs {
                 let mut ex = |v: &str| lex.expand(v, &*state).map_err(|e| e.0);
-                let m =
-                    parse_mount(spec, &mut ex, false).map_err(|e| err_at(inst, Some(spec), e))?;
+                let m = parse_mount(spec, &mut ex, false).map_err(|e| {
+                    let (l, c) = inst.locator.position(*flag_at);
+                    Error::new(l, c, Some("RUN"), e)
+                })?;
                 let base = match &m.from {
                     None => None,
                     Some(f) => Some(stage_or_image(inst, f, names, current, false)?),

@@ -8,6 +8,12 @@
 
 use std::fmt;
 
+/// The deepest nesting of `${...}` words expanded (`${a:-${b:-...}}`). BuildKit has no limit
+/// (Go stacks grow); strata refuses deeper input with an error instead of overflowing the
+/// stack. The bound fits a 2 MiB thread stack in a debug build with a wide margin (see
+/// `tests/buildkit_agreement.rs`).
+pub const MAX_NESTING: usize = 200;
+
 /// The variables an expansion can see.
 pub trait Env {
     /// The value of `name`, or `None` when it is unset.
@@ -55,6 +61,16 @@ impl fmt::Display for ShellError {
 }
 
 impl std::error::Error for ShellError {}
+
+impl ShellError {
+    /// Whether the input nests substitutions deeper than [`MAX_NESTING`] (BuildKit would have
+    /// expanded it: callers must not mistake this for a syntax error to ignore).
+    pub fn is_nesting_limit(&self) -> bool {
+        self.0.ends_with(NESTING_MESSAGE)
+    }
+}
+
+const NESTING_MESSAGE: &str = "levels are not supported";
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ShellError> {
     Err(ShellError(msg.into()))
@@ -116,6 +132,7 @@ impl Lexer {
             env,
             raw_escapes: self.raw_escapes,
             split,
+            depth: 0,
         };
         let raw = self.raw_escapes;
         w.stop_on(None, raw)
@@ -132,6 +149,8 @@ struct Word<'a, E: ?Sized> {
     raw_escapes: bool,
     /// Whether to split into words (`expand_words`) or only join (`expand`).
     split: bool,
+    /// How many `${...}` words are open around the current position.
+    depth: usize,
 }
 
 #[derive(Default)]
@@ -205,10 +224,18 @@ impl<E: Env + ?Sized> Word<'_, E> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ShellError> {
+        // every nested `${...}` recurses through here: bound it so no input exhausts the stack
+        if self.depth > MAX_NESTING {
+            return err(format!(
+                "substitutions nested deeper than {MAX_NESTING} {NESTING_MESSAGE}"
+            ));
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.stop_on_inner(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         r
     }
 

@@ -266,7 +266,7 @@ fn onbuild_keeps_its_trigger_unexpanded() {
         panic!()
     };
     assert_eq!(o.expression, "COPY --chown=$X . /app");
-    let Command::Copy(c) = &o.trigger.command else {
+    let Command::Copy(c) = &o.trigger.as_ref().unwrap().command else {
         panic!()
     };
     assert_eq!(c.chown.as_deref(), Some("$X"));

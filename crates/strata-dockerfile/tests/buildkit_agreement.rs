@@ -1,0 +1,189 @@
+//! Issue 15 (parser part): where strata read a Dockerfile differently from BuildKit, or crashed.
+//! Each test names the BuildKit behaviour it checks.
+
+use std::collections::BTreeMap;
+
+use strata_dockerfile::{Base, Command, CommandLine, parse, shell::MAX_NESTING};
+
+fn resolve(text: &str) -> Result<strata_dockerfile::Resolved, strata_dockerfile::Error> {
+    parse(text)?.resolve(&BTreeMap::new(), None)
+}
+
+fn resolve_target(
+    text: &str,
+    target: &str,
+) -> Result<strata_dockerfile::Resolved, strata_dockerfile::Error> {
+    parse(text)?.resolve(&BTreeMap::new(), Some(target))
+}
+
+/// `${a:-${a:-...x}}` nested `depth` times.
+fn nested(depth: usize) -> String {
+    format!("{}x{}", "${a:-".repeat(depth), "}".repeat(depth))
+}
+
+/// Run `f` on a thread with the 2 MiB stack test threads get by default.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .expect("the thread did not overflow its stack")
+}
+
+// Issue 15: 9,700 nested substitutions overflowed the stack (SIGABRT).
+#[test]
+fn deep_substitution_nesting_is_an_error_not_a_crash() {
+    on_small_stack(|| {
+        let text = format!("FROM a\nWORKDIR /{}\n", nested(9_700));
+        let e = resolve(&text).unwrap_err();
+        assert_eq!(e.line(), 2);
+        assert!(
+            e.message().contains("nested deeper than"),
+            "{}",
+            e.message()
+        );
+        // the same inside a heredoc declaration line and a FROM line
+        let e = resolve(&format!("FROM {}\n", nested(9_700))).unwrap_err();
+        assert!(e.message().contains("nested deeper than"), "{e}");
+        // BuildKit would find the heredoc: say why we cannot rather than read it differently
+        let e = parse(&format!("FROM a\nRUN {} <<EOF\nx\nEOF\n", nested(9_700))).unwrap_err();
+        assert!(e.message().contains("nested deeper than"), "{e}");
+    });
+}
+
+// The bound is generous and fits a 2 MiB stack in a debug build: the deepest accepted nesting
+// expands as BuildKit expands it.
+#[test]
+fn deepest_allowed_nesting_expands_on_a_small_stack() {
+    on_small_stack(|| {
+        let text = format!("FROM a\nWORKDIR /{}\n", nested(MAX_NESTING));
+        let r = resolve(&text).unwrap();
+        let Command::Workdir(w) = &r.stages[0].instructions[0].instruction.command else {
+            panic!()
+        };
+        assert_eq!(w.path, "/x");
+        let quoted = format!(
+            "FROM a\nENV A=\"{}x{}\"\n",
+            "${a:-\"".repeat(MAX_NESTING),
+            "\"}".repeat(MAX_NESTING)
+        );
+        assert!(resolve(&quoted).is_ok());
+        assert!(resolve(&format!("FROM a\nWORKDIR /{}\n", nested(MAX_NESTING + 1))).is_err());
+    });
+}
+
+// BuildKit's scanner refuses lines over 65,535 bytes ("dockerfile line greater than max allowed
+// size of 65535"); strata accepted any length.
+#[test]
+fn lines_over_65535_bytes_are_refused_with_their_line_number() {
+    let ok = format!(
+        "FROM a\nLABEL a={}\n",
+        "b".repeat(strata_dockerfile::MAX_LINE - 8)
+    );
+    assert!(parse(&ok).is_ok());
+    let long = format!(
+        "FROM a\n# {}\nRUN x\n",
+        "b".repeat(strata_dockerfile::MAX_LINE - 1)
+    );
+    let e = parse(&long).unwrap_err();
+    assert_eq!(e.line(), 2);
+    assert!(
+        e.message()
+            .contains("greater than max allowed size of 65535"),
+        "{e}"
+    );
+    // heredoc bodies are lines too
+    let body = format!("FROM a\nRUN <<EOF\n{}\nEOF\n", "x".repeat(70_000));
+    assert_eq!(parse(&body).unwrap_err().line(), 3);
+}
+
+fn command_of(text: &str, index: usize) -> Command {
+    parse(text).unwrap().instructions[index].command.clone()
+}
+
+// BuildKit: a bare ENTRYPOINT is the shell form of "" (`[/bin/sh -c ""]`); strata reset it.
+#[test]
+fn bare_entrypoint_is_shell_form() {
+    let Command::Entrypoint(e) = command_of("FROM a\nENTRYPOINT\n", 1) else {
+        panic!()
+    };
+    assert_eq!(e.command, CommandLine::Shell(String::new()));
+    let Command::Entrypoint(e) = command_of("FROM a\nENTRYPOINT []\n", 1) else {
+        panic!()
+    };
+    assert_eq!(e.command, CommandLine::Exec(Vec::new()));
+}
+
+// BuildKit accepts an empty RUN and `RUN []`; strata refused both.
+#[test]
+fn empty_run_and_empty_exec_run_are_accepted() {
+    let Command::Run(r) = command_of("FROM a\nRUN\n", 1) else {
+        panic!()
+    };
+    assert_eq!(r.command, CommandLine::Shell(String::new()));
+    let Command::Run(r) = command_of("FROM a\nRUN []\n", 1) else {
+        panic!()
+    };
+    assert_eq!(r.command, CommandLine::Exec(Vec::new()));
+    assert!(resolve("FROM a\nRUN --network=none\n").is_ok());
+}
+
+// BuildKit refuses only ONBUILD, FROM and MAINTAINER as triggers; any other text is kept for
+// the child build, which checks it.
+#[test]
+fn onbuild_accepts_unknown_triggers() {
+    let Command::Onbuild(o) = command_of("FROM a\nONBUILD foo bar\n", 1) else {
+        panic!()
+    };
+    assert_eq!(o.expression, "foo bar");
+    assert!(o.trigger.is_none());
+    assert!(resolve("FROM a\nONBUILD COPY onlyone\nONBUILD WORKDIR\n").is_ok());
+    for bad in [
+        "ONBUILD ONBUILD RUN x",
+        "ONBUILD FROM b",
+        "ONBUILD maintainer me",
+    ] {
+        assert!(parse(&format!("FROM a\n{bad}\n")).is_err(), "{bad}");
+    }
+}
+
+// BuildKit reads an explicitly empty `--platform=`, `--from=` (and mount `from=`) as unset.
+#[test]
+fn empty_platform_and_from_flags_mean_unset() {
+    let r = resolve(
+        "FROM --platform= a AS b\nCOPY --from= x y\nRUN --mount=type=bind,from=,target=/t true\n",
+    )
+    .unwrap();
+    assert_eq!(r.stages[0].platform, None);
+    let ins = &r.stages[0].instructions;
+    let Command::Copy(c) = &ins[0].instruction.command else {
+        panic!()
+    };
+    assert_eq!(c.from, None);
+    assert_eq!(ins[0].copy_from, None);
+    let Command::Run(run) = &ins[1].instruction.command else {
+        panic!()
+    };
+    assert_eq!(run.mounts[0].from, None);
+    assert_eq!(ins[1].mount_from, vec![None]);
+}
+
+// BuildKit checks `--mount` options (other than CSV syntax and `from=`) only when it runs the
+// stage: a bad mount in a stage the target does not need is no error.
+#[test]
+fn mount_options_are_checked_only_in_needed_stages() {
+    let text = "FROM a AS unused\nRUN --mount=type=nfs,target=/x true\nFROM b\nRUN true\n";
+    let r = resolve(text).unwrap();
+    assert!(!r.stages[0].needed);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    let e = resolve_target(text, "unused").unwrap_err();
+    assert_eq!(e.line(), 2);
+    assert!(
+        e.message().contains("unsupported mount type \"nfs\""),
+        "{e}"
+    );
+    // CSV syntax and variables in from= are checked at parse time, as BuildKit does
+    assert!(parse("FROM a AS u\nRUN --mount='\"a' true\nFROM b\n").is_err());
+    assert!(parse("FROM a AS u\nRUN --mount=from=$X,target=/t true\nFROM b\n").is_err());
+}
