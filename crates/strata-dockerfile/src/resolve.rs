@@ -185,12 +185,14 @@ fn err_at(inst: &Instruction, needle: Option<&str>, msg: impl Into<String>) -> E
     Error::new(l, c, Some(inst.keyword()), msg)
 }
 
-/// Stage name → index (names are lower case).
+/// Stage name → index (names are lower case). A name used twice names its latest stage, as
+/// in BuildKit (for `--target`, `--from` and mounts: the latest in the file; for a FROM, the
+/// latest before it, since `names` is then the earlier stages only).
 fn find_stage(names: &[Option<String>], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
     names
         .iter()
-        .position(|n| n.as_deref() == Some(lower.as_str()))
+        .rposition(|n| n.as_deref() == Some(lower.as_str()))
 }
 
 pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved, Error> {
@@ -521,9 +523,10 @@ fn stage_base(
             Some(v)
         }
     };
+    // BuildKit looks the base name up as written after expansion (case included)
     let base = if let Some(i) = earlier
         .iter()
-        .position(|n| n.as_deref() == Some(image.as_str()))
+        .rposition(|n| n.as_deref() == Some(image.as_str()))
     {
         Base::Stage(i)
     } else if image == "scratch" {

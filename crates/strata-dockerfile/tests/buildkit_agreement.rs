@@ -187,3 +187,48 @@ fn mount_options_are_checked_only_in_needed_stages() {
     assert!(parse("FROM a AS u\nRUN --mount='\"a' true\nFROM b\n").is_err());
     assert!(parse("FROM a AS u\nRUN --mount=from=$X,target=/t true\nFROM b\n").is_err());
 }
+
+// BuildKit keeps the latest stage of a duplicated name: `--target`, `COPY --from` and a later
+// FROM all mean the last one defined (a FROM: the last one before it).
+#[test]
+fn duplicate_stage_names_mean_the_latest_stage() {
+    let text = "FROM a AS x\nFROM b AS x\nFROM x AS y\nCOPY --from=x /a /b\nRUN --mount=from=x,target=/m true\n";
+    let r = resolve(text).unwrap();
+    assert_eq!(r.stages[2].base, Base::Stage(1));
+    let ins = &r.stages[2].instructions;
+    assert_eq!(ins[0].copy_from, Some(Base::Stage(1)));
+    assert_eq!(ins[1].mount_from, vec![Some(Base::Stage(1))]);
+    assert!(!r.stages[0].needed);
+    assert_eq!(resolve_target(text, "x").unwrap().target, 1);
+    // a name defined again later: `--from` names the later stage, not yet built when y runs,
+    // which BuildKit refuses ("cannot copy from stage")
+    let later = "FROM a AS x\nFROM b AS y\nCOPY --from=x /a /b\nFROM c AS x\n";
+    let e = resolve_target(later, "y").unwrap_err();
+    assert!(e.message().contains("cannot copy from stage \"x\""), "{e}");
+    assert_eq!(resolve_target(later, "x").unwrap().target, 2);
+}
+
+/// `[[[...]]]` nested `depth` deep.
+fn nested_array(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+// Go's encoding/json parses arrays nested up to 10,000 deep: BuildKit then refuses them as
+// "not strings"; deeper, Go fails and BuildKit takes the shell form. strata's serde_json gave
+// up at 128 and took the shell form.
+#[test]
+fn deeply_nested_json_arrays_are_read_as_buildkit_reads_them() {
+    on_small_stack(|| {
+        for depth in [2, 129, 10_000] {
+            let e = parse(&format!("FROM a\nCMD {}\n", nested_array(depth))).unwrap_err();
+            assert!(e.message().contains("must be comprised of strings only"), "{depth}: {e}");
+        }
+        let Command::Cmd(c) = command_of(&format!("FROM a\nCMD {}\n", nested_array(10_001)), 1)
+        else {
+            panic!()
+        };
+        assert_eq!(c.command, CommandLine::Shell(nested_array(10_001)));
+        // a huge nesting within the 64 KiB line cap: no stack overflow
+        assert!(parse(&format!("FROM a\nRUN {}\n", nested_array(32_000))).is_ok());
+    });
+}
