@@ -81,7 +81,7 @@ pub use instruction::{
 pub use lexer::{Directives, Warning};
 pub use mount::{Mount, MountType, Sharing};
 pub use parse::MAX_LINE;
-pub use reference::validate_reference;
+pub use reference::{validate_platform, validate_reference};
 pub use resolve::{
     Base, DEFAULT_PATH, Dependency, DependencyKind, ResolveOptions, Resolved, ResolvedInstruction,
     Stage,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::instruction::*;
 use crate::mount::parse_mount;
-use crate::reference::validate_reference;
+use crate::reference::{validate_platform, validate_reference};
 use crate::shell::Lexer;
 use crate::{Dockerfile, Error, Warning};
 
@@ -520,6 +520,8 @@ fn stage_base(
                     format!("empty platform value from expression {p}"),
                 ));
             }
+            validate_platform(&v)
+                .map_err(|e| err_at(inst, Some(p), format!("failed to parse platform {v}: {e}")))?;
             Some(v)
         }
     };

@@ -306,19 +306,17 @@ fn json_string(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         match *b.get(i)? {
             b'"' => return Some(i + 1),
-            b'\\' => {
-                match *b.get(i + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                    b'u' => {
-                        let hex = b.get(i + 2..i + 6)?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        i += 6;
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let hex = b.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
                     }
-                    _ => return None,
+                    i += 6;
                 }
-            }
+                _ => return None,
+            },
             c if c < 0x20 => return None,
             _ => i += 1,
         }
@@ -401,7 +399,10 @@ mod tests {
         assert!(matches!(parse_json(r#"["a", "b""#), Json::Shell));
         assert!(matches!(parse_json("['a']"), Json::Shell));
         assert!(matches!(parse_json("echo [x]"), Json::Shell));
-        assert!(matches!(parse_json(r#"["a", {"k": [1, -2.5e3, true, null]}]"#), Json::NotStrings));
+        assert!(matches!(
+            parse_json(r#"["a", {"k": [1, -2.5e3, true, null]}]"#),
+            Json::NotStrings
+        ));
         assert!(matches!(parse_json(r#"["a", {"k" 1}]"#), Json::Shell));
         assert!(matches!(parse_json(r#"["a\u00e9\n"] "#), Json::Strings(v) if v == ["a\u{e9}\n"]));
         assert!(matches!(parse_json(r#"[01]"#), Json::Shell));

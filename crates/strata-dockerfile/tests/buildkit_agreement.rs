@@ -221,7 +221,10 @@ fn deeply_nested_json_arrays_are_read_as_buildkit_reads_them() {
     on_small_stack(|| {
         for depth in [2, 129, 10_000] {
             let e = parse(&format!("FROM a\nCMD {}\n", nested_array(depth))).unwrap_err();
-            assert!(e.message().contains("must be comprised of strings only"), "{depth}: {e}");
+            assert!(
+                e.message().contains("must be comprised of strings only"),
+                "{depth}: {e}"
+            );
         }
         let Command::Cmd(c) = command_of(&format!("FROM a\nCMD {}\n", nested_array(10_001)), 1)
         else {
@@ -231,4 +234,51 @@ fn deeply_nested_json_arrays_are_read_as_buildkit_reads_them() {
         // a huge nesting within the 64 KiB line cap: no stack overflow
         assert!(parse(&format!("FROM a\nRUN {}\n", nested_array(32_000))).is_ok());
     });
+}
+
+// go-digest (through BuildKit's reference parser) refuses digests of the wrong length, with
+// upper-case hex or of an unknown algorithm; strata took any 32+ hex digits.
+#[test]
+fn bad_digests_are_refused() {
+    let good = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert!(resolve(&format!("FROM alpine@sha256:{good}\n")).is_ok());
+    for bad in [
+        format!("sha256:{}", &good[..32]),
+        format!("sha256:{}", good.to_ascii_uppercase()),
+        format!("md5:{}", &good[..32]),
+        format!("sha512:{good}"),
+    ] {
+        let e = resolve(&format!("FROM alpine@{bad}\n")).unwrap_err();
+        assert!(
+            e.message().contains("invalid reference format"),
+            "{bad}: {e}"
+        );
+        let e = resolve(&format!("FROM a\nCOPY --from=alpine@{bad} /a /b\n")).unwrap_err();
+        assert_eq!(e.line(), 2, "{bad}: {e}");
+    }
+}
+
+// BuildKit parses `FROM --platform=` with containerd's platforms.Parse; strata took anything.
+#[test]
+fn bad_platforms_are_refused() {
+    for good in ["linux/amd64", "linux/arm64/v8", "linux", "$BUILDPLATFORM"] {
+        assert!(
+            resolve(&format!("FROM --platform={good} a\n")).is_ok(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "nonsense",
+        "linux/",
+        "linux/amd64/v8/extra",
+        "linux/*",
+        "a b/c",
+    ] {
+        let e = resolve(&format!("ARG P=\"{bad}\"\nFROM --platform=$P a\n")).unwrap_err();
+        assert_eq!(e.line(), 2, "{bad}: {e}");
+        assert!(
+            e.message().contains("failed to parse platform"),
+            "{bad}: {e}"
+        );
+    }
 }
