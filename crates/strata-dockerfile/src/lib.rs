@@ -78,7 +78,7 @@ pub use instruction::{
     Healthcheck, Heredoc, Instruction, KeyValue, Label, Maintainer, Network, Onbuild, Run,
     RunScript, Security, Shell, Source, StopSignal, User, Volume, Workdir,
 };
-pub use lexer::{Directives, Warning};
+pub use lexer::{CheckOptions, Directives, Warning};
 pub use mount::{Mount, MountType, Sharing};
 pub use parse::MAX_LINE;
 pub use reference::{validate_platform, validate_reference};

@@ -109,8 +109,23 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
             "file with no instructions",
         ));
     }
+    // `syntax` and `check` are read by BuildKit's frontend, which skips a `#!` first line
+    // (`escape` is the parser's: after a `#!` line it is not a directive)
+    let mut directives = scanner.directives().clone();
+    let front = lexer::frontend_directives(text);
+    directives.syntax = front.syntax.map(|(v, _)| v);
+    if let Some((value, line)) = front.check {
+        let first_word = value.split(' ').next().unwrap_or_default();
+        let options = lexer::CheckOptions::parse(first_word).map_err(|e| {
+            Error::new(line, 1, None, format!("failed to parse check options: {e}"))
+        })?;
+        directives.check = Some(value);
+        directives.check_options = Some(options);
+    } else {
+        directives.check = None;
+    }
     Ok(Dockerfile {
-        directives: scanner.directives().clone(),
+        directives,
         instructions,
         warnings: std::mem::take(&mut scanner.warnings),
     })

@@ -282,3 +282,43 @@ fn bad_platforms_are_refused() {
         );
     }
 }
+
+// BuildKit's frontend reads `syntax` and `check` after a `#!` first line (its parser does not
+// honour `escape` there); strata stopped at the `#!` line.
+#[test]
+fn directives_after_a_shebang_line() {
+    let df = parse(
+        "#!/usr/bin/env buildctl\n# syntax=docker/dockerfile:1\n# check=skip=all;error=true\n# escape=`\nFROM a\nRUN a \\\n b\n",
+    )
+    .unwrap();
+    assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+    let check = df.directives.check_options.clone().unwrap();
+    assert!(check.skip_all && check.error);
+    assert_eq!(df.directives.escape, '\\');
+    assert_eq!(df.instructions.len(), 2);
+}
+
+// `# check=` is parsed as BuildKit's linter parses it, and bad options fail the build.
+#[test]
+fn check_directive_options() {
+    let df = parse("# check=skip=JSONArgsRecommended,StageNameCasing;experimental=all\nFROM a\n")
+        .unwrap();
+    let c = df.directives.check_options.unwrap();
+    assert_eq!(c.skip, ["JSONArgsRecommended", "StageNameCasing"]);
+    assert!(c.experimental_all && !c.error && !c.skip_all);
+    // BuildKit reads only the first word of the value
+    let df = parse("# check=skip=A, B;error=true\nFROM a\n").unwrap();
+    let c = df.directives.check_options.unwrap();
+    assert_eq!(c.skip, ["A", ""]);
+    assert!(!c.error);
+    for (bad, why) in [
+        ("bogus=1", "invalid check option \"bogus\""),
+        ("skip", "invalid check option \"skip\""),
+        ("error=maybe", "strconv.ParseBool"),
+    ] {
+        let e = parse(&format!("# syntax=x\n# check={bad}\nFROM a\n")).unwrap_err();
+        assert_eq!(e.line(), 2, "{bad}");
+        assert!(e.message().contains(why), "{bad}: {e}");
+    }
+    assert_eq!(parse("FROM a\n").unwrap().directives.check_options, None);
+}
