@@ -64,6 +64,7 @@ pub mod mount;
 mod parse;
 pub mod reference;
 pub mod resolve;
+pub mod run_env;
 pub mod shell;
 mod words;
 
@@ -86,6 +87,7 @@ pub use resolve::{
     Base, DEFAULT_PATH, Dependency, DependencyKind, ResolveOptions, Resolved, ResolvedInstruction,
     Stage,
 };
+pub use run_env::RunEnv;
 
 /// A parsed Dockerfile: directives and instructions as written (nothing expanded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::instruction::*;
 use crate::mount::parse_mount;
 use crate::reference::{validate_platform, validate_reference};
+use crate::run_env::{EnvChain, RunEnv};
 use crate::shell::Lexer;
 use crate::{Dockerfile, Error, Warning};
 
@@ -103,9 +104,10 @@ pub struct ResolvedInstruction {
     #[serde(flatten)]
     pub instruction: Instruction,
     /// RUN only: the process environment, in order: the stage env, ARG values in scope, and
-    /// proxy build args. (The image config env is [`Stage::env`].)
+    /// proxy build args (the image config env is [`Stage::env`]). Shared with the other RUNs
+    /// ([`RunEnv::vars`] lists it); serialised as the id of its `run_envs` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<(String, String)>>,
+    pub env: Option<RunEnv>,
     /// COPY `--from`: the stage or image it names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<Base>,
@@ -356,11 +358,16 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     // 4. the stages, in order
     let mut stages: Vec<Stage> = Vec::new();
     let mut warnings = Vec::new();
-    // per stage: the process env (ENV + ARG values) at its end
-    let mut stage_state: Vec<Vec<(String, String)>> = Vec::new();
+    // per stage: the process env (ENV + ARG values) at its end, as a list and as a chain
+    let mut stage_state: Vec<(Vec<(String, String)>, EnvChain)> = Vec::new();
+    let mut env_ids = 0;
     for (index, ((inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate() {
-        let (mut state, mut env) = match &base {
-            Base::Stage(i) => (stage_state[*i].clone(), stages[*i].env.clone()),
+        let (mut state, mut env, mut chain) = match &base {
+            Base::Stage(i) => (
+                stage_state[*i].0.clone(),
+                stages[*i].env.clone(),
+                stage_state[*i].1.clone(),
+            ),
             Base::Scratch | Base::Image(_) => {
                 let mut env = match &base {
                     Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
@@ -373,7 +380,7 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 if os != "windows" && !env.iter().any(|(k, _)| k == "PATH") {
                     env.push(("PATH".into(), DEFAULT_PATH.into()));
                 }
-                (env.clone(), env)
+                (env.clone(), env.clone(), EnvChain::starting_with(env))
             }
         };
         let mut instructions = Vec::with_capacity(bodies[index].len());
@@ -383,6 +390,7 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 &lex,
                 &mut state,
                 &mut env,
+                (&mut chain, &mut env_ids),
                 &global,
                 build_args,
                 &stage_names,
@@ -442,7 +450,7 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             env,
             needed: needed[index],
         });
-        stage_state.push(state);
+        stage_state.push((state, chain.sealed(&mut env_ids)));
     }
 
     let builtin = |k: &str| PROXY_ARGS.contains(&k) || global.iter().take(11).any(|(g, _)| g == k);
@@ -619,6 +627,7 @@ fn expand_instruction(
     lex: &Lexer,
     state: &mut Vec<(String, String)>,
     config_env: &mut Vec<(String, String)>,
+    (chain, env_ids): (&mut EnvChain, &mut usize),
     global: &[(String, String)],
     build_args: &BTreeMap<String, String>,
     names: &[Option<String>],
@@ -651,6 +660,7 @@ fn expand_instruction(
             // the whole instruction is expanded before any of it takes effect
             for kv in &vars {
                 set(state, &kv.key, kv.value.clone());
+                chain.set(&kv.key, &kv.value);
                 set(config_env, &kv.key, kv.value.clone());
             }
             Command::Env(Env { vars })
@@ -682,6 +692,7 @@ fn expand_instruction(
                 };
                 if let Some(v) = &value {
                     set(state, &decl.name, v.clone());
+                    chain.set(&decl.name, v);
                 }
                 args.push(ArgDecl {
                     name: decl.name.clone(),
@@ -760,15 +771,15 @@ fn expand_instruction(
                 out.mount_from.push(base);
                 mounts.push(m);
             }
-            let mut env = state.clone();
+            let mut proxies = Vec::new();
             for p in PROXY_ARGS {
                 if let Some(v) = build_args.get(p)
                     && crate::shell::Env::get(state.as_slice(), p).is_none()
                 {
-                    env.push((p.to_string(), v.clone()));
+                    proxies.push((p.to_string(), v.clone()));
                 }
             }
-            out.env = Some(env);
+            out.env = Some(chain.snapshot(env_ids, proxies));
             Command::Run(Run {
                 mounts,
                 ..r.clone()
