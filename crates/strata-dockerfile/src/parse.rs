@@ -33,6 +33,59 @@ const KEYWORDS: [&str; 18] = [
 
 /// Parse a whole Dockerfile.
 pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
+    let (mut scanner, instructions) = parse_instructions(text, true)?;
+    // `syntax` and `check` are read by BuildKit's frontend, which skips a `#!` first line
+    // (`escape` is the parser's: after a `#!` line it is not a directive)
+    let mut directives = scanner.directives().clone();
+    let front = lexer::frontend_directives(text);
+    directives.syntax = front.syntax.map(|(v, _)| v);
+    if let Some((value, line)) = front.check {
+        let first_word = value.split(' ').next().unwrap_or_default();
+        let options = lexer::CheckOptions::parse(first_word).map_err(|e| {
+            Error::new(line, 1, None, format!("failed to parse check options: {e}"))
+        })?;
+        directives.check = Some(value);
+        directives.check_options = Some(options);
+    } else {
+        directives.check = None;
+    }
+    Ok(Dockerfile {
+        directives,
+        instructions,
+        warnings: std::mem::take(&mut scanner.warnings),
+    })
+}
+
+/// Parse an ONBUILD trigger as BuildKit does when a child build runs it: a fresh parse of the
+/// trigger text (default escape character) that must hold exactly one instruction, neither
+/// ONBUILD, FROM nor MAINTAINER.
+pub(crate) fn parse_trigger(text: &str) -> Result<Instruction, Error> {
+    let (_, mut instructions) = parse_instructions(text, false)?;
+    if instructions.len() != 1 {
+        return Err(Error::new(
+            1,
+            1,
+            None,
+            "onbuild trigger should be a single expression",
+        ));
+    }
+    let inst = instructions.remove(0);
+    if let kw @ ("ONBUILD" | "FROM" | "MAINTAINER") = inst.keyword() {
+        return Err(Error::new(
+            1,
+            1,
+            None,
+            format!("{kw} isn't allowed as an ONBUILD trigger"),
+        ));
+    }
+    Ok(inst)
+}
+
+/// The instructions of `text`; `require_from`: only ARG may come before the first FROM.
+fn parse_instructions(
+    text: &str,
+    require_from: bool,
+) -> Result<(Scanner<'_>, Vec<Instruction>), Error> {
     check_line_lengths(text)?;
     let mut scanner = Scanner::new(text);
     let mut instructions = Vec::new();
@@ -88,7 +141,7 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         match inst.command {
             Command::From(_) => seen_from = true,
             Command::Arg(_) => {}
-            _ if !seen_from => {
+            _ if !seen_from && require_from => {
                 let (l, c) = keyword_at;
                 return Err(Error::new(
                     l,
@@ -109,26 +162,7 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
             "file with no instructions",
         ));
     }
-    // `syntax` and `check` are read by BuildKit's frontend, which skips a `#!` first line
-    // (`escape` is the parser's: after a `#!` line it is not a directive)
-    let mut directives = scanner.directives().clone();
-    let front = lexer::frontend_directives(text);
-    directives.syntax = front.syntax.map(|(v, _)| v);
-    if let Some((value, line)) = front.check {
-        let first_word = value.split(' ').next().unwrap_or_default();
-        let options = lexer::CheckOptions::parse(first_word).map_err(|e| {
-            Error::new(line, 1, None, format!("failed to parse check options: {e}"))
-        })?;
-        directives.check = Some(value);
-        directives.check_options = Some(options);
-    } else {
-        directives.check = None;
-    }
-    Ok(Dockerfile {
-        directives,
-        instructions,
-        warnings: std::mem::take(&mut scanner.warnings),
-    })
+    Ok((scanner, instructions))
 }
 
 /// The longest line BuildKit reads (its line scanner's buffer is 64 KiB, newline included).

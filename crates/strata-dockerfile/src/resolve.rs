@@ -41,6 +41,10 @@ pub struct ResolveOptions {
     pub platform: Option<String>,
     /// The build platform (`os/arch[/variant]`); None: the host's (`linux/<arch>`).
     pub build_platform: Option<String>,
+    /// The ONBUILD triggers of external base images (their config's `OnBuild`), keyed like
+    /// `base_env`. A stage on such an image runs them first, as BuildKit does; errors in
+    /// them point at the stage's FROM line (the Dockerfile's own lines keep their numbers).
+    pub base_onbuild: BTreeMap<String, Vec<String>>,
 }
 
 /// A stage's base.
@@ -114,6 +118,14 @@ pub struct ResolvedInstruction {
     /// RUN: for each mount, in order, the stage or image its `from=` names (None: no `from=`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mount_from: Vec<Option<Base>>,
+    /// An ONBUILD trigger of the stage's base, run before the stage's own instructions (its
+    /// lines are the FROM's, its `original` the trigger text).
+    #[serde(skip_serializing_if = "is_false")]
+    pub onbuild: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An external image the Dockerfile depends on.
@@ -328,7 +340,36 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         }
     }
 
-    // 3. which stages the target needs: bases, `--from` and mount `from=` (never expanded)
+    // ONBUILD triggers each stage runs first (BuildKit's initOnBuildTriggers): its base
+    // stage's ONBUILD instructions, or the caller's for an image base, parsed afresh
+    let triggers: Vec<Vec<Result<Instruction, Error>>> = headers
+        .iter()
+        .zip(&bases)
+        .map(|((from, _), (_, _, base))| {
+            let texts: Vec<&str> = match base {
+                Base::Stage(b) => bodies[*b]
+                    .iter()
+                    .filter_map(|i| match &i.command {
+                        Command::Onbuild(o) => Some(o.expression.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                Base::Image(r) => opts
+                    .base_onbuild
+                    .get(r)
+                    .map(|t| t.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
+                Base::Scratch => Vec::new(),
+            };
+            texts
+                .into_iter()
+                .map(|t| trigger_instruction(from, t))
+                .collect()
+        })
+        .collect();
+
+    // 3. which stages the target needs: bases, `--from` and mount `from=` (never expanded),
+    // the base's ONBUILD triggers' included
     let mut needed = vec![false; headers.len()];
     let mut todo = vec![target_stage];
     while let Some(i) = todo.pop() {
@@ -338,7 +379,8 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         if let Base::Stage(b) = bases[i].2 {
             todo.push(b);
         }
-        for inst in &bodies[i] {
+        let own = bodies[i].iter().copied();
+        for inst in own.chain(triggers[i].iter().filter_map(|t| t.as_ref().ok())) {
             let refs: Vec<&str> = match &inst.command {
                 Command::Copy(c) => c.from.iter().map(String::as_str).collect(),
                 Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
@@ -361,7 +403,8 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     // per stage: the process env (ENV + ARG values) at its end, as a list and as a chain
     let mut stage_state: Vec<(Vec<(String, String)>, EnvChain)> = Vec::new();
     let mut env_ids = 0;
-    for (index, ((inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate() {
+    for (index, ((from_inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate()
+    {
         let (mut state, mut env, mut chain) = match &base {
             Base::Stage(i) => (
                 stage_state[*i].0.clone(),
@@ -384,7 +427,23 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             }
         };
         let mut instructions = Vec::with_capacity(bodies[index].len());
-        for inst in &bodies[index] {
+        let trigger_items = triggers[index].iter().map(|t| (t.as_ref(), true));
+        let own_items = bodies[index].iter().map(|i| (Ok(*i), false));
+        for (item, onbuild) in trigger_items.chain(own_items) {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) if !needed[index] => {
+                    warnings.push(Warning {
+                        line: e.line(),
+                        message: format!(
+                            "stage {index} is not needed for the target, so this is not an error: {e}"
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.clone()),
+            };
+            let inst = item;
             let result = expand_instruction(
                 inst,
                 &lex,
@@ -396,7 +455,9 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 &stage_names,
                 index,
                 &mut declared,
-            );
+            )
+            .map(|ri| ResolvedInstruction { onbuild, ..ri })
+            .map_err(|e| if onbuild { at_from(inst, &e) } else { e });
             match result {
                 Ok(ri) => instructions.push(ri),
                 // BuildKit never dispatches a stage the target does not need
@@ -425,16 +486,17 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                         _ => (None, Vec::new()),
                     };
                     instructions.push(ResolvedInstruction {
-                        instruction: (*inst).clone(),
+                        instruction: inst.clone(),
                         env: None,
                         copy_from,
                         mount_from,
+                        onbuild,
                     });
                 }
                 Err(e) => return Err(e),
             }
         }
-        let mut from = (*inst).clone();
+        let mut from = (*from_inst).clone();
         from.command = Command::From(From {
             image,
             name: f.name.clone(),
@@ -466,6 +528,32 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         global_args: global,
         unused_build_args,
     })
+}
+
+/// An ONBUILD trigger of the base of the stage starting at `from`, parsed as BuildKit parses
+/// it when the stage runs, placed at the FROM's lines.
+fn trigger_instruction(from: &Instruction, text: &str) -> Result<Instruction, Error> {
+    let mut inst = crate::parse::parse_trigger(text).map_err(|e| at_from(from, &e))?;
+    inst.start_line = from.start_line;
+    inst.end_line = from.end_line;
+    inst.original = text.to_string();
+    inst.locator.segments = vec![crate::lexer::Segment {
+        offset: 0,
+        line: from.start_line,
+        column: 1,
+    }];
+    Ok(inst)
+}
+
+/// An error inside an ONBUILD trigger, placed at the FROM line that runs it, as BuildKit
+/// places it.
+fn at_from(inst: &Instruction, e: &Error) -> Error {
+    Error::new(
+        inst.start_line,
+        1,
+        e.instruction(),
+        format!("{} (in an ONBUILD trigger of the base)", e.message()),
+    )
 }
 
 /// `COPY --from` takes no variables, and a number must name an existing stage.
@@ -646,6 +734,7 @@ fn expand_instruction(
         env: None,
         copy_from: None,
         mount_from: Vec::new(),
+        onbuild: false,
     };
     let command = match &inst.command {
         Command::Env(e) => {

@@ -322,3 +322,72 @@ fn check_directive_options() {
     }
     assert_eq!(parse("FROM a\n").unwrap().directives.check_options, None);
 }
+
+// BuildKit runs the ONBUILD triggers of a stage used as a base later in the same file, first
+// in the child stage; their `COPY --from` makes stages needed. strata ignored them.
+#[test]
+fn onbuild_triggers_of_a_stage_run_in_its_children() {
+    let text = "FROM alpine AS base\nONBUILD COPY --from=assets /a /a\nONBUILD RUN echo $X\nFROM busybox AS assets\nRUN true\nFROM base\nENV X=1\n";
+    let r = resolve(text).unwrap();
+    assert!(
+        r.stages[1].needed,
+        "the trigger's --from makes assets needed"
+    );
+    let child = &r.stages[2].instructions;
+    assert_eq!(child.len(), 3);
+    assert!(child[0].onbuild && child[1].onbuild && !child[2].onbuild);
+    assert_eq!(child[0].copy_from, Some(Base::Stage(1)));
+    assert_eq!(child[0].instruction.original, "COPY --from=assets /a /a");
+    assert_eq!(
+        (
+            child[0].instruction.start_line,
+            child[0].instruction.end_line
+        ),
+        (6, 6)
+    );
+    assert!(matches!(child[1].instruction.command, Command::Run(_)));
+    // the base stage itself does not run its own triggers
+    assert_eq!(r.stages[0].instructions.len(), 2);
+    assert!(r.stages[0].instructions.iter().all(|i| !i.onbuild));
+    // a bad trigger fails the child (at its FROM line), not the stage declaring it
+    let bad = "FROM alpine AS base\nONBUILD COPY onlyone\nFROM base\nRUN true\n";
+    let e = resolve(bad).unwrap_err();
+    assert_eq!(e.line(), 3, "{e}");
+    assert!(
+        e.message().contains("requires at least two arguments"),
+        "{e}"
+    );
+    assert!(resolve_target(bad, "base").is_ok());
+}
+
+// Triggers of an image base (from its config) run through the library, so the Dockerfile's own
+// lines keep their numbers: splicing two triggers into the text moved an error on line 2 to 4.
+#[test]
+fn image_onbuild_triggers_keep_the_dockerfile_line_numbers() {
+    let df = parse("FROM registry.example.com/base:1\nWORKDIR ${X:?X must be set}\n").unwrap();
+    let mut options = strata_dockerfile::ResolveOptions::default();
+    options.base_onbuild.insert(
+        "registry.example.com/base:1".into(),
+        vec!["ARG X=1".into(), "RUN echo one".into()],
+    );
+    let r = df.resolve_with(&options).unwrap();
+    let ins = &r.stages[0].instructions;
+    assert_eq!(ins.len(), 3);
+    assert!(ins[0].onbuild && ins[1].onbuild);
+    assert_eq!(ins[2].instruction.start_line, 2);
+    options.base_onbuild.insert(
+        "registry.example.com/base:1".into(),
+        vec!["RUN one".into(), "RUN two".into()],
+    );
+    let e = df.resolve_with(&options).unwrap_err();
+    assert_eq!(e.line(), 2, "{e}");
+    assert!(e.message().contains("X must be set"), "{e}");
+    // an error inside a trigger is reported at the FROM line, as BuildKit reports it
+    options.base_onbuild.insert(
+        "registry.example.com/base:1".into(),
+        vec!["COPY --bogus a b".into()],
+    );
+    let e = df.resolve_with(&options).unwrap_err();
+    assert_eq!(e.line(), 1, "{e}");
+    assert!(e.message().contains("unknown flag: --bogus"), "{e}");
+}
