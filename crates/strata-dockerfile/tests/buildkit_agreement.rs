@@ -391,3 +391,23 @@ fn image_onbuild_triggers_keep_the_dockerfile_line_numbers() {
     assert_eq!(e.line(), 1, "{e}");
     assert!(e.message().contains("unknown flag: --bogus"), "{e}");
 }
+
+// BuildKit reads Dockerfiles as bytes: a comment in Latin-1 is fine. strata took only UTF-8.
+#[test]
+fn non_utf8_bytes_in_comments_are_accepted() {
+    let df = strata_dockerfile::parse_bytes(
+        b"# caf\xe9\nFROM a\n  # \xff\xfe\nRUN echo \\\n# \xe9\n  x\n",
+    )
+    .unwrap();
+    assert_eq!(df.instructions.len(), 2);
+    let Command::Run(r) = &df.instructions[1].command else {
+        panic!()
+    };
+    assert_eq!(r.command, CommandLine::Shell("echo   x".into()));
+    // elsewhere they are an error naming the line (strata's strings are UTF-8)
+    let e = strata_dockerfile::parse_bytes(b"FROM a\nRUN echo \xe9\n").unwrap_err();
+    assert_eq!((e.line(), e.column()), (2, 10));
+    // a heredoc line that looks like a comment is content, not a comment
+    let e = strata_dockerfile::parse_bytes(b"FROM a\nRUN <<EOF\n# \xe9\nEOF\n").unwrap_err();
+    assert_eq!(e.line(), 3, "{e}");
+}

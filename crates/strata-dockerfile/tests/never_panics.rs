@@ -114,6 +114,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = strata_dockerfile::parse_bytes(&bytes);
         run(&String::from_utf8_lossy(&bytes));
     }
 
