@@ -130,14 +130,18 @@ impl EnvChain {
     /// The environment now, as a shared snapshot (a new link only when something changed),
     /// with `extra` appended for this one RUN.
     pub fn snapshot(&mut self, ids: &mut usize, extra: Vec<(String, String)>) -> RunEnv {
-        if self.head.is_none() || !self.pending.is_empty() {
-            self.head = Some(Arc::new(EnvLink {
-                id: next(ids),
-                parent: self.head.take(),
-                vars: std::mem::take(&mut self.pending),
-            }));
-        }
-        let head = self.head.clone().unwrap_or_else(|| unreachable_link(ids));
+        let head = match &self.head {
+            Some(head) if self.pending.is_empty() => head.clone(),
+            _ => {
+                let link = Arc::new(EnvLink {
+                    id: next(ids),
+                    parent: self.head.take(),
+                    vars: std::mem::take(&mut self.pending),
+                });
+                self.head = Some(link.clone());
+                link
+            }
+        };
         if extra.is_empty() {
             return RunEnv(head);
         }
@@ -160,15 +164,6 @@ impl EnvChain {
 fn next(ids: &mut usize) -> usize {
     *ids += 1;
     *ids
-}
-
-/// `head` is always set by `snapshot`; this keeps the code free of `unwrap`.
-fn unreachable_link(ids: &mut usize) -> Arc<EnvLink> {
-    Arc::new(EnvLink {
-        id: next(ids),
-        parent: None,
-        vars: Vec::new(),
-    })
 }
 
 #[cfg(test)]
