@@ -52,7 +52,10 @@
 //!   tells which stages to build.
 //! - `${...}` substitutions nested deeper than [`shell::MAX_NESTING`] are an error (BuildKit
 //!   has no limit; strata would exhaust its stack). Lines are capped at [`MAX_LINE`] bytes,
-//!   as in BuildKit. Bytes that are not UTF-8 are accepted in comments only ([`parse_bytes`]).
+//!   as in BuildKit. One expansion may produce at most [`shell::MAX_EXPANSION`] bytes and a
+//!   resolve at most [`resolve::MAX_RESOLVED`] (BuildKit has no limit; `ENV A=$A$A` repeated
+//!   would exhaust memory). Bytes that are not UTF-8 are accepted in comments only
+//!   ([`parse_bytes`]).
 //! - ONBUILD triggers are parsed with the parent Dockerfile when they can be (a trigger that
 //!   does not parse is kept as text, as BuildKit keeps it, and fails the child that runs it);
 //!   BuildKit's line parser would refuse a few malformed triggers (`ONBUILD ENV` alone) in the

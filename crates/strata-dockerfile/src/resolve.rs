@@ -1,6 +1,7 @@
 //! Stages, ARG/ENV scoping and expansion: from a parsed [`Dockerfile`] to [`Resolved`] stages,
 //! with BuildKit's rules (`dockerfile2llb/convert.go`).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -9,8 +10,61 @@ use crate::instruction::*;
 use crate::mount::parse_mount;
 use crate::reference::{validate_platform, validate_reference};
 use crate::run_env::{EnvChain, RunEnv};
-use crate::shell::Lexer;
+use crate::shell::{Lexer, ShellError};
 use crate::{Dockerfile, Error, Warning};
+
+/// The most bytes one resolve may produce by expansion (and copy between stages). BuildKit has
+/// no limit; without one, a Dockerfile of repeated `ENV A=$A$A` or of many stages could
+/// exhaust memory.
+pub const MAX_RESOLVED: usize = 256 << 20;
+
+/// A lexer counting what it produces against the resolve's [`MAX_RESOLVED`] budget.
+struct Expander<'a> {
+    lex: Lexer,
+    used: &'a Cell<usize>,
+}
+
+impl Expander<'_> {
+    fn expand<E: crate::shell::Env + ?Sized>(
+        &self,
+        word: &str,
+        env: &E,
+    ) -> Result<String, ShellError> {
+        let out = self.lex.expand(word, env)?;
+        self.spend(out.len())?;
+        Ok(out)
+    }
+
+    fn expand_words<E: crate::shell::Env + ?Sized>(
+        &self,
+        word: &str,
+        env: &E,
+    ) -> Result<Vec<String>, ShellError> {
+        let out = self.lex.expand_words(word, env)?;
+        self.spend(out.iter().map(String::len).sum())?;
+        Ok(out)
+    }
+
+    fn spend(&self, bytes: usize) -> Result<(), ShellError> {
+        let total = self.used.get().saturating_add(bytes);
+        self.used.set(total);
+        if total > MAX_RESOLVED {
+            return Err(ShellError(format!(
+                "the expanded Dockerfile is larger than {} MiB",
+                MAX_RESOLVED >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Another lexer sharing this budget.
+    fn with(&self, lex: Lexer) -> Expander<'_> {
+        Expander {
+            lex,
+            used: self.used,
+        }
+    }
+}
 
 /// The `PATH` BuildKit gives a stage whose base has none (non-Windows).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -210,7 +264,11 @@ fn find_stage(names: &[Option<String>], name: &str) -> Option<usize> {
 }
 
 pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved, Error> {
-    let lex = Lexer::new(df.directives.escape);
+    let used = Cell::new(0);
+    let lex = Expander {
+        lex: Lexer::new(df.directives.escape),
+        used: &used,
+    };
     let build_args = &opts.build_args;
     let mut declared: Vec<String> = Vec::new();
 
@@ -363,7 +421,11 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             };
             texts
                 .into_iter()
-                .map(|t| trigger_instruction(from, t))
+                .map(|t| {
+                    // every child gets its own copy of its base's triggers: count them
+                    lex.spend(t.len()).map_err(|e| err_at(from, None, e.0))?;
+                    trigger_instruction(from, t)
+                })
                 .collect()
         })
         .collect();
@@ -406,11 +468,19 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     for (index, ((from_inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate()
     {
         let (mut state, mut env, mut chain) = match &base {
-            Base::Stage(i) => (
-                stage_state[*i].0.clone(),
-                stages[*i].env.clone(),
-                stage_state[*i].1.clone(),
-            ),
+            Base::Stage(i) => {
+                // a stage on another copies its environment: count it
+                let size = |v: &[(String, String)]| -> usize {
+                    v.iter().map(|(k, v)| k.len() + v.len()).sum()
+                };
+                lex.spend(size(&stage_state[*i].0) + size(&stages[*i].env))
+                    .map_err(|e| err_at(from_inst, None, e.0))?;
+                (
+                    stage_state[*i].0.clone(),
+                    stages[*i].env.clone(),
+                    stage_state[*i].1.clone(),
+                )
+            }
             Base::Scratch | Base::Image(_) => {
                 let mut env = match &base {
                     Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
@@ -560,7 +630,7 @@ fn at_from(inst: &Instruction, e: &Error) -> Error {
 fn check_copy_from(
     inst: &Instruction,
     from: &str,
-    lex: &Lexer,
+    lex: &Expander,
     stages: usize,
 ) -> Result<(), Error> {
     let plain = lex
@@ -589,7 +659,7 @@ fn check_copy_from(
 fn stage_base(
     inst: &Instruction,
     f: &From,
-    lex: &Lexer,
+    lex: &Expander,
     global: &[(String, String)],
     earlier: &[Option<String>],
 ) -> Result<(String, Option<String>, Base), Error> {
@@ -712,7 +782,7 @@ fn stage_or_image(
 #[allow(clippy::too_many_arguments)]
 fn expand_instruction(
     inst: &Instruction,
-    lex: &Lexer,
+    lex: &Expander,
     state: &mut Vec<(String, String)>,
     config_env: &mut Vec<(String, String)>,
     (chain, env_ids): (&mut EnvChain, &mut usize),
@@ -840,7 +910,10 @@ fn expand_instruction(
                     .expand_words(p, &*state)
                     .map_err(|er| err_at(inst, Some(p), er.0))?;
                 for w in words {
-                    ports.extend(port_spec(&w).map_err(|m| err_at(inst, Some(p), m))?);
+                    let spec = port_spec(&w).map_err(|m| err_at(inst, Some(p), m))?;
+                    lex.spend(spec.iter().map(String::len).sum())
+                        .map_err(|er| err_at(inst, Some(p), er.0))?;
+                    ports.extend(spec);
                 }
             }
             Command::Expose(Expose { ports })
@@ -883,13 +956,13 @@ fn expand_instruction(
 fn expand_sources(
     inst: &Instruction,
     sources: &[Source],
-    lex: &Lexer,
+    lex: &Expander,
     state: &[(String, String)],
 ) -> Result<Vec<Source>, Error> {
-    let raw = Lexer {
+    let raw = lex.with(Lexer {
         skip_quotes: true,
         ..Lexer::new('\\')
-    };
+    });
     sources
         .iter()
         .map(|s| match s {

@@ -73,6 +73,20 @@ impl ShellError {
 
 const NESTING_MESSAGE: &str = "levels are not supported";
 
+/// The largest result one expansion may produce. BuildKit has no limit, but `ENV A=$A$A`
+/// repeated doubles a value per line and would exhaust memory: strata refuses instead.
+pub const MAX_EXPANSION: usize = 16 << 20;
+
+fn check_size(len: usize) -> Result<(), ShellError> {
+    if len > MAX_EXPANSION {
+        return err(format!(
+            "the expansion is larger than {} MiB",
+            MAX_EXPANSION >> 20
+        ));
+    }
+    Ok(())
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ShellError> {
     Err(ShellError(msg.into()))
 }
@@ -260,6 +274,7 @@ impl<E: Env + ?Sized> Word<'_, E> {
             };
             if let Some(tmp) = special {
                 result.push_str(&tmp);
+                check_size(result.len())?;
                 if ch == '$' {
                     words.add_string(&tmp);
                 } else {
@@ -340,6 +355,7 @@ impl<E: Env + ?Sized> Word<'_, E> {
                 Some('$') => {
                     let v = self.dollar()?;
                     result.push_str(&v);
+                    check_size(result.len())?;
                 }
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
@@ -512,7 +528,7 @@ impl<E: Env + ?Sized> Word<'_, E> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let pat = Pattern::parse(&pattern)?;
-                Ok(replace(&pat, &value.unwrap_or_default(), &replacement, all))
+                replace(&pat, &value.unwrap_or_default(), &replacement, all)
             }
             _ => {
                 chs = ch.to_string();
@@ -640,7 +656,7 @@ fn trim_suffix(pat: &Pattern, value: &str, greedy: bool) -> String {
     trimmed.chars().rev().collect()
 }
 
-fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
+fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> Result<String, ShellError> {
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -650,6 +666,7 @@ fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
             // the leftmost, longest match starting at i (BuildKit uses a greedy regex)
             if let Some(&n) = pat.match_ends(&chars[i..]).last() {
                 out.push_str(replacement);
+                check_size(out.len())?;
                 if !all {
                     done = true;
                 }
@@ -665,7 +682,7 @@ fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
         }
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -411,3 +411,37 @@ fn non_utf8_bytes_in_comments_are_accepted() {
     let e = strata_dockerfile::parse_bytes(b"FROM a\nRUN <<EOF\n# \xe9\nEOF\n").unwrap_err();
     assert_eq!(e.line(), 3, "{e}");
 }
+
+// No input may exhaust memory: `ENV A=$A$A...` doubles a value per line (BuildKit would grow it
+// until the machine gives up); one expansion is capped at 16 MiB.
+#[test]
+fn exponential_expansion_is_an_error_not_an_out_of_memory_abort() {
+    let mut text = format!("FROM a\nENV A={}\n", "x".repeat(1_000));
+    for _ in 0..12 {
+        text.push_str("ENV A=$A$A$A$A$A$A$A$A\n");
+    }
+    let e = resolve(&text).unwrap_err();
+    assert!(e.message().contains("larger than 16 MiB"), "{e}");
+    assert_eq!(
+        e.line(),
+        7,
+        "1000 * 8^4 bytes is the first value over 16 MiB"
+    );
+}
+
+// ... and one resolve produces at most 256 MiB (expansions, and environments copied into each
+// stage built on another).
+#[test]
+fn a_resolve_is_bounded_in_memory() {
+    let mut text = format!(
+        "FROM a AS s0\nARG A={}\nENV B={}\n",
+        "x".repeat(60_000),
+        "$A".repeat(16)
+    );
+    for i in 1..400 {
+        text.push_str(&format!("FROM s{} AS s{i}\n", i - 1));
+    }
+    let e = resolve(&text).unwrap_err();
+    assert!(e.message().contains("larger than 256 MiB"), "{e}");
+    assert!(e.line() > 4, "{e}");
+}
