@@ -445,3 +445,26 @@ fn a_resolve_is_bounded_in_memory() {
     assert!(e.message().contains("larger than 256 MiB"), "{e}");
     assert!(e.line() > 4, "{e}");
 }
+
+// Pattern substitutions are quadratic in the value's length: a leading `*` that matches nowhere
+// stops the search (same result), and one expansion's matching work is bounded, so no line
+// hangs the parser.
+#[test]
+fn pattern_substitution_on_long_values_is_bounded() {
+    let long = "a".repeat(60_000);
+    let r = resolve(&format!("FROM a\nENV A={long}\nWORKDIR /${{A//*b/x}}\n")).unwrap();
+    let Command::Workdir(w) = &r.stages[0].instructions[1].instruction.command else {
+        panic!()
+    };
+    assert_eq!(w.path.len(), 60_001);
+    let e = resolve(&format!("FROM a\nENV A={long}\nWORKDIR /${{A//a*b/x}}\n")).unwrap_err();
+    assert_eq!(e.line(), 3);
+    assert!(e.message().contains("too expensive"), "{e}");
+    // ordinary values are unaffected
+    let r =
+        resolve("FROM a\nENV P=/usr/local/bin/app.tar.gz\nWORKDIR ${P//*\\//}-${P%%.*}\n").unwrap();
+    let Command::Workdir(w) = &r.stages[0].instructions[1].instruction.command else {
+        panic!()
+    };
+    assert_eq!(w.path, "app.tar.gz-/usr/local/bin/app");
+}
