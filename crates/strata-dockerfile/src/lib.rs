@@ -56,10 +56,10 @@
 //!   resolve at most [`resolve::MAX_RESOLVED`] (BuildKit has no limit; `ENV A=$A$A` repeated
 //!   would exhaust memory). Bytes that are not UTF-8 are accepted in comments only
 //!   ([`parse_bytes`]).
-//! - ONBUILD triggers are parsed with the parent Dockerfile when they can be (a trigger that
-//!   does not parse is kept as text, as BuildKit keeps it, and fails the child that runs it);
-//!   BuildKit's line parser would refuse a few malformed triggers (`ONBUILD ENV` alone) in the
-//!   parent already.
+//! - ONBUILD triggers are parsed with the parent Dockerfile when they can be; a trigger that
+//!   does not parse is kept as text, as BuildKit keeps it, and fails the child that runs it
+//!   (only what BuildKit's line parser checks fails the parent: `ENV`/`LABEL` pairs, JSON
+//!   arrays of non-strings, ONBUILD/FROM/MAINTAINER as triggers).
 //! - The `# syntax=` and `# check=` directives are recorded (`check` parsed into
 //!   [`CheckOptions`]), not acted upon; lint warnings other than empty continuation lines are
 //!   not produced.

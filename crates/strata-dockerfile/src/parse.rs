@@ -818,14 +818,19 @@ fn parse_instruction(
                 expression.push_str(&spec.name);
             }
             // BuildKit checks a trigger only when a child build runs it (`ONBUILD foo` is
-            // accepted): a trigger that does not parse is kept as text
-            let trigger = parse_instruction(ctx, args_off, heredocs)
-                .ok()
-                .map(|mut t| {
+            // accepted): a trigger that does not parse is kept as text, unless BuildKit's line
+            // parser (which does run on it) refuses it
+            let trigger = match parse_instruction(ctx, args_off, heredocs) {
+                Ok(mut t) => {
                     t.original = expression.clone();
                     t.locator = ctx.locator.clone();
-                    Box::new(t)
-                });
+                    Some(Box::new(t))
+                }
+                Err(_) => {
+                    trigger_line_check(ctx, args, args_off)?;
+                    None
+                }
+            };
             Command::Onbuild(Onbuild {
                 expression,
                 trigger,
@@ -854,6 +859,65 @@ fn parse_instruction(
         locator: Locator::default(),
         mount_specs,
     })
+}
+
+/// The checks BuildKit's line parser makes on an ONBUILD trigger in the parent (the rest
+/// waits for the child): `ENV`/`LABEL` pairs, and JSON arrays holding other than strings.
+fn trigger_line_check(ctx: &Ctx, text: &str, at: usize) -> Result<(), Error> {
+    let split = split_command(text, ctx.escape);
+    let kw = split.keyword.to_ascii_uppercase();
+    let args = split.args;
+    let args_off = at + split.args_offset;
+    let not_strings = |a: &str| matches!(parse_json(a), Json::NotStrings);
+    match kw.as_str() {
+        "ENV" | "LABEL" => {
+            let words = parse_words(args, ctx.escape);
+            let Some((first, _)) = words.first() else {
+                return Ok(());
+            };
+            if !first.contains('=') {
+                if split_whitespace(args).len() < 2 {
+                    return Err(ctx.err(
+                        args_off,
+                        "ONBUILD",
+                        format!("{kw} must have two arguments"),
+                    ));
+                }
+                return Ok(());
+            }
+            if let Some((w, off)) = words.iter().find(|(w, _)| !w.contains('=')) {
+                return Err(ctx.err(
+                    args_off + off,
+                    "ONBUILD",
+                    format!(
+                        "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "ADD" | "COPY" | "VOLUME" if not_strings(args) => {
+            Err(ctx.err(
+                args_off,
+                "ONBUILD",
+                "when using JSON array syntax, arrays must be comprised of strings only",
+            ))
+        }
+        "HEALTHCHECK" => {
+            let rest = args
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, r)| r.trim_start());
+            if not_strings(rest) {
+                return Err(ctx.err(
+                    args_off,
+                    "ONBUILD",
+                    "when using JSON array syntax, arrays must be comprised of strings only",
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn valid_stage_name(name: &str) -> bool {
