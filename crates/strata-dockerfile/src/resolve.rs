@@ -500,7 +500,7 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         let trigger_items = triggers[index].iter().map(|t| (t.as_ref(), true));
         let own_items = bodies[index].iter().map(|i| (Ok(*i), false));
         for (item, onbuild) in trigger_items.chain(own_items) {
-            let item = match item {
+            let inst = match item {
                 Ok(i) => i,
                 Err(e) if !needed[index] => {
                     warnings.push(Warning {
@@ -513,7 +513,6 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 }
                 Err(e) => return Err(e.clone()),
             };
-            let inst = item;
             let result = expand_instruction(
                 inst,
                 &lex,
