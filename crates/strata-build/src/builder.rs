@@ -615,7 +615,11 @@ impl<'a> Builder<'a> {
             ));
         }
         let command = crate::run::command(run, metadata::shell_of(&state.config));
-        let env = ins.env.clone().unwrap_or_else(|| state.config.env_pairs());
+        let env = ins
+            .env
+            .as_ref()
+            .map(|e| e.vars())
+            .unwrap_or_else(|| state.config.env_pairs());
         let cwd = state.workdir();
         let user_spec = state
             .config

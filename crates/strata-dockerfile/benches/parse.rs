@@ -1,4 +1,6 @@
-//! Parse (and resolve) a generated 10,000-line Dockerfile; prints milliseconds per run.
+//! Parse (and resolve) a generated 10,000-line Dockerfile; prints milliseconds per run. Then
+//! the JSON document of a 10,000-line single stage whose environment keeps growing (issue 15:
+//! it used to grow with the square of the length), with its size.
 //!
 //! `cargo bench -p strata-dockerfile`
 
@@ -86,5 +88,32 @@ fn main() {
         "resolve: best {:.2} ms, median {:.2} ms",
         resolve_ms.0, resolve_ms.1
     );
+    let heavy = env_heavy(10_000);
+    let heavy_df = strata_dockerfile::parse(&heavy).expect("the generated Dockerfile parses");
+    let mut bytes = 0;
+    let json_ms = time(10, || {
+        let r = heavy_df.resolve(&args, None).unwrap();
+        let doc = strata_dockerfile::Document::new("Dockerfile", &heavy_df, &r);
+        bytes = black_box(serde_json::to_string(&doc).unwrap()).len();
+    });
+    let _ = writeln!(
+        report,
+        "json:    {} lines, one growing stage: {bytes} bytes, best {:.2} ms, median {:.2} ms",
+        heavy.lines().count(),
+        json_ms.0,
+        json_ms.1
+    );
     print!("{report}");
+}
+
+/// One stage: ENV, ARG, RUN, COPY, LABEL repeated (the environment grows all along).
+fn env_heavy(lines: usize) -> String {
+    let mut out = String::from("FROM debian:bookworm\n");
+    for i in 0..lines / 5 {
+        let _ = write!(
+            out,
+            "ENV VAR_{i}=value-{i}\nARG A_{i}=x\nRUN echo $VAR_{i}\nCOPY src{i} /dst{i}\nLABEL l{i}=v\n"
+        );
+    }
+    out
 }

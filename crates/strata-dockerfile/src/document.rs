@@ -1,11 +1,27 @@
 //! The stable JSON document of `strata dockerfile parse --json` (see docs/dockerfile-json.md).
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
+use crate::run_env::EnvLink;
 use crate::{Dependency, Directives, Dockerfile, Resolved, Stage, Warning};
 
-/// The schema name and version written in every document.
-pub const SCHEMA: &str = "strata.dockerfile/v1";
+/// The schema name and version written in every document. v2: a RUN's `env` is the id of an
+/// entry of `run_envs` (v1 repeated the whole environment in every RUN, which made documents
+/// grow with the square of the file's length).
+pub const SCHEMA: &str = "strata.dockerfile/v2";
+
+/// One entry of [`Document::run_envs`]: variables set on top of the `parent` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEnvEntry<'a> {
+    /// The id RUN instructions give as their `env`.
+    pub id: usize,
+    /// The entry this one adds to (None: it starts from nothing).
+    pub parent: Option<usize>,
+    /// `[name, value]` set after the parent's, in order (a name set again keeps its place).
+    pub vars: &'a [(String, String)],
+}
 
 /// Everything known about one Dockerfile after resolution, ready to serialise.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +44,8 @@ pub struct Document<'a> {
     pub stages: &'a [Stage],
     /// The external images the Dockerfile depends on (all stages).
     pub dependencies: Vec<Dependency>,
+    /// The process environments of the RUN instructions, by id, as deltas over a parent.
+    pub run_envs: Vec<RunEnvEntry<'a>>,
 }
 
 impl<'a> Document<'a> {
@@ -48,6 +66,29 @@ impl<'a> Document<'a> {
             target: resolved.target,
             stages: &resolved.stages,
             dependencies: resolved.dependencies(),
+            run_envs: run_envs(&resolved.stages),
         }
     }
+}
+
+/// Every link of every RUN's environment chain, once each, by id.
+fn run_envs(stages: &[Stage]) -> Vec<RunEnvEntry<'_>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for ri in stages.iter().flat_map(|s| &s.instructions) {
+        let mut link: Option<&EnvLink> = ri.env.as_ref().map(|e| &*e.0);
+        while let Some(l) = link {
+            if !seen.insert(l.id) {
+                break;
+            }
+            out.push(RunEnvEntry {
+                id: l.id,
+                parent: l.parent.as_ref().map(|p| p.id),
+                vars: &l.vars,
+            });
+            link = l.parent.as_deref();
+        }
+    }
+    out.sort_by_key(|e| e.id);
+    out
 }

@@ -434,8 +434,9 @@ pub struct Onbuild {
     /// The trigger's text as BuildKit stores it in the image config (`OnBuild`): the logical
     /// line without `ONBUILD`, heredoc bodies appended.
     pub expression: String,
-    /// The trigger parsed (not expanded: it runs, expanded, in the child build).
-    pub trigger: Box<Instruction>,
+    /// The trigger parsed (not expanded: it runs, expanded, in the child build); None when it
+    /// does not parse (BuildKit checks a trigger only when a child build runs it).
+    pub trigger: Option<Box<Instruction>>,
 }
 
 /// `MAINTAINER`.
@@ -630,7 +631,10 @@ impl std::fmt::Display for Command {
                     parts.push(c.command.to_string());
                 }
             },
-            Command::Onbuild(x) => parts.push(x.trigger.command.to_string()),
+            Command::Onbuild(x) => match &x.trigger {
+                Some(t) => parts.push(t.command.to_string()),
+                None => parts.push(x.expression.clone()),
+            },
             Command::Maintainer(x) => parts.push(x.name.clone()),
         }
         f.write_str(&parts.join(" "))

@@ -24,8 +24,11 @@ pub struct Directives {
     pub syntax: Option<String>,
     /// `# escape=`: `\` (the default) or `` ` ``.
     pub escape: char,
-    /// `# check=` (lint configuration; recorded, not acted upon).
+    /// `# check=` as written (lint configuration; parsed into `check_options`, not acted
+    /// upon).
     pub check: Option<String>,
+    /// `# check=` parsed as BuildKit's linter reads it (None without the directive).
+    pub check_options: Option<CheckOptions>,
 }
 
 impl Default for Directives {
@@ -34,8 +37,105 @@ impl Default for Directives {
             syntax: None,
             escape: '\\',
             check: None,
+            check_options: None,
         }
     }
+}
+
+/// The `# check=skip=...;error=...;experimental=...` directive (BuildKit's
+/// `linter.ParseLintOptions`). Recorded: strata produces no lint warnings to filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckOptions {
+    /// `skip=all`.
+    pub skip_all: bool,
+    /// `skip=Rule1,Rule2`.
+    pub skip: Vec<String>,
+    /// `experimental=all`.
+    pub experimental_all: bool,
+    /// `experimental=Rule1,Rule2`.
+    pub experimental: Vec<String>,
+    /// `error=true`: lint warnings fail the build.
+    pub error: bool,
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+impl CheckOptions {
+    /// Parse the directive's first word, as BuildKit does: up to three `;`-separated
+    /// `key=value` options, keys `skip`, `experimental` and `error`.
+    pub fn parse(value: &str) -> Result<CheckOptions, String> {
+        let value = value.trim();
+        let mut out = CheckOptions::default();
+        if value.is_empty() {
+            return Ok(out);
+        }
+        let list = |v: &str| v.split(',').map(|r| r.trim().to_string()).collect();
+        for part in value.splitn(3, ';') {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(format!("invalid check option {part:?}"));
+            };
+            let v = v.trim();
+            match k.trim() {
+                "skip" if v == "all" => out.skip_all = true,
+                "skip" => out.skip = list(v),
+                "experimental" if v == "all" => out.experimental_all = true,
+                "experimental" => out.experimental = list(v),
+                "error" => {
+                    out.error = go_bool(v).ok_or_else(|| {
+                        format!(
+                            "failed to parse check option {part:?}: strconv.ParseBool: parsing {v:?}: invalid syntax"
+                        )
+                    })?
+                }
+                k => return Err(format!("invalid check option {k:?}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `syntax` and `check` directives as BuildKit's frontend reads them
+/// (`parser.ParseDirective`): after the byte-order mark and a first `#!` line, each line
+/// starting with `#` (no leading blanks) that is a directive, until the first that is not;
+/// the first of duplicates wins. Returns each value with its 1-based line.
+pub(crate) struct FrontendDirectives {
+    pub syntax: Option<(String, usize)>,
+    pub check: Option<(String, usize)>,
+}
+
+pub(crate) fn frontend_directives(text: &str) -> FrontendDirectives {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = FrontendDirectives {
+        syntax: None,
+        check: None,
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i == 0 && line.starts_with("#!") {
+            continue;
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let Some((name, value)) = match_directive(line) else {
+            break;
+        };
+        if !matches!(name.as_str(), "syntax" | "escape" | "check") || seen.contains(&name) {
+            break;
+        }
+        seen.push(name.clone());
+        match name.as_str() {
+            "syntax" => out.syntax = Some((value, i + 1)),
+            "check" => out.check = Some((value, i + 1)),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Something accepted but suspicious, as BuildKit warns about it.
@@ -372,8 +472,11 @@ pub(crate) fn heredocs_in(line: &str) -> Result<Vec<HeredocSpec>, String> {
         skip_unset: true,
         ..Lexer::new('\\')
     };
-    let Ok(words) = lex.expand_words(line, &NoEnv) else {
-        return Ok(Vec::new());
+    // BuildKit ignores lexing errors here (no heredocs then), but it has no nesting limit
+    let words = match lex.expand_words(line, &NoEnv) {
+        Ok(words) => words,
+        Err(e) if e.is_nesting_limit() => return Err(e.0),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for word in words {

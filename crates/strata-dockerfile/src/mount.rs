@@ -161,31 +161,73 @@ pub(crate) fn ram_in_bytes(v: &str) -> Option<u64> {
 /// Parse one `--mount` value.
 ///
 /// `expand` is applied to every `key=value` value. When `deferred` is set (parse time, before
-/// ARG/ENV are known), values holding a `$` are not checked or converted: `resolve` parses the
-/// mount again with real expansion.
+/// ARG/ENV are known), BuildKit checks only the CSV syntax and `from=` (no variables): other
+/// options are checked when a stage the target needs runs. The mount is then read as far as
+/// it can be (values holding a `$` are kept as written) and `resolve` parses it again with
+/// real expansion.
 pub(crate) fn parse_mount(
     spec: &str,
     expand: &mut dyn FnMut(&str) -> Result<String, String>,
     deferred: bool,
 ) -> Result<Mount, String> {
     let fields = csv_fields(spec).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+    if !deferred {
+        return mount_fields(&fields, expand, false);
+    }
+    let mut from = None;
+    for field in &fields {
+        if let Some((key, value)) = field.split_once('=')
+            && key.eq_ignore_ascii_case("from")
+        {
+            if let Some(i) = value.find('$')
+                && i != value.len() - 1
+            {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead"
+                        .to_string(),
+                );
+            }
+            from = Some(value.to_string()).filter(|v| !v.is_empty());
+        }
+    }
+    Ok(mount_fields(&fields, expand, true).unwrap_or(Mount {
+        from,
+        ..Mount::bind()
+    }))
+}
+
+impl Mount {
+    /// A bind mount with nothing set.
+    fn bind() -> Mount {
+        Mount {
+            kind: MountType::Bind,
+            from: None,
+            source: None,
+            target: None,
+            readonly: true,
+            size: None,
+            id: None,
+            sharing: None,
+            required: false,
+            mode: None,
+            uid: None,
+            gid: None,
+            env: None,
+        }
+    }
+}
+
+fn mount_fields(
+    fields: &[String],
+    expand: &mut dyn FnMut(&str) -> Result<String, String>,
+    deferred: bool,
+) -> Result<Mount, String> {
     let mut m = Mount {
-        kind: MountType::Bind,
-        from: None,
-        source: None,
-        target: None,
         readonly: false,
-        size: None,
-        id: None,
-        sharing: None,
-        required: false,
-        mode: None,
-        uid: None,
-        gid: None,
-        env: None,
+        ..Mount::bind()
     };
     let mut ro_auto = true;
-    for field in &fields {
+    for field in fields {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
             None => (field.to_ascii_lowercase(), None),
@@ -245,7 +287,8 @@ pub(crate) fn parse_mount(
                     _ => return Err(format!("unsupported mount type {value:?}")),
                 }
             }
-            "from" => m.from = Some(value),
+            // an empty `from=` is no `from` (BuildKit's zero value)
+            "from" => m.from = Some(value).filter(|v| !v.is_empty()),
             "source" | "src" => m.source = Some(value),
             "target" | "dst" | "destination" => m.target = Some(value),
             "readonly" | "ro" => {

@@ -33,6 +33,60 @@ const KEYWORDS: [&str; 18] = [
 
 /// Parse a whole Dockerfile.
 pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
+    let (mut scanner, instructions) = parse_instructions(text, true)?;
+    // `syntax` and `check` are read by BuildKit's frontend, which skips a `#!` first line
+    // (`escape` is the parser's: after a `#!` line it is not a directive)
+    let mut directives = scanner.directives().clone();
+    let front = lexer::frontend_directives(text);
+    directives.syntax = front.syntax.map(|(v, _)| v);
+    if let Some((value, line)) = front.check {
+        let first_word = value.split(' ').next().unwrap_or_default();
+        let options = lexer::CheckOptions::parse(first_word).map_err(|e| {
+            Error::new(line, 1, None, format!("failed to parse check options: {e}"))
+        })?;
+        directives.check = Some(value);
+        directives.check_options = Some(options);
+    } else {
+        directives.check = None;
+    }
+    Ok(Dockerfile {
+        directives,
+        instructions,
+        warnings: std::mem::take(&mut scanner.warnings),
+    })
+}
+
+/// Parse an ONBUILD trigger as BuildKit does when a child build runs it: a fresh parse of the
+/// trigger text (default escape character) that must hold exactly one instruction, neither
+/// ONBUILD, FROM nor MAINTAINER.
+pub(crate) fn parse_trigger(text: &str) -> Result<Instruction, Error> {
+    let (_, mut instructions) = parse_instructions(text, false)?;
+    if instructions.len() != 1 {
+        return Err(Error::new(
+            1,
+            1,
+            None,
+            "onbuild trigger should be a single expression",
+        ));
+    }
+    let inst = instructions.remove(0);
+    if let kw @ ("ONBUILD" | "FROM" | "MAINTAINER") = inst.keyword() {
+        return Err(Error::new(
+            1,
+            1,
+            None,
+            format!("{kw} isn't allowed as an ONBUILD trigger"),
+        ));
+    }
+    Ok(inst)
+}
+
+/// The instructions of `text`; `require_from`: only ARG may come before the first FROM.
+fn parse_instructions(
+    text: &str,
+    require_from: bool,
+) -> Result<(Scanner<'_>, Vec<Instruction>), Error> {
+    check_line_lengths(text)?;
     let mut scanner = Scanner::new(text);
     let mut instructions = Vec::new();
     let mut seen_from = false;
@@ -75,8 +129,11 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         let mut inst = parse_instruction(&ctx, 0, &heredocs)?;
         inst.end_line = end_line;
         inst.original = original;
-        if let Command::Onbuild(o) = &mut inst.command {
-            o.trigger.end_line = end_line;
+        if let Command::Onbuild(Onbuild {
+            trigger: Some(t), ..
+        }) = &mut inst.command
+        {
+            t.end_line = end_line;
         }
         // the logical line starts with the keyword (leading blanks are not part of it)
         let keyword_at = line.locator.position(0);
@@ -84,7 +141,7 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
         match inst.command {
             Command::From(_) => seen_from = true,
             Command::Arg(_) => {}
-            _ if !seen_from => {
+            _ if !seen_from && require_from => {
                 let (l, c) = keyword_at;
                 return Err(Error::new(
                     l,
@@ -105,11 +162,29 @@ pub(crate) fn parse(text: &str) -> Result<Dockerfile, Error> {
             "file with no instructions",
         ));
     }
-    Ok(Dockerfile {
-        directives: scanner.directives().clone(),
-        instructions,
-        warnings: std::mem::take(&mut scanner.warnings),
-    })
+    Ok((scanner, instructions))
+}
+
+/// The longest line BuildKit reads (its line scanner's buffer is 64 KiB, newline included).
+pub const MAX_LINE: usize = 65_535;
+
+/// BuildKit refuses a file with a line longer than [`MAX_LINE`] bytes (heredoc bodies and
+/// comments included); so do we, naming the line.
+fn check_line_lengths(text: &str) -> Result<(), Error> {
+    for (i, line) in text.split('\n').enumerate() {
+        if line.len() > MAX_LINE {
+            return Err(Error::new(
+                i + 1,
+                1,
+                None,
+                format!(
+                    "dockerfile line greater than max allowed size of {MAX_LINE} bytes ({} bytes)",
+                    line.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the instruction's arguments are in JSON form (heredocs are not looked for then).
@@ -191,8 +266,12 @@ impl Flags {
     fn opt_bool(&self, name: &str) -> Option<bool> {
         self.bools.get(name).copied()
     }
-    fn str(&self, name: &str) -> Option<String> {
-        self.strs.get(name).map(|(s, _)| s.clone())
+    /// A string flag's value; an explicitly empty one (`--from=`) means unset, as in BuildKit.
+    fn nonempty(&self, name: &str) -> Option<String> {
+        self.strs
+            .get(name)
+            .filter(|(s, _)| !s.is_empty())
+            .map(|(s, _)| s.clone())
     }
     fn list(&self, name: &str) -> Vec<String> {
         self.lists
@@ -438,7 +517,8 @@ fn parse_instruction(
             Command::From(From {
                 image: items[0].clone(),
                 name,
-                platform: f.str("platform"),
+                // an explicitly empty `--platform=` is unset, as in BuildKit
+                platform: f.nonempty("platform"),
             })
         }
         "RUN" => {
@@ -453,10 +533,8 @@ fn parse_instruction(
                     ("device", Kind::Strings),
                 ],
             )?;
+            // BuildKit accepts an empty RUN and `RUN []` (they fail, if at all, when run)
             let a = maybe_json(ctx, kw, args, args_off)?;
-            if a.items.is_empty() {
-                return Err(ctx.err(kw_off, kw, "RUN requires at least one argument"));
-            }
             let network = match f.strs.get("network") {
                 None => None,
                 Some((v, off)) => Some(match v.as_str() {
@@ -508,13 +586,12 @@ fn parse_instruction(
         }
         "ENTRYPOINT" => {
             check_flags(ctx, kw, &flags, &[])?;
+            // a bare ENTRYPOINT is the shell form of "" (`[/bin/sh -c ""]`), `ENTRYPOINT []`
+            // the empty exec form
             let a = maybe_json(ctx, kw, args, args_off)?;
-            let command = if a.items.is_empty() {
-                CommandLine::Exec(Vec::new())
-            } else {
-                command_line(&a)
-            };
-            Command::Entrypoint(Entrypoint { command })
+            Command::Entrypoint(Entrypoint {
+                command: command_line(&a),
+            })
         }
         "SHELL" => {
             check_flags(ctx, kw, &flags, &[])?;
@@ -644,9 +721,9 @@ fn parse_instruction(
                 Command::Copy(Copy {
                     sources,
                     dest,
-                    from: f.str("from"),
-                    chown: f.str("chown"),
-                    chmod: f.str("chmod"),
+                    from: f.nonempty("from"),
+                    chown: f.nonempty("chown"),
+                    chmod: f.nonempty("chmod"),
                     link: f.bool("link"),
                     parents: f.bool("parents"),
                     exclude: f.list("exclude"),
@@ -655,11 +732,11 @@ fn parse_instruction(
                 Command::Add(Add {
                     sources,
                     dest,
-                    chown: f.str("chown"),
-                    chmod: f.str("chmod"),
+                    chown: f.nonempty("chown"),
+                    chmod: f.nonempty("chmod"),
                     link: f.bool("link"),
                     keep_git_dir: f.opt_bool("keep-git-dir"),
-                    checksum: f.str("checksum"),
+                    checksum: f.nonempty("checksum"),
                     unpack: f.opt_bool("unpack"),
                     exclude: f.list("exclude"),
                 })
@@ -734,18 +811,29 @@ fn parse_instruction(
                 }
                 _ => {}
             }
-            let mut trigger = parse_instruction(ctx, args_off, heredocs)?;
             let mut expression = args.to_string();
             for (spec, body) in heredocs {
                 expression.push('\n');
                 expression.push_str(body);
                 expression.push_str(&spec.name);
             }
-            trigger.original = expression.clone();
-            trigger.locator = ctx.locator.clone();
+            // BuildKit checks a trigger only when a child build runs it (`ONBUILD foo` is
+            // accepted): a trigger that does not parse is kept as text, unless BuildKit's line
+            // parser (which does run on it) refuses it
+            let trigger = match parse_instruction(ctx, args_off, heredocs) {
+                Ok(mut t) => {
+                    t.original = expression.clone();
+                    t.locator = ctx.locator.clone();
+                    Some(Box::new(t))
+                }
+                Err(_) => {
+                    trigger_line_check(ctx, args, args_off)?;
+                    None
+                }
+            };
             Command::Onbuild(Onbuild {
                 expression,
-                trigger: Box::new(trigger),
+                trigger,
             })
         }
         _ => {
@@ -771,6 +859,65 @@ fn parse_instruction(
         locator: Locator::default(),
         mount_specs,
     })
+}
+
+/// The checks BuildKit's line parser makes on an ONBUILD trigger in the parent (the rest
+/// waits for the child): `ENV`/`LABEL` pairs, and JSON arrays holding other than strings.
+fn trigger_line_check(ctx: &Ctx, text: &str, at: usize) -> Result<(), Error> {
+    let split = split_command(text, ctx.escape);
+    let kw = split.keyword.to_ascii_uppercase();
+    let args = split.args;
+    let args_off = at + split.args_offset;
+    let not_strings = |a: &str| matches!(parse_json(a), Json::NotStrings);
+    match kw.as_str() {
+        "ENV" | "LABEL" => {
+            let words = parse_words(args, ctx.escape);
+            let Some((first, _)) = words.first() else {
+                return Ok(());
+            };
+            if !first.contains('=') {
+                if split_whitespace(args).len() < 2 {
+                    return Err(ctx.err(
+                        args_off,
+                        "ONBUILD",
+                        format!("{kw} must have two arguments"),
+                    ));
+                }
+                return Ok(());
+            }
+            if let Some((w, off)) = words.iter().find(|(w, _)| !w.contains('=')) {
+                return Err(ctx.err(
+                    args_off + off,
+                    "ONBUILD",
+                    format!(
+                        "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "ADD" | "COPY" | "VOLUME" if not_strings(args) => {
+            Err(ctx.err(
+                args_off,
+                "ONBUILD",
+                "when using JSON array syntax, arrays must be comprised of strings only",
+            ))
+        }
+        "HEALTHCHECK" => {
+            let rest = args
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, r)| r.trim_start());
+            if not_strings(rest) {
+                return Err(ctx.err(
+                    args_off,
+                    "ONBUILD",
+                    "when using JSON array syntax, arrays must be comprised of strings only",
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn valid_stage_name(name: &str) -> bool {

@@ -1,15 +1,70 @@
 //! Stages, ARG/ENV scoping and expansion: from a parsed [`Dockerfile`] to [`Resolved`] stages,
 //! with BuildKit's rules (`dockerfile2llb/convert.go`).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::instruction::*;
 use crate::mount::parse_mount;
-use crate::reference::validate_reference;
-use crate::shell::Lexer;
+use crate::reference::{validate_platform, validate_reference};
+use crate::run_env::{EnvChain, RunEnv};
+use crate::shell::{Lexer, ShellError};
 use crate::{Dockerfile, Error, Warning};
+
+/// The most bytes one resolve may produce by expansion (and copy between stages). BuildKit has
+/// no limit; without one, a Dockerfile of repeated `ENV A=$A$A` or of many stages could
+/// exhaust memory.
+pub const MAX_RESOLVED: usize = 256 << 20;
+
+/// A lexer counting what it produces against the resolve's [`MAX_RESOLVED`] budget.
+struct Expander<'a> {
+    lex: Lexer,
+    used: &'a Cell<usize>,
+}
+
+impl Expander<'_> {
+    fn expand<E: crate::shell::Env + ?Sized>(
+        &self,
+        word: &str,
+        env: &E,
+    ) -> Result<String, ShellError> {
+        let out = self.lex.expand(word, env)?;
+        self.spend(out.len())?;
+        Ok(out)
+    }
+
+    fn expand_words<E: crate::shell::Env + ?Sized>(
+        &self,
+        word: &str,
+        env: &E,
+    ) -> Result<Vec<String>, ShellError> {
+        let out = self.lex.expand_words(word, env)?;
+        self.spend(out.iter().map(String::len).sum())?;
+        Ok(out)
+    }
+
+    fn spend(&self, bytes: usize) -> Result<(), ShellError> {
+        let total = self.used.get().saturating_add(bytes);
+        self.used.set(total);
+        if total > MAX_RESOLVED {
+            return Err(ShellError(format!(
+                "the expanded Dockerfile is larger than {} MiB",
+                MAX_RESOLVED >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Another lexer sharing this budget.
+    fn with(&self, lex: Lexer) -> Expander<'_> {
+        Expander {
+            lex,
+            used: self.used,
+        }
+    }
+}
 
 /// The `PATH` BuildKit gives a stage whose base has none (non-Windows).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,6 +95,10 @@ pub struct ResolveOptions {
     pub platform: Option<String>,
     /// The build platform (`os/arch[/variant]`); None: the host's (`linux/<arch>`).
     pub build_platform: Option<String>,
+    /// The ONBUILD triggers of external base images (their config's `OnBuild`), keyed like
+    /// `base_env`. A stage on such an image runs them first, as BuildKit does; errors in
+    /// them point at the stage's FROM line (the Dockerfile's own lines keep their numbers).
+    pub base_onbuild: BTreeMap<String, Vec<String>>,
 }
 
 /// A stage's base.
@@ -103,15 +162,24 @@ pub struct ResolvedInstruction {
     #[serde(flatten)]
     pub instruction: Instruction,
     /// RUN only: the process environment, in order: the stage env, ARG values in scope, and
-    /// proxy build args. (The image config env is [`Stage::env`].)
+    /// proxy build args (the image config env is [`Stage::env`]). Shared with the other RUNs
+    /// ([`RunEnv::vars`] lists it); serialised as the id of its `run_envs` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<(String, String)>>,
+    pub env: Option<RunEnv>,
     /// COPY `--from`: the stage or image it names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<Base>,
     /// RUN: for each mount, in order, the stage or image its `from=` names (None: no `from=`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mount_from: Vec<Option<Base>>,
+    /// An ONBUILD trigger of the stage's base, run before the stage's own instructions (its
+    /// lines are the FROM's, its `original` the trigger text).
+    #[serde(skip_serializing_if = "is_false")]
+    pub onbuild: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An external image the Dockerfile depends on.
@@ -185,16 +253,22 @@ fn err_at(inst: &Instruction, needle: Option<&str>, msg: impl Into<String>) -> E
     Error::new(l, c, Some(inst.keyword()), msg)
 }
 
-/// Stage name → index (names are lower case).
+/// Stage name → index (names are lower case). A name used twice names its latest stage, as
+/// in BuildKit (for `--target`, `--from` and mounts: the latest in the file; for a FROM, the
+/// latest before it, since `names` is then the earlier stages only).
 fn find_stage(names: &[Option<String>], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
     names
         .iter()
-        .position(|n| n.as_deref() == Some(lower.as_str()))
+        .rposition(|n| n.as_deref() == Some(lower.as_str()))
 }
 
 pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved, Error> {
-    let lex = Lexer::new(df.directives.escape);
+    let used = Cell::new(0);
+    let lex = Expander {
+        lex: Lexer::new(df.directives.escape),
+        used: &used,
+    };
     let build_args = &opts.build_args;
     let mut declared: Vec<String> = Vec::new();
 
@@ -324,7 +398,40 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         }
     }
 
-    // 3. which stages the target needs: bases, `--from` and mount `from=` (never expanded)
+    // ONBUILD triggers each stage runs first (BuildKit's initOnBuildTriggers): its base
+    // stage's ONBUILD instructions, or the caller's for an image base, parsed afresh
+    let triggers: Vec<Vec<Result<Instruction, Error>>> = headers
+        .iter()
+        .zip(&bases)
+        .map(|((from, _), (_, _, base))| {
+            let texts: Vec<&str> = match base {
+                Base::Stage(b) => bodies[*b]
+                    .iter()
+                    .filter_map(|i| match &i.command {
+                        Command::Onbuild(o) => Some(o.expression.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                Base::Image(r) => opts
+                    .base_onbuild
+                    .get(r)
+                    .map(|t| t.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
+                Base::Scratch => Vec::new(),
+            };
+            texts
+                .into_iter()
+                .map(|t| {
+                    // every child gets its own copy of its base's triggers: count them
+                    lex.spend(t.len()).map_err(|e| err_at(from, None, e.0))?;
+                    trigger_instruction(from, t)
+                })
+                .collect()
+        })
+        .collect();
+
+    // 3. which stages the target needs: bases, `--from` and mount `from=` (never expanded),
+    // the base's ONBUILD triggers' included
     let mut needed = vec![false; headers.len()];
     let mut todo = vec![target_stage];
     while let Some(i) = todo.pop() {
@@ -334,7 +441,8 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
         if let Base::Stage(b) = bases[i].2 {
             todo.push(b);
         }
-        for inst in &bodies[i] {
+        let own = bodies[i].iter().copied();
+        for inst in own.chain(triggers[i].iter().filter_map(|t| t.as_ref().ok())) {
             let refs: Vec<&str> = match &inst.command {
                 Command::Copy(c) => c.from.iter().map(String::as_str).collect(),
                 Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
@@ -354,11 +462,25 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     // 4. the stages, in order
     let mut stages: Vec<Stage> = Vec::new();
     let mut warnings = Vec::new();
-    // per stage: the process env (ENV + ARG values) at its end
-    let mut stage_state: Vec<Vec<(String, String)>> = Vec::new();
-    for (index, ((inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate() {
-        let (mut state, mut env) = match &base {
-            Base::Stage(i) => (stage_state[*i].clone(), stages[*i].env.clone()),
+    // per stage: the process env (ENV + ARG values) at its end, as a list and as a chain
+    let mut stage_state: Vec<(Vec<(String, String)>, EnvChain)> = Vec::new();
+    let mut env_ids = 0;
+    for (index, ((from_inst, f), (image, platform, base))) in headers.iter().zip(bases).enumerate()
+    {
+        let (mut state, mut env, mut chain) = match &base {
+            Base::Stage(i) => {
+                // a stage on another copies its environment: count it
+                let size = |v: &[(String, String)]| -> usize {
+                    v.iter().map(|(k, v)| k.len() + v.len()).sum()
+                };
+                lex.spend(size(&stage_state[*i].0) + size(&stages[*i].env))
+                    .map_err(|e| err_at(from_inst, None, e.0))?;
+                (
+                    stage_state[*i].0.clone(),
+                    stages[*i].env.clone(),
+                    stage_state[*i].1.clone(),
+                )
+            }
             Base::Scratch | Base::Image(_) => {
                 let mut env = match &base {
                     Base::Image(r) => opts.base_env.get(r).cloned().unwrap_or_default(),
@@ -371,22 +493,40 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                 if os != "windows" && !env.iter().any(|(k, _)| k == "PATH") {
                     env.push(("PATH".into(), DEFAULT_PATH.into()));
                 }
-                (env.clone(), env)
+                (env.clone(), env.clone(), EnvChain::starting_with(env))
             }
         };
         let mut instructions = Vec::with_capacity(bodies[index].len());
-        for inst in &bodies[index] {
+        let trigger_items = triggers[index].iter().map(|t| (t.as_ref(), true));
+        let own_items = bodies[index].iter().map(|i| (Ok(*i), false));
+        for (item, onbuild) in trigger_items.chain(own_items) {
+            let inst = match item {
+                Ok(i) => i,
+                Err(e) if !needed[index] => {
+                    warnings.push(Warning {
+                        line: e.line(),
+                        message: format!(
+                            "stage {index} is not needed for the target, so this is not an error: {e}"
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.clone()),
+            };
             let result = expand_instruction(
                 inst,
                 &lex,
                 &mut state,
                 &mut env,
+                (&mut chain, &mut env_ids),
                 &global,
                 build_args,
                 &stage_names,
                 index,
                 &mut declared,
-            );
+            )
+            .map(|ri| ResolvedInstruction { onbuild, ..ri })
+            .map_err(|e| if onbuild { at_from(inst, &e) } else { e });
             match result {
                 Ok(ri) => instructions.push(ri),
                 // BuildKit never dispatches a stage the target does not need
@@ -415,16 +555,17 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
                         _ => (None, Vec::new()),
                     };
                     instructions.push(ResolvedInstruction {
-                        instruction: (*inst).clone(),
+                        instruction: inst.clone(),
                         env: None,
                         copy_from,
                         mount_from,
+                        onbuild,
                     });
                 }
                 Err(e) => return Err(e),
             }
         }
-        let mut from = (*inst).clone();
+        let mut from = (*from_inst).clone();
         from.command = Command::From(From {
             image,
             name: f.name.clone(),
@@ -440,7 +581,7 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
             env,
             needed: needed[index],
         });
-        stage_state.push(state);
+        stage_state.push((state, chain.sealed(&mut env_ids)));
     }
 
     let builtin = |k: &str| PROXY_ARGS.contains(&k) || global.iter().take(11).any(|(g, _)| g == k);
@@ -458,11 +599,37 @@ pub(crate) fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved
     })
 }
 
+/// An ONBUILD trigger of the base of the stage starting at `from`, parsed as BuildKit parses
+/// it when the stage runs, placed at the FROM's lines.
+fn trigger_instruction(from: &Instruction, text: &str) -> Result<Instruction, Error> {
+    let mut inst = crate::parse::parse_trigger(text).map_err(|e| at_from(from, &e))?;
+    inst.start_line = from.start_line;
+    inst.end_line = from.end_line;
+    inst.original = text.to_string();
+    inst.locator.segments = vec![crate::lexer::Segment {
+        offset: 0,
+        line: from.start_line,
+        column: 1,
+    }];
+    Ok(inst)
+}
+
+/// An error inside an ONBUILD trigger, placed at the FROM line that runs it, as BuildKit
+/// places it.
+fn at_from(inst: &Instruction, e: &Error) -> Error {
+    Error::new(
+        inst.start_line,
+        1,
+        e.instruction(),
+        format!("{} (in an ONBUILD trigger of the base)", e.message()),
+    )
+}
+
 /// `COPY --from` takes no variables, and a number must name an existing stage.
 fn check_copy_from(
     inst: &Instruction,
     from: &str,
-    lex: &Lexer,
+    lex: &Expander,
     stages: usize,
 ) -> Result<(), Error> {
     let plain = lex
@@ -491,7 +658,7 @@ fn check_copy_from(
 fn stage_base(
     inst: &Instruction,
     f: &From,
-    lex: &Lexer,
+    lex: &Expander,
     global: &[(String, String)],
     earlier: &[Option<String>],
 ) -> Result<(String, Option<String>, Base), Error> {
@@ -518,12 +685,15 @@ fn stage_base(
                     format!("empty platform value from expression {p}"),
                 ));
             }
+            validate_platform(&v)
+                .map_err(|e| err_at(inst, Some(p), format!("failed to parse platform {v}: {e}")))?;
             Some(v)
         }
     };
+    // BuildKit looks the base name up as written after expansion (case included)
     let base = if let Some(i) = earlier
         .iter()
-        .position(|n| n.as_deref() == Some(image.as_str()))
+        .rposition(|n| n.as_deref() == Some(image.as_str()))
     {
         Base::Stage(i)
     } else if image == "scratch" {
@@ -611,9 +781,10 @@ fn stage_or_image(
 #[allow(clippy::too_many_arguments)]
 fn expand_instruction(
     inst: &Instruction,
-    lex: &Lexer,
+    lex: &Expander,
     state: &mut Vec<(String, String)>,
     config_env: &mut Vec<(String, String)>,
+    (chain, env_ids): (&mut EnvChain, &mut usize),
     global: &[(String, String)],
     build_args: &BTreeMap<String, String>,
     names: &[Option<String>],
@@ -632,6 +803,7 @@ fn expand_instruction(
         env: None,
         copy_from: None,
         mount_from: Vec::new(),
+        onbuild: false,
     };
     let command = match &inst.command {
         Command::Env(e) => {
@@ -646,6 +818,7 @@ fn expand_instruction(
             // the whole instruction is expanded before any of it takes effect
             for kv in &vars {
                 set(state, &kv.key, kv.value.clone());
+                chain.set(&kv.key, &kv.value);
                 set(config_env, &kv.key, kv.value.clone());
             }
             Command::Env(Env { vars })
@@ -677,6 +850,7 @@ fn expand_instruction(
                 };
                 if let Some(v) = &value {
                     set(state, &decl.name, v.clone());
+                    chain.set(&decl.name, v);
                 }
                 args.push(ArgDecl {
                     name: decl.name.clone(),
@@ -735,17 +909,22 @@ fn expand_instruction(
                     .expand_words(p, &*state)
                     .map_err(|er| err_at(inst, Some(p), er.0))?;
                 for w in words {
-                    ports.extend(port_spec(&w).map_err(|m| err_at(inst, Some(p), m))?);
+                    let spec = port_spec(&w).map_err(|m| err_at(inst, Some(p), m))?;
+                    lex.spend(spec.iter().map(String::len).sum())
+                        .map_err(|er| err_at(inst, Some(p), er.0))?;
+                    ports.extend(spec);
                 }
             }
             Command::Expose(Expose { ports })
         }
         Command::Run(r) => {
             let mut mounts = Vec::new();
-            for (spec, _) in &inst.mount_specs {
+            for (spec, flag_at) in &inst.mount_specs {
                 let mut ex = |v: &str| lex.expand(v, &*state).map_err(|e| e.0);
-                let m =
-                    parse_mount(spec, &mut ex, false).map_err(|e| err_at(inst, Some(spec), e))?;
+                let m = parse_mount(spec, &mut ex, false).map_err(|e| {
+                    let (l, c) = inst.locator.position(*flag_at);
+                    Error::new(l, c, Some("RUN"), e)
+                })?;
                 let base = match &m.from {
                     None => None,
                     Some(f) => Some(stage_or_image(inst, f, names, current, false)?),
@@ -753,15 +932,15 @@ fn expand_instruction(
                 out.mount_from.push(base);
                 mounts.push(m);
             }
-            let mut env = state.clone();
+            let mut proxies = Vec::new();
             for p in PROXY_ARGS {
                 if let Some(v) = build_args.get(p)
                     && crate::shell::Env::get(state.as_slice(), p).is_none()
                 {
-                    env.push((p.to_string(), v.clone()));
+                    proxies.push((p.to_string(), v.clone()));
                 }
             }
-            out.env = Some(env);
+            out.env = Some(chain.snapshot(env_ids, proxies));
             Command::Run(Run {
                 mounts,
                 ..r.clone()
@@ -776,13 +955,13 @@ fn expand_instruction(
 fn expand_sources(
     inst: &Instruction,
     sources: &[Source],
-    lex: &Lexer,
+    lex: &Expander,
     state: &[(String, String)],
 ) -> Result<Vec<Source>, Error> {
-    let raw = Lexer {
+    let raw = lex.with(Lexer {
         skip_quotes: true,
         ..Lexer::new('\\')
-    };
+    });
     sources
         .iter()
         .map(|s| match s {

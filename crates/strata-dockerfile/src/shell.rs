@@ -8,6 +8,13 @@
 
 use std::fmt;
 
+/// The deepest nesting of `${...}` words expanded (`${a:-${b:-...}}`). BuildKit has no limit
+/// (Go stacks grow); strata refuses deeper input with an error instead of overflowing the
+/// stack. Measured in a debug build, the worst case (`${a:-"${a:-"...`) at this depth needs
+/// between 512 and 640 KiB of stack: a 2 MiB test thread has over 3x that
+/// (`tests/buildkit_agreement.rs` runs it there).
+pub const MAX_NESTING: usize = 100;
+
 /// The variables an expansion can see.
 pub trait Env {
     /// The value of `name`, or `None` when it is unset.
@@ -55,6 +62,34 @@ impl fmt::Display for ShellError {
 }
 
 impl std::error::Error for ShellError {}
+
+impl ShellError {
+    /// Whether the input nests substitutions deeper than [`MAX_NESTING`] (BuildKit would have
+    /// expanded it: callers must not mistake this for a syntax error to ignore).
+    pub fn is_nesting_limit(&self) -> bool {
+        self.0.ends_with(NESTING_MESSAGE)
+    }
+}
+
+const NESTING_MESSAGE: &str = "levels are not supported";
+
+/// The largest result one expansion may produce. BuildKit has no limit, but `ENV A=$A$A`
+/// repeated doubles a value per line and would exhaust memory: strata refuses instead.
+pub const MAX_EXPANSION: usize = 16 << 20;
+
+/// The pattern matching steps one expansion may take (`${A//a*b/x}` is quadratic in the
+/// length of A). Ordinary values use a tiny fraction of it.
+const MAX_PATTERN_WORK: u64 = 50_000_000;
+
+fn check_size(len: usize) -> Result<(), ShellError> {
+    if len > MAX_EXPANSION {
+        return err(format!(
+            "the expansion is larger than {} MiB",
+            MAX_EXPANSION >> 20
+        ));
+    }
+    Ok(())
+}
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ShellError> {
     Err(ShellError(msg.into()))
@@ -116,6 +151,8 @@ impl Lexer {
             env,
             raw_escapes: self.raw_escapes,
             split,
+            depth: 0,
+            work: MAX_PATTERN_WORK,
         };
         let raw = self.raw_escapes;
         w.stop_on(None, raw)
@@ -132,6 +169,10 @@ struct Word<'a, E: ?Sized> {
     raw_escapes: bool,
     /// Whether to split into words (`expand_words`) or only join (`expand`).
     split: bool,
+    /// How many `${...}` words are open around the current position.
+    depth: usize,
+    /// Pattern matching steps left for this expansion (`${A//pat/x}` on a long value).
+    work: u64,
 }
 
 #[derive(Default)]
@@ -205,10 +246,18 @@ impl<E: Env + ?Sized> Word<'_, E> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ShellError> {
+        // every nested `${...}` recurses through here: bound it so no input exhausts the stack
+        if self.depth > MAX_NESTING {
+            return err(format!(
+                "substitutions nested deeper than {MAX_NESTING} {NESTING_MESSAGE}"
+            ));
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.stop_on_inner(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         r
     }
 
@@ -232,6 +281,7 @@ impl<E: Env + ?Sized> Word<'_, E> {
             };
             if let Some(tmp) = special {
                 result.push_str(&tmp);
+                check_size(result.len())?;
                 if ch == '$' {
                     words.add_string(&tmp);
                 } else {
@@ -312,6 +362,7 @@ impl<E: Env + ?Sized> Word<'_, E> {
                 Some('$') => {
                     let v = self.dollar()?;
                     result.push_str(&v);
+                    check_size(result.len())?;
                 }
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
@@ -448,11 +499,11 @@ impl<E: Env + ?Sized> Word<'_, E> {
                             None => (false, word),
                         };
                         let pat = Pattern::parse(&pattern)?;
-                        Ok(if ch == '#' {
-                            trim_prefix(&pat, &value, greedy)
+                        if ch == '#' {
+                            trim_prefix(&pat, &value, greedy, &mut self.work)
                         } else {
-                            trim_suffix(&pat, &value, greedy)
-                        })
+                            trim_suffix(&pat, &value, greedy, &mut self.work)
+                        }
                     }
                 }
             }
@@ -484,7 +535,13 @@ impl<E: Env + ?Sized> Word<'_, E> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let pat = Pattern::parse(&pattern)?;
-                Ok(replace(&pat, &value.unwrap_or_default(), &replacement, all))
+                replace(
+                    &pat,
+                    &value.unwrap_or_default(),
+                    &replacement,
+                    all,
+                    &mut self.work,
+                )
             }
             _ => {
                 chs = ch.to_string();
@@ -561,11 +618,20 @@ impl Pattern {
         Ok(Pattern(out))
     }
 
-    /// Every `n` such that the pattern matches exactly `text[..n]`, ascending.
-    fn match_ends(&self, text: &[char]) -> Vec<usize> {
+    /// Every `n` such that the pattern matches exactly `text[..n]`, ascending. `work` is the
+    /// number of steps left: matching is O(text * pattern), so an expansion is bounded.
+    fn match_ends(&self, text: &[char], work: &mut u64) -> Result<Vec<usize>, ShellError> {
         // positions reachable after consuming k tokens
         let mut states: Vec<usize> = vec![0];
         for tok in &self.0 {
+            let steps = if *tok == Tok::Star {
+                text.len() + 1
+            } else {
+                states.len()
+            };
+            *work = work.checked_sub(steps as u64).ok_or_else(|| {
+                ShellError("pattern substitution too expensive on this value".to_string())
+            })?;
             let mut next: Vec<usize> = Vec::new();
             match tok {
                 Tok::Star => {
@@ -588,7 +654,11 @@ impl Pattern {
                 break;
             }
         }
-        states
+        Ok(states)
+    }
+
+    fn starts_with_star(&self) -> bool {
+        self.0.first() == Some(&Tok::Star)
     }
 
     fn reversed(&self) -> Pattern {
@@ -596,23 +666,39 @@ impl Pattern {
     }
 }
 
-fn trim_prefix(pat: &Pattern, value: &str, greedy: bool) -> String {
+fn trim_prefix(
+    pat: &Pattern,
+    value: &str,
+    greedy: bool,
+    work: &mut u64,
+) -> Result<String, ShellError> {
     let chars: Vec<char> = value.chars().collect();
-    let ends = pat.match_ends(&chars);
+    let ends = pat.match_ends(&chars, work)?;
     let end = if greedy { ends.last() } else { ends.first() };
-    match end {
+    Ok(match end {
         Some(&n) => chars[n..].iter().collect(),
         None => value.to_string(),
-    }
+    })
 }
 
-fn trim_suffix(pat: &Pattern, value: &str, greedy: bool) -> String {
+fn trim_suffix(
+    pat: &Pattern,
+    value: &str,
+    greedy: bool,
+    work: &mut u64,
+) -> Result<String, ShellError> {
     let rev: String = value.chars().rev().collect();
-    let trimmed = trim_prefix(&pat.reversed(), &rev, greedy);
-    trimmed.chars().rev().collect()
+    let trimmed = trim_prefix(&pat.reversed(), &rev, greedy, work)?;
+    Ok(trimmed.chars().rev().collect())
 }
 
-fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
+fn replace(
+    pat: &Pattern,
+    value: &str,
+    replacement: &str,
+    all: bool,
+    work: &mut u64,
+) -> Result<String, ShellError> {
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -620,16 +706,22 @@ fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
     while i <= chars.len() {
         if !done {
             // the leftmost, longest match starting at i (BuildKit uses a greedy regex)
-            if let Some(&n) = pat.match_ends(&chars[i..]).last() {
-                out.push_str(replacement);
-                if !all {
-                    done = true;
+            match pat.match_ends(&chars[i..], work)?.last() {
+                Some(&n) => {
+                    out.push_str(replacement);
+                    check_size(out.len())?;
+                    if !all {
+                        done = true;
+                    }
+                    if n > 0 {
+                        i += n;
+                        continue;
+                    }
+                    // an empty match: copy one character and move on
                 }
-                if n > 0 {
-                    i += n;
-                    continue;
-                }
-                // an empty match: copy one character and move on
+                // a leading `*` matching nowhere from here matches nowhere further on
+                None if pat.starts_with_star() => done = true,
+                None => {}
             }
         }
         if i < chars.len() {
@@ -637,7 +729,7 @@ fn replace(pat: &Pattern, value: &str, replacement: &str, all: bool) -> String {
         }
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ fn env_is_visible_to_later_instructions_and_child_stages() {
         panic!()
     };
     assert_eq!(w.path, "/1");
-    let run_env = r.stages[1].instructions[1].env.as_ref().unwrap();
+    let run_env = r.stages[1].instructions[1].env.as_ref().unwrap().vars();
     assert_eq!(
         run_env.iter().find(|(k, _)| k == "PATH").unwrap().1,
         strata_dockerfile::DEFAULT_PATH
@@ -125,7 +125,7 @@ fn build_args_override_defaults_and_arg_values_reach_run_only() {
         )
         .unwrap();
     let s = &r.stages[0];
-    let env = s.instructions[2].env.as_ref().unwrap();
+    let env = s.instructions[2].env.as_ref().unwrap().vars();
     assert!(env.contains(&("X".into(), "given".into())));
     assert!(
         !env.iter().any(|(k, _)| k == "Y"),
@@ -266,7 +266,7 @@ fn onbuild_keeps_its_trigger_unexpanded() {
         panic!()
     };
     assert_eq!(o.expression, "COPY --chown=$X . /app");
-    let Command::Copy(c) = &o.trigger.command else {
+    let Command::Copy(c) = &o.trigger.as_ref().unwrap().command else {
         panic!()
     };
     assert_eq!(c.chown.as_deref(), Some("$X"));

@@ -73,7 +73,7 @@ fn json_document_with_build_args_and_target() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["schema"], "strata.dockerfile/v1");
+    assert_eq!(doc["schema"], "strata.dockerfile/v2");
     assert_eq!(doc["target"], 0);
     let stages = doc["stages"].as_array().unwrap();
     assert_eq!(stages.len(), 3);
@@ -91,12 +91,20 @@ fn json_document_with_build_args_and_target() {
         run["original"],
         "RUN echo building $VERSION \\\n    && true"
     );
-    assert!(
-        run["env"]
+    // the RUN's environment is an entry of `run_envs`, a delta over its parent's
+    let mut vars = Vec::new();
+    let mut id = run["env"].as_u64();
+    while let Some(i) = id {
+        let entry = doc["run_envs"]
             .as_array()
             .unwrap()
-            .contains(&serde_json::json!(["VERSION", "1.2"]))
-    );
+            .iter()
+            .find(|e| e["id"] == i)
+            .unwrap();
+        vars.extend(entry["vars"].as_array().unwrap().iter().cloned());
+        id = entry["parent"].as_u64();
+    }
+    assert!(vars.contains(&serde_json::json!(["VERSION", "1.2"])));
     let deps: Vec<&str> = doc["dependencies"]
         .as_array()
         .unwrap()
