@@ -54,8 +54,9 @@ pub enum ArchiveKind {
 }
 
 /// Extract a local archive into `dest` (an empty directory), owners kept, never writing outside
-/// `dest` (the store's safe unpacker, whiteout files kept as ordinary files). A path that is not
-/// a valid tar after decompression is an error.
+/// `dest` (the store's safe unpacker). An entry named `.wh.*` is refused: written into the step's
+/// layer it would act as a whiteout. A path that is not a valid tar after decompression is an
+/// error.
 pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), StepError> {
     let io = |source| StepError::Io {
         path: path.to_path_buf(),
@@ -68,8 +69,10 @@ pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()
         ArchiveKind::Bzip2 => Box::new(bzip2::read::BzDecoder::new(file)),
         ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new(file)),
     };
+    // A `.wh.` file would become a whiteout once the result is written into a layer, and
+    // delete a lower layer's file: refused, naming the entry.
     let options = strata_oci::tar::UnpackOptions {
-        whiteouts: false,
+        whiteouts: strata_oci::tar::Whiteouts::Refuse,
         ..Default::default()
     };
     strata_oci::tar::unpack_layer(reader, dest, &options).map_err(|e| {

@@ -28,6 +28,7 @@ pub mod index;
 pub mod layout;
 pub mod reference;
 pub mod referrers;
+pub mod rootdir;
 pub mod tar;
 mod walk;
 
@@ -47,3 +48,4 @@ pub use index::Tag;
 pub use layout::{Lease, NamedLock, Store};
 pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 pub use reference::Reference;
+pub use rootdir::{Follow, Root, RootError};
