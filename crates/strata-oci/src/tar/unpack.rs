@@ -122,6 +122,8 @@ struct PendingDir {
     components: Vec<OsString>,
     /// The `(device, inode)` the entry made or kept.
     identity: (u64, u64),
+    /// Whether the entry's path reached it with no symlink on the way.
+    direct: bool,
     mode: u32,
     mtime: u64,
 }
@@ -203,23 +205,24 @@ impl<'a> Unpacker<'a> {
             let entry = entry.map_err(err())?;
             self.apply(entry)?;
         }
+        // Children before parents; of several entries for one directory the last one wins.
+        let mut applied = HashSet::new();
         for pending in self.dirs.iter().rev() {
             let rel = join(&pending.components);
             let raw = rel.as_os_str().as_bytes();
             // No symlink may be on the way now; only when the entry's own path went through
             // one (a lower layer's `lib -> usr/lib`) is it resolved inside the root. Either
             // way the directory must be the inode the entry made: a replaced one is skipped.
-            let dir = match self.root.open_dir(&rel, Follow::Never, false) {
-                Ok(dir) => dir,
-                Err(RootError::Symlink { .. }) => {
-                    match self.root.open_dir(&rel, Follow::InRoot, false) {
-                        Ok(dir) => dir,
-                        Err(_) => continue,
-                    }
-                }
-                Err(_) => continue,
+            let follow = if pending.direct {
+                Follow::Never
+            } else {
+                Follow::InRoot
             };
-            if dir.identity().map_err(entry_err(raw))? != pending.identity {
+            let Ok(dir) = self.root.open_dir(&rel, follow, false) else {
+                continue;
+            };
+            let identity = dir.identity().map_err(entry_err(raw))?;
+            if identity != pending.identity || !applied.insert(identity) {
                 continue;
             }
             dir.set_own_mode(pending.mode).map_err(entry_err(raw))?;
@@ -338,7 +341,16 @@ impl<'a> Unpacker<'a> {
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&raw, "hard link without a target"))?
                     .into_owned();
-                let link_components = clean(&link)?;
+                let link_components = clean(&link).map_err(|e| match e {
+                    Error::UnsafeEntry { reason, .. } => unsafe_entry(
+                        &raw,
+                        format!(
+                            "hard link target {}: {reason}",
+                            String::from_utf8_lossy(&link)
+                        ),
+                    ),
+                    other => other,
+                })?;
                 let Some((link_name, link_parents)) = link_components.split_last() else {
                     return Err(unsafe_entry(&raw, "hard link to the root"));
                 };
@@ -420,8 +432,13 @@ impl<'a> Unpacker<'a> {
         }
         if kind == EntryType::Directory {
             let dir = parent.open_subdir(name).map_err(entry_err(&raw))?;
+            let direct = match self.root.open_dir(join(parents), Follow::Never, false) {
+                Ok(same) => same.identity().map_err(entry_err(&raw))? == parent_id,
+                Err(_) => false,
+            };
             self.dirs.push(PendingDir {
                 components: components.clone(),
+                direct,
                 identity: dir.identity().map_err(entry_err(&raw))?,
                 mode,
                 mtime,
