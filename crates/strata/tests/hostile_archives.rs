@@ -426,3 +426,55 @@ fn hostile_layers_pulled_and_run_or_built_on_stay_inside() {
         world.assert_untouched(&format!("pulled and run {name}"), &made);
     }
 }
+
+// Issue 13: a context whose Dockerfile or .dockerignore is a symlink to a host file printed
+// that file's content in the parse error.
+#[test]
+fn context_files_leading_outside_the_context_are_named_never_read() {
+    let world = World::new();
+    let secret = world.path("secret");
+    fs::create_dir_all(&secret).unwrap();
+    let secret_file = secret.join("shadow");
+    fs::write(&secret_file, "root:TOPSECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    let mut made = vec!["secret".to_string()];
+    for (name, linked) in [("dockerfile", "Dockerfile"), ("ignore", ".dockerignore")] {
+        let ctx = world.path(&format!("context-{name}"));
+        fs::create_dir_all(&ctx).unwrap();
+        if linked != "Dockerfile" {
+            fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY Dockerfile /\n").unwrap();
+        }
+        std::os::unix::fs::symlink(&secret_file, ctx.join(linked)).unwrap();
+        let store = world.path(&format!("context-{name}/store"));
+        let out = strata(&store)
+            .arg("build-image")
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{linked}: the build must fail");
+        assert!(
+            !stdout.contains("TOPSECRET") && !stderr.contains("TOPSECRET"),
+            "{linked}: host content echoed:\n{stdout}\n{stderr}"
+        );
+        assert!(stderr.contains(linked), "{linked}: not named:\n{stderr}");
+        assert!(stderr.contains("points outside"), "{linked}:\n{stderr}");
+        made.push(format!("context-{name}"));
+    }
+    // A symlink that stays inside the context keeps working.
+    let ctx = world.path("context-inside");
+    fs::create_dir_all(ctx.join("docker")).unwrap();
+    fs::write(
+        ctx.join("docker/Dockerfile.real"),
+        "FROM scratch\nCOPY docker /d/\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("docker/Dockerfile.real", ctx.join("Dockerfile")).unwrap();
+    expect(
+        strata(&ctx.join("store")).arg("build-image").arg(&ctx),
+        true,
+        "a Dockerfile symlink inside the context",
+    );
+    made.push("context-inside".into());
+    world.assert_untouched("context files", &made);
+}
