@@ -188,6 +188,32 @@ mod tests {
         assert_eq!(fs::read(out.join("f")).unwrap(), b"x");
     }
 
+    // Issue 13: a `.wh.` file from an ADDed archive would delete a lower layer's file once the
+    // step's layer is stacked.
+    #[test]
+    fn whiteout_names_in_an_added_archive_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.tar");
+        let mut b = tar::Builder::new(fs::File::create(&plain).unwrap());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "etc/.wh.passwd", &b""[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let err = extract_archive(&plain, ArchiveKind::Tar, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("etc/.wh.passwd"), "{err}");
+        assert!(err.contains("whiteout"), "{err}");
+        assert!(!out.join("etc/.wh.passwd").exists());
+    }
+
     #[test]
     fn git_and_url_sources() {
         assert!(is_url("https://example.com/a.tgz"));

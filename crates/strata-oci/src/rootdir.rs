@@ -835,3 +835,25 @@ pub fn read_inside(root: &Path, file: &Path, limit: u64) -> Result<Option<Vec<u8
         Err(e) => Err(e),
     }
 }
+
+impl Root {
+    /// The target of symlink `rel` (its parent resolved with no symlink allowed on the way:
+    /// `rel` is a path a resolver already made symlink-free), `None` when `rel` is missing or not
+    /// a symlink.
+    pub fn read_link(&self, rel: impl AsRef<Path>) -> Result<Option<OsString>> {
+        let rel = rel.as_ref();
+        if trim_slashes(rel.as_os_str().as_bytes()).is_empty() {
+            return Ok(None);
+        }
+        let (parent, name) = match self.open_parent(rel, Follow::Never, false) {
+            Ok(found) => found,
+            Err(RootError::NotFound { .. } | RootError::NotADirectory { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rfs::readlinkat(&parent.fd, name.as_os_str(), Vec::new()) {
+            Ok(target) => Ok(Some(OsStr::from_bytes(target.as_bytes()).to_os_string())),
+            Err(Errno::INVAL) | Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(parent.io(&name)(e)),
+        }
+    }
+}
