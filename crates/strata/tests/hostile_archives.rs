@@ -461,6 +461,34 @@ fn context_files_leading_outside_the_context_are_named_never_read() {
         assert!(stderr.contains("points outside"), "{linked}:\n{stderr}");
         made.push(format!("context-{name}"));
     }
+    // A chain image's Dockerfile, read when the chain is loaded.
+    let chain = world.path("chain");
+    fs::create_dir_all(chain.join("corebuild")).unwrap();
+    fs::write(
+        chain.join("strata.toml"),
+        "name = \"acme\"\n\n[teams.operations]\ndescription = \"builds\"\n\
+         contact = \"ops@acme.example\"\n\n[[image]]\nname = \"corebuild\"\n\
+         owner = \"operations\"\ncontext = \"corebuild\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret_file, chain.join("corebuild/Dockerfile")).unwrap();
+    let out = strata(&chain.join("store"))
+        .arg("-C")
+        .arg(&chain)
+        .arg("build")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the chain build must fail");
+    assert!(
+        !stdout.contains("TOPSECRET") && !stderr.contains("TOPSECRET"),
+        "chain: host content echoed:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("corebuild/Dockerfile"), "{stderr}");
+    assert!(stderr.contains("points outside"), "{stderr}");
+    made.push("chain".into());
+
     // A symlink that stays inside the context keeps working.
     let ctx = world.path("context-inside");
     fs::create_dir_all(ctx.join("docker")).unwrap();
