@@ -857,3 +857,119 @@ impl Root {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A root with `real/file`, `abs -> /real`, `up -> ../../..`, `out -> <outside>`,
+    /// `loop -> loop/x`, and a sibling `outside/secret`.
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/file"), "inside").unwrap();
+        std::fs::create_dir(t.path().join("outside")).unwrap();
+        std::fs::write(t.path().join("outside/secret"), "secret").unwrap();
+        symlink("/real", root.join("abs")).unwrap();
+        symlink("../../..", root.join("up")).unwrap();
+        symlink(t.path().join("outside"), root.join("out")).unwrap();
+        symlink("loop/x", root.join("loop")).unwrap();
+        symlink("real/file", root.join("rel-file")).unwrap();
+        (t, root)
+    }
+
+    fn roots(path: &Path) -> Vec<Root> {
+        vec![
+            Root::open(path).unwrap(),
+            Root::open_with(path, Resolver::Walk).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn in_root_follows_like_a_chroot() {
+        let (_t, path) = tree();
+        for root in roots(&path) {
+            let read = |rel: &str| root.read_file(rel, Follow::InRoot, 100);
+            assert_eq!(read("abs/file").unwrap(), b"inside");
+            assert_eq!(read("up/real/file").unwrap(), b"inside");
+            assert_eq!(read("/../../real/file").unwrap(), b"inside");
+            assert_eq!(read("rel-file").unwrap(), b"inside");
+            assert!(read("out/secret").unwrap_err().is_not_found());
+            assert!(matches!(read("loop/y"), Err(RootError::Loop { .. })));
+        }
+    }
+
+    #[test]
+    fn beneath_refuses_to_leave() {
+        let (_t, path) = tree();
+        for root in roots(&path) {
+            let read = |rel: &str| root.read_file(rel, Follow::Beneath, 100);
+            assert_eq!(read("rel-file").unwrap(), b"inside");
+            assert!(matches!(read("out/secret"), Err(RootError::Outside { .. })));
+            assert!(matches!(read("up/x"), Err(RootError::Outside { .. })));
+            assert!(matches!(read("../x"), Err(RootError::Outside { .. })));
+        }
+    }
+
+    #[test]
+    fn never_refuses_any_symlink() {
+        let (_t, path) = tree();
+        for root in roots(&path) {
+            assert!(root.open_dir("real", Follow::Never, false).is_ok());
+            assert!(matches!(
+                root.open_dir("abs", Follow::Never, false),
+                Err(RootError::Symlink { .. })
+            ));
+            assert!(matches!(
+                root.read_file("rel-file", Follow::Never, 100),
+                Err(RootError::Symlink { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn creating_directories_stays_inside() {
+        let (t, path) = tree();
+        for (i, root) in roots(&path).into_iter().enumerate() {
+            let dir = root
+                .open_dir(format!("out/new{i}/deeper"), Follow::InRoot, true)
+                .unwrap();
+            dir.create_file(OsStr::new("f")).unwrap();
+        }
+        for i in 0..2 {
+            let host = t.path().join(format!("outside/new{i}/deeper/f"));
+            assert!(path.join(host.strip_prefix("/").unwrap()).is_file());
+            assert!(!t.path().join(format!("outside/new{i}")).exists());
+        }
+    }
+
+    #[test]
+    fn read_link_and_read_inside() {
+        let (t, path) = tree();
+        let root = Root::open(&path).unwrap();
+        assert_eq!(
+            root.read_link("abs").unwrap(),
+            Some(OsString::from("/real"))
+        );
+        assert_eq!(root.read_link("real").unwrap(), None);
+        assert_eq!(root.read_link("nope/x").unwrap(), None);
+        assert_eq!(
+            read_inside(&path, &path.join("rel-file"), 100).unwrap(),
+            Some(b"inside".to_vec())
+        );
+        let err = read_inside(&path, &path.join("out/secret"), 100).unwrap_err();
+        assert!(err.to_string().contains("points outside"), "{err}");
+        assert!(!err.to_string().contains("secret\n"), "{err}");
+        // A file named outside the root is read as given.
+        assert_eq!(
+            read_inside(&path, &t.path().join("outside/secret"), 100).unwrap(),
+            Some(b"secret".to_vec())
+        );
+        assert_eq!(
+            read_inside(&path, &path.join("missing"), 100).unwrap(),
+            None
+        );
+    }
+}
