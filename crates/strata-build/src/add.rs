@@ -54,8 +54,9 @@ pub enum ArchiveKind {
 }
 
 /// Extract a local archive into `dest` (an empty directory), owners kept, never writing outside
-/// `dest` (the store's safe unpacker, whiteout files kept as ordinary files). A path that is not
-/// a valid tar after decompression is an error.
+/// `dest` (the store's safe unpacker). An entry named `.wh.*` is refused: written into the step's
+/// layer it would act as a whiteout. A path that is not a valid tar after decompression is an
+/// error.
 pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<(), StepError> {
     let io = |source| StepError::Io {
         path: path.to_path_buf(),
@@ -68,8 +69,10 @@ pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()
         ArchiveKind::Bzip2 => Box::new(bzip2::read::BzDecoder::new(file)),
         ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new(file)),
     };
+    // A `.wh.` file would become a whiteout once the result is written into a layer, and
+    // delete a lower layer's file: refused, naming the entry.
     let options = strata_oci::tar::UnpackOptions {
-        whiteouts: false,
+        whiteouts: strata_oci::tar::Whiteouts::Refuse,
         ..Default::default()
     };
     strata_oci::tar::unpack_layer(reader, dest, &options).map_err(|e| {
@@ -183,6 +186,32 @@ mod tests {
         fs::create_dir(&out).unwrap();
         extract_archive(&bz, ArchiveKind::Bzip2, &out).unwrap();
         assert_eq!(fs::read(out.join("f")).unwrap(), b"x");
+    }
+
+    // Issue 13: a `.wh.` file from an ADDed archive would delete a lower layer's file once the
+    // step's layer is stacked.
+    #[test]
+    fn whiteout_names_in_an_added_archive_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.tar");
+        let mut b = tar::Builder::new(fs::File::create(&plain).unwrap());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "etc/.wh.passwd", &b""[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let err = extract_archive(&plain, ArchiveKind::Tar, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("etc/.wh.passwd"), "{err}");
+        assert!(err.contains("whiteout"), "{err}");
+        assert!(!out.join("etc/.wh.passwd").exists());
     }
 
     #[test]

@@ -396,8 +396,11 @@ impl<'a> Builder<'a> {
     /// run first in the child, as Docker runs them).
     fn resolve(&self) -> Result<Resolved, BuildError> {
         let path = self.options.dockerfile_path();
-        let mut text = std::fs::read_to_string(&path)
-            .map_err(|source| BuildError::ReadDockerfile { path, source })?;
+        let mut text = crate::context::read_context_file(&self.options.context, &path)?
+            .ok_or_else(|| BuildError::ReadDockerfile {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            })?;
         for _round in 0..2 {
             let parsed = strata_dockerfile::parse(&text).map_err(|e| self.parse_error(e))?;
             let first = parsed

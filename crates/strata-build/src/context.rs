@@ -46,6 +46,10 @@ pub enum ContextError {
     /// A symlink loop on the way to a source.
     #[error(transparent)]
     Loop(#[from] scoped::SymlinkLoop),
+    /// A context file (Dockerfile, `.dockerignore`) could not be read safely: among others, it
+    /// is a symlink pointing outside the context (the error names it; it is never read).
+    #[error("build context file: {0}")]
+    File(#[from] strata_oci::RootError),
     /// Reading a file or directory failed.
     #[error("{path}: {source}")]
     Io {
@@ -73,6 +77,26 @@ pub struct ContextEntry {
     pub path: PathBuf,
     /// Its metadata (not following a final symlink).
     pub meta: fs::Metadata,
+}
+
+/// The largest Dockerfile or `.dockerignore` read.
+pub const MAX_CONTEXT_FILE: u64 = 16 << 20;
+
+/// Read `file` (a Dockerfile or `.dockerignore`) as text. When it lies inside the context `root`
+/// it is resolved there: symlinks are followed only while they stay inside, and a file that
+/// leads outside is an error naming it, never read (its content could be a host secret echoed
+/// by a parse error). A file given outside the context (`-f /elsewhere/Dockerfile`) is read as
+/// given. `Ok(None)` when it does not exist.
+pub fn read_context_file(root: &Path, file: &Path) -> Result<Option<String>, ContextError> {
+    let Some(bytes) = strata_oci::rootdir::read_inside(root, file, MAX_CONTEXT_FILE)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ContextError::Io {
+            path: file.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
+        })
 }
 
 /// A build context directory and its exclusion rules.
@@ -106,14 +130,10 @@ impl BuildContext {
             .chain(std::iter::once(root.join(".dockerignore")));
         let mut ignore = DockerIgnore::default();
         for file in candidates {
-            match fs::read_to_string(&file) {
-                Ok(text) => {
-                    ignore = DockerIgnore::parse(&text)
-                        .map_err(|source| ContextError::Ignore { file, source })?;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err(&file)(e)),
+            if let Some(text) = read_context_file(root, &file)? {
+                ignore = DockerIgnore::parse(&text)
+                    .map_err(|source| ContextError::Ignore { file, source })?;
+                break;
             }
         }
         Ok(Self {

@@ -21,29 +21,28 @@ pub trait LinkReader {
     fn read_link(&self, path: &str) -> Option<String>;
 }
 
-/// A [`LinkReader`] over a real directory.
+/// A [`LinkReader`] over a real directory: links are read relative to a descriptor of the root
+/// ([`strata_oci::Root`]), never by joining paths onto its host path.
 #[derive(Debug, Clone)]
 pub struct DiskLinks<'a> {
-    root: &'a Path,
+    root: Option<std::sync::Arc<strata_oci::Root>>,
+    _path: std::marker::PhantomData<&'a Path>,
 }
 
 impl<'a> DiskLinks<'a> {
-    /// Links read under `root`.
+    /// Links read under `root` (none when `root` cannot be opened).
     pub fn new(root: &'a Path) -> Self {
-        Self { root }
+        Self {
+            root: strata_oci::Root::open(root).ok().map(std::sync::Arc::new),
+            _path: std::marker::PhantomData,
+        }
     }
 }
 
 impl LinkReader for DiskLinks<'_> {
     fn read_link(&self, path: &str) -> Option<String> {
-        let host = self.root.join(path.trim_start_matches('/'));
-        let meta = std::fs::symlink_metadata(&host).ok()?;
-        if !meta.file_type().is_symlink() {
-            return None;
-        }
-        std::fs::read_link(&host)
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned())
+        let target = self.root.as_ref()?.read_link(path).ok()??;
+        Some(target.to_string_lossy().into_owned())
     }
 }
 

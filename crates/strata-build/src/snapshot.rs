@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use strata_oci::tar::UnpackOptions;
+use strata_oci::tar::{UnpackOptions, Whiteouts};
 use strata_oci::{Descriptor, Store};
 
 use crate::error::StepError;
@@ -57,7 +57,7 @@ impl Snapshots {
             .tempdir_in(&self.dir)
             .map_err(io(&self.dir))?;
         let options = UnpackOptions {
-            whiteouts: false,
+            whiteouts: Whiteouts::Keep,
             ..Default::default()
         };
         store.unpack_layer(layer, tmp.path(), &options)?;

@@ -182,8 +182,11 @@ impl<'a> InputsResolver<'a> {
                 context,
                 dockerfile,
             } => {
-                let text = std::fs::read(dockerfile)
-                    .map_err(|e| self.err(i, format!("{}: {e}", dockerfile.display())))?;
+                // Never read through a symlink leaving the context (a parse error would echo it).
+                let text = strata_build::context::read_context_file(context, dockerfile)
+                    .map_err(|e| self.err(i, e))?
+                    .ok_or_else(|| self.err(i, format!("{}: no such file", dockerfile.display())))?
+                    .into_bytes();
                 inputs.dockerfile = Some(format!("sha256:{}", hex::encode(Sha256::digest(&text))));
                 let ctx =
                     BuildContext::open(context, Some(dockerfile)).map_err(|e| self.err(i, e))?;

@@ -40,11 +40,16 @@ impl BasePuller {
         events: Option<&Mutex<EventLog>>,
     ) -> Result<Vec<String>, String> {
         let image = &chain.file.images[i];
-        let Build::Dockerfile { dockerfile, .. } = &image.build else {
+        let Build::Dockerfile {
+            context,
+            dockerfile,
+        } = &image.build
+        else {
             return Ok(Vec::new());
         };
         self.pull_dockerfile(
             store,
+            context,
             dockerfile,
             &image.args,
             |reference| chain.resolve(reference).is_some(),
@@ -55,10 +60,12 @@ impl BasePuller {
     /// Make the images `dockerfile` names (after `build_args`; not those `is_local` claims, such
     /// as chain images) present as the policy says. Returns the references pulled now; the
     /// error names the Dockerfile line and the image. A Dockerfile that does not parse is left
-    /// to the build, which reports it.
+    /// to the build, which reports it, and so is one that is a symlink leading outside the
+    /// `context` (never read).
     pub fn pull_dockerfile(
         &self,
         store: &Store,
+        context: &Path,
         dockerfile: &Path,
         build_args: &BTreeMap<String, String>,
         is_local: impl Fn(&str) -> bool,
@@ -67,7 +74,7 @@ impl BasePuller {
         if self.policy == PullPolicy::Never {
             return Ok(Vec::new());
         }
-        let Ok(text) = std::fs::read_to_string(dockerfile) else {
+        let Ok(Some(text)) = strata_build::context::read_context_file(context, dockerfile) else {
             return Ok(Vec::new());
         };
         let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(build_args))

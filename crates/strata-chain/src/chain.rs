@@ -31,12 +31,26 @@ impl Chain {
         let file = ChainFile::parse(path, &text)?;
         let mut uses = Vec::new();
         for (i, image) in file.images.iter().enumerate() {
-            if let Build::Dockerfile { dockerfile, .. } = &image.build {
-                let text =
-                    std::fs::read_to_string(dockerfile).map_err(|source| ChainError::Read {
-                        path: dockerfile.clone(),
-                        source,
-                    })?;
+            if let Build::Dockerfile {
+                context,
+                dockerfile,
+            } = &image.build
+            {
+                // Never read through a symlink leaving the context: a parse error would echo
+                // the host file it points at.
+                let read_err = |source| ChainError::Read {
+                    path: dockerfile.clone(),
+                    source,
+                };
+                let bytes = strata_oci::rootdir::read_inside(context, dockerfile, 16 << 20)
+                    .map_err(|e| read_err(std::io::Error::other(e)))?
+                    .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    read_err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                })?;
                 uses.extend(
                     crate::dockerfile::uses(i, &text, &image.args).map_err(|source| {
                         ChainError::Dockerfile {

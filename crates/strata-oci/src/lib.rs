@@ -12,7 +12,9 @@
 //! Guarantees: blobs are written to a temp file, hashed while written, fsynced and renamed, and
 //! checked against their digest when read; `index.json` changes under an exclusive lock with an
 //! atomic replace; layers are byte-for-byte reproducible from their entries; the unpacker never
-//! writes outside its root. Writers that produce blobs before tagging them hold a [`Lease`] so
+//! writes outside its root: every write goes through [`rootdir::Root`], the one symlink-safe
+//! resolver (`openat2` `RESOLVE_IN_ROOT`, or an `O_NOFOLLOW` walk), relative to a directory
+//! descriptor. Writers that produce blobs before tagging them hold a [`Lease`] so
 //! `gc` cannot remove them halfway.
 
 #![deny(missing_docs)]
@@ -28,6 +30,7 @@ pub mod index;
 pub mod layout;
 pub mod reference;
 pub mod referrers;
+pub mod rootdir;
 pub mod tar;
 mod walk;
 
@@ -47,3 +50,4 @@ pub use index::Tag;
 pub use layout::{Lease, NamedLock, Store};
 pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 pub use reference::Reference;
+pub use rootdir::{Follow, Root, RootError};

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsString};
 use std::fs::{self, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Most symlinks followed while resolving one path (Linux's limit).
@@ -177,7 +177,9 @@ impl LayerView {
 
     /// Read a small regular file of the view at absolute path `path`, resolving symlinks inside
     /// the root. `Ok(None)` when it does not exist; an error when it is not a regular file or is
-    /// larger than `limit` bytes. Never blocks on FIFOs and never reads devices.
+    /// larger than `limit` bytes. Never blocks on FIFOs and never reads devices. The file is
+    /// opened relative to a descriptor of its layer ([`strata_oci::Root`]) with no symlink
+    /// allowed on the way, the path being one [`LayerView::resolve`] made symlink-free.
     pub fn read_file(&self, path: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
         let rel = self.resolve(path)?;
         let Some(entry) = self.entry(&rel)? else {
@@ -186,27 +188,24 @@ impl LayerView {
         if !entry.metadata.is_file() {
             return Err(io::Error::other(format!("{path} is not a regular file")));
         }
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&entry.host)?;
-        let md = file.metadata()?;
-        if !md.is_file() {
-            return Err(io::Error::other(format!("{path} is not a regular file")));
+        let Some(layer) = self
+            .top_first
+            .iter()
+            .find(|layer| layer.join(&rel) == entry.host)
+        else {
+            return Err(io::Error::other(format!("{path}: no layer holds it")));
+        };
+        let root = strata_oci::Root::open(layer).map_err(io::Error::other)?;
+        match root.read_file(&rel, strata_oci::Follow::Never, limit) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(strata_oci::RootError::Io { source, .. })
+                if source.kind() == io::ErrorKind::Other =>
+            {
+                Err(io::Error::other(format!("{path}: {source}")))
+            }
+            Err(e) => Err(io::Error::other(e)),
         }
-        if md.len() > limit {
-            return Err(io::Error::other(format!(
-                "{path} is larger than {limit} bytes"
-            )));
-        }
-        let mut buf = Vec::with_capacity(md.len() as usize);
-        file.take(limit + 1).read_to_end(&mut buf)?;
-        if buf.len() as u64 > limit {
-            return Err(io::Error::other(format!(
-                "{path} is larger than {limit} bytes"
-            )));
-        }
-        Ok(Some(buf))
     }
 }
 

@@ -1,30 +1,50 @@
 //! The safe extractor: apply a layer onto a directory, never writing outside it.
 //!
 //! Every entry path is cleaned lexically (`a/../b` is `b`; a path that climbs above the root is
-//! refused; a leading `/` is dropped). Each parent directory is then resolved component by
-//! component *inside* the root, as if the root were `/`: a symlinked parent is followed, but an
-//! absolute target restarts at the root and `..` stops at it, so `a -> /tmp` then `a/evil` writes
-//! `ROOT/tmp/evil`. The final component is never followed: whatever is there is replaced.
+//! refused; a leading `/` is dropped; paths and link targets over 4096 bytes are refused). All
+//! writes go through [`crate::rootdir::Root`]: the entry's parent directory is opened *by
+//! descriptor*, resolved inside the root as if the root were `/` (a symlinked parent is followed,
+//! but an absolute target restarts at the root and `..` stops at it, so `a -> /tmp` then `a/evil`
+//! writes `ROOT/tmp/evil`), and the final component is created, replaced, chowned, chmodded or
+//! timestamped with `*at` calls that never follow it. Each entry re-resolves its parent at the
+//! moment of its write, so a parent replaced by an earlier entry cannot redirect it.
 //! Hard-link targets are resolved the same way and must already exist inside the root.
+//!
+//! Directory modes and mtimes are applied after the last entry (children change a directory's
+//! mtime, and a read-only mode would block them). That pass holds no descriptors: it re-opens
+//! each directory with no symlink allowed on the way (falling back to resolution inside the
+//! root only when the entry's own path went through a symlink) and applies the mode and mtime
+//! with `fchmod`/`futimens` only when the opened directory is the very inode the entry made
+//! (same device and inode number). A directory replaced later in the layer, by a symlink or
+//! anything else, keeps its new owner's metadata.
 
 use std::collections::HashSet;
-use std::ffi::{CString, OsStr, OsString};
-use std::fs::{self, OpenOptions};
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ::tar::EntryType;
 use oci_spec::image::Descriptor;
+use rustix::fs::FileType;
 
 use super::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::digest::Digest;
-use crate::error::{Error, Result, io_err, stream_err};
+use crate::error::{Error, Result, stream_err};
 use crate::layout::Store;
+use crate::rootdir::{Dir, Follow, Kind, MAX_PATH, Resolver, Root, RootError};
 
-/// Symlinks followed while resolving one path before giving up (Linux's limit).
-const MAX_SYMLINKS: usize = 40;
+/// What to do with entries named `.wh.*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Apply them as OCI whiteouts (`.wh.name` deletes, `.wh..wh..opq` empties): image layers.
+    Apply,
+    /// Write them as ordinary files: a snapshot of one layer, converted afterwards.
+    Keep,
+    /// Refuse them with [`Error::UnsafeEntry`] naming the entry: archives that are not layers
+    /// (`ADD`), whose `.wh.` files would become whiteouts once written into a layer.
+    Refuse,
+}
 
 /// How to unpack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,9 +52,10 @@ pub struct UnpackOptions {
     /// Set owners from the archive (needs root or a user namespace). Default: when running as
     /// root.
     pub chown: bool,
-    /// Apply OCI whiteouts (`.wh.name` deletes, `.wh..wh..opq` empties); when false they are
-    /// written as ordinary files. Default true.
-    pub whiteouts: bool,
+    /// What `.wh.*` entries mean. Default [`Whiteouts::Apply`].
+    pub whiteouts: Whiteouts,
+    /// How paths are resolved inside the destination. Default [`Resolver::Auto`].
+    pub resolver: Resolver,
 }
 
 impl Default for UnpackOptions {
@@ -42,7 +63,8 @@ impl Default for UnpackOptions {
         UnpackOptions {
             // SAFETY: geteuid has no preconditions and cannot fail.
             chown: unsafe { libc::geteuid() } == 0,
-            whiteouts: true,
+            whiteouts: Whiteouts::Apply,
+            resolver: Resolver::Auto,
         }
     }
 }
@@ -94,14 +116,25 @@ impl Store {
     }
 }
 
+/// A directory whose mode and mtime wait for the end of the unpack.
+struct PendingDir {
+    /// Its cleaned entry path.
+    components: Vec<OsString>,
+    /// The `(device, inode)` the entry made or kept.
+    identity: (u64, u64),
+    /// Whether the entry's path reached it with no symlink on the way.
+    direct: bool,
+    mode: u32,
+    mtime: u64,
+}
+
 struct Unpacker<'a> {
-    root: PathBuf,
+    root: Root,
     options: &'a UnpackOptions,
-    /// Paths (relative, resolved) this layer created: an opaque marker keeps them.
-    created: HashSet<PathBuf>,
-    /// Directory modes and mtimes, applied last (creating children changes mtimes, and a
-    /// read-only mode would block them).
-    dirs: Vec<(PathBuf, u32, u64)>,
+    /// Entries this layer created, as (parent device, parent inode, name): an opaque marker
+    /// keeps them. Keyed by the parent's identity, not a path, so no symlink can alias them.
+    created: HashSet<(u64, u64, OsString)>,
+    dirs: Vec<PendingDir>,
     report: UnpackReport,
 }
 
@@ -112,8 +145,23 @@ fn unsafe_entry(path: &[u8], reason: impl Into<String>) -> Error {
     }
 }
 
-/// Clean an archive path lexically into normal components; refuse paths climbing above the root.
+/// A resolver error on entry `raw`: I/O stays I/O, anything else is a refused entry.
+fn entry_err(raw: &[u8]) -> impl FnOnce(RootError) -> Error + '_ {
+    move |e| match e {
+        RootError::Io { path, source } => Error::Io { path, source },
+        other => unsafe_entry(raw, other.to_string()),
+    }
+}
+
+/// Clean an archive path lexically into normal components; refuse paths climbing above the root
+/// and paths longer than [`MAX_PATH`].
 fn clean(raw: &[u8]) -> Result<Vec<OsString>> {
+    if raw.len() > MAX_PATH {
+        return Err(unsafe_entry(
+            &raw[..64],
+            format!("path of {} bytes is longer than {MAX_PATH}", raw.len()),
+        ));
+    }
     let mut out: Vec<OsString> = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
@@ -129,15 +177,19 @@ fn clean(raw: &[u8]) -> Result<Vec<OsString>> {
     Ok(out)
 }
 
+fn join(components: &[OsString]) -> PathBuf {
+    components.iter().collect()
+}
+
 impl<'a> Unpacker<'a> {
     fn new(dest: &Path, options: &'a UnpackOptions) -> Result<Unpacker<'a>> {
-        let root = fs::canonicalize(dest).map_err(io_err(dest))?;
-        if !root.is_dir() {
-            return Err(Error::Io {
-                path: root,
-                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-            });
-        }
+        let root = Root::open_with(dest, options.resolver).map_err(|e| match e {
+            RootError::Io { path, source } => Error::Io { path, source },
+            other => Error::Io {
+                path: dest.to_path_buf(),
+                source: io::Error::other(other),
+            },
+        })?;
         Ok(Unpacker {
             root,
             options,
@@ -153,77 +205,30 @@ impl<'a> Unpacker<'a> {
             let entry = entry.map_err(err())?;
             self.apply(entry)?;
         }
-        for (path, mode, mtime) in self.dirs.iter().rev() {
-            let full = self.root.join(path);
-            // A later entry may have replaced the directory (or a whiteout removed it).
-            if !fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+        // Children before parents; of several entries for one directory the last one wins.
+        let mut applied = HashSet::new();
+        for pending in self.dirs.iter().rev() {
+            let rel = join(&pending.components);
+            let raw = rel.as_os_str().as_bytes();
+            // No symlink may be on the way now; only when the entry's own path went through
+            // one (a lower layer's `lib -> usr/lib`) is it resolved inside the root. Either
+            // way the directory must be the inode the entry made: a replaced one is skipped.
+            let follow = if pending.direct {
+                Follow::Never
+            } else {
+                Follow::InRoot
+            };
+            let Ok(dir) = self.root.open_dir(&rel, follow, false) else {
+                continue;
+            };
+            let identity = dir.identity().map_err(entry_err(raw))?;
+            if identity != pending.identity || !applied.insert(identity) {
                 continue;
             }
-            fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).map_err(io_err(&full))?;
-            set_mtime(&full, *mtime)?;
+            dir.set_own_mode(pending.mode).map_err(entry_err(raw))?;
+            dir.set_own_mtime(pending.mtime).map_err(entry_err(raw))?;
         }
         Ok(self.report)
-    }
-
-    /// Resolve directory components inside the root, following symlinks scoped to the root.
-    /// Missing directories are created when `create`. Returns the resolved relative path, which
-    /// contains no symlinks.
-    fn resolve_dir(&self, raw: &[u8], components: &[OsString], create: bool) -> Result<PathBuf> {
-        let mut resolved = PathBuf::new();
-        let mut queue: std::collections::VecDeque<OsString> = components.iter().cloned().collect();
-        let mut links = 0;
-        while let Some(part) = queue.pop_front() {
-            if part == "." || part.is_empty() {
-                continue;
-            }
-            if part == ".." {
-                resolved.pop();
-                continue;
-            }
-            let candidate = self.root.join(&resolved).join(&part);
-            match fs::symlink_metadata(&candidate) {
-                Ok(md) if md.file_type().is_symlink() => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        return Err(unsafe_entry(raw, "too many levels of symbolic links"));
-                    }
-                    let target = fs::read_link(&candidate).map_err(io_err(&candidate))?;
-                    let target = target.as_os_str().as_bytes();
-                    if target.starts_with(b"/") {
-                        resolved = PathBuf::new();
-                    }
-                    for piece in target.split(|&b| b == b'/').rev() {
-                        if !piece.is_empty() {
-                            queue.push_front(OsStr::from_bytes(piece).to_os_string());
-                        }
-                    }
-                }
-                Ok(md) if md.is_dir() => resolved.push(&part),
-                Ok(_) => {
-                    return Err(unsafe_entry(
-                        raw,
-                        format!(
-                            "parent {} is not a directory",
-                            resolved.join(&part).display()
-                        ),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fs::create_dir(&candidate).map_err(io_err(&candidate))?;
-                    fs::set_permissions(&candidate, fs::Permissions::from_mode(0o755))
-                        .map_err(io_err(&candidate))?;
-                    resolved.push(&part);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(unsafe_entry(
-                        raw,
-                        format!("{} does not exist", resolved.join(&part).display()),
-                    ));
-                }
-                Err(e) => return Err(io_err(candidate)(e)),
-            }
-        }
-        Ok(resolved)
     }
 
     fn apply<R: Read>(&mut self, mut entry: ::tar::Entry<'_, R>) -> Result<()> {
@@ -232,29 +237,60 @@ impl<'a> Unpacker<'a> {
         let Some((name, parents)) = components.split_last() else {
             return Ok(()); // the root itself: leave dest's own metadata alone
         };
-        let parent = self.resolve_dir(&raw, parents, true)?;
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        match kind {
+            EntryType::XGlobalHeader => return Ok(()),
+            EntryType::Directory
+            | EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Symlink
+            | EntryType::Link
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo => {}
+            other => {
+                return Err(unsafe_entry(
+                    &raw,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ));
+            }
+        }
+        let parent = self
+            .root
+            .open_dir(join(parents), Follow::InRoot, true)
+            .map_err(entry_err(&raw))?;
+        let parent_id = parent.identity().map_err(entry_err(&raw))?;
         self.report.entries += 1;
         let name_bytes = name.as_bytes();
 
-        if self.options.whiteouts && name_bytes.starts_with(WHITEOUT_PREFIX.as_bytes()) {
-            self.report.whiteouts += 1;
-            if name_bytes == OPAQUE_WHITEOUT.as_bytes() {
-                return self.opaque(&parent);
+        if name_bytes.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            match self.options.whiteouts {
+                Whiteouts::Keep => {}
+                Whiteouts::Refuse => {
+                    return Err(unsafe_entry(
+                        &raw,
+                        "a file named .wh.* would act as a whiteout once in a layer",
+                    ));
+                }
+                Whiteouts::Apply => {
+                    self.report.whiteouts += 1;
+                    if name_bytes == OPAQUE_WHITEOUT.as_bytes() {
+                        return self.opaque(&parent, &raw);
+                    }
+                    if name_bytes.starts_with(b".wh..wh.") {
+                        return Ok(()); // other aufs metadata: nothing to apply
+                    }
+                    let victim = OsStr::from_bytes(&name_bytes[WHITEOUT_PREFIX.len()..]);
+                    if victim.is_empty() || victim == "." || victim == ".." {
+                        return Err(unsafe_entry(&raw, "malformed whiteout"));
+                    }
+                    return parent.remove_all(victim).map_err(entry_err(&raw));
+                }
             }
-            if name_bytes.starts_with(b".wh..wh.") {
-                return Ok(()); // other aufs metadata: nothing to apply
-            }
-            let victim = &name_bytes[WHITEOUT_PREFIX.len()..];
-            if victim.is_empty() || victim == b"." || victim == b".." {
-                return Err(unsafe_entry(&raw, "malformed whiteout"));
-            }
-            return remove_any(&self.root.join(&parent).join(OsStr::from_bytes(victim)));
         }
 
-        let rel = parent.join(name);
-        let target = self.root.join(&rel);
-        let header = entry.header().clone();
-        let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let uid = header.uid().unwrap_or(0);
         let gid = header.gid().unwrap_or(0);
@@ -277,203 +313,154 @@ impl<'a> Unpacker<'a> {
         }
 
         // Replace whatever is at the final component, never following it; keep existing dirs.
-        let existing = fs::symlink_metadata(&target).ok();
-        let keep_dir =
-            kind == EntryType::Directory && existing.as_ref().is_some_and(|m| m.is_dir());
+        let existing = parent.kind(name).map_err(entry_err(&raw))?;
+        let keep_dir = kind == EntryType::Directory && existing == Some(Kind::Dir);
         if existing.is_some() && !keep_dir {
-            remove_any(&target)?;
+            parent.remove_all(name).map_err(entry_err(&raw))?;
         }
 
         match kind {
             EntryType::Directory => {
                 if !keep_dir {
-                    fs::create_dir(&target).map_err(io_err(&target))?;
+                    parent.mkdir(name).map_err(entry_err(&raw))?;
                 }
-            }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&target)
-                    .map_err(io_err(&target))?;
-                io::copy(&mut entry, &mut file).map_err(stream_err(format!(
-                    "extracting {}",
-                    String::from_utf8_lossy(&raw)
-                )))?;
             }
             EntryType::Symlink => {
                 let link = entry
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&raw, "symlink without a target"))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target)
-                    .map_err(io_err(&target))?;
+                if link.len() > MAX_PATH {
+                    return Err(unsafe_entry(&raw, "symlink target longer than 4096 bytes"));
+                }
+                parent
+                    .symlink(name, OsStr::from_bytes(&link))
+                    .map_err(entry_err(&raw))?;
             }
             EntryType::Link => {
                 let link = entry
                     .link_name_bytes()
-                    .ok_or_else(|| unsafe_entry(&raw, "hard link without a target"))?;
-                let link_components = clean(&link)?;
+                    .ok_or_else(|| unsafe_entry(&raw, "hard link without a target"))?
+                    .into_owned();
+                let link_components = clean(&link).map_err(|e| match e {
+                    Error::UnsafeEntry { reason, .. } => unsafe_entry(
+                        &raw,
+                        format!(
+                            "hard link target {}: {reason}",
+                            String::from_utf8_lossy(&link)
+                        ),
+                    ),
+                    other => other,
+                })?;
                 let Some((link_name, link_parents)) = link_components.split_last() else {
                     return Err(unsafe_entry(&raw, "hard link to the root"));
                 };
-                let link_parent = self.resolve_dir(&link, link_parents, false)?;
-                let source = self.root.join(link_parent).join(link_name);
-                match fs::symlink_metadata(&source) {
-                    Ok(md) if md.is_dir() => {
-                        return Err(unsafe_entry(&raw, "hard link to a directory"));
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        return Err(unsafe_entry(
-                            &raw,
-                            format!(
-                                "hard link target {} is not inside the root",
-                                String::from_utf8_lossy(&link)
-                            ),
-                        ));
-                    }
+                let outside = || {
+                    unsafe_entry(
+                        &raw,
+                        format!(
+                            "hard link target {} is not inside the root",
+                            String::from_utf8_lossy(&link)
+                        ),
+                    )
+                };
+                let source = match self
+                    .root
+                    .open_dir(join(link_parents), Follow::InRoot, false)
+                {
+                    Ok(dir) => dir,
+                    Err(RootError::Io { path, source }) => return Err(Error::Io { path, source }),
+                    Err(_) => return Err(outside()),
+                };
+                match source.kind(link_name).map_err(entry_err(&raw))? {
+                    None => return Err(outside()),
+                    Some(Kind::Dir) => return Err(unsafe_entry(&raw, "hard link to a directory")),
+                    Some(_) => {}
                 }
-                fs::hard_link(&source, &target).map_err(io_err(&target))?;
+                parent
+                    .hardlink(name, &source, link_name)
+                    .map_err(entry_err(&raw))?;
                 // A hard link shares the target's inode: no metadata of its own to apply.
-                self.created.insert(rel);
+                self.created
+                    .insert((parent_id.0, parent_id.1, name.clone()));
                 return Ok(());
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 let file_type = match kind {
-                    EntryType::Char => libc::S_IFCHR,
-                    EntryType::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
                 };
-                if !mknod(&target, file_type | 0o600, major, minor)? {
-                    self.report.skipped_devices.push(rel);
+                if !parent
+                    .mknod(name, file_type, major, minor)
+                    .map_err(entry_err(&raw))?
+                {
+                    self.report.skipped_devices.push(join(&components));
                     return Ok(());
                 }
             }
-            EntryType::XGlobalHeader => return Ok(()),
-            other => {
-                return Err(unsafe_entry(
-                    &raw,
-                    format!("unsupported entry type {:?}", other.as_byte() as char),
-                ));
+            _ => {
+                // Regular, contiguous and sparse files: their content.
+                let mut file = parent.create_file(name).map_err(entry_err(&raw))?;
+                io::copy(&mut entry, &mut file).map_err(stream_err(format!(
+                    "extracting {}",
+                    String::from_utf8_lossy(&raw)
+                )))?;
             }
         }
 
         if self.options.chown {
-            std::os::unix::fs::lchown(&target, Some(uid as u32), Some(gid as u32))
-                .map_err(io_err(&target))?;
+            parent
+                .chown(name, uid as u32, gid as u32)
+                .map_err(entry_err(&raw))?;
         }
         if kind != EntryType::Symlink && kind != EntryType::Directory {
             // After chown, which clears setuid/setgid. Directories get their mode at the end, so
             // a read-only directory can still receive its children.
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                .map_err(io_err(&target))?;
+            parent.set_mode(name, mode).map_err(entry_err(&raw))?;
         }
-        for (name, value) in xattrs {
-            if !set_xattr(&target, &name, &value) {
+        for (key, value) in xattrs {
+            if !parent
+                .set_xattr(name, &key, &value)
+                .map_err(entry_err(&raw))?
+            {
                 self.report
                     .skipped_xattrs
-                    .push(format!("{}: {name}", rel.display()));
+                    .push(format!("{}: {key}", join(&components).display()));
             }
         }
         if kind == EntryType::Directory {
-            self.dirs.push((rel.clone(), mode, mtime));
+            let dir = parent.open_subdir(name).map_err(entry_err(&raw))?;
+            let direct = match self.root.open_dir(join(parents), Follow::Never, false) {
+                Ok(same) => same.identity().map_err(entry_err(&raw))? == parent_id,
+                Err(_) => false,
+            };
+            self.dirs.push(PendingDir {
+                components: components.clone(),
+                direct,
+                identity: dir.identity().map_err(entry_err(&raw))?,
+                mode,
+                mtime,
+            });
         } else {
-            set_mtime(&target, mtime)?;
+            parent.set_mtime(name, mtime).map_err(entry_err(&raw))?;
         }
-        self.created.insert(rel);
+        self.created
+            .insert((parent_id.0, parent_id.1, name.clone()));
         Ok(())
     }
 
     /// Remove everything in `dir` that this layer did not create.
-    fn opaque(&mut self, dir: &Path) -> Result<()> {
-        let full = self.root.join(dir);
-        for child in fs::read_dir(&full).map_err(io_err(&full))? {
-            let child = child.map_err(io_err(&full))?;
-            let rel = dir.join(child.file_name());
-            if !self.created.contains(&rel) {
-                remove_any(&child.path())?;
+    fn opaque(&mut self, dir: &Dir, raw: &[u8]) -> Result<()> {
+        let (dev, ino) = dir.identity().map_err(entry_err(raw))?;
+        for child in dir.list().map_err(entry_err(raw))? {
+            if !self.created.contains(&(dev, ino, child.clone())) {
+                dir.remove_all(&child).map_err(entry_err(raw))?;
             }
         }
         Ok(())
     }
-}
-
-/// Remove a file, symlink or directory tree at `path` without following symlinks; absent is fine.
-fn remove_any(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => fs::remove_dir_all(path).map_err(io_err(path)),
-        Ok(_) => fs::remove_file(path).map_err(io_err(path)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(path)(e)),
-    }
-}
-
-fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::UnsafeEntry {
-        path: path.display().to_string(),
-        reason: "path contains a NUL byte".into(),
-    })
-}
-
-/// Create a device node or fifo. Returns false when the kernel refuses for lack of privilege.
-fn mknod(path: &Path, mode: libc::mode_t, major: u32, minor: u32) -> Result<bool> {
-    let c = c_path(path)?;
-    let dev = libc::makedev(major, minor);
-    // SAFETY: `c` is a NUL-terminated path; mknod only reads it.
-    let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => Ok(false),
-        _ => Err(io_err(path)(err)),
-    }
-}
-
-/// Set atime and mtime of `path` (not following a symlink).
-fn set_mtime(path: &Path, mtime: u64) -> Result<()> {
-    let c = c_path(path)?;
-    let t = libc::timespec {
-        tv_sec: mtime.min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    // SAFETY: `c` is NUL-terminated and `times` points at two timespecs, as utimensat requires.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io_err(path)(io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Set one xattr without following symlinks; false when refused (privilege, no fs support).
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
-    let (Ok(c), Ok(n)) = (c_path(path), CString::new(name)) else {
-        return false;
-    };
-    // SAFETY: both strings are NUL-terminated; the value pointer and length describe `value`.
-    let rc = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    rc == 0
 }
 
 #[cfg(test)]

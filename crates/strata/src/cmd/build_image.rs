@@ -195,7 +195,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     // The bases FROM lines name, pulled as buildah does (strata's own `localhost/...` never).
     let puller = strata_cascade::pull::BasePuller::new(pull_policy(&args.pull));
     for reference in puller
-        .pull_dockerfile(&store, &dockerfile, &options.build_args, |_| false, None)
+        .pull_dockerfile(
+            &store,
+            &options.context,
+            &dockerfile,
+            &options.build_args,
+            |_| false,
+            None,
+        )
         .map_err(anyhow::Error::msg)?
     {
         errln!("pulled {reference}");
