@@ -36,14 +36,17 @@ pub(crate) fn command(run: &Run, shell: Vec<String>) -> RunCommand {
     }
 }
 
-/// A RUN's network: its `--network` flag, else the build's default (`--network` of the build,
-/// the host's unless it says `none`), as BuildKit does.
-pub(crate) fn network(run: &Run, build_default_none: bool) -> strata_sandbox::Network {
+/// A RUN's network: its `--network` flag, else the build's default (`--network` of the build:
+/// the step's own network with outbound access unless it says `host` or `none`), as BuildKit
+/// does.
+pub(crate) fn network(
+    run: &Run,
+    build_default: strata_sandbox::Network,
+) -> strata_sandbox::Network {
     match run.network {
         Some(Network::None) => strata_sandbox::Network::None,
         Some(Network::Host) => strata_sandbox::Network::Host,
-        Some(Network::Default) | None if build_default_none => strata_sandbox::Network::None,
-        Some(Network::Default) | None => strata_sandbox::Network::Host,
+        Some(Network::Default) | None => build_default,
     }
 }
 

@@ -110,6 +110,7 @@ mod pull;
 mod push;
 mod rmi;
 mod run;
+mod sandbox_args;
 mod serve;
 mod store;
 mod test;
