@@ -23,11 +23,10 @@ use crate::error::SandboxError;
 /// The nameserver the sandbox's `/etc/resolv.conf` names on the default network.
 pub const SLIRP_DNS: &str = "10.0.2.3";
 
-/// Where `slirp4netns` is, from `PATH` (then `/usr/bin`).
+/// Where `slirp4netns` is, from the caller's `PATH`.
 pub(crate) fn slirp4netns() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join("slirp4netns"))
         .find(|p| p.is_file())
 }
