@@ -148,9 +148,15 @@ pub(crate) fn start(
         let mut said = String::new();
         let _ = log.rewind().and_then(|()| log.read_to_string(&mut said));
         let said: Vec<&str> = said.lines().rev().take(5).collect();
+        let hint = if rootless {
+            "; without root it needs /dev/net/tun readable and writable by the caller: \
+             or use --network host|none"
+        } else {
+            "; or use --network host|none"
+        };
         return Err(SandboxError::Network {
             message: format!(
-                "it ended before the network was up ({}): {}",
+                "it ended before the network was up ({}): {}{hint}",
                 status.map_or("not reaped".into(), |s| s.to_string()),
                 said.into_iter().rev().collect::<Vec<_>>().join("; ")
             ),
