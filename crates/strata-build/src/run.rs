@@ -336,3 +336,44 @@ pub(crate) fn spec(
     spec.scratch_dir = Some(dir.path().to_path_buf());
     Ok((spec, dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_sandbox::Network as Sandbox;
+
+    fn run_with(network: Option<Network>) -> Run {
+        Run {
+            command: strata_dockerfile::CommandLine::Shell("true".into()),
+            heredocs: Vec::new(),
+            mounts: Vec::new(),
+            network,
+            security: None,
+            devices: Vec::new(),
+        }
+    }
+
+    // See issue 13: a RUN that does not choose gets its own network, never the host's.
+    #[test]
+    fn a_run_without_network_gets_the_builds_default_which_is_private() {
+        let build_default = strata_sandbox::SandboxSpec::new(
+            strata_sandbox::RootFs::Dir("/".into()),
+            vec!["true".into()],
+        )
+        .network;
+        assert_eq!(build_default, Sandbox::Private);
+        for flag in [None, Some(Network::Default)] {
+            assert_eq!(network(&run_with(flag), Sandbox::Private), Sandbox::Private);
+            assert_eq!(network(&run_with(flag), Sandbox::None), Sandbox::None);
+            assert_eq!(network(&run_with(flag), Sandbox::Host), Sandbox::Host);
+        }
+        assert_eq!(
+            network(&run_with(Some(Network::Host)), Sandbox::None),
+            Sandbox::Host
+        );
+        assert_eq!(
+            network(&run_with(Some(Network::None)), Sandbox::Private),
+            Sandbox::None
+        );
+    }
+}
