@@ -9,6 +9,11 @@ use strata_dockerfile::{Base, Command, ResolveOptions, Resolved, ResolvedInstruc
 use strata_oci::tar::LayerOptions;
 use strata_oci::{Compression, Descriptor, Digest, MediaType, Reference, Store};
 
+/// The default pids limit of a RUN step (podman's).
+pub use strata_sandbox::DEFAULT_PIDS_LIMIT;
+/// The network of a RUN step (re-exported for callers without a sandbox dependency).
+pub use strata_sandbox::Network as RunNetwork;
+
 use crate::add;
 use crate::config::{History, ImageConfig};
 use crate::context::{BuildContext, StatCache};
@@ -69,8 +74,11 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// Set to true to stop the build between steps (and kill a running RUN).
     pub cancel: Arc<AtomicBool>,
-    /// RUN steps without `--network` get no network (the build's `--network none`).
-    pub network_none: bool,
+    /// The network of RUN steps without `--network` (the build's `--network`): their own with
+    /// outbound access (the default), the host's, or none.
+    pub network: strata_sandbox::Network,
+    /// The most processes a RUN step may have at once (`--pids-limit`); None: unlimited.
+    pub pids_limit: Option<u32>,
     /// Secrets for `RUN --mount=type=secret`: id → where the content comes from.
     pub secrets: BTreeMap<String, crate::secret::SecretSource>,
     /// Image references as written in the Dockerfile (after ARG expansion) → the store reference
@@ -95,7 +103,8 @@ impl BuildOptions {
             annotations: BTreeMap::new(),
             labels: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
-            network_none: false,
+            network: strata_sandbox::Network::default(),
+            pids_limit: Some(strata_sandbox::DEFAULT_PIDS_LIMIT),
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
         }
@@ -651,7 +660,7 @@ impl<'a> Builder<'a> {
                 scratch: &scratch,
             },
         )?;
-        let network = crate::run::network(run, self.options.network_none);
+        let network = crate::run::network(run, self.options.network);
         let key = hash_strings(&[
             "run/v1",
             &state.chain_key,
@@ -686,6 +695,7 @@ impl<'a> Builder<'a> {
         spec.cwd = cwd;
         spec.user = crate::run::identity(&user);
         spec.network = network;
+        spec.pids_limit = self.options.pids_limit;
         spec.mounts = mounts;
         if let Some((name, content)) = &command.script {
             let path = scratch.join(format!("heredoc-{name}"));

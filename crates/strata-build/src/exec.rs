@@ -13,7 +13,7 @@ use crate::error::StepError;
 use crate::snapshot::Snapshots;
 
 /// What to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ExecRequest {
     /// The command; empty: the image's ENTRYPOINT + CMD.
     pub argv: Vec<String>,
@@ -25,12 +25,30 @@ pub struct ExecRequest {
     pub workdir: Option<String>,
     /// Extra environment, after the image's.
     pub env: Vec<(String, String)>,
-    /// No network.
-    pub no_network: bool,
+    /// The network: its own with outbound access (the default), the host's, or none.
+    pub network: Network,
+    /// The most processes the command may have at once; None: unlimited.
+    pub pids_limit: Option<u32>,
     /// Give the command this process's stdin (`-i`); otherwise it reads /dev/null.
     pub interactive: bool,
     /// Give the command a terminal (`-t`), with `TERM=xterm` unless the image or `env` sets it.
     pub tty: bool,
+}
+
+impl Default for ExecRequest {
+    fn default() -> Self {
+        ExecRequest {
+            argv: Vec::new(),
+            entrypoint: None,
+            user: None,
+            workdir: None,
+            env: Vec::new(),
+            network: Network::default(),
+            pids_limit: Some(strata_sandbox::DEFAULT_PIDS_LIMIT),
+            interactive: false,
+            tty: false,
+        }
+    }
 }
 
 /// How the command ended.
@@ -117,9 +135,8 @@ pub fn exec(
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".to_string());
     spec.user = user.identity.clone();
-    if request.no_network {
-        spec.network = Network::None;
-    }
+    spec.network = request.network;
+    spec.pids_limit = request.pids_limit;
     if request.interactive {
         spec.stdin = strata_sandbox::Stdin::Inherit;
     }

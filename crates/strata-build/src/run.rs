@@ -36,14 +36,17 @@ pub(crate) fn command(run: &Run, shell: Vec<String>) -> RunCommand {
     }
 }
 
-/// A RUN's network: its `--network` flag, else the build's default (`--network` of the build,
-/// the host's unless it says `none`), as BuildKit does.
-pub(crate) fn network(run: &Run, build_default_none: bool) -> strata_sandbox::Network {
+/// A RUN's network: its `--network` flag, else the build's default (`--network` of the build:
+/// the step's own network with outbound access unless it says `host` or `none`), as BuildKit
+/// does.
+pub(crate) fn network(
+    run: &Run,
+    build_default: strata_sandbox::Network,
+) -> strata_sandbox::Network {
     match run.network {
         Some(Network::None) => strata_sandbox::Network::None,
         Some(Network::Host) => strata_sandbox::Network::Host,
-        Some(Network::Default) | None if build_default_none => strata_sandbox::Network::None,
-        Some(Network::Default) | None => strata_sandbox::Network::Host,
+        Some(Network::Default) | None => build_default,
     }
 }
 
@@ -332,4 +335,45 @@ pub(crate) fn spec(
     let mut spec = SandboxSpec::new(rootfs, argv);
     spec.scratch_dir = Some(dir.path().to_path_buf());
     Ok((spec, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_sandbox::Network as Sandbox;
+
+    fn run_with(network: Option<Network>) -> Run {
+        Run {
+            command: strata_dockerfile::CommandLine::Shell("true".into()),
+            heredocs: Vec::new(),
+            mounts: Vec::new(),
+            network,
+            security: None,
+            devices: Vec::new(),
+        }
+    }
+
+    // See issue 13: a RUN that does not choose gets its own network, never the host's.
+    #[test]
+    fn a_run_without_network_gets_the_builds_default_which_is_private() {
+        let build_default = strata_sandbox::SandboxSpec::new(
+            strata_sandbox::RootFs::Dir("/".into()),
+            vec!["true".into()],
+        )
+        .network;
+        assert_eq!(build_default, Sandbox::Private);
+        for flag in [None, Some(Network::Default)] {
+            assert_eq!(network(&run_with(flag), Sandbox::Private), Sandbox::Private);
+            assert_eq!(network(&run_with(flag), Sandbox::None), Sandbox::None);
+            assert_eq!(network(&run_with(flag), Sandbox::Host), Sandbox::Host);
+        }
+        assert_eq!(
+            network(&run_with(Some(Network::Host)), Sandbox::None),
+            Sandbox::Host
+        );
+        assert_eq!(
+            network(&run_with(Some(Network::None)), Sandbox::Private),
+            Sandbox::None
+        );
+    }
 }

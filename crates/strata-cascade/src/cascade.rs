@@ -50,8 +50,11 @@ pub struct CascadeOptions {
     pub secrets: BTreeMap<String, strata_build::secret::SecretSource>,
     /// When to pull the external images FROM lines name (`--pull`).
     pub pull: strata_registry::PullPolicy,
-    /// RUN steps without `--network` get no network (`--network none`).
-    pub network_none: bool,
+    /// The network of RUN steps without `--network` (`--network`): their own with outbound
+    /// access (the default), the host's, or none.
+    pub network: strata_build::builder::RunNetwork,
+    /// The most processes a RUN step may have at once (`--pids-limit`); None: unlimited.
+    pub pids_limit: Option<u32>,
 }
 
 impl Default for CascadeOptions {
@@ -69,7 +72,8 @@ impl Default for CascadeOptions {
             keys: BTreeMap::new(),
             secrets: BTreeMap::new(),
             pull: strata_registry::PullPolicy::Missing,
-            network_none: false,
+            network: strata_build::builder::RunNetwork::default(),
+            pids_limit: Some(strata_build::builder::DEFAULT_PIDS_LIMIT),
         }
     }
 }
@@ -573,7 +577,8 @@ fn build_one(
                 build.cache_dir = options.cache_dir.clone();
                 build.cancel = options.cancel.clone();
                 build.secrets = options.secrets.clone();
-                build.network_none = options.network_none;
+                build.network = options.network;
+                build.pids_limit = options.pids_limit;
                 build.base_overrides = current.overrides.clone();
                 build.annotations = annotations(chain, i, &current.inputs);
                 let step_sink = StepSink {

@@ -54,6 +54,31 @@ pub enum SandboxError {
         /// Its last lines of output.
         tail: Vec<String>,
     },
+    /// The run reached its pids limit: a fork failed (a fork bomb, or a limit too low).
+    #[error(
+        "`{command}` reached its limit of {limit} processes (a fork failed; raise it with \
+         --pids-limit if the step needs more){}",
+        tail_suffix(.tail)
+    )]
+    PidsLimit {
+        /// The command, shell-quoted.
+        command: String,
+        /// The limit.
+        limit: u32,
+        /// Its last lines of output.
+        tail: Vec<String>,
+    },
+    /// The default network cannot be set up: `slirp4netns` is missing.
+    #[error(
+        "the default network needs slirp4netns (Debian package slirp4netns); or use --network none|host"
+    )]
+    NoSlirp,
+    /// `slirp4netns` failed to set up the run's network.
+    #[error("setting up the network with slirp4netns failed: {message}")]
+    Network {
+        /// What slirp4netns said.
+        message: String,
+    },
     /// The caller cancelled the run; every process and mount of the sandbox is gone.
     #[error("`{command}` was cancelled")]
     Cancelled {

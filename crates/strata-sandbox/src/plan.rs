@@ -51,7 +51,7 @@ pub enum MountOp {
     },
     /// An overlay with more layers than `mount(2)`'s one page of options can name, through the
     /// new mount API (`fsopen`, one `fsconfig` `lowerdir+` per layer; Linux 6.8+), with the same
-    /// options as [`overlay_options`].
+    /// options as [`overlay_options`], mounted `nodev` like every root.
     OverlayManyLayers {
         /// Lower directories, top first.
         lowers_top_first: Vec<PathBuf>,
@@ -73,8 +73,14 @@ pub enum MountOp {
         /// With submounts (`MS_REC`).
         recursive: bool,
     },
-    /// Make an existing bind mount read-only (keeping the flags it already has).
+    /// Make an existing bind mount read-only and `nodev` (keeping the flags it already has).
     RemountReadOnly {
+        /// The mount point.
+        target: PathBuf,
+    },
+    /// Make an existing bind mount `nodev` (keeping the flags it already has): device nodes
+    /// under it cannot be opened.
+    RemountNoDev {
         /// The mount point.
         target: PathBuf,
     },
@@ -288,7 +294,8 @@ pub fn plan_mounts(
                     source: "overlay".into(),
                     target: env.merged.clone(),
                     fstype: "overlay".into(),
-                    flags: MsFlags::empty(),
+                    // Device nodes shipped in a layer stay in it but cannot be opened.
+                    flags: MsFlags::MS_NODEV,
                     data: Some(data),
                 });
             }
@@ -300,11 +307,16 @@ pub fn plan_mounts(
                 target: env.merged.clone(),
             }),
         },
-        RootMount::Bind(dir) => ops.push(MountOp::Bind {
-            source: dir.clone(),
-            target: env.merged.clone(),
-            recursive: false,
-        }),
+        RootMount::Bind(dir) => {
+            ops.push(MountOp::Bind {
+                source: dir.clone(),
+                target: env.merged.clone(),
+                recursive: false,
+            });
+            ops.push(MountOp::RemountNoDev {
+                target: env.merged.clone(),
+            });
+        }
     }
 
     // /proc, /dev, /sys.
@@ -328,7 +340,9 @@ pub fn plan_mounts(
         source: "tmpfs".into(),
         target: devdir.clone(),
         fstype: "tmpfs".into(),
-        flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        // nodev too: the device nodes below are binds, mounts of their own with the host
+        // /dev's flags, and devpts is its own mount.
+        flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
         data: Some("mode=755,size=65536k".into()),
     });
     for d in DEVICES {
@@ -486,15 +500,20 @@ pub fn plan_mounts(
                     target: target.clone(),
                     recursive: false,
                 });
-                if *readonly {
-                    ops.push(MountOp::RemountReadOnly { target });
-                }
+                ops.push(if *readonly {
+                    MountOp::RemountReadOnly { target }
+                } else {
+                    MountOp::RemountNoDev { target }
+                });
             }
-            ExtraMount::Cache { dir, .. } => ops.push(MountOp::Bind {
-                source: dir.clone(),
-                target,
-                recursive: false,
-            }),
+            ExtraMount::Cache { dir, .. } => {
+                ops.push(MountOp::Bind {
+                    source: dir.clone(),
+                    target: target.clone(),
+                    recursive: false,
+                });
+                ops.push(MountOp::RemountNoDev { target });
+            }
             ExtraMount::Tmpfs { size, .. } => {
                 let mut data = String::from("mode=1777");
                 if let Some(size) = size {
@@ -716,7 +735,7 @@ mod tests {
                 source: "overlay".into(),
                 target: "/s/m".into(),
                 fstype: "overlay".into(),
-                flags: MsFlags::empty(),
+                flags: MsFlags::MS_NODEV,
                 data: Some(
                     "lowerdir=/s/mp:/s/l1:/s/l0,upperdir=/s/up,workdir=/s/work,\
                      redirect_dir=nofollow,metacopy=off,index=off,volatile"
@@ -778,14 +797,82 @@ mod tests {
     }
 
     #[test]
+    fn every_mount_a_command_reaches_is_nodev_but_the_device_binds() {
+        // See issue 13: device nodes shipped in a layer must not open.
+        let (_t, view) = image();
+        let src = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        s.mounts = vec![
+            ExtraMount::Bind {
+                source: src.path().into(),
+                target: "/rw".into(),
+                readonly: false,
+            },
+            ExtraMount::Bind {
+                source: src.path().into(),
+                target: "/ro".into(),
+                readonly: true,
+            },
+            ExtraMount::Cache {
+                dir: "/host/cache".into(),
+                target: "/cache".into(),
+            },
+        ];
+        let mut dir_env = env(false);
+        dir_env.root = RootMount::Bind("/s/dir".into());
+        for env in [env(false), env(true), dir_env] {
+            let plan = plan_mounts(&s, &view, &env).unwrap();
+            let ops = &plan.ops;
+            let mut remounted: Vec<&Path> = Vec::new();
+            for op in ops {
+                match op {
+                    MountOp::RemountNoDev { target } | MountOp::RemountReadOnly { target } => {
+                        remounted.push(target)
+                    }
+                    MountOp::Mount {
+                        fstype,
+                        flags,
+                        target,
+                        ..
+                    } => assert!(
+                        fstype == "devpts" || flags.contains(MsFlags::MS_NODEV),
+                        "{fstype} on {} is not nodev",
+                        target.display()
+                    ),
+                    _ => {}
+                }
+            }
+            for op in ops {
+                if let MountOp::Bind { source, target, .. } = op {
+                    let device = source.starts_with("/dev/");
+                    assert!(
+                        device || remounted.contains(&target.as_path()),
+                        "the bind on {} is not made nodev",
+                        target.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn rootless_plans_bind_sysfs_and_devpts_without_gid() {
         let (_t, view) = image();
-        let plan = plan_mounts(&spec(), &view, &env(true)).unwrap();
+        let mut host = spec();
+        host.network = Network::Host;
+        let plan = plan_mounts(&host, &view, &env(true)).unwrap();
         assert!(plan.ops.contains(&MountOp::Bind {
             source: "/sys".into(),
             target: "/s/m/sys".into(),
             recursive: true
         }));
+        // With a network namespace of its own (the default), the sandbox owns sysfs.
+        let own = plan_mounts(&spec(), &view, &env(true)).unwrap();
+        assert!(
+            own.ops
+                .iter()
+                .any(|o| matches!(o, MountOp::Mount { fstype, .. } if fstype == "sysfs"))
+        );
         assert!(plan.ops.iter().any(|o| matches!(o, MountOp::Mount { fstype, data: Some(d), .. } if fstype == "devpts" && !d.contains("gid"))));
         assert!(plan.ops.iter().any(
             |o| matches!(o, MountOp::Mount { data: Some(d), .. } if d.ends_with(",userxattr"))
@@ -867,11 +954,17 @@ mod tests {
             mode: 0o755,
         });
         assert!(scratch < mkdir);
-        pos(&MountOp::Bind {
+        let cache = pos(&MountOp::Bind {
             source: "/host/cache".into(),
             target: "/s/m/usr/lib/apt".into(),
             recursive: false,
         });
+        assert_eq!(
+            ops[cache + 1],
+            MountOp::RemountNoDev {
+                target: "/s/m/usr/lib/apt".into()
+            }
+        );
         let ctx = pos(&MountOp::Bind {
             source: src.path().into(),
             target: "/s/m/ctx".into(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::SandboxError;
 use crate::plan::{Mountpoint, PlanEnv};
-use crate::spec::{ExtraMount, SandboxSpec};
+use crate::spec::{ExtraMount, Network, SandboxSpec};
 use crate::view::LayerView;
 
 /// Copies of the host's resolver files and the secrets, in the private state directory.
@@ -24,6 +24,10 @@ pub(crate) fn write_state_files(spec: &SandboxSpec, env: &PlanEnv) -> Result<(),
             let mut content = fs::read(&host).unwrap_or_else(|_| default.as_bytes().to_vec());
             if name == "hosts" {
                 add_hostname(&mut content, &spec.hostname);
+            }
+            if name == "resolv.conf" && spec.network == Network::Private {
+                content =
+                    crate::network::resolv_conf(&String::from_utf8_lossy(&content)).into_bytes();
             }
             let dest = env.state.join(name);
             fs::write(&dest, content).map_err(|e| SandboxError::io(&dest, e))?;

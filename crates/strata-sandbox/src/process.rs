@@ -1,7 +1,12 @@
 //! Running a command in the sandbox: processes, namespaces, output, cancellation.
 //!
-//! Processes: the caller forks a *keeper* that unshares the namespaces (mount, PID, UTS, IPC, and
-//! network for [`Network::None`], user when not root) and forks the PID namespace's *init*. Init
+//! Processes: the caller forks a *keeper* that joins the run's control groups (see
+//! [`crate::cgroup`]), unshares the namespaces (mount, PID, UTS, IPC, network unless
+//! [`Network::Host`], user when not root) and forks the PID namespace's *init*. For
+//! [`Network::Private`] the keeper then tells the caller (a pipe) that its network namespace
+//! exists and waits; the caller starts `slirp4netns` on the keeper's pid, waits for its ready
+//! signal (another pipe), and lets the keeper go on: the command never starts before its network
+//! is up. `slirp4netns` stops when the caller closes its exit pipe after the run. Init
 //! performs the mount plan, `pivot_root`s, sets the hostname, drops capabilities from the bounding
 //! set and forks the *command*, which takes its identity, changes directory and `execve`s. Init
 //! reaps every process and exits when the command does; the kernel then kills whatever is left in
@@ -22,6 +27,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::cgroup::StepCgroup;
 use crate::error::SandboxError;
 use crate::output::{Output, Stream, Tail};
 use crate::plan::MountOp;
@@ -36,7 +42,12 @@ struct ChildPlan<'a> {
     identity: &'a Identity,
     rootless: bool,
     host_ids: (u32, u32),
-    network_none: bool,
+    /// A network namespace of its own (with `lo` up).
+    new_netns: bool,
+    /// Wait for the caller's go (slirp4netns is up) after unsharing.
+    wait_for_network: bool,
+    /// `cgroup.procs` files the keeper joins first.
+    cgroup_procs: Vec<CString>,
     argv: Vec<CString>,
     env: Vec<CString>,
     candidates: Vec<CString>,
@@ -49,6 +60,10 @@ struct ChildPlan<'a> {
 }
 
 const FD_REPORT: RawFd = 3;
+/// The keeper writes a byte here once its network namespace exists.
+const FD_NETNS_READY: RawFd = 4;
+/// The keeper reads a byte here before going on (the network is up).
+const FD_NETWORK_GO: RawFd = 5;
 
 fn cstr(s: &str) -> Result<CString, SandboxError> {
     CString::new(s).map_err(|_| SandboxError::InvalidSpec(format!("NUL byte in {s:?}")))
@@ -63,6 +78,25 @@ pub(crate) fn execute(
     cancel: &Cancel,
 ) -> Result<(ExitStatus, Vec<String>), SandboxError> {
     let command = spec.command_line();
+    let slirp_bin = if spec.network == Network::Private {
+        Some(crate::network::slirp4netns().ok_or(SandboxError::NoSlirp)?)
+    } else {
+        None
+    };
+    let cgroup = if rootless {
+        StepCgroup::default()
+    } else {
+        let self_cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        StepCgroup::create(
+            &crate::cgroup::layout(std::path::Path::new("/sys/fs/cgroup"), &self_cgroup),
+            spec.pids_limit,
+        )
+    };
+    tracing::debug!(
+        pids_limit = ?cgroup.pids_limit(),
+        devices = cgroup.restricts_devices(),
+        "the run's cgroups"
+    );
     let env = spec.effective_env();
     let path = env
         .iter()
@@ -83,7 +117,13 @@ pub(crate) fn execute(
         identity: &spec.user,
         rootless,
         host_ids,
-        network_none: spec.network == Network::None,
+        new_netns: spec.network != Network::Host,
+        wait_for_network: spec.network == Network::Private,
+        cgroup_procs: cgroup
+            .procs_files()
+            .iter()
+            .map(|p| cstr(&p.to_string_lossy()))
+            .collect::<Result<_, _>>()?,
         argv: spec
             .argv
             .iter()
@@ -101,6 +141,9 @@ pub(crate) fn execute(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    // For the private network: the keeper's "namespace made" and the caller's "network up".
+    let (netns_r, netns_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
     let stdin = match spec.stdin {
         Stdin::Null => nix::fcntl::open(
             "/dev/null",
@@ -136,7 +179,7 @@ pub(crate) fn execute(
     let keeper_pid = match unsafe { nix::unistd::fork() } {
         Err(e) => return Err(SandboxError::sys("fork", e)),
         Ok(ForkResult::Child) => {
-            let fds = [&stdin, &out_w, &err_w, &rep_w].map(|f| f.as_raw_fd());
+            let fds = [&stdin, &out_w, &err_w, &rep_w, &netns_w, &go_r].map(|f| f.as_raw_fd());
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 keeper(&child, parent, fds)
             }))
@@ -146,7 +189,27 @@ pub(crate) fn execute(
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop((out_w, err_w, rep_w, stdin));
+    drop((out_w, err_w, rep_w, stdin, netns_w, go_r));
+    let _slirp = match slirp_bin {
+        Some(bin) => {
+            match crate::network::start(&bin, &netns_r, keeper_pid, rootless) {
+                Ok(slirp) => {
+                    // None: the keeper ended before making its namespace, and reports why.
+                    if slirp.is_some() {
+                        write_fd(go_w.as_raw_fd(), b"g");
+                    }
+                    slirp
+                }
+                Err(e) => {
+                    let _ = kill(keeper_pid, Signal::SIGKILL);
+                    let _ = waitpid(keeper_pid, None);
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    drop((go_w, netns_r));
 
     let mut tail = Tail::new(spec.tail_lines);
     let killed = pump(&[out_r, err_r], keeper_pid, output, &mut tail, cancel);
@@ -162,6 +225,15 @@ pub(crate) fn execute(
     let (error, status) = parse_report(&report);
     if killed {
         return Err(SandboxError::Cancelled { command });
+    }
+    if let Some(limit) = cgroup.pids_limit()
+        && cgroup.pids_limit_hit()
+    {
+        return Err(SandboxError::PidsLimit {
+            command,
+            limit,
+            tail,
+        });
     }
     if let Some(Reported {
         root_mount,
@@ -375,7 +447,7 @@ pub(crate) fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
 }
 
 /// The keeper: namespaces, then init. Returns its exit code.
-fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
+fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 6]) -> i32 {
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || nix::unistd::getppid() != parent
     {
         return 1;
@@ -385,8 +457,17 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
         // SAFETY: setting a signal to be ignored.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
-    // stdin, stdout, stderr, report: 0..=3; everything else closed.
-    for (target, fd) in fds.iter().enumerate() {
+    // stdin, stdout, stderr, report, netns ready, network go: 0..=5; everything else closed.
+    // The sources are first moved above the targets, so no dup2 overwrites a later source.
+    let mut high = [0; 6];
+    for (i, fd) in fds.iter().enumerate() {
+        // SAFETY: duplicating a descriptor of this process to a free one above 5.
+        high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 6) };
+        if high[i] < 0 {
+            return 1;
+        }
+    }
+    for (target, fd) in high.iter().enumerate() {
         // SAFETY: dup2 onto the low descriptors; the sources stay open until close_range.
         if unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
             return 1;
@@ -394,14 +475,27 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
     }
     // SAFETY: fcntl and close_range on descriptors of this process.
     unsafe {
-        libc::fcntl(FD_REPORT, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::close_range(4, libc::c_uint::MAX, 0);
+        for fd in [FD_REPORT, FD_NETNS_READY, FD_NETWORK_GO] {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        libc::close_range(6, libc::c_uint::MAX, 0);
+    }
+    // Into the run's control groups before anything else, so every process of it counts.
+    let pid = std::process::id().to_string();
+    for procs in &plan.cgroup_procs {
+        if let Err(e) = fs::write(procs.to_string_lossy().as_ref(), &pid) {
+            report_error(&format!(
+                "joining the cgroup {}: {e}",
+                procs.to_string_lossy()
+            ));
+            return 1;
+        }
     }
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if plan.network_none {
+    if plan.new_netns {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if plan.rootless {
@@ -416,6 +510,30 @@ fn keeper(plan: &ChildPlan<'_>, parent: Pid, fds: [RawFd; 4]) -> i32 {
     {
         report_error(&format!("mapping the user namespace: {e}"));
         return 1;
+    }
+    // SAFETY: closing and reading descriptors of this process.
+    unsafe {
+        if plan.wait_for_network {
+            // The namespace exists: the caller starts slirp4netns on our pid, then says go.
+            write_fd(FD_NETNS_READY, b"n");
+            libc::close(FD_NETNS_READY);
+            let mut go = [0u8; 1];
+            let n = loop {
+                let n = libc::read(FD_NETWORK_GO, go.as_mut_ptr().cast(), 1);
+                if n < 0 && Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                break n;
+            };
+            libc::close(FD_NETWORK_GO);
+            if n != 1 {
+                // The caller could not start the network and reports why itself.
+                return 1;
+            }
+        } else {
+            libc::close(FD_NETNS_READY);
+            libc::close(FD_NETWORK_GO);
+        }
     }
     let (life_r, life_w) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
@@ -471,7 +589,7 @@ fn setup(plan: &ChildPlan<'_>, sys: &mut dyn Sys) -> Result<(), (u8, String)> {
     let fail = |what: &str, e: Errno| (b'E', format!("{what}: {}", e.desc()));
     sys.set_hostname(plan.hostname)
         .map_err(|e| fail("sethostname", e))?;
-    if plan.network_none {
+    if plan.new_netns {
         sys.loopback_up().map_err(|e| fail("bringing lo up", e))?;
     }
     sys.drop_bounding_caps(&KEPT_CAPS)
@@ -609,7 +727,9 @@ mod tests {
             identity,
             rootless: false,
             host_ids: (0, 0),
-            network_none: none,
+            new_netns: none,
+            wait_for_network: false,
+            cgroup_procs: vec![],
             argv: vec![],
             env: vec![],
             candidates: vec![],

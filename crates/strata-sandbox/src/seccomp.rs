@@ -6,7 +6,9 @@
 //! the command a full capability set inside it) and `setns`; the kernel keyring (`keyctl`,
 //! `add_key`, `request_key`: not namespaced); `bpf`, `perf_event_open`, `userfaultfd`; the mount
 //! API old and new; modules, kexec, reboot, swap, the clock, `acct`, `syslog`, `quotactl`, file
-//! handles (`open_by_handle_at`), port I/O. `clone3` fails with `ENOSYS` because its flags sit in
+//! handles (`open_by_handle_at`), port I/O, and `io_uring` (`io_uring_setup`, `_enter`,
+//! `_register`: its operations run in kernel workers this filter never sees, and it has been a
+//! steady source of kernel exploits; Docker's default profile refuses it too). `clone3` fails with `ENOSYS` because its flags sit in
 //! memory a filter cannot read; C libraries then fall back to `clone`, whose flags it can. On
 //! x86_64 the i386 entry points get the same table (a 32-bit binary must not be a way around it)
 //! and x32 numbers are refused.
@@ -104,6 +106,9 @@ fn native_table() -> Table {
         libc::SYS_fsopen,
         libc::SYS_fspick,
         libc::SYS_init_module,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_io_uring_setup,
         libc::SYS_kexec_file_load,
         libc::SYS_kexec_load,
         libc::SYS_keyctl,
@@ -160,6 +165,9 @@ fn i386_table() -> Table {
         430, // fsopen
         433, // fspick
         128, // init_module
+        426, // io_uring_enter
+        427, // io_uring_register
+        425, // io_uring_setup
         101, // ioperm
         110, // iopl
         283, // kexec_load
@@ -357,6 +365,11 @@ mod tests {
         assert_eq!(native(libc::SYS_clone, 0x0001_1200), RET_ALLOW); // fork-like
         assert_eq!(native(libc::SYS_clone, 0x1000_0011), EPERM);
         assert_eq!(native(libc::SYS_clone3, 0), ENOSYS);
+        for nr in [425, 426, 427] {
+            // io_uring_setup, io_uring_enter, io_uring_register: the same on both ABIs.
+            assert_eq!(native(nr, 0), EPERM, "{nr}");
+            assert_eq!(eval(&f, AUDIT_ARCH_I386, nr as u32, 0), EPERM, "i386 {nr}");
+        }
         for nr in [
             libc::SYS_read,
             libc::SYS_execve,

@@ -39,14 +39,35 @@ pub enum Stdin {
     Inherit,
 }
 
+/// The default pids limit of a run ([`SandboxSpec::pids_limit`]), podman's.
+pub const DEFAULT_PIDS_LIMIT: u32 = 2048;
+
 /// The network the command sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
-    /// The host's network (the default, so package managers work).
+    /// Its own network namespace (the default): `lo`, and `tap0` with outbound access through
+    /// user-mode networking (`slirp4netns`, 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), so
+    /// package managers work while the host's loopback services, abstract Unix sockets and
+    /// ports stay out of reach (slirp runs with `--disable-host-loopback`: 10.0.2.2 does not
+    /// lead to the host's 127.0.0.1).
     #[default]
+    Private,
+    /// The host's network namespace (an explicit opt-in, as `docker build --network host`).
     Host,
     /// A new network namespace with only `lo`, up.
     None,
+}
+
+impl Network {
+    /// Parse `default` (or `private`), `host` or `none`, as `--network` spells them.
+    pub fn parse(s: &str) -> Option<Network> {
+        match s {
+            "default" | "private" => Some(Network::Private),
+            "host" => Some(Network::Host),
+            "none" => Some(Network::None),
+            _ => None,
+        }
+    }
 }
 
 /// How an overlay root filesystem is realised.
@@ -154,7 +175,7 @@ pub struct SandboxSpec {
     pub user: Identity,
     /// The UTS hostname.
     pub hostname: String,
-    /// Host network or none.
+    /// Its own network with outbound access, the host's, or none.
     pub network: Network,
     /// Standard input.
     pub stdin: Stdin,
@@ -173,10 +194,15 @@ pub struct SandboxSpec {
     pub scratch_dir: Option<PathBuf>,
     /// How many trailing output lines to keep for error messages.
     pub tail_lines: usize,
+    /// The most processes the run may have at once (a pids cgroup, where the host allows one:
+    /// see the `cgroup` module); `None`: unlimited. A run that reaches it fails with
+    /// [`crate::SandboxError::PidsLimit`].
+    pub pids_limit: Option<u32>,
 }
 
 impl SandboxSpec {
-    /// A spec with Docker's defaults: root, `/`, host network, no env but `PATH`, hostname `strata`.
+    /// A spec with Docker's defaults: root, `/`, its own network ([`Network::Private`]), no env
+    /// but `PATH`, hostname `strata`, at most [`DEFAULT_PIDS_LIMIT`] processes.
     pub fn new(rootfs: RootFs, argv: Vec<String>) -> Self {
         SandboxSpec {
             rootfs,
@@ -185,7 +211,7 @@ impl SandboxSpec {
             cwd: "/".into(),
             user: Identity::default(),
             hostname: "strata".into(),
-            network: Network::Host,
+            network: Network::Private,
             stdin: Stdin::Null,
             tty: false,
             mounts: Vec::new(),
@@ -193,6 +219,7 @@ impl SandboxSpec {
             strategy: Strategy::Auto,
             scratch_dir: None,
             tail_lines: 20,
+            pids_limit: Some(DEFAULT_PIDS_LIMIT),
         }
     }
 
@@ -232,6 +259,9 @@ impl SandboxSpec {
         }
         if !self.cwd.starts_with('/') {
             return bad(format!("working directory {:?} is not absolute", self.cwd));
+        }
+        if self.pids_limit == Some(0) {
+            return bad("a pids limit of 0 allows no process (use None for unlimited)".into());
         }
         if self.hostname.is_empty() || self.hostname.len() > 64 {
             return bad(format!("invalid hostname {:?}", self.hostname));

@@ -12,9 +12,10 @@ use nix::unistd::{Gid, Uid};
 use crate::plan::MountOp;
 use crate::spec::Identity;
 
-/// Capabilities kept in the bounding set (Docker's default set minus `CAP_MKNOD`, so a step can
-/// neither mount nor create device nodes for the host's disks).
-pub const KEPT_CAPS: [u32; 13] = [
+/// Capabilities kept in the bounding set: Docker's default set minus `CAP_MKNOD` (no device
+/// nodes for the host's disks) and `CAP_NET_RAW` (no raw sockets: with the host network one
+/// would sniff its loopback traffic; buildah's chroot isolation drops it too).
+pub const KEPT_CAPS: [u32; 12] = [
     0,  // CHOWN
     1,  // DAC_OVERRIDE
     3,  // FOWNER
@@ -24,7 +25,6 @@ pub const KEPT_CAPS: [u32; 13] = [
     7,  // SETUID
     8,  // SETPCAP
     10, // NET_BIND_SERVICE
-    13, // NET_RAW
     18, // SYS_CHROOT
     29, // AUDIT_WRITE
     31, // SETFCAP
@@ -51,8 +51,10 @@ pub trait Sys {
     ) -> nix::Result<()>;
     /// `mount(2)` with `MS_BIND` (and `MS_REC` when `recursive`).
     fn bind(&mut self, source: &Path, target: &Path, recursive: bool) -> nix::Result<()>;
-    /// Remount bind mount `target` read-only, keeping its other flags.
+    /// Remount bind mount `target` read-only and `nodev`, keeping its other flags.
     fn remount_readonly(&mut self, target: &Path) -> nix::Result<()>;
+    /// Remount bind mount `target` `nodev`, keeping its other flags.
+    fn remount_nodev(&mut self, target: &Path) -> nix::Result<()>;
     /// Whether `path` exists (without following a final symlink).
     fn exists(&mut self, path: &Path) -> bool;
     /// `mkdir -p` with `mode` for the last component.
@@ -113,6 +115,9 @@ impl std::fmt::Display for ApplyError {
             MountOp::RemountReadOnly { target } => {
                 format!("making {} read-only", target.display())
             }
+            MountOp::RemountNoDev { target } => {
+                format!("making {} nodev", target.display())
+            }
             MountOp::Mask { target, .. } => format!("masking {}", target.display()),
             MountOp::ReadOnlyIfExists { target } => {
                 format!("making {} read-only", target.display())
@@ -171,6 +176,7 @@ pub fn apply(ops: &[MountOp], sys: &mut dyn Sys) -> Result<(), ApplyError> {
                 recursive,
             } => sys.bind(source, target, *recursive),
             MountOp::RemountReadOnly { target } => sys.remount_readonly(target),
+            MountOp::RemountNoDev { target } => sys.remount_nodev(target),
             MountOp::Mask { target, null } => {
                 if sys.exists(target) {
                     sys.bind(null, target, false)
@@ -234,24 +240,11 @@ impl Sys for LinuxSys {
     }
 
     fn remount_readonly(&mut self, target: &Path) -> nix::Result<()> {
-        // Flags locked by a user namespace (nosuid, nodev, noexec, atime) must be kept.
-        let st = nix::sys::statvfs::statvfs(target)?;
-        let f = st.flags();
-        use nix::sys::statvfs::FsFlags;
-        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        for (fs, ms) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        ] {
-            if f.contains(fs) {
-                flags |= ms;
-            }
-        }
-        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        remount_bind(target, MsFlags::MS_RDONLY | MsFlags::MS_NODEV)
+    }
+
+    fn remount_nodev(&mut self, target: &Path) -> nix::Result<()> {
+        remount_bind(target, MsFlags::MS_NODEV)
     }
 
     fn exists(&mut self, path: &Path) -> bool {
@@ -361,6 +354,28 @@ impl Sys for LinuxSys {
     }
 }
 
+/// Remount bind mount `target` with `add` on top of the flags it has (flags locked by a user
+/// namespace, nosuid, nodev, noexec and atime, must be kept).
+fn remount_bind(target: &Path, add: MsFlags) -> nix::Result<()> {
+    use nix::sys::statvfs::FsFlags;
+    let f = nix::sys::statvfs::statvfs(target)?.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | add;
+    for (fs, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            flags |= ms;
+        }
+    }
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+}
+
 /// overlayfs through `fsopen`/`fsconfig`/`fsmount`/`move_mount` (not wrapped by nix or libc).
 fn fsconfig_overlay(
     lowers_top_first: &[PathBuf],
@@ -375,6 +390,7 @@ fn fsconfig_overlay(
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
     let c = |b: &[u8]| CString::new(b).map_err(|_| Errno::EINVAL);
     let check = |r: libc::c_long| {
@@ -427,7 +443,7 @@ fn fsconfig_overlay(
             libc::SYS_fsmount,
             fs.as_raw_fd(),
             FSMOUNT_CLOEXEC,
-            0,
+            MOUNT_ATTR_NODEV,
         ))?;
         let mnt = OwnedFd::from_raw_fd(mnt as RawFd);
         let empty = c(b"")?;
@@ -466,6 +482,8 @@ pub enum Call {
     Bind(PathBuf, PathBuf, bool),
     /// [`Sys::remount_readonly`].
     RemountReadOnly(PathBuf),
+    /// [`Sys::remount_nodev`].
+    RemountNoDev(PathBuf),
     /// [`Sys::mkdir_all`].
     Mkdir(PathBuf, u32),
     /// [`Sys::create_file`].
@@ -543,6 +561,9 @@ impl Sys for RecordingSys {
     }
     fn remount_readonly(&mut self, target: &Path) -> nix::Result<()> {
         self.record(Call::RemountReadOnly(target.into()))
+    }
+    fn remount_nodev(&mut self, target: &Path) -> nix::Result<()> {
+        self.record(Call::RemountNoDev(target.into()))
     }
     fn exists(&mut self, path: &Path) -> bool {
         self.existing.iter().any(|p| p == path)

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use strata_sandbox::{
-    Cancel, Change, Identity, RootFs, RootMode, SandboxError, SandboxSpec, Strategy, Stream, run,
+    Cancel, Change, Identity, Network, RootFs, RootMode, SandboxError, SandboxSpec, Strategy,
+    Stream, run,
 };
 
 const INNER: &str = "STRATA_SANDBOX_ROOTLESS_INNER";
@@ -103,6 +104,8 @@ fn inner() {
             vec!["sh".into(), "-c".into(), script.into()],
         );
         spec.strategy = strategy;
+        // The host's network, as before the private default (tried separately below).
+        spec.network = Network::Host;
         let out = Arc::new(Mutex::new(Vec::new()));
         let sink = out.clone();
         let mut output = move |s: Stream, b: &[u8]| {
@@ -151,6 +154,30 @@ fn inner() {
         };
         let e = run(&spec, &mut strata_sandbox::Discard, &Cancel::new()).unwrap_err();
         assert!(matches!(e, SandboxError::Unsupported(_)), "{e:?}");
+    }
+    // The default network works rootless where /dev/net/tun is open to the caller; elsewhere
+    // it fails with a clear message pointing at --network host.
+    if strata_testutil::which("slirp4netns").is_some() {
+        let spec = SandboxSpec::new(
+            RootFs::Overlay {
+                lowers: vec![lower.clone()],
+                upper: dir.path().join("upper-net"),
+                work: dir.path().join("work-net"),
+            },
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "grep -c tap0 /proc/net/dev".into(),
+            ],
+        );
+        match run(&spec, &mut strata_sandbox::Discard, &Cancel::new()) {
+            Ok(_) => eprintln!("rootless default network: up"),
+            Err(SandboxError::Network { message }) => {
+                assert!(message.contains("--network host"), "{message}");
+                eprintln!("rootless default network unavailable here: {message}");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
     }
     let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let tmp = dir.path().to_string_lossy().into_owned();

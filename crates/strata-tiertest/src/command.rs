@@ -155,9 +155,7 @@ fn exec_capture(
         user: ctx.user.clone(),
         workdir: None,
         env: env.to_vec(),
-        no_network: false,
-        interactive: false,
-        tty: false,
+        ..ExecRequest::default()
     };
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();

@@ -231,7 +231,7 @@ fn network_none_has_only_loopback() {
     let Some(env) = Env::new() else { return };
     env.context(
         "net",
-        "FROM acme/base\nRUN --network=none cat /proc/net/dev > /none.txt\nRUN cat /proc/net/dev > /host.txt\n",
+        "FROM acme/base\nRUN --network=none cat /proc/net/dev > /none.txt\nRUN --network=host cat /proc/net/dev > /host.txt\nRUN cat /proc/net/dev > /private.txt\n",
         &[],
     );
     env.build("net", "acme/net").success();
@@ -250,6 +250,14 @@ fn network_none_has_only_loopback() {
         host.lines().count() > 3,
         "the host network has more than lo: {host}"
     );
+    // The default: a namespace of its own, with lo and slirp4netns' tap0.
+    let private = std::fs::read_to_string(root.join("private.txt")).unwrap();
+    let interfaces: Vec<&str> = private
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
+    assert_eq!(interfaces, ["lo", "tap0"], "{private}");
     // The build's --network none is the default of every RUN that does not choose; a RUN that
     // says --network=host keeps the host's.
     env.context(
@@ -644,4 +652,212 @@ fn strata_run_t_gives_the_command_a_terminal() {
         String::from_utf8_lossy(&seen.lock().unwrap()),
         "ready\r\nabc\r\ngot:abc\r\n"
     );
+}
+
+/// A bought base whose rootfs tarball ships device nodes (a loop device, fuse, mem) beside
+/// busybox, as a hostile vendor's might, imported as `acme/devbase`.
+fn device_base(env: &Env) {
+    let busybox = env.path("busybox.tar");
+    busybox_rootfs_tar(&busybox).unwrap();
+    let tarball = env.path("devbase.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+    let mut archive = tar::Archive::new(std::fs::File::open(&busybox).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        if header.entry_type() == tar::EntryType::Symlink {
+            let target = entry.link_name().unwrap().unwrap().into_owned();
+            builder.append_link(&mut header, &path, target).unwrap();
+        } else {
+            builder.append_data(&mut header, &path, &mut entry).unwrap();
+        }
+    }
+    for (name, kind, major, minor) in [
+        ("loop0", tar::EntryType::Block, 7, 0),
+        ("tmp/fuse", tar::EntryType::Char, 10, 229),
+        ("mem", tar::EntryType::Char, 1, 1),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        builder.append_data(&mut h, name, std::io::empty()).unwrap();
+    }
+    builder.into_inner().unwrap().sync_all().unwrap();
+    let store = strata_oci::Store::open(env.store()).unwrap();
+    strata_build::import::import_rootfs(
+        &store,
+        &tarball,
+        &strata_build::import::ImportOptions {
+            tags: vec!["localhost/acme/devbase:latest".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// Fails (exit 1, naming the node) when a device node opens; checks the nodes are still there.
+const OPEN_DEVICES: &str = "for d in /loop0 /tmp/fuse /mem; do \
+      if (exec 3<$d) 2>/dev/null || (exec 3<>$d) 2>/dev/null; then echo OPENED $d; exit 1; fi; \
+    done; test -b /loop0 && test -c /mem && test -c /tmp/fuse && echo closed";
+
+// See issue 13: "Device nodes in an image are live."
+#[test]
+fn device_nodes_of_a_base_cannot_be_opened_in_run_or_strata_run() {
+    let Some(env) = Env::new() else { return };
+    if require_tool("slirp4netns").is_none() {
+        return;
+    }
+    device_base(&env);
+    for network in ["default", "host", "none"] {
+        env.context(
+            &format!("dev-{network}"),
+            &format!("FROM acme/devbase\nRUN {OPEN_DEVICES} > /result\n"),
+            &[],
+        );
+        env.strata()
+            .args([
+                "build-image",
+                &format!("dev-{network}"),
+                "-t",
+                &format!("acme/dev-{network}"),
+                "--network",
+                network,
+            ])
+            .assert()
+            .success();
+        env.strata()
+            .args([
+                "run",
+                "--network",
+                network,
+                "acme/devbase",
+                "--",
+                "sh",
+                "-c",
+                OPEN_DEVICES,
+            ])
+            .assert()
+            .success()
+            .stdout("closed\n");
+    }
+}
+
+// See issue 13: "The default RUN / `strata run` network is the host's."
+#[test]
+fn run_steps_cannot_reach_the_hosts_loopback_unless_told_host() {
+    let Some(env) = Env::new() else { return };
+    if require_tool("slirp4netns").is_none() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let probe = format!(
+        "if busybox nc -w 5 127.0.0.1 {port} </dev/null; then echo reached; else echo refused; fi"
+    );
+    env.context(
+        "lo",
+        &format!("FROM acme/base\nRUN {probe} > /result\n"),
+        &[],
+    );
+    env.build("lo", "acme/lo").success();
+    env.strata()
+        .args(["run", "acme/lo", "--", "cat", "/result"])
+        .assert()
+        .success()
+        .stdout("refused\n");
+    env.strata()
+        .args(["run", "acme/base", "--", "sh", "-c", &probe])
+        .assert()
+        .success()
+        .stdout("refused\n");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The explicit opt-in reaches it.
+    env.strata()
+        .args([
+            "run",
+            "--network",
+            "host",
+            "acme/base",
+            "--",
+            "sh",
+            "-c",
+            &probe,
+        ])
+        .assert()
+        .success()
+        .stdout("reached\n");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_fork_bomb_under_pids_limit_fails_the_build_cleanly() {
+    let Some(env) = Env::new() else { return };
+    if !std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists()
+        && !std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.contains("pids"))
+    {
+        assert!(
+            !strata_testutil::in_ci(),
+            "CI needs a pids cgroup controller"
+        );
+        eprintln!("skipping: no pids cgroup controller here");
+        return;
+    }
+    // Bounded: a binary tree 9 deep whose leaves end after 3 seconds (~1000 processes at most).
+    env.context(
+        "bomb",
+        "FROM acme/base\n\
+         RUN b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & wait; else sleep 3; fi; }; b 9\n",
+        &[],
+    );
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let assert = env
+        .strata()
+        .args([
+            "build-image",
+            "bomb",
+            "-t",
+            "acme/bomb",
+            "--pids-limit",
+            "64",
+        ])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("reached its limit of 64 processes"),
+        "{stderr}"
+    );
+    let index = std::fs::read_to_string(env.store().join("index.json")).unwrap();
+    assert!(!index.contains("acme/bomb"), "no image for a failed build");
+    assert_eq!(
+        mounts_before,
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    );
+    // The machine is still usable: the same store builds and runs.
+    env.strata()
+        .args([
+            "run",
+            "--pids-limit",
+            "-1",
+            "acme/base",
+            "--",
+            "echo",
+            "fine",
+        ])
+        .assert()
+        .success()
+        .stdout("fine\n");
 }

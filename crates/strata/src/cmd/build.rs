@@ -40,9 +40,8 @@ pub struct Args {
     /// `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file ID).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     secret: Vec<String>,
-    /// The network of RUN steps that do not choose one: `host` (the default) or `none`.
-    #[arg(long, value_parser = ["host", "none"], default_value = "host")]
-    network: String,
+    #[command(flatten)]
+    sandbox: super::sandbox_args::SandboxArgs,
     /// When to pull the external images FROM lines name: `missing` (not in the store),
     /// `always` (a moved tag makes the images on it stale), `never`.
     #[arg(long, value_parser = ["missing", "always", "never"], default_value = "missing")]
@@ -80,7 +79,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         cancel,
         secrets: super::build_image::parse_secrets(&args.secret, &global.workdir()?)?,
         pull: super::build_image::pull_policy(&args.pull),
-        network_none: args.network == "none",
+        network: args.sandbox.network(),
+        pids_limit: args.sandbox.pids_limit(),
         ..CascadeOptions::default()
     };
     if let Some(jobs) = args.jobs {

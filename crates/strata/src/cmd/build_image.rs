@@ -51,10 +51,8 @@ pub struct Args {
     /// An annotation on the image's manifest (repeatable): `KEY=VALUE`.
     #[arg(long, value_name = "KEY=VALUE")]
     annotation: Vec<String>,
-    /// The network of RUN steps that do not choose one: `host` (the default, as in `docker
-    /// build`) or `none`.
-    #[arg(long, value_parser = ["host", "none"], default_value = "host")]
-    network: String,
+    #[command(flatten)]
+    sandbox: super::sandbox_args::SandboxArgs,
     /// When to pull the images FROM lines name from their registry: `missing` (not in the
     /// store), `always` (see a moved tag), `never`. `localhost/...` names are never pulled.
     #[arg(long, value_parser = ["missing", "always", "never"], default_value = "missing")]
@@ -171,7 +169,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     options.build_args = parse_build_args(&args.build_args)?;
     options.secrets = parse_secrets(&args.secret, &workdir)?;
     options.labels = parse_pairs("label", &args.label)?;
-    options.network_none = args.network == "none";
+    options.network = args.sandbox.network();
+    options.pids_limit = args.sandbox.pids_limit();
     options.annotations = parse_pairs("annotation", &args.annotation)?;
     options.target = args.target;
     options.squash = match (args.squash, args.squash_all) {

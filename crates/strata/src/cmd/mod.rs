@@ -111,6 +111,7 @@ mod push;
 mod reference;
 mod rmi;
 mod run;
+mod sandbox_args;
 mod serve;
 mod store;
 mod test;

@@ -28,9 +28,11 @@ pub struct Args {
     /// Replace the image's ENTRYPOINT (a single executable).
     #[arg(long)]
     entrypoint: Option<String>,
-    /// Run without network.
+    /// Run without network (the same as `--network none`).
     #[arg(long)]
     no_network: bool,
+    #[command(flatten)]
+    sandbox: super::sandbox_args::SandboxArgs,
     /// Keep stdin open: the command reads strata's standard input (as `podman run -i`).
     #[arg(long, short = 'i')]
     interactive: bool,
@@ -61,7 +63,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         user: args.user,
         workdir: args.workdir,
         env,
-        no_network: args.no_network,
+        network: if args.no_network {
+            strata_sandbox::Network::None
+        } else {
+            args.sandbox.network()
+        },
+        pids_limit: args.sandbox.pids_limit(),
         interactive: args.interactive,
         tty: args.tty,
     };
