@@ -70,8 +70,12 @@ fn a_debootstrap_chain_builds_with_apt_and_podman_serves_its_page() {
         eprintln!("skipping: RUN steps need root");
         return;
     }
-    let Some(_) = require_tool("podman") else { return };
-    let Some(rootfs) = debian_rootfs_tar() else { return };
+    let Some(_) = require_tool("podman") else {
+        return;
+    };
+    let Some(rootfs) = debian_rootfs_tar() else {
+        return;
+    };
     let dir = podman_dir();
     let d = dir.path();
     let port = free_port();
@@ -149,7 +153,11 @@ context = "httpd"
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(listing.status.success(), "{text}{}", String::from_utf8_lossy(&listing.stderr));
+    assert!(
+        listing.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
     assert!(text.contains("corebuild by operations"), "{text}");
     assert!(text.trim_end().ends_with('2'), "{text}");
 
@@ -175,8 +183,16 @@ context = "httpd"
             .args(&podman)
             .args(["run", "-d", "--quiet", "--name", &name])
             .args(["--runtime", "runc", "--network", "host"])
-            .args(["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1024:1024"])
-            .arg(format!("oci:{}:localhost/deb/httpd:latest", store.display())),
+            .args([
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .arg(format!(
+                "oci:{}:localhost/deb/httpd:latest",
+                store.display()
+            )),
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     let page = loop {
@@ -186,7 +202,11 @@ context = "httpd"
         assert!(
             Instant::now() < deadline,
             "apache did not serve on 127.0.0.1:{port}: {}",
-            run_ok(StdCommand::new("podman").args(&podman).args(["logs", &name]))
+            run_ok(
+                StdCommand::new("podman")
+                    .args(&podman)
+                    .args(["logs", &name])
+            )
         );
         std::thread::sleep(Duration::from_millis(300));
     };
