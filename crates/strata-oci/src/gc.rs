@@ -2,7 +2,8 @@
 //!
 //! Live: everything reachable from `index.json` entries, where an untagged entry whose manifest has
 //! a `subject` (a referrer: signature, attestation) is live only while its subject is. Dangling
-//! referrer entries are dropped from `index.json`. gc holds the index lock throughout and refuses
+//! referrer entries are dropped from `index.json`. What the repositories' membership records hold
+//! (see [`crate::membership`]) is live too. gc holds the index lock throughout and refuses
 //! to run while any [`crate::Lease`] is held (a build writing blobs not tagged yet). When a live
 //! manifest cannot be read, gc stops without deleting anything.
 
@@ -80,6 +81,18 @@ impl Store {
                 }
                 self.mark(entry, &mut live)?;
             }
+            // What a repository's membership record holds is live while it holds it.
+            for record in self.repo_records()?.values() {
+                for (digest, media_type) in &record.manifests {
+                    let root = Descriptor::new(
+                        oci_spec::image::MediaType::from(media_type.as_str()),
+                        0,
+                        digest.to_oci(),
+                    );
+                    self.mark(&root, &mut live)?;
+                }
+                live.extend(record.blobs.iter().cloned());
+            }
             // Referrers of live subjects are live; they may themselves be subjects.
             loop {
                 let before = pending.len();
@@ -96,6 +109,12 @@ impl Store {
                     break;
                 }
             }
+            // A referrer a membership record holds is not dangling.
+            let mut pending: Vec<(Digest, Descriptor)> = pending
+                .into_iter()
+                .filter(|(_, e)| Digest::from_oci(e.digest()).is_ok_and(|d| !live.contains(&d)))
+                .collect();
+            pending.sort_by(|a, b| a.1.digest().as_ref().cmp(b.1.digest().as_ref()));
             let mut report = GcReport {
                 dry_run: options.dry_run,
                 ..GcReport::default()

@@ -26,6 +26,7 @@ pub mod gc;
 pub mod image;
 pub mod index;
 pub mod layout;
+pub mod membership;
 pub mod reference;
 pub mod referrers;
 pub mod tar;
@@ -36,7 +37,7 @@ pub mod random;
 #[cfg(any(test, feature = "test-util"))]
 pub mod validate;
 
-pub use blob::{BlobInfo, BlobWriter, VerifyingReader};
+pub use blob::{BlobInfo, BlobWriter, ParkedBlob, VerifyingReader};
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};

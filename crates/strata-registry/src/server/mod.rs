@@ -43,6 +43,10 @@ pub struct ServerOptions {
     pub upload_timeout: Duration,
     /// Serve HTTPS with this certificate and key (else plain HTTP).
     pub tls: Option<tls::TlsConfig>,
+    /// Open upload sessions allowed in total; more are refused with 429 TOOMANYREQUESTS.
+    pub max_uploads: usize,
+    /// Open upload sessions allowed per user (anonymous callers count as one user).
+    pub max_uploads_per_user: usize,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +56,8 @@ impl Default for ServerOptions {
             events: None,
             upload_timeout: Duration::from_secs(15 * 60),
             tls: None,
+            max_uploads: 1024,
+            max_uploads_per_user: 64,
         }
     }
 }
@@ -75,6 +81,27 @@ pub(crate) struct Shared {
     /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
     /// blob is unreferenced until its manifest follows, and `gc` must not take it meanwhile.
     fresh_blobs: Mutex<Option<(strata_oci::Lease, std::time::Instant)>>,
+    /// Who holds what (see `strata_oci::membership`), recomputed when the store changes.
+    holdings: Mutex<HoldingsCache>,
+    /// Bumped by every change this server makes to the index or a membership record.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// The last [`strata_oci::membership::Holdings`] computed, and the store state it was computed on.
+#[derive(Default)]
+struct HoldingsCache {
+    nodes: strata_oci::membership::NodeCache,
+    stamp: Option<Stamp>,
+    current: Option<Arc<strata_oci::membership::Holdings>>,
+}
+
+/// `index.json`'s identity and the records directory's mtime, and this server's generation: any
+/// change to the store's membership changes one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    index: Option<(u64, i64, i64, u64)>,
+    records: Option<(i64, i64)>,
+    generation: u64,
 }
 
 /// Who is asking.
@@ -117,11 +144,13 @@ impl Registry {
                 auth: options.auth,
                 tokens: TokenIssuer::new(ttl)?,
                 events,
-                uploads: uploads::Uploads::default(),
+                uploads: uploads::Uploads::new(options.max_uploads, options.max_uploads_per_user),
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
                 basic_cache: Mutex::new(HashMap::new()),
                 fresh_blobs: Mutex::new(None),
+                holdings: Mutex::new(HoldingsCache::default()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -504,9 +533,64 @@ impl Shared {
         Ok(())
     }
 
+    fn stamp(&self) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let index = std::fs::metadata(self.store.index_path())
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()));
+        let records = std::fs::metadata(self.store.records_dir())
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec()));
+        Stamp {
+            index,
+            records,
+            generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Who holds what, now (cached until the store changes).
+    pub(crate) fn holdings(&self) -> ApiResult<Arc<strata_oci::membership::Holdings>> {
+        blocking(|| {
+            let mut cache = self.holdings.lock().map_err(ApiError::internal)?;
+            let stamp = self.stamp();
+            if cache.stamp.as_ref() == Some(&stamp)
+                && let Some(current) = &cache.current
+            {
+                return Ok(current.clone());
+            }
+            let holdings = Arc::new(self.store.holdings(&mut cache.nodes)?);
+            cache.stamp = Some(stamp);
+            cache.current = Some(holdings.clone());
+            Ok(holdings)
+        })
+    }
+
+    /// Edit `index.json` and `repository`'s membership record together (see
+    /// `Store::update_repository`).
+    pub(crate) fn update_repository<T>(
+        &self,
+        repository: &str,
+        update: impl FnOnce(
+            &mut strata_oci::ImageIndex,
+            &mut strata_oci::membership::RepoRecord,
+            &strata_oci::membership::Holdings,
+        ) -> strata_oci::Result<(bool, T)>,
+    ) -> ApiResult<T> {
+        blocking(|| {
+            let mut cache = self.holdings.lock().map_err(ApiError::internal)?;
+            let result = self
+                .store
+                .update_repository(repository, &mut cache.nodes, update);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cache.current = None;
+            Ok(result?)
+        })
+    }
+
     /// The owner team of a repository, when the auth file names one.
     pub(crate) fn owner(&self, name: &str) -> Option<String> {
-        self.auth.as_ref()?.owners.get(name).cloned()
+        self.auth.as_ref()?.owner_of(name)
     }
 
     /// Record an event (time filled in); failures are logged, never fatal to the request.

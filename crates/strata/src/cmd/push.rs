@@ -26,17 +26,32 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store = global.store_path()?;
     let image = strata_oci::Reference::parse(&args.image)?;
+    let path = global.chain_path()?;
+    let registry = if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        strata_chain::ChainFile::parse(&path, &text)?.registry
+    } else {
+        None
+    };
+    // With a `registry`, the chain's images are stored under it (`REGISTRY/acme/base`): a short
+    // name the store does not have means that one.
+    let source = match &registry {
+        Some(registry)
+            if image.registry() == strata_oci::reference::DEFAULT_REGISTRY
+                && !args.image.starts_with("localhost/")
+                && strata_oci::Store::open(&store).is_ok_and(|s| {
+                    s.resolve(&args.image).is_err()
+                        && s.resolve(&format!("{registry}/{}", args.image)).is_ok()
+                }) =>
+        {
+            format!("{registry}/{}", args.image)
+        }
+        _ => args.image.clone(),
+    };
     let destination = match &args.reference {
         Some(r) => r.clone(),
         None => {
-            let path = global.chain_path()?;
-            let registry = if path.exists() {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                strata_chain::ChainFile::parse(&path, &text)?.registry
-            } else {
-                None
-            };
             let Some(registry) = registry else {
                 bail!(
                     "push {}: name the destination (HOST/NAME:TAG), or set `registry` in {}",
@@ -54,7 +69,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let remote = RemoteRef::parse(&destination)?;
     let src = Location::Layout {
         dir: store,
-        reference: args.image.clone(),
+        reference: source,
     };
     let client = args.client.client()?;
     let outcome = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()));

@@ -41,8 +41,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         None => None,
     };
     if let Some(auth) = &mut auth {
-        for (repository, team) in chain_owners(global)? {
+        let (registry, owners) = chain_owners(global)?;
+        for (repository, team) in owners {
             auth.owners.entry(repository).or_insert(team);
+        }
+        // Names under the chain's registry are the same repositories (one normalisation).
+        if auth.registry.is_none() {
+            auth.registry = registry;
         }
     } else if !args.listen.ip().is_loopback() {
         bail!(
@@ -59,6 +64,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
             _ => None,
         },
+        ..ServerOptions::default()
     };
     let scheme = if options.tls.is_some() {
         "https"
@@ -96,16 +102,19 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `<chain>/<image>` → owning team, from strata.toml when there is one.
-fn chain_owners(global: &GlobalArgs) -> Result<Vec<(String, String)>> {
+/// `<chain>/<image>` → owning team.
+type Owners = Vec<(String, String)>;
+
+/// The chain's `registry`, and its owners, from strata.toml when there is one.
+fn chain_owners(global: &GlobalArgs) -> Result<(Option<String>, Owners)> {
     let path = global.chain_path()?;
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok((None, Vec::new()));
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let chain = strata_chain::ChainFile::parse(&path, &text)?;
-    Ok(chain
+    let owners = chain
         .images
         .iter()
         .map(|image| {
@@ -114,5 +123,6 @@ fn chain_owners(global: &GlobalArgs) -> Result<Vec<(String, String)>> {
                 image.owner.clone(),
             )
         })
-        .collect())
+        .collect();
+    Ok((chain.registry, owners))
 }
