@@ -486,3 +486,41 @@ fn a_store_without_membership_records_is_served_from_its_index() {
             .is_empty()
     );
 }
+
+// Issue 14: one pusher opened ~10,000 unfinished sessions and exhausted file descriptors.
+#[test]
+fn a_session_flood_is_refused_with_429_while_another_user_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Store::init(dir.path().join("served")).unwrap();
+    let options = ServerOptions {
+        auth: Some(auth(dir.path(), "deny", "")),
+        max_uploads_per_user: 8,
+        max_uploads: 12,
+        ..ServerOptions::default()
+    };
+    let server = RunningServer::start(served, options, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let f = Fixture { dir, server };
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut r = agent()
+            .post(f.url("/v2/acme/corebuild/blobs/uploads/"))
+            .header("authorization", olga())
+            .send_empty()
+            .unwrap();
+        match r.status().as_u16() {
+            202 => {}
+            429 => {
+                refused += 1;
+                let body = body_of(&mut r);
+                assert!(body.contains("TOOMANYREQUESTS"), "{body}");
+                assert!(body.contains("olga has 8 upload sessions open"), "{body}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(refused, 32);
+    assert_eq!(f.server.registry().open_uploads(), 8);
+    // The sessions hold no temp file open between requests; another user pushes fine.
+    f.push_image("max:mid-pass", "acme/httpd-php:1", "acme/httpd-php:1");
+    assert!(f.served().resolve("acme/httpd-php:1").is_ok());
+}
