@@ -9,6 +9,7 @@
 //! a multi-threaded tokio runtime.
 
 mod handlers;
+pub mod limits;
 pub mod route;
 pub mod tls;
 mod uploads;
@@ -47,6 +48,11 @@ pub struct ServerOptions {
     pub max_uploads: usize,
     /// Open upload sessions allowed per user (anonymous callers count as one user).
     pub max_uploads_per_user: usize,
+    /// Open connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that moves no byte either way this long is dropped (half-sent request
+    /// heads included).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +64,8 @@ impl Default for ServerOptions {
             tls: None,
             max_uploads: 1024,
             max_uploads_per_user: 64,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) uploads: uploads::Uploads,
     pub(crate) upload_timeout: Duration,
     pub(crate) tls: Option<tls::TlsConfig>,
+    pub(crate) max_connections: usize,
+    pub(crate) idle_timeout: Duration,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
     /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
@@ -147,6 +157,8 @@ impl Registry {
                 uploads: uploads::Uploads::new(options.max_uploads, options.max_uploads_per_user),
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
+                max_connections: options.max_connections,
+                idle_timeout: options.idle_timeout,
                 basic_cache: Mutex::new(HashMap::new()),
                 fresh_blobs: Mutex::new(None),
                 holdings: Mutex::new(HoldingsCache::default()),
@@ -210,14 +222,16 @@ pub async fn serve(
         }
     });
     let router = registry.router();
+    let (max, idle) = (registry.state.max_connections, registry.state.idle_timeout);
     let result = match registry.state.tls.clone() {
         Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, &config)?, router)
+            let listener = tls::TlsListener::new(listener, &config)?;
+            axum::serve(limits::Guarded::new(listener, max, idle), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
-            axum::serve(listener, router)
+            axum::serve(limits::Guarded::new(listener, max, idle), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -28,6 +28,12 @@ pub struct Args {
     /// Drop upload sessions idle this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     upload_timeout: u64,
+    /// Drop connections that move no byte either way for this many seconds (half-sent requests).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// Serve at most this many connections at once (more wait to be accepted).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    max_connections: usize,
 }
 
 /// Serve the store until interrupted.
@@ -60,6 +66,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         auth,
         events: Some(events),
         upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
             _ => None,
