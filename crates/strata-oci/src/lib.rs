@@ -41,7 +41,7 @@ pub use blob::{BlobInfo, BlobWriter, ParkedBlob, VerifyingReader};
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use fsck::{FsckReport, Problem, ProblemKind};
+pub use fsck::{FsckReport, Problem, ProblemKind, RepairReport};
 pub use gc::{GcOptions, GcReport};
 pub use image::Image;
 pub use index::Tag;

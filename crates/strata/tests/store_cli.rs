@@ -169,3 +169,46 @@ fn gc_refuses_while_a_build_holds_a_lease() {
         .assert()
         .success();
 }
+
+// Issue 14: a gc killed between unlinking blobs and rewriting index.json left entries pointing
+// at missing blobs forever; `fsck --repair` drops them (and orphaned temp files) and says so.
+#[test]
+fn fsck_repair_drops_entries_whose_blobs_are_missing_and_orphaned_temp_files() {
+    let (_dir, store, image) = store_with_image();
+    let kept = random::image(&store, 1, 500).unwrap();
+    store.tag("acme/kept:1", kept.descriptor()).unwrap();
+    // What the killed gc left: a layer of acme/app:1 gone, a writer's temp file, a build's dir.
+    fs::remove_file(store.blob_path(&Digest::from_oci(image.layers()[0].digest()).unwrap()))
+        .unwrap();
+    fs::write(store.tmp_dir().join("blob-orphan"), b"half").unwrap();
+    fs::create_dir_all(store.tmp_dir().join("build-7/rootfs")).unwrap();
+    strata(store.root())
+        .args(["store", "fsck"])
+        .assert()
+        .failure();
+    let out = strata(store.root())
+        .args(["store", "fsck", "--repair", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["repair"]["dropped_entries"],
+        serde_json::json!(["localhost/acme/app:1"])
+    );
+    assert_eq!(
+        v["repair"]["temp_files"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    assert_eq!(v["fsck"]["problems"], serde_json::json!([]));
+    // Nothing else was lost.
+    assert_eq!(
+        store.resolve("acme/kept:1").unwrap().digest(),
+        kept.descriptor().digest()
+    );
+    assert!(store.fsck().unwrap().is_ok());
+    assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+}
