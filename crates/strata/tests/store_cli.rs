@@ -212,3 +212,44 @@ fn fsck_repair_drops_entries_whose_blobs_are_missing_and_orphaned_temp_files() {
     assert!(store.fsck().unwrap().is_ok());
     assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 }
+
+// Issue 14: two stores under one parent (`--store /x/a`, `--store /x/b`) shared `/x/events.db`
+// and `/x/cache`; each store's own files now live inside it (the default `.strata/store`
+// layout keeps `.strata/events.db` and `.strata/cache`).
+#[test]
+fn two_stores_under_one_parent_share_no_events_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let store = Store::init(&a).unwrap();
+    let image = random::image(&store, 1, 100).unwrap();
+    store.tag("acme/app:1", image.descriptor()).unwrap();
+    Store::init(&b).unwrap();
+    strata(&a).args(["rmi", "acme/app:1"]).assert().success();
+    assert!(!dir.path().join("events.db").exists());
+    assert!(a.join(".strata/events.db").exists());
+    let log = |store: &Path| -> serde_json::Value {
+        serde_json::from_slice(
+            &strata(store)
+                .args(["log", "--json"])
+                .assert()
+                .success()
+                .get_output()
+                .stdout,
+        )
+        .unwrap()
+    };
+    assert_eq!(log(&a).as_array().unwrap().len(), 1);
+    let out = strata(&b)
+        .args(["log", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("nothing recorded") || text.trim() == "[]",
+        "{text}"
+    );
+}

@@ -32,7 +32,7 @@ pub struct Args {
 /// Print the timeline.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
-    let db = store_path.parent().unwrap_or(&store_path).join("events.db");
+    let db = crate::global::state_dir_of(&store_path).join("events.db");
     if !db.exists() {
         write_stdout("nothing recorded yet\n")?;
         return Ok(ExitCode::SUCCESS);

@@ -61,7 +61,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             args.listen
         );
     }
-    let events = store_path.parent().unwrap_or(&store_path).join("events.db");
+    let events = crate::global::state_dir_of(&store_path).join("events.db");
     let options = ServerOptions {
         auth,
         events: Some(events),

@@ -173,7 +173,7 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
         }
     }
     // The builder's caches sit beside the store (`.strata/cache` for `.strata/store`).
-    let cache_dir = store.root().parent().unwrap_or(store.root()).join("cache");
+    let cache_dir = crate::global::state_dir_of(store.root()).join("cache");
     let (report, caches) = store
         .gc_then(&GcOptions { dry_run }, |report| {
             prune_caches(store, &cache_dir, report)
