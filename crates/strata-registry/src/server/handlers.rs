@@ -155,7 +155,11 @@ impl Ctx<'_> {
         match ManifestRef::parse(reference).map_err(|_| unknown())? {
             ManifestRef::Digest(digest) => {
                 let holdings = self.state.holdings()?;
-                if !holdings.holds_manifest(self.key, &digest)
+                // A manifest no repository holds (its tag moved or went in the store itself,
+                // e.g. a rebuild) stays readable by digest until gc, as distribution keeps old
+                // revisions; one another repository holds is not this one's.
+                let orphan = || holdings.holders(&digest).is_empty();
+                if !(holdings.holds_manifest(self.key, &digest) || orphan())
                     || !blocking(|| self.state.store.has_blob(&digest))
                 {
                     return Err(unknown());
@@ -451,6 +455,9 @@ impl Ctx<'_> {
                 }
             }
         })??;
+        if removed && let ManifestRef::Digest(digest) = &target {
+            self.drop_if_unheld(digest)?;
+        }
         if !removed {
             return Err(ApiError::new(
                 404,
@@ -489,7 +496,10 @@ impl Ctx<'_> {
                 format!("blob {digest} is unknown"),
             )
         };
-        if !self.state.holdings()?.holds_blob(self.key, &digest) {
+        // As for manifests: a blob no repository holds (left by a tag that moved in the store)
+        // stays readable until gc; one another repository holds is not this one's.
+        let holdings = self.state.holdings()?;
+        if !holdings.holds_blob(self.key, &digest) && !holdings.holders(&digest).is_empty() {
             return Err(unknown());
         }
         let mut file = tokio::fs::File::open(&path).await.map_err(|_| unknown())?;
@@ -676,6 +686,25 @@ impl Ctx<'_> {
             .uploads
             .start(store, self.name, user.as_deref())?;
         Ok(self.upload_accepted(StatusCode::ACCEPTED, &id, 0))
+    }
+
+    /// After a delete by digest: remove the manifest's blob when nothing holds it any more (no
+    /// repository, no `index.json` entry), so it is not readable as an unheld revision.
+    fn drop_if_unheld(&self, digest: &Digest) -> ApiResult<()> {
+        let store = &self.state.store;
+        self.state.update_repository(self.key, |index, _, holdings| {
+            if holdings.holders(digest).is_empty()
+                && blob_user(store, index.manifests(), digest)?.is_none()
+            {
+                let path = store.blob_path(digest);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(strata_oci::Error::Io { path, source }),
+                }
+            }
+            Ok((false, ()))
+        })
     }
 
     /// Record the blob as this repository's (unless it holds it already).
