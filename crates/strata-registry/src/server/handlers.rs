@@ -692,19 +692,20 @@ impl Ctx<'_> {
     /// repository, no `index.json` entry), so it is not readable as an unheld revision.
     fn drop_if_unheld(&self, digest: &Digest) -> ApiResult<()> {
         let store = &self.state.store;
-        self.state.update_repository(self.key, |index, _, holdings| {
-            if holdings.holders(digest).is_empty()
-                && blob_user(store, index.manifests(), digest)?.is_none()
-            {
-                let path = store.blob_path(digest);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(strata_oci::Error::Io { path, source }),
+        self.state
+            .update_repository(self.key, |index, _, holdings| {
+                if holdings.holders(digest).is_empty()
+                    && blob_user(store, index.manifests(), digest)?.is_none()
+                {
+                    let path = store.blob_path(digest);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => return Err(strata_oci::Error::Io { path, source }),
+                    }
                 }
-            }
-            Ok((false, ()))
-        })
+                Ok((false, ()))
+            })
     }
 
     /// Record the blob as this repository's (unless it holds it already).

@@ -117,6 +117,8 @@ fn timeline(events: &[Event]) -> String {
             ("build", "up-to-date") => "found up to date".to_string(),
             ("build", "failed") => "FAILED to build".to_string(),
             ("build", "skipped") => "skipped".to_string(),
+            ("build", "started") => "started building".to_string(),
+            ("build", "interrupted") => "was INTERRUPTED building".to_string(),
             ("sign", "ok") => "signed the provenance of".to_string(),
             ("test", "ok") => "tested".to_string(),
             ("test", "failed") => "FAILED the tests of".to_string(),
