@@ -429,6 +429,24 @@ fn a_manifest_whose_content_type_contradicts_its_media_type_is_refused() {
         .send(&bytes[..])
         .unwrap();
     assert_eq!(r.status(), 201);
+    // A reference that is neither a tag nor a digest names no manifest: 404 MANIFEST_UNKNOWN
+    // (it was 400 MANIFEST_INVALID), as the distribution spec's conformance suite expects.
+    for reference in ["-not-a-tag", "sha256:short"] {
+        for method in ["GET", "HEAD"] {
+            let path = format!("/v2/acme/corebuild/manifests/{reference}");
+            assert_eq!(
+                status(&f, method, &olga(), &path),
+                404,
+                "{method} {reference}"
+            );
+        }
+        let mut r = agent()
+            .get(f.url(&format!("/v2/acme/corebuild/manifests/{reference}")))
+            .header("authorization", olga())
+            .call()
+            .unwrap();
+        assert_eq!(error_code(&mut r), "MANIFEST_UNKNOWN");
+    }
 }
 
 #[test]
