@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
 
-use fs2::FileExt;
 use oci_spec::image::Descriptor;
 
 use crate::blob::BlobInfo;
@@ -63,7 +62,7 @@ impl Store {
     ) -> Result<(GcReport, T)> {
         let lock_path = self.lock_path("gc.lock");
         let gc_lock = open_lock_file(&lock_path)?;
-        if FileExt::try_lock_exclusive(&gc_lock).is_err() {
+        if gc_lock.try_lock().is_err() {
             return Err(Error::Busy {
                 path: self.root().to_path_buf(),
                 reason: "a build or blob write holds a lease; try again when it is done".into(),

@@ -8,7 +8,6 @@
 //! and replaces it atomically: concurrent taggers never lose a tag, and a crash leaves the old or
 //! the new index.
 
-use fs2::FileExt;
 use oci_spec::image::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, MediaType};
 
 use crate::digest::Digest;
@@ -133,7 +132,7 @@ impl Store {
     ) -> Result<T> {
         let lock_path = self.lock_path("index.lock");
         let lock = open_lock_file(&lock_path)?;
-        FileExt::lock_exclusive(&lock).map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
         let mut index = self.index()?;
         let (changed, value) = update(&mut index)?;
         if changed {

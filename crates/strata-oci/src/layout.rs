@@ -15,7 +15,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, SCHEMA_VERSION,
 };
@@ -91,7 +90,7 @@ impl Store {
         // already started tagging into.
         let lock_path = store.lock_path("index.lock");
         let lock = open_lock_file(&lock_path)?;
-        FileExt::lock_exclusive(&lock).map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
         if !store.index_path().exists() {
             let empty = empty_index();
             atomic_write(&store.index_path(), &canonical_json(&empty, "index.json")?)?;
@@ -144,7 +143,7 @@ impl Store {
     pub fn lease(&self) -> Result<Lease> {
         let path = self.lock_path("gc.lock");
         let file = open_lock_file(&path)?;
-        FileExt::lock_shared(&file).map_err(io_err(&path))?;
+        file.lock_shared().map_err(io_err(&path))?;
         Ok(Lease { _file: file })
     }
 
@@ -154,7 +153,7 @@ impl Store {
     pub fn try_lock_named(&self, name: &str) -> Result<Option<NamedLock>> {
         let path = self.lock_path(&format!("{name}.lock"));
         let file = open_lock_file(&path)?;
-        Ok(FileExt::try_lock_exclusive(&file)
+        Ok(file.try_lock()
             .is_ok()
             .then_some(NamedLock { _file: file }))
     }
