@@ -578,7 +578,9 @@ impl<'a> Builder<'a> {
                     chmod: parse_chmod(c.chmod.as_deref())?,
                     excludes: c.exclude.clone(),
                     parents: c.parents,
-                    preserve_owner: false,
+                    // From the context files belong to root; from a stage or an image they keep
+                    // their owner, as BuildKit and buildah do (unless --chown says otherwise).
+                    preserve_owner: from.is_some(),
                 };
                 self.copy_layer(state, &sources, &opts, &created_by)
             }
@@ -687,6 +689,11 @@ impl<'a> Builder<'a> {
             .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
         let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
+        // As runc does: HOME from the step user's /etc/passwd entry (`/` without one), unless
+        // the environment sets it. The passwd file is in the parent layers, so the key covers it.
+        if !spec.env.iter().any(|(k, _)| k == "HOME") {
+            spec.env.push(("HOME".to_string(), user.home.clone()));
+        }
         // After the cache key: a secret's value never reaches it (nor the image config).
         for (var, value) in secret_env {
             spec.env.retain(|(k, _)| *k != var);
@@ -1074,7 +1081,7 @@ impl<'a> Builder<'a> {
         created_by: &str,
     ) -> Result<Option<String>, StepError> {
         let mut parts = vec![
-            "add/v1".to_string(),
+            "add/v2".to_string(),
             state.chain_key.clone(),
             created_by.to_string(),
             format!("{:?}", a.unpack),
@@ -1100,8 +1107,12 @@ impl<'a> Builder<'a> {
                             } else {
                                 String::new()
                             };
+                            // The clamped mtime is part of the layer (rewrite-timestamp).
+                            let mtime = u64::try_from(f.meta.mtime())
+                                .unwrap_or(0)
+                                .min(self.options.source_date_epoch);
                             parts.push(format!(
-                                "{} {:o} {}:{} {hash}",
+                                "{} {:o} {}:{} {mtime} {hash}",
                                 f.path.display(),
                                 f.meta.mode(),
                                 f.meta.uid(),

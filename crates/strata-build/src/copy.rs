@@ -77,6 +77,10 @@ pub struct PlannedEntry {
     pub mode: u32,
     /// Owner.
     pub owner: Owner,
+    /// The source's modification time (seconds since the epoch); `None` for what the step
+    /// creates itself (parent directories, heredocs), which gets `SOURCE_DATE_EPOCH`. The layer
+    /// writer clamps it to `SOURCE_DATE_EPOCH`, as BuildKit's `rewrite-timestamp` does.
+    pub mtime: Option<u64>,
 }
 
 /// Every path a COPY/ADD writes, keyed by image path without the leading `/` (`usr/bin/x`), sorted.
@@ -298,6 +302,7 @@ impl Placer<'_> {
                             content: PlannedContent::Dir,
                             mode: 0o755,
                             owner: self.owner,
+                            mtime: None,
                         },
                     );
                 }
@@ -323,6 +328,7 @@ impl Placer<'_> {
                 content,
                 mode,
                 owner: self.owner,
+                mtime: None,
             },
         );
         Ok(())
@@ -356,10 +362,11 @@ impl Placer<'_> {
             return Err(CopyError::Unsupported(entry.rel.clone()));
         };
         self.put(target, content, mode)?;
-        if self.preserve_owner {
-            use std::os::unix::fs::MetadataExt;
-            let key = target.trim_start_matches('/');
-            if let Some(planned) = self.plan.get_mut(key) {
+        use std::os::unix::fs::MetadataExt;
+        let key = target.trim_start_matches('/');
+        if let Some(planned) = self.plan.get_mut(key) {
+            planned.mtime = Some(u64::try_from(entry.meta.mtime()).unwrap_or(0));
+            if self.preserve_owner {
                 planned.owner = Owner {
                     uid: entry.meta.uid(),
                     gid: entry.meta.gid(),

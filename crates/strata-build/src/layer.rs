@@ -13,7 +13,7 @@ use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Descriptor, Digest, Store};
 
 use crate::context::StatCache;
-use crate::copy::{CopyPlan, PlannedContent};
+use crate::copy::{CopyPlan, PlannedContent, PlannedEntry};
 use crate::error::StepError;
 use crate::fsindex::{FsIndex, HeaderRecord, Node, NodeKind, read_headers};
 
@@ -99,7 +99,7 @@ pub fn plan_key(
 ) -> Result<String, StepError> {
     let mut h = Sha256::new();
     h.update(format!(
-        "plan/v1 {:?} {}\n",
+        "plan/v2 {:?} {}\n",
         options.compression, options.source_date_epoch
     ));
     for (path, entry) in plan {
@@ -116,11 +116,20 @@ pub fn plan_key(
             }
         };
         h.update(format!(
-            "{path}\0{:o}\0{}\0{}\0{content}\n",
-            entry.mode, entry.owner.uid, entry.owner.gid
+            "{path}\0{:o}\0{}\0{}\0{}\0{content}\n",
+            entry.mode,
+            entry.owner.uid,
+            entry.owner.gid,
+            clamped_mtime(entry, options.source_date_epoch)
         ));
     }
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// A planned entry's mtime in the layer: its source's, clamped to `epoch` (BuildKit's
+/// `rewrite-timestamp`); what the step creates itself gets `epoch`.
+fn clamped_mtime(entry: &PlannedEntry, epoch: u64) -> u64 {
+    entry.mtime.map_or(epoch, |m| m.min(epoch))
 }
 
 /// Write a planned layer to the store.
@@ -129,7 +138,6 @@ pub fn write_plan(
     plan: &CopyPlan,
     options: LayerOptions,
 ) -> Result<LayerRef, StepError> {
-    let mtime = options.source_date_epoch;
     let entries: Vec<Entry> = plan
         .iter()
         .map(|(path, e)| {
@@ -137,7 +145,7 @@ pub fn write_plan(
                 mode: e.mode,
                 uid: u64::from(e.owner.uid),
                 gid: u64::from(e.owner.gid),
-                mtime,
+                mtime: clamped_mtime(e, options.source_date_epoch),
                 ..Metadata::default()
             };
             match &e.content {

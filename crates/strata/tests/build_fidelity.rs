@@ -1,0 +1,252 @@
+//! `strata build-image` builds what buildah and BuildKit build (issue 15, builder part): each test
+//! builds a Dockerfile with strata, unpacks the image with umoci and, where buildah can build the
+//! same Dockerfile here, compares with buildah's image of it.
+//!
+//! Every test works in its own temporary directory and a private buildah storage.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+fn strata(store: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("strata").unwrap();
+    cmd.env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .arg("--store")
+        .arg(store);
+    cmd
+}
+
+/// Build `context` as `tag` with strata (extra environment), expecting success.
+fn build(store: &Path, context: &Path, tag: &str, env: &[(&str, &str)]) {
+    let mut cmd = strata(store);
+    cmd.arg("build-image").arg(context).args(["-t", tag]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "strata build of {} failed:\n{}",
+        context.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Build `context` with buildah (chroot isolation, private storage under `dir`) and push it to
+/// the OCI layout `layout` as `tag`.
+fn buildah_build(buildah: &Path, dir: &Path, context: &Path, layout: &Path, tag: &str) {
+    let storage = |c: &mut StdCommand| {
+        c.arg("--root")
+            .arg(dir.join("buildah-root"))
+            .arg("--runroot")
+            .arg(dir.join("buildah-run"))
+            .args(["--storage-driver", "vfs"]);
+    };
+    let name = format!("localhost/fidelity/{tag}:latest");
+    let mut bud = StdCommand::new(buildah);
+    storage(&mut bud);
+    bud.args(["bud", "--isolation", "chroot", "-q", "--pull=never", "-t"])
+        .arg(&name)
+        .arg(context);
+    run_ok(&mut bud);
+    let mut push = StdCommand::new(buildah);
+    storage(&mut push);
+    push.arg("push")
+        .arg(&name)
+        .arg(format!("oci:{}:{tag}", layout.display()));
+    run_ok(&mut push);
+}
+
+/// Unpack `reference` of the layout `store` with umoci; returns its root filesystem.
+fn unpack(store: &Path, reference: &str, dir: &Path) -> PathBuf {
+    let bundle = dir.join(format!(
+        "bundle-{}-{}",
+        store.file_name().unwrap().to_string_lossy(),
+        reference.replace(['/', ':'], "-")
+    ));
+    run_ok(
+        StdCommand::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:{reference}", store.display()))
+            .arg(&bundle),
+    );
+    bundle.join("rootfs")
+}
+
+/// (mode & 0o7777, uid, gid) of a path, not following a final symlink.
+fn stat(path: &Path) -> (u32, u32, u32) {
+    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+/// A tar holding `bin/` and `bin/tool` (0755), both owned by `uid:gid`.
+fn owned_tar(path: &Path, uid: u64, gid: u64) {
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    h.set_size(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "bin", std::io::empty()).unwrap();
+    let data = b"#!/bin/sh\necho tool\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    h.set_size(data.len() as u64);
+    h.set_mtime(0);
+    b.append_data(&mut h, "bin/tool", &data[..]).unwrap();
+    b.finish().unwrap();
+}
+
+// Issue 15, item 1: `COPY --from` a stage keeps the source's owner (BuildKit and buildah do);
+// from the context, files belong to root.
+#[test]
+fn copy_from_a_stage_keeps_the_owner_as_buildah_does() {
+    let (Some(_), Some(buildah)) = (require_tool("umoci"), require_tool("buildah")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    owned_tar(&ctx.join("owned.tar"), 1000, 50);
+    fs::write(ctx.join("plain.txt"), "plain\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch AS build\n\
+         ADD owned.tar /\n\
+         FROM scratch\n\
+         COPY --from=build /bin/tool /tool\n\
+         COPY --from=build /bin /bindir\n\
+         COPY --from=build --chown=7:8 /bin/tool /chowned\n\
+         COPY plain.txt /plain.txt\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/owned:latest", &[]);
+    let ours = unpack(&store, "localhost/acme/owned:latest", dir.path());
+    let theirs_layout = dir.path().join("buildah-layout");
+    buildah_build(&buildah, dir.path(), &ctx, &theirs_layout, "owned");
+    let theirs = unpack(&theirs_layout, "owned", dir.path());
+    for (path, want) in [
+        ("tool", (0o755, 1000, 50)),
+        ("bindir/tool", (0o755, 1000, 50)),
+        ("chowned", (0o755, 7, 8)),
+        ("plain.txt", (0o644, 0, 0)),
+    ] {
+        assert_eq!(stat(&theirs.join(path)), want, "buildah's {path}");
+        assert_eq!(stat(&ours.join(path)), want, "strata's {path}");
+    }
+}
+
+// Issue 15, item 5: with SOURCE_DATE_EPOCH, COPY/ADD clamp mtimes to it (BuildKit's
+// rewrite-timestamp): an older file keeps its time, a newer one gets the epoch.
+#[test]
+fn source_date_epoch_clamps_copy_mtimes_instead_of_setting_them() {
+    let Some(_) = require_tool("umoci") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY old.txt new.txt /\n",
+    )
+    .unwrap();
+    let old = ctx.join("old.txt");
+    fs::write(&old, "from 2001\n").unwrap();
+    fs::write(ctx.join("new.txt"), "from now\n").unwrap();
+    let in_2001 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(in_2001)
+        .unwrap();
+    let store = dir.path().join("store");
+    let epoch = [("SOURCE_DATE_EPOCH", "1500000000")];
+    build(&store, &ctx, "localhost/acme/dated:latest", &epoch);
+    let root = unpack(&store, "localhost/acme/dated:latest", dir.path());
+    let mtime = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().mtime();
+    assert_eq!(mtime("old.txt"), 1_000_000_000);
+    assert_eq!(mtime("new.txt"), 1_500_000_000);
+
+    // The old file's time is part of the layer: touching it (content unchanged) rebuilds.
+    let in_2002 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_020_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(in_2002)
+        .unwrap();
+    build(&store, &ctx, "localhost/acme/dated2:latest", &epoch);
+    let root = unpack(&store, "localhost/acme/dated2:latest", dir.path());
+    assert_eq!(
+        fs::symlink_metadata(root.join("old.txt")).unwrap().mtime(),
+        1_020_000_000
+    );
+}
+
+// Issue 15, item 4: RUN gets HOME from the step user's passwd entry as runc sets it (`/` for a
+// user without one), unless ENV sets it; `cd ~` works.
+#[test]
+fn run_sets_home_from_the_step_user() {
+    let (Some(_), Some(buildah)) = (require_tool("umoci"), require_tool("buildah")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    fs::create_dir_all(&base).unwrap();
+    if busybox_rootfs_tar(&base.join("rootfs.tar")).is_none() {
+        return;
+    }
+    fs::write(
+        base.join("Dockerfile"),
+        "FROM scratch\n\
+         ADD rootfs.tar /\n\
+         RUN cd ~ && pwd > /root-home\n\
+         USER www-data\n\
+         RUN echo \"$HOME\" > /tmp/www-home\n\
+         USER 4242\n\
+         RUN echo \"$HOME\" > /tmp/nobody-home\n\
+         USER root\n\
+         ENV HOME=/set\n\
+         RUN echo \"$HOME\" > /env-home\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &base, "localhost/acme/home:latest", &[]);
+    let ours = unpack(&store, "localhost/acme/home:latest", dir.path());
+    let theirs_layout = dir.path().join("buildah-layout");
+    buildah_build(&buildah, dir.path(), &base, &theirs_layout, "home");
+    let theirs = unpack(&theirs_layout, "home", dir.path());
+    for (path, want) in [
+        ("root-home", "/root\n"),
+        ("tmp/www-home", "/var/www\n"),
+        ("tmp/nobody-home", "/\n"),
+        ("env-home", "/set\n"),
+    ] {
+        assert_eq!(
+            fs::read_to_string(theirs.join(path)).unwrap(),
+            want,
+            "buildah's {path}"
+        );
+        assert_eq!(
+            fs::read_to_string(ours.join(path)).unwrap(),
+            want,
+            "strata's {path}"
+        );
+    }
+}
