@@ -250,3 +250,64 @@ fn run_sets_home_from_the_step_user() {
         );
     }
 }
+
+/// A busybox base context (`FROM scratch`, `ADD rootfs.tar /`) built into `store` as `tag`;
+/// false when busybox is missing (outside CI).
+fn build_busybox_base(store: &Path, dir: &Path, tag: &str) -> bool {
+    let base = dir.join("busybox-base");
+    fs::create_dir_all(&base).unwrap();
+    if busybox_rootfs_tar(&base.join("rootfs.tar")).is_none() {
+        return false;
+    }
+    fs::write(base.join("Dockerfile"), "FROM scratch\nADD rootfs.tar /\n").unwrap();
+    build(store, &base, tag, &[]);
+    true
+}
+
+// Issue 15, items 3 and 9: a RUN's bind mount from the context is keyed on the mounted content
+// (BuildKit's way), so a changed file reruns the step; and a single file can be bound `rw`.
+#[test]
+fn bind_mounted_context_files_key_the_step_and_a_file_binds_rw() {
+    let Some(_) = require_tool("umoci") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    if !build_busybox_base(&store, dir.path(), "localhost/acme/base:latest") {
+        return;
+    }
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(ctx.join("conf")).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/acme/base:latest\n\
+         RUN --mount=type=bind,source=data.txt,target=/data.txt cat /data.txt > /out\n\
+         RUN --mount=type=bind,source=conf,target=/conf cat /conf/a > /out-dir\n\
+         RUN --mount=type=bind,source=data.txt,target=/rw.txt,rw \
+             sh -c 'echo more >> /rw.txt && cat /rw.txt > /out-rw'\n",
+    )
+    .unwrap();
+    fs::write(ctx.join("data.txt"), "one\n").unwrap();
+    fs::write(ctx.join("conf/a"), "a1\n").unwrap();
+    build(&store, &ctx, "localhost/acme/bind:latest", &[]);
+    let root = unpack(&store, "localhost/acme/bind:latest", dir.path());
+    assert_eq!(fs::read_to_string(root.join("out")).unwrap(), "one\n");
+    assert_eq!(fs::read_to_string(root.join("out-dir")).unwrap(), "a1\n");
+    assert_eq!(
+        fs::read_to_string(root.join("out-rw")).unwrap(),
+        "one\nmore\n"
+    );
+    // The writable bind wrote to a copy, never to the context.
+    assert_eq!(fs::read_to_string(ctx.join("data.txt")).unwrap(), "one\n");
+
+    fs::write(ctx.join("data.txt"), "two\n").unwrap();
+    fs::write(ctx.join("conf/a"), "a2\n").unwrap();
+    build(&store, &ctx, "localhost/acme/bind2:latest", &[]);
+    let root = unpack(&store, "localhost/acme/bind2:latest", dir.path());
+    assert_eq!(fs::read_to_string(root.join("out")).unwrap(), "two\n");
+    assert_eq!(fs::read_to_string(root.join("out-dir")).unwrap(), "a2\n");
+    assert_eq!(
+        fs::read_to_string(root.join("out-rw")).unwrap(),
+        "two\nmore\n"
+    );
+}
