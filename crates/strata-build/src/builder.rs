@@ -244,6 +244,38 @@ impl StageState {
     }
 }
 
+/// An instruction's `created_by` in the image history: for instructions whose words the
+/// resolver expands (ENV, LABEL, ARG, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL) the expanded
+/// instruction, as BuildKit writes it (`${...}` never reaches the history); for the others the
+/// line as written (RUN/CMD/ENTRYPOINT text is the shell's to expand; COPY and ADD keep their
+/// source patterns). An ARG given by `--build-arg` is written by name only: BuildKit never puts a
+/// build argument's value in the history (it writes the declared default; strata writes neither).
+fn history_text(ins: &ResolvedInstruction, build_args: &BTreeMap<String, String>) -> String {
+    match &ins.instruction.command {
+        Command::Arg(a) => {
+            let mut a = a.clone();
+            for decl in &mut a.args {
+                if build_args.contains_key(&decl.name) {
+                    decl.value = None;
+                }
+            }
+            Command::Arg(a).to_string()
+        }
+        // The resolver sorts EXPOSE's ports; BuildKit keeps them in written order.
+        Command::Expose(_) if !ins.instruction.logical_line().contains('$') => {
+            ins.instruction.logical_line().trim().to_string()
+        }
+        Command::Env(_)
+        | Command::Label(_)
+        | Command::Workdir(_)
+        | Command::User(_)
+        | Command::Expose(_)
+        | Command::Volume(_)
+        | Command::StopSignal(_) => ins.instruction.command.to_string(),
+        _ => ins.instruction.logical_line().trim().to_string(),
+    }
+}
+
 pub(crate) fn hash_strings(parts: &[&str]) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
@@ -559,14 +591,18 @@ impl<'a> Builder<'a> {
         ins: &ResolvedInstruction,
         done: &[Option<StageState>],
     ) -> Result<(), StepError> {
-        let created_by = ins.instruction.logical_line().trim().to_string();
         let command = &ins.instruction.command;
+        let created_by = history_text(ins, &self.options.build_args);
         if metadata::apply(&mut state.config, &mut state.flags, command)? {
             state.push_empty(&self.created, &created_by);
             return Ok(());
         }
         match command {
-            Command::Arg(_) => Ok(()),
+            // BuildKit and buildah record ARG in the history as an empty layer.
+            Command::Arg(_) => {
+                state.push_empty(&self.created, &created_by);
+                Ok(())
+            }
             Command::Workdir(w) => self.workdir(state, &w.path, &created_by),
             Command::Copy(c) => {
                 let from = ins.copy_from.clone();

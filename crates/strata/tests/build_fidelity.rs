@@ -311,3 +311,74 @@ fn bind_mounted_context_files_key_the_step_and_a_file_binds_rw() {
         "two\nmore\n"
     );
 }
+
+// Issue 15, item 6: ARG has its history entry (an empty layer, as buildah and BuildKit write
+// it) and the history shows expanded values, never `${...}`; a --build-arg value stays out.
+#[test]
+fn history_has_arg_entries_and_expanded_values() {
+    let (Some(_), Some(buildah)) = (require_tool("skopeo"), require_tool("buildah")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\n\
+         ARG A=1\n\
+         ARG C=${A}x\n\
+         ENV E=${C}\n\
+         LABEL l=${A}\n",
+    )
+    .unwrap();
+    let history = |layout: &Path, reference: &str| -> Vec<(String, bool)> {
+        let out = run_ok(StdCommand::new("skopeo").args([
+            "inspect",
+            "--config",
+            "--raw",
+            &format!("oci:{}:{reference}", layout.display()),
+        ]));
+        let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+        config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["created_by"].as_str().unwrap().to_string(),
+                    h["empty_layer"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/hist:latest", &[]);
+    let ours = history(&store, "localhost/acme/hist:latest");
+    let theirs_layout = dir.path().join("buildah-layout");
+    buildah_build(&buildah, dir.path(), &ctx, &theirs_layout, "hist");
+    let theirs = history(&theirs_layout, "hist");
+    // buildah writes one empty-layer entry per instruction, ARG included (its text is
+    // `/bin/sh -c #(nop) ARG A`); strata writes BuildKit's text, expanded.
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    assert!(theirs[0].0.ends_with("ARG A"), "{theirs:?}");
+    // (its last entry is the commit, which it never marks empty)
+    assert!(theirs[..3].iter().all(|(_, empty)| *empty), "{theirs:?}");
+    let want: Vec<(String, bool)> = ["ARG A=1", "ARG C=1x", "ENV E=1x", "LABEL l=1"]
+        .iter()
+        .map(|s| (s.to_string(), true))
+        .collect();
+    assert_eq!(ours, want);
+
+    // A --build-arg value never reaches the history.
+    let mut cmd = strata(&store);
+    cmd.arg("build-image").arg(&ctx).args([
+        "-t",
+        "localhost/acme/hist2:latest",
+        "--build-arg",
+        "A=s3cret",
+    ]);
+    assert!(cmd.output().unwrap().status.success());
+    let ours = history(&store, "localhost/acme/hist2:latest");
+    assert_eq!(ours[0].0, "ARG A");
+    assert_eq!(ours[1].0, "ARG C=s3cretx");
+}
