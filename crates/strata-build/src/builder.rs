@@ -433,54 +433,61 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Parse and resolve, splicing the base images' ONBUILD triggers after their FROM lines (they
-    /// run first in the child, as Docker runs them).
+    /// Parse (bytes: a comment may hold non-UTF-8 bytes, as BuildKit accepts) and resolve with the
+    /// base images' environments and ONBUILD triggers (`ResolveOptions::base_onbuild`: they run
+    /// first in the child, as Docker runs them, and the Dockerfile's own lines keep their
+    /// numbers). A trigger's `--from` can make another stage, and so another base, needed:
+    /// resolve again until the set of bases read stops growing.
     fn resolve(&self) -> Result<Resolved, BuildError> {
         let path = self.options.dockerfile_path();
-        let mut text = crate::context::read_context_file(&self.options.context, &path)?
-            .ok_or_else(|| BuildError::ReadDockerfile {
-                path,
-                source: std::io::ErrorKind::NotFound.into(),
-            })?;
-        for _round in 0..2 {
-            let parsed = strata_dockerfile::parse(&text).map_err(|e| self.parse_error(e))?;
-            let first = parsed
-                .resolve(&self.options.build_args, self.options.target.as_deref())
-                .map_err(|e| self.parse_error(e))?;
-            let mut base_env = BTreeMap::new();
-            let mut splices: Vec<(usize, Vec<String>)> = Vec::new();
-            for stage in first.stages.iter().filter(|s| s.needed) {
-                if let Base::Image(reference) = &stage.base {
-                    let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference))
-                    else {
-                        continue; // reported when the stage runs, with its line
-                    };
-                    let image = self.store.image_from_descriptor(&descriptor)?;
-                    let raw = self.store.read_descriptor(image.manifest().config())?;
-                    let config: ImageConfig =
-                        serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
-                            what: format!("config of {reference}"),
-                            source: e,
-                        })?;
-                    base_env.insert(reference.clone(), config.env_pairs());
-                    if let Some(triggers) = config.config.on_build.filter(|t| !t.is_empty()) {
-                        splices.push((stage.from.end_line, triggers));
-                    }
+        let bytes =
+            crate::context::read_context_bytes(&self.options.context, &path)?.ok_or_else(|| {
+                BuildError::ReadDockerfile {
+                    path,
+                    source: std::io::ErrorKind::NotFound.into(),
                 }
+            })?;
+        let parsed = strata_dockerfile::parse_bytes(&bytes).map_err(|e| self.parse_error(e))?;
+        let mut options = ResolveOptions {
+            build_args: self.options.build_args.clone(),
+            target: self.options.target.clone(),
+            ..ResolveOptions::default()
+        };
+        let mut read: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        loop {
+            let resolved = parsed
+                .resolve_with(&options)
+                .map_err(|e| self.parse_error(e))?;
+            let mut grew = false;
+            for stage in resolved.stages.iter().filter(|s| s.needed) {
+                let Base::Image(reference) = &stage.base else {
+                    continue;
+                };
+                if !read.insert(reference.clone()) {
+                    continue;
+                }
+                let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference)) else {
+                    continue; // reported when the stage runs, with its line
+                };
+                let image = self.store.image_from_descriptor(&descriptor)?;
+                let raw = self.store.read_descriptor(image.manifest().config())?;
+                let config: ImageConfig =
+                    serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
+                        what: format!("config of {reference}"),
+                        source: e,
+                    })?;
+                options
+                    .base_env
+                    .insert(reference.clone(), config.env_pairs());
+                if let Some(triggers) = config.config.on_build.filter(|t| !t.is_empty()) {
+                    options.base_onbuild.insert(reference.clone(), triggers);
+                }
+                grew = true;
             }
-            if splices.is_empty() || _round == 1 {
-                return parsed
-                    .resolve_with(&ResolveOptions {
-                        build_args: self.options.build_args.clone(),
-                        target: self.options.target.clone(),
-                        base_env,
-                        ..ResolveOptions::default()
-                    })
-                    .map_err(|e| self.parse_error(e));
+            if !grew {
+                return Ok(resolved);
             }
-            text = splice_triggers(&text, &splices);
         }
-        unreachable!("the loop returns on its second round")
     }
 
     fn run(mut self) -> Result<BuildResult, BuildError> {
@@ -514,6 +521,9 @@ impl<'a> Builder<'a> {
                 Base::Scratch => StageState::scratch(),
                 Base::Stage(i) => {
                     let mut s = done[*i].clone().expect("stages resolve in order");
+                    // The parent's ONBUILD triggers ran first in this stage (the resolver put
+                    // them there); its config no longer carries them, as BuildKit clears them.
+                    s.config.config.on_build = None;
                     s.own_from = s.layers.len();
                     s.flags = StageFlags::default();
                     s
@@ -1244,22 +1254,4 @@ fn parse_chmod(spec: Option<&str>) -> Result<Option<u32>, StepError> {
             .ok_or_else(|| StepError::BadChmod(s.to_string()))
     })
     .transpose()
-}
-
-/// Insert each base's ONBUILD triggers after the FROM instruction ending at the given line.
-fn splice_triggers(text: &str, splices: &[(usize, Vec<String>)]) -> String {
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        out.push_str(line);
-        out.push('\n');
-        for (end_line, triggers) in splices {
-            if *end_line == i + 1 {
-                for t in triggers {
-                    out.push_str(t);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
 }

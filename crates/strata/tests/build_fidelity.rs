@@ -382,3 +382,91 @@ fn history_has_arg_entries_and_expanded_values() {
     assert_eq!(ours[0].0, "ARG A");
     assert_eq!(ours[1].0, "ARG C=s3cretx");
 }
+
+/// Build `context` expecting failure; returns stderr.
+fn build_fails(store: &Path, context: &Path) -> String {
+    let out = strata(store)
+        .arg("build-image")
+        .arg(context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "build should fail:\n{stderr}");
+    stderr
+}
+
+// Issue 15, item 10: a base image's ONBUILD triggers run first in the child without shifting
+// the child's line numbers (they were spliced into the text); a stage built on a stage does
+// not inherit its ONBUILD list (BuildKit clears it); a comment with non-UTF-8 bytes parses.
+#[test]
+fn onbuild_triggers_keep_line_numbers_and_are_not_inherited() {
+    let Some(_) = require_tool("skopeo") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let parent = dir.path().join("parent");
+    fs::create_dir_all(&parent).unwrap();
+    fs::write(
+        parent.join("Dockerfile"),
+        "FROM scratch\nONBUILD LABEL one=1\nONBUILD LABEL two=2\nONBUILD LABEL three=3\n",
+    )
+    .unwrap();
+    build(&store, &parent, "localhost/acme/parent:latest", &[]);
+
+    let child = dir.path().join("child");
+    fs::create_dir_all(&child).unwrap();
+    fs::write(
+        child.join("Dockerfile"),
+        "FROM localhost/acme/parent:latest\nLABEL x=y\nCOPY missing.txt /x\n",
+    )
+    .unwrap();
+    let stderr = build_fails(&store, &child);
+    assert!(stderr.contains("Dockerfile:3:"), "{stderr}");
+    assert!(!stderr.contains("Dockerfile:6:"), "{stderr}");
+
+    // The triggers ran (their labels are set) and the child's config has no ONBUILD.
+    fs::write(
+        child.join("Dockerfile"),
+        "FROM localhost/acme/parent:latest\nLABEL x=y\n",
+    )
+    .unwrap();
+    build(&store, &child, "localhost/acme/child:latest", &[]);
+    let config = |reference: &str| -> serde_json::Value {
+        let out = run_ok(StdCommand::new("skopeo").args([
+            "inspect",
+            "--config",
+            "--raw",
+            &format!("oci:{}:{reference}", store.display()),
+        ]));
+        serde_json::from_str(&out).unwrap()
+    };
+    let c = config("localhost/acme/child:latest");
+    assert_eq!(c["config"]["Labels"]["three"], "3", "{c}");
+    assert!(c["config"]["OnBuild"].is_null(), "{c}");
+
+    // Stage on stage: the parent stage's trigger runs in the child stage, and is not inherited.
+    let stages = dir.path().join("stages");
+    fs::create_dir_all(&stages).unwrap();
+    fs::write(
+        stages.join("Dockerfile"),
+        b"# caf\xe9: a Latin-1 comment\nFROM scratch AS p\nONBUILD LABEL t=1\nFROM p\nLABEL x=y\n",
+    )
+    .unwrap();
+    build(&store, &stages, "localhost/acme/stages:latest", &[]);
+    let c = config("localhost/acme/stages:latest");
+    assert_eq!(c["config"]["Labels"]["t"], "1", "{c}");
+    assert!(c["config"]["OnBuild"].is_null(), "{c}");
+
+    // The CLI's parser reads the same bytes.
+    let out = strata(&store)
+        .current_dir(&stages)
+        .args(["dockerfile", "parse", "Dockerfile"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
