@@ -99,13 +99,17 @@ pub fn plan_key(
 ) -> Result<String, StepError> {
     let mut h = Sha256::new();
     h.update(format!(
-        "plan/v2 {:?} {}\n",
+        "plan/v3 {:?} {}\n",
         options.compression, options.source_date_epoch
     ));
     for (path, entry) in plan {
         let content = match &entry.content {
             PlannedContent::Dir => "d".to_string(),
             PlannedContent::Symlink(target) => format!("l {target}"),
+            PlannedContent::Hardlink(target) => format!("h {target}"),
+            PlannedContent::CharDevice { major, minor } => format!("c {major} {minor}"),
+            PlannedContent::BlockDevice { major, minor } => format!("blk {major} {minor}"),
+            PlannedContent::Fifo => "p".to_string(),
             PlannedContent::Bytes(bytes) => format!("b {}", hex::encode(Sha256::digest(bytes))),
             PlannedContent::File(src) => {
                 let meta = fs::metadata(src).map_err(|source| StepError::Io {
@@ -153,6 +157,14 @@ pub fn write_plan(
                 PlannedContent::File(src) => Entry::file_from_path(path, src, meta),
                 PlannedContent::Bytes(bytes) => Entry::file_bytes(path, bytes.clone(), meta),
                 PlannedContent::Symlink(target) => Entry::symlink(path, target, meta),
+                PlannedContent::Hardlink(target) => Entry::hardlink(path, target, meta),
+                PlannedContent::CharDevice { major, minor } => {
+                    Entry::char_device(path, *major, *minor, meta)
+                }
+                PlannedContent::BlockDevice { major, minor } => {
+                    Entry::block_device(path, *major, *minor, meta)
+                }
+                PlannedContent::Fifo => Entry::fifo(path, meta),
             }
         })
         .collect();
@@ -186,6 +198,10 @@ pub fn index_plan(fs: &mut FsIndex, plan: &CopyPlan) {
             ),
             PlannedContent::Bytes(b) => (NodeKind::File, b.len() as u64),
             PlannedContent::Symlink(t) => (NodeKind::Symlink(t.clone()), 0),
+            PlannedContent::Hardlink(t) => (NodeKind::Hardlink(format!("/{t}")), 0),
+            PlannedContent::CharDevice { .. } => (NodeKind::CharDevice, 0),
+            PlannedContent::BlockDevice { .. } => (NodeKind::BlockDevice, 0),
+            PlannedContent::Fifo => (NodeKind::Fifo, 0),
         };
         fs.insert(
             path,

@@ -470,3 +470,142 @@ fn onbuild_triggers_keep_line_numbers_and_are_not_inherited() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Append a header-only entry (device, fifo, hard link) to `b`.
+fn special(
+    b: &mut tar::Builder<fs::File>,
+    name: &str,
+    kind: tar::EntryType,
+    setup: impl Fn(&mut tar::Header),
+) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(0o600);
+    h.set_size(0);
+    h.set_mtime(0);
+    setup(&mut h);
+    h.set_path(name).unwrap();
+    h.set_cksum();
+    b.append(&h, std::io::empty()).unwrap();
+}
+
+/// A tar with `dev/console` (c 5 1), `dev/fifo`, `hello` and its hard link `hello-hard`.
+fn rootfs_like_tar(path: &Path) {
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "dev", std::io::empty()).unwrap();
+    special(&mut b, "dev/console", tar::EntryType::Char, |h| {
+        h.set_device_major(5).unwrap();
+        h.set_device_minor(1).unwrap();
+    });
+    special(&mut b, "dev/fifo", tar::EntryType::Fifo, |_| {});
+    let data = b"hello\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_mtime(0);
+    b.append_data(&mut h, "hello", &data[..]).unwrap();
+    special(&mut b, "hello-hard", tar::EntryType::Link, |h| {
+        h.set_link_name("hello").unwrap();
+        h.set_mode(0o644);
+    });
+    b.finish().unwrap();
+}
+
+// Issue 15, items 2 and 7: hard-link groups stay hard links within a layer (COPY from the
+// context, ADD of an archive) and an archive's device nodes and fifos are kept, as buildah
+// writes them.
+#[test]
+fn hardlinks_and_device_nodes_survive_copy_and_add_as_in_buildah() {
+    let (Some(_), Some(buildah)) = (require_tool("umoci"), require_tool("buildah")) else {
+        return;
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(ctx.join("data")).unwrap();
+    fs::write(ctx.join("data/a"), "shared bytes\n").unwrap();
+    fs::hard_link(ctx.join("data/a"), ctx.join("data/b")).unwrap();
+    fs::write(ctx.join("data/c"), "alone\n").unwrap();
+    rootfs_like_tar(&ctx.join("tree.tar"));
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY data /data\nADD tree.tar /t/\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/links:latest", &[]);
+    let ours = unpack(&store, "localhost/acme/links:latest", dir.path());
+    let theirs_layout = dir.path().join("buildah-layout");
+    buildah_build(&buildah, dir.path(), &ctx, &theirs_layout, "links");
+    let theirs = unpack(&theirs_layout, "links", dir.path());
+    for (who, root) in [("buildah", &theirs), ("strata", &ours)] {
+        let ino = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().ino();
+        assert_eq!(ino("data/a"), ino("data/b"), "{who}: data/a and data/b");
+        assert_ne!(ino("data/a"), ino("data/c"), "{who}");
+        assert_eq!(ino("t/hello"), ino("t/hello-hard"), "{who}: hello-hard");
+        assert_eq!(
+            fs::read_to_string(root.join("t/hello-hard")).unwrap(),
+            "hello\n"
+        );
+        let console = fs::symlink_metadata(root.join("t/dev/console")).unwrap();
+        assert!(console.file_type().is_char_device(), "{who}: dev/console");
+        assert_eq!(console.rdev(), (5 << 8) | 1, "{who}: dev/console 5:1");
+        let fifo = fs::symlink_metadata(root.join("t/dev/fifo")).unwrap();
+        assert!(fifo.file_type().is_fifo(), "{who}: dev/fifo");
+    }
+}
+
+/// gzip of `data`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, data).unwrap();
+    e.finish().unwrap()
+}
+
+// Issue 15, item 8: ADD decides "archive" as BuildKit does, by decompressing and looking for a
+// tar header: a gzip file that is not a tar and an empty gzip stream are copied as they are, a
+// V7 tar (no ustar magic) is extracted.
+#[test]
+fn add_copies_compressed_non_tars_and_extracts_v7_tars() {
+    let Some(_) = require_tool("umoci") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let plain = gzip(b"just text, not a tar\n");
+    fs::write(ctx.join("plain.gz"), &plain).unwrap();
+    let empty = gzip(b"");
+    fs::write(ctx.join("empty.gz"), &empty).unwrap();
+    {
+        let mut b = tar::Builder::new(fs::File::create(ctx.join("v7.tar")).unwrap());
+        let data = b"old format\n";
+        let mut h = tar::Header::new_old();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        b.append_data(&mut h, "v7file", &data[..]).unwrap();
+        b.finish().unwrap();
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD plain.gz /plain.gz\nADD empty.gz /empty.gz\nADD v7.tar /v7/\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/archives:latest", &[]);
+    let root = unpack(&store, "localhost/acme/archives:latest", dir.path());
+    assert_eq!(fs::read(root.join("plain.gz")).unwrap(), plain);
+    assert_eq!(fs::read(root.join("empty.gz")).unwrap(), empty);
+    assert_eq!(
+        fs::read_to_string(root.join("v7/v7file")).unwrap(),
+        "old format\n"
+    );
+}
