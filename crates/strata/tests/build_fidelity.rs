@@ -11,7 +11,7 @@ use std::process::Command as StdCommand;
 use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
-use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+use strata_testutil::{busybox_rootfs_tar, debian_rootfs_tar, require_tool, run_ok};
 
 fn strata(store: &Path) -> Command {
     let mut cmd = Command::cargo_bin("strata").unwrap();
@@ -608,4 +608,33 @@ fn add_copies_compressed_non_tars_and_extracts_v7_tars() {
         fs::read_to_string(root.join("v7/v7file")).unwrap(),
         "old format\n"
     );
+}
+
+// Issue 15, item 11: the Debian base made the official way (`FROM scratch`, `ADD rootfs.tar /`,
+// `CMD ["bash"]` over a debootstrap tarball) builds, with its device nodes and hard links.
+#[test]
+fn debian_base_from_a_debootstrap_tarball_builds() {
+    let Some(_) = require_tool("umoci") else {
+        return;
+    };
+    let Some(tarball) = debian_rootfs_tar() else {
+        return;
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::copy(&tarball, ctx.join("rootfs.tar")).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/debian:bookworm", &[]);
+    let root = unpack(&store, "localhost/acme/debian:bookworm", dir.path());
+    let console = fs::symlink_metadata(root.join("dev/console")).unwrap();
+    assert!(console.file_type().is_char_device(), "dev/console");
+    let bash = fs::metadata(root.join("bin/bash")).unwrap();
+    assert!(bash.is_file() && bash.mode() & 0o111 != 0, "bin/bash");
 }
