@@ -289,6 +289,26 @@ pub(crate) fn identity(user: &strata_sandbox::ResolvedUser) -> Identity {
 
 /// Turn the sandbox's changes into layer entries.
 pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
+    // Regular files that are one inode (a link group the step made) become one file and hard
+    // links to it, as buildah and BuildKit write them: the first path in layer order (`Path`
+    // compares component by component, as the layer writer sorts) is the file.
+    let mut groups: BTreeMap<(u64, u64), Vec<PathBuf>> = BTreeMap::new();
+    for change in &changes {
+        if let Change::Entry { path, metadata, .. } = change
+            && metadata.file_type().is_file()
+            && metadata.nlink() > 1
+        {
+            groups
+                .entry((metadata.dev(), metadata.ino()))
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    let first_of: BTreeMap<(u64, u64), PathBuf> = groups
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .filter_map(|(id, paths)| paths.into_iter().min().map(|first| (id, first)))
+        .collect();
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         match change {
@@ -330,6 +350,11 @@ pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
                     Entry::fifo(&path, meta)
                 } else if ft.is_socket() {
                     continue; // sockets are not carried in layers
+                } else if let Some(first) = first_of
+                    .get(&(metadata.dev(), metadata.ino()))
+                    .filter(|first| **first != path)
+                {
+                    Entry::hardlink(&path, first, meta)
                 } else {
                     Entry::file_from_path(&path, &source, meta)
                 };

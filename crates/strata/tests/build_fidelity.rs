@@ -638,3 +638,42 @@ fn debian_base_from_a_debootstrap_tarball_builds() {
     let bash = fs::metadata(root.join("bin/bash")).unwrap();
     assert!(bash.is_file() && bash.mode() & 0o111 != 0, "bin/bash");
 }
+
+// Issue 15, item 2 (RUN layers): a hard-link group a step makes is written as one file and
+// hard links to it, as buildah writes it.
+#[test]
+fn run_layers_keep_hard_links_as_buildah_does() {
+    let (Some(_), Some(buildah)) = (require_tool("umoci"), require_tool("buildah")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    if busybox_rootfs_tar(&ctx.join("rootfs.tar")).is_none() {
+        return;
+    }
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\n\
+         ADD rootfs.tar /\n\
+         RUN mkdir -p /h/sub && echo linked > /h/z && ln /h/z /h/a && ln /h/z /h/sub/b \
+             && echo alone > /h/c\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    build(&store, &ctx, "localhost/acme/runlinks:latest", &[]);
+    let ours = unpack(&store, "localhost/acme/runlinks:latest", dir.path());
+    let theirs_layout = dir.path().join("buildah-layout");
+    buildah_build(&buildah, dir.path(), &ctx, &theirs_layout, "runlinks");
+    let theirs = unpack(&theirs_layout, "runlinks", dir.path());
+    for (who, root) in [("buildah", &theirs), ("strata", &ours)] {
+        let ino = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().ino();
+        assert_eq!(ino("h/a"), ino("h/z"), "{who}: h/a");
+        assert_eq!(ino("h/sub/b"), ino("h/z"), "{who}: h/sub/b");
+        assert_ne!(ino("h/c"), ino("h/z"), "{who}: h/c");
+        assert_eq!(
+            fs::read_to_string(root.join("h/sub/b")).unwrap(),
+            "linked\n"
+        );
+    }
+}
