@@ -881,6 +881,10 @@ impl<'a> Builder<'a> {
         plan: &copy::CopyPlan,
         created_by: &str,
     ) -> Result<(), StepError> {
+        // Link groups are found on the whole step's plan (ADD combines several plans).
+        let mut linked = plan.clone();
+        copy::link_groups(&mut linked);
+        let plan = &linked;
         let options = self.layer_options();
         let key = layer::plan_key(plan, &mut self.stat, &options)?;
         let layer = match self.cache.get(self.store, &key) {

@@ -256,14 +256,14 @@ pub fn plan_copy(
             placer.put_entry(&target, &item.entry, opts.chmod)?;
         }
     }
-    link_groups(&mut plan);
     Ok(plan)
 }
 
 /// Turn planned regular files that are one inode on the host (a hard-link group in the context,
 /// a stage or an extracted archive) into one file and hard links to it, as buildah and BuildKit
-/// write them: the first path in layer order is the file, the others link to it.
-fn link_groups(plan: &mut CopyPlan) {
+/// write them: the first path in layer order is the file, the others link to it. Run on a
+/// step's whole plan, just before it is keyed and written.
+pub fn link_groups(plan: &mut CopyPlan) {
     let mut groups: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
     for (key, entry) in plan.iter() {
         if let PlannedContent::File(src) = &entry.content
