@@ -329,6 +329,19 @@ pub fn build_chain(
             interrupted: true,
         });
     };
+    // Under the build lock no other build runs: a build recorded as started and never finished
+    // was killed; say so in the log.
+    if let Some(events) = events {
+        let log = events.lock().unwrap_or_else(|e| e.into_inner());
+        match log.mark_interrupted() {
+            Ok(marked) => {
+                for event in marked {
+                    tracing::warn!(image = event.image, "an earlier build was interrupted");
+                }
+            }
+            Err(e) => tracing::warn!("cannot mark interrupted builds: {e}"),
+        }
+    }
     let puller = crate::pull::BasePuller::new(options.pull);
     let in_selection: Vec<bool> = (0..n).map(|i| selected.contains(&i)).collect();
     let mut outcomes: Vec<Option<ImageReport>> = vec![None; n];
@@ -511,6 +524,23 @@ fn build_one(
             image: &image.name,
             reasons: &report.reasons,
         });
+        // Recorded before anything is built, so a build killed from here on leaves a trace.
+        if let Some(events) = events {
+            let started = Event {
+                kind: Some(Kind::Build),
+                image: image.name.clone(),
+                team: Some(image.owner.clone()),
+                user: Some(strata_events::current_user()),
+                run_id: Some(options.run_id.clone()),
+                reason: (!report.reasons.is_empty()).then(|| report.reasons.join(", ")),
+                result: "started".into(),
+                ..Event::default()
+            };
+            let log = events.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = log.record(&started) {
+                tracing::warn!("cannot record the start of {}: {e}", image.name);
+            }
+        }
         let mut base = None;
         let mut resolved = None;
         let number = refs::next_build_number(store, chain, i).map_err(|e| e.to_string())?;

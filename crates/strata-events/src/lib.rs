@@ -320,6 +320,47 @@ impl EventLog {
         Ok(out)
     }
 
+    /// Mark the builds that were recorded as `started` and never finished (the process was killed
+    /// or crashed) as `interrupted`: one `interrupted` event per such image and run, recorded now.
+    /// Call it only while no build can be running on the store (under its build lock). Returns
+    /// the events recorded.
+    pub fn mark_interrupted(&self) -> Result<Vec<Event>, EventError> {
+        let mut builds = self.query(&Query {
+            kinds: vec![Kind::Build],
+            ..Query::default()
+        })?;
+        // In the order they were written: a finished build's row carries its start time.
+        builds.sort_by_key(|e| e.id);
+        let mut open: Vec<Event> = Vec::new();
+        for event in builds {
+            let same = |e: &Event| e.image == event.image && e.run_id == event.run_id;
+            if event.result == "started" {
+                open.push(event);
+            } else {
+                open.retain(|e| !same(e));
+            }
+        }
+        let mut marked = Vec::new();
+        for started in open {
+            let event = Event {
+                kind: Some(Kind::Build),
+                image: started.image.clone(),
+                team: started.team.clone(),
+                user: started.user.clone(),
+                run_id: started.run_id.clone(),
+                result: "interrupted".into(),
+                reason: Some(format!(
+                    "the build started at {} never finished (the process was killed or crashed)",
+                    started.time
+                )),
+                ..Event::default()
+            };
+            let id = self.record(&event)?;
+            marked.push(Event { id, ..event });
+        }
+        Ok(marked)
+    }
+
     /// The newest event of `kind` for `image` with result `ok`, if any.
     pub fn last_ok(&self, image: &str, kind: Kind) -> Result<Option<Event>, EventError> {
         self.conn
@@ -396,6 +437,34 @@ pub fn current_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 14: a SIGKILLed build left no trace in `strata log`.
+    #[test]
+    fn started_builds_that_never_finished_are_marked_interrupted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.db")).unwrap();
+        let ev = |image: &str, run: &str, result: &str| Event {
+            kind: Some(Kind::Build),
+            image: image.into(),
+            run_id: Some(run.into()),
+            result: result.into(),
+            ..Event::default()
+        };
+        log.record(&ev("base", "r1", "started")).unwrap();
+        log.record(&ev("base", "r1", "ok")).unwrap();
+        log.record(&ev("corebuild", "r1", "started")).unwrap(); // killed here
+        log.record(&ev("base", "r2", "started")).unwrap();
+        log.record(&ev("base", "r2", "failed")).unwrap();
+        let marked = log.mark_interrupted().unwrap();
+        assert_eq!(marked.len(), 1);
+        assert_eq!(marked[0].image, "corebuild");
+        assert_eq!(marked[0].run_id.as_deref(), Some("r1"));
+        let last = log.last("corebuild", Kind::Build).unwrap().unwrap();
+        assert_eq!(last.result, "interrupted");
+        assert!(last.reason.unwrap().contains("never finished"));
+        // Marked once: the next run finds nothing more.
+        assert!(log.mark_interrupted().unwrap().is_empty());
+    }
 
     #[test]
     fn record_and_query_in_order_with_filters() {

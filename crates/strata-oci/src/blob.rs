@@ -100,6 +100,62 @@ impl BlobWriter {
     }
 }
 
+/// A blob being written that holds no open file (see [`BlobWriter::park`]): its temp file's path,
+/// the hash state and the size so far. Dropping it removes the temp file.
+///
+/// A parked blob holds no [`Lease`] either: whoever keeps it must hold one of its own, or `gc`
+/// may take the temp file.
+pub struct ParkedBlob {
+    path: tempfile::TempPath,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl ParkedBlob {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reopen the temp file (appending) and carry on writing.
+    pub fn resume(self, store: &Store) -> Result<BlobWriter> {
+        let lease = store.lease()?;
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io_err(&self.path))?;
+        Ok(BlobWriter {
+            store: store.clone(),
+            file: BufWriter::with_capacity(
+                256 * 1024,
+                tempfile::NamedTempFile::from_parts(file, self.path),
+            ),
+            hasher: self.hasher,
+            size: self.size,
+            _lease: lease,
+        })
+    }
+}
+
+impl BlobWriter {
+    /// Flush and close the temp file, keeping what was written, so a writer idle between requests
+    /// holds no file descriptor. [`ParkedBlob::resume`] carries on.
+    pub fn park(self) -> Result<ParkedBlob> {
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_err(self.store.tmp_dir()))?;
+        let (file, path) = tmp.into_parts();
+        drop(file);
+        Ok(ParkedBlob {
+            path,
+            hasher: self.hasher,
+            size: self.size,
+        })
+    }
+}
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
@@ -330,6 +386,26 @@ mod tests {
         drop(w);
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
         assert_eq!(fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_parked_writer_resumes_and_drops_clean() {
+        let (_dir, store) = store();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"hello ").unwrap();
+        let parked = w.park().unwrap();
+        assert_eq!(parked.size(), 6);
+        let mut w = parked.resume(&store).unwrap();
+        w.write_all(b"world").unwrap();
+        let info = w.commit(Some(&Digest::of(b"hello world"))).unwrap();
+        assert_eq!(
+            store.read_blob_verified(&info.digest).unwrap(),
+            b"hello world"
+        );
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w.park().unwrap());
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
     }
 
     #[test]

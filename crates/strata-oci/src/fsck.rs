@@ -118,12 +118,43 @@ impl Store {
         let corrupt: HashSet<Digest> = problems.keys().map(|(_, d)| d.clone()).collect();
 
         let index = self.index()?;
-        report.roots = index.manifests().len();
-        for root in index.manifests() {
-            let label = match ref_name(root) {
-                Some(name) => name.to_string(),
-                None => format!("untagged {}", root.digest()),
-            };
+        let mut roots: Vec<(String, oci_spec::image::Descriptor)> = index
+            .manifests()
+            .iter()
+            .map(|root| {
+                let label = match ref_name(root) {
+                    Some(name) => name.to_string(),
+                    None => format!("untagged {}", root.digest()),
+                };
+                (label, root.clone())
+            })
+            .collect();
+        // What the repositories' membership records hold must be there too.
+        for (repository, record) in self.repo_records()? {
+            for (digest, media_type) in &record.manifests {
+                let size = sizes.get(digest).copied().unwrap_or(0);
+                roots.push((
+                    format!("repository {repository}"),
+                    oci_spec::image::Descriptor::new(
+                        oci_spec::image::MediaType::from(media_type.as_str()),
+                        size,
+                        digest.to_oci(),
+                    ),
+                ));
+            }
+            for digest in &record.blobs {
+                if !sizes.contains_key(digest) {
+                    let found = problems
+                        .entry((ProblemKind::Missing, digest.clone()))
+                        .or_default();
+                    found.detail = "not in blobs/sha256".into();
+                    found.users.insert(format!("repository {repository}"));
+                }
+            }
+        }
+        report.roots = roots.len();
+        for (label, root) in &roots {
+            let label = label.clone();
             let mut seen = HashSet::new();
             let mut stack = vec![root.clone()];
             while let Some(descriptor) = stack.pop() {
@@ -199,5 +230,124 @@ impl Store {
                 detail: "not named by a sha256 digest".into(),
             }));
         Ok(report)
+    }
+}
+
+/// What [`Store::repair`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RepairReport {
+    /// `index.json` entries dropped because a blob they reach is missing (tags, or
+    /// `untagged sha256:...`).
+    pub dropped_entries: Vec<String>,
+    /// Membership-record links dropped for the same reason (`REPOSITORY DIGEST`).
+    pub dropped_links: Vec<String>,
+    /// Orphaned temp files and killed builds' directories removed.
+    pub temp_files: Vec<PathBuf>,
+}
+
+impl RepairReport {
+    /// True when nothing needed repairing.
+    pub fn is_empty(&self) -> bool {
+        self.dropped_entries.is_empty()
+            && self.dropped_links.is_empty()
+            && self.temp_files.is_empty()
+    }
+}
+
+impl Store {
+    /// Repair what a crash (or an older strata) left: drop `index.json` entries and
+    /// membership-record links that reach a missing blob, and remove orphaned temp files (under
+    /// the gc lock: refused with [`Error::Busy`] while a build or upload holds a lease). Corrupt
+    /// blobs are not touched: fsck reports them. Blobs no longer referenced go with the next gc.
+    pub fn repair(&self) -> Result<RepairReport> {
+        let report = self
+            .gc_then(&crate::gc::GcOptions { dry_run: true }, |_| ())?
+            .0;
+        let mut repair = RepairReport::default();
+        self.update_index(|index| {
+            let missing = |root: &oci_spec::image::Descriptor| -> Result<bool> {
+                let mut stack = vec![root.clone()];
+                let mut seen = HashSet::new();
+                while let Some(d) = stack.pop() {
+                    let digest = Digest::from_oci(d.digest())?;
+                    if !seen.insert(digest.clone()) {
+                        continue;
+                    }
+                    if !self.has_blob(&digest) {
+                        return Ok(true);
+                    }
+                    match self.read_node(&d) {
+                        Ok(node) => stack.extend(node.children()),
+                        Err(Error::Json { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(false)
+            };
+            let mut keep = Vec::new();
+            for entry in index.manifests() {
+                if missing(entry)? {
+                    repair.dropped_entries.push(match ref_name(entry) {
+                        Some(name) => name.to_string(),
+                        None => format!("untagged {}", entry.digest()),
+                    });
+                } else {
+                    keep.push(entry.clone());
+                }
+            }
+            for (repository, mut record) in self.repo_records()? {
+                let before = record.clone();
+                let mut gone = Vec::new();
+                for (digest, media_type) in &record.manifests {
+                    let root = oci_spec::image::Descriptor::new(
+                        oci_spec::image::MediaType::from(media_type.as_str()),
+                        0,
+                        digest.to_oci(),
+                    );
+                    if missing(&root)? {
+                        gone.push(digest.clone());
+                    }
+                }
+                for digest in gone {
+                    record.manifests.remove(&digest);
+                    repair.dropped_links.push(format!("{repository} {digest}"));
+                }
+                let blobs: Vec<Digest> = record
+                    .blobs
+                    .iter()
+                    .filter(|d| !self.has_blob(d))
+                    .cloned()
+                    .collect();
+                for digest in blobs {
+                    record.blobs.remove(&digest);
+                    repair.dropped_links.push(format!("{repository} {digest}"));
+                }
+                if record != before {
+                    self.write_record(&repository, &record)?;
+                }
+            }
+            let changed = keep.len() != index.manifests().len();
+            index.set_manifests(keep);
+            Ok((changed, ()))
+        })?;
+        // The temp files gc would remove (no lease is held: their writers are gone).
+        let (_, removed) = self.gc_then(&crate::gc::GcOptions { dry_run: true }, |_| {
+            let mut removed = Vec::new();
+            for temp in &report.temp_files {
+                let result = if temp.is_dir() {
+                    std::fs::remove_dir_all(temp)
+                } else {
+                    std::fs::remove_file(temp)
+                };
+                match result {
+                    Ok(()) => removed.push(temp.clone()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(temp)(e)),
+                }
+            }
+            Ok(removed)
+        })?;
+        repair.temp_files = removed?;
+        Ok(repair)
     }
 }

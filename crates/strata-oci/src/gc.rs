@@ -2,7 +2,10 @@
 //!
 //! Live: everything reachable from `index.json` entries, where an untagged entry whose manifest has
 //! a `subject` (a referrer: signature, attestation) is live only while its subject is. Dangling
-//! referrer entries are dropped from `index.json`. gc holds the index lock throughout and refuses
+//! referrer entries are dropped from `index.json`, which is written before any blob is removed (a
+//! crash between leaves only unreferenced blobs). `.strata/tmp/build-*` directories of killed
+//! builds are swept when no build holds the store's build lock. What the repositories' membership records hold
+//! (see [`crate::membership`]) is live too. gc holds the index lock throughout and refuses
 //! to run while any [`crate::Lease`] is held (a build writing blobs not tagged yet). When a live
 //! manifest cannot be read, gc stops without deleting anything.
 
@@ -17,7 +20,7 @@ use crate::blob::BlobInfo;
 use crate::digest::Digest;
 use crate::error::{Error, Result, io_err};
 use crate::index::ref_name;
-use crate::layout::{Store, open_lock_file};
+use crate::layout::{Store, atomic_write, canonical_json, open_lock_file};
 
 /// Options of [`Store::gc`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +83,18 @@ impl Store {
                 }
                 self.mark(entry, &mut live)?;
             }
+            // What a repository's membership record holds is live while it holds it.
+            for record in self.repo_records()?.values() {
+                for (digest, media_type) in &record.manifests {
+                    let root = Descriptor::new(
+                        oci_spec::image::MediaType::from(media_type.as_str()),
+                        0,
+                        digest.to_oci(),
+                    );
+                    self.mark(&root, &mut live)?;
+                }
+                live.extend(record.blobs.iter().cloned());
+            }
             // Referrers of live subjects are live; they may themselves be subjects.
             loop {
                 let before = pending.len();
@@ -96,6 +111,12 @@ impl Store {
                     break;
                 }
             }
+            // A referrer a membership record holds is not dangling.
+            let mut pending: Vec<(Digest, Descriptor)> = pending
+                .into_iter()
+                .filter(|(_, e)| Digest::from_oci(e.digest()).is_ok_and(|d| !live.contains(&d)))
+                .collect();
+            pending.sort_by(|a, b| a.1.digest().as_ref().cmp(b.1.digest().as_ref()));
             let mut report = GcReport {
                 dry_run: options.dry_run,
                 ..GcReport::default()
@@ -114,9 +135,6 @@ impl Store {
                 }
                 let path = self.blob_path(&digest);
                 let size = fs::symlink_metadata(&path).map_err(io_err(&path))?.len();
-                if !options.dry_run {
-                    fs::remove_file(&path).map_err(io_err(&path))?;
-                }
                 report.removed_bytes += size;
                 report.removed.push(BlobInfo { digest, size });
             }
@@ -135,19 +153,49 @@ impl Store {
                     .map(|e| e.path()),
             );
             temps.sort();
-            for temp in temps {
-                if !options.dry_run {
-                    fs::remove_file(&temp).map_err(io_err(&temp))?;
-                }
-                report.temp_files.push(temp);
+            // A killed build leaves its `build-*` directory: swept only when no build holds the
+            // build lock (held meanwhile, so none starts).
+            let build_lock = if temps.iter().any(|t| t.is_dir()) {
+                self.try_lock_named("build")?
+            } else {
+                None
+            };
+            temps.retain(|t| !t.is_dir() || build_lock.is_some());
+            report.temp_files = temps;
+            if options.dry_run {
+                return Ok((false, report));
             }
-            let changed = !options.dry_run && !dangling.is_empty();
-            if changed {
+            // The new index first, then the blobs: a crash in between leaves unreferenced blobs
+            // (the next gc takes them), never an index entry whose blob is gone.
+            if !dangling.is_empty() {
                 let mut list = index.manifests().clone();
                 list.retain(|d| ref_name(d).is_some() || !dangling.contains(d.digest()));
                 index.set_manifests(list);
+                atomic_write(&self.index_path(), &canonical_json(&*index, "index.json")?)?;
             }
-            Ok((changed, report))
+            for blob in &report.removed {
+                let path = self.blob_path(&blob.digest);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&path)(e)),
+                }
+            }
+            for temp in &report.temp_files {
+                let removed = if temp.is_dir() {
+                    fs::remove_dir_all(temp)
+                } else {
+                    fs::remove_file(temp)
+                };
+                match removed {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(temp)(e)),
+                }
+            }
+            drop(build_lock);
+            // Written above, under the same lock: nothing left for update_index to write.
+            Ok((false, report))
         })?;
         let extra = after(&report);
         drop(gc_lock);
@@ -174,5 +222,30 @@ impl Store {
             stack.extend(node.children());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 14: a killed build's `.strata/tmp/build-*` directory made every later gc fail with
+    // "Is a directory".
+    #[test]
+    fn a_killed_builds_directory_is_swept_when_no_build_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let leftover = store.tmp_dir().join("build-1234");
+        fs::create_dir_all(leftover.join("rootfs/etc")).unwrap();
+        fs::write(leftover.join("rootfs/etc/passwd"), b"x").unwrap();
+        // A running build holds the lock: its directory stays, and gc still succeeds.
+        let build = store.try_lock_named("build").unwrap().unwrap();
+        let report = store.gc(&GcOptions::default()).unwrap();
+        assert!(report.temp_files.is_empty(), "{report:?}");
+        assert!(leftover.is_dir());
+        drop(build);
+        let report = store.gc(&GcOptions::default()).unwrap();
+        assert_eq!(report.temp_files, vec![leftover.clone()]);
+        assert!(!leftover.exists());
     }
 }

@@ -59,6 +59,57 @@ fn names_match(name: &str, wanted: &Reference) -> bool {
     Reference::parse(name).is_ok_and(|r| &r == wanted)
 }
 
+/// Point the tag `parsed` at `entry` (a descriptor carrying the tag's `ref.name`, as
+/// [`Store::tag_entry`] makes it) in an index being edited: the tag's old entry goes, and an
+/// untagged root of the same digest (now tagged).
+pub fn set_tag_entry(index: &mut ImageIndex, parsed: &Reference, entry: Descriptor) {
+    let full = parsed.to_string();
+    let mut list = index.manifests().clone();
+    list.retain(|d| match ref_name(d) {
+        Some(name) => !(name == full || names_match(name, parsed)),
+        None => d.digest() != entry.digest(),
+    });
+    list.push(entry);
+    index.set_manifests(list);
+}
+
+/// Remove the tag `reference` (as written, or `parsed`'s normal form) from an index being
+/// edited; true when one was there.
+pub fn remove_tag_entry(index: &mut ImageIndex, reference: &str, parsed: &Reference) -> bool {
+    let mut list = index.manifests().clone();
+    let before = list.len();
+    list.retain(|d| {
+        ref_name(d).is_none_or(|name| !(name == reference || names_match(name, parsed)))
+    });
+    let removed = list.len() != before;
+    index.set_manifests(list);
+    removed
+}
+
+/// Add `entry` (no `ref.name`) as an untagged root of an index being edited, unless an entry
+/// already points at its digest; true when added.
+pub fn add_root_entry(index: &mut ImageIndex, entry: Descriptor) -> bool {
+    let mut list = index.manifests().clone();
+    if list.iter().any(|d| d.digest() == entry.digest()) {
+        return false;
+    }
+    list.push(entry);
+    index.set_manifests(list);
+    true
+}
+
+/// Remove the untagged root entries of `digest` from an index being edited; true when one was
+/// there.
+pub fn remove_root_entry(index: &mut ImageIndex, digest: &Digest) -> bool {
+    let oci = digest.to_oci();
+    let mut list = index.manifests().clone();
+    let before = list.len();
+    list.retain(|d| ref_name(d).is_some() || *d.digest() != oci);
+    let removed = list.len() != before;
+    index.set_manifests(list);
+    removed
+}
+
 impl Store {
     /// Read `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
@@ -95,6 +146,22 @@ impl Store {
     /// Point the tag `reference` (short forms are normalised) at `descriptor`, replacing the tag's
     /// previous target. Returns the full reference written. The blob must already be stored.
     pub fn tag(&self, reference: &str, descriptor: &Descriptor) -> Result<Reference> {
+        let (parsed, entry) = self.tag_entry(reference, descriptor)?;
+        self.update_index(|index| {
+            set_tag_entry(index, &parsed, entry);
+            Ok((true, ()))
+        })?;
+        Ok(parsed)
+    }
+
+    /// The descriptor [`Store::tag`] would write for `reference` (checked against the stored
+    /// blob), and the parsed reference; for callers that edit `index.json` themselves under
+    /// [`Store::update_index`] with [`set_tag_entry`].
+    pub fn tag_entry(
+        &self,
+        reference: &str,
+        descriptor: &Descriptor,
+    ) -> Result<(Reference, Descriptor)> {
         let parsed = Reference::parse(reference)?;
         if parsed.digest().is_some() {
             return Err(Error::InvalidReference {
@@ -111,38 +178,18 @@ impl Store {
                 actual: size,
             });
         }
-        let full = parsed.to_string();
         let mut entry = descriptor.clone();
         let mut annotations = entry.annotations().clone().unwrap_or_default();
-        annotations.insert(ANNOTATION_REF_NAME.to_string(), full.clone());
+        annotations.insert(ANNOTATION_REF_NAME.to_string(), parsed.to_string());
         entry.set_annotations(Some(annotations));
-        self.update_index(|index| {
-            let mut list = index.manifests().clone();
-            let manifests = &mut list;
-            // Drop the tag's old entry, and an untagged root of the same digest (now tagged).
-            manifests.retain(|d| match ref_name(d) {
-                Some(name) => !(name == full || names_match(name, &parsed)),
-                None => d.digest() != descriptor.digest(),
-            });
-            manifests.push(entry);
-            index.set_manifests(list);
-            Ok((true, ()))
-        })?;
-        Ok(parsed)
+        Ok((parsed, entry))
     }
 
     /// Remove a tag. Returns false when there was no such tag. The blobs stay until `gc`.
     pub fn untag(&self, reference: &str) -> Result<bool> {
         let parsed = Reference::parse(reference)?;
         self.update_index(|index| {
-            let mut list = index.manifests().clone();
-            let manifests = &mut list;
-            let before = manifests.len();
-            manifests.retain(|d| {
-                ref_name(d).is_none_or(|name| !(name == reference || names_match(name, &parsed)))
-            });
-            let removed = manifests.len() != before;
-            index.set_manifests(list);
+            let removed = remove_tag_entry(index, reference, &parsed);
             Ok((removed, removed))
         })
     }
@@ -160,27 +207,15 @@ impl Store {
             entry.set_annotations((!annotations.is_empty()).then_some(annotations));
         }
         self.update_index(|index| {
-            let mut list = index.manifests().clone();
-            let manifests = &mut list;
-            if manifests.iter().any(|d| d.digest() == entry.digest()) {
-                return Ok((false, ()));
-            }
-            manifests.push(entry);
-            index.set_manifests(list);
-            Ok((true, ()))
+            let added = add_root_entry(index, entry);
+            Ok((added, ()))
         })
     }
 
     /// Remove the untagged root entries for `digest`. Returns whether one was removed.
     pub fn remove_manifest(&self, digest: &Digest) -> Result<bool> {
-        let oci = digest.to_oci();
         self.update_index(|index| {
-            let mut list = index.manifests().clone();
-            let manifests = &mut list;
-            let before = manifests.len();
-            manifests.retain(|d| ref_name(d).is_some() || *d.digest() != oci);
-            let removed = manifests.len() != before;
-            index.set_manifests(list);
+            let removed = remove_root_entry(index, digest);
             Ok((removed, removed))
         })
     }

@@ -28,6 +28,7 @@ pub mod gc;
 pub mod image;
 pub mod index;
 pub mod layout;
+pub mod membership;
 pub mod reference;
 pub mod referrers;
 pub mod rootdir;
@@ -39,11 +40,11 @@ pub mod random;
 #[cfg(any(test, feature = "test-util"))]
 pub mod validate;
 
-pub use blob::{BlobInfo, BlobWriter, VerifyingReader};
+pub use blob::{BlobInfo, BlobWriter, ParkedBlob, VerifyingReader};
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use fsck::{FsckReport, Problem, ProblemKind};
+pub use fsck::{FsckReport, Problem, ProblemKind, RepairReport};
 pub use gc::{GcOptions, GcReport};
 pub use image::Image;
 pub use index::Tag;

@@ -13,12 +13,20 @@
 //! token_sha256 = "9f86d08..."
 //! team = "apps"
 //!
+//! registry = "registry.example.com"    # this registry's name (strata serve: the chain's)
+//!
 //! [owners]                             # repository → team; strata serve adds the chain's
 //! "acme/corebuild" = "operations"
+//! "docker.io/*" = "operations"         # a rule for every name under a prefix
 //! ```
 //!
-//! A push (or delete) to a repository with an owner is allowed only to that team; to one without,
-//! per `unknown_repositories`. Credentials come as HTTP Basic (password or token as the password),
+//! Names map to owners through one normalisation ([`AuthConfig::owner_of`]): `localhost/` and
+//! this registry's own name (`registry`) are dropped from the front, so
+//! `registry.example.com/acme/corebuild` is `acme/corebuild`; then an exact `owners` entry wins,
+//! else the longest `PREFIX/*` rule that matches. A push (or delete) to a repository with an owner
+//! is allowed only to that team. A name with no owner is, when it is local (`acme/app`), per
+//! `unknown_repositories`; when it names another registry (`docker.io/library/busybox`), refused:
+//! only an explicit rule lets anyone write an external name, whatever `unknown_repositories` says. Credentials come as HTTP Basic (password or token as the password),
 //! or as a bearer token issued by `GET /token` (HMAC-SHA256 signed, expiring), the flow Docker Hub
 //! uses, so docker, podman and skopeo log in normally.
 
@@ -84,9 +92,12 @@ pub struct AuthConfig {
     /// Users by name.
     #[serde(default)]
     pub users: BTreeMap<String, User>,
-    /// Repository → owning team.
+    /// Repository (or `PREFIX/*` rule) → owning team.
     #[serde(default)]
     pub owners: BTreeMap<String, String>,
+    /// This registry's own host name: names under it are the same repositories as without it.
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 fn default_ttl() -> u64 {
@@ -230,11 +241,19 @@ impl AuthConfig {
                 let Some(who) = who else {
                     return Decision::Unauthenticated;
                 };
-                match self.owners.get(repository) {
-                    Some(owner) if *owner == who.team => Decision::Allow,
+                match self.owner_of(repository) {
+                    Some(owner) if owner == who.team => Decision::Allow,
                     Some(owner) => Decision::Deny(format!(
                         "{repository} is owned by team {owner}; user {} is in team {}",
                         who.user, who.team
+                    )),
+                    None if is_external(&self.normalise(repository)) => Decision::Deny(format!(
+                        "{repository} names another registry and no owner rule covers it \
+                         (add e.g. \"{}/*\" = \"TEAM\" to [owners])",
+                        self.normalise(repository)
+                            .split('/')
+                            .next()
+                            .unwrap_or_default()
                     )),
                     None => match self.unknown_repositories {
                         UnknownRepositories::AnyAuthenticated => Decision::Allow,
@@ -245,6 +264,51 @@ impl AuthConfig {
                 }
             }
         }
+    }
+}
+
+impl AuthConfig {
+    /// The one normal form of a repository name: `localhost/` and this registry's own name
+    /// dropped from the front (`registry.example.com/acme/x` → `acme/x`).
+    pub fn normalise(&self, repository: &str) -> String {
+        let mut name = repository;
+        if let Some(rest) = name.strip_prefix("localhost/") {
+            name = rest;
+        }
+        if let Some(own) = self.registry.as_deref().filter(|r| !r.is_empty())
+            && let Some(rest) = name.strip_prefix(own).and_then(|r| r.strip_prefix('/'))
+        {
+            name = rest;
+        }
+        name.to_string()
+    }
+
+    /// The team owning `repository`: its exact `owners` entry (after [`AuthConfig::normalise`]),
+    /// else the longest matching `PREFIX/*` rule.
+    pub fn owner_of(&self, repository: &str) -> Option<String> {
+        let name = self.normalise(repository);
+        if let Some(owner) = self.owners.get(&name) {
+            return Some(owner.clone());
+        }
+        self.owners
+            .iter()
+            .filter_map(|(rule, owner)| {
+                let prefix = rule.strip_suffix("/*")?;
+                let prefix = self.normalise(prefix);
+                name.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+                    .then_some((prefix.len(), owner))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, owner)| owner.clone())
+    }
+}
+
+/// Does a (normalised) name start with another registry's host (`docker.io/...`, `host:5000/...`)?
+fn is_external(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
     }
 }
 
@@ -438,6 +502,60 @@ team = "apps"
             open.decide(Some(&ci), "other/thing", Action::Push),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn external_and_registry_prefixed_names_map_to_owners() {
+        // Issue 14: with any-authenticated, external and registry-prefixed names were free for all.
+        let mut c = AuthConfig {
+            unknown_repositories: UnknownRepositories::AnyAuthenticated,
+            registry: Some("registry.example.com".into()),
+            ..config()
+        };
+        let alice = c.check_password("alice", "s3cret").unwrap();
+        let ci = c.check_password("ci", "tok-123").unwrap();
+        for name in [
+            "registry.example.com/acme/corebuild",
+            "localhost/acme/corebuild",
+        ] {
+            assert_eq!(c.owner_of(name).as_deref(), Some("operations"), "{name}");
+            assert!(matches!(
+                c.decide(Some(&ci), name, Action::Push),
+                Decision::Deny(reason) if reason.contains("owned by team operations")
+            ));
+            assert_eq!(c.decide(Some(&alice), name, Action::Push), Decision::Allow);
+        }
+        for name in ["docker.io/library/busybox", "quay.io/x/y", "host:5000/a"] {
+            assert!(
+                matches!(
+                    c.decide(Some(&ci), name, Action::Push),
+                    Decision::Deny(reason) if reason.contains("no owner rule")
+                ),
+                "{name}"
+            );
+        }
+        // Local unowned names still follow unknown_repositories.
+        assert_eq!(
+            c.decide(Some(&ci), "other/thing", Action::Push),
+            Decision::Allow
+        );
+        // An explicit rule opens an external prefix to its team only; the longest rule wins.
+        c.owners.insert("docker.io/*".into(), "operations".into());
+        c.owners.insert("docker.io/apps/*".into(), "apps".into());
+        assert_eq!(
+            c.decide(Some(&alice), "docker.io/library/busybox", Action::Push),
+            Decision::Allow
+        );
+        assert!(matches!(
+            c.decide(Some(&ci), "docker.io/library/busybox", Action::Push),
+            Decision::Deny(_)
+        ));
+        assert_eq!(
+            c.decide(Some(&ci), "docker.io/apps/tool", Action::Push),
+            Decision::Allow
+        );
+        // A rule does not match a sibling that merely shares the prefix's text.
+        assert_eq!(c.owner_of("docker.iox/a"), None);
     }
 
     #[test]

@@ -86,6 +86,16 @@ impl ParsedManifest {
         } else {
             OCI_MANIFEST
         };
+        // A Content-Type naming one manifest type over a body declaring another is refused:
+        // which of the two is meant cannot be known, and clients would be told different things.
+        if let (Some(declared), Some(sent)) = (raw.media_type.as_deref(), content_type)
+            && is_manifest_type(sent)
+            && declared != sent
+        {
+            return Err(format!(
+                "the Content-Type is {sent} but the manifest's mediaType is {declared}"
+            ));
+        }
         let media_type = raw
             .media_type
             .clone()

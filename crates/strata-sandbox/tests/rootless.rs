@@ -90,7 +90,6 @@ fn inner() {
         strata_sandbox::oci_whiteouts_to_overlay(&l1, ns).unwrap(),
         1
     );
-    let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
 
     let script =
         "id -u; echo hi > /new; rm /etc/group; rm -rf /home && mkdir /home && touch /home/a";
@@ -179,11 +178,15 @@ fn inner() {
             Err(e) => panic!("{e:?}"),
         }
     }
-    let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let tmp = dir.path().to_string_lossy().into_owned();
-    assert!(
-        !after.contains(&tmp) && !after.contains("strata-sandbox-"),
+    assert_eq!(
+        strata_testutil::mounts_under(dir.path()),
+        Vec::<std::path::PathBuf>::new(),
         "mounts left behind"
     );
-    assert_eq!(before.lines().count(), after.lines().count());
+    assert!(
+        !fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains("strata-sandbox-"),
+        "a sandbox state directory is still mounted"
+    );
 }

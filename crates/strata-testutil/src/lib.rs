@@ -266,3 +266,42 @@ pub fn debian_rootfs_tar() -> Option<PathBuf> {
     std::fs::rename(&partial, &tarball).expect("publish the cached tarball");
     Some(tarball)
 }
+
+/// The mount points in this process's mount namespace at or under `dir` (from
+/// `/proc/self/mountinfo`, octal escapes decoded). A test checks that it left no mount behind with
+/// this, over the directories it made: never by diffing the whole table, which changes whenever
+/// anything else on the machine mounts.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|point| point.starts_with(&dir))
+        .collect()
+}
+
+/// Decode mountinfo's `\NNN` octal escapes (space, tab, newline, backslash).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

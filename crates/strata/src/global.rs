@@ -60,6 +60,23 @@ impl GlobalArgs {
         let beside = chain.parent().map(Path::to_path_buf).unwrap_or(workdir);
         Ok(beside.join(".strata").join("store"))
     }
+
+    // The store's own files (events log, caches): `state_dir_of(store_path)`.
+}
+
+/// Where the store's own files beside its blobs live (events log, builder caches): the chain's
+/// `.strata/` for the default layout (`.strata/store`), else the store's own `.strata/`, so two
+/// stores under one parent (`--store /x/a`, `--store /x/b`) never share them.
+pub fn state_dir_of(store: &Path) -> PathBuf {
+    let default_layout = store.file_name().is_some_and(|n| n == "store")
+        && store
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == ".strata");
+    match store.parent() {
+        Some(parent) if default_layout => parent.to_path_buf(),
+        _ => store.join(".strata"),
+    }
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the `-v` level.

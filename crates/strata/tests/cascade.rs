@@ -355,7 +355,6 @@ fn an_interrupted_build_resumes_where_it_stopped() {
         text.replacen("RUN mkdir", "RUN sleep 30\nRUN mkdir", 1),
     )
     .unwrap();
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
         .arg("-C")
         .arg(d)
@@ -390,8 +389,9 @@ fn an_interrupted_build_resumes_where_it_stopped() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted build exits non-zero");
     assert_eq!(
-        mounts_before,
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+        strata_testutil::mounts_under(d),
+        Vec::<std::path::PathBuf>::new(),
+        "the interrupted build left mounts behind"
     );
     // The store is consistent.
     strata(d).args(["store", "fsck"]).assert().success();
@@ -498,4 +498,68 @@ fn dry_run_and_targets() {
         .stderr(predicates::str::contains(
             "nosuch: no such image in the chain",
         ));
+}
+
+// Issue 14: a SIGKILLed build left no trace in `strata log`. Its start is recorded, and the next
+// run marks it interrupted.
+#[test]
+fn a_killed_build_is_marked_interrupted_by_the_next_run() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    let dockerfile = d.join("httpd-php/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(
+        &dockerfile,
+        text.replacen("RUN mkdir", "RUN sleep 20\nRUN mkdir", 1),
+    )
+    .unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .arg("-C")
+        .arg(d)
+        .arg("build")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let slow = line.contains("httpd-php: step") && line.contains("sleep 20");
+            seen.push(line);
+            if slow {
+                return (true, seen);
+            }
+        }
+        (false, seen)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (reached, seen) = reader.join().unwrap();
+    assert!(reached, "the slow step never started: {seen:?}");
+    nix_kill(child.id(), 9);
+    let _ = child.wait().unwrap();
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, text.replacen("RUN sleep 20\n", "", 1)).unwrap();
+    let (ok, summary) = build(d, &[]);
+    assert!(ok, "{summary}");
+    let log = strata(d).args(["log", "--json"]).output().unwrap();
+    let events: Value = serde_json::from_slice(&log.stdout).unwrap();
+    let interrupted: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "build" && e["result"] == "interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{events}");
+    assert_eq!(interrupted[0]["image"], "httpd-php");
+    let text = String::from_utf8_lossy(&strata(d).arg("log").output().unwrap().stdout).into_owned();
+    assert!(
+        text.contains("was INTERRUPTED building httpd-php"),
+        "{text}"
+    );
 }

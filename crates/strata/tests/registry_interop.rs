@@ -879,6 +879,101 @@ fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
     );
 }
 
+// Issue 14: with `registry` in strata.toml the chain's images are stored under it, and
+// `strata push acme/wordpress:1` did not find them; under `deny` the owning team could not push
+// the registry-prefixed name of its own repository.
+#[test]
+fn push_finds_registry_prefixed_images_and_their_owners_may_push_the_prefixed_name() {
+    let dir = tempdir();
+    run_ok(
+        strata(&dir.path().join("unused"))
+            .current_dir(dir.path())
+            .arg("init"),
+    );
+    let chain = dir.path().join("strata.toml");
+    let text = std::fs::read_to_string(&chain).unwrap();
+    std::fs::write(
+        &chain,
+        text.replacen(
+            "name = \"acme\"\n",
+            "name = \"acme\"\nregistry = \"registry.example.com\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let auth = dir.path().join("users.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "unknown_repositories = \"deny\"\n[users.olga]\ntoken_sha256 = \"{}\"\nteam = \"operations\"\n[users.dana]\ntoken_sha256 = \"{}\"\nteam = \"development\"\n",
+            sha256_hex("ops-token"),
+            sha256_hex("dev-token")
+        ),
+    )
+    .unwrap();
+    // What a cascade with that registry tags.
+    let source = dir.path().join("source");
+    let store = strata_oci::Store::init(&source).unwrap();
+    let image = strata_oci::random::image(&store, 1, 1000).unwrap();
+    store
+        .tag("registry.example.com/acme/wordpress:1", image.descriptor())
+        .unwrap();
+    let served = dir.path().join("served");
+    let server = Serve::start(
+        &served,
+        &[
+            "--auth",
+            auth.to_str().unwrap(),
+            "--chain",
+            chain.to_str().unwrap(),
+        ],
+    );
+    let push = |who: &str, destination: &str| {
+        strata(&source)
+            .args([
+                "--chain",
+                chain.to_str().unwrap(),
+                "push",
+                "acme/wordpress:1",
+            ])
+            .arg(destination)
+            .args(["--creds", who])
+            .output()
+            .unwrap()
+    };
+    let prefixed = format!("{}/registry.example.com/acme/wordpress:1", server.host);
+    // The wrong team is refused on the prefixed name (it is acme/wordpress)...
+    let out = push("olga:ops-token", &prefixed);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("owned by team development"), "{stderr}");
+    // ...the owning team may push it, and the short name.
+    let out = push("dana:dev-token", &prefixed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = push(
+        "dana:dev-token",
+        &format!("{}/acme/wordpress:1", server.host),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for reference in [
+        "registry.example.com/acme/wordpress:1",
+        "localhost/acme/wordpress:1",
+    ] {
+        assert_eq!(
+            manifest_digest(&served, reference),
+            image.digest().to_string()
+        );
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection; returns the response head and body.
 fn http(host: &str, request: &str) -> String {
     use std::io::{Read, Write};

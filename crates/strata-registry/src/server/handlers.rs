@@ -72,9 +72,17 @@ pub(crate) async fn handle(
         .caller(headers, &format!("repository:{name}:{scope_actions}"))
         .await?;
     state.authorize(headers, &caller, &name, action)?;
+    let key = strata_oci::membership::repository_key(&name).map_err(|_| {
+        ApiError::new(
+            400,
+            ErrorCode::NameInvalid,
+            format!("invalid repository name {raw_name:?}"),
+        )
+    })?;
     let ctx = Ctx {
         state,
         name: &name,
+        key: &key,
         raw_name,
         caller: &caller,
     };
@@ -94,7 +102,7 @@ pub(crate) async fn handle(
             ctx.finish_upload(&id, query, headers, body).await
         }
         (Route::Upload { id, .. }, Method::GET) => ctx.upload_status(&id).await,
-        (Route::Upload { id, .. }, Method::DELETE) => ctx.cancel_upload(&id),
+        (Route::Upload { id, .. }, Method::DELETE) => ctx.cancel_upload(&id).await,
         (Route::Tags { .. }, Method::GET) => ctx.tags(query),
         (Route::Referrers { digest, .. }, Method::GET) => ctx.referrers(&digest, query),
         (_, method) => Err(ApiError::new(
@@ -109,6 +117,8 @@ struct Ctx<'a> {
     state: &'a Shared,
     /// The canonical repository name (`acme/app`).
     name: &'a str,
+    /// Its full name in the store's membership records (`localhost/acme/app`).
+    key: &'a str,
     /// The name as requested (for Location headers).
     raw_name: &'a str,
     caller: &'a Caller,
@@ -131,7 +141,9 @@ impl Ctx<'_> {
             .or_else(|| self.state.owner(self.name))
     }
 
-    /// Find the manifest a tag or digest names in this repository.
+    /// Find the manifest a tag or digest names in this repository: 404 MANIFEST_UNKNOWN when
+    /// the repository does not hold it (whatever else the store holds), or when the reference is
+    /// neither a tag nor a digest (nothing can be found under it).
     fn find_manifest(&self, reference: &str) -> ApiResult<(Digest, Option<MediaType>)> {
         let unknown = || {
             ApiError::new(
@@ -140,14 +152,22 @@ impl Ctx<'_> {
                 format!("manifest {}:{reference} is unknown", self.name),
             )
         };
-        match ManifestRef::parse(reference)
-            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?
-        {
+        match ManifestRef::parse(reference).map_err(|_| unknown())? {
             ManifestRef::Digest(digest) => {
-                if !blocking(|| self.state.store.has_blob(&digest)) {
+                let holdings = self.state.holdings()?;
+                // A manifest no repository holds (its tag moved or went in the store itself,
+                // e.g. a rebuild) stays readable by digest until gc, as distribution keeps old
+                // revisions; one another repository holds is not this one's.
+                let orphan = || holdings.holders(&digest).is_empty();
+                if !(holdings.holds_manifest(self.key, &digest) || orphan())
+                    || !blocking(|| self.state.store.has_blob(&digest))
+                {
                     return Err(unknown());
                 }
-                Ok((digest, None))
+                let media_type = holdings
+                    .get(self.key)
+                    .and_then(|h| h.roots.get(&digest).cloned());
+                Ok((digest, media_type))
             }
             ManifestRef::Tag(tag) => {
                 let descriptor = blocking(|| self.state.store.resolve(&store_ref(self.name, &tag)))
@@ -160,6 +180,22 @@ impl Ctx<'_> {
                 Ok((digest, Some(descriptor.media_type().clone())))
             }
         }
+    }
+
+    /// The holders of `digest` other than this repository, with their owners, for a refusal.
+    fn other_holders(&self, holders: &[&str]) -> String {
+        let named: Vec<String> = holders
+            .iter()
+            .filter(|h| **h != self.key)
+            .map(|h| {
+                let name = h.strip_prefix("localhost/").unwrap_or(h);
+                match self.state.owner(name) {
+                    Some(team) => format!("{name} (team {team})"),
+                    None => name.to_string(),
+                }
+            })
+            .collect();
+        named.join(", ")
     }
 
     fn get_manifest(&self, reference: &str, with_body: bool) -> ApiResult {
@@ -235,15 +271,6 @@ impl Ctx<'_> {
             ));
         }
         let store = &self.state.store;
-        for child in &parsed.references {
-            if !blocking(|| store.has_blob(child)) {
-                return Err(ApiError::new(
-                    400,
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("manifest references {child}, which is not in the registry"),
-                ));
-            }
-        }
         let mut descriptor = Descriptor::new(
             MediaType::from(parsed.media_type.as_str()),
             bytes.len() as u64,
@@ -252,45 +279,66 @@ impl Ctx<'_> {
         if let Some(artifact_type) = &parsed.artifact_type {
             descriptor.set_artifact_type(Some(MediaType::from(artifact_type.as_str())));
         }
-        let (image, old) = blocking(|| -> ApiResult<(String, Option<String>)> {
-            store.put_blob(&bytes)?;
-            let (image, old_descriptor) = match &target {
-                ManifestRef::Tag(tag) => {
-                    let reference = store_ref(self.name, tag);
-                    let old = store.resolve(&reference).ok();
-                    store.tag(&reference, &descriptor)?;
-                    if parsed.subject.is_some() {
-                        store.add_manifest(&descriptor)?;
+        blocking(|| store.put_blob(&bytes))?;
+        let tag_entry = match &target {
+            ManifestRef::Tag(tag) => Some(blocking(|| {
+                store.tag_entry(&store_ref(self.name, tag), &descriptor)
+            })?),
+            ManifestRef::Digest(_) => None,
+        };
+        // Under the index lock, with the repository's record: every blob and child manifest must
+        // be this repository's (uploaded, mounted or pushed to it), as distribution links them;
+        // a digest known only to another repository is unknown here.
+        let (image, old) =
+            self.state
+                .update_repository(self.key, |index, record, holdings| {
+                    if let Some(missing) = parsed
+                        .references
+                        .iter()
+                        .find(|d| !store.has_blob(d) || !holdings.holds_blob(self.key, d))
+                    {
+                        return Ok((
+                            false,
+                            Err(ApiError::new(
+                                400,
+                                ErrorCode::ManifestBlobUnknown,
+                                format!(
+                                    "manifest references {missing}, which is not in repository {}",
+                                    self.name
+                                ),
+                            )),
+                        ));
                     }
-                    (format!("{}:{tag}", self.name), old)
-                }
-                ManifestRef::Digest(_) => {
-                    store.add_manifest(&descriptor)?;
-                    (format!("{}@{digest}", self.name), None)
-                }
-            };
-            // A blob delete between the check above and the tag would leave a manifest whose
-            // blobs are gone; deletes check for users under the index lock, so a second look
-            // now that the manifest is a root settles it.
-            if let Some(missing) = parsed.references.iter().find(|d| !store.has_blob(d)) {
-                match (&target, &old_descriptor) {
-                    (ManifestRef::Tag(tag), Some(old)) => {
-                        store.tag(&store_ref(self.name, tag), old)?;
+                    record
+                        .manifests
+                        .insert(digest.clone(), parsed.media_type.clone());
+                    for child in &parsed.references {
+                        record.blobs.remove(child);
                     }
-                    (ManifestRef::Tag(tag), None) => {
-                        store.untag(&store_ref(self.name, tag))?;
-                    }
-                    (ManifestRef::Digest(_), _) => {}
-                }
-                store.remove_manifest(&digest)?;
-                return Err(ApiError::new(
-                    400,
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("manifest references {missing}, which was deleted meanwhile"),
-                ));
-            }
-            Ok((image, old_descriptor.map(|d| d.digest().to_string())))
-        })?;
+                    let (image, old) = match (&target, tag_entry) {
+                        (ManifestRef::Tag(tag), Some((parsed_ref, entry))) => {
+                            let old = index
+                                .manifests()
+                                .iter()
+                                .find(|d| {
+                                    ref_name(d).is_some_and(|n| {
+                                        Reference::parse(n).is_ok_and(|r| r == parsed_ref)
+                                    })
+                                })
+                                .map(|d| d.digest().to_string());
+                            strata_oci::index::set_tag_entry(index, &parsed_ref, entry);
+                            if parsed.subject.is_some() {
+                                strata_oci::index::add_root_entry(index, descriptor.clone());
+                            }
+                            (format!("{}:{tag}", self.name), old)
+                        }
+                        _ => {
+                            strata_oci::index::add_root_entry(index, descriptor.clone());
+                            (format!("{}@{digest}", self.name), None)
+                        }
+                    };
+                    Ok((true, Ok((image, old))))
+                })??;
         tracing::info!(
             image,
             %digest,
@@ -322,34 +370,94 @@ impl Ctx<'_> {
     }
 
     fn delete_manifest(&self, reference: &str) -> ApiResult {
-        let store = &self.state.store;
-        let target = ManifestRef::parse(reference)
-            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
-        let (removed, digest) = blocking(|| -> ApiResult<(bool, Option<String>)> {
+        let unknown = || {
+            ApiError::new(
+                404,
+                ErrorCode::ManifestUnknown,
+                format!("manifest {}:{reference} is unknown", self.name),
+            )
+        };
+        let target = ManifestRef::parse(reference).map_err(|_| unknown())?;
+        let (removed, digest) = self.state.update_repository(self.key, |index, record, holdings| {
             match &target {
                 ManifestRef::Tag(tag) => {
+                    // The tag goes; the manifest stays readable by digest until deleted by digest.
                     let reference = store_ref(self.name, tag);
-                    let digest = store
-                        .resolve(&reference)
-                        .ok()
+                    let parsed = Reference::parse(&reference)?;
+                    let digest = index
+                        .manifests()
+                        .iter()
+                        .find(|d| {
+                            ref_name(d)
+                                .is_some_and(|n| Reference::parse(n).is_ok_and(|r| r == parsed))
+                        })
                         .map(|d| d.digest().to_string());
-                    Ok((store.untag(&reference)?, digest))
+                    let removed =
+                        strata_oci::index::remove_tag_entry(index, &reference, &parsed);
+                    Ok((removed, Ok((removed, digest))))
                 }
                 ManifestRef::Digest(digest) => {
-                    // Every tag of this repository on the digest, then the untagged root.
-                    let mut removed = false;
-                    for tag in store.list()? {
-                        let same_repo =
-                            Reference::parse(&tag.name).is_ok_and(|r| served_name(&r) == self.name);
-                        if same_repo && tag.digest().ok().as_ref() == Some(digest) {
-                            removed |= store.untag(&tag.name)?;
-                        }
+                    let held = holdings.get(self.key);
+                    if !held.is_some_and(|h| h.roots.contains_key(digest)) {
+                        // Not this repository's (another's, or part of one of its images).
+                        return Ok((false, Ok((false, None))));
                     }
-                    removed |= store.remove_manifest(digest)?;
-                    Ok((removed, Some(digest.to_string())))
+                    let derived = held.is_some_and(|h| h.derived.contains(digest));
+                    let others: Vec<&str> = holdings
+                        .repositories()
+                        .filter(|r| {
+                            *r != self.key
+                                && holdings
+                                    .get(r)
+                                    .is_some_and(|h| h.roots.contains_key(digest))
+                        })
+                        .collect();
+                    if derived && !others.is_empty() {
+                        // A referrer attached in the store to an image several repositories
+                        // hold: deleting it here would take it from them too.
+                        return Ok((
+                            false,
+                            Err(ApiError::new(
+                                403,
+                                ErrorCode::Denied,
+                                format!(
+                                    "{digest} is also held by {}; it is not {}'s alone to delete",
+                                    self.other_holders(&others),
+                                    self.name
+                                ),
+                            )),
+                        ));
+                    }
+                    // This repository's tags on it, its record's link, and the untagged root
+                    // when no other repository links it.
+                    let tags: Vec<(String, Reference)> = index
+                        .manifests()
+                        .iter()
+                        .filter(|d| d.digest() == &digest.to_oci())
+                        .filter_map(|d| ref_name(d).map(str::to_string))
+                        .filter_map(|n| Reference::parse(&n).ok().map(|r| (n, r)))
+                        .filter(|(_, r)| r.name() == self.key)
+                        .collect();
+                    let mut changed = false;
+                    for (name, parsed) in &tags {
+                        changed |= strata_oci::index::remove_tag_entry(index, name, parsed);
+                    }
+                    record.manifests.remove(digest);
+                    let linked_elsewhere = others.iter().any(|r| {
+                        holdings
+                            .get(r)
+                            .is_some_and(|h| !h.derived.contains(digest))
+                    });
+                    if !linked_elsewhere {
+                        changed |= strata_oci::index::remove_root_entry(index, digest);
+                    }
+                    Ok((changed, Ok((true, Some(digest.to_string())))))
                 }
             }
-        })?;
+        })??;
+        if removed && let ManifestRef::Digest(digest) = &target {
+            self.drop_if_unheld(digest)?;
+        }
         if !removed {
             return Err(ApiError::new(
                 404,
@@ -388,6 +496,12 @@ impl Ctx<'_> {
                 format!("blob {digest} is unknown"),
             )
         };
+        // As for manifests: a blob no repository holds (left by a tag that moved in the store)
+        // stays readable until gc; one another repository holds is not this one's.
+        let holdings = self.state.holdings()?;
+        if !holdings.holds_blob(self.key, &digest) && !holdings.holders(&digest).is_empty() {
+            return Err(unknown());
+        }
         let mut file = tokio::fs::File::open(&path).await.map_err(|_| unknown())?;
         let size = file.metadata().await.map_err(ApiError::internal)?.len();
         let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -449,35 +563,45 @@ impl Ctx<'_> {
     fn delete_blob(&self, digest: &str) -> ApiResult {
         let digest = parse_digest(digest)?;
         let store = &self.state.store;
-        blocking(|| -> ApiResult<()> {
-            if !store.has_blob(&digest) {
-                return Err(ApiError::new(
-                    404,
-                    ErrorCode::BlobUnknown,
-                    format!("blob {digest} is unknown"),
+        // Under the index lock: no tag can start using the blob while it goes. Only this
+        // repository's link goes; the file only when no repository and no image holds it.
+        let unlink = self.state.update_repository(self.key, |index, record, holdings| {
+            if !holdings.holds_blob(self.key, &digest) || !store.has_blob(&digest) {
+                return Ok((
+                    false,
+                    Err(ApiError::new(
+                        404,
+                        ErrorCode::BlobUnknown,
+                        format!("blob {digest} is unknown"),
+                    )),
                 ));
             }
-            // Under the index lock: no tag can start using the blob while it goes.
-            store
-                .update_index(|index| {
-                    if let Some(user) = blob_user(store, index.manifests(), &digest)? {
-                        return Ok((false, Err(user)));
-                    }
-                    let path = store.blob_path(&digest);
-                    std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    Ok((false, Ok(())))
-                })?
-                .map_err(|user| {
-                    ApiError::new(
+            if !record.blobs.contains(&digest) {
+                return Ok((
+                    false,
+                    Err(ApiError::new(
                         405,
                         ErrorCode::Unsupported,
-                        format!("blob {digest} is used by {user}; delete that manifest first"),
-                    )
-                })
-        })?;
+                        format!(
+                            "blob {digest} is used by an image of {}; delete that manifest first",
+                            self.name
+                        ),
+                    )),
+                ));
+            }
+            record.blobs.remove(&digest);
+            let others = holdings.holders(&digest).into_iter().any(|r| r != self.key);
+            let unlink = !others && blob_user(store, index.manifests(), &digest)?.is_none();
+            if unlink {
+                let path = store.blob_path(&digest);
+                std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok((false, Ok(unlink)))
+        })??;
+        tracing::debug!(%digest, unlink, "blob link removed");
         tracing::info!(repository = self.name, %digest, user = self.user(), "deleted blob");
         self.state.record(Event {
             kind: Some(Kind::Delete),
@@ -526,15 +650,22 @@ impl Ctx<'_> {
         let store = &self.state.store;
         if let Some(mount) = query.get("mount") {
             let digest = parse_digest(mount)?;
-            let from_ok = match query.get("from").and_then(|f| canonical_name(f)) {
-                Some(from) => self
-                    .state
-                    .authorize(headers, self.caller, &from, Action::Pull)
-                    .is_ok(),
-                // Without `from`, the blob may be mounted from anywhere the caller may read.
-                None => true,
-            };
-            if from_ok && blocking(|| store.has_blob(&digest)) {
+            // A mount needs a `from` the caller may read that holds the blob; otherwise an upload
+            // session starts, as the spec says.
+            let from = query
+                .get("from")
+                .and_then(|f| canonical_name(f))
+                .filter(|from| {
+                    self.state
+                        .authorize(headers, self.caller, from, Action::Pull)
+                        .is_ok()
+                })
+                .and_then(|from| strata_oci::membership::repository_key(&from).ok());
+            if let Some(from) = from
+                && self.state.holdings()?.holds_blob(&from, &digest)
+                && blocking(|| store.has_blob(&digest))
+            {
+                self.link_blob(&digest)?;
                 return Ok(self.blob_created(&digest));
             }
         }
@@ -546,10 +677,49 @@ impl Ctx<'_> {
             // The fresh-blob lease is taken while the writer still holds its own: no gap for gc.
             self.state.hold_fresh_blobs()?;
             blocking(|| writer.commit(Some(&digest)))?;
+            self.link_blob(&digest)?;
             return Ok(self.blob_created(&digest));
         }
-        let id = self.state.uploads.start(store, self.name)?;
+        let user = self.user();
+        let id = self
+            .state
+            .uploads
+            .start(store, self.name, user.as_deref())?;
         Ok(self.upload_accepted(StatusCode::ACCEPTED, &id, 0))
+    }
+
+    /// After a delete by digest: remove the manifest's blob when nothing holds it any more (no
+    /// repository, no `index.json` entry), so it is not readable as an unheld revision.
+    fn drop_if_unheld(&self, digest: &Digest) -> ApiResult<()> {
+        let store = &self.state.store;
+        self.state
+            .update_repository(self.key, |index, _, holdings| {
+                if holdings.holders(digest).is_empty()
+                    && blob_user(store, index.manifests(), digest)?.is_none()
+                {
+                    let path = store.blob_path(digest);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => return Err(strata_oci::Error::Io { path, source }),
+                    }
+                }
+                Ok((false, ()))
+            })
+    }
+
+    /// Record the blob as this repository's (unless it holds it already).
+    fn link_blob(&self, digest: &Digest) -> ApiResult<()> {
+        if self.state.holdings()?.holds_blob(self.key, digest) {
+            return Ok(());
+        }
+        self.state
+            .update_repository(self.key, |_, record, holdings| {
+                if !holdings.holds_blob(self.key, digest) {
+                    record.blobs.insert(digest.clone());
+                }
+                Ok((false, ()))
+            })
     }
 
     fn session(
@@ -570,16 +740,18 @@ impl Ctx<'_> {
         let mut upload = session.lock().await;
         self.check_session(&upload, id)?;
         check_content_range(headers, upload.offset(), id, self)?;
-        let offset = upload.append(body).await?;
+        let offset = upload.append(&self.state.store, body).await?;
         Ok(self.upload_accepted(StatusCode::ACCEPTED, id, offset))
     }
 
+    /// A session is answered only to the repository and the user that opened it; to anyone
+    /// else it does not exist.
     fn check_session(&self, upload: &super::uploads::Upload, id: &str) -> ApiResult<()> {
-        if upload.name != self.name {
+        if upload.name != self.name || upload.user != self.user() {
             return Err(ApiError::new(
                 404,
                 ErrorCode::BlobUploadUnknown,
-                format!("upload {id} belongs to another repository"),
+                format!("upload {id} is unknown (finished, cancelled or expired)"),
             ));
         }
         Ok(())
@@ -603,13 +775,15 @@ impl Ctx<'_> {
         let mut upload = session.lock().await;
         self.check_session(&upload, id)?;
         check_content_range(headers, upload.offset(), id, self)?;
-        let appended = upload.append(body).await;
+        let store = &self.state.store;
+        let appended = upload.append(store, body).await;
         let committed = appended
             .and_then(|_| self.state.hold_fresh_blobs())
-            .and_then(|_| upload.commit(&digest));
+            .and_then(|_| upload.commit(store, &digest));
         drop(upload);
         self.state.uploads.remove(id);
         committed?;
+        self.link_blob(&digest)?;
         Ok(self.blob_created(&digest))
     }
 
@@ -620,8 +794,9 @@ impl Ctx<'_> {
         Ok(self.upload_accepted(StatusCode::NO_CONTENT, id, upload.offset()))
     }
 
-    fn cancel_upload(&self, id: &str) -> ApiResult {
-        self.session(id)?;
+    async fn cancel_upload(&self, id: &str) -> ApiResult {
+        let session = self.session(id)?;
+        self.check_session(&*session.lock().await, id)?;
         self.state.uploads.remove(id);
         Ok(empty(StatusCode::NO_CONTENT, &[]))
     }
@@ -669,11 +844,17 @@ impl Ctx<'_> {
             .get("artifactType")
             .filter(|s| !s.is_empty())
             .map(|s| s.replace(' ', "+"));
-        let found = blocking(|| {
+        let holdings = self.state.holdings()?;
+        let found: Vec<Descriptor> = blocking(|| {
             self.state
                 .store
                 .referrers(&digest, artifact_type.as_deref())
-        })?;
+        })?
+        .into_iter()
+        .filter(|d| {
+            Digest::from_oci(d.digest()).is_ok_and(|d| holdings.holds_manifest(self.key, &d))
+        })
+        .collect();
         let body = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": media::OCI_INDEX,

@@ -9,6 +9,7 @@
 //! a multi-threaded tokio runtime.
 
 mod handlers;
+pub mod limits;
 pub mod route;
 pub mod tls;
 mod uploads;
@@ -43,6 +44,15 @@ pub struct ServerOptions {
     pub upload_timeout: Duration,
     /// Serve HTTPS with this certificate and key (else plain HTTP).
     pub tls: Option<tls::TlsConfig>,
+    /// Open upload sessions allowed in total; more are refused with 429 TOOMANYREQUESTS.
+    pub max_uploads: usize,
+    /// Open upload sessions allowed per user (anonymous callers count as one user).
+    pub max_uploads_per_user: usize,
+    /// Open connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that moves no byte either way this long is dropped (half-sent request
+    /// heads included).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +62,10 @@ impl Default for ServerOptions {
             events: None,
             upload_timeout: Duration::from_secs(15 * 60),
             tls: None,
+            max_uploads: 1024,
+            max_uploads_per_user: 64,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -70,11 +84,34 @@ pub(crate) struct Shared {
     pub(crate) uploads: uploads::Uploads,
     pub(crate) upload_timeout: Duration,
     pub(crate) tls: Option<tls::TlsConfig>,
+    pub(crate) max_connections: usize,
+    pub(crate) idle_timeout: Duration,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
     /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
     /// blob is unreferenced until its manifest follows, and `gc` must not take it meanwhile.
     fresh_blobs: Mutex<Option<(strata_oci::Lease, std::time::Instant)>>,
+    /// Who holds what (see `strata_oci::membership`), recomputed when the store changes.
+    holdings: Mutex<HoldingsCache>,
+    /// Bumped by every change this server makes to the index or a membership record.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// The last [`strata_oci::membership::Holdings`] computed, and the store state it was computed on.
+#[derive(Default)]
+struct HoldingsCache {
+    nodes: strata_oci::membership::NodeCache,
+    stamp: Option<Stamp>,
+    current: Option<Arc<strata_oci::membership::Holdings>>,
+}
+
+/// `index.json`'s identity and the records directory's mtime, and this server's generation: any
+/// change to the store's membership changes one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    index: Option<(u64, i64, i64, u64)>,
+    records: Option<(i64, i64)>,
+    generation: u64,
 }
 
 /// Who is asking.
@@ -117,11 +154,15 @@ impl Registry {
                 auth: options.auth,
                 tokens: TokenIssuer::new(ttl)?,
                 events,
-                uploads: uploads::Uploads::default(),
+                uploads: uploads::Uploads::new(options.max_uploads, options.max_uploads_per_user),
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
+                max_connections: options.max_connections,
+                idle_timeout: options.idle_timeout,
                 basic_cache: Mutex::new(HashMap::new()),
                 fresh_blobs: Mutex::new(None),
+                holdings: Mutex::new(HoldingsCache::default()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -181,14 +222,16 @@ pub async fn serve(
         }
     });
     let router = registry.router();
+    let (max, idle) = (registry.state.max_connections, registry.state.idle_timeout);
     let result = match registry.state.tls.clone() {
         Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, &config)?, router)
+            let listener = tls::TlsListener::new(listener, &config)?;
+            axum::serve(limits::Guarded::new(listener, max, idle), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
-            axum::serve(listener, router)
+            axum::serve(limits::Guarded::new(listener, max, idle), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
@@ -504,9 +547,64 @@ impl Shared {
         Ok(())
     }
 
+    fn stamp(&self) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let index = std::fs::metadata(self.store.index_path())
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()));
+        let records = std::fs::metadata(self.store.records_dir())
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec()));
+        Stamp {
+            index,
+            records,
+            generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Who holds what, now (cached until the store changes).
+    pub(crate) fn holdings(&self) -> ApiResult<Arc<strata_oci::membership::Holdings>> {
+        blocking(|| {
+            let mut cache = self.holdings.lock().map_err(ApiError::internal)?;
+            let stamp = self.stamp();
+            if cache.stamp.as_ref() == Some(&stamp)
+                && let Some(current) = &cache.current
+            {
+                return Ok(current.clone());
+            }
+            let holdings = Arc::new(self.store.holdings(&mut cache.nodes)?);
+            cache.stamp = Some(stamp);
+            cache.current = Some(holdings.clone());
+            Ok(holdings)
+        })
+    }
+
+    /// Edit `index.json` and `repository`'s membership record together (see
+    /// `Store::update_repository`).
+    pub(crate) fn update_repository<T>(
+        &self,
+        repository: &str,
+        update: impl FnOnce(
+            &mut strata_oci::ImageIndex,
+            &mut strata_oci::membership::RepoRecord,
+            &strata_oci::membership::Holdings,
+        ) -> strata_oci::Result<(bool, T)>,
+    ) -> ApiResult<T> {
+        blocking(|| {
+            let mut cache = self.holdings.lock().map_err(ApiError::internal)?;
+            let result = self
+                .store
+                .update_repository(repository, &mut cache.nodes, update);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cache.current = None;
+            Ok(result?)
+        })
+    }
+
     /// The owner team of a repository, when the auth file names one.
     pub(crate) fn owner(&self, name: &str) -> Option<String> {
-        self.auth.as_ref()?.owners.get(name).cloned()
+        self.auth.as_ref()?.owner_of(name)
     }
 
     /// Record an event (time filled in); failures are logged, never fatal to the request.

@@ -57,7 +57,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
     let store = strata_oci::Store::init(&store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-    let strata_dir = store_path.parent().unwrap_or(&store_path).to_path_buf();
+    let strata_dir = crate::global::state_dir_of(&store_path);
     let events = strata_events::EventLog::open(&strata_dir.join("events.db"))?;
     let events = Mutex::new(events);
     let cancel = Arc::new(AtomicBool::new(false));

@@ -185,7 +185,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     };
     options.source_date_epoch = source_date_epoch()?;
     if !args.no_cache {
-        options.cache_dir = Some(store_path.parent().unwrap_or(&store_path).join("cache"));
+        options.cache_dir = Some(crate::global::state_dir_of(&store_path).join("cache"));
     }
     let dockerfile = options
         .dockerfile

@@ -84,7 +84,7 @@ pub fn record(
     let Ok(store) = global.store_path() else {
         return;
     };
-    let path = store.parent().unwrap_or(&store).join("events.db");
+    let path = crate::global::state_dir_of(&store).join("events.db");
     let event = strata_events::Event {
         time: strata_events::now(),
         kind: Some(kind),

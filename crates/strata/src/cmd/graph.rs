@@ -104,7 +104,7 @@ pub(super) fn statuses(chain: &Chain, global: &GlobalArgs) -> Result<Statuses> {
     let Ok(store) = strata_oci::Store::open(&store_path) else {
         return Ok(chain.statuses(&NothingBuilt)?);
     };
-    let strata_dir = store_path.parent().unwrap_or(&store_path);
+    let strata_dir = &crate::global::state_dir_of(&store_path);
     let events = strata_events::EventLog::open(&strata_dir.join("events.db"))
         .ok()
         .map(std::sync::Mutex::new);

@@ -32,7 +32,7 @@ pub struct Args {
 /// Print the timeline.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store_path = global.store_path()?;
-    let db = store_path.parent().unwrap_or(&store_path).join("events.db");
+    let db = crate::global::state_dir_of(&store_path).join("events.db");
     if !db.exists() {
         write_stdout("nothing recorded yet\n")?;
         return Ok(ExitCode::SUCCESS);
@@ -117,6 +117,8 @@ fn timeline(events: &[Event]) -> String {
             ("build", "up-to-date") => "found up to date".to_string(),
             ("build", "failed") => "FAILED to build".to_string(),
             ("build", "skipped") => "skipped".to_string(),
+            ("build", "started") => "started building".to_string(),
+            ("build", "interrupted") => "was INTERRUPTED building".to_string(),
             ("sign", "ok") => "signed the provenance of".to_string(),
             ("test", "ok") => "tested".to_string(),
             ("test", "failed") => "FAILED the tests of".to_string(),

@@ -25,23 +25,37 @@ pub struct Args {
 /// Push.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store = global.store_path()?;
-    let source = {
-        let opened = strata_oci::Store::open(&store)
-            .with_context(|| format!("cannot open the store {}", store.display()))?;
-        super::reference::store_reference(&opened, &args.image)?
+    let given = strata_oci::Reference::parse(&args.image)?;
+    let path = global.chain_path()?;
+    let registry = if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        strata_chain::ChainFile::parse(&path, &text)?.registry
+    } else {
+        None
+    };
+    let opened = strata_oci::Store::open(&store)
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    // With a `registry`, the chain's images are stored under it (`REGISTRY/acme/base`): a short
+    // name the store does not have means that one.
+    let source = match &registry {
+        Some(registry)
+            if given.registry() == strata_oci::reference::DEFAULT_REGISTRY
+                && !args.image.starts_with("localhost/")
+                && opened.resolve(&args.image).is_err()
+                && opened
+                    .resolve(&format!("{registry}/{}", args.image))
+                    .is_ok() =>
+        {
+            format!("{registry}/{}", args.image)
+        }
+        // Otherwise the names every command takes (`wordpress`, `corebuild@3`, a digest).
+        _ => super::reference::store_reference(&opened, &args.image)?,
     };
     let image = strata_oci::Reference::parse(&source)?;
     let destination = match &args.reference {
         Some(r) => r.clone(),
         None => {
-            let path = global.chain_path()?;
-            let registry = if path.exists() {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                strata_chain::ChainFile::parse(&path, &text)?.registry
-            } else {
-                None
-            };
             let Some(registry) = registry else {
                 bail!(
                     "push {}: name the destination (HOST/NAME:TAG), or set `registry` in {}",
@@ -59,7 +73,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let remote = RemoteRef::parse(&destination)?;
     let src = Location::Layout {
         dir: store,
-        reference: source.clone(),
+        reference: source,
     };
     let client = args.client.client()?;
     let outcome = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()));

@@ -39,10 +39,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             bail!("no image {reference} in the store (list them with `strata images`)");
         }
     }
-    let events = path
-        .parent()
-        .map(|dir| dir.join("events.db"))
-        .and_then(|db| strata_events::EventLog::open(&db).ok());
+    let events =
+        strata_events::EventLog::open(&crate::global::state_dir_of(&path).join("events.db")).ok();
     let mut removed = Vec::new();
     for reference in &args.references {
         let by_digest = reference.starts_with("sha256:") || reference.contains('@');

@@ -72,7 +72,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         interactive: args.interactive,
         tty: args.tty,
     };
-    let work_dir = store_path.parent().unwrap_or(&store_path).join("cache");
+    let work_dir = crate::global::state_dir_of(&store_path).join("cache");
     let mut output = |stream: Stream, bytes: &[u8]| {
         let _ = match stream {
             Stream::Stdout => std::io::stdout().write_all(bytes),

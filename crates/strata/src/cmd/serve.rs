@@ -29,6 +29,12 @@ pub struct Args {
     /// Drop upload sessions idle this many seconds.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     upload_timeout: u64,
+    /// Drop connections that move no byte either way for this many seconds (half-sent requests).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// Serve at most this many connections at once (more wait to be accepted).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    max_connections: usize,
 }
 
 /// Serve the store until interrupted.
@@ -41,8 +47,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         None => None,
     };
     if let Some(auth) = &mut auth {
-        for (repository, team) in chain_owners(global)? {
+        let (registry, owners) = chain_owners(global)?;
+        for (repository, team) in owners {
             auth.owners.entry(repository).or_insert(team);
+        }
+        // Names under the chain's registry are the same repositories (one normalisation).
+        if auth.registry.is_none() {
+            auth.registry = registry;
         }
     } else if !args.listen.ip().is_loopback() {
         bail!(
@@ -50,15 +61,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             args.listen
         );
     }
-    let events = store_path.parent().unwrap_or(&store_path).join("events.db");
+    let events = crate::global::state_dir_of(&store_path).join("events.db");
     let options = ServerOptions {
         auth,
         events: Some(events),
         upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
             _ => None,
         },
+        ..ServerOptions::default()
     };
     let scheme = if options.tls.is_some() {
         "https"
@@ -96,16 +110,19 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `<chain>/<image>` → owning team, from strata.toml when there is one.
-fn chain_owners(global: &GlobalArgs) -> Result<Vec<(String, String)>> {
+/// `<chain>/<image>` → owning team.
+type Owners = Vec<(String, String)>;
+
+/// The chain's `registry`, and its owners, from strata.toml when there is one.
+fn chain_owners(global: &GlobalArgs) -> Result<(Option<String>, Owners)> {
     let path = global.chain_path()?;
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok((None, Vec::new()));
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let chain = strata_chain::ChainFile::parse(&path, &text)?;
-    Ok(chain
+    let owners = chain
         .images
         .iter()
         .map(|image| {
@@ -114,5 +131,6 @@ fn chain_owners(global: &GlobalArgs) -> Result<Vec<(String, String)>> {
                 image.owner.clone(),
             )
         })
-        .collect())
+        .collect();
+    Ok((chain.registry, owners))
 }

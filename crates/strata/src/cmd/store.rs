@@ -22,6 +22,10 @@ pub struct Args {
 enum StoreCommand {
     /// Verify every blob's digest and every reference from index.json; exit 1 on any problem.
     Fsck {
+        /// First repair what a crash left: drop index entries and membership links that reach a
+        /// missing blob, remove orphaned temp files; report what was done.
+        #[arg(long)]
+        repair: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -49,7 +53,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store =
         Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))?;
     match args.command {
-        StoreCommand::Fsck { json } => fsck(&store, json),
+        StoreCommand::Fsck { repair, json } => fsck(&store, repair, json),
         StoreCommand::Gc {
             dry_run,
             keep_builds,
@@ -58,13 +62,36 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
-fn fsck(store: &Store, json: bool) -> Result<ExitCode> {
+fn fsck(store: &Store, repair: bool, json: bool) -> Result<ExitCode> {
+    let repaired = repair
+        .then(|| store.repair())
+        .transpose()
+        .with_context(|| format!("repair of {} failed", store.root().display()))?;
     let report = store
         .fsck()
         .with_context(|| format!("fsck of {} failed", store.root().display()))?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
+        match &repaired {
+            Some(repaired) => outln!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "repair": repaired, "fsck": report })
+                )?
+            ),
+            None => outln!("{}", serde_json::to_string_pretty(&report)?),
+        }
     } else {
+        if let Some(repaired) = &repaired {
+            for entry in &repaired.dropped_entries {
+                outln!("dropped index entry {entry} (a blob it needs is missing)");
+            }
+            for link in &repaired.dropped_links {
+                outln!("dropped membership link {link} (a blob it needs is missing)");
+            }
+            for temp in &repaired.temp_files {
+                outln!("removed orphaned temp file {}", temp.display());
+            }
+        }
         for problem in &report.problems {
             errln!("{problem}");
         }
@@ -145,7 +172,7 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
         }
     }
     // The builder's caches sit beside the store (`.strata/cache` for `.strata/store`).
-    let cache_dir = store.root().parent().unwrap_or(store.root()).join("cache");
+    let cache_dir = crate::global::state_dir_of(store.root()).join("cache");
     let (report, caches) = store
         .gc_then(&GcOptions { dry_run }, |report| {
             prune_caches(store, &cache_dir, report)

@@ -69,13 +69,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .context("cannot install the interrupt handler")?;
     }
     let options = RunOptions {
-        work_dir: Some(store_path.parent().unwrap_or(&store_path).join("cache")),
+        work_dir: Some(crate::global::state_dir_of(&store_path).join("cache")),
         cancel,
     };
     let report = strata_tiertest::run_file(&store, &reference, &config, &options)
         .with_context(|| format!("strata test {reference}"))?;
     if let Some((c, i)) = chain_image {
-        let events_path = store_path.parent().unwrap_or(&store_path).join("events.db");
+        let events_path = crate::global::state_dir_of(&store_path).join("events.db");
         let image = &c.file.images[i];
         if let Err(e) = strata_events::EventLog::open(&events_path)
             .and_then(|log| log.record(&report.to_event(&image.name, &image.owner, None)))
