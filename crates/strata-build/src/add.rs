@@ -9,33 +9,74 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::StepError;
 
-/// The compression of a local file that ADD would unpack, by its magic bytes; None when the file is
-/// not an archive ADD unpacks.
+/// The compression of a local file that ADD would unpack; None when the file is not an archive
+/// ADD unpacks. Decided as BuildKit decides it: the compression by its magic bytes, then the
+/// (decompressed) start must be a tar header with a valid checksum (V7 headers included). A
+/// gzip or bzip2 file that holds no tar, or an empty stream, is copied as it is.
 pub fn archive_kind(path: &Path) -> Option<ArchiveKind> {
-    let mut head = [0u8; 512];
-    let mut file = fs::File::open(path).ok()?;
+    let mut magic = [0u8; 6];
+    let n = read_full(&mut fs::File::open(path).ok()?, &mut magic)?;
+    let magic = &magic[..n];
+    let kind = if magic.starts_with(&[0x1f, 0x8b]) {
+        ArchiveKind::Gzip
+    } else if magic.starts_with(b"BZh") {
+        ArchiveKind::Bzip2
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        ArchiveKind::Xz
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        ArchiveKind::Zstd
+    } else {
+        ArchiveKind::Tar
+    };
+    let file = fs::File::open(path).ok()?;
+    let mut reader: Box<dyn Read> = match kind {
+        ArchiveKind::Tar => Box::new(file),
+        ArchiveKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        ArchiveKind::Bzip2 => Box::new(bzip2::read::BzDecoder::new(file)),
+        ArchiveKind::Xz => Box::new(xz2::read::XzDecoder::new(file)),
+        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file).ok()?),
+    };
+    let mut block = [0u8; 512];
+    let n = read_full(&mut reader, &mut block)?;
+    (n == block.len() && is_tar_header(&block)).then_some(kind)
+}
+
+/// Read until `buf` is full or the stream ends; None on a read error (a corrupt stream).
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> Option<usize> {
     let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..]) {
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
     }
-    let head = &head[..n];
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(ArchiveKind::Gzip)
-    } else if head.starts_with(b"BZh") {
-        Some(ArchiveKind::Bzip2)
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some(ArchiveKind::Xz)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(ArchiveKind::Zstd)
-    } else if n >= 262 && &head[257..262] == b"ustar" {
-        Some(ArchiveKind::Tar)
-    } else {
-        None
+    Some(n)
+}
+
+/// Whether `block` is a tar header Go's `archive/tar` reads: not all zeros, and its checksum
+/// field (octal) matches the unsigned or signed byte sum with that field counted as spaces.
+fn is_tar_header(block: &[u8; 512]) -> bool {
+    if block.iter().all(|b| *b == 0) {
+        return false;
     }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| *c != ' ' && *c != '\0')
+        .collect();
+    let Ok(want) = i64::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0i64, 0i64);
+    for (i, b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += i64::from(b);
+        signed += i64::from(b as i8);
+    }
+    want == unsigned || want == signed
 }
 
 /// A local archive's compression.

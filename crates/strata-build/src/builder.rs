@@ -244,6 +244,38 @@ impl StageState {
     }
 }
 
+/// An instruction's `created_by` in the image history: for instructions whose words the
+/// resolver expands (ENV, LABEL, ARG, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL) the expanded
+/// instruction, as BuildKit writes it (`${...}` never reaches the history); for the others the
+/// line as written (RUN/CMD/ENTRYPOINT text is the shell's to expand; COPY and ADD keep their
+/// source patterns). An ARG given by `--build-arg` is written by name only: BuildKit never puts a
+/// build argument's value in the history (it writes the declared default; strata writes neither).
+fn history_text(ins: &ResolvedInstruction, build_args: &BTreeMap<String, String>) -> String {
+    match &ins.instruction.command {
+        Command::Arg(a) => {
+            let mut a = a.clone();
+            for decl in &mut a.args {
+                if build_args.contains_key(&decl.name) {
+                    decl.value = None;
+                }
+            }
+            Command::Arg(a).to_string()
+        }
+        // The resolver sorts EXPOSE's ports; BuildKit keeps them in written order.
+        Command::Expose(_) if !ins.instruction.logical_line().contains('$') => {
+            ins.instruction.logical_line().trim().to_string()
+        }
+        Command::Env(_)
+        | Command::Label(_)
+        | Command::Workdir(_)
+        | Command::User(_)
+        | Command::Expose(_)
+        | Command::Volume(_)
+        | Command::StopSignal(_) => ins.instruction.command.to_string(),
+        _ => ins.instruction.logical_line().trim().to_string(),
+    }
+}
+
 pub(crate) fn hash_strings(parts: &[&str]) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
@@ -401,54 +433,61 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Parse and resolve, splicing the base images' ONBUILD triggers after their FROM lines (they
-    /// run first in the child, as Docker runs them).
+    /// Parse (bytes: a comment may hold non-UTF-8 bytes, as BuildKit accepts) and resolve with the
+    /// base images' environments and ONBUILD triggers (`ResolveOptions::base_onbuild`: they run
+    /// first in the child, as Docker runs them, and the Dockerfile's own lines keep their
+    /// numbers). A trigger's `--from` can make another stage, and so another base, needed:
+    /// resolve again until the set of bases read stops growing.
     fn resolve(&self) -> Result<Resolved, BuildError> {
         let path = self.options.dockerfile_path();
-        let mut text = crate::context::read_context_file(&self.options.context, &path)?
-            .ok_or_else(|| BuildError::ReadDockerfile {
-                path,
-                source: std::io::ErrorKind::NotFound.into(),
-            })?;
-        for _round in 0..2 {
-            let parsed = strata_dockerfile::parse(&text).map_err(|e| self.parse_error(e))?;
-            let first = parsed
-                .resolve(&self.options.build_args, self.options.target.as_deref())
-                .map_err(|e| self.parse_error(e))?;
-            let mut base_env = BTreeMap::new();
-            let mut splices: Vec<(usize, Vec<String>)> = Vec::new();
-            for stage in first.stages.iter().filter(|s| s.needed) {
-                if let Base::Image(reference) = &stage.base {
-                    let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference))
-                    else {
-                        continue; // reported when the stage runs, with its line
-                    };
-                    let image = self.store.image_from_descriptor(&descriptor)?;
-                    let raw = self.store.read_descriptor(image.manifest().config())?;
-                    let config: ImageConfig =
-                        serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
-                            what: format!("config of {reference}"),
-                            source: e,
-                        })?;
-                    base_env.insert(reference.clone(), config.env_pairs());
-                    if let Some(triggers) = config.config.on_build.filter(|t| !t.is_empty()) {
-                        splices.push((stage.from.end_line, triggers));
-                    }
+        let bytes =
+            crate::context::read_context_bytes(&self.options.context, &path)?.ok_or_else(|| {
+                BuildError::ReadDockerfile {
+                    path,
+                    source: std::io::ErrorKind::NotFound.into(),
                 }
+            })?;
+        let parsed = strata_dockerfile::parse_bytes(&bytes).map_err(|e| self.parse_error(e))?;
+        let mut options = ResolveOptions {
+            build_args: self.options.build_args.clone(),
+            target: self.options.target.clone(),
+            ..ResolveOptions::default()
+        };
+        let mut read: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        loop {
+            let resolved = parsed
+                .resolve_with(&options)
+                .map_err(|e| self.parse_error(e))?;
+            let mut grew = false;
+            for stage in resolved.stages.iter().filter(|s| s.needed) {
+                let Base::Image(reference) = &stage.base else {
+                    continue;
+                };
+                if !read.insert(reference.clone()) {
+                    continue;
+                }
+                let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference)) else {
+                    continue; // reported when the stage runs, with its line
+                };
+                let image = self.store.image_from_descriptor(&descriptor)?;
+                let raw = self.store.read_descriptor(image.manifest().config())?;
+                let config: ImageConfig =
+                    serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
+                        what: format!("config of {reference}"),
+                        source: e,
+                    })?;
+                options
+                    .base_env
+                    .insert(reference.clone(), config.env_pairs());
+                if let Some(triggers) = config.config.on_build.filter(|t| !t.is_empty()) {
+                    options.base_onbuild.insert(reference.clone(), triggers);
+                }
+                grew = true;
             }
-            if splices.is_empty() || _round == 1 {
-                return parsed
-                    .resolve_with(&ResolveOptions {
-                        build_args: self.options.build_args.clone(),
-                        target: self.options.target.clone(),
-                        base_env,
-                        ..ResolveOptions::default()
-                    })
-                    .map_err(|e| self.parse_error(e));
+            if !grew {
+                return Ok(resolved);
             }
-            text = splice_triggers(&text, &splices);
         }
-        unreachable!("the loop returns on its second round")
     }
 
     fn run(mut self) -> Result<BuildResult, BuildError> {
@@ -482,6 +521,9 @@ impl<'a> Builder<'a> {
                 Base::Scratch => StageState::scratch(),
                 Base::Stage(i) => {
                     let mut s = done[*i].clone().expect("stages resolve in order");
+                    // The parent's ONBUILD triggers ran first in this stage (the resolver put
+                    // them there); its config no longer carries them, as BuildKit clears them.
+                    s.config.config.on_build = None;
                     s.own_from = s.layers.len();
                     s.flags = StageFlags::default();
                     s
@@ -559,14 +601,18 @@ impl<'a> Builder<'a> {
         ins: &ResolvedInstruction,
         done: &[Option<StageState>],
     ) -> Result<(), StepError> {
-        let created_by = ins.instruction.logical_line().trim().to_string();
         let command = &ins.instruction.command;
+        let created_by = history_text(ins, &self.options.build_args);
         if metadata::apply(&mut state.config, &mut state.flags, command)? {
             state.push_empty(&self.created, &created_by);
             return Ok(());
         }
         match command {
-            Command::Arg(_) => Ok(()),
+            // BuildKit and buildah record ARG in the history as an empty layer.
+            Command::Arg(_) => {
+                state.push_empty(&self.created, &created_by);
+                Ok(())
+            }
             Command::Workdir(w) => self.workdir(state, &w.path, &created_by),
             Command::Copy(c) => {
                 let from = ins.copy_from.clone();
@@ -578,7 +624,9 @@ impl<'a> Builder<'a> {
                     chmod: parse_chmod(c.chmod.as_deref())?,
                     excludes: c.exclude.clone(),
                     parents: c.parents,
-                    preserve_owner: false,
+                    // From the context files belong to root; from a stage or an image they keep
+                    // their owner, as BuildKit and buildah do (unless --chown says otherwise).
+                    preserve_owner: from.is_some(),
                 };
                 self.copy_layer(state, &sources, &opts, &created_by)
             }
@@ -687,6 +735,11 @@ impl<'a> Builder<'a> {
             .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
         let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
+        // As runc does: HOME from the step user's /etc/passwd entry (`/` without one), unless
+        // the environment sets it. The passwd file is in the parent layers, so the key covers it.
+        if !spec.env.iter().any(|(k, _)| k == "HOME") {
+            spec.env.push(("HOME".to_string(), user.home.clone()));
+        }
         // After the cache key: a secret's value never reaches it (nor the image config).
         for (var, value) in secret_env {
             spec.env.retain(|(k, _)| *k != var);
@@ -828,6 +881,10 @@ impl<'a> Builder<'a> {
         plan: &copy::CopyPlan,
         created_by: &str,
     ) -> Result<(), StepError> {
+        // Link groups are found on the whole step's plan (ADD combines several plans).
+        let mut linked = plan.clone();
+        copy::link_groups(&mut linked);
+        let plan = &linked;
         let options = self.layer_options();
         let key = layer::plan_key(plan, &mut self.stat, &options)?;
         let layer = match self.cache.get(self.store, &key) {
@@ -1074,7 +1131,7 @@ impl<'a> Builder<'a> {
         created_by: &str,
     ) -> Result<Option<String>, StepError> {
         let mut parts = vec![
-            "add/v1".to_string(),
+            "add/v2".to_string(),
             state.chain_key.clone(),
             created_by.to_string(),
             format!("{:?}", a.unpack),
@@ -1100,8 +1157,12 @@ impl<'a> Builder<'a> {
                             } else {
                                 String::new()
                             };
+                            // The clamped mtime is part of the layer (rewrite-timestamp).
+                            let mtime = u64::try_from(f.meta.mtime())
+                                .unwrap_or(0)
+                                .min(self.options.source_date_epoch);
                             parts.push(format!(
-                                "{} {:o} {}:{} {hash}",
+                                "{} {:o} {}:{} {mtime} {hash}",
                                 f.path.display(),
                                 f.meta.mode(),
                                 f.meta.uid(),
@@ -1197,22 +1258,4 @@ fn parse_chmod(spec: Option<&str>) -> Result<Option<u32>, StepError> {
             .ok_or_else(|| StepError::BadChmod(s.to_string()))
     })
     .transpose()
-}
-
-/// Insert each base's ONBUILD triggers after the FROM instruction ending at the given line.
-fn splice_triggers(text: &str, splices: &[(usize, Vec<String>)]) -> String {
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        out.push_str(line);
-        out.push('\n');
-        for (end_line, triggers) in splices {
-            if *end_line == i + 1 {
-                for t in triggers {
-                    out.push_str(t);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
 }

@@ -88,15 +88,25 @@ pub const MAX_CONTEXT_FILE: u64 = 16 << 20;
 /// by a parse error). A file given outside the context (`-f /elsewhere/Dockerfile`) is read as
 /// given. `Ok(None)` when it does not exist.
 pub fn read_context_file(root: &Path, file: &Path) -> Result<Option<String>, ContextError> {
-    let Some(bytes) = strata_oci::rootdir::read_inside(root, file, MAX_CONTEXT_FILE)? else {
-        return Ok(None);
-    };
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| ContextError::Io {
-            path: file.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
-        })
+    match read_context_bytes(root, file)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ContextError::Io {
+                path: file.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"),
+            }),
+    }
+}
+
+/// Read `file` inside the context `root` as bytes (a Dockerfile may hold non-UTF-8 bytes in its
+/// comments: `strata_dockerfile::parse_bytes` decides), as [`read_context_file`] does otherwise.
+pub fn read_context_bytes(root: &Path, file: &Path) -> Result<Option<Vec<u8>>, ContextError> {
+    Ok(strata_oci::rootdir::read_inside(
+        root,
+        file,
+        MAX_CONTEXT_FILE,
+    )?)
 }
 
 /// A build context directory and its exclusion rules.

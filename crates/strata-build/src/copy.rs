@@ -10,7 +10,7 @@
 //! layer on a new parent.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 use crate::context::{BuildContext, ContextEntry, ContextError};
@@ -50,8 +50,8 @@ pub enum CopyError {
     /// An `--exclude` pattern is invalid.
     #[error("--exclude: {0}")]
     Exclude(String),
-    /// A source is a socket or device, which COPY does not carry.
-    #[error("{0}: unsupported file type (socket or device) in a COPY source")]
+    /// A source is a socket, which a layer cannot carry.
+    #[error("{0}: unsupported file type (socket) in a COPY source")]
     Unsupported(String),
 }
 
@@ -66,6 +66,25 @@ pub enum PlannedContent {
     Bytes(Vec<u8>),
     /// A symbolic link.
     Symlink(String),
+    /// A hard link to another planned regular file of the same step (its plan key), written as a
+    /// tar hard-link entry, as buildah and BuildKit write a link group.
+    Hardlink(String),
+    /// A character device (an ADDed root filesystem's `/dev/console`).
+    CharDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
 }
 
 /// One path the step writes.
@@ -77,6 +96,10 @@ pub struct PlannedEntry {
     pub mode: u32,
     /// Owner.
     pub owner: Owner,
+    /// The source's modification time (seconds since the epoch); `None` for what the step
+    /// creates itself (parent directories, heredocs), which gets `SOURCE_DATE_EPOCH`. The layer
+    /// writer clamps it to `SOURCE_DATE_EPOCH`, as BuildKit's `rewrite-timestamp` does.
+    pub mtime: Option<u64>,
 }
 
 /// Every path a COPY/ADD writes, keyed by image path without the leading `/` (`usr/bin/x`), sorted.
@@ -236,6 +259,45 @@ pub fn plan_copy(
     Ok(plan)
 }
 
+/// Turn planned regular files that are one inode on the host (a hard-link group in the context,
+/// a stage or an extracted archive) into one file and hard links to it, as buildah and BuildKit
+/// write them: the first path in layer order is the file, the others link to it. Run on a
+/// step's whole plan, just before it is keyed and written.
+pub fn link_groups(plan: &mut CopyPlan) {
+    let mut groups: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    for (key, entry) in plan.iter() {
+        if let PlannedContent::File(src) = &entry.content
+            && let Ok(meta) = std::fs::metadata(src)
+            && meta.nlink() > 1
+        {
+            groups
+                .entry((meta.dev(), meta.ino()))
+                .or_default()
+                .push(key.clone());
+        }
+    }
+    for (_, mut keys) in groups {
+        if keys.len() < 2 {
+            continue;
+        }
+        // Layer order compares component by component, as `Path` does.
+        keys.sort_by(|a, b| std::path::Path::new(a).cmp(std::path::Path::new(b)));
+        let first = keys[0].clone();
+        for key in &keys[1..] {
+            if let Some(entry) = plan.get_mut(key) {
+                entry.content = PlannedContent::Hardlink(first.clone());
+            }
+        }
+    }
+}
+
+/// Linux `dev_t` to (major, minor), glibc's `gnu_dev_major`/`gnu_dev_minor` split.
+fn split_dev(dev: u64) -> (u32, u32) {
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
+    (major as u32, minor as u32)
+}
+
 /// Whether the source tree holding host path `path` (a path below a copied directory) excludes
 /// it; matched on its real path in the tree, so a directory reached through a symlink keeps its
 /// `.dockerignore` rules.
@@ -298,6 +360,7 @@ impl Placer<'_> {
                             content: PlannedContent::Dir,
                             mode: 0o755,
                             owner: self.owner,
+                            mtime: None,
                         },
                     );
                 }
@@ -323,6 +386,7 @@ impl Placer<'_> {
                 content,
                 mode,
                 owner: self.owner,
+                mtime: None,
             },
         );
         Ok(())
@@ -352,14 +416,25 @@ impl Placer<'_> {
                 PlannedContent::File(entry.path.clone()),
                 chmod.unwrap_or(own_mode),
             )
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            // Kept as BuildKit keeps them: steps cannot open them (nodev, no CAP_MKNOD).
+            let (major, minor) = split_dev(entry.meta.rdev());
+            let content = if file_type.is_char_device() {
+                PlannedContent::CharDevice { major, minor }
+            } else {
+                PlannedContent::BlockDevice { major, minor }
+            };
+            (content, chmod.unwrap_or(own_mode))
+        } else if file_type.is_fifo() {
+            (PlannedContent::Fifo, chmod.unwrap_or(own_mode))
         } else {
             return Err(CopyError::Unsupported(entry.rel.clone()));
         };
         self.put(target, content, mode)?;
-        if self.preserve_owner {
-            use std::os::unix::fs::MetadataExt;
-            let key = target.trim_start_matches('/');
-            if let Some(planned) = self.plan.get_mut(key) {
+        let key = target.trim_start_matches('/');
+        if let Some(planned) = self.plan.get_mut(key) {
+            planned.mtime = Some(u64::try_from(entry.meta.mtime()).unwrap_or(0));
+            if self.preserve_owner {
                 planned.owner = Owner {
                     uid: entry.meta.uid(),
                     gid: entry.meta.gid(),

@@ -13,7 +13,7 @@ use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Descriptor, Digest, Store};
 
 use crate::context::StatCache;
-use crate::copy::{CopyPlan, PlannedContent};
+use crate::copy::{CopyPlan, PlannedContent, PlannedEntry};
 use crate::error::StepError;
 use crate::fsindex::{FsIndex, HeaderRecord, Node, NodeKind, read_headers};
 
@@ -99,13 +99,17 @@ pub fn plan_key(
 ) -> Result<String, StepError> {
     let mut h = Sha256::new();
     h.update(format!(
-        "plan/v1 {:?} {}\n",
+        "plan/v3 {:?} {}\n",
         options.compression, options.source_date_epoch
     ));
     for (path, entry) in plan {
         let content = match &entry.content {
             PlannedContent::Dir => "d".to_string(),
             PlannedContent::Symlink(target) => format!("l {target}"),
+            PlannedContent::Hardlink(target) => format!("h {target}"),
+            PlannedContent::CharDevice { major, minor } => format!("c {major} {minor}"),
+            PlannedContent::BlockDevice { major, minor } => format!("blk {major} {minor}"),
+            PlannedContent::Fifo => "p".to_string(),
             PlannedContent::Bytes(bytes) => format!("b {}", hex::encode(Sha256::digest(bytes))),
             PlannedContent::File(src) => {
                 let meta = fs::metadata(src).map_err(|source| StepError::Io {
@@ -116,11 +120,20 @@ pub fn plan_key(
             }
         };
         h.update(format!(
-            "{path}\0{:o}\0{}\0{}\0{content}\n",
-            entry.mode, entry.owner.uid, entry.owner.gid
+            "{path}\0{:o}\0{}\0{}\0{}\0{content}\n",
+            entry.mode,
+            entry.owner.uid,
+            entry.owner.gid,
+            clamped_mtime(entry, options.source_date_epoch)
         ));
     }
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// A planned entry's mtime in the layer: its source's, clamped to `epoch` (BuildKit's
+/// `rewrite-timestamp`); what the step creates itself gets `epoch`.
+fn clamped_mtime(entry: &PlannedEntry, epoch: u64) -> u64 {
+    entry.mtime.map_or(epoch, |m| m.min(epoch))
 }
 
 /// Write a planned layer to the store.
@@ -129,7 +142,6 @@ pub fn write_plan(
     plan: &CopyPlan,
     options: LayerOptions,
 ) -> Result<LayerRef, StepError> {
-    let mtime = options.source_date_epoch;
     let entries: Vec<Entry> = plan
         .iter()
         .map(|(path, e)| {
@@ -137,7 +149,7 @@ pub fn write_plan(
                 mode: e.mode,
                 uid: u64::from(e.owner.uid),
                 gid: u64::from(e.owner.gid),
-                mtime,
+                mtime: clamped_mtime(e, options.source_date_epoch),
                 ..Metadata::default()
             };
             match &e.content {
@@ -145,6 +157,14 @@ pub fn write_plan(
                 PlannedContent::File(src) => Entry::file_from_path(path, src, meta),
                 PlannedContent::Bytes(bytes) => Entry::file_bytes(path, bytes.clone(), meta),
                 PlannedContent::Symlink(target) => Entry::symlink(path, target, meta),
+                PlannedContent::Hardlink(target) => Entry::hardlink(path, target, meta),
+                PlannedContent::CharDevice { major, minor } => {
+                    Entry::char_device(path, *major, *minor, meta)
+                }
+                PlannedContent::BlockDevice { major, minor } => {
+                    Entry::block_device(path, *major, *minor, meta)
+                }
+                PlannedContent::Fifo => Entry::fifo(path, meta),
             }
         })
         .collect();
@@ -178,6 +198,10 @@ pub fn index_plan(fs: &mut FsIndex, plan: &CopyPlan) {
             ),
             PlannedContent::Bytes(b) => (NodeKind::File, b.len() as u64),
             PlannedContent::Symlink(t) => (NodeKind::Symlink(t.clone()), 0),
+            PlannedContent::Hardlink(t) => (NodeKind::Hardlink(format!("/{t}")), 0),
+            PlannedContent::CharDevice { .. } => (NodeKind::CharDevice, 0),
+            PlannedContent::BlockDevice { .. } => (NodeKind::BlockDevice, 0),
+            PlannedContent::Fifo => (NodeKind::Fifo, 0),
         };
         fs.insert(
             path,

@@ -129,11 +129,13 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
                         "--mount=type=bind: source {inner:?} not found"
                     )));
                 }
+                // BuildKit keys a bind on the content it mounts: a changed file reruns the step.
+                let content = tree_digest(&source)?;
                 let source = if m.readonly {
                     source
                 } else {
                     // A writable bind gets a private copy: writes never reach the context.
-                    let copy = tempfile::Builder::new()
+                    let dir = tempfile::Builder::new()
                         .prefix("bind-")
                         .tempdir_in(inputs.scratch)
                         .map_err(|source| StepError::Io {
@@ -141,9 +143,16 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
                             source,
                         })?
                         .keep();
+                    // A directory's content goes into the copy; a file is copied into it and
+                    // the copy of the file is what is mounted.
+                    let (from, copy) = if source.is_dir() {
+                        (format!("{}/.", source.display()), dir.clone())
+                    } else {
+                        (source.display().to_string(), dir.join("file"))
+                    };
                     let status = std::process::Command::new("cp")
                         .arg("-a")
-                        .arg(format!("{}/.", source.display()))
+                        .arg(from)
                         .arg(&copy)
                         .status()
                         .map_err(|source| StepError::Io {
@@ -158,7 +167,7 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
                     }
                     copy
                 };
-                keys.push(format!("bind {target} {inner} {}", m.readonly));
+                keys.push(format!("bind {target} {inner} {} {content}", m.readonly));
                 out.push(ExtraMount::Bind {
                     source,
                     target,
@@ -216,6 +225,63 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
     })
 }
 
+/// A digest of the tree at `root` (a directory, file or symlink, not followed): every path with
+/// its type, mode, owner and content (symlink target, file bytes), in sorted order.
+pub(crate) fn tree_digest(root: &Path) -> Result<String, StepError> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::Read as _;
+    fn walk(root: &Path, rel: &Path, h: &mut Sha256) -> Result<(), StepError> {
+        // `join("")` would add a trailing slash, which a file does not take.
+        let path = if rel.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
+        let io = |source| StepError::Io {
+            path: path.clone(),
+            source,
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+        h.update(rel.as_os_str().as_encoded_bytes());
+        h.update(format!(
+            "\0{:o} {}:{}\0",
+            meta.mode(),
+            meta.uid(),
+            meta.gid()
+        ));
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(io)?;
+            h.update(target.as_os_str().as_encoded_bytes());
+        } else if kind.is_file() {
+            let mut file = std::fs::File::open(&path).map_err(io)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = file.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        } else if kind.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .map_err(io)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            names.sort();
+            for name in names {
+                walk(root, &rel.join(name), h)?;
+            }
+        }
+        h.update(b"\n");
+        Ok(())
+    }
+    let mut h = Sha256::new();
+    walk(root, Path::new(""), &mut h)?;
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
 /// The sandbox spec's identity from a resolved user.
 pub(crate) fn identity(user: &strata_sandbox::ResolvedUser) -> Identity {
     user.identity.clone()
@@ -223,6 +289,26 @@ pub(crate) fn identity(user: &strata_sandbox::ResolvedUser) -> Identity {
 
 /// Turn the sandbox's changes into layer entries.
 pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
+    // Regular files that are one inode (a link group the step made) become one file and hard
+    // links to it, as buildah and BuildKit write them: the first path in layer order (`Path`
+    // compares component by component, as the layer writer sorts) is the file.
+    let mut groups: BTreeMap<(u64, u64), Vec<PathBuf>> = BTreeMap::new();
+    for change in &changes {
+        if let Change::Entry { path, metadata, .. } = change
+            && metadata.file_type().is_file()
+            && metadata.nlink() > 1
+        {
+            groups
+                .entry((metadata.dev(), metadata.ino()))
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    let first_of: BTreeMap<(u64, u64), PathBuf> = groups
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .filter_map(|(id, paths)| paths.into_iter().min().map(|first| (id, first)))
+        .collect();
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         match change {
@@ -264,6 +350,11 @@ pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
                     Entry::fifo(&path, meta)
                 } else if ft.is_socket() {
                     continue; // sockets are not carried in layers
+                } else if let Some(first) = first_of
+                    .get(&(metadata.dev(), metadata.ino()))
+                    .filter(|first| **first != path)
+                {
+                    Entry::hardlink(&path, first, meta)
                 } else {
                     Entry::file_from_path(&path, &source, meta)
                 };

@@ -63,10 +63,11 @@ fn build_args(raw: &[String]) -> Result<BTreeMap<String, String>> {
 fn parse(args: ParseArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let path = global.workdir()?.join(&args.file);
     let shown = args.file.display().to_string();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{shown}: cannot read the Dockerfile"))?;
+    // Bytes: a comment may hold non-UTF-8 bytes (BuildKit accepts them); the parser decides.
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("{shown}: cannot read the Dockerfile"))?;
     let build_args = build_args(&args.build_args)?;
-    let dockerfile = strata_dockerfile::parse(&text).map_err(|e| anyhow!("{shown}:{e}"))?;
+    let dockerfile = strata_dockerfile::parse_bytes(&bytes).map_err(|e| anyhow!("{shown}:{e}"))?;
     let resolved = dockerfile
         .resolve(&build_args, args.target.as_deref())
         .map_err(|e| anyhow!("{shown}:{e}"))?;
