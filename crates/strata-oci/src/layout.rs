@@ -153,9 +153,7 @@ impl Store {
     pub fn try_lock_named(&self, name: &str) -> Result<Option<NamedLock>> {
         let path = self.lock_path(&format!("{name}.lock"));
         let file = open_lock_file(&path)?;
-        Ok(file.try_lock()
-            .is_ok()
-            .then_some(NamedLock { _file: file }))
+        Ok(file.try_lock().is_ok().then_some(NamedLock { _file: file }))
     }
 
     /// Every blob file name under `blobs/sha256` that is a valid digest, sorted; other names are

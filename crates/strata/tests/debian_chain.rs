@@ -1,4 +1,5 @@
-//! The real Debian chain, made the official way: a debootstrap root filesystem as the bought base,
+//! The real Debian chain, made the official way: the base is `FROM scratch` / `ADD rootfs.tar /` of a
+//! debootstrap root filesystem (device nodes included), as Debian's official image is made,
 //! apt-get in the corebuild and middleware RUN steps (through the sandbox's default private network),
 //! and podman running apache from the top image and serving its page.
 
@@ -79,7 +80,13 @@ fn a_debootstrap_chain_builds_with_apt_and_podman_serves_its_page() {
     let dir = podman_dir();
     let d = dir.path();
     let port = free_port();
-    link_or_copy(&rootfs, &d.join("debian.tar"));
+    std::fs::create_dir(d.join("debian")).unwrap();
+    link_or_copy(&rootfs, &d.join("debian/rootfs.tar"));
+    std::fs::write(
+        d.join("debian/Dockerfile"),
+        "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n",
+    )
+    .unwrap();
     std::fs::write(
         d.join("strata.toml"),
         r#"name = "deb"
@@ -91,7 +98,7 @@ fn a_debootstrap_chain_builds_with_apt_and_podman_serves_its_page() {
 name = "debian"
 owner = "operations"
 tier = "base"
-source = { rootfs = "debian.tar" }
+context = "debian"
 
 [[image]]
 name = "corebuild"
