@@ -434,6 +434,26 @@ pub fn current_user() -> String {
         .unwrap_or_default()
 }
 
+/// The timeline as people read it: a build's `started` row is left out once the same run recorded
+/// how that build ended (the ending row carries the start time, so both would stand at the same
+/// moment, the start listed after the end); a `started` row with no end (a build still running, or
+/// one killed before the next run marked it interrupted) stays.
+pub fn readable_timeline(events: Vec<Event>) -> Vec<Event> {
+    let ended: std::collections::HashSet<(String, Option<String>)> = events
+        .iter()
+        .filter(|e| e.kind == Some(Kind::Build) && e.result != "started")
+        .map(|e| (e.image.clone(), e.run_id.clone()))
+        .collect();
+    events
+        .into_iter()
+        .filter(|e| {
+            !(e.kind == Some(Kind::Build)
+                && e.result == "started"
+                && ended.contains(&(e.image.clone(), e.run_id.clone())))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +484,34 @@ mod tests {
         assert!(last.reason.unwrap().contains("never finished"));
         // Marked once: the next run finds nothing more.
         assert!(log.mark_interrupted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_readable_timeline_drops_starts_of_builds_that_ended() {
+        let ev = |image: &str, run: &str, result: &str| Event {
+            kind: Some(Kind::Build),
+            image: image.into(),
+            run_id: Some(run.into()),
+            result: result.into(),
+            ..Event::default()
+        };
+        let shown: Vec<(String, String)> = readable_timeline(vec![
+            ev("base", "r1", "ok"),
+            ev("base", "r1", "started"),
+            ev("corebuild", "r1", "started"),
+            ev("base", "r2", "started"),
+        ])
+        .into_iter()
+        .map(|e| (e.image, e.result))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                ("base".to_string(), "ok".to_string()),
+                ("corebuild".to_string(), "started".to_string()),
+                ("base".to_string(), "started".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         write_stdout(&(serde_json::to_string_pretty(&events)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    write_stdout(&timeline(&events))?;
+    write_stdout(&timeline(&strata_events::readable_timeline(events)))?;
     Ok(ExitCode::SUCCESS)
 }
 
