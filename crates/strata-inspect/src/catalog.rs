@@ -186,11 +186,24 @@ impl Catalog {
     /// is not a tag of the store's default registry names such a repository too (`corebuild` is
     /// `localhost/acme/corebuild:latest` when only one repository ends in `/corebuild`).
     pub fn find(&self, store: &Store, reference: &str) -> Result<&StoredImage> {
+        self.find_tagged(store, reference).map(|(image, _)| image)
+    }
+
+    /// [`Catalog::find`], with the full tag the reference was matched to when it named a chain
+    /// image by its short name or build number (`corebuild@3` → `localhost/acme/corebuild:3`);
+    /// `None` when the store resolved the reference as written.
+    pub fn find_tagged(
+        &self,
+        store: &Store,
+        reference: &str,
+    ) -> Result<(&StoredImage, Option<&str>)> {
         if let Some((name, number)) = reference.rsplit_once('@')
             && !number.is_empty()
             && number.bytes().all(|b| b.is_ascii_digit())
         {
-            return self.find_build(reference, name, number);
+            return self
+                .find_build(reference, name, number)
+                .map(|(tag, image)| (image, Some(tag)));
         }
         let descriptor = match store.resolve(reference) {
             Ok(descriptor) => descriptor,
@@ -198,7 +211,9 @@ impl Catalog {
             // in `/corebuild`.
             Err(strata_oci::Error::ImageNotFound(_)) if !reference.contains('/') => {
                 let (name, tag) = reference.split_once(':').unwrap_or((reference, "latest"));
-                return self.find_build(reference, name, tag);
+                return self
+                    .find_build(reference, name, tag)
+                    .map(|(tag, image)| (image, Some(tag)));
             }
             Err(strata_oci::Error::ImageNotFound(_)) => return Err(self.not_found(reference)),
             Err(other) => return Err(other.into()),
@@ -212,10 +227,12 @@ impl Catalog {
             descriptor
         };
         let digest = Digest::from_oci(descriptor.digest())?;
-        self.get(&digest).ok_or_else(|| self.not_found(reference))
+        let image = self.get(&digest).ok_or_else(|| self.not_found(reference))?;
+        Ok((image, None))
     }
 
-    fn find_build(&self, reference: &str, name: &str, tag: &str) -> Result<&StoredImage> {
+    /// The image tagged `tag` in the one repository named or ending in `/name`, with that tag.
+    fn find_build(&self, reference: &str, name: &str, tag: &str) -> Result<(&str, &StoredImage)> {
         let number = tag;
         let mut found: Vec<(&str, &StoredImage)> = Vec::new();
         for image in &self.images {
@@ -235,7 +252,7 @@ impl Catalog {
             }
         }
         match found.as_slice() {
-            [(_, image)] => Ok(image),
+            [(tag, image)] => Ok((tag, image)),
             [] => {
                 let builds: Vec<String> = self
                     .images
@@ -261,7 +278,7 @@ impl Catalog {
             many => {
                 let first = many[0].1.digest.clone();
                 if many.iter().all(|(_, i)| i.digest == first) {
-                    return Ok(many[0].1);
+                    return Ok(many[0]);
                 }
                 Err(InspectError::Ambiguous {
                     reference: reference.to_string(),

@@ -5,11 +5,10 @@
 
 use anyhow::Result;
 use strata_inspect::Catalog;
-use strata_oci::{Reference, Store};
+use strata_oci::Store;
 
 /// The store reference `name` means: `name` itself when the store resolves it directly, else the
-/// tag of the image [`Catalog::find`] picks (the tag the user asked for, else its first tag), else
-/// its digest.
+/// tag [`Catalog::find_tagged`] matched it to (`wordpress` → `localhost/acme/wordpress:latest`).
 pub(super) fn store_reference(store: &Store, name: &str) -> Result<String> {
     match store.resolve(name) {
         Ok(_) => return Ok(name.to_string()),
@@ -17,22 +16,9 @@ pub(super) fn store_reference(store: &Store, name: &str) -> Result<String> {
         Err(other) => return Err(other.into()),
     }
     let catalog = Catalog::load(store)?;
-    let image = catalog.find(store, name)?;
-    // `corebuild@3` asks for tag 3, `corebuild:dev` for dev, `corebuild` for latest.
-    let wanted = match name.rsplit_once('@') {
-        Some((_, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n,
-        _ => match name.rsplit_once(':') {
-            Some((_, tag)) if !tag.contains('/') => tag,
-            _ => "latest",
-        },
-    };
-    let tag = image
-        .tags
-        .iter()
-        .find(|t| Reference::parse(t).is_ok_and(|r| r.tag() == Some(wanted)))
-        .or_else(|| image.tags.first());
+    let (image, tag) = catalog.find_tagged(store, name)?;
     Ok(match tag {
-        Some(tag) => tag.clone(),
+        Some(tag) => tag.to_string(),
         None => image.digest.to_string(),
     })
 }
