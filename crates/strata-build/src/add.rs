@@ -200,20 +200,24 @@ pub fn is_git(source: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn archives_are_recognised_by_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("a.tar");
-        let mut b = tar::Builder::new(fs::File::create(&plain).unwrap());
+    /// A tar at `path` holding one regular file `name` with `data`.
+    fn one_file_tar(path: &Path, name: &str, data: &[u8]) {
+        let mut b = tar::Builder::new(fs::File::create(path).unwrap());
         let mut h = tar::Header::new_ustar();
-        h.set_size(1);
+        h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(0);
-        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        b.append_data(&mut h, name, data).unwrap();
         b.finish().unwrap();
-        drop(b);
+    }
+
+    #[test]
+    fn archives_are_recognised_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.tar");
+        one_file_tar(&plain, "f", b"x");
         assert_eq!(archive_kind(&plain), Some(ArchiveKind::Tar));
         let text = dir.path().join("notes.tar");
         fs::write(&text, "not an archive").unwrap();
@@ -235,16 +239,7 @@ mod tests {
     fn whiteout_names_in_an_added_archive_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("a.tar");
-        let mut b = tar::Builder::new(fs::File::create(&plain).unwrap());
-        let mut h = tar::Header::new_ustar();
-        h.set_size(0);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        b.append_data(&mut h, "etc/.wh.passwd", &b""[..]).unwrap();
-        b.finish().unwrap();
-        drop(b);
+        one_file_tar(&plain, "etc/.wh.passwd", b"");
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
         let err = extract_archive(&plain, ArchiveKind::Tar, &out)
