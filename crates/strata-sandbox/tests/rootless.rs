@@ -68,19 +68,10 @@ fn inner() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let tar = dir.path().join("rootfs.tar");
-    let Some(()) = strata_testutil::busybox_rootfs_tar(&tar) else {
+    let lower = dir.path().join("lower");
+    let Some(()) = strata_testutil::busybox_rootfs_dir(&lower) else {
         return;
     };
-    let lower = dir.path().join("lower");
-    fs::create_dir(&lower).unwrap();
-    strata_testutil::run_ok(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&lower),
-    );
     // A second layer with an OCI whiteout, converted for a user-namespace overlay.
     let l1 = dir.path().join("l1");
     fs::create_dir_all(l1.join("bin")).unwrap();

@@ -37,17 +37,7 @@ impl Fixture {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let tar = dir.path().join("rootfs.tar");
-        strata_testutil::busybox_rootfs_tar(&tar)?;
-        let lower = dir.path().join("lower");
-        fs::create_dir(&lower).unwrap();
-        strata_testutil::run_ok(
-            Command::new("tar")
-                .arg("-xf")
-                .arg(&tar)
-                .arg("-C")
-                .arg(&lower),
-        );
+        strata_testutil::busybox_rootfs_dir(&dir.path().join("lower"))?;
         Some(Fixture { dir })
     }
 

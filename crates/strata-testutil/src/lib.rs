@@ -305,3 +305,14 @@ fn unescape_mountinfo(field: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The busybox root filesystem of [`busybox_rootfs_tar`] unpacked as directory `dest` (created;
+/// the tarball is written beside it as `dest.tar`). `None` when busybox-static is missing (see
+/// [`require_tool`] for CI behaviour).
+pub fn busybox_rootfs_dir(dest: &Path) -> Option<()> {
+    let tar = dest.with_extension("tar");
+    busybox_rootfs_tar(&tar)?;
+    std::fs::create_dir(dest).expect("the root filesystem directory");
+    run_ok(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(dest));
+    Some(())
+}
