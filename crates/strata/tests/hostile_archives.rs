@@ -12,13 +12,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use strata_oci::{ImageConfiguration, MediaType, Store};
 use strata_testutil::{busybox_rootfs_tar, is_root};
+
+mod common;
+use common::Serve;
 
 /// One raw tar entry, written verbatim (no normalisation).
 struct Raw<'a> {
@@ -313,42 +315,6 @@ fn hostile_image(store: &Path, hostile: &[u8]) {
         .unwrap();
 }
 
-/// `strata serve` on its own store, killed on drop.
-struct Serve {
-    child: Child,
-    host: String,
-}
-
-impl Serve {
-    fn start(store: &Path) -> Serve {
-        let mut child = strata(store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let host = line.trim().rsplit("://").next().unwrap().to_string();
-        assert!(host.starts_with("127.0.0.1:"), "serve said {line:?}");
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
-        Serve { child, host }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn hostile_layers_pulled_and_run_or_built_on_stay_inside() {
     if !is_root() {
@@ -400,7 +366,7 @@ fn hostile_layers_pulled_and_run_or_built_on_stay_inside() {
         let remote_work = world.path(&format!("registry-{name}"));
         let served = remote_work.join("served");
         fs::create_dir_all(&served).unwrap();
-        let server = Serve::start(&served);
+        let server = Serve::start(&served, &[]);
         let remote = format!("{}/acme/hostile:latest", server.host);
         expect(
             strata(&store).args(["push", "acme/hostile", &remote]),

@@ -5,7 +5,6 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,59 +12,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
 
-/// `strata serve` as a child process, killed on drop.
-pub struct Serve {
-    child: Child,
-    /// `127.0.0.1:PORT`.
-    pub host: String,
-}
-
-impl Serve {
-    /// Start `strata serve --listen 127.0.0.1:0` on `store`, with extra args.
-    pub fn start(store: &Path, extra: &[&str]) -> Serve {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
-            .env_remove("STRATA_STORE")
-            .env_remove("STRATA_CHAIN")
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let host = line
-            .trim()
-            .rsplit("://")
-            .next()
-            .unwrap_or_else(|| panic!("unexpected serve output {line:?}"))
-            .to_string();
-        assert!(host.starts_with("127.0.0.1:"), "serve said {line:?}");
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
-        Serve { child, host }
-    }
-
-    /// The server's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Serve;
 
 fn strata(store: &Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
@@ -1009,7 +957,7 @@ fn strata_serve_stops_on_sigterm_and_drops_open_uploads() {
     let tmp = store.join(".strata/tmp");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
     run_ok(Command::new("kill").args(["-TERM", &server.pid().to_string()]));
-    let status = server.child.wait().unwrap();
+    let status = server.wait();
     assert!(status.success(), "{status}");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     assert_eq!(

@@ -4,65 +4,11 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use strata_oci::{Digest, Store, VerifyingReader};
 use strata_registry::{Client, ClientOptions, RemoteRef};
 
-struct Serve {
-    child: Child,
-    host: String,
-}
-
-impl Serve {
-    fn start(store: &Path) -> Serve {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
-            .env_remove("STRATA_STORE")
-            .env_remove("STRATA_CHAIN")
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let host = line.trim().rsplit("http://").next().unwrap().to_string();
-        assert!(host.starts_with("127.0.0.1:"), "serve said {line:?}");
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
-        Serve { child, host }
-    }
-
-    /// (current RSS, peak RSS) in KiB, from /proc.
-    fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Serve;
 
 #[test]
 fn fifty_concurrent_pulls_get_correct_digests_with_bounded_memory() {
@@ -71,7 +17,7 @@ fn fifty_concurrent_pulls_get_correct_digests_with_bounded_memory() {
     // 4 layers of 6 MB random content (about 24 MB per pull, 1.2 GB over 50 pulls).
     let image = strata_oci::random::image(&store, 4, 6 << 20).unwrap();
     store.tag("acme/load:1", image.descriptor()).unwrap();
-    let server = Serve::start(store.root());
+    let server = Serve::start(store.root(), &[]);
     let (_, peak_before) = server.rss_kib();
     let reference = RemoteRef::parse(&format!("{}/acme/load:1", server.host)).unwrap();
 
