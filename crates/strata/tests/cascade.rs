@@ -343,11 +343,9 @@ fn a_failing_middleware_image_stops_only_its_descendants() {
     );
 }
 
-#[test]
-fn an_interrupted_build_resumes_where_it_stopped() {
-    let Some(dir) = example() else { return };
-    let d = dir.path();
-    // Make the middleware tier slow so the interrupt lands inside it.
+/// Put a slow `RUN sleep 30` into httpd-php's Dockerfile, start `strata build` in `d`, and return
+/// once that step runs: the child and the Dockerfile (for [`remove_the_slow_step`]).
+fn build_until_the_slow_middleware_step(d: &Path) -> (std::process::Child, PathBuf) {
     let dockerfile = d.join("httpd-php/Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).unwrap();
     std::fs::write(
@@ -363,7 +361,6 @@ fn an_interrupted_build_resumes_where_it_stopped() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until httpd-php's slow step runs, then interrupt.
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
@@ -378,12 +375,27 @@ fn an_interrupted_build_resumes_where_it_stopped() {
         }
         (false, seen)
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !reader.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (reached, seen) = reader.join().unwrap();
     assert!(reached, "the slow step never started: {seen:?}");
+    (child, dockerfile)
+}
+
+/// Take the slow step back out of the Dockerfile.
+fn remove_the_slow_step(dockerfile: &Path) {
+    let text = std::fs::read_to_string(dockerfile).unwrap();
+    std::fs::write(dockerfile, text.replacen("RUN sleep 30\n", "", 1)).unwrap();
+}
+
+#[test]
+fn an_interrupted_build_resumes_where_it_stopped() {
+    let Some(dir) = example() else { return };
+    let d = dir.path();
+    // Make the middleware tier slow so the interrupt lands inside it.
+    let (mut child, dockerfile) = build_until_the_slow_middleware_step(d);
     std::thread::sleep(Duration::from_millis(300));
     nix_kill(child.id(), 2);
     let status = child.wait().unwrap();
@@ -396,8 +408,7 @@ fn an_interrupted_build_resumes_where_it_stopped() {
     // The store is consistent.
     strata(d).args(["store", "fsck"]).assert().success();
     // The next run resumes: finished images are up to date.
-    let text = std::fs::read_to_string(&dockerfile).unwrap();
-    std::fs::write(&dockerfile, text.replacen("RUN sleep 30\n", "", 1)).unwrap();
+    remove_the_slow_step(&dockerfile);
     let (ok, summary) = build(d, &[]);
     assert!(ok, "{summary}");
     let results = results(&summary);
@@ -506,47 +517,15 @@ fn dry_run_and_targets() {
 fn a_killed_build_is_marked_interrupted_by_the_next_run() {
     let Some(dir) = example() else { return };
     let d = dir.path();
-    let dockerfile = d.join("httpd-php/Dockerfile");
-    let text = std::fs::read_to_string(&dockerfile).unwrap();
-    std::fs::write(
-        &dockerfile,
-        text.replacen("RUN mkdir", "RUN sleep 20\nRUN mkdir", 1),
-    )
-    .unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
-        .arg("-C")
-        .arg(d)
-        .arg("build")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            let slow = line.contains("httpd-php: step") && line.contains("sleep 20");
-            seen.push(line);
-            if slow {
-                return (true, seen);
-            }
-        }
-        (false, seen)
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reader.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (reached, seen) = reader.join().unwrap();
-    assert!(reached, "the slow step never started: {seen:?}");
+    let (mut child, dockerfile) = build_until_the_slow_middleware_step(d);
     nix_kill(child.id(), 9);
     let _ = child.wait().unwrap();
-    let text = std::fs::read_to_string(&dockerfile).unwrap();
-    std::fs::write(&dockerfile, text.replacen("RUN sleep 20\n", "", 1)).unwrap();
+    // A kill -9 mid-step leaves a store that fsck finds clean.
+    strata(d).args(["store", "fsck"]).assert().success();
+    remove_the_slow_step(&dockerfile);
     let (ok, summary) = build(d, &[]);
     assert!(ok, "{summary}");
+    strata(d).args(["store", "fsck"]).assert().success();
     let log = strata(d).args(["log", "--json"]).output().unwrap();
     let events: Value = serde_json::from_slice(&log.stdout).unwrap();
     let interrupted: Vec<&Value> = events
