@@ -7,8 +7,7 @@
 use strata_oci::{Digest, Store, VerifyingReader};
 use strata_registry::{Client, ClientOptions, RemoteRef};
 
-mod common;
-use common::Serve;
+use crate::common::Serve;
 
 #[test]
 fn fifty_concurrent_pulls_get_correct_digests_with_bounded_memory() {

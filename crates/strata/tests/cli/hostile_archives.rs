@@ -19,8 +19,7 @@ use std::process::Command;
 use strata_oci::{ImageConfiguration, MediaType, Store};
 use strata_testutil::{busybox_rootfs_tar, is_root};
 
-mod common;
-use common::Serve;
+use crate::common::Serve;
 
 /// One raw tar entry, written verbatim (no normalisation).
 struct Raw<'a> {

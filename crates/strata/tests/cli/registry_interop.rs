@@ -12,8 +12,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
 
-mod common;
-use common::Serve;
+use crate::common::Serve;
 
 fn strata(store: &Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));

@@ -1,0 +1,24 @@
+//! strata's command-line tests, one binary: every module drives the `strata` binary end to end.
+//! One binary links the whole tree once instead of once per test file.
+
+mod build_fidelity;
+mod build_image;
+mod cascade;
+mod chain_cli;
+mod common;
+mod custody_cli;
+mod debian_chain;
+mod dockerfile_cli;
+mod gc_caches;
+mod hostile_archives;
+mod inspect_chain;
+mod inspect_layers;
+mod key_cli;
+mod pinned_base;
+mod registry_interop;
+mod registry_load;
+mod run_steps;
+mod store_cli;
+mod tiertest_cascade;
+mod tiertest_export;
+mod tiertest_kinds;
