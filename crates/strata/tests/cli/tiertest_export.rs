@@ -41,11 +41,18 @@ impl Env {
         std::fs::create_dir_all(&app).unwrap();
         std::fs::write(app.join("greeting"), "hello from strata\n").unwrap();
         std::fs::write(app.join("tool"), "#!/bin/sh\necho tool\n").unwrap();
+        // podman keys images by config digest: a label unique to this test and this run keeps
+        // the two tests' loads (and any leftover from an earlier run) from merging into one
+        // podman image whose `.Digest` is the other archive's manifest.
+        let nonce = env.dir.path().file_name().unwrap().to_string_lossy().into_owned();
         std::fs::write(
             app.join("Dockerfile"),
-            "FROM acme/base\nCOPY greeting /srv/greeting\nCOPY --chmod=0750 tool /usr/bin/tool\n\
-             ENV APP_HOME=/srv\nEXPOSE 8080/tcp\nVOLUME /data\nLABEL tier=app version=1.2.3\n\
-             WORKDIR /srv\nCMD [\"cat\", \"/srv/greeting\"]\n",
+            format!(
+                "FROM acme/base\nCOPY greeting /srv/greeting\nCOPY --chmod=0750 tool /usr/bin/tool\n\
+                 ENV APP_HOME=/srv\nEXPOSE 8080/tcp\nVOLUME /data\nLABEL tier=app version=1.2.3\n\
+                 LABEL strata.test.run={name}-{nonce}\n\
+                 WORKDIR /srv\nCMD [\"cat\", \"/srv/greeting\"]\n"
+            ),
         )
         .unwrap();
         env.strata()
