@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::OFlag;
 use nix::unistd::Pid;
 
 use crate::error::SandboxError;
@@ -91,10 +91,8 @@ fn read_byte(fd: &OwnedFd) -> Result<bool, Errno> {
 /// A copy of `fd` numbered 10 or more, close-on-exec (so moving it to 3 or 4 in the child
 /// cannot clobber the other).
 fn high(fd: &OwnedFd) -> Result<OwnedFd, SandboxError> {
-    let raw =
-        fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| SandboxError::sys("fcntl", e))?;
-    // SAFETY: `raw` is a new descriptor this process owns.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+    rustix::io::fcntl_dupfd_cloexec(fd, 10)
+        .map_err(|e| SandboxError::sys("fcntl", Errno::from_raw(e.raw_os_error())))
 }
 
 /// Wait until the keeper `pid` reports its network namespace on `netns_ready`, then start

@@ -26,6 +26,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::cgroup::StepCgroup;
 use crate::error::SandboxError;
@@ -265,16 +266,21 @@ pub(crate) fn execute(
 /// A new pseudo-terminal (master, slave) the size of the caller's, when it has one. With
 /// `forward_stdin`, a thread copies the caller's stdin into the master until either ends.
 fn open_terminal(forward_stdin: bool) -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut size = libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
+    // The caller's size when its stdout is a terminal, otherwise 80x24.
+    let size = match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(w) => libc::winsize {
+            ws_row: w.ws_row,
+            ws_col: w.ws_col,
+            ws_xpixel: w.ws_xpixel,
+            ws_ypixel: w.ws_ypixel,
+        },
+        Err(_) => libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
     };
-    // SAFETY: TIOCGWINSZ fills a winsize; on failure (not a terminal) the default stays.
-    unsafe {
-        let _ = libc::ioctl(1, libc::TIOCGWINSZ, &mut size);
-    }
     let pty = nix::pty::openpty(Some(&size), None).map_err(|e| SandboxError::sys("openpty", e))?;
     for fd in [&pty.master, &pty.slave] {
         nix::fcntl::fcntl(
@@ -312,23 +318,20 @@ fn pump(
             killed = true;
         }
         let streams: Vec<usize> = (0..2).filter(|i| open[*i]).collect();
-        let mut pfds: Vec<libc::pollfd> = streams
+        let mut pfds: Vec<PollFd<'_>> = streams
             .iter()
-            .map(|i| libc::pollfd {
-                fd: fds[*i].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|i| PollFd::new(&fds[*i], PollFlags::IN))
             .collect();
-        // SAFETY: a valid array of pollfd of the given length.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
-        if r == 0 || (r < 0 && Errno::last() == Errno::EINTR) {
-            continue;
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        match rustix::event::poll(&mut pfds, Some(&tick)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
         }
-        if r < 0 {
-            break;
-        }
-        let ready: Vec<bool> = pfds.iter().map(|p| p.revents != 0).collect();
+        let ready: Vec<bool> = pfds.iter().map(|p| !p.revents().is_empty()).collect();
         for (k, i) in streams.into_iter().enumerate() {
             if !ready[k] {
                 continue;
@@ -665,12 +668,9 @@ fn command(plan: &ChildPlan<'_>, sys: &mut dyn Sys) {
     }
     let _ = nix::unistd::setsid();
     if plan.tty {
-        // SAFETY: TIOCSCTTY on stdin, a terminal, from a session leader without one.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            report_error(&format!(
-                "making the terminal the controlling one: {}",
-                Errno::last().desc()
-            ));
+        // stdin is the terminal; this process leads a new session without one.
+        if let Err(e) = rustix::process::ioctl_tiocsctty(std::io::stdin()) {
+            report_error(&format!("making the terminal the controlling one: {e}"));
             return;
         }
     }

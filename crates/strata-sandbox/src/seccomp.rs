@@ -309,10 +309,7 @@ pub(crate) fn install(filter: &Filter) -> io::Result<()> {
     };
     match load() {
         Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-            // SAFETY: a plain prctl on the calling thread.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            rustix::thread::set_no_new_privs(true)?;
             load()
         }
         other => other,

@@ -1,7 +1,6 @@
 //! The system calls a sandbox makes, behind a trait (youki's `Syscall`): [`LinuxSys`] makes them,
 //! [`RecordingSys`] records them so plans are tested without root.
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -335,10 +334,10 @@ impl Sys for LinuxSys {
             if keep.contains(&cap) {
                 continue;
             }
-            // SAFETY: prctl with integer arguments.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-            if r != 0 && Errno::last() != Errno::EINVAL {
-                return Err(Errno::last());
+            let set = rustix::thread::CapabilitySet::from_bits_retain(1u64 << cap);
+            match rustix::thread::remove_capability_from_bounding_set(set) {
+                Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
             }
         }
         Ok(())
@@ -376,88 +375,43 @@ fn remount_bind(target: &Path, add: MsFlags) -> nix::Result<()> {
     nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
 }
 
-/// overlayfs through `fsopen`/`fsconfig`/`fsmount`/`move_mount` (not wrapped by nix or libc).
+/// overlayfs through `fsopen`/`fsconfig`/`fsmount`/`move_mount` (rustix wraps them; nix does not).
 fn fsconfig_overlay(
     lowers_top_first: &[PathBuf],
     options: &[(&str, String)],
     target: &Path,
 ) -> nix::Result<()> {
-    use std::ffi::CString;
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-    let c = |b: &[u8]| CString::new(b).map_err(|_| Errno::EINVAL);
-    let check = |r: libc::c_long| {
-        if r < 0 { Err(Errno::last()) } else { Ok(r) }
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+        fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
     };
-    let fstype = c(b"overlay")?;
-    // SAFETY: raw system calls with valid NUL-terminated strings; returned descriptors are owned.
-    unsafe {
-        let fs = check(libc::syscall(
-            libc::SYS_fsopen,
-            fstype.as_ptr(),
-            FSOPEN_CLOEXEC,
-        ))?;
-        let fs = OwnedFd::from_raw_fd(fs as RawFd);
-        let set = |cmd: libc::c_uint, key: &CString, value: Option<&CString>| {
-            check(libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                cmd,
-                key.as_ptr(),
-                value.map_or(std::ptr::null(), |v| v.as_ptr()),
-                0,
-            ))
-        };
-        let lowerdir = c(b"lowerdir+")?;
-        for lower in lowers_top_first {
-            set(
-                FSCONFIG_SET_STRING,
-                &lowerdir,
-                Some(&c(lower.as_os_str().as_bytes())?),
-            )?;
-        }
-        for (key, value) in options {
-            let key = c(key.as_bytes())?;
-            if value.is_empty() {
-                set(FSCONFIG_SET_FLAG, &key, None)?;
-            } else {
-                set(FSCONFIG_SET_STRING, &key, Some(&c(value.as_bytes())?))?;
-            }
-        }
-        check(libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        ))?;
-        let mnt = check(libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NODEV,
-        ))?;
-        let mnt = OwnedFd::from_raw_fd(mnt as RawFd);
-        let empty = c(b"")?;
-        let target = c(target.as_os_str().as_bytes())?;
-        check(libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        ))?;
+    let errno = |e: rustix::io::Errno| Errno::from_raw(e.raw_os_error());
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(errno)?;
+    for lower in lowers_top_first {
+        fsconfig_set_string(&fs, "lowerdir+", lower.as_path()).map_err(errno)?;
     }
-    Ok(())
+    for (key, value) in options {
+        if value.is_empty() {
+            fsconfig_set_flag(&fs, *key).map_err(errno)?;
+        } else {
+            fsconfig_set_string(&fs, *key, value.as_str()).map_err(errno)?;
+        }
+    }
+    fsconfig_create(&fs).map_err(errno)?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .map_err(errno)?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno)
 }
 
 /// One recorded call of [`RecordingSys`].

@@ -5,8 +5,9 @@
 //! rules: the topmost entry wins, a 0/0 character device hides lower entries, a directory marked
 //! opaque hides lower directories' contents, and a non-directory ends the merge below it.
 
+use rustix::io::Errno;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -257,75 +258,45 @@ pub fn is_opaque(path: &Path) -> bool {
         .any(|name| matches!(get_xattr(path, name), Ok(Some(v)) if v == b"y"))
 }
 
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
 /// `lgetxattr`: the value of extended attribute `name` of `path`, `None` when absent.
 pub(crate) fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let p = cpath(path)?;
-    let n = CString::new(name).map_err(io::Error::other)?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-        let r =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            buf.truncate(r as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
+        match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
+            Err(Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// `llistxattr`: the names of the extended attributes of `path`.
 pub(crate) fn list_xattrs(path: &Path) -> io::Result<Vec<String>> {
-    let p = cpath(path)?;
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: valid NUL-terminated path and a buffer of the given length.
-        let r = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            buf.truncate(r as usize);
-            return Ok(buf
-                .split(|b| *b == 0)
-                .filter(|n| !n.is_empty())
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .collect());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENOTSUP) => return Ok(Vec::new()),
-            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
+        match rustix::fs::llistxattr(path, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf
+                    .split(|b| *b == 0)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+                    .collect());
+            }
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// `lsetxattr`.
 pub(crate) fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let p = cpath(path)?;
-    let n = CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
-    let r = unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty()).map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Collect layer entries from a directory tree on disk.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -106,18 +104,12 @@ pub(crate) fn split_dev(dev: u64) -> (u32, u32) {
 
 fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::LayerEntry {
-        path: path.display().to_string(),
-        reason: "path contains a NUL byte".into(),
-    })?;
     let mut names = vec![0u8; 4096];
-    // SAFETY: c_path is NUL-terminated; the buffer pointer and length describe `names`.
-    let len = unsafe { libc::llistxattr(c_path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len < 0 {
+    let Ok(len) = rustix::fs::llistxattr(path, &mut names[..]) else {
         // No xattr support on this file system (or too many names): the entry simply has none.
         return Ok(out);
-    }
-    names.truncate(len as usize);
+    };
+    names.truncate(len);
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
@@ -125,19 +117,9 @@ fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         if !keep_xattr(name_str) {
             continue;
         }
-        let c_name = CString::new(name).expect("split on NUL");
         let mut value = vec![0u8; 64 * 1024];
-        // SAFETY: both strings are NUL-terminated; the buffer pointer and length describe `value`.
-        let n = unsafe {
-            libc::lgetxattr(
-                c_path.as_ptr(),
-                c_name.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if n >= 0 {
-            value.truncate(n as usize);
+        if let Ok(n) = rustix::fs::lgetxattr(path, name_str, &mut value[..]) {
+            value.truncate(n);
             out.insert(name_str.to_string(), value);
         }
     }

@@ -61,8 +61,7 @@ pub struct UnpackOptions {
 impl Default for UnpackOptions {
     fn default() -> Self {
         UnpackOptions {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            chown: unsafe { libc::geteuid() } == 0,
+            chown: rustix::process::geteuid().is_root(),
             whiteouts: Whiteouts::Apply,
             resolver: Resolver::Auto,
         }
