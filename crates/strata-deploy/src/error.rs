@@ -61,14 +61,6 @@ pub enum DeployError {
         /// Why.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A store operation failed.
-    #[error("deployment {deployment}: store")]
-    Store {
-        /// The deployment.
-        deployment: String,
-        /// The error.
-        source: strata_oci::Error,
-    },
     /// Exporting the image for podman failed.
     #[error("deployment {deployment}: cannot export {digest} for podman")]
     Export {
@@ -77,7 +69,7 @@ pub enum DeployError {
         /// The digest.
         digest: String,
         /// The error.
-        source: strata_tiertest::error::TierTestError,
+        source: Box<strata_tiertest::error::TierTestError>,
     },
     /// The container engine refused or failed.
     #[error("deployment {deployment}: podman {action} failed: {message}")]

@@ -426,7 +426,7 @@ impl<'a> Deployer<'a> {
         .map_err(|source| DeployError::Export {
             deployment: d.name.clone(),
             digest: digest.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         let loaded = self.target.load(&d.name, &archive);
         let _ = std::fs::remove_file(&archive);
@@ -872,7 +872,10 @@ fn spawn_proxy(program: &Path, listen: &str, backend: &Path) -> Result<u32, Stri
     let stdout = child.stdout.take().expect("piped");
     let _ = BufReader::new(stdout).read_line(&mut line);
     if line.trim() == "ready" {
-        Ok(child.id())
+        let pid = child.id();
+        // Reap it when it ends, so a long-running `strata watch` leaves no zombie.
+        std::thread::spawn(move || child.wait());
+        Ok(pid)
     } else {
         let _ = child.kill();
         let _ = child.wait();

@@ -1,0 +1,473 @@
+//! `strata deploy` and `strata watch` with real podman (issue 17): busybox images built by strata
+//! serving a page with `busybox httpd`, deployed behind the deployment's front listener. Each test
+//! uses its own deploy name (the containers' prefix), its own podman storage and store, and removes
+//! its containers and listeners at the end.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+/// One test's world: a store, a podman storage, a deploy file, a public port.
+struct World {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+    name: String,
+    port: u16,
+    podman_args: String,
+}
+
+const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
+
+impl World {
+    /// None when podman or busybox is missing (outside CI).
+    fn new(test: &str) -> Option<World> {
+        require_tool("podman")?;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        busybox_rootfs_tar(&base.join("rootfs.tar"))?;
+        std::fs::write(base.join("Dockerfile"), "FROM scratch\nADD rootfs.tar /\n").unwrap();
+        let store = dir.path().join("store");
+        let world = World {
+            podman_args: format!(
+                "--root {} --runroot {} --storage-driver vfs",
+                dir.path().join("podman-root").display(),
+                dir.path().join("podman-run").display()
+            ),
+            name: format!("t{}-{test}", std::process::id()),
+            port: free_port(),
+            store,
+            dir,
+        };
+        world.build_image(&base, "localhost/acme/base:latest");
+        Some(world)
+    }
+
+    fn strata(&self) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+        c.env_remove("STRATA_CHAIN")
+            .env("STRATA_STORE", &self.store)
+            .env("STRATA_DEPLOY_FILE", self.dir.path().join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &self.podman_args)
+            .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn build_image(&self, context: &Path, tag: &str) -> String {
+        let out = run_ok(
+            self.strata()
+                .arg("build-image")
+                .arg(context)
+                .args(["-t", tag, "--json"]),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["digest"].as_str().unwrap().to_string()
+    }
+
+    /// Build `localhost/acme/web:latest` serving `page` (or, `healthy = false`, serving nothing);
+    /// returns its digest.
+    fn web(&self, page: &str, cmd: &str) -> String {
+        let ctx = self
+            .dir
+            .path()
+            .join(format!("web-{}", page.replace(' ', "-")));
+        std::fs::create_dir_all(ctx.join("www")).unwrap();
+        std::fs::write(ctx.join("www/index.html"), format!("{page}\n")).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!(
+                "FROM localhost/acme/base:latest\nCOPY www /www\nCMD [\"/bin/sh\", \"-c\", \"{cmd}\"]\n"
+            ),
+        )
+        .unwrap();
+        self.build_image(&ctx, "localhost/acme/web:latest")
+    }
+
+    fn good(&self, page: &str) -> String {
+        self.web(page, "exec /bin/busybox httpd -f -p 8080 -h /www")
+    }
+
+    fn write_deploy(&self, extra: &str) {
+        std::fs::write(
+            self.dir.path().join("deploy.toml"),
+            format!(
+                "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
+                 image = \"acme/web\"\nports = [\"127.0.0.1:{}:8080\"]\n\
+                 health = {{ http = \"/index.html\", port = 8080, timeout = \"5s\" }}\n\
+                 stop_grace = \"1s\"\n{extra}",
+                self.name, self.port
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `strata deploy ARGS --json`: (success, stdout as JSON).
+    fn deploy(&self, args: &[&str]) -> (bool, Value) {
+        let out = self
+            .strata()
+            .arg("deploy")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "deploy {args:?}: {e}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), value)
+    }
+
+    fn status(&self) -> Value {
+        self.deploy(&["status"]).1[0].clone()
+    }
+
+    fn running(&self) -> Option<String> {
+        self.status()["running"]["digest"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The page the public port serves.
+    fn page(&self) -> String {
+        http_get(self.port, "/index.html").unwrap_or_else(|e| panic!("GET: {e}"))
+    }
+
+    fn podman(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.args(self.podman_args.split_whitespace());
+        c
+    }
+
+    /// This test's containers: (name, running).
+    fn containers(&self) -> Vec<(String, bool)> {
+        let out = run_ok(self.podman().args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.strata.deploy={}/web", self.name),
+            "--format",
+            "{{.Names}} {{.State}}",
+        ]));
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, s)| (n.to_string(), s.starts_with("Up") || s == "running"))
+            .collect()
+    }
+
+    fn events(&self, result: &str) -> Vec<Value> {
+        let out = run_ok(self.strata().args(["log", "--json"]));
+        let all: Vec<Value> = serde_json::from_str(&out)
+            .or_else(|_| {
+                out.lines()
+                    .map(serde_json::from_str)
+                    .collect::<Result<Vec<Value>, _>>()
+            })
+            .unwrap();
+        all.into_iter()
+            .filter(|e| e["kind"] == "deploy" && e["result"] == result)
+            .collect()
+    }
+
+    fn watch(&self) -> Child {
+        self.strata()
+            .args(["watch", "--interval", "1s", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.strata().args(["deploy", "down", "web"]).output();
+        let _ = self
+            .podman()
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=dev.strata.deploy={}/web", self.name))
+            .output()
+            .map(|out| {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = self.podman().args(["rm", "-f", "-t", "0", id]).output();
+                }
+            });
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).map_err(|e| e.to_string())?;
+    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
+        return Err(format!("not a 200: {body:?}"));
+    }
+    Ok(body
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+/// Wait for `done` to hold (a state another process reaches), failing after a generous deadline.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn auto_trigger_rolls_out_each_new_digest_by_digest_behind_one_public_port() {
+    let Some(w) = World::new("auto") else { return };
+    let v1 = w.good("hello v1");
+    w.write_deploy("");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "hello v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+
+    // nothing new: nothing done
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok);
+    assert_eq!(out[0]["result"], "up-to-date", "{out}");
+
+    let v2 = w.good("hello v2");
+    let (ok, out) = w.deploy(&["web"]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed");
+    assert!(
+        out[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replacing {v1}")),
+        "{out}"
+    );
+    assert_eq!(w.page(), "hello v2");
+    assert_eq!(w.running().as_deref(), Some(v2.as_str()));
+    let containers = w.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(containers[0].1);
+    // podman runs the digest, not the tag
+    let inspect = run_ok(w.podman().args([
+        "inspect",
+        &containers[0].0,
+        "--format",
+        "{{index .Config.Labels \"dev.strata.deploy.digest\"}}",
+    ]));
+    assert_eq!(inspect.trim(), v2);
+
+    let (_, history) = w.deploy(&["history", "web"]);
+    let digests: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].clone())
+        .collect();
+    assert_eq!(digests, [Value::from(v1.clone()), Value::from(v2.clone())]);
+    let deployed = w.events("ok");
+    assert_eq!(deployed.len(), 2, "{deployed:?}");
+    assert_eq!(deployed.last().unwrap()["oldDigest"], Value::from(v1));
+}
+
+#[test]
+fn manual_trigger_waits_for_approve() {
+    let Some(w) = World::new("manual") else {
+        return;
+    };
+    let v1 = w.good("manual v1");
+    w.write_deploy("trigger = \"manual\"\n");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "pending", "{out}");
+    assert!(w.containers().is_empty());
+    assert_eq!(w.status()["pending"]["digest"], Value::from(v1.clone()));
+
+    let (ok, out) = w.deploy(&["approve", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "manual v1");
+
+    let v2 = w.good("manual v2");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "pending", "{out}");
+    assert_eq!(w.page(), "manual v1");
+    // approving some other digest is refused
+    let out = w
+        .strata()
+        .args(["deploy", "approve", "web", &v1])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (ok, out) = w.deploy(&["approve", "web", &v2]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "manual v2");
+    assert_eq!(w.events("approved").len(), 2);
+}
+
+#[test]
+fn a_failing_health_check_rolls_back_and_the_bad_digest_is_not_retried() {
+    let Some(w) = World::new("health") else {
+        return;
+    };
+    let v1 = w.good("stable v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    // serves nothing: the health check fails
+    let bad = w.web("broken", "exec /bin/busybox sleep 600");
+    let (ok, out) = w.deploy(&[]);
+    assert!(!ok, "{out}");
+    assert_eq!(out[0]["result"], "rolled-back", "{out}");
+    assert_eq!(w.page(), "stable v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+    assert_eq!(w.status()["bad"], serde_json::json!([bad]));
+    assert_eq!(w.containers().len(), 1);
+
+    // not retried: no new container, no new history
+    let history = w.deploy(&["history", "web"]).1.as_array().unwrap().len();
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "known-bad");
+    assert_eq!(
+        w.deploy(&["history", "web"]).1.as_array().unwrap().len(),
+        history
+    );
+
+    // a newer digest goes out
+    let v3 = w.good("fixed v3");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "fixed v3");
+    assert_eq!(w.running(), Some(v3));
+}
+
+#[test]
+fn a_hold_survives_a_hundred_reconciles_and_new_images_and_a_rollback_holds() {
+    let Some(w) = World::new("hold") else { return };
+    let v1 = w.good("held v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    assert!(w.deploy(&["hold", "web"]).0);
+    let v2 = w.good("new v2");
+    for n in 0..100 {
+        if n == 50 {
+            w.good("newer v3");
+        }
+        let (ok, out) = w.deploy(&[]);
+        assert!(ok && out[0]["result"] == "held", "{n}: {out}");
+    }
+    assert_eq!(w.page(), "held v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+    assert!(w.deploy(&["release", "web"]).0);
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "newer v3");
+
+    // a manual rollback holds: the next image does not overwrite it (Flux's and Argo's complaint)
+    let (ok, out) = w.deploy(&["rollback", "web", "--to", "1"]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "held v1");
+    w.good("even newer v4");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "held", "{out}");
+    assert_eq!(w.page(), "held v1");
+    assert_ne!(w.running(), Some(v2));
+}
+
+#[test]
+fn kill_9_of_watch_mid_rollout_converges_to_one_running_version() {
+    let Some(w) = World::new("kill") else { return };
+    w.good("before v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    // v2 takes a while to answer, so the rollout is caught in the middle
+    let v2 = w.web(
+        "after v2",
+        "sleep 4; exec /bin/busybox httpd -f -p 8080 -h /www",
+    );
+    w.write_deploy("");
+    let mut watch = w.watch();
+    let state = w
+        .store
+        .join(".strata/deploy")
+        .join(&w.name)
+        .join("web.json");
+    // the new container is made (it answers only after 4 s): the rollout is in the middle
+    wait_for("the rollout to start", || w.containers().len() == 2);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("\"inFlight\": {")
+    );
+
+    let mut watch = w.watch();
+    wait_for("convergence on v2", || {
+        w.running().as_deref() == Some(v2.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let containers = w.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(containers[0].1);
+    assert_eq!(w.page(), "after v2");
+}
+
+#[test]
+fn an_unverified_image_is_refused_and_the_running_version_stays() {
+    let Some(w) = World::new("verify") else {
+        return;
+    };
+    let v1 = w.good("trusted v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    std::fs::write(
+        w.dir.path().join("strata.toml"),
+        "name = \"acme\"\n[teams.development]\n",
+    )
+    .unwrap();
+    w.write_deploy("require = { verified = true }\n");
+    let v2 = w.good("unsigned v2");
+    for _ in 0..2 {
+        let out = w
+            .strata()
+            .env("STRATA_CHAIN", w.dir.path().join("strata.toml"))
+            .args(["deploy", "--json"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["result"], "refused", "{v}");
+    }
+    assert_eq!(w.page(), "trusted v1");
+    assert_eq!(w.running(), Some(v1));
+    // on record, once
+    let refused = w.events("refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["newDigest"], Value::from(v2));
+}
