@@ -51,6 +51,8 @@ pub struct Deployment {
     pub require_verified: bool,
     /// How long the old container gets between its stop signal and SIGKILL.
     pub stop_grace: Duration,
+    /// The container's network.
+    pub network: Network,
     /// Where its `name` is written.
     pub declared_at: Location,
 }
@@ -106,6 +108,19 @@ pub enum Trigger {
 pub enum TargetKind {
     /// Podman on this machine.
     Local,
+}
+
+/// The container's network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// podman's default network: the container reaches out; its ports are published on private
+    /// loopback ports of this machine, behind the front listeners.
+    #[default]
+    Bridge,
+    /// No network but its own loopback: nothing in or out except through the front listeners,
+    /// which connect inside the container's namespace (needs root, as podman does here).
+    None,
 }
 
 /// A published port: the public `host:port` the deployment's front listener owns, and the
@@ -179,6 +194,8 @@ struct RawDeployment {
     health: Option<Spanned<RawHealth>>,
     require: Option<RawRequire>,
     stop_grace: Option<Spanned<String>>,
+    #[serde(default)]
+    network: Option<Network>,
 }
 
 #[derive(Deserialize)]
@@ -292,6 +309,7 @@ impl DeployFile {
                 health,
                 require_verified: d.require.is_some_and(|r| r.verified),
                 stop_grace,
+                network: d.network.unwrap_or_default(),
                 declared_at: lines.locate(path, d.name.span().start),
             });
         }
@@ -474,6 +492,7 @@ ports = ["127.0.0.1:9000:9000"]
 [[deployment]]
 name = "layout"
 image = "oci:images/out:v1"
+network = "none"
 health = { exec = "test -e /ready" }
 "#;
 
@@ -504,6 +523,8 @@ health = { exec = "test -e /ready" }
             Probe::Tcp { port: 9000 }
         );
         assert_eq!(remote.ports[0].host_ip, "127.0.0.1");
+        assert_eq!(remote.network, Network::Bridge);
+        assert_eq!(file.deployments[2].network, Network::None);
         assert_eq!(
             file.deployments[2].image,
             ImageSource::Oci {

@@ -2,11 +2,11 @@
 //! passes or the timeout runs out.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::config::{Health, Probe};
 use crate::error::DeployError;
+use crate::proxy::connect;
 use crate::target::Target;
 
 /// How long one probe attempt may take, at most.
@@ -14,14 +14,14 @@ const ATTEMPT: Duration = Duration::from_secs(2);
 /// Pause between attempts.
 const PAUSE: Duration = Duration::from_millis(100);
 
-/// Probe until healthy or `health.timeout`; whether it passed. `ports` maps container ports to the
-/// private host ports the container publishes.
+/// Probe until healthy or `health.timeout`; whether it passed. `ports` maps container ports to
+/// their endpoints ([`crate::proxy::Endpoint`]).
 pub fn wait_healthy(
     target: &dyn Target,
     deployment: &str,
     container: &str,
     health: &Health,
-    ports: &[(u16, u16)],
+    ports: &[(u16, String)],
 ) -> Result<bool, DeployError> {
     let deadline = Instant::now() + health.timeout;
     loop {
@@ -29,11 +29,11 @@ pub fn wait_healthy(
         let attempt = left.min(ATTEMPT).max(Duration::from_millis(50));
         let ok = match &health.probe {
             Probe::Http { path, port } => {
-                host_port(ports, *port).is_some_and(|p| http_ok(p, path, attempt))
+                endpoint(ports, *port).is_some_and(|e| http_ok(e, path, attempt))
             }
-            Probe::Tcp { port } => host_port(ports, *port).is_some_and(|p| {
-                TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], p)), attempt).is_ok()
-            }),
+            Probe::Tcp { port } => {
+                endpoint(ports, *port).is_some_and(|e| connect(e, attempt).is_ok())
+            }
             Probe::Exec { command } => target.exec(deployment, container, command)?,
         };
         if ok {
@@ -46,20 +46,21 @@ pub fn wait_healthy(
     }
 }
 
-fn host_port(ports: &[(u16, u16)], container: u16) -> Option<u16> {
-    ports.iter().find(|(c, _)| *c == container).map(|(_, h)| *h)
+fn endpoint(ports: &[(u16, String)], container: u16) -> Option<&str> {
+    ports
+        .iter()
+        .find(|(c, _)| *c == container)
+        .map(|(_, e)| e.as_str())
 }
 
-/// `GET path` on 127.0.0.1:port answers 2xx or 3xx within `timeout`.
-pub fn http_ok(port: u16, path: &str, timeout: Duration) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+/// `GET path` on an endpoint answers 2xx or 3xx within `timeout`.
+pub fn http_ok(endpoint: &str, path: &str, timeout: Duration) -> bool {
+    let Ok(mut stream) = connect(endpoint, timeout) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }

@@ -452,6 +452,7 @@ impl<'a> Deployer<'a> {
             ],
             env: d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             ports: d.ports.iter().map(|p| p.container_port).collect(),
+            network: d.network,
         };
         let app_started = Instant::now();
         let healthy = match self.target.start(&d.name, &spec) {
@@ -493,8 +494,11 @@ impl<'a> Deployer<'a> {
                 state.record(digest, action, "ok", cause.clone());
                 self.states.save(&d.name, state)?;
                 if let Some(old) = &old {
-                    // The front listeners send new connections to the new container already; the
-                    // old one finishes what it has within its grace period.
+                    // The front listeners send new connections to the new container already:
+                    // drain the connections still open to the old one (within the grace period),
+                    // then stop it with its stop signal and the grace period.
+                    let private: Vec<String> = old.ports.iter().map(|(_, e)| e.clone()).collect();
+                    crate::proxy::drain(&private, d.stop_grace);
                     self.target.remove(&d.name, &old.container, d.stop_grace)?;
                 }
                 let mut message = format!("deployed {digest}");
@@ -576,13 +580,13 @@ impl<'a> Deployer<'a> {
         }
     }
 
-    /// Point the front listeners of `d` at `ports` (container port → private host port), starting
+    /// Point the front listeners of `d` at `ports` (container port → endpoint), starting
     /// any listener that is not running.
     fn switch(
         &self,
         d: &Deployment,
         state: &mut DeploymentState,
-        ports: &[(u16, u16)],
+        ports: &[(u16, String)],
     ) -> Result<(), DeployError> {
         let Some(program) = &self.proxy_program else {
             return Ok(());
@@ -593,7 +597,7 @@ impl<'a> Deployer<'a> {
             };
             let backend = self.states.backend_file(&d.name, p.container_port);
             self.states
-                .write_atomic(&backend, format!("127.0.0.1:{private}\n").as_bytes())?;
+                .write_atomic(&backend, format!("{private}\n").as_bytes())?;
             let listen = format!("{}:{}", p.host_ip, p.host_port);
             let alive = state
                 .proxies

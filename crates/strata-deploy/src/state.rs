@@ -52,8 +52,9 @@ pub struct Running {
     pub since: String,
     /// Whether its health check passed.
     pub healthy: bool,
-    /// Private host ports, by container port: where the front listeners forward to.
-    pub ports: Vec<(u16, u16)>,
+    /// Where each container port is reached ([`crate::proxy::Endpoint`]): what the front
+    /// listeners forward to.
+    pub ports: Vec<(u16, String)>,
 }
 
 /// One line of history.

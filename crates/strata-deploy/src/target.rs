@@ -23,8 +23,11 @@ pub struct ContainerSpec {
     pub labels: Vec<(String, String)>,
     /// Environment.
     pub env: Vec<(String, String)>,
-    /// Container ports to publish on a private loopback port each.
+    /// Container ports to reach: each published on a private loopback port (bridge network), or
+    /// reached inside the container's namespace (no network).
     pub ports: Vec<u16>,
+    /// The container's network.
+    pub network: crate::config::Network,
 }
 
 /// A container the target lists.
@@ -40,9 +43,13 @@ pub struct Container {
 pub trait Target {
     /// Make the image in `archive` (an oci-archive) available; returns the target's image id.
     fn load(&self, deployment: &str, archive: &Path) -> Result<String, DeployError>;
-    /// Start a container; returns its private host port for each container port.
-    fn start(&self, deployment: &str, spec: &ContainerSpec)
-    -> Result<Vec<(u16, u16)>, DeployError>;
+    /// Start a container; returns the endpoint ([`crate::proxy::Endpoint`]) of each container
+    /// port.
+    fn start(
+        &self,
+        deployment: &str,
+        spec: &ContainerSpec,
+    ) -> Result<Vec<(u16, String)>, DeployError>;
     /// The containers labelled `dev.strata.deploy=label`.
     fn list(&self, deployment: &str, label: &str) -> Result<Vec<Container>, DeployError>;
     /// Run `sh -c command` in a container; whether it exited 0.
@@ -123,7 +130,7 @@ impl Target for Podman {
         &self,
         deployment: &str,
         spec: &ContainerSpec,
-    ) -> Result<Vec<(u16, u16)>, DeployError> {
+    ) -> Result<Vec<(u16, String)>, DeployError> {
         let mut args: Vec<String> = vec![
             "run".into(),
             "-d".into(),
@@ -139,13 +146,46 @@ impl Target for Podman {
             args.push("--env".into());
             args.push(format!("{k}={v}"));
         }
-        for p in &spec.ports {
-            args.push("--publish".into());
-            args.push(format!("127.0.0.1::{p}"));
+        let bridge = spec.network == crate::config::Network::Bridge;
+        if bridge {
+            for p in &spec.ports {
+                args.push("--publish".into());
+                args.push(format!("127.0.0.1::{p}"));
+            }
+        } else {
+            args.push("--network".into());
+            args.push("none".into());
         }
         args.push(spec.image.clone());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run(deployment, "run", &refs)?;
+        if !bridge {
+            let out = self.run(
+                deployment,
+                "inspect",
+                &["inspect", "--format", "{{.State.Pid}}", &spec.name],
+            )?;
+            let pid: u32 =
+                out.trim()
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| DeployError::Target {
+                        deployment: deployment.to_string(),
+                        action: "inspect".into(),
+                        message: format!("the container has no process (pid {:?})", out.trim()),
+                    })?;
+            return Ok(spec
+                .ports
+                .iter()
+                .map(|p| {
+                    (
+                        *p,
+                        crate::proxy::Endpoint::Netns { pid, port: *p }.to_string(),
+                    )
+                })
+                .collect());
+        }
         let mut ports = Vec::new();
         for p in &spec.ports {
             let out = self.run(deployment, "port", &["port", &spec.name, &p.to_string()])?;
@@ -158,7 +198,7 @@ impl Target for Podman {
                     action: "port".into(),
                     message: format!("no host port for container port {p}: {out:?}"),
                 })?;
-            ports.push((*p, host));
+            ports.push((*p, crate::proxy::Endpoint::Host(host).to_string()));
         }
         Ok(ports)
     }

@@ -100,7 +100,7 @@ impl World {
                 "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
                  image = \"acme/web\"\nports = [\"127.0.0.1:{}:8080\"]\n\
                  health = {{ http = \"/index.html\", port = 8080, timeout = \"5s\" }}\n\
-                 stop_grace = \"1s\"\n{extra}",
+                 stop_grace = \"1s\"\nnetwork = \"none\"\n{extra}",
                 self.name, self.port
             ),
         )
@@ -470,4 +470,97 @@ fn an_unverified_image_is_refused_and_the_running_version_stays() {
     let refused = w.events("refused");
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0]["newDigest"], Value::from(v2));
+}
+
+#[test]
+fn a_replace_loses_no_request() {
+    let Some(w) = World::new("nodrop") else {
+        return;
+    };
+    w.good("steady v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    w.good("steady v2");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = w.port;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed, mut pages) =
+                (0, Vec::new(), std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                match http_get(port, "/index.html") {
+                    Ok(page) => {
+                        pages.insert(page);
+                    }
+                    Err(e) => failed.push(e),
+                }
+            }
+            (sent, failed, pages)
+        })
+    };
+    let (ok, out) = w.deploy(&[]);
+    // a few more requests on the new version, then stop
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.page(), "steady v2");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed, pages) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(
+        pages.contains("steady v1") && pages.contains("steady v2"),
+        "{pages:?}"
+    );
+    assert_eq!(w.containers().len(), 1);
+}
+
+#[test]
+fn a_burst_of_new_digests_under_watch_coalesces_and_ends_on_the_last() {
+    let Some(w) = World::new("burst") else { return };
+    let mut digests = Vec::new();
+    for n in 0..10 {
+        digests.push(w.good(&format!("burst {n}")));
+        run_ok(w.strata().args([
+            "copy",
+            "localhost/acme/web:latest",
+            &format!("localhost/acme/web:{n}"),
+        ]));
+    }
+    run_ok(
+        w.strata()
+            .args(["copy", "localhost/acme/web:0", "localhost/acme/web:latest"]),
+    );
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    let mut watch = w.watch();
+    // ten new digests, one after another as fast as strata tags them
+    for n in 1..10 {
+        run_ok(w.strata().args([
+            "copy",
+            &format!("localhost/acme/web:{n}"),
+            "localhost/acme/web:latest",
+        ]));
+    }
+    let last = digests[9].clone();
+    wait_for("the last digest", || {
+        w.running().as_deref() == Some(last.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let history = w.deploy(&["history", "web"]).1;
+    let rollouts = history.as_array().unwrap().len() - 1;
+    assert!(
+        (1..=2).contains(&rollouts),
+        "{rollouts} rollouts: {history}"
+    );
+    assert_eq!(w.page(), "burst 9");
 }
