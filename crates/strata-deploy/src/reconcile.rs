@@ -475,6 +475,9 @@ impl<'a> Deployer<'a> {
             Some(ports) => {
                 let healthy_in = app_started.elapsed();
                 self.switch(d, state, &ports)?;
+                // Recorded as the rollout's duration: new digest → serving (stopping the old
+                // container comes after and is not part of it).
+                let serving_after = started.elapsed();
                 state.running = Some(Running {
                     digest: digest.to_string(),
                     container: name,
@@ -517,7 +520,7 @@ impl<'a> Deployer<'a> {
                     Some(digest),
                     old.as_ref().map(|o| o.digest.as_str()),
                     message.clone(),
-                    Some(started.elapsed()),
+                    Some(serving_after),
                 )?;
                 Ok(("deployed".into(), message))
             }
@@ -827,9 +830,7 @@ impl<'a> Deployer<'a> {
         let d = self.find(name)?;
         let _lock = self.states.lock()?;
         let mut state = self.states.load(name)?;
-        for c in self.target.list(&d.name, &self.label(d))? {
-            self.target.remove(&d.name, &c.name, d.stop_grace)?;
-        }
+        // The listeners first: they are ours alone, and go even when podman fails below.
         for p in state.proxies.drain(..) {
             let backend = self.states.backend_file(
                 name,
@@ -842,6 +843,10 @@ impl<'a> Deployer<'a> {
                 let pid = nix::unistd::Pid::from_raw(i32::try_from(p.pid).unwrap_or(i32::MAX));
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             }
+        }
+        self.states.save(name, &state)?;
+        for c in self.target.list(&d.name, &self.label(d))? {
+            self.target.remove(&d.name, &c.name, d.stop_grace)?;
         }
         state.running = None;
         state.in_flight = None;

@@ -190,16 +190,11 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         let _ = self.strata().args(["deploy", "down", "web"]).output();
+        // The podman storage is this test's own: whatever `down` left goes too.
         let _ = self
             .podman()
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=dev.strata.deploy={}/web", self.name))
-            .output()
-            .map(|out| {
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = self.podman().args(["rm", "-f", "-t", "0", id]).output();
-                }
-            });
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
     }
 }
 
