@@ -637,13 +637,37 @@ impl<'a> Deployer<'a> {
             .iter()
             .rev()
             .find(|e| e.new_digest.as_deref() == Some(digest) && e.result == "ok")?;
-        Some(match (&build.cause, &build.reason) {
-            (Some(cause), _) if cause != &build.image => {
-                format!("{cause} changed → {}", build.image)
-            }
-            (_, Some(reason)) => format!("{}: {reason}", build.image),
-            _ => format!("built {}", build.image),
-        })
+        // Up the causes within the same run to the build that started the cascade.
+        let mut path = vec![build];
+        while let Some(cause) = path.last().and_then(|e| e.cause.as_ref())
+            && path.len() < 64
+        {
+            let Some(up) = builds.iter().rev().find(|e| {
+                &e.image == cause
+                    && e.run_id == build.run_id
+                    && e.result == "ok"
+                    && !path.iter().any(|p| p.image == e.image)
+            }) else {
+                break;
+            };
+            path.push(up);
+        }
+        let origin = path.last().copied().unwrap_or(build);
+        let mut text = format!(
+            "{} {}{}",
+            origin.image,
+            origin.reason.as_deref().unwrap_or("rebuilt"),
+            origin
+                .team
+                .as_deref()
+                .map(|t| format!(" by {t}"))
+                .unwrap_or_default()
+        );
+        for e in path.iter().rev().skip(1) {
+            text.push_str(" → ");
+            text.push_str(&e.image);
+        }
+        Some(text)
     }
 
     fn record(

@@ -559,3 +559,154 @@ fn a_burst_of_new_digests_under_watch_coalesces_and_ends_on_the_last() {
     );
     assert_eq!(w.page(), "burst 9");
 }
+
+/// Stops a deploy file's deployments and removes its private podman storage's containers on drop.
+struct Teardown {
+    strata: Command,
+    podman_args: String,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = self.strata.output();
+        let _ = Command::new("podman")
+            .args(self.podman_args.split_whitespace())
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
+    }
+}
+
+/// The README's main job, to its end: the example chain, signed, deployed from a deploy file in
+/// another directory with `require.verified`, then operations patches the corebuild and the patch
+/// cascades to the running application through `strata watch`, with no manual deploy step.
+#[test]
+fn the_example_chain_is_deployed_and_an_operations_patch_reaches_it_by_trigger() {
+    if require_tool("podman").is_none() || !strata_testutil::can_build_example() {
+        return;
+    }
+    let dir = strata_testutil::init_example(assert_cmd::cargo::cargo_bin!("strata"));
+    let d = dir.path();
+    let teams = ["operations", "middleware", "development"];
+    let mut chain = std::fs::read_to_string(d.join("strata.toml")).unwrap();
+    for team in teams {
+        run_ok(
+            Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+                .args(["key", "generate", "--team", team, "--out"])
+                .arg(d.join("keys")),
+        );
+        chain = chain.replace(
+            &format!("[teams.{team}]\n"),
+            &format!("[teams.{team}]\nkeys = [\"keys/{team}.pub\"]\n"),
+        );
+    }
+    std::fs::write(d.join("strata.toml"), chain).unwrap();
+    let podman_args = format!(
+        "--root {} --runroot {} --storage-driver vfs",
+        d.join("podman-root").display(),
+        d.join("podman-run").display()
+    );
+    let releases = d.join("releases");
+    std::fs::create_dir_all(&releases).unwrap();
+    let port = free_port();
+    let name = format!("acme-prod-{}", std::process::id());
+    std::fs::write(
+        releases.join("deploy.toml"),
+        format!(
+            "name = \"{name}\"\nowner = \"development\"\n[[deployment]]\nname = \"wordpress\"\n\
+             image = \"acme/wordpress:latest\"\ntrigger = \"auto\"\ntarget = \"local\"\n\
+             ports = [\"127.0.0.1:{port}:8080\"]\n\
+             health = {{ http = \"/index.php\", port = 8080, timeout = \"30s\" }}\n\
+             require = {{ verified = true }}\nstop_grace = \"1s\"\nnetwork = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    let strata = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+        c.arg("-C")
+            .arg(d)
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .env("STRATA_DEPLOY_FILE", releases.join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &podman_args)
+            .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS);
+        for team in teams {
+            c.env(
+                format!("STRATA_KEY_{}", team.to_uppercase()),
+                d.join(format!("keys/{team}.key")),
+            );
+        }
+        c
+    };
+    let _teardown = Teardown {
+        strata: {
+            let mut c = strata();
+            c.args(["deploy", "down", "wordpress"]);
+            c
+        },
+        podman_args: podman_args.clone(),
+    };
+    let digest_of = |image: &str| {
+        let out = run_ok(strata().args(["inspect", image, "--format", "json"]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["digest"].as_str().unwrap().to_string()
+    };
+    let running = || {
+        let out = run_ok(strata().args(["deploy", "status", "--json"]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v[0]["running"]["digest"].as_str().map(str::to_string)
+    };
+
+    run_ok(strata().arg("build"));
+    let out = run_ok(strata().args(["deploy", "--json"]));
+    assert!(out.contains("\"deployed\""), "{out}");
+    assert_eq!(running(), Some(digest_of("acme/wordpress")));
+    let page = http_get(port, "/index.php").unwrap();
+
+    // operations patches the corebuild; `strata watch` takes it to the running application
+    let mut watch = strata()
+        .args(["watch", "--interval", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let motd = d.join("corebuild/motd");
+    let patched = std::fs::read_to_string(&motd).unwrap() + "patched by operations\n";
+    std::fs::write(&motd, patched).unwrap();
+    run_ok(strata().arg("build"));
+    let new = digest_of("acme/wordpress");
+    wait_for("the patched wordpress to run", || {
+        running().as_deref() == Some(new.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    assert_eq!(http_get(port, "/index.php").unwrap(), page);
+    let status: Value =
+        serde_json::from_str(&run_ok(strata().args(["deploy", "status", "--json"]))).unwrap();
+    let container = status[0]["running"]["container"].as_str().unwrap();
+    let motd_inside = run_ok(
+        Command::new("podman")
+            .args(podman_args.split_whitespace())
+            .args(["exec", container, "cat", "/etc/motd"]),
+    );
+    assert!(
+        motd_inside.contains("patched by operations"),
+        "{motd_inside}"
+    );
+    // on record, with its cause
+    let log: Vec<Value> = serde_json::from_str(&run_ok(strata().args(["log", "--json"]))).unwrap();
+    let deployed = log
+        .iter()
+        .rfind(|e| e["kind"] == "deploy" && e["result"] == "ok")
+        .unwrap();
+    assert_eq!(deployed["newDigest"], Value::from(new));
+    let reason = deployed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("corebuild") && reason.contains("by operations"),
+        "{reason}"
+    );
+    assert!(reason.contains("replacing sha256:"), "{reason}");
+}
