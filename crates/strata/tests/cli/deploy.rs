@@ -710,3 +710,47 @@ fn the_example_chain_is_deployed_and_an_operations_patch_reaches_it_by_trigger()
     );
     assert!(reason.contains("replacing sha256:"), "{reason}");
 }
+
+#[test]
+fn a_bad_deploy_file_is_one_line_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.toml"),
+        "name = \"prod\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\nreplicas = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .current_dir(dir.path())
+        .env_remove("STRATA_DEPLOY_FILE")
+        .env("STRATA_STORE", dir.path().join("store"))
+        .args(["deploy", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("deploy.toml:5:1: unknown field `replicas`"),
+        "{stderr}"
+    );
+    // an unknown deployment is named with the ones there are
+    strata_oci::Store::init(dir.path().join("store")).unwrap();
+    std::fs::write(
+        dir.path().join("deploy.toml"),
+        "name = \"prod\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\n",
+    )
+    .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .current_dir(dir.path())
+        .env_remove("STRATA_DEPLOY_FILE")
+        .env("STRATA_STORE", dir.path().join("store"))
+        .args(["deploy", "hold", "wbe"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no deployment named \"wbe\" (it has: web)"),
+        "{stderr}"
+    );
+}
