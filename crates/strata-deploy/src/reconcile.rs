@@ -18,6 +18,11 @@ use crate::health::wait_healthy;
 use crate::state::{DeploymentState, Hold, InFlight, Proxy, Refusal, Running, StateDir};
 use crate::target::{ContainerSpec, LABEL_DEPLOYMENT, LABEL_DIGEST, Target};
 
+/// How long the store's index must stay unchanged before `watch` acts on a burst of changes.
+const QUIET: Duration = Duration::from_millis(500);
+/// The longest `watch` waits for a burst to end before it reconciles anyway.
+const BURST: Duration = Duration::from_secs(5);
+
 /// Everything a reconcile needs: the deploy file, the store, the state, the target and the log.
 pub struct Deployer<'a> {
     /// The deploy file.
@@ -178,11 +183,11 @@ impl<'a> Deployer<'a> {
                     break;
                 }
             }
-            // Coalesce a burst: wait until the index has been quiet for a moment (at most 2 s).
+            // Coalesce a burst: wait until the index has been quiet for QUIET (at most BURST).
             if let Some(mut last) = changed {
-                let give_up = Instant::now() + Duration::from_secs(2);
+                let give_up = Instant::now() + BURST;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < give_up {
-                    std::thread::sleep(Duration::from_millis(250));
+                    std::thread::sleep(QUIET);
                     match mtime(&index) {
                         Some(t) if t != last => last = t,
                         _ => break,

@@ -19,6 +19,8 @@ struct World {
     name: String,
     port: u16,
     podman_args: String,
+    /// How long a new container has to pass its health check.
+    health_timeout: &'static str,
 }
 
 const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
@@ -41,6 +43,7 @@ impl World {
             ),
             name: format!("t{}-{test}", std::process::id()),
             port: free_port(),
+            health_timeout: "60s",
             store,
             dir,
         };
@@ -99,9 +102,9 @@ impl World {
             format!(
                 "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
                  image = \"acme/web\"\nports = [\"127.0.0.1:{}:8080\"]\n\
-                 health = {{ http = \"/index.html\", port = 8080, timeout = \"5s\" }}\n\
+                 health = {{ http = \"/index.html\", port = 8080, timeout = \"{}\" }}\n\
                  stop_grace = \"1s\"\nnetwork = \"none\"\n{extra}",
-                self.name, self.port
+                self.name, self.port, self.health_timeout
             ),
         )
         .unwrap();
@@ -322,9 +325,10 @@ fn manual_trigger_waits_for_approve() {
 
 #[test]
 fn a_failing_health_check_rolls_back_and_the_bad_digest_is_not_retried() {
-    let Some(w) = World::new("health") else {
+    let Some(mut w) = World::new("health") else {
         return;
     };
+    w.health_timeout = "5s";
     let v1 = w.good("stable v1");
     w.write_deploy("");
     assert!(w.deploy(&[]).0);
