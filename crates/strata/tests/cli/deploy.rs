@@ -21,6 +21,10 @@ struct World {
     podman_args: String,
     /// How long a new container has to pass its health check.
     health_timeout: &'static str,
+    /// The store `strata deploy` uses (the build store unless a test says otherwise).
+    deploy_store: PathBuf,
+    /// The image the deployment follows.
+    image: String,
 }
 
 const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
@@ -44,6 +48,8 @@ impl World {
             name: format!("t{}-{test}", std::process::id()),
             port: free_port(),
             health_timeout: "60s",
+            deploy_store: store.clone(),
+            image: "acme/web".into(),
             store,
             dir,
         };
@@ -54,7 +60,7 @@ impl World {
     fn strata(&self) -> Command {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
         c.env_remove("STRATA_CHAIN")
-            .env("STRATA_STORE", &self.store)
+            .env("STRATA_STORE", &self.deploy_store)
             .env("STRATA_DEPLOY_FILE", self.dir.path().join("deploy.toml"))
             .env("STRATA_PODMAN_ARGS", &self.podman_args)
             .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS)
@@ -65,6 +71,8 @@ impl World {
     fn build_image(&self, context: &Path, tag: &str) -> String {
         let out = run_ok(
             self.strata()
+                .arg("--store")
+                .arg(&self.store)
                 .arg("build-image")
                 .arg(context)
                 .args(["-t", tag, "--json"]),
@@ -101,10 +109,10 @@ impl World {
             self.dir.path().join("deploy.toml"),
             format!(
                 "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
-                 image = \"acme/web\"\nports = [\"127.0.0.1:{}:8080\"]\n\
+                 image = \"{}\"\nports = [\"127.0.0.1:{}:8080\"]\n\
                  health = {{ http = \"/index.html\", port = 8080, timeout = \"{}\" }}\n\
                  stop_grace = \"1s\"\nnetwork = \"none\"\n{extra}",
-                self.name, self.port, self.health_timeout
+                self.name, self.image, self.port, self.health_timeout
             ),
         )
         .unwrap();
@@ -407,7 +415,7 @@ fn kill_9_of_watch_mid_rollout_converges_to_one_running_version() {
     w.write_deploy("");
     let mut watch = w.watch();
     let state = w
-        .store
+        .deploy_store
         .join(".strata/deploy")
         .join(&w.name)
         .join("web.json");
@@ -757,4 +765,27 @@ fn a_bad_deploy_file_is_one_line_naming_file_and_line() {
         stderr.contains("no deployment named \"wbe\" (it has: web)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_registry_reference_is_pulled_by_digest_and_followed() {
+    let Some(mut w) = World::new("registry") else {
+        return;
+    };
+    let v1 = w.good("remote v1");
+    let serve = crate::common::Serve::start(&w.store, &[]);
+    // the deploying side has a store of its own: the image comes through the registry
+    w.deploy_store = w.dir.path().join("deploy-store");
+    strata_oci::Store::init(&w.deploy_store).unwrap();
+    w.image = format!("{}/acme/web:latest", serve.host);
+    w.write_deploy("");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["desired"], Value::from(v1.clone()));
+    assert_eq!(w.page(), "remote v1");
+    let v2 = w.good("remote v2");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.running(), Some(v2));
+    assert_eq!(w.page(), "remote v2");
 }
