@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,8 +41,10 @@ fn forward(client: TcpStream, backend_file: &Path) -> io::Result<()> {
 }
 
 /// Where a container port is reached: `127.0.0.1:PORT` (a port podman publishes on the host's
-/// loopback) or `netns:PID:PORT` (the container has no host-visible network: the connection is made
-/// from inside the network namespace of process PID, the container's first process).
+/// loopback) or `netns:PID:INODE:PORT` (the container has no host-visible network: the connection is
+/// made from inside the network namespace of process PID, the container's first process, and only
+/// while that namespace is still INODE: a pid reused by another process is refused, never followed
+/// into the host's network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// A loopback port of this machine.
@@ -50,6 +53,8 @@ pub enum Endpoint {
     Netns {
         /// The container's process.
         pid: u32,
+        /// The inode of its network namespace when the container started.
+        ns: u64,
         /// The container port.
         port: u16,
     },
@@ -59,9 +64,14 @@ impl Endpoint {
     /// Parse what [`Endpoint::to_string`] wrote.
     pub fn parse(text: &str) -> Option<Endpoint> {
         if let Some(rest) = text.strip_prefix("netns:") {
-            let (pid, port) = rest.split_once(':')?;
+            let mut parts = rest.split(':');
+            let (pid, ns, port) = (parts.next()?, parts.next()?, parts.next()?);
+            if parts.next().is_some() {
+                return None;
+            }
             return Some(Endpoint::Netns {
                 pid: pid.parse().ok()?,
+                ns: ns.parse().ok()?,
                 port: port.parse().ok()?,
             });
         }
@@ -74,9 +84,14 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Host(port) => write!(f, "127.0.0.1:{port}"),
-            Endpoint::Netns { pid, port } => write!(f, "netns:{pid}:{port}"),
+            Endpoint::Netns { pid, ns, port } => write!(f, "netns:{pid}:{ns}:{port}"),
         }
     }
+}
+
+/// The inode of the network namespace of process `pid`.
+pub fn netns_of(pid: u32) -> io::Result<u64> {
+    Ok(std::fs::metadata(format!("/proc/{pid}/ns/net"))?.ino())
 }
 
 /// Connect to an endpoint (see [`Endpoint`]) within `timeout`.
@@ -91,8 +106,15 @@ pub fn connect(endpoint: &str, timeout: Duration) -> io::Result<TcpStream> {
         Endpoint::Host(port) => {
             TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)
         }
-        Endpoint::Netns { pid, port } => {
+        Endpoint::Netns { pid, ns, port } => {
             let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+            let found = netns.metadata()?.ino();
+            if found != ns {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("process {pid} is no longer in the container's network namespace"),
+                ));
+            }
             // setns(2) changes the calling thread only: a thread of its own makes the socket
             // inside the container's namespace (a socket keeps the namespace it was made in).
             std::thread::spawn(move || {
@@ -124,7 +146,12 @@ pub fn drain(endpoints: &[String], limit: Duration) {
 pub fn open_connections(endpoint: Endpoint) -> usize {
     let (table, column, port) = match endpoint {
         Endpoint::Host(port) => ("/proc/net/tcp".to_string(), 2, port),
-        Endpoint::Netns { pid, port } => (format!("/proc/{pid}/net/tcp"), 1, port),
+        Endpoint::Netns { pid, ns, port } => {
+            if netns_of(pid).ok() != Some(ns) {
+                return 0;
+            }
+            (format!("/proc/{pid}/net/tcp"), 1, port)
+        }
     };
     let Ok(table) = std::fs::read_to_string(table) else {
         return 0;
@@ -161,6 +188,7 @@ mod tests {
         // the same socket seen from the accepting side, in this process's own namespace
         let own = Endpoint::Netns {
             pid: std::process::id(),
+            ns: netns_of(std::process::id()).unwrap(),
             port,
         };
         assert_eq!(open_connections(own), 1);
@@ -172,10 +200,40 @@ mod tests {
 
     #[test]
     fn endpoints_round_trip_and_nonsense_is_refused() {
-        for e in [Endpoint::Host(8080), Endpoint::Netns { pid: 42, port: 80 }] {
+        for e in [
+            Endpoint::Host(8080),
+            Endpoint::Netns {
+                pid: 42,
+                ns: 4026531840,
+                port: 80,
+            },
+        ] {
             assert_eq!(Endpoint::parse(&e.to_string()), Some(e));
         }
         assert_eq!(Endpoint::parse("10.0.0.1:80"), None);
-        assert_eq!(Endpoint::parse("netns:x:80"), None);
+        assert_eq!(Endpoint::parse("netns:x:1:80"), None);
+        assert_eq!(Endpoint::parse("netns:1:80"), None);
+    }
+
+    #[test]
+    fn a_namespace_that_changed_under_a_pid_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pid = std::process::id();
+        let ns = netns_of(pid).unwrap();
+        let right = Endpoint::Netns { pid, ns, port };
+        // setns(2), even into one's own namespace, needs CAP_SYS_ADMIN
+        if nix::unistd::geteuid().is_root() {
+            assert!(connect(&right.to_string(), Duration::from_secs(5)).is_ok());
+        }
+        // as if the container's process had died and its pid gone to a process of the host
+        let reused = Endpoint::Netns {
+            pid,
+            ns: ns + 1,
+            port,
+        };
+        let err = connect(&reused.to_string(), Duration::from_secs(5)).unwrap_err();
+        assert!(err.to_string().contains("no longer"), "{err}");
+        assert_eq!(open_connections(reused), 0);
     }
 }

@@ -175,13 +175,18 @@ impl Target for Podman {
                         action: "inspect".into(),
                         message: format!("the container has no process (pid {:?})", out.trim()),
                     })?;
+            let ns = crate::proxy::netns_of(pid).map_err(|e| DeployError::Target {
+                deployment: deployment.to_string(),
+                action: "inspect".into(),
+                message: format!("the network namespace of its process {pid}: {e}"),
+            })?;
             return Ok(spec
                 .ports
                 .iter()
                 .map(|p| {
                     (
                         *p,
-                        crate::proxy::Endpoint::Netns { pid, port: *p }.to_string(),
+                        crate::proxy::Endpoint::Netns { pid, ns, port: *p }.to_string(),
                     )
                 })
                 .collect());
