@@ -370,6 +370,11 @@ impl<'a> Deployer<'a> {
             &strata_attest::Policy::default(),
             chrono::Utc::now(),
         ) {
+            // The reference is a tag: it must still name the digest that will run.
+            Ok(report) if report.digest.to_string() != digest => Some(format!(
+                "{reference} moved to {} while {digest} was being verified",
+                report.digest
+            )),
             Ok(report) if report.broken().is_none() => None,
             Ok(report) => Some(report.summary()),
             Err(e) => Some(error_chain(&e)),
