@@ -128,6 +128,8 @@ pub struct DeployContext {
     pub events: Option<strata_events::EventLog>,
     /// The trust configuration of the chain, when a deployment requires verified images.
     pub trust: Option<strata_attest::TrustConfig>,
+    /// Why the trust configuration could not be read, when it was needed.
+    pub trust_error: Option<anyhow::Error>,
     /// The registry client.
     pub client: Option<strata_registry::Client>,
     /// The target.
@@ -145,13 +147,26 @@ impl DeployContext {
         let store = strata_oci::Store::open(&store_path)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let state_root = crate::global::state_dir_of(&store_path);
-        let events = strata_events::EventLog::open(&state_root.join("events.db")).ok();
-        let trust = if file.deployments.iter().any(|d| d.require_verified) {
-            let chain = super::graph::load_chain(global)
-                .context("require.verified needs the chain's teams and keys")?;
-            Some(strata_cascade::trust_config(&chain)?)
+        let events = match strata_events::EventLog::open(&state_root.join("events.db")) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::warn!("deployments will not be recorded: {e}");
+                None
+            }
+        };
+        // Only a rollout needs the trust: `status`, `hold`... work without the chain file.
+        let (trust, trust_error) = if file.deployments.iter().any(|d| d.require_verified) {
+            match super::graph::load_chain(global)
+                .and_then(|chain| Ok(strata_cascade::trust_config(&chain)?))
+            {
+                Ok(trust) => (Some(trust), None),
+                Err(e) => (
+                    None,
+                    Some(e.context("require.verified needs the chain's teams and keys")),
+                ),
+            }
         } else {
-            None
+            (None, None)
         };
         let split = |s: &Option<String>| {
             s.as_deref()
@@ -165,6 +180,7 @@ impl DeployContext {
             store,
             events,
             trust,
+            trust_error,
             client: options.client.client().ok(),
             podman: Podman {
                 program: PathBuf::from("podman"),
@@ -173,6 +189,14 @@ impl DeployContext {
             },
             state_root,
         })
+    }
+
+    /// Fail when a rollout would need the trust configuration and it could not be read.
+    pub fn need_trust(&mut self) -> Result<()> {
+        match self.trust_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The deployer over this context.
@@ -199,7 +223,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     {
         return proxy(listen, backend_file);
     }
-    let ctx = DeployContext::load(&args.options, global)?;
+    let mut ctx = DeployContext::load(&args.options, global)?;
+    if matches!(
+        args.command,
+        None | Some(Sub::Rollback { .. } | Sub::Approve { .. })
+    ) {
+        ctx.need_trust()?;
+    }
     let deployer = ctx.deployer();
     let json = args.options.json;
     match args.command {

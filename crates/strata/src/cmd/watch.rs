@@ -27,7 +27,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let interval = strata_deploy::config::parse_duration(&args.interval)
         .map_err(anyhow::Error::msg)
         .context("--interval")?;
-    let ctx = DeployContext::load(&args.options, global)?;
+    let mut ctx = DeployContext::load(&args.options, global)?;
+    ctx.need_trust()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
