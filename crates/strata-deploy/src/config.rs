@@ -345,8 +345,8 @@ fn name_rule(field: &str, name: &str) -> String {
     )
 }
 
-/// `oci:DIR[:REF]`, a registry reference (first component has a `.` or `:`, or is `localhost`), or a
-/// chain image.
+/// `oci:DIR[:REF]`, a registry reference (first component has a `.` or `:`), or a chain image in the
+/// store (`acme/web`, `localhost/acme/web:3`).
 fn parse_image(text: &str, dir: &Path) -> Result<ImageSource, String> {
     if text.is_empty() {
         return Err("empty image reference".into());
@@ -367,8 +367,9 @@ fn parse_image(text: &str, dir: &Path) -> Result<ImageSource, String> {
             reference,
         });
     }
+    // `localhost/...` without a port is how the store names chain images, not a registry.
     let first = text.split('/').next().unwrap_or_default();
-    if text.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+    if text.contains('/') && (first.contains('.') || first.contains(':')) {
         Ok(ImageSource::Registry {
             reference: text.to_string(),
         })
@@ -585,6 +586,25 @@ health = { exec = "test -e /ready" }
             assert!(e.starts_with(&format!("/d/deploy.toml:{line}:")), "{e}");
             assert!(e.contains(what), "{e}");
         }
+    }
+
+    #[test]
+    fn image_forms() {
+        let d = Path::new("/d");
+        for (text, registry) in [
+            ("acme/web", false),
+            ("localhost/acme/web:3", false),
+            ("localhost:5000/acme/web", true),
+            ("registry.example.com/acme/web@sha256:00", true),
+        ] {
+            let parsed = parse_image(text, d).unwrap();
+            assert_eq!(
+                matches!(parsed, ImageSource::Registry { .. }),
+                registry,
+                "{text}"
+            );
+        }
+        assert!(parse_image("acme/web latest", d).is_err());
     }
 
     #[test]

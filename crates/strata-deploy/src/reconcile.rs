@@ -943,3 +943,175 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::target::Container;
+
+    /// A target that records what it is asked and answers from data: containers "run" once
+    /// started; `exec` health answers `healthy`.
+    #[derive(Default)]
+    struct Recording {
+        containers: RefCell<Vec<Container>>,
+        calls: RefCell<Vec<String>>,
+        healthy: RefCell<bool>,
+    }
+
+    impl Target for Recording {
+        fn load(&self, _: &str, archive: &Path) -> Result<String, DeployError> {
+            assert!(archive.is_file(), "an archive to load");
+            self.calls.borrow_mut().push("load".into());
+            Ok("image-id".into())
+        }
+        fn start(&self, _: &str, spec: &ContainerSpec) -> Result<Vec<(u16, String)>, DeployError> {
+            self.calls.borrow_mut().push(format!("start {}", spec.name));
+            self.containers.borrow_mut().push(Container {
+                name: spec.name.clone(),
+                running: true,
+            });
+            Ok(vec![])
+        }
+        fn list(&self, _: &str, _: &str) -> Result<Vec<Container>, DeployError> {
+            Ok(self.containers.borrow().clone())
+        }
+        fn exec(&self, _: &str, _: &str, _: &str) -> Result<bool, DeployError> {
+            Ok(*self.healthy.borrow())
+        }
+        fn remove(&self, _: &str, name: &str, _: Duration) -> Result<(), DeployError> {
+            self.calls.borrow_mut().push(format!("remove {name}"));
+            self.containers.borrow_mut().retain(|c| c.name != name);
+            Ok(())
+        }
+    }
+
+    const FILE: &str = r#"
+name = "t"
+[[deployment]]
+name = "web"
+image = "localhost/acme/web:latest"
+health = { exec = "true", timeout = "100ms" }
+"#;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: Store,
+        file: DeployFile,
+        target: Recording,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::init(dir.path().join("store")).unwrap();
+            let file = DeployFile::parse(&dir.path().join("deploy.toml"), FILE).unwrap();
+            let target = Recording::default();
+            *target.healthy.borrow_mut() = true;
+            Fixture {
+                dir,
+                store,
+                file,
+                target,
+            }
+        }
+
+        /// A new image tagged `acme/web:latest`; its digest.
+        fn push(&self) -> String {
+            let image = strata_oci::random::image(&self.store, 1, 64).unwrap();
+            self.store
+                .tag("localhost/acme/web:latest", image.descriptor())
+                .unwrap();
+            image.digest().to_string()
+        }
+
+        fn deployer(&self) -> Deployer<'_> {
+            Deployer {
+                file: &self.file,
+                store: &self.store,
+                states: StateDir::new(self.dir.path(), "t"),
+                target: &self.target,
+                events: None,
+                trust: None,
+                client: None,
+                proxy_program: None,
+            }
+        }
+
+        fn reconcile(&self) -> Outcome {
+            self.deployer().reconcile(&[]).unwrap().remove(0)
+        }
+    }
+
+    #[test]
+    fn a_failed_health_check_removes_the_new_container_and_keeps_the_old() {
+        let f = Fixture::new();
+        let good = f.push();
+        assert_eq!(f.reconcile().result, "deployed");
+        let bad = f.push();
+        *f.target.healthy.borrow_mut() = false;
+        let out = f.reconcile();
+        assert_eq!(out.result, "rolled-back");
+        assert_eq!(out.running.as_deref(), Some(good.as_str()));
+        let names: Vec<String> = f
+            .target
+            .containers
+            .borrow()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with("t-web-1-"), "{names:?}");
+        let state = f.deployer().states.load("web").unwrap();
+        assert!(state.bad.contains(&bad));
+        // not retried: nothing loaded or started again
+        let calls = f.target.calls.borrow().len();
+        *f.target.healthy.borrow_mut() = true;
+        assert_eq!(f.reconcile().result, "known-bad");
+        assert_eq!(f.target.calls.borrow().len(), calls);
+    }
+
+    #[test]
+    fn a_container_left_by_a_crash_is_removed_and_the_rollout_redone_once() {
+        let f = Fixture::new();
+        f.push();
+        assert_eq!(f.reconcile().result, "deployed");
+        let new = f.push();
+        // as if a rollout had been killed after starting its container
+        let mut state = f.deployer().states.load("web").unwrap();
+        state.in_flight = Some(InFlight {
+            digest: new.clone(),
+            container: "t-web-2-crashed".into(),
+        });
+        f.deployer().states.save("web", &state).unwrap();
+        f.target.containers.borrow_mut().push(Container {
+            name: "t-web-2-crashed".into(),
+            running: true,
+        });
+        let out = f.reconcile();
+        assert_eq!(out.result, "deployed");
+        assert_eq!(out.running.as_deref(), Some(new.as_str()));
+        let containers = f.target.containers.borrow();
+        assert_eq!(containers.len(), 1, "{containers:?}");
+        assert!(
+            f.target
+                .calls
+                .borrow()
+                .contains(&"remove t-web-2-crashed".to_string())
+        );
+        assert!(f.deployer().states.load("web").unwrap().in_flight.is_none());
+    }
+
+    #[test]
+    fn a_vanished_container_is_restored_at_its_digest() {
+        let f = Fixture::new();
+        let d = f.push();
+        assert_eq!(f.reconcile().result, "deployed");
+        f.target.containers.borrow_mut().clear();
+        let out = f.reconcile();
+        assert_eq!(out.result, "deployed");
+        assert_eq!(out.running.as_deref(), Some(d.as_str()));
+        assert_eq!(f.target.containers.borrow().len(), 1);
+    }
+}
