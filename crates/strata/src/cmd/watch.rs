@@ -36,12 +36,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
     let json = args.options.json;
     let mut closed = None;
+    // Only news: a deployment's line is printed when its result or desired digest changes, not at
+    // every pass (a digest waiting for approval or refused stays so until something happens).
+    let mut last: std::collections::HashMap<String, (String, String)> = Default::default();
     ctx.deployer().watch(interval, &stop, |pass| match pass {
         Ok(outcomes) => {
-            // Only what changed: an up-to-date or held deployment is not news at every pass.
             let news: Vec<_> = outcomes
                 .into_iter()
-                .filter(|o| !matches!(o.result.as_str(), "up-to-date" | "held" | "known-bad"))
+                .filter(|o| {
+                    let now = (o.result.clone(), o.desired.clone());
+                    last.insert(o.deployment.clone(), now.clone()) != Some(now)
+                })
                 .collect();
             if !news.is_empty()
                 && let Err(e) = print_outcomes(&news, json)
