@@ -573,8 +573,7 @@ impl<'a> Deployer<'a> {
                             message.clone(),
                             Some(started.elapsed()),
                         )?;
-                        let (_, back) =
-                            self.roll_out(d, self.store, state, &good, "rollback", false)?;
+                        let (_, back) = self.roll_out(d, store, state, &good, "rollback", false)?;
                         Ok(("rolled-back".into(), format!("{message}; {back}")))
                     }
                     _ => {
@@ -835,7 +834,16 @@ impl<'a> Deployer<'a> {
                     .map(|r| r.digest.clone())
                     .ok_or_else(|| err("no earlier healthy revision to roll back to".into()))?,
             };
-            if self.store.resolve(&digest).is_err() {
+            let held_in = match &d.image {
+                ImageSource::Oci { dir, .. } => Store::open(dir).ok(),
+                _ => None,
+            };
+            if held_in
+                .as_ref()
+                .unwrap_or(self.store)
+                .resolve(&digest)
+                .is_err()
+            {
                 return Err(err(format!("{digest} is not in the store any more")));
             }
             state.bad.remove(&digest);
