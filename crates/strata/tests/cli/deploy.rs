@@ -789,3 +789,33 @@ fn a_registry_reference_is_pulled_by_digest_and_followed() {
     assert_eq!(w.running(), Some(v2));
     assert_eq!(w.page(), "remote v2");
 }
+
+#[test]
+fn an_oci_layout_reference_is_followed_and_rolled_back() {
+    let Some(mut w) = World::new("layout") else {
+        return;
+    };
+    let layout = w.dir.path().join("layout");
+    let copy_out = |w: &World| {
+        run_ok(w.strata().args([
+            "copy",
+            "localhost/acme/web:latest",
+            &format!("oci:{}:web", layout.display()),
+        ]));
+    };
+    let v1 = w.good("layout v1");
+    copy_out(&w);
+    w.image = format!("oci:{}:web", layout.display());
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    assert_eq!(w.page(), "layout v1");
+    w.good("layout v2");
+    copy_out(&w);
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.page(), "layout v2");
+    let (ok, out) = w.deploy(&["rollback", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(w.running(), Some(v1));
+    assert_eq!(w.page(), "layout v1");
+}
