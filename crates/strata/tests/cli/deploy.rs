@@ -721,6 +721,16 @@ fn the_example_chain_is_deployed_and_an_operations_patch_reaches_it_by_trigger()
         "{reason}"
     );
     assert!(reason.contains("replacing sha256:"), "{reason}");
+    // and `strata log` reads it as a sentence
+    let text = run_ok(strata().arg("log"));
+    let line = text
+        .lines()
+        .rfind(|l| l.contains(&format!("{name}/wordpress: deployed sha256:")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("→ httpd-php → wordpress), healthy in "),
+        "{line}"
+    );
 }
 
 #[test]
