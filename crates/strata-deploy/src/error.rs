@@ -59,7 +59,7 @@ pub enum DeployError {
         /// The image as written.
         image: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: ResolveError,
     },
     /// Exporting the image for podman failed.
     #[error("deployment {deployment}: cannot export {digest} for podman")]
@@ -116,4 +116,22 @@ pub enum DeployError {
     /// The events log failed.
     #[error("events log")]
     Events(#[from] strata_events::EventError),
+}
+
+/// Why an image reference did not resolve to a digest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The store or layout could not resolve it.
+    #[error("store")]
+    Store(#[source] Box<strata_oci::Error>),
+    /// The registry could not.
+    #[error("registry")]
+    Registry(#[source] Box<strata_registry::RegistryError>),
+    /// A registry reference, and no client to ask.
+    #[error("no registry client configured")]
+    NoClient,
+    /// The registry answered that it has no such manifest.
+    #[error("the registry has no such manifest")]
+    NoManifest,
 }

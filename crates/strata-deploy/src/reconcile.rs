@@ -13,7 +13,7 @@ use strata_oci::Store;
 
 use crate::config::{DeployFile, Deployment, ImageSource};
 use crate::decide::{Action, Observed, decide};
-use crate::error::DeployError;
+use crate::error::{DeployError, ResolveError};
 use crate::health::wait_healthy;
 use crate::state::{DeploymentState, Hold, InFlight, Proxy, Refusal, Running, StateDir};
 use crate::target::{ContainerSpec, LABEL_DEPLOYMENT, LABEL_DIGEST, Target};
@@ -200,7 +200,7 @@ impl<'a> Deployer<'a> {
     /// Resolve the image a deployment follows to a digest in a store: (digest, the store holding
     /// it, the reference that resolved).
     fn resolve(&self, d: &Deployment) -> Result<(String, Option<Store>, String), DeployError> {
-        let fail = |source: Box<dyn std::error::Error + Send + Sync>| DeployError::Resolve {
+        let fail = |source: ResolveError| DeployError::Resolve {
             deployment: d.name.clone(),
             image: d.image.to_string(),
             source,
@@ -227,23 +227,25 @@ impl<'a> Deployer<'a> {
                         Err(e) => last = Some(e),
                     }
                 }
-                Err(fail(Box::new(last.expect("at least one candidate"))))
+                Err(fail(ResolveError::Store(Box::new(
+                    last.expect("at least one candidate"),
+                ))))
             }
             ImageSource::Oci { dir, reference } => {
-                let other = Store::open(dir).map_err(|e| fail(Box::new(e)))?;
-                let desc = other.resolve(reference).map_err(|e| fail(Box::new(e)))?;
+                let other = Store::open(dir).map_err(|e| fail(ResolveError::Store(Box::new(e))))?;
+                let desc = other
+                    .resolve(reference)
+                    .map_err(|e| fail(ResolveError::Store(Box::new(e))))?;
                 Ok((desc.digest().to_string(), Some(other), reference.clone()))
             }
             ImageSource::Registry { reference } => {
-                let client = self
-                    .client
-                    .ok_or_else(|| fail("no registry client configured".into()))?;
-                let remote =
-                    strata_registry::RemoteRef::parse(reference).map_err(|e| fail(Box::new(e)))?;
+                let client = self.client.ok_or_else(|| fail(ResolveError::NoClient))?;
+                let remote = strata_registry::RemoteRef::parse(reference)
+                    .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?;
                 let digest = client
                     .head_manifest(&remote)
-                    .map_err(|e| fail(Box::new(e)))?
-                    .ok_or_else(|| fail("the registry has no such manifest".into()))?
+                    .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?
+                    .ok_or_else(|| fail(ResolveError::NoManifest))?
                     .to_string();
                 if self.store.resolve(&digest).is_err() {
                     let src = strata_registry::Location::Remote(remote.with_reference(&digest));
@@ -251,7 +253,8 @@ impl<'a> Deployer<'a> {
                         dir: self.store.root().to_path_buf(),
                         reference: format!("{}/{}@{digest}", remote.registry, remote.repository),
                     };
-                    strata_registry::copy(client, &src, &dst).map_err(|e| fail(Box::new(e)))?;
+                    strata_registry::copy(client, &src, &dst)
+                        .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?;
                 }
                 Ok((digest.clone(), None, digest))
             }
