@@ -126,6 +126,19 @@ fn timeline(events: &[Event]) -> String {
             ("push", "refused") => "was REFUSED a push to".to_string(),
             (k, r) => format!("{k} {r}"),
         };
+        if kind == "deploy"
+            && let Some(reason) = &e.reason
+        {
+            // A deployment's record is a sentence of its own: `acme-prod/wordpress: deployed
+            // sha256:… (corebuild … by operations → httpd-php → wordpress), healthy in 2.1 s, …`.
+            let by = e
+                .user
+                .as_deref()
+                .map(|u| format!(" [{u}]"))
+                .unwrap_or_default();
+            out.push_str(&format!("{time} {team} {}: {reason}{by}\n", e.image));
+            continue;
+        }
         let mut line = format!("{time} {team} {verb} {}", e.image);
         if let Some(user) = &e.user {
             line.push_str(&format!(" [{user}]"));

@@ -59,6 +59,11 @@ pub enum Command {
     Diff(diff::Args),
     /// Per layer: files, bytes wasted by later overwrites and deletes, dive's efficiency score.
     Layers(layers::Args),
+    /// Reconcile the deployments of a deploy.toml once; `status`, `history`, `rollback`, `hold`,
+    /// `release`, `approve`, `down`.
+    Deploy(deploy::Args),
+    /// The trigger loop: reconcile every deployment when the store changes and periodically.
+    Watch(watch::Args),
 }
 
 /// Run one subcommand.
@@ -88,12 +93,15 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args, global),
         Command::Diff(args) => diff::run(args, global),
         Command::Layers(args) => layers::run(args, global),
+        Command::Deploy(args) => deploy::run(args, global),
+        Command::Watch(args) => watch::run(args, global),
     }
 }
 
 mod build;
 mod build_image;
 mod copy;
+mod deploy;
 mod diff;
 mod dockerfile;
 mod export;
@@ -117,3 +125,4 @@ mod store;
 mod test;
 mod verify;
 mod version;
+mod watch;

@@ -8,6 +8,7 @@ mod chain_cli;
 mod common;
 mod custody_cli;
 mod debian_chain;
+mod deploy;
 mod dockerfile_cli;
 mod gc_caches;
 mod hostile_archives;

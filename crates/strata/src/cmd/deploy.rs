@@ -1,0 +1,395 @@
+//! `strata deploy`: reconcile the deployments of a `deploy.toml` once, and the manual controls
+//! (status, history, rollback, hold, release, approve, down). The front listener helper
+//! (`strata deploy proxy`) is started by a rollout, not by hand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use strata_deploy::{DeployFile, Deployer, Podman, RollbackTo, StateDir};
+
+use super::copy::ClientArgs;
+use crate::global::GlobalArgs;
+use crate::out::outln;
+
+/// Options every deploy command shares.
+#[derive(Debug, clap::Args)]
+pub struct DeployOptions {
+    /// The deploy file.
+    #[arg(
+        long = "file",
+        short = 'f',
+        global = true,
+        env = "STRATA_DEPLOY_FILE",
+        default_value = "deploy.toml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    /// Options given to podman before its subcommand (`--root DIR --storage-driver vfs`),
+    /// separated by white space.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_PODMAN_ARGS",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub podman_args: Option<String>,
+    /// Extra options of `podman run` (`--runtime runc --ulimit nofile=20000:20000`), separated by
+    /// white space.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_PODMAN_RUN_ARGS",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub podman_run_args: Option<String>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Arguments of `strata deploy`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Reconcile only these deployments (default: all).
+    names: Vec<String>,
+    #[command(flatten)]
+    options: DeployOptions,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// What runs, which digest, since when, healthy or not, holds, pending approvals.
+    Status {
+        /// Only these deployments.
+        names: Vec<String>,
+    },
+    /// A deployment's rollouts, rollbacks and failures, numbered.
+    History {
+        /// The deployment.
+        name: String,
+    },
+    /// Go back to the previous healthy digest (or `--to N` / `--to sha256:...`) and hold there.
+    Rollback {
+        /// The deployment.
+        name: String,
+        /// A revision number from `history`, or a digest.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Pin the running digest: new images wait until `release`.
+    Hold {
+        /// The deployment.
+        name: String,
+    },
+    /// Remove a hold; the deployment follows its image again.
+    Release {
+        /// The deployment.
+        name: String,
+    },
+    /// Let the digest waiting for approval (manual trigger) in, and roll it out.
+    Approve {
+        /// The deployment.
+        name: String,
+        /// The digest (default: the one waiting).
+        digest: Option<String>,
+    },
+    /// Stop a deployment's containers and front listeners (its state and history stay).
+    Down {
+        /// The deployment.
+        name: String,
+    },
+    /// The front listener of a published port (started by rollouts).
+    #[command(hide = true)]
+    Proxy {
+        /// `IP:PORT` to listen on.
+        #[arg(long)]
+        listen: String,
+        /// The file holding the backend's `IP:PORT`.
+        #[arg(long)]
+        backend_file: PathBuf,
+    },
+}
+
+/// What a deploy command works with, built from the flags.
+pub struct DeployContext {
+    /// The deploy file.
+    pub file: DeployFile,
+    /// The store.
+    pub store: strata_oci::Store,
+    /// The events log.
+    pub events: Option<strata_events::EventLog>,
+    /// The trust configuration of the chain, when a deployment requires verified images.
+    pub trust: Option<strata_attest::TrustConfig>,
+    /// Why the trust configuration could not be read, when it was needed.
+    pub trust_error: Option<anyhow::Error>,
+    /// The registry client.
+    pub client: Option<strata_registry::Client>,
+    /// The target.
+    pub podman: Podman,
+    /// The state directory.
+    pub state_root: PathBuf,
+}
+
+impl DeployContext {
+    /// Read the deploy file, open the store, the events log and (if needed) the chain's trust.
+    pub fn load(options: &DeployOptions, global: &GlobalArgs) -> Result<DeployContext> {
+        let path = global.workdir()?.join(&options.file);
+        let file = DeployFile::load(&path)?;
+        let store_path = global.store_path()?;
+        let store = strata_oci::Store::open(&store_path)
+            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+        let state_root = crate::global::state_dir_of(&store_path);
+        let events = match strata_events::EventLog::open(&state_root.join("events.db")) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::warn!("deployments will not be recorded: {e}");
+                None
+            }
+        };
+        // Only a rollout needs the trust: `status`, `hold`... work without the chain file.
+        let (trust, trust_error) = if file.deployments.iter().any(|d| d.require_verified) {
+            match super::graph::load_chain(global)
+                .and_then(|chain| Ok(strata_cascade::trust_config(&chain)?))
+            {
+                Ok(trust) => (Some(trust), None),
+                Err(e) => (
+                    None,
+                    Some(e.context("require.verified needs the chain's teams and keys")),
+                ),
+            }
+        } else {
+            (None, None)
+        };
+        let split = |s: &Option<String>| {
+            s.as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        Ok(DeployContext {
+            file,
+            store,
+            events,
+            trust,
+            trust_error,
+            client: options.client.client().ok(),
+            podman: Podman {
+                program: PathBuf::from("podman"),
+                global_args: split(&options.podman_args),
+                run_args: split(&options.podman_run_args),
+            },
+            state_root,
+        })
+    }
+
+    /// Fail when a rollout would need the trust configuration and it could not be read.
+    pub fn need_trust(&mut self) -> Result<()> {
+        match self.trust_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The deployer over this context.
+    pub fn deployer(&self) -> Deployer<'_> {
+        Deployer {
+            file: &self.file,
+            store: &self.store,
+            states: StateDir::new(&self.state_root, &self.file.name),
+            target: &self.podman,
+            events: self.events.as_ref(),
+            trust: self.trust.as_ref(),
+            client: self.client.as_ref(),
+            proxy_program: std::env::current_exe().ok(),
+        }
+    }
+}
+
+/// Run `strata deploy`.
+pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
+    if let Some(Sub::Proxy {
+        listen,
+        backend_file,
+    }) = &args.command
+    {
+        return proxy(listen, backend_file);
+    }
+    let mut ctx = DeployContext::load(&args.options, global)?;
+    if matches!(
+        args.command,
+        None | Some(Sub::Rollback { .. } | Sub::Approve { .. })
+    ) {
+        ctx.need_trust()?;
+    }
+    let deployer = ctx.deployer();
+    let json = args.options.json;
+    match args.command {
+        None => {
+            let outcomes = deployer.reconcile(&args.names)?;
+            print_outcomes(&outcomes, json)?;
+            let failed = outcomes
+                .iter()
+                .any(|o| matches!(o.result.as_str(), "failed" | "rolled-back" | "refused"));
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Sub::Status { names }) => {
+            let status = deployer.status(&names)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                for s in status {
+                    let st = &s.state;
+                    let running = st.running.as_ref().map_or("-".to_string(), |r| {
+                        format!(
+                            "{} since {} ({})",
+                            r.digest,
+                            r.since,
+                            if r.healthy { "healthy" } else { "unhealthy" }
+                        )
+                    });
+                    outln!("{}: {} → {}", s.name, s.image, running);
+                    if let Some(h) = &st.hold {
+                        outln!(
+                            "  held at {} by {} since {} ({})",
+                            h.digest,
+                            h.by,
+                            h.since,
+                            h.reason
+                        );
+                    }
+                    if let Some(p) = &st.pending {
+                        outln!("  waiting for approval: {} since {}", p.digest, p.since);
+                    }
+                    if let Some(r) = &st.refused {
+                        outln!("  refused: {}: {}", r.digest, r.reason);
+                    }
+                    for b in &st.bad {
+                        outln!("  bad (failed its health check): {b}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Sub::History { name }) => {
+            let status = deployer.status(std::slice::from_ref(&name))?;
+            let history = &status[0].state.history;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(history)?);
+            } else {
+                for r in history {
+                    outln!(
+                        "{:>3}  {}  {:<8} {:<6} {}{}",
+                        r.n,
+                        r.time,
+                        r.action,
+                        r.result,
+                        r.digest,
+                        r.cause
+                            .as_deref()
+                            .map(|c| format!("  ({c})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Sub::Rollback { name, to }) => {
+            let to = match to {
+                None => RollbackTo::Previous,
+                Some(t) if t.starts_with("sha256:") => RollbackTo::Digest(t),
+                Some(t) => RollbackTo::Revision(t.parse().with_context(|| {
+                    format!("--to {t}: neither a revision number nor a sha256: digest")
+                })?),
+            };
+            let outcome = deployer.rollback(&name, &to)?;
+            print_outcomes(std::slice::from_ref(&outcome), json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Sub::Hold { name }) => {
+            let state = deployer.hold(&name)?;
+            print_state(&name, "held", &state, json)
+        }
+        Some(Sub::Release { name }) => {
+            let state = deployer.release(&name)?;
+            print_state(&name, "released", &state, json)
+        }
+        Some(Sub::Approve { name, digest }) => {
+            let outcome = deployer.approve(&name, digest.as_deref())?;
+            print_outcomes(std::slice::from_ref(&outcome), json)?;
+            Ok(
+                if outcome.result == "deployed" || outcome.result == "up-to-date" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
+        }
+        Some(Sub::Down { name }) => {
+            deployer.down(&name)?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "deployment": name, "result": "down" })
+                );
+            } else {
+                outln!("{name}: down");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Sub::Proxy { .. }) => unreachable!("handled above"),
+    }
+}
+
+fn print_state(
+    name: &str,
+    what: &str,
+    state: &strata_deploy::DeploymentState,
+    json: bool,
+) -> Result<ExitCode> {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(state)?);
+    } else {
+        let at = state.running.as_ref().map_or("-", |r| r.digest.as_str());
+        outln!("{name}: {what} (running {at})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print reconcile outcomes: one line each, or a JSON array.
+pub fn print_outcomes(outcomes: &[strata_deploy::Outcome], json: bool) -> Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string(outcomes)?);
+    } else {
+        for o in outcomes {
+            outln!("{}: {}: {}", o.deployment, o.result, o.message);
+        }
+    }
+    Ok(())
+}
+
+/// The front listener: bind, say `ready` on stdout, forward until killed.
+fn proxy(listen: &str, backend_file: &std::path::Path) -> Result<ExitCode> {
+    let listener = match std::net::TcpListener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            outln!("cannot listen on {listen}: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    outln!("ready");
+    strata_deploy::proxy::serve(listener, backend_file)?;
+    Ok(ExitCode::SUCCESS)
+}

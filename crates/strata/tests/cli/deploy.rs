@@ -1,0 +1,831 @@
+//! `strata deploy` and `strata watch` with real podman (issue 17): busybox images built by strata
+//! serving a page with `busybox httpd`, deployed behind the deployment's front listener. Each test
+//! uses its own deploy name (the containers' prefix), its own podman storage and store, and removes
+//! its containers and listeners at the end.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+/// One test's world: a store, a podman storage, a deploy file, a public port.
+struct World {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+    name: String,
+    port: u16,
+    podman_args: String,
+    /// How long a new container has to pass its health check.
+    health_timeout: &'static str,
+    /// The store `strata deploy` uses (the build store unless a test says otherwise).
+    deploy_store: PathBuf,
+    /// The image the deployment follows.
+    image: String,
+}
+
+const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
+
+impl World {
+    /// None when podman or busybox is missing (outside CI).
+    fn new(test: &str) -> Option<World> {
+        require_tool("podman")?;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        busybox_rootfs_tar(&base.join("rootfs.tar"))?;
+        std::fs::write(base.join("Dockerfile"), "FROM scratch\nADD rootfs.tar /\n").unwrap();
+        let store = dir.path().join("store");
+        let world = World {
+            podman_args: format!(
+                "--root {} --runroot {} --storage-driver vfs",
+                dir.path().join("podman-root").display(),
+                dir.path().join("podman-run").display()
+            ),
+            name: format!("t{}-{test}", std::process::id()),
+            port: free_port(),
+            health_timeout: "60s",
+            deploy_store: store.clone(),
+            image: "acme/web".into(),
+            store,
+            dir,
+        };
+        world.build_image(&base, "localhost/acme/base:latest");
+        Some(world)
+    }
+
+    fn strata(&self) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+        c.env_remove("STRATA_CHAIN")
+            .env("STRATA_STORE", &self.deploy_store)
+            .env("STRATA_DEPLOY_FILE", self.dir.path().join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &self.podman_args)
+            .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn build_image(&self, context: &Path, tag: &str) -> String {
+        let out = run_ok(
+            self.strata()
+                .arg("--store")
+                .arg(&self.store)
+                .arg("build-image")
+                .arg(context)
+                .args(["-t", tag, "--json"]),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["digest"].as_str().unwrap().to_string()
+    }
+
+    /// Build `localhost/acme/web:latest` serving `page` (or, `healthy = false`, serving nothing);
+    /// returns its digest.
+    fn web(&self, page: &str, cmd: &str) -> String {
+        let ctx = self
+            .dir
+            .path()
+            .join(format!("web-{}", page.replace(' ', "-")));
+        std::fs::create_dir_all(ctx.join("www")).unwrap();
+        std::fs::write(ctx.join("www/index.html"), format!("{page}\n")).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!(
+                "FROM localhost/acme/base:latest\nCOPY www /www\nCMD [\"/bin/sh\", \"-c\", \"{cmd}\"]\n"
+            ),
+        )
+        .unwrap();
+        self.build_image(&ctx, "localhost/acme/web:latest")
+    }
+
+    fn good(&self, page: &str) -> String {
+        self.web(page, "exec /bin/busybox httpd -f -p 8080 -h /www")
+    }
+
+    fn write_deploy(&self, extra: &str) {
+        std::fs::write(
+            self.dir.path().join("deploy.toml"),
+            format!(
+                "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
+                 image = \"{}\"\nports = [\"127.0.0.1:{}:8080\"]\n\
+                 health = {{ http = \"/index.html\", port = 8080, timeout = \"{}\" }}\n\
+                 stop_grace = \"1s\"\nnetwork = \"none\"\n{extra}",
+                self.name, self.image, self.port, self.health_timeout
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `strata deploy ARGS --json`: (success, stdout as JSON).
+    fn deploy(&self, args: &[&str]) -> (bool, Value) {
+        let out = self
+            .strata()
+            .arg("deploy")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "deploy {args:?}: {e}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), value)
+    }
+
+    fn status(&self) -> Value {
+        self.deploy(&["status"]).1[0].clone()
+    }
+
+    fn running(&self) -> Option<String> {
+        self.status()["running"]["digest"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The page the public port serves.
+    fn page(&self) -> String {
+        http_get(self.port, "/index.html").unwrap_or_else(|e| panic!("GET: {e}"))
+    }
+
+    fn podman(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.args(self.podman_args.split_whitespace());
+        c
+    }
+
+    /// This test's containers: (name, running).
+    fn containers(&self) -> Vec<(String, bool)> {
+        let out = run_ok(self.podman().args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.strata.deploy={}/web", self.name),
+            "--format",
+            "{{.Names}} {{.State}}",
+        ]));
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, s)| (n.to_string(), s.starts_with("Up") || s == "running"))
+            .collect()
+    }
+
+    fn events(&self, result: &str) -> Vec<Value> {
+        let out = run_ok(self.strata().args(["log", "--json"]));
+        let all: Vec<Value> = serde_json::from_str(&out)
+            .or_else(|_| {
+                out.lines()
+                    .map(serde_json::from_str)
+                    .collect::<Result<Vec<Value>, _>>()
+            })
+            .unwrap();
+        all.into_iter()
+            .filter(|e| e["kind"] == "deploy" && e["result"] == result)
+            .collect()
+    }
+
+    fn watch(&self) -> Child {
+        self.strata()
+            .args(["watch", "--interval", "1s", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.strata().args(["deploy", "down", "web"]).output();
+        // The podman storage is this test's own: whatever `down` left goes too.
+        let _ = self
+            .podman()
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).map_err(|e| e.to_string())?;
+    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
+        return Err(format!("not a 200: {body:?}"));
+    }
+    Ok(body
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+/// Wait for `done` to hold (a state another process reaches), failing after a generous deadline.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn auto_trigger_rolls_out_each_new_digest_by_digest_behind_one_public_port() {
+    let Some(w) = World::new("auto") else { return };
+    let v1 = w.good("hello v1");
+    w.write_deploy("");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "hello v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+
+    // nothing new: nothing done
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok);
+    assert_eq!(out[0]["result"], "up-to-date", "{out}");
+
+    let v2 = w.good("hello v2");
+    let (ok, out) = w.deploy(&["web"]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed");
+    assert!(
+        out[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replacing {v1}")),
+        "{out}"
+    );
+    assert_eq!(w.page(), "hello v2");
+    assert_eq!(w.running().as_deref(), Some(v2.as_str()));
+    let containers = w.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(containers[0].1);
+    // podman runs the digest, not the tag
+    let inspect = run_ok(w.podman().args([
+        "inspect",
+        &containers[0].0,
+        "--format",
+        "{{index .Config.Labels \"dev.strata.deploy.digest\"}}",
+    ]));
+    assert_eq!(inspect.trim(), v2);
+
+    let (_, history) = w.deploy(&["history", "web"]);
+    let digests: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].clone())
+        .collect();
+    assert_eq!(digests, [Value::from(v1.clone()), Value::from(v2.clone())]);
+    let deployed = w.events("ok");
+    assert_eq!(deployed.len(), 2, "{deployed:?}");
+    assert_eq!(deployed.last().unwrap()["oldDigest"], Value::from(v1));
+}
+
+#[test]
+fn manual_trigger_waits_for_approve() {
+    let Some(w) = World::new("manual") else {
+        return;
+    };
+    let v1 = w.good("manual v1");
+    w.write_deploy("trigger = \"manual\"\n");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "pending", "{out}");
+    assert!(w.containers().is_empty());
+    assert_eq!(w.status()["pending"]["digest"], Value::from(v1.clone()));
+
+    let (ok, out) = w.deploy(&["approve", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "manual v1");
+
+    let v2 = w.good("manual v2");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "pending", "{out}");
+    assert_eq!(w.page(), "manual v1");
+    // approving some other digest is refused
+    let out = w
+        .strata()
+        .args(["deploy", "approve", "web", &v1])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (ok, out) = w.deploy(&["approve", "web", &v2]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "manual v2");
+    assert_eq!(w.events("approved").len(), 2);
+}
+
+#[test]
+fn a_failing_health_check_rolls_back_and_the_bad_digest_is_not_retried() {
+    let Some(mut w) = World::new("health") else {
+        return;
+    };
+    w.health_timeout = "5s";
+    let v1 = w.good("stable v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    // serves nothing: the health check fails
+    let bad = w.web("broken", "exec /bin/busybox sleep 600");
+    let (ok, out) = w.deploy(&[]);
+    assert!(!ok, "{out}");
+    assert_eq!(out[0]["result"], "rolled-back", "{out}");
+    assert_eq!(w.page(), "stable v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+    assert_eq!(w.status()["bad"], serde_json::json!([bad]));
+    assert_eq!(w.containers().len(), 1);
+
+    // not retried: no new container, no new history
+    let history = w.deploy(&["history", "web"]).1.as_array().unwrap().len();
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["result"], "known-bad");
+    assert_eq!(
+        w.deploy(&["history", "web"]).1.as_array().unwrap().len(),
+        history
+    );
+
+    // a newer digest goes out
+    let v3 = w.good("fixed v3");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "fixed v3");
+    assert_eq!(w.running(), Some(v3));
+}
+
+#[test]
+fn a_hold_survives_a_hundred_reconciles_and_new_images_and_a_rollback_holds() {
+    let Some(w) = World::new("hold") else { return };
+    let v1 = w.good("held v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    assert!(w.deploy(&["hold", "web"]).0);
+    let v2 = w.good("new v2");
+    for n in 0..100 {
+        if n == 50 {
+            w.good("newer v3");
+        }
+        let (ok, out) = w.deploy(&[]);
+        assert!(ok && out[0]["result"] == "held", "{n}: {out}");
+    }
+    assert_eq!(w.page(), "held v1");
+    assert_eq!(w.running().as_deref(), Some(v1.as_str()));
+    assert!(w.deploy(&["release", "web"]).0);
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "deployed", "{out}");
+    assert_eq!(w.page(), "newer v3");
+
+    // a manual rollback holds: the next image does not overwrite it (Flux's and Argo's complaint)
+    let (ok, out) = w.deploy(&["rollback", "web", "--to", "1"]);
+    assert!(ok, "{out}");
+    assert_eq!(w.page(), "held v1");
+    w.good("even newer v4");
+    let (_, out) = w.deploy(&[]);
+    assert_eq!(out[0]["result"], "held", "{out}");
+    assert_eq!(w.page(), "held v1");
+    assert_ne!(w.running(), Some(v2));
+}
+
+#[test]
+fn kill_9_of_watch_mid_rollout_converges_to_one_running_version() {
+    let Some(w) = World::new("kill") else { return };
+    w.good("before v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    // v2 takes a while to answer, so the rollout is caught in the middle
+    let v2 = w.web(
+        "after v2",
+        "sleep 4; exec /bin/busybox httpd -f -p 8080 -h /www",
+    );
+    w.write_deploy("");
+    let mut watch = w.watch();
+    let state = w
+        .deploy_store
+        .join(".strata/deploy")
+        .join(&w.name)
+        .join("web.json");
+    // the new container is made (it answers only after 4 s): the rollout is in the middle
+    wait_for("the rollout to start", || w.containers().len() == 2);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("\"inFlight\": {")
+    );
+
+    let mut watch = w.watch();
+    wait_for("convergence on v2", || {
+        w.running().as_deref() == Some(v2.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let containers = w.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(containers[0].1);
+    assert_eq!(w.page(), "after v2");
+}
+
+#[test]
+fn an_unverified_image_is_refused_and_the_running_version_stays() {
+    let Some(w) = World::new("verify") else {
+        return;
+    };
+    let v1 = w.good("trusted v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    std::fs::write(
+        w.dir.path().join("strata.toml"),
+        "name = \"acme\"\n[teams.development]\n",
+    )
+    .unwrap();
+    w.write_deploy("require = { verified = true }\n");
+    let v2 = w.good("unsigned v2");
+    for _ in 0..2 {
+        let out = w
+            .strata()
+            .env("STRATA_CHAIN", w.dir.path().join("strata.toml"))
+            .args(["deploy", "--json"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["result"], "refused", "{v}");
+    }
+    assert_eq!(w.page(), "trusted v1");
+    assert_eq!(w.running(), Some(v1));
+    // on record, once
+    let refused = w.events("refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["newDigest"], Value::from(v2));
+}
+
+#[test]
+fn a_replace_loses_no_request() {
+    let Some(w) = World::new("nodrop") else {
+        return;
+    };
+    w.good("steady v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    w.good("steady v2");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = w.port;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut sent, mut failed, mut pages) =
+                (0, Vec::new(), std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                match http_get(port, "/index.html") {
+                    Ok(page) => {
+                        pages.insert(page);
+                    }
+                    Err(e) => failed.push(e),
+                }
+            }
+            (sent, failed, pages)
+        })
+    };
+    let (ok, out) = w.deploy(&[]);
+    // a few more requests on the new version, then stop
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.page(), "steady v2");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed, pages) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(
+        pages.contains("steady v1") && pages.contains("steady v2"),
+        "{pages:?}"
+    );
+    assert_eq!(w.containers().len(), 1);
+}
+
+#[test]
+fn a_burst_of_new_digests_under_watch_coalesces_and_ends_on_the_last() {
+    let Some(w) = World::new("burst") else { return };
+    let mut digests = Vec::new();
+    for n in 0..10 {
+        digests.push(w.good(&format!("burst {n}")));
+        run_ok(w.strata().args([
+            "copy",
+            "localhost/acme/web:latest",
+            &format!("localhost/acme/web:{n}"),
+        ]));
+    }
+    run_ok(
+        w.strata()
+            .args(["copy", "localhost/acme/web:0", "localhost/acme/web:latest"]),
+    );
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    let mut watch = w.watch();
+    // ten new digests, one after another as fast as strata tags them
+    for n in 1..10 {
+        run_ok(w.strata().args([
+            "copy",
+            &format!("localhost/acme/web:{n}"),
+            "localhost/acme/web:latest",
+        ]));
+    }
+    let last = digests[9].clone();
+    wait_for("the last digest", || {
+        w.running().as_deref() == Some(last.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let history = w.deploy(&["history", "web"]).1;
+    let rollouts = history.as_array().unwrap().len() - 1;
+    assert!(
+        (1..=2).contains(&rollouts),
+        "{rollouts} rollouts: {history}"
+    );
+    assert_eq!(w.page(), "burst 9");
+}
+
+/// Stops a deploy file's deployments and removes its private podman storage's containers on drop.
+struct Teardown {
+    strata: Command,
+    podman_args: String,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = self.strata.output();
+        let _ = Command::new("podman")
+            .args(self.podman_args.split_whitespace())
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
+    }
+}
+
+/// The README's main job, to its end: the example chain, signed, deployed from a deploy file in
+/// another directory with `require.verified`, then operations patches the corebuild and the patch
+/// cascades to the running application through `strata watch`, with no manual deploy step.
+#[test]
+fn the_example_chain_is_deployed_and_an_operations_patch_reaches_it_by_trigger() {
+    if require_tool("podman").is_none() || !strata_testutil::can_build_example() {
+        return;
+    }
+    let dir = strata_testutil::init_example(assert_cmd::cargo::cargo_bin!("strata"));
+    let d = dir.path();
+    let teams = ["operations", "middleware", "development"];
+    let mut chain = std::fs::read_to_string(d.join("strata.toml")).unwrap();
+    for team in teams {
+        run_ok(
+            Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+                .args(["key", "generate", "--team", team, "--out"])
+                .arg(d.join("keys")),
+        );
+        chain = chain.replace(
+            &format!("[teams.{team}]\n"),
+            &format!("[teams.{team}]\nkeys = [\"keys/{team}.pub\"]\n"),
+        );
+    }
+    std::fs::write(d.join("strata.toml"), chain).unwrap();
+    let podman_args = format!(
+        "--root {} --runroot {} --storage-driver vfs",
+        d.join("podman-root").display(),
+        d.join("podman-run").display()
+    );
+    let releases = d.join("releases");
+    std::fs::create_dir_all(&releases).unwrap();
+    let port = free_port();
+    let name = format!("acme-prod-{}", std::process::id());
+    std::fs::write(
+        releases.join("deploy.toml"),
+        format!(
+            "name = \"{name}\"\nowner = \"development\"\n[[deployment]]\nname = \"wordpress\"\n\
+             image = \"acme/wordpress:latest\"\ntrigger = \"auto\"\ntarget = \"local\"\n\
+             ports = [\"127.0.0.1:{port}:8080\"]\n\
+             health = {{ http = \"/index.php\", port = 8080, timeout = \"30s\" }}\n\
+             require = {{ verified = true }}\nstop_grace = \"1s\"\nnetwork = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    let strata = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+        c.arg("-C")
+            .arg(d)
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .env("STRATA_DEPLOY_FILE", releases.join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &podman_args)
+            .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS);
+        for team in teams {
+            c.env(
+                format!("STRATA_KEY_{}", team.to_uppercase()),
+                d.join(format!("keys/{team}.key")),
+            );
+        }
+        c
+    };
+    let _teardown = Teardown {
+        strata: {
+            let mut c = strata();
+            c.args(["deploy", "down", "wordpress"]);
+            c
+        },
+        podman_args: podman_args.clone(),
+    };
+    let digest_of = |image: &str| {
+        let out = run_ok(strata().args(["inspect", image, "--format", "json"]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["digest"].as_str().unwrap().to_string()
+    };
+    let running = || {
+        let out = run_ok(strata().args(["deploy", "status", "--json"]));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v[0]["running"]["digest"].as_str().map(str::to_string)
+    };
+
+    run_ok(strata().arg("build"));
+    let out = run_ok(strata().args(["deploy", "--json"]));
+    assert!(out.contains("\"deployed\""), "{out}");
+    assert_eq!(running(), Some(digest_of("acme/wordpress")));
+    let page = http_get(port, "/index.php").unwrap();
+
+    // operations patches the corebuild; `strata watch` takes it to the running application
+    let mut watch = strata()
+        .args(["watch", "--interval", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let motd = d.join("corebuild/motd");
+    let patched = std::fs::read_to_string(&motd).unwrap() + "patched by operations\n";
+    std::fs::write(&motd, patched).unwrap();
+    run_ok(strata().arg("build"));
+    let new = digest_of("acme/wordpress");
+    wait_for("the patched wordpress to run", || {
+        running().as_deref() == Some(new.as_str())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    assert_eq!(http_get(port, "/index.php").unwrap(), page);
+    let status: Value =
+        serde_json::from_str(&run_ok(strata().args(["deploy", "status", "--json"]))).unwrap();
+    let container = status[0]["running"]["container"].as_str().unwrap();
+    let motd_inside = run_ok(
+        Command::new("podman")
+            .args(podman_args.split_whitespace())
+            .args(["exec", container, "cat", "/etc/motd"]),
+    );
+    assert!(
+        motd_inside.contains("patched by operations"),
+        "{motd_inside}"
+    );
+    // on record, with its cause
+    let log: Vec<Value> = serde_json::from_str(&run_ok(strata().args(["log", "--json"]))).unwrap();
+    let deployed = log
+        .iter()
+        .rfind(|e| e["kind"] == "deploy" && e["result"] == "ok")
+        .unwrap();
+    assert_eq!(deployed["newDigest"], Value::from(new));
+    let reason = deployed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("corebuild") && reason.contains("by operations"),
+        "{reason}"
+    );
+    assert!(reason.contains("replacing sha256:"), "{reason}");
+    // and `strata log` reads it as a sentence
+    let text = run_ok(strata().arg("log"));
+    let line = text
+        .lines()
+        .rfind(|l| l.contains(&format!("{name}/wordpress: deployed sha256:")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("→ httpd-php → wordpress), healthy in "),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_bad_deploy_file_is_one_line_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.toml"),
+        "name = \"prod\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\nreplicas = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .current_dir(dir.path())
+        .env_remove("STRATA_DEPLOY_FILE")
+        .env("STRATA_STORE", dir.path().join("store"))
+        .args(["deploy", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("deploy.toml:5:1: unknown field `replicas`"),
+        "{stderr}"
+    );
+    // an unknown deployment is named with the ones there are
+    strata_oci::Store::init(dir.path().join("store")).unwrap();
+    std::fs::write(
+        dir.path().join("deploy.toml"),
+        "name = \"prod\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\n",
+    )
+    .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .current_dir(dir.path())
+        .env_remove("STRATA_DEPLOY_FILE")
+        .env("STRATA_STORE", dir.path().join("store"))
+        .args(["deploy", "hold", "wbe"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no deployment named \"wbe\" (it has: web)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_registry_reference_is_pulled_by_digest_and_followed() {
+    let Some(mut w) = World::new("registry") else {
+        return;
+    };
+    let v1 = w.good("remote v1");
+    let serve = crate::common::Serve::start(&w.store, &[]);
+    // the deploying side has a store of its own: the image comes through the registry
+    w.deploy_store = w.dir.path().join("deploy-store");
+    strata_oci::Store::init(&w.deploy_store).unwrap();
+    w.image = format!("{}/acme/web:latest", serve.host);
+    w.write_deploy("");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(out[0]["desired"], Value::from(v1.clone()));
+    assert_eq!(w.page(), "remote v1");
+    let v2 = w.good("remote v2");
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.running(), Some(v2));
+    assert_eq!(w.page(), "remote v2");
+}
+
+#[test]
+fn an_oci_layout_reference_is_followed_and_rolled_back() {
+    let Some(mut w) = World::new("layout") else {
+        return;
+    };
+    let layout = w.dir.path().join("layout");
+    let copy_out = |w: &World| {
+        run_ok(w.strata().args([
+            "copy",
+            "localhost/acme/web:latest",
+            &format!("oci:{}:web", layout.display()),
+        ]));
+    };
+    let v1 = w.good("layout v1");
+    copy_out(&w);
+    w.image = format!("oci:{}:web", layout.display());
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    assert_eq!(w.page(), "layout v1");
+    w.good("layout v2");
+    copy_out(&w);
+    let (ok, out) = w.deploy(&[]);
+    assert!(ok && out[0]["result"] == "deployed", "{out}");
+    assert_eq!(w.page(), "layout v2");
+    let (ok, out) = w.deploy(&["rollback", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(w.running(), Some(v1));
+    assert_eq!(w.page(), "layout v1");
+}
