@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::dockerignore::{DockerIgnore, PatternError, clean_path};
-use crate::scoped;
+use strata_oci::scoped;
 
 /// What can go wrong reading a build context.
 #[derive(Debug, thiserror::Error)]
