@@ -2,7 +2,7 @@
 //!
 //! Paths are always relative to the context root and `/`-separated. A source can never leave the
 //! context: `..` is clamped at the root and symlinks on the way to a source are followed inside it
-//! (see [`crate::scoped`]), as BuildKit does. The context's tree digest, used in build keys, hashes
+//! (see [`strata_oci::scoped`]), as BuildKit does. The context's tree digest, used in build keys, hashes
 //! file contents through a [`StatCache`] so unchanged files are not read again.
 
 use std::collections::BTreeMap;
