@@ -31,9 +31,6 @@ use crate::keys::{KeyId, PublicKey};
 use crate::policy::{Policy, format_age};
 use crate::provenance::{DEP_IMPORT, Provenance, rfc3339};
 
-/// The manifest annotation naming the digest of the image underneath (written by the builder).
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
 /// Whom to trust: each team's public keys, and each image's owner team (and tier), as the chain
 /// file declares them. Images are named by repository path (`acme/corebuild`); the registry and
 /// tag are ignored, so the same image verifies wherever it was pushed.
@@ -726,7 +723,7 @@ fn check_parent(
         .manifest()
         .annotations()
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_BASE_DIGEST))
+        .and_then(|a| a.get(strata_oci::annotations::ANNOTATION_BASE_IMAGE_DIGEST))
         .map(|d| d.parse::<Digest>());
     let annotated = match annotated {
         None => None,

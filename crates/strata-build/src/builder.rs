@@ -15,35 +15,20 @@ pub use strata_sandbox::DEFAULT_PIDS_LIMIT;
 pub use strata_sandbox::Network as RunNetwork;
 
 use crate::add;
-use crate::config::{History, ImageConfig};
 use crate::context::{BuildContext, StatCache};
 use crate::copy::{self, CopyOptions, CopySource};
 use crate::error::{BuildError, StepError};
-use crate::fsindex::FsIndex;
 use crate::layer::{self, LayerRef, StepCache};
 use crate::metadata::{self, StageFlags};
 use crate::snapshot::Snapshots;
 use crate::squash;
 use crate::users::{self, Owner};
-
-/// Manifest annotation: the base image's reference.
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
-/// Manifest annotation: the base image's manifest digest.
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-/// Manifest annotation: creation time.
-pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
-
-/// How layers are squashed at the end of a build.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Squash {
-    /// Keep every layer.
-    #[default]
-    None,
-    /// The layers this Dockerfile added become one (`--squash`, buildah's meaning).
-    Own,
-    /// All layers, the base's included, become one (`--squash-all`).
-    All,
-}
+use strata_oci::Squash;
+use strata_oci::annotations::{
+    ANNOTATION_BASE_IMAGE_DIGEST, ANNOTATION_BASE_IMAGE_NAME, ANNOTATION_CREATED,
+};
+use strata_oci::fsindex::FsIndex;
+use strata_oci::image_config::{History, ImageConfig};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -327,7 +312,7 @@ fn load_image(
     let mut fs = FsIndex::new();
     let mut layers = Vec::new();
     for (desc, diff_id) in image.layers().iter().zip(diff_ids) {
-        layer::index_layer(store, &mut fs, desc)?;
+        strata_oci::layer_index::index_layer(store, &mut fs, desc)?;
         layers.push(LayerRef {
             descriptor: desc.clone(),
             diff_id: diff_id.to_string(),
@@ -804,7 +789,7 @@ impl<'a> Builder<'a> {
         match layer {
             None => state.push_empty(&self.created, created_by),
             Some(layer) => {
-                layer::index_layer(self.store, &mut state.fs, &layer.descriptor)?;
+                strata_oci::layer_index::index_layer(self.store, &mut state.fs, &layer.descriptor)?;
                 state.push_layer(layer, &self.created, created_by);
             }
         }
@@ -824,8 +809,8 @@ impl<'a> Builder<'a> {
 
     /// The text of a file of the image being built, read from the layer that holds it.
     fn read_image_file(&self, state: &StageState, path: &str) -> Result<Option<String>, StepError> {
-        let resolved =
-            crate::scoped::resolve(&state.fs, path, true).map_err(|e| StepError::Copy(e.into()))?;
+        let resolved = strata_oci::scoped::resolve(&state.fs, path, true)
+            .map_err(|e| StepError::Copy(e.into()))?;
         let Some(layer_index) = state.fs.layer_of(&resolved) else {
             return Ok(None);
         };
@@ -855,9 +840,9 @@ impl<'a> Builder<'a> {
         created_by: &str,
     ) -> Result<(), StepError> {
         let absolute = if path.starts_with('/') {
-            crate::fsindex::normalise(path)
+            strata_oci::fsindex::normalise(path)
         } else {
-            crate::fsindex::normalise(&format!("{}/{}", state.workdir(), path))
+            strata_oci::fsindex::normalise(&format!("{}/{}", state.workdir(), path))
         };
         state.config.config.working_dir = Some(absolute.clone());
         let user = state.config.config.user.clone().filter(|u| !u.is_empty());
@@ -1220,8 +1205,8 @@ impl<'a> Builder<'a> {
             .collect();
         annotations.insert(ANNOTATION_CREATED.to_string(), self.created.clone());
         if let Some((name, digest)) = &state.base {
-            annotations.insert(ANNOTATION_BASE_NAME.to_string(), name.clone());
-            annotations.insert(ANNOTATION_BASE_DIGEST.to_string(), digest.to_string());
+            annotations.insert(ANNOTATION_BASE_IMAGE_NAME.to_string(), name.clone());
+            annotations.insert(ANNOTATION_BASE_IMAGE_DIGEST.to_string(), digest.to_string());
         }
         manifest.set_annotations(Some(annotations));
         let descriptor = self.store.put_manifest(&manifest)?;

@@ -2,7 +2,7 @@
 //!
 //! Paths are always relative to the context root and `/`-separated. A source can never leave the
 //! context: `..` is clamped at the root and symlinks on the way to a source are followed inside it
-//! (see [`crate::scoped`]), as BuildKit does. The context's tree digest, used in build keys, hashes
+//! (see [`strata_oci::scoped`]), as BuildKit does. The context's tree digest, used in build keys, hashes
 //! file contents through a [`StatCache`] so unchanged files are not read again.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::dockerignore::{DockerIgnore, PatternError, clean_path};
-use crate::scoped;
+use strata_oci::scoped;
 
 /// What can go wrong reading a build context.
 #[derive(Debug, thiserror::Error)]

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 
 use crate::context::{BuildContext, ContextEntry, ContextError};
 use crate::dockerignore::DockerIgnore;
-use crate::fsindex::{FsIndex, NodeKind, normalise};
-use crate::scoped;
 use crate::users::Owner;
+use strata_oci::fsindex::{FsIndex, NodeKind, normalise};
+use strata_oci::scoped;
 
 /// Why a COPY cannot be planned.
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,9 @@ use std::sync::atomic::AtomicBool;
 use strata_oci::Store;
 use strata_sandbox::{ExitStatus, Network, Output, SandboxError};
 
-use crate::config::ImageConfig;
 use crate::error::StepError;
 use crate::snapshot::Snapshots;
+use strata_oci::image_config::ImageConfig;
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -10,12 +10,10 @@ use std::path::Path;
 use strata_oci::tar::LayerOptions;
 use strata_oci::{Compression, Digest, MediaType, Store};
 
-use crate::builder::{ANNOTATION_CREATED, BuildResult};
-use crate::config::{History, ImageConfig};
+use crate::builder::BuildResult;
 use crate::error::{BuildError, StepError};
-
-/// Manifest annotation: the sha256 of the imported tarball.
-pub const ANNOTATION_SOURCE_DIGEST: &str = "dev.strata.source.digest";
+use strata_oci::annotations::{ANNOTATION_CREATED, ANNOTATION_SOURCE_DIGEST};
+use strata_oci::image_config::{History, ImageConfig};
 
 /// How to import.
 #[derive(Debug, Clone, Default)]

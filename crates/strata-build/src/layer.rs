@@ -15,7 +15,7 @@ use strata_oci::{Descriptor, Digest, Store};
 use crate::context::StatCache;
 use crate::copy::{CopyPlan, PlannedContent, PlannedEntry};
 use crate::error::StepError;
-use crate::fsindex::{FsIndex, HeaderRecord, Node, NodeKind, read_headers};
+use strata_oci::fsindex::{FsIndex, Node, NodeKind};
 
 /// A layer of the image being built: its blob descriptor and its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,92 +213,6 @@ pub fn index_plan(fs: &mut FsIndex, plan: &CopyPlan) {
                 size,
                 layer,
             },
-        );
-    }
-}
-
-/// Read a stored layer into the filesystem index. The layer's headers are cached beside the store
-/// (keyed by the blob's digest, so an entry never goes stale), so a base image is decompressed
-/// once, not at every build on top of it.
-pub fn index_layer(store: &Store, fs: &mut FsIndex, layer: &Descriptor) -> Result<(), StepError> {
-    let digest = Digest::from_oci(layer.digest())?;
-    fs.apply_headers(&layer_headers(store, &digest)?);
-    Ok(())
-}
-
-/// Where the store's layer headers are cached (one file per layer blob, named by its hex digest).
-pub fn headers_dir(store: &Store) -> PathBuf {
-    let tmp = store.tmp_dir();
-    tmp.parent().unwrap_or(&tmp).join("layer-headers")
-}
-
-/// Where the headers of layer `digest` are cached.
-fn headers_path(store: &Store, digest: &Digest) -> PathBuf {
-    headers_dir(store).join(digest.hex())
-}
-
-/// The headers of a stored layer: from the cache, else read from the blob and cached.
-pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>, StepError> {
-    let cached = headers_path(store, digest);
-    if let Ok(bytes) = fs::read(&cached)
-        && let Ok(headers) = serde_json::from_slice(&bytes)
-    {
-        return Ok(headers);
-    }
-    let io = |source| StepError::Io {
-        path: store.blob_path(digest),
-        source,
-    };
-    let reader = store.open_blob(digest)?;
-    let decoder = strata_oci::compress::Decoder::detect(reader).map_err(io)?;
-    let headers = read_headers(decoder).map_err(io)?;
-    let write = || -> std::io::Result<()> {
-        fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")))?;
-        let bytes = serde_json::to_vec(&headers).map_err(std::io::Error::other)?;
-        strata_oci::layout::atomic_write(&cached, &bytes).map_err(std::io::Error::other)
-    };
-    if let Err(e) = write() {
-        tracing::warn!("layer header cache: cannot write {}: {e}", cached.display());
-    }
-    Ok(headers)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_headers_are_cached_by_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::init(dir.path().join("store")).unwrap();
-        let meta = Metadata::new(0o750, 33, 33);
-        let layer = write_entries(
-            &store,
-            vec![
-                Entry::dir("srv", meta.clone()),
-                Entry::file_bytes("srv/a.txt", b"a".to_vec(), meta.clone()),
-                Entry::symlink("srv/link", "a.txt", meta),
-            ],
-            LayerOptions::default(),
-        )
-        .unwrap();
-        let mut first = FsIndex::new();
-        index_layer(&store, &mut first, &layer.descriptor).unwrap();
-        assert_eq!(first.get("/srv/a.txt").unwrap().uid, 33);
-        assert_eq!(first.get("/srv").unwrap().mode, 0o750);
-        // The second index comes from the cache: it works without the blob.
-        let digest = Digest::from_oci(layer.descriptor.digest()).unwrap();
-        assert!(headers_path(&store, &digest).is_file());
-        fs::remove_file(store.blob_path(&digest)).unwrap();
-        let mut second = FsIndex::new();
-        index_layer(&store, &mut second, &layer.descriptor).unwrap();
-        assert_eq!(
-            first.iter().collect::<Vec<_>>(),
-            second.iter().collect::<Vec<_>>()
-        );
-        assert_eq!(
-            second.get("/srv/link").unwrap().kind,
-            NodeKind::Symlink("a.txt".to_string())
         );
     }
 }

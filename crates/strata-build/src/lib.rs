@@ -4,19 +4,16 @@
 
 pub mod add;
 pub mod builder;
-pub mod config;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;
 pub mod error;
 pub mod exec;
-pub mod fsindex;
 pub mod import;
 pub mod layer;
 pub mod metadata;
 pub mod prune;
 mod run;
-pub mod scoped;
 pub mod secret;
 pub mod snapshot;
 mod squash;

@@ -3,7 +3,7 @@
 
 use strata_dockerfile::{Command, CommandLine};
 
-use crate::config::{Empty, HealthConfig, ImageConfig};
+use strata_oci::image_config::{Empty, HealthConfig, ImageConfig};
 
 /// The default shell of a Linux image.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use strata_oci::{Digest, GcReport, Store};
 
 use crate::builder::rootfs_cache_name;
-use crate::layer::{LayerRef, headers_dir};
+use crate::layer::LayerRef;
 use crate::snapshot::snapshot_name;
+use strata_oci::layer_index::headers_dir;
 
 /// One cache entry removed (or, in a dry run, that would be).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

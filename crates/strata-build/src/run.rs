@@ -122,7 +122,7 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
                     .flatten()
                     .unwrap_or_else(|| inputs.context_root.to_path_buf());
                 let inner = m.source.clone().unwrap_or_else(|| "/".to_string());
-                let source = crate::scoped::resolve_on_disk(&root, &inner, true)
+                let source = strata_oci::scoped::resolve_on_disk(&root, &inner, true)
                     .map_err(|e| StepError::Copy(e.into()))?;
                 if !source.exists() {
                     return Err(StepError::Run(format!(

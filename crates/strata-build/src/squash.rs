@@ -12,8 +12,8 @@ use strata_oci::tar::{Entry, LayerOptions, Metadata};
 
 use crate::builder::StageState;
 use crate::error::StepError;
-use crate::fsindex::{FsIndex, NodeKind};
 use crate::layer::{self, LayerRef};
+use strata_oci::fsindex::{FsIndex, NodeKind};
 
 /// Squash `state.layers[from..]` into one layer (`from` = 0: every layer).
 pub(crate) fn squash(
@@ -41,7 +41,7 @@ pub(crate) fn squash(
     } else {
         let mut base = FsIndex::new();
         for l in &state.layers[..from] {
-            layer::index_layer(store, &mut base, &l.descriptor)?;
+            strata_oci::layer_index::index_layer(store, &mut base, &l.descriptor)?;
         }
         own_entries(merged.path(), &base, &state.fs, from)?
     };
@@ -70,12 +70,15 @@ pub(crate) fn squash(
         }
         seen_layers += 1;
     }
-    state.config.history.push(crate::config::History {
-        created: state.config.history.last().and_then(|h| h.created.clone()),
-        created_by: Some(if from == 0 { "squash-all" } else { "squash" }.to_string()),
-        comment: Some("strata".to_string()),
-        ..Default::default()
-    });
+    state
+        .config
+        .history
+        .push(strata_oci::image_config::History {
+            created: state.config.history.last().and_then(|h| h.created.clone()),
+            created_by: Some(if from == 0 { "squash-all" } else { "squash" }.to_string()),
+            comment: Some("strata".to_string()),
+            ..Default::default()
+        });
     Ok(())
 }
 
@@ -168,7 +171,7 @@ fn dev(rdev: u64) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsindex::Node;
+    use strata_oci::fsindex::Node;
 
     fn node(kind: NodeKind, layer: usize) -> Node {
         Node {

@@ -9,19 +9,19 @@ use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
-use strata_build::builder::{BuildEvent, BuildOptions, BuildSink, Squash};
+use strata_build::builder::{BuildEvent, BuildOptions, BuildSink};
 use strata_build::import::{ImportOptions, import_rootfs};
 use strata_chain::{Build, Chain, Status, StatusSource};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::{Compression, Store};
 
 use crate::error::CascadeError;
-use crate::inputs::{
-    ANNOTATION_BUILD_INPUTS, ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER,
-    InputsResolver,
-};
+use crate::inputs::InputsResolver;
 use crate::refs;
 use crate::status::StoreStatus;
+use strata_oci::annotations::{
+    ANNOTATION_BUILD_INPUTS, ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER,
+};
 
 /// How to run the cascade.
 #[derive(Debug, Clone)]
@@ -597,11 +597,7 @@ fn build_one(
                 build.dockerfile = Some(dockerfile.clone());
                 build.build_args = image.args.clone();
                 build.tags = tags;
-                build.squash = match image.squash {
-                    strata_chain::Squash::None => Squash::None,
-                    strata_chain::Squash::Own => Squash::Own,
-                    strata_chain::Squash::All => Squash::All,
-                };
+                build.squash = image.squash;
                 build.compression = options.compression;
                 build.source_date_epoch = options.source_date_epoch;
                 build.cache_dir = options.cache_dir.clone();

@@ -31,6 +31,7 @@ pub(crate) fn test_then_tag(
     let run = strata_tiertest::RunOptions {
         work_dir: options.cache_dir.clone(),
         cancel: options.cancel.clone(),
+        sandbox: Some(std::sync::Arc::new(crate::BuilderSandbox)),
     };
     let report = strata_tiertest::run_file(store, &reference, test, &run)
         .map_err(|e| format!("tier tests of {} could not run: {e}", image.name))?;

@@ -15,14 +15,6 @@ use crate::refs;
 
 /// The builder's format version: a new version makes every image stale.
 pub const BUILDER_VERSION: &str = "strata-build/1";
-/// Manifest annotation: the build key.
-pub const ANNOTATION_BUILD_KEY: &str = "dev.strata.build.key";
-/// Manifest annotation: the build inputs as JSON (to tell why an image is stale).
-pub const ANNOTATION_BUILD_INPUTS: &str = "dev.strata.build.inputs";
-/// Manifest annotation: the chain image (`acme/corebuild`).
-pub const ANNOTATION_CHAIN_IMAGE: &str = "dev.strata.chain.image";
-/// Manifest annotation: the owning team.
-pub const ANNOTATION_OWNER: &str = "dev.strata.chain.owner";
 
 /// Everything an image's content depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +241,7 @@ impl<'a> InputsResolver<'a> {
         let inputs = manifest
             .annotations()
             .as_ref()
-            .and_then(|a| a.get(ANNOTATION_BUILD_INPUTS))
+            .and_then(|a| a.get(strata_oci::annotations::ANNOTATION_BUILD_INPUTS))
             .and_then(|json| serde_json::from_str(json).ok());
         Ok(Some((digest.to_string(), inputs)))
     }

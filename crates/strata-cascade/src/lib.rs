@@ -17,6 +17,7 @@ mod gate;
 pub mod inputs;
 pub mod pull;
 pub mod refs;
+pub mod sandbox;
 mod sign;
 pub mod status;
 
@@ -25,5 +26,6 @@ pub use cascade::{
 };
 pub use error::CascadeError;
 pub use inputs::{BuildInputs, InputsResolver};
+pub use sandbox::BuilderSandbox;
 pub use sign::trust_config;
 pub use status::StoreStatus;

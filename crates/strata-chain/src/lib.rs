@@ -18,13 +18,11 @@ pub mod manifest;
 pub mod names;
 pub mod plan;
 pub mod render;
-pub mod rootfs;
-pub mod scaffold;
 pub mod status;
 
 pub use chain::Chain;
 pub use error::{ChainError, LineIndex, Location};
 pub use graph::{ImageGraph, Use, UseKind};
-pub use manifest::{Build, ChainFile, Image, Squash, Team};
+pub use manifest::{Build, ChainFile, Image, Team};
 pub use plan::{Plan, Reason, Step};
 pub use status::{NothingBuilt, StaleReason, Status, StatusSource, Statuses};

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{ChainError, LineIndex, Location};
 use crate::names;
+use strata_oci::Squash;
 
 /// A parsed and checked `strata.toml`. Paths are joined to the chain file's directory.
 #[derive(Debug, Clone)]
@@ -92,30 +93,6 @@ pub enum Build {
         /// The pinned reference.
         reference: String,
     },
-}
-
-/// Which layers an image keeps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Squash {
-    /// Every instruction's layer is kept (the default).
-    #[default]
-    None,
-    /// The image's own layers are squashed into one on top of its parent's.
-    Own,
-    /// Everything, parent's layers included, is squashed into one layer.
-    All,
-}
-
-impl Squash {
-    /// The name used in `strata.toml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Squash::None => "none",
-            Squash::Own => "own",
-            Squash::All => "all",
-        }
-    }
 }
 
 impl ChainFile {

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use strata_chain::render;
-use strata_chain::scaffold::{EXAMPLE_FILES, EXAMPLE_ROOTFS};
 use strata_chain::{
     Chain, ChainError, NothingBuilt, Reason, StaleReason, Status, StatusSource, UseKind,
 };
+use strata_scaffold::scaffold::{EXAMPLE_FILES, EXAMPLE_ROOTFS};
 
 /// A chain directory written from (path, content) pairs.
 struct Fixture {

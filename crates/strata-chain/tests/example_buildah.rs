@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use strata_chain::rootfs::{DEFAULT_BUSYBOX, write_busybox_rootfs};
-use strata_chain::scaffold::{EXAMPLE_FILES, EXAMPLE_ROOTFS};
 use strata_chain::{Build, Chain, NothingBuilt};
+use strata_scaffold::rootfs::{DEFAULT_BUSYBOX, write_busybox_rootfs};
+use strata_scaffold::scaffold::{EXAMPLE_FILES, EXAMPLE_ROOTFS};
 use strata_testutil::{require_tool, run_ok};
 
 #[test]

@@ -1,12 +1,14 @@
-//! The images of a store, read once: manifests, configs (as the builder's [`ImageConfig`]) and
+//! The images of a store, read once: manifests, configs (as [`ImageConfig`]) and
 //! tags, plus the untagged bases tagged images were built on.
 
 use std::collections::{BTreeMap, HashMap};
 
 use oci_spec::image::{Descriptor, ImageManifest};
-use strata_build::builder::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
-use strata_build::config::ImageConfig;
-use strata_cascade::inputs::{ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER};
+use strata_oci::annotations::{
+    ANNOTATION_BASE_IMAGE_DIGEST, ANNOTATION_BASE_IMAGE_NAME, ANNOTATION_BUILD_KEY,
+    ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER,
+};
+use strata_oci::image_config::ImageConfig;
 use strata_oci::index::is_index;
 use strata_oci::{Digest, Reference, Store};
 
@@ -65,12 +67,12 @@ impl StoredImage {
 
     /// The base image's name (`org.opencontainers.image.base.name`).
     pub fn base_name(&self) -> Option<&str> {
-        self.annotation(ANNOTATION_BASE_NAME)
+        self.annotation(ANNOTATION_BASE_IMAGE_NAME)
     }
 
     /// The base image's manifest digest (`org.opencontainers.image.base.digest`), when valid.
     pub fn base_digest(&self) -> Option<Digest> {
-        self.annotation(ANNOTATION_BASE_DIGEST)?.parse().ok()
+        self.annotation(ANNOTATION_BASE_IMAGE_DIGEST)?.parse().ok()
     }
 
     /// The layer descriptors, base first.

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use strata_build::fsindex::{FsIndex, HeaderRecord, LayerEffect, NodeKind, normalise};
 use strata_oci::Store;
+use strata_oci::fsindex::{FsIndex, HeaderRecord, LayerEffect, NodeKind, normalise};
 use strata_oci::tar::{EntryInfo, EntryKindInfo};
 
 use crate::catalog::StoredImage;

@@ -194,7 +194,7 @@ pub fn inspect(
         BaseSummary {
             name: image.base_name().map(str::to_string),
             digest: image
-                .annotation(strata_build::builder::ANNOTATION_BASE_DIGEST)
+                .annotation(strata_oci::annotations::ANNOTATION_BASE_IMAGE_DIGEST)
                 .map(str::to_string),
             in_store: image.base_digest().is_some_and(|d| store.has_blob(&d)),
             tags: stored.map(|s| s.tags.clone()).unwrap_or_default(),

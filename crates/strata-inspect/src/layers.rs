@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use strata_build::fsindex::normalise;
 use strata_oci::Store;
+use strata_oci::fsindex::normalise;
 use strata_oci::tar::{EntryInfo, EntryKindInfo, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 use crate::catalog::{Catalog, StoredImage};
@@ -228,7 +228,7 @@ pub fn account(
                 };
                 let was_dir = opaque
                     || shadowed.iter().any(|(p, node)| {
-                        *p == target && node.kind == strata_build::fsindex::NodeKind::Dir
+                        *p == target && node.kind == strata_oci::fsindex::NodeKind::Dir
                     });
                 let size = if was_dir {
                     shadowed

@@ -3,7 +3,7 @@
 //! wasted by files later layers overwrite or delete — DockViz and dive, for OCI.
 //!
 //! The main type is [`Catalog`]: every tagged image of a [`strata_oci::Store`] (manifest, config read
-//! as [`strata_build::config::ImageConfig`], tags) plus the untagged bases they were built on. The
+//! as [`strata_oci::image_config::ImageConfig`], tags) plus the untagged bases they were built on. The
 //! key decision: ownership comes from the store alone. strata's cascade annotates each manifest with
 //! the chain image and team that built it (`dev.strata.chain.image`, `dev.strata.chain.owner`) and
 //! with its base (`org.opencontainers.image.base.digest`); an image's *own* layers are those after

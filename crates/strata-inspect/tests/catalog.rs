@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use strata_build::config::{History, ImageConfig};
 use strata_inspect::render::{TextOptions, tree_text};
 use strata_inspect::{Catalog, InspectError, LayerTree, Lineage, own_layers};
+use strata_oci::image_config::{History, ImageConfig};
 use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Descriptor, MediaType, Store};
 

@@ -19,19 +19,26 @@
 
 #![deny(missing_docs)]
 
+pub mod annotations;
+pub mod archive;
 pub mod blob;
 pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod fsck;
+pub mod fsindex;
 pub mod gc;
 pub mod image;
+pub mod image_config;
 pub mod index;
+pub mod layer_index;
 pub mod layout;
 pub mod membership;
 pub mod reference;
 pub mod referrers;
 pub mod rootdir;
+pub mod scoped;
+pub mod squash;
 pub mod tar;
 mod walk;
 
@@ -52,3 +59,4 @@ pub use layout::{Lease, NamedLock, Store};
 pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 pub use reference::Reference;
 pub use rootdir::{Follow, Root, RootError};
+pub use squash::Squash;

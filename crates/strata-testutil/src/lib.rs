@@ -7,7 +7,6 @@
 #![deny(missing_docs)]
 #![allow(clippy::print_stderr)]
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -165,51 +164,30 @@ const APPLETS: &[&str] = &[
     "md5sum",
 ];
 
-fn write_busybox_tar(busybox: &Path, dest: &Path) -> io::Result<()> {
-    let file = std::fs::File::create(dest)?;
-    let mut builder = tar::Builder::new(file);
-    let mut dir = |name: &str, mode: u32| -> io::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(mode);
-        h.set_size(0);
-        h.set_mtime(0);
-        builder.append_data(&mut h, name, io::empty())
-    };
+/// The test root filesystem: fewer directories and applets than the example's (a test sees the
+/// sandbox create `/proc`, `/dev` and `/sys`), `mount` linked, no `/etc/shadow`; written by the
+/// example's writer.
+fn write_busybox_tar(
+    busybox: &Path,
+    dest: &Path,
+) -> Result<(), strata_scaffold::rootfs::RootfsError> {
+    use strata_scaffold::rootfs::{Entry, GROUP, PASSWD, RootfsError, write_rootfs};
+    let mut entries = std::collections::BTreeMap::new();
     for d in ["bin", "etc", "tmp", "root", "usr", "usr/bin", "var", "home"] {
-        dir(d, if d == "tmp" { 0o1777 } else { 0o755 })?;
+        let mode = if d == "tmp" { 0o1777 } else { 0o755 };
+        entries.insert(d.to_string(), Entry::Dir(mode));
     }
-    let bytes = std::fs::read(busybox)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o755);
-    h.set_size(bytes.len() as u64);
-    h.set_mtime(0);
-    builder.append_data(&mut h, "bin/busybox", bytes.as_slice())?;
+    let bytes = std::fs::read(busybox).map_err(|source| RootfsError::Io {
+        path: busybox.to_path_buf(),
+        source,
+    })?;
+    entries.insert("bin/busybox".to_string(), Entry::File(bytes, 0o755));
     for applet in APPLETS {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        h.set_mtime(0);
-        builder.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
+        entries.insert(format!("bin/{applet}"), Entry::Symlink("busybox"));
     }
-    let files: [(&str, &str); 2] = [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"),
-    ];
-    for (name, content) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(content.len() as u64);
-        h.set_mtime(0);
-        builder.append_data(&mut h, name, content.as_bytes())?;
-    }
-    builder.into_inner()?.sync_all()
+    entries.insert("etc/passwd".to_string(), Entry::File(PASSWD.into(), 0o644));
+    entries.insert("etc/group".to_string(), Entry::File(GROUP.into(), 0o644));
+    write_rootfs(&entries, dest)
 }
 
 /// Where [`debian_rootfs_tar`] keeps its tarball between runs (`STRATA_TEST_CACHE` overrides).

@@ -44,7 +44,7 @@ pub fn file_existence(
         ));
     }
     if let Some(by) = test.is_executable_by {
-        let mode = if matches!(node.kind, strata_build::fsindex::NodeKind::Symlink(_)) {
+        let mode = if matches!(node.kind, strata_oci::fsindex::NodeKind::Symlink(_)) {
             0o777
         } else {
             node.mode
@@ -227,7 +227,7 @@ pub fn license(view: &ImageView<'_>, test: &LicenseTest) -> TestResult {
             Err(e) => result.fail(format!("Error reading directory: {e}")),
             Ok(packages) => {
                 for (name, node) in packages {
-                    if node.kind != strata_build::fsindex::NodeKind::Dir
+                    if node.kind != strata_oci::fsindex::NodeKind::Dir
                         || LICENSE_ALLOWLIST.contains(&name.as_str())
                     {
                         continue;

@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use strata_build::error::StepError;
-use strata_build::exec::{ExecRequest, exec};
 use strata_oci::Store;
-use strata_sandbox::Stream;
 
 use crate::error::TierTestError;
 use crate::expand::expand;
 use crate::report::{TestKind, TestResult};
+use crate::sandbox::{BuildRequest, ExecRequest, Sandbox, SandboxError};
 use crate::spec::CommandTest;
 
 /// What every command test of a run shares.
@@ -39,6 +37,8 @@ pub struct CommandContext<'a> {
     pub work_dir: &'a Path,
     /// Set to stop.
     pub cancel: Arc<AtomicBool>,
+    /// Runs the commands and builds the setup images.
+    pub sandbox: &'a dyn Sandbox,
 }
 
 /// The name the temporary setup Dockerfile gives the image under test.
@@ -150,34 +150,21 @@ fn exec_capture(
     env: &[(String, String)],
 ) -> Result<(i32, String, String), StepErrorOr> {
     let request = ExecRequest {
-        argv,
-        entrypoint: Some(Vec::new()),
-        user: ctx.user.clone(),
-        workdir: None,
-        env: env.to_vec(),
-        ..ExecRequest::default()
-    };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let mut output = |stream: Stream, bytes: &[u8]| match stream {
-        Stream::Stdout => stdout.extend_from_slice(bytes),
-        Stream::Stderr => stderr.extend_from_slice(bytes),
-    };
-    let outcome = exec(
-        ctx.store,
+        store: ctx.store,
         image,
-        &request,
-        ctx.work_dir,
-        &mut output,
-        ctx.cancel.clone(),
-    );
-    match outcome {
+        argv,
+        user: ctx.user.clone(),
+        env,
+        work_dir: ctx.work_dir,
+        cancel: ctx.cancel.clone(),
+    };
+    match ctx.sandbox.exec(&request) {
         Ok(o) => Ok((
             o.code,
-            String::from_utf8_lossy(&stdout).into_owned(),
-            String::from_utf8_lossy(&stderr).into_owned(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
         )),
-        Err(StepError::Interrupted) => Err(StepErrorOr::Interrupted),
+        Err(SandboxError::Interrupted) => Err(StepErrorOr::Interrupted),
         Err(e) => Err(StepErrorOr::Message(e.to_string())),
     }
 }
@@ -209,20 +196,18 @@ fn setup_image(
     }
     let path = context.path().join("Dockerfile");
     std::fs::write(&path, dockerfile).map_err(|e| msg(&e))?;
-    let mut options = strata_build::builder::BuildOptions::new(context.path());
-    options.dockerfile = Some(path);
-    options.build_args = env.iter().cloned().collect();
-    options.base_overrides = BTreeMap::from([(UNDER_TEST.to_string(), ctx.pinned.clone())]);
-    options.compression = strata_oci::Compression::None;
-    options.cancel = ctx.cancel.clone();
-    let built = strata_build::builder::build(ctx.store, &options, &strata_build::builder::NoSink)
-        .map_err(|e| {
-        if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
-            StepErrorOr::Interrupted
-        } else {
-            msg(&e)
-        }
+    let request = BuildRequest {
+        store: ctx.store,
+        context: context.path(),
+        dockerfile: &path,
+        build_args: env,
+        base_overrides: &[(UNDER_TEST.to_string(), ctx.pinned.clone())],
+        cancel: ctx.cancel.clone(),
+    };
+    let digest = ctx.sandbox.build(&request).map_err(|e| match e {
+        SandboxError::Interrupted => StepErrorOr::Interrupted,
+        other => msg(&other),
     })?;
     let repo = ctx.pinned.split('@').next().unwrap_or(UNDER_TEST);
-    Ok(format!("{repo}@{}", built.digest))
+    Ok(format!("{repo}@{digest}"))
 }

@@ -51,6 +51,9 @@ pub enum TierTestError {
         /// The error.
         source: std::io::Error,
     },
+    /// The file has command tests but the run was given no sandbox to run them in.
+    #[error("command tests need a sandbox to run in, and none was given")]
+    NoSandbox,
     /// The run was interrupted.
     #[error("interrupted")]
     Interrupted,

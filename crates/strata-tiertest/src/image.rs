@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use strata_build::config::ImageConfig;
-use strata_build::fsindex::{FsIndex, Node, NodeKind, normalise};
+use strata_oci::fsindex::{FsIndex, Node, NodeKind, normalise};
+use strata_oci::image_config::ImageConfig;
 use strata_oci::{Digest, Store};
 
 use crate::error::TierTestError;
@@ -36,7 +36,7 @@ impl<'s> ImageView<'s> {
             })?;
         let mut fs = FsIndex::new();
         for layer in image.layers() {
-            strata_build::layer::index_layer(store, &mut fs, layer).map_err(|e| {
+            strata_oci::layer_index::index_layer(store, &mut fs, layer).map_err(|e| {
                 TierTestError::Image {
                     image: reference.to_string(),
                     message: format!("layer {}: {e}", layer.digest()),
@@ -75,13 +75,13 @@ impl<'s> ImageView<'s> {
     /// The node at `path` without following a final symlink (parent symlinks are followed inside
     /// the image, as `lstat` in a chroot would). None when it does not exist.
     pub fn lstat(&self, path: &str) -> Option<&Node> {
-        let resolved = strata_build::scoped::resolve(&self.fs, &absolute(path), false).ok()?;
+        let resolved = strata_oci::scoped::resolve(&self.fs, &absolute(path), false).ok()?;
         self.fs.get(&resolved)
     }
 
     /// The content of the regular file at `path`, symlinks followed inside the image.
     pub fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
-        let resolved = strata_build::scoped::resolve(&self.fs, &absolute(path), true)
+        let resolved = strata_oci::scoped::resolve(&self.fs, &absolute(path), true)
             .map_err(|e| format!("{path}: too many levels of symbolic links ({e:?})"))?;
         let node = self
             .fs
@@ -97,7 +97,7 @@ impl<'s> ImageView<'s> {
 
     /// The entries directly under directory `path` (symlinks followed to reach it), sorted.
     pub fn read_dir(&self, path: &str) -> Result<Vec<(String, &Node)>, String> {
-        let resolved = strata_build::scoped::resolve(&self.fs, &absolute(path), true)
+        let resolved = strata_oci::scoped::resolve(&self.fs, &absolute(path), true)
             .map_err(|e| format!("{path}: {e:?}"))?;
         match self.fs.get(&resolved) {
             Some(n) if n.kind == NodeKind::Dir => {}

@@ -8,13 +8,11 @@
 //!
 //! The key decision: file and metadata tests never unpack the image. [`ImageView`] indexes the
 //! layers' tar headers (whiteouts applied) and reads a file's bytes from the one layer that holds
-//! them; only command tests start a sandbox, through `strata_build::exec`. [`archive`] writes
-//! `docker save` and OCI archives of an image, for `strata export` and for cross-checking with
-//! the reference implementation.
+//! them; only command tests start a sandbox, through the [`Sandbox`] the caller gives (the
+//! builder's, which this crate does not link).
 
 #![deny(missing_docs)]
 
-pub mod archive;
 pub mod checks;
 pub mod command;
 pub mod error;
@@ -22,12 +20,14 @@ pub mod expand;
 pub mod image;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod spec;
 
 pub use error::TierTestError;
 pub use image::ImageView;
 pub use report::{Report, TestKind, TestResult};
 pub use run::{RunOptions, run, run_file};
+pub use sandbox::{Sandbox, SandboxError};
 pub use spec::{TestFile, load, parse};
 
 #[cfg(test)]

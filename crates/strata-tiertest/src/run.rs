@@ -14,10 +14,11 @@ use crate::error::TierTestError;
 use crate::expand::expand;
 use crate::image::ImageView;
 use crate::report::Report;
+use crate::sandbox::Sandbox;
 use crate::spec::{self, TestFile};
 
 /// How to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Where layer snapshots for command tests live (shared with builds: the cache directory).
     /// None: a temporary directory in the store, removed afterwards.
@@ -25,6 +26,19 @@ pub struct RunOptions {
     /// Set to stop: a running command is killed and the run returns
     /// [`TierTestError::Interrupted`].
     pub cancel: Arc<AtomicBool>,
+    /// Runs command tests (`strata_cascade::BuilderSandbox`). None: a file with command tests is
+    /// refused with [`TierTestError::NoSandbox`]; the other tests need none.
+    pub sandbox: Option<Arc<dyn Sandbox>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("work_dir", &self.work_dir)
+            .field("cancel", &self.cancel)
+            .field("sandbox", &self.sandbox.is_some())
+            .finish()
+    }
 }
 
 /// Read the test file at `path` and run it against `reference`.
@@ -67,6 +81,7 @@ pub fn run(
     };
 
     if !file.command_tests.is_empty() {
+        let sandbox = options.sandbox.as_deref().ok_or(TierTestError::NoSandbox)?;
         let temp;
         let work_dir = match &options.work_dir {
             Some(dir) => dir.clone(),
@@ -94,6 +109,7 @@ pub fn run(
             user: file.run_user.clone(),
             work_dir: &work_dir,
             cancel: options.cancel.clone(),
+            sandbox,
         };
         for test in &file.command_tests {
             check_cancel()?;

@@ -1,14 +1,12 @@
-//! File, content and metadata checks and archives against an image written by hand: two layers,
+//! File, content and metadata checks against an image written by hand: two layers,
 //! whiteouts, symlinks (relative and absolute), a hard link, a setuid file, owners.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Compression, Store};
 
-use crate::archive::{ArchiveFormat, export};
 use crate::spec::parse;
 use crate::{ImageView, RunOptions, run};
 
@@ -223,90 +221,88 @@ fn checks_pass_and_fail_with_reasons() {
     assert!(!report.success());
 }
 
-fn entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().to_string_lossy().into_owned();
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).unwrap();
-            (name, bytes)
+/// A sandbox that records what it was asked and answers from the setup it saw.
+#[derive(Default)]
+struct FakeSandbox {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl crate::Sandbox for FakeSandbox {
+    fn exec(
+        &self,
+        request: &crate::sandbox::ExecRequest<'_>,
+    ) -> Result<crate::sandbox::Captured, crate::SandboxError> {
+        self.calls.lock().unwrap().push(format!(
+            "exec {} {:?} {:?}",
+            request.image, request.argv, request.env
+        ));
+        Ok(crate::sandbox::Captured {
+            code: 3,
+            stdout: b"hello from the fake\n".to_vec(),
+            stderr: Vec::new(),
         })
-        .collect()
+    }
+
+    fn build(
+        &self,
+        request: &crate::sandbox::BuildRequest<'_>,
+    ) -> Result<String, crate::SandboxError> {
+        let dockerfile = std::fs::read_to_string(request.dockerfile).unwrap();
+        self.calls.lock().unwrap().push(format!(
+            "build {:?} {:?}",
+            dockerfile.lines().collect::<Vec<_>>(),
+            request.base_overrides
+        ));
+        Ok(format!("sha256:{}", "b".repeat(64)))
+    }
+}
+
+const COMMAND_TESTS: &str = r#"
+schemaVersion: 2.0.0
+commandTests:
+  - name: greets
+    setup: [["touch", "/ready"]]
+    envVars: [{key: WHO, value: "$HOME_DIR"}]
+    command: greet
+    args: ["$HOME_DIR"]
+    expectedOutput: ["hello from"]
+    exitCode: 3
+"#;
+
+#[test]
+fn command_tests_run_through_the_sandbox_given() {
+    let (_dir, store) = store();
+    let file = parse(Path::new("t.yaml"), COMMAND_TESTS).unwrap();
+    let sandbox = std::sync::Arc::new(FakeSandbox::default());
+    let options = RunOptions {
+        sandbox: Some(sandbox.clone()),
+        ..RunOptions::default()
+    };
+    let report = run(&store, "t/img:1", &file, &options).unwrap();
+    assert!(report.success(), "{:?}", report.first_failure());
+    let digest = store.resolve("t/img:1").unwrap().digest().to_string();
+    let calls = sandbox.calls.lock().unwrap();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0],
+        format!(
+            "build [\"FROM strata-tiertest-under-test\", \"ARG WHO\", \"RUN [\\\"touch\\\",\\\"/ready\\\"]\"] \
+             [(\"strata-tiertest-under-test\", \"localhost/t/img@{digest}\")]"
+        )
+    );
+    assert_eq!(
+        calls[1],
+        format!(
+            "exec localhost/t/img@sha256:{} [\"greet\", \"/home/app\"] [(\"WHO\", \"/home/app\")]",
+            "b".repeat(64)
+        )
+    );
 }
 
 #[test]
-fn docker_archive_has_docker_saves_layout_with_uncompressed_layers() {
-    let (dir, store) = store();
-    let image = store.image("t/img:1").unwrap();
-    let dest = dir.path().join("out/img.tar");
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let report = export(&store, "t/img:1", ArchiveFormat::DockerArchive, &dest).unwrap();
-    assert_eq!(report.tag.as_deref(), Some("localhost/t/img:1"));
-    let files = entries(&dest);
-    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
-    assert_eq!(manifest[0]["RepoTags"][0], "localhost/t/img:1");
-    let config_name = manifest[0]["Config"].as_str().unwrap();
-    assert_eq!(
-        files[config_name],
-        store.read_descriptor(image.config_descriptor()).unwrap()
-    );
-    let diff_ids = image.diff_ids().unwrap();
-    for (layer, diff_id) in manifest[0]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(&diff_ids)
-    {
-        let bytes = &files[layer.as_str().unwrap()];
-        assert_eq!(
-            strata_oci::Digest::of(bytes),
-            *diff_id,
-            "layers are stored uncompressed"
-        );
-    }
-    let repositories: serde_json::Value = serde_json::from_slice(&files["repositories"]).unwrap();
-    assert_eq!(repositories["localhost/t/img"]["1"], diff_ids[1].hex());
-    // Nothing but the archive is left in the directory.
-    let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap()).unwrap().collect();
-    assert_eq!(left.len(), 1);
-}
-
-#[test]
-fn oci_archive_holds_the_image_blobs_as_stored() {
-    let (dir, store) = store();
-    let image = store.image("t/img:1").unwrap();
-    let dest = dir.path().join("img-oci.tar");
-    export(&store, "t/img:1", ArchiveFormat::OciArchive, &dest).unwrap();
-    let files = entries(&dest);
-    assert_eq!(
-        files["oci-layout"],
-        strata_oci::layout::OCI_LAYOUT.as_bytes()
-    );
-    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
-    assert_eq!(index["manifests"][0]["digest"], image.digest().to_string());
-    assert_eq!(
-        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-        "localhost/t/img:1"
-    );
-    let blobs: Vec<&String> = files
-        .keys()
-        .filter(|k| k.len() > "blobs/sha256/".len())
-        .filter(|k| k.starts_with("blobs/sha256/"))
-        .collect();
-    assert_eq!(blobs.len(), 4, "manifest, config, two layers");
-    for (name, bytes) in &files {
-        if let Some(hex) = name.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
-            assert_eq!(strata_oci::Digest::of(bytes).hex(), hex);
-        }
-    }
-    assert!(
-        export(&store, "t/none:1", ArchiveFormat::OciArchive, &dest)
-            .unwrap_err()
-            .to_string()
-            .contains("t/none:1")
-    );
+fn command_tests_without_a_sandbox_are_refused() {
+    let (_dir, store) = store();
+    let file = parse(Path::new("t.yaml"), COMMAND_TESTS).unwrap();
+    let err = run(&store, "t/img:1", &file, &RunOptions::default()).unwrap_err();
+    assert!(matches!(err, crate::TierTestError::NoSandbox), "{err}");
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use strata_build::builder::{BuildEvent, BuildOptions, BuildSink, Squash};
+use strata_build::builder::{BuildEvent, BuildOptions, BuildSink};
 use strata_build::secret::{SecretSource, parse_secret, process_env_is_set};
+use strata_oci::Squash;
 
 use crate::global::GlobalArgs;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use strata_tiertest::archive::{ArchiveFormat, export};
+use strata_oci::archive::{ArchiveFormat, export};
 
 use crate::global::GlobalArgs;
 

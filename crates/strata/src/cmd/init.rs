@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use strata_chain::rootfs::DEFAULT_BUSYBOX;
-use strata_chain::scaffold;
+use strata_scaffold::rootfs::DEFAULT_BUSYBOX;
+use strata_scaffold::scaffold;
 
 use crate::global::GlobalArgs;
 

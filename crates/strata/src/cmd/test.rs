@@ -71,6 +71,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let options = RunOptions {
         work_dir: Some(crate::global::state_dir_of(&store_path).join("cache")),
         cancel,
+        sandbox: Some(Arc::new(strata_cascade::BuilderSandbox)),
     };
     let report = strata_tiertest::run_file(&store, &reference, &config, &options)
         .with_context(|| format!("strata test {reference}"))?;

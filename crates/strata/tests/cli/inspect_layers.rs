@@ -6,7 +6,7 @@ use std::path::Path;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
-use strata_build::config::{History, ImageConfig};
+use strata_oci::image_config::{History, ImageConfig};
 use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Descriptor, MediaType, Store};
 

@@ -10,10 +10,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::{Reference, Store};
 use sha2::{Digest as _, Sha256};
-use strata_oci::{Reference, Store};
-
-use crate::error::TierTestError;
 
 /// Which archive to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +37,45 @@ impl FromStr for ArchiveFormat {
     }
 }
 
+/// Why an image could not be exported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The image or one of its blobs could not be read from the store.
+    #[error("image {image}: {source}")]
+    Store {
+        /// The image reference.
+        image: String,
+        /// The store's error.
+        source: crate::Error,
+    },
+    /// The image's config or a layer is malformed.
+    #[error("image {image}: {message}")]
+    Image {
+        /// The image reference.
+        image: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing the archive failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl ExportError {
+    fn store(image: &str) -> impl FnOnce(crate::Error) -> ExportError + '_ {
+        move |source| ExportError::Store {
+            image: image.to_string(),
+            source,
+        }
+    }
+}
+
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct ExportReport {
@@ -58,10 +95,10 @@ pub fn export(
     reference: &str,
     format: ArchiveFormat,
     dest: &Path,
-) -> Result<ExportReport, TierTestError> {
+) -> Result<ExportReport, ExportError> {
     let image = store
         .image(reference)
-        .map_err(TierTestError::store(reference))?;
+        .map_err(ExportError::store(reference))?;
     let tag = Reference::parse(reference)
         .ok()
         .filter(|r| r.digest().is_none())
@@ -70,7 +107,7 @@ pub fn export(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let write_err = |source: io::Error| TierTestError::Write {
+    let write_err = |source: io::Error| ExportError::Write {
         path: dest.to_path_buf(),
         source,
     };
@@ -125,19 +162,19 @@ fn header(size: u64, dir: bool) -> tar::Header {
     h
 }
 
-fn add_bytes(tar: &mut Tar, path: &str, bytes: &[u8], dest: &Path) -> Result<(), TierTestError> {
+fn add_bytes(tar: &mut Tar, path: &str, bytes: &[u8], dest: &Path) -> Result<(), ExportError> {
     let mut h = header(bytes.len() as u64, false);
     tar.append_data(&mut h, path, bytes)
-        .map_err(|source| TierTestError::Write {
+        .map_err(|source| ExportError::Write {
             path: dest.to_path_buf(),
             source,
         })
 }
 
-fn add_dir(tar: &mut Tar, path: &str) -> Result<(), TierTestError> {
+fn add_dir(tar: &mut Tar, path: &str) -> Result<(), ExportError> {
     let mut h = header(0, true);
     tar.append_data(&mut h, path, io::empty())
-        .map_err(|source| TierTestError::Write {
+        .map_err(|source| ExportError::Write {
             path: PathBuf::from(path),
             source,
         })
@@ -146,14 +183,14 @@ fn add_dir(tar: &mut Tar, path: &str) -> Result<(), TierTestError> {
 fn docker(
     store: &Store,
     reference: &str,
-    image: &strata_oci::Image,
+    image: &crate::Image,
     tag: Option<&str>,
     tar: &mut Tar,
     scratch: &Path,
-) -> Result<(), TierTestError> {
-    let diff_ids = image.diff_ids().map_err(TierTestError::store(reference))?;
+) -> Result<(), ExportError> {
+    let diff_ids = image.diff_ids().map_err(ExportError::store(reference))?;
     if diff_ids.len() != image.layers().len() {
-        return Err(TierTestError::Image {
+        return Err(ExportError::Image {
             image: reference.to_string(),
             message: format!(
                 "config lists {} diff_ids for {} layers",
@@ -162,11 +199,11 @@ fn docker(
             ),
         });
     }
-    let config_digest = strata_oci::Digest::from_oci(image.config_descriptor().digest())
-        .map_err(TierTestError::store(reference))?;
+    let config_digest = crate::Digest::from_oci(image.config_descriptor().digest())
+        .map_err(ExportError::store(reference))?;
     let config_bytes = store
         .read_descriptor(image.config_descriptor())
-        .map_err(TierTestError::store(reference))?;
+        .map_err(ExportError::store(reference))?;
     let config_name = format!("{}.json", config_digest.hex());
     let mut layer_names = Vec::new();
     for (layer, diff_id) in image.layers().iter().zip(&diff_ids) {
@@ -176,20 +213,20 @@ fn docker(
             continue;
         }
         // Decompress to a temp file first: a tar entry's size goes in its header.
-        let mut plain = tempfile::tempfile_in(scratch).map_err(|source| TierTestError::Write {
+        let mut plain = tempfile::tempfile_in(scratch).map_err(|source| ExportError::Write {
             path: scratch.to_path_buf(),
             source,
         })?;
-        let digest = strata_oci::Digest::from_oci(layer.digest())
-            .map_err(TierTestError::store(reference))?;
+        let digest =
+            crate::Digest::from_oci(layer.digest()).map_err(ExportError::store(reference))?;
         let blob = store
             .open_blob(&digest)
-            .map_err(TierTestError::store(reference))?;
-        let read_err = |e: io::Error| TierTestError::Image {
+            .map_err(ExportError::store(reference))?;
+        let read_err = |e: io::Error| ExportError::Image {
             image: reference.to_string(),
             message: format!("layer {digest}: {e}"),
         };
-        let mut decoder = strata_oci::compress::Decoder::detect(blob).map_err(read_err)?;
+        let mut decoder = crate::compress::Decoder::detect(blob).map_err(read_err)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
@@ -201,7 +238,7 @@ fn docker(
             hasher.update(&buf[..n]);
             plain
                 .write_all(&buf[..n])
-                .map_err(|source| TierTestError::Write {
+                .map_err(|source| ExportError::Write {
                     path: scratch.to_path_buf(),
                     source,
                 })?;
@@ -209,7 +246,7 @@ fn docker(
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != diff_id.to_string() {
-            return Err(TierTestError::Image {
+            return Err(ExportError::Image {
                 image: reference.to_string(),
                 message: format!(
                     "layer {digest} uncompresses to {actual}, but the config says {diff_id}"
@@ -218,14 +255,14 @@ fn docker(
         }
         plain
             .seek(SeekFrom::Start(0))
-            .map_err(|source| TierTestError::Write {
+            .map_err(|source| ExportError::Write {
                 path: scratch.to_path_buf(),
                 source,
             })?;
         add_dir(tar, &format!("{}/", diff_id.hex()))?;
         let mut h = header(size, false);
         tar.append_data(&mut h, &name, plain)
-            .map_err(|source| TierTestError::Write {
+            .map_err(|source| ExportError::Write {
                 path: PathBuf::from(&name),
                 source,
             })?;
@@ -261,21 +298,21 @@ fn docker(
 fn oci(
     store: &Store,
     reference: &str,
-    image: &strata_oci::Image,
+    image: &crate::Image,
     tag: Option<&str>,
     tar: &mut Tar,
-) -> Result<(), TierTestError> {
+) -> Result<(), ExportError> {
     add_bytes(
         tar,
         "oci-layout",
-        strata_oci::layout::OCI_LAYOUT.as_bytes(),
+        crate::layout::OCI_LAYOUT.as_bytes(),
         Path::new("oci-layout"),
     )?;
     let mut descriptor = image.descriptor().clone();
     if let Some(tag) = tag {
         descriptor.set_annotations(Some(
             [(
-                "org.opencontainers.image.ref.name".to_string(),
+                crate::annotations::ANNOTATION_REF_NAME.to_string(),
                 tag.to_string(),
             )]
             .into(),
@@ -301,22 +338,21 @@ fn oci(
     blobs.extend(image.layers().iter().cloned());
     let mut seen = Vec::new();
     for d in blobs {
-        let digest =
-            strata_oci::Digest::from_oci(d.digest()).map_err(TierTestError::store(reference))?;
+        let digest = crate::Digest::from_oci(d.digest()).map_err(ExportError::store(reference))?;
         if seen.contains(&digest) {
             continue;
         }
         let size = store
             .blob_size(&digest)
-            .map_err(TierTestError::store(reference))?;
+            .map_err(ExportError::store(reference))?;
         let reader = store
             .open_blob(&digest)
-            .map_err(TierTestError::store(reference))?;
+            .map_err(ExportError::store(reference))?;
         let name = format!("blobs/sha256/{}", digest.hex());
         let mut h = header(size, false);
         // The verifying reader fails the copy if the blob does not match its digest.
         tar.append_data(&mut h, &name, reader)
-            .map_err(|source| TierTestError::Write {
+            .map_err(|source| ExportError::Write {
                 path: PathBuf::from(&name),
                 source,
             })?;

@@ -157,7 +157,7 @@ impl ImageConfig {
     /// A config for an empty image (FROM scratch) for this machine's platform.
     pub fn scratch() -> Self {
         Self {
-            architecture: strata_oci::image::host_architecture().to_string(),
+            architecture: crate::image::host_architecture().to_string(),
             os: "linux".to_string(),
             ..Self::default()
         }

@@ -84,10 +84,12 @@ pub const APPLETS: &[&str] = &[
     "yes",
 ];
 
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+/// The example's `/etc/passwd`: root, www-data (33) and nobody.
+pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 www-data:x:33:33:www-data:/var/www:/bin/sh\n\
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
-const GROUP: &str = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n";
+/// The example's `/etc/group`: root, www-data (33) and nogroup.
+pub const GROUP: &str = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n";
 const SHADOW: &str =
     "root:*:19000:0:99999:7:::\nwww-data:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n";
 
@@ -200,9 +202,14 @@ fn has_interpreter(file: &mut (impl Read + Seek)) -> io::Result<bool> {
     Ok(false)
 }
 
-enum Entry {
+/// One entry of a root filesystem tarball; every entry is owned by root with mtime 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A directory with this mode.
     Dir(u32),
+    /// A regular file: its bytes and mode.
     File(Vec<u8>, u32),
+    /// A symbolic link to this target.
     Symlink(&'static str),
 }
 
@@ -226,7 +233,13 @@ pub fn write_busybox_rootfs(busybox: &Path, dest: &Path) -> Result<(), RootfsErr
     entries.insert("etc/passwd".into(), Entry::File(PASSWD.into(), 0o644));
     entries.insert("etc/group".into(), Entry::File(GROUP.into(), 0o644));
     entries.insert("etc/shadow".into(), Entry::File(SHADOW.into(), 0o640));
+    write_rootfs(&entries, dest)
+}
 
+/// Write `entries` (path relative to the root → entry) as a tarball at `dest`, in path order,
+/// owned by root with mtime 0 (the same entries give the same bytes), atomically: a temp file
+/// beside it, fsynced, renamed; `dest`'s directory is created.
+pub fn write_rootfs(entries: &BTreeMap<String, Entry>, dest: &Path) -> Result<(), RootfsError> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -234,7 +247,7 @@ pub fn write_busybox_rootfs(busybox: &Path, dest: &Path) -> Result<(), RootfsErr
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
     let mut builder = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
-    for (path, entry) in &entries {
+    for (path, entry) in entries {
         let mut h = tar::Header::new_gnu();
         h.set_uid(0);
         h.set_gid(0);

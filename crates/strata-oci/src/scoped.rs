@@ -22,10 +22,10 @@ pub trait LinkReader {
 }
 
 /// A [`LinkReader`] over a real directory: links are read relative to a descriptor of the root
-/// ([`strata_oci::Root`]), never by joining paths onto its host path.
+/// ([`crate::Root`]), never by joining paths onto its host path.
 #[derive(Debug, Clone)]
 pub struct DiskLinks<'a> {
-    root: Option<std::sync::Arc<strata_oci::Root>>,
+    root: Option<std::sync::Arc<crate::Root>>,
     _path: std::marker::PhantomData<&'a Path>,
 }
 
@@ -33,7 +33,7 @@ impl<'a> DiskLinks<'a> {
     /// Links read under `root` (none when `root` cannot be opened).
     pub fn new(root: &'a Path) -> Self {
         Self {
-            root: strata_oci::Root::open(root).ok().map(std::sync::Arc::new),
+            root: crate::Root::open(root).ok().map(std::sync::Arc::new),
             _path: std::marker::PhantomData,
         }
     }

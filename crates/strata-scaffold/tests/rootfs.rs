@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use strata_chain::rootfs::{APPLETS, DEFAULT_BUSYBOX, write_busybox_rootfs};
+use strata_scaffold::rootfs::{APPLETS, DEFAULT_BUSYBOX, write_busybox_rootfs};
 
 #[test]
 fn rootfs_holds_busybox_applets_and_users_deterministically() {

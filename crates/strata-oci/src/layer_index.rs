@@ -1,0 +1,98 @@
+//! A stored layer read into an image's filesystem index ([`crate::fsindex`]), without unpacking it.
+//!
+//! A layer's tar headers are read once and cached beside the store, keyed by the blob's digest
+//! (so an entry never goes stale): the builder, the tier tests and the views index a base image
+//! without decompressing it again.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::fsindex::{FsIndex, HeaderRecord, read_headers};
+use crate::{Descriptor, Digest, Error, Result, Store};
+
+/// Read a stored layer into the filesystem index. The layer's headers are cached beside the store
+/// (keyed by the blob's digest, so an entry never goes stale), so a base image is decompressed
+/// once, not at every build on top of it.
+pub fn index_layer(store: &Store, fs: &mut FsIndex, layer: &Descriptor) -> Result<()> {
+    let digest = Digest::from_oci(layer.digest())?;
+    fs.apply_headers(&layer_headers(store, &digest)?);
+    Ok(())
+}
+
+/// Where the store's layer headers are cached (one file per layer blob, named by its hex digest).
+pub fn headers_dir(store: &Store) -> PathBuf {
+    let tmp = store.tmp_dir();
+    tmp.parent().unwrap_or(&tmp).join("layer-headers")
+}
+
+/// Where the headers of layer `digest` are cached.
+fn headers_path(store: &Store, digest: &Digest) -> PathBuf {
+    headers_dir(store).join(digest.hex())
+}
+
+/// The headers of a stored layer: from the cache, else read from the blob and cached.
+pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>> {
+    let cached = headers_path(store, digest);
+    if let Ok(bytes) = fs::read(&cached)
+        && let Ok(headers) = serde_json::from_slice(&bytes)
+    {
+        return Ok(headers);
+    }
+    let io = |source| Error::Io {
+        path: store.blob_path(digest),
+        source,
+    };
+    let reader = store.open_blob(digest)?;
+    let decoder = crate::compress::Decoder::detect(reader).map_err(io)?;
+    let headers = read_headers(decoder).map_err(io)?;
+    let write = || -> std::io::Result<()> {
+        fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")))?;
+        let bytes = serde_json::to_vec(&headers).map_err(std::io::Error::other)?;
+        crate::layout::atomic_write(&cached, &bytes).map_err(std::io::Error::other)
+    };
+    if let Err(e) = write() {
+        tracing::warn!("layer header cache: cannot write {}: {e}", cached.display());
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsindex::NodeKind;
+    use crate::tar::{Entry, LayerOptions, Metadata};
+
+    #[test]
+    fn layer_headers_are_cached_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("store")).unwrap();
+        let meta = Metadata::new(0o750, 33, 33);
+        let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
+        writer
+            .append_all(vec![
+                Entry::dir("srv", meta.clone()),
+                Entry::file_bytes("srv/a.txt", b"a".to_vec(), meta.clone()),
+                Entry::symlink("srv/link", "a.txt", meta),
+            ])
+            .unwrap();
+        let layer = writer.finish().unwrap();
+        let mut first = FsIndex::new();
+        index_layer(&store, &mut first, &layer.descriptor).unwrap();
+        assert_eq!(first.get("/srv/a.txt").unwrap().uid, 33);
+        assert_eq!(first.get("/srv").unwrap().mode, 0o750);
+        // The second index comes from the cache: it works without the blob.
+        let digest = Digest::from_oci(layer.descriptor.digest()).unwrap();
+        assert!(headers_path(&store, &digest).is_file());
+        fs::remove_file(store.blob_path(&digest)).unwrap();
+        let mut second = FsIndex::new();
+        index_layer(&store, &mut second, &layer.descriptor).unwrap();
+        assert_eq!(
+            first.iter().collect::<Vec<_>>(),
+            second.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            second.get("/srv/link").unwrap().kind,
+            NodeKind::Symlink("a.txt".to_string())
+        );
+    }
+}
