@@ -4,6 +4,7 @@
 
 pub mod add;
 pub mod builder;
+mod cache_key;
 pub mod config;
 pub mod context;
 pub mod copy;
