@@ -10,6 +10,9 @@ pub enum CascadeError {
     /// The events log failed.
     #[error(transparent)]
     Events(#[from] strata_events::EventError),
+    /// The planner failed.
+    #[error(transparent)]
+    Plan(#[from] strata_chain::ChainError),
     /// An image named on the command line is not in the chain.
     #[error("{0}: no such image in the chain")]
     UnknownImage(String),

@@ -17,11 +17,12 @@ mod gate;
 pub mod inputs;
 pub mod pull;
 pub mod refs;
+pub mod schedule;
 mod sign;
 pub mod status;
 
 pub use cascade::{
-    CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain,
+    CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,
 };
 pub use error::CascadeError;
 pub use inputs::{BuildInputs, InputsResolver};
