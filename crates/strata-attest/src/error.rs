@@ -9,7 +9,7 @@ use crate::keys::KeyId;
 #[non_exhaustive]
 pub enum KeyError {
     /// A key file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -26,19 +26,21 @@ pub enum KeyError {
         reason: String,
     },
     /// A key in a file could not be parsed.
-    #[error("{}: {inner}", path.display())]
+    #[error("{}", path.display())]
     InFile {
         /// The file.
         path: PathBuf,
         /// The error.
+        #[source]
         inner: Box<KeyError>,
     },
     /// A key in an environment variable could not be parsed.
-    #[error("{variable}: {inner}")]
+    #[error("{variable}")]
     InVariable {
         /// The variable.
         variable: String,
         /// The error.
+        #[source]
         inner: Box<KeyError>,
     },
     /// The private key is encrypted and no passphrase was given.

@@ -426,10 +426,10 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn parse_error(&self, source: strata_dockerfile::Error) -> BuildError {
+    fn parse_error(&self, error: strata_dockerfile::Error) -> BuildError {
         BuildError::Dockerfile {
             file: self.file.clone(),
-            source,
+            error,
         }
     }
 
@@ -730,8 +730,12 @@ impl<'a> Builder<'a> {
         }
         let lowers = self.lowers(&state.layers)?;
         let view = strata_sandbox::LayerView::new(&lowers);
-        let user = strata_sandbox::resolve_user(&user_spec, &view)
-            .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
+        let user = strata_sandbox::resolve_user(&user_spec, &view).map_err(|source| {
+            StepError::SandboxAt {
+                what: format!("USER {user_spec}"),
+                source,
+            }
+        })?;
         let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
         // As runc does: HOME from the step user's /etc/passwd entry (`/` without one), unless
@@ -774,11 +778,9 @@ impl<'a> Builder<'a> {
         output.flush();
         let outcome = outcome.map_err(|e| match e {
             strata_sandbox::SandboxError::Cancelled { .. } => StepError::Interrupted,
-            other => StepError::Run(other.to_string()),
+            other => StepError::Sandbox(other),
         })?;
-        let changes = outcome
-            .changes()
-            .map_err(|e| StepError::Run(e.to_string()))?;
+        let changes = outcome.changes()?;
         let layer = if changes.is_empty() {
             None
         } else {

@@ -15,7 +15,7 @@ use strata_chain::{Build, Chain, Status, StatusSource};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::{Compression, Store};
 
-use crate::error::CascadeError;
+use crate::error::{CascadeError, ImageError};
 use crate::inputs::{
     ANNOTATION_BUILD_INPUTS, ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER,
     InputsResolver,
@@ -501,19 +501,20 @@ fn build_one(
     let started = Instant::now();
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
-    let result = (|| -> Result<Outcome, String> {
+    let result = (|| -> Result<Outcome, ImageError> {
         check_platform(image.platform.as_deref())?;
         // External bases first: their digests are part of the build key.
-        for reference in puller.pull_for(chain, store, i, events)? {
+        for reference in puller
+            .pull_for(chain, store, i, events)
+            .map_err(ImageError::Pull)?
+        {
             sink.event(CascadeEvent::Output {
                 image: &image.name,
                 line: &format!("pulled {reference}"),
             });
         }
-        let status = StoreStatus::new(resolver, events)
-            .status(chain, i)
-            .map_err(|e| e.to_string())?;
-        let stored = resolver.stored(i).map_err(|e| e.to_string())?;
+        let status = StoreStatus::new(resolver, events).status(chain, i)?;
+        let stored = resolver.stored(i)?;
         let old = stored.as_ref().map(|(d, _)| d.clone());
         if force {
             report.reasons.push("forced".into());
@@ -564,7 +565,7 @@ fn build_one(
         }
         let mut base = None;
         let mut resolved = None;
-        let number = refs::next_build_number(store, chain, i).map_err(|e| e.to_string())?;
+        let number = refs::next_build_number(store, chain, i)?;
         let mut tags = vec![
             refs::tagged(chain, i, "latest"),
             refs::tagged(chain, i, &number.to_string()),
@@ -573,10 +574,7 @@ fn build_one(
         // With tier tests the image is built untagged and tagged only once they pass (gate.rs);
         // the lease keeps gc off the untagged blobs meanwhile.
         let gated = image.test.is_some();
-        let _lease = gated
-            .then(|| store.lease())
-            .transpose()
-            .map_err(|e| e.to_string())?;
+        let _lease = gated.then(|| store.lease()).transpose()?;
         let final_tags = std::mem::take(&mut tags);
         if !gated {
             tags.clone_from(&final_tags);
@@ -589,12 +587,12 @@ fn build_one(
                     Err(_) => pull_pinned(store, reference)?,
                 };
                 for tag in &tags {
-                    store.tag(tag, &descriptor).map_err(|e| e.to_string())?;
+                    store.tag(tag, &descriptor)?;
                 }
                 descriptor.digest().to_string()
             }
             Build::Rootfs { path } => {
-                let current = resolver.resolve(i).map_err(|e| e.to_string())?;
+                let current = resolver.resolve(i)?;
                 resolved = Some(current.clone());
                 let result = import_rootfs(
                     store,
@@ -605,15 +603,14 @@ fn build_one(
                         source_date_epoch: options.source_date_epoch,
                         annotations: annotations(chain, i, &current.inputs),
                     },
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 result.digest.to_string()
             }
             Build::Dockerfile {
                 context,
                 dockerfile,
             } => {
-                let current = resolver.resolve(i).map_err(|e| e.to_string())?;
+                let current = resolver.resolve(i)?;
                 let mut build = BuildOptions::new(context);
                 build.dockerfile = Some(dockerfile.clone());
                 build.build_args = image.args.clone();
@@ -636,8 +633,7 @@ fn build_one(
                     image: &image.name,
                     sink,
                 };
-                let result = strata_build::builder::build(store, &build, &step_sink)
-                    .map_err(|e| e.to_string())?;
+                let result = strata_build::builder::build(store, &build, &step_sink)?;
                 base = result.base.clone();
                 resolved = Some(current);
                 result.digest.to_string()
@@ -674,7 +670,9 @@ fn build_one(
     })();
     report.outcome = match result {
         Ok(outcome) => outcome,
-        Err(message) => Outcome::Failed { message },
+        Err(error) => Outcome::Failed {
+            message: strata_oci::report(&error),
+        },
     };
     let key = resolver.resolve(i).ok().map(|r| r.inputs.key());
     record(
@@ -711,11 +709,19 @@ fn wait_for_build_lock(
 
 /// Fetch a pinned image into the store with the registry client (credentials from the Docker
 /// config; plain HTTP only for loopback registries).
-fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, String> {
-    let client = strata_registry::Client::new(strata_registry::ClientOptions::default())
-        .map_err(|e| format!("bought image {reference}: {e}"))?;
-    strata_registry::pull_pinned(&client, store, reference)
-        .map_err(|e| format!("bought image {reference}: pulling it failed: {e}"))
+fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, ImageError> {
+    let client = strata_registry::Client::new(strata_registry::ClientOptions::default()).map_err(
+        |source| ImageError::Client {
+            reference: reference.to_string(),
+            source,
+        },
+    )?;
+    strata_registry::pull_pinned(&client, store, reference).map_err(|source| {
+        ImageError::PullPinned {
+            reference: reference.to_string(),
+            source,
+        }
+    })
 }
 
 fn annotations(
@@ -741,18 +747,17 @@ fn annotations(
 /// strata builds for the machine it runs on: an image whose `platform` names another one fails
 /// rather than being built for this machine under the other's name (cross-building needs CPU
 /// emulation, which strata does not do).
-fn check_platform(platform: Option<&str>) -> Result<(), String> {
+fn check_platform(platform: Option<&str>) -> Result<(), ImageError> {
     let Some(platform) = platform else {
         return Ok(());
     };
     if strata_oci::image::is_host_platform(platform) {
         return Ok(());
     }
-    let host = strata_oci::image::host_architecture();
-    Err(format!(
-        "platform {platform}: strata builds for this machine's platform (linux/{host}) only; \
-         building for another needs CPU emulation, which strata does not do"
-    ))
+    Err(ImageError::Platform {
+        platform: platform.to_string(),
+        host: strata_oci::image::host_architecture().to_string(),
+    })
 }
 
 /// Why an image is rebuilt, in a few words. A previous failure is named, not repeated: its
@@ -847,7 +852,7 @@ mod tests {
         } else {
             "linux/amd64"
         };
-        let err = check_platform(Some(other)).unwrap_err();
+        let err = check_platform(Some(other)).unwrap_err().to_string();
         assert!(err.contains(other) && err.contains(&host), "{err}");
         assert!(check_platform(Some("windows/amd64")).is_err());
     }

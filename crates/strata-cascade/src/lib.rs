@@ -24,7 +24,7 @@ pub mod status;
 pub use cascade::{
     CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,
 };
-pub use error::CascadeError;
+pub use error::{CascadeError, ImageError};
 pub use inputs::{BuildInputs, InputsResolver};
 pub use sign::trust_config;
 pub use status::StoreStatus;

@@ -39,7 +39,7 @@ impl<'s> ImageView<'s> {
             strata_build::layer::index_layer(store, &mut fs, layer).map_err(|e| {
                 TierTestError::Image {
                     image: reference.to_string(),
-                    message: format!("layer {}: {e}", layer.digest()),
+                    message: format!("layer {}: {}", layer.digest(), strata_oci::report(&e)),
                 }
             })?;
         }
@@ -127,8 +127,12 @@ impl<'s> ImageView<'s> {
             .layers()
             .get(index)
             .ok_or_else(|| format!("{wanted}: layer {index} is missing"))?;
-        let fail = |e: &dyn std::fmt::Display| {
-            format!("reading {wanted} from layer {}: {e}", layer.digest())
+        let fail = |e: &(dyn std::error::Error + 'static)| {
+            format!(
+                "reading {wanted} from layer {}: {}",
+                layer.digest(),
+                strata_oci::report(e)
+            )
         };
         let mut archive = self.store.open_layer(layer).map_err(|e| fail(&e))?;
         let mut link_target = None;
