@@ -4,6 +4,36 @@ use std::path::{Path, PathBuf};
 
 use crate::keys::KeyId;
 
+/// A provenance statement is not one strata reads.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// The statement's predicate is not SLSA provenance v1.
+    #[error(
+        "predicate type is {found:?}, expected {:?}",
+        crate::statement::SLSA_PROVENANCE_V1
+    )]
+    PredicateType {
+        /// The predicate type found.
+        found: String,
+    },
+    /// The predicate does not parse as SLSA provenance.
+    #[error("the SLSA provenance predicate is malformed")]
+    Malformed(#[source] serde_json::Error),
+    /// The provenance has no `internalParameters`.
+    #[error("the provenance has no internalParameters")]
+    NoInternalParameters,
+    /// The `internalParameters` are not strata's.
+    #[error("internalParameters are not strata's")]
+    NotStrata(#[source] serde_json::Error),
+    /// More than one base image is recorded.
+    #[error("the provenance records more than one base image")]
+    SeveralBases,
+    /// The base image has no sha256 digest.
+    #[error("the provenance's base image has no sha256 digest")]
+    BaseWithoutDigest,
+}
+
 /// Reading, writing or generating a key failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -92,6 +92,9 @@ pub enum StepError {
         /// Why.
         source: strata_oci::Error,
     },
+    /// A build secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
     /// `--chmod` is not an octal mode.
     #[error("invalid --chmod {0:?}: expected an octal mode such as 0755")]
     BadChmod(String),

@@ -713,13 +713,13 @@ fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor,
     let client = strata_registry::Client::new(strata_registry::ClientOptions::default()).map_err(
         |source| ImageError::Client {
             reference: reference.to_string(),
-            source,
+            source: Box::new(source),
         },
     )?;
     strata_registry::pull_pinned(&client, store, reference).map_err(|source| {
         ImageError::PullPinned {
             reference: reference.to_string(),
-            source,
+            source: Box::new(source),
         }
     })
 }

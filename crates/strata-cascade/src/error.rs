@@ -56,14 +56,14 @@ pub enum ImageError {
     Store(#[from] strata_oci::Error),
     /// The build (or the rootfs import) failed.
     #[error(transparent)]
-    Build(#[from] strata_build::error::BuildError),
+    Build(Box<strata_build::error::BuildError>),
     /// A pinned bought image could not be fetched.
     #[error("bought image {reference}: pulling it failed")]
     PullPinned {
         /// The pinned reference.
         reference: String,
         /// The registry client's error.
-        source: strata_registry::RegistryError,
+        source: Box<strata_registry::RegistryError>,
     },
     /// The registry client could not be set up.
     #[error("bought image {reference}")]
@@ -71,7 +71,7 @@ pub enum ImageError {
         /// The pinned reference.
         reference: String,
         /// Why.
-        source: strata_registry::RegistryError,
+        source: Box<strata_registry::RegistryError>,
     },
     /// The image's tier tests could not run.
     #[error("tier tests of {image} could not run")]
@@ -79,7 +79,7 @@ pub enum ImageError {
         /// The chain image.
         image: String,
         /// Why.
-        source: strata_tiertest::TierTestError,
+        source: Box<strata_tiertest::TierTestError>,
     },
     /// A tier test failed: the failing test, the owner, and where `:latest` stays.
     #[error("{0}")]
@@ -90,7 +90,7 @@ pub enum ImageError {
         /// The team.
         team: String,
         /// Why.
-        source: strata_attest::KeyError,
+        source: Box<strata_attest::KeyError>,
     },
     /// The chain requires signatures and the team has no key.
     #[error(
@@ -108,9 +108,15 @@ pub enum ImageError {
         /// The chain image.
         image: String,
         /// Why.
-        source: strata_build::context::ContextError,
+        source: Box<strata_build::context::ContextError>,
     },
     /// The provenance was signed but could not be attached.
     #[error("signing")]
-    Sign(#[source] strata_attest::AttestError),
+    Sign(#[source] Box<strata_attest::AttestError>),
+}
+
+impl From<strata_build::error::BuildError> for ImageError {
+    fn from(error: strata_build::error::BuildError) -> Self {
+        ImageError::Build(Box::new(error))
+    }
 }

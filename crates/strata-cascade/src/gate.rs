@@ -36,7 +36,7 @@ pub(crate) fn test_then_tag(
     let report = strata_tiertest::run_file(store, &reference, test, &run).map_err(|source| {
         ImageError::TierTests {
             image: image.name.clone(),
-            source,
+            source: Box::new(source),
         }
     })?;
     if let Some(events) = events {

@@ -34,7 +34,7 @@ pub(crate) fn key_for(
     )
     .map_err(|source| ImageError::SigningKey {
         team: team.clone(),
-        source,
+        source: Box::new(source),
     })?;
     if key.is_none() && chain.file.require_signatures {
         return Err(ImageError::KeyRequired {
@@ -142,7 +142,7 @@ pub(crate) fn sign(
             source_digest: Digest::from_hex(&strata_build::context::hash_file(path).map_err(
                 |source| ImageError::Provenance {
                     image: image.name.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             )?)?,
             builder_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -165,7 +165,7 @@ pub(crate) fn sign(
     let name = refs::repository(chain, i);
     let (attestation, _) =
         strata_attest::attest_provenance(store, &descriptor, &name, &provenance, key)
-            .map_err(ImageError::Sign)?;
+            .map_err(|e| ImageError::Sign(Box::new(e)))?;
     let key_id = key.id().to_string();
     if let Some(events) = events {
         let log = events.lock().unwrap_or_else(|e| e.into_inner());
