@@ -25,7 +25,7 @@ pub mod run;
 pub mod spec;
 
 pub use error::TierTestError;
-pub use image::ImageView;
+pub use image::{ImageView, ViewError};
 pub use report::{Report, TestKind, TestResult};
 pub use run::{RunOptions, run, run_file};
 pub use spec::{TestFile, load, parse};

@@ -380,7 +380,7 @@ impl From<strata_oci::Error> for ApiError {
                 ErrorCode::DigestInvalid,
                 format!("invalid digest {input:?}: {reason}"),
             ),
-            other => ApiError::internal(other),
+            other => ApiError::internal(strata_oci::report(&other)),
         }
     }
 }
