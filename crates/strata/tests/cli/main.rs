@@ -9,6 +9,7 @@ mod common;
 mod custody_cli;
 mod debian_chain;
 mod dockerfile_cli;
+mod errors;
 mod gc_caches;
 mod hostile_archives;
 mod inspect_chain;
