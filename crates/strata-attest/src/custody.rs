@@ -647,8 +647,10 @@ fn check_attestation(
         .and_then(|p| p.internal().map(|i| (p, i)));
     let (provenance, internal) = match parsed {
         Ok(parsed) => parsed,
-        Err(reason) => {
-            link.problems.push(Problem::NotProvenance { reason });
+        Err(e) => {
+            link.problems.push(Problem::NotProvenance {
+                reason: strata_oci::report(&e),
+            });
             return Ok((1, None));
         }
     };
@@ -717,7 +719,11 @@ fn check_parent(
 ) -> Result<Result<Next, Problem>, AttestError> {
     let recorded = match provenance.base() {
         Ok(recorded) => recorded,
-        Err(reason) => return Ok(Err(Problem::NotProvenance { reason })),
+        Err(e) => {
+            return Ok(Err(Problem::NotProvenance {
+                reason: strata_oci::report(&e),
+            }));
+        }
     };
     let annotated = image
         .manifest()

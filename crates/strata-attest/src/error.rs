@@ -4,12 +4,42 @@ use std::path::{Path, PathBuf};
 
 use crate::keys::KeyId;
 
+/// A provenance statement is not one strata reads.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// The statement's predicate is not SLSA provenance v1.
+    #[error(
+        "predicate type is {found:?}, expected {:?}",
+        crate::statement::SLSA_PROVENANCE_V1
+    )]
+    PredicateType {
+        /// The predicate type found.
+        found: String,
+    },
+    /// The predicate does not parse as SLSA provenance.
+    #[error("the SLSA provenance predicate is malformed")]
+    Malformed(#[source] serde_json::Error),
+    /// The provenance has no `internalParameters`.
+    #[error("the provenance has no internalParameters")]
+    NoInternalParameters,
+    /// The `internalParameters` are not strata's.
+    #[error("internalParameters are not strata's")]
+    NotStrata(#[source] serde_json::Error),
+    /// More than one base image is recorded.
+    #[error("the provenance records more than one base image")]
+    SeveralBases,
+    /// The base image has no sha256 digest.
+    #[error("the provenance's base image has no sha256 digest")]
+    BaseWithoutDigest,
+}
+
 /// Reading, writing or generating a key failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// A key file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -26,19 +56,21 @@ pub enum KeyError {
         reason: String,
     },
     /// A key in a file could not be parsed.
-    #[error("{}: {inner}", path.display())]
+    #[error("{}", path.display())]
     InFile {
         /// The file.
         path: PathBuf,
         /// The error.
+        #[source]
         inner: Box<KeyError>,
     },
     /// A key in an environment variable could not be parsed.
-    #[error("{variable}: {inner}")]
+    #[error("{variable}")]
     InVariable {
         /// The variable.
         variable: String,
         /// The error.
+        #[source]
         inner: Box<KeyError>,
     },
     /// The private key is encrypted and no passphrase was given.

@@ -579,7 +579,13 @@ mod tests {
             env(vec![("STRATA_KEY_WEB_OPS", pem.clone())]),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("STRATA_KEY_WEB_OPS: "), "{err}");
+        // The message names the variable; the parse error is its cause.
+        assert_eq!(err.to_string(), "STRATA_KEY_WEB_OPS");
+        let line = strata_oci::report(&err);
+        assert!(
+            line.starts_with("STRATA_KEY_WEB_OPS: the private key is encrypted"),
+            "{line}"
+        );
         // --key wins over the variable.
         let other = PrivateKey::generate(KeyKind::Ed25519).unwrap();
         let other_files = write_key_pair(dir.path(), "other", &other, None).unwrap();

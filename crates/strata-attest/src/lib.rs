@@ -27,7 +27,7 @@ pub mod statement;
 pub use artifact::{attach, attest_provenance, find};
 pub use custody::{Report, TrustConfig, verify_chain};
 pub use dsse::{Envelope, sign, verify};
-pub use error::{AttestError, KeyError, VerifyError};
+pub use error::{AttestError, KeyError, ProvenanceError, VerifyError};
 pub use keys::{KeyId, KeyKind, PrivateKey, PublicKey};
 pub use policy::Policy;
 pub use provenance::Provenance;

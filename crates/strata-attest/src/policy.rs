@@ -61,16 +61,30 @@ impl Policy {
     }
 }
 
+/// An age that [`parse_age`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("age {text:?}{problem}")]
+pub struct AgeError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it, as the end of the message.
+    problem: String,
+}
+
 /// Parse `30d`, `12h`, `90m`, `45s`, `2w` (a whole number and one unit).
-pub fn parse_age(text: &str) -> Result<Duration, String> {
+pub fn parse_age(text: &str) -> Result<Duration, AgeError> {
     let text = text.trim();
+    let bad = |problem: String| AgeError {
+        text: text.to_string(),
+        problem,
+    };
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("age {text:?} needs a unit: s, m, h, d or w"))?;
+        .ok_or_else(|| bad(" needs a unit: s, m, h, d or w".into()))?;
     let (number, unit) = text.split_at(split);
     let n: i64 = number
         .parse()
-        .map_err(|_| format!("age {text:?} must start with a whole number"))?;
+        .map_err(|_| bad(" must start with a whole number".into()))?;
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -78,14 +92,12 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         "d" => 86_400,
         "w" => 604_800,
         _ => {
-            return Err(format!(
-                "age {text:?}: unknown unit {unit:?} (s, m, h, d or w)"
-            ));
+            return Err(bad(format!(": unknown unit {unit:?} (s, m, h, d or w)")));
         }
     };
     n.checked_mul(seconds)
         .and_then(Duration::try_seconds)
-        .ok_or_else(|| format!("age {text:?} is too large"))
+        .ok_or_else(|| bad(" is too large".into()))
 }
 
 /// Write a duration the way [`parse_age`] reads it.

@@ -17,6 +17,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use strata_oci::{Digest, Reference};
 
+use crate::error::ProvenanceError;
+
 /// strata's build type for an image built from a Dockerfile.
 pub const DOCKERFILE_BUILD_TYPE: &str = "https://strata.dev/buildtypes/dockerfile/v1";
 /// strata's build type for a bought base imported from a tarball or a pinned image.
@@ -364,12 +366,11 @@ fn provenance(
 
 impl Provenance {
     /// strata's internalParameters, when the build type is one of strata's.
-    pub fn internal(&self) -> Result<InternalParameters, String> {
+    pub fn internal(&self) -> Result<InternalParameters, ProvenanceError> {
         let Some(value) = &self.build_definition.internal_parameters else {
-            return Err("the provenance has no internalParameters".into());
+            return Err(ProvenanceError::NoInternalParameters);
         };
-        serde_json::from_value(value.clone())
-            .map_err(|e| format!("internalParameters are not strata's: {e}"))
+        serde_json::from_value(value.clone()).map_err(ProvenanceError::NotStrata)
     }
 
     /// The dependencies named `name`.
@@ -383,17 +384,15 @@ impl Provenance {
     /// The image underneath, as recorded: its full name (from the `pkg:docker` URI) and digest.
     /// `Ok(None)` when none is recorded (an import, or `FROM scratch`); an error when the entry is
     /// malformed or there are several.
-    pub fn base(&self) -> Result<Option<(Option<String>, Digest)>, String> {
+    pub fn base(&self) -> Result<Option<(Option<String>, Digest)>, ProvenanceError> {
         let mut bases = self.dependencies(DEP_BASE);
         let Some(base) = bases.next() else {
             return Ok(None);
         };
         if bases.next().is_some() {
-            return Err("the provenance records more than one base image".into());
+            return Err(ProvenanceError::SeveralBases);
         }
-        let digest = base
-            .sha256()
-            .ok_or("the provenance's base image has no sha256 digest")?;
+        let digest = base.sha256().ok_or(ProvenanceError::BaseWithoutDigest)?;
         Ok(Some((
             base.uri.as_deref().and_then(image_name_from_uri),
             digest,

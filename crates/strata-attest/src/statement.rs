@@ -73,15 +73,13 @@ impl Statement {
     }
 
     /// The SLSA v1 provenance in the predicate; an error names what is wrong.
-    pub fn provenance(&self) -> Result<Provenance, String> {
+    pub fn provenance(&self) -> Result<Provenance, crate::ProvenanceError> {
         if self.predicate_type != SLSA_PROVENANCE_V1 {
-            return Err(format!(
-                "predicate type is {:?}, expected {SLSA_PROVENANCE_V1:?}",
-                self.predicate_type
-            ));
+            return Err(crate::ProvenanceError::PredicateType {
+                found: self.predicate_type.clone(),
+            });
         }
-        serde_json::from_value(self.predicate.clone())
-            .map_err(|e| format!("the SLSA provenance predicate is malformed: {e}"))
+        serde_json::from_value(self.predicate.clone()).map_err(crate::ProvenanceError::Malformed)
     }
 
     /// The sha256 digests of the subjects.

@@ -116,8 +116,9 @@ pub fn extract_archive(path: &Path, kind: ArchiveKind, dest: &Path) -> Result<()
         whiteouts: strata_oci::tar::Whiteouts::Refuse,
         ..Default::default()
     };
-    strata_oci::tar::unpack_layer(reader, dest, &options).map_err(|e| {
-        StepError::Unsupported(format!("{}: cannot extract archive: {e}", path.display()))
+    strata_oci::tar::unpack_layer(reader, dest, &options).map_err(|source| StepError::Extract {
+        path: path.to_path_buf(),
+        source,
     })?;
     Ok(())
 }
@@ -242,9 +243,8 @@ mod tests {
         one_file_tar(&plain, "etc/.wh.passwd", b"");
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
-        let err = extract_archive(&plain, ArchiveKind::Tar, &out)
-            .unwrap_err()
-            .to_string();
+        let err = strata_oci::report(&extract_archive(&plain, ArchiveKind::Tar, &out).unwrap_err());
+        assert!(err.contains("a.tar: cannot extract archive: "), "{err}");
         assert!(err.contains("etc/.wh.passwd"), "{err}");
         assert!(err.contains("whiteout"), "{err}");
         assert!(!out.join("etc/.wh.passwd").exists());

@@ -411,10 +411,10 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn parse_error(&self, source: strata_dockerfile::Error) -> BuildError {
+    fn parse_error(&self, error: strata_dockerfile::Error) -> BuildError {
         BuildError::Dockerfile {
             file: self.file.clone(),
-            source,
+            error,
         }
     }
 
@@ -694,21 +694,20 @@ impl<'a> Builder<'a> {
             },
         )?;
         let network = crate::run::network(run, self.options.network);
-        let key = hash_strings(&[
-            "run/v1",
-            &state.chain_key,
-            &command.argv.join("\0"),
-            &format!("{env:?}"),
-            &user_spec,
-            &cwd,
-            &format!("{network:?}"),
-            &mount_keys.join("\0"),
-            &command
+        let key = crate::cache_key::RunKey {
+            chain_key: &state.chain_key,
+            argv: &command.argv,
+            env: &env,
+            user: &user_spec,
+            cwd: &cwd,
+            network,
+            mounts: &mount_keys,
+            script: command
                 .script
                 .as_ref()
-                .map(|(n, c)| format!("{n}:{}", hash_strings(&[&String::from_utf8_lossy(c)])))
-                .unwrap_or_default(),
-        ]);
+                .map(|(name, content)| (name.as_str(), content.as_slice())),
+        }
+        .key();
         if let Some(cached) = self.cache.get_step(self.store, &key) {
             self.sink.event(BuildEvent::Cached);
             self.cached_steps += 1;
@@ -716,8 +715,12 @@ impl<'a> Builder<'a> {
         }
         let lowers = self.lowers(&state.layers)?;
         let view = strata_sandbox::LayerView::new(&lowers);
-        let user = strata_sandbox::resolve_user(&user_spec, &view)
-            .map_err(|e| StepError::Run(format!("USER {user_spec}: {e}")))?;
+        let user = strata_sandbox::resolve_user(&user_spec, &view).map_err(|source| {
+            StepError::SandboxAt {
+                what: format!("USER {user_spec}"),
+                source,
+            }
+        })?;
         let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
         // As runc does: HOME from the step user's /etc/passwd entry (`/` without one), unless
@@ -760,11 +763,9 @@ impl<'a> Builder<'a> {
         output.flush();
         let outcome = outcome.map_err(|e| match e {
             strata_sandbox::SandboxError::Cancelled { .. } => StepError::Interrupted,
-            other => StepError::Run(other.to_string()),
+            other => StepError::Sandbox(other),
         })?;
-        let changes = outcome
-            .changes()
-            .map_err(|e| StepError::Run(e.to_string()))?;
+        let changes = outcome.changes()?;
         let layer = if changes.is_empty() {
             None
         } else {
@@ -1115,16 +1116,13 @@ impl<'a> Builder<'a> {
         a: &strata_dockerfile::Add,
         created_by: &str,
     ) -> Result<Option<String>, StepError> {
-        let mut parts = vec![
-            "add/v2".to_string(),
-            state.chain_key.clone(),
-            created_by.to_string(),
-            format!("{:?}", a.unpack),
-            format!(
-                "{:?} {:?}",
-                self.options.compression, self.options.source_date_epoch
-            ),
-        ];
+        let mut key = crate::cache_key::add_key(
+            &state.chain_key,
+            created_by,
+            a.unpack,
+            self.options.compression,
+            self.options.source_date_epoch,
+        );
         for source in &a.sources {
             match source {
                 Source::Path(p) if add::is_url(p) || add::is_git(p) => return Ok(None),
@@ -1146,21 +1144,22 @@ impl<'a> Builder<'a> {
                             let mtime = u64::try_from(f.meta.mtime())
                                 .unwrap_or(0)
                                 .min(self.options.source_date_epoch);
-                            parts.push(format!(
-                                "{} {:o} {}:{} {mtime} {hash}",
-                                f.path.display(),
-                                f.meta.mode(),
-                                f.meta.uid(),
-                                f.meta.gid()
-                            ));
+                            key.str("file")
+                                .bytes(f.path.as_os_str().as_encoded_bytes())
+                                .u64(u64::from(f.meta.mode()))
+                                .u64(u64::from(f.meta.uid()))
+                                .u64(u64::from(f.meta.gid()))
+                                .u64(mtime)
+                                .str(&hash);
                         }
                     }
                 }
-                Source::Heredoc { content, .. } => parts.push(content.clone()),
+                Source::Heredoc { content, .. } => {
+                    key.str("heredoc").str(content);
+                }
             }
         }
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Ok(Some(hash_strings(&refs)))
+        Ok(Some(key.finish()))
     }
 
     fn finish(self, state: StageState) -> Result<BuildResult, BuildError> {

@@ -22,7 +22,7 @@ use strata_oci::scoped;
 #[non_exhaustive]
 pub enum ContextError {
     /// The context directory itself is missing or unreadable.
-    #[error("build context {path}: {source}")]
+    #[error("build context {path}")]
     Root {
         /// The context directory.
         path: PathBuf,
@@ -30,7 +30,7 @@ pub enum ContextError {
         source: io::Error,
     },
     /// A `.dockerignore` pattern is invalid.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Ignore {
         /// The ignore file.
         file: PathBuf,
@@ -48,10 +48,10 @@ pub enum ContextError {
     Loop(#[from] scoped::SymlinkLoop),
     /// A context file (Dockerfile, `.dockerignore`) could not be read safely: among others, it
     /// is a symlink pointing outside the context (the error names it; it is never read).
-    #[error("build context file: {0}")]
+    #[error("build context file")]
     File(#[from] strata_oci::RootError),
     /// Reading a file or directory failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file or directory.
         path: PathBuf,

@@ -148,7 +148,7 @@ pub fn plan_copy(
 ) -> Result<CopyPlan, CopyError> {
     let owner = opts.owner.unwrap_or(Owner { uid: 0, gid: 0 });
     let excludes = DockerIgnore::parse(&opts.excludes.join("\n"))
-        .map_err(|e| CopyError::Exclude(e.to_string()))?;
+        .map_err(|e| CopyError::Exclude(strata_oci::report(&e)))?;
     let dest_abs = if opts.dest.starts_with('/') {
         opts.dest.clone()
     } else {

@@ -18,6 +18,9 @@ pub struct PatternError {
     pub pattern: String,
     /// Why it is rejected.
     pub reason: String,
+    /// The regular expression library's error, when the pattern's translation did not compile.
+    #[source]
+    pub regex: Option<regex::Error>,
 }
 
 /// One compiled pattern.
@@ -64,16 +67,18 @@ impl DockerIgnore {
                     line: index + 1,
                     pattern: trimmed.to_string(),
                     reason: "illegal exclusion pattern \"!\"".to_string(),
+                    regex: None,
                 });
             }
             let mut cleaned = clean_path(rest);
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            let matcher = compile(&cleaned).map_err(|reason| PatternError {
+            let matcher = compile(&cleaned).map_err(|(reason, regex)| PatternError {
                 line: index + 1,
                 pattern: trimmed.to_string(),
-                reason,
+                reason: reason.to_string(),
+                regex,
             })?;
             patterns.push(Pattern {
                 exclusion,
@@ -184,7 +189,8 @@ pub fn clean_path(path: &str) -> String {
 
 /// Compile one cleaned pattern the way patternmatcher does: exact, `x**` prefix, `**x` suffix, or a
 /// regular expression where `*` and `?` never cross `/` and `**` spans any number of directories.
-fn compile(pattern: &str) -> Result<Matcher, String> {
+/// An error is what is wrong, and the regular expression library's error when that is the cause.
+fn compile(pattern: &str) -> Result<Matcher, (&'static str, Option<regex::Error>)> {
     #[derive(PartialEq)]
     enum Kind {
         Exact,
@@ -258,7 +264,7 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
         }
     }
     if in_class {
-        return Err("unterminated character class".to_string());
+        return Err(("unterminated character class", None));
     }
     match kind {
         Kind::Exact => Ok(Matcher::Exact),
@@ -268,7 +274,7 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
             regex.push('$');
             Regex::new(&regex)
                 .map(Matcher::Regex)
-                .map_err(|e| e.to_string())
+                .map_err(|e| ("invalid pattern", Some(e)))
         }
     }
 }

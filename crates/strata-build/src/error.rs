@@ -12,7 +12,7 @@ use crate::users::UserError;
 #[non_exhaustive]
 pub enum BuildError {
     /// The Dockerfile could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     ReadDockerfile {
         /// The Dockerfile.
         path: PathBuf,
@@ -20,18 +20,19 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// The Dockerfile does not parse or resolve (`file:line:col: INSTRUCTION: message`).
-    #[error("{file}:{source}")]
+    #[error("{file}:{error}")]
     Dockerfile {
         /// The Dockerfile, as given.
         file: String,
-        /// The parser's error.
-        source: strata_dockerfile::Error,
+        /// The parser's error (`LINE:COL: INSTRUCTION: message`): a position that continues the
+        /// file name, so part of this message rather than a `source()`.
+        error: strata_dockerfile::Error,
     },
     /// The build context is unusable.
     #[error(transparent)]
     Context(#[from] ContextError),
     /// One instruction failed.
-    #[error("{file}:{line}: {instruction}: {source}")]
+    #[error("{file}:{line}: {instruction}")]
     Step {
         /// The Dockerfile, as given.
         file: String,
@@ -76,13 +77,24 @@ pub enum StepError {
     #[error(transparent)]
     Context(#[from] ContextError),
     /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An ADDed archive could not be extracted (hostile or broken).
+    #[error("{}: cannot extract archive", path.display())]
+    Extract {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        source: strata_oci::Error,
+    },
+    /// A build secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
     /// `--chmod` is not an octal mode.
     #[error("invalid --chmod {0:?}: expected an octal mode such as 0755")]
     BadChmod(String),
@@ -107,9 +119,21 @@ pub enum StepError {
     /// A feature this builder does not have.
     #[error("{0}")]
     Unsupported(String),
-    /// A RUN step failed.
+    /// A RUN step cannot run (the message is the whole story: no underlying error).
     #[error("{0}")]
     Run(String),
+    /// The sandbox failed: the command could not start, failed, or its changes could not be read.
+    #[error(transparent)]
+    Sandbox(#[from] strata_sandbox::SandboxError),
+    /// A sandbox operation on something named failed (`USER app`, `snapshot of layer ...`).
+    #[error("{what}")]
+    SandboxAt {
+        /// What was being done.
+        what: String,
+        /// The sandbox's error.
+        #[source]
+        source: strata_sandbox::SandboxError,
+    },
     /// The build was cancelled during this step.
     #[error("interrupted")]
     Interrupted,

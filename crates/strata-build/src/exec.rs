@@ -107,8 +107,11 @@ pub fn exec(
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "0".to_string());
     let view = strata_sandbox::LayerView::new(&lowers);
-    let user = strata_sandbox::resolve_user(&user_spec, &view)
-        .map_err(|e| StepError::Run(format!("user {user_spec}: {e}")))?;
+    let user =
+        strata_sandbox::resolve_user(&user_spec, &view).map_err(|source| StepError::SandboxAt {
+            what: format!("user {user_spec}"),
+            source,
+        })?;
     let scratch = store.tmp_dir();
     std::fs::create_dir_all(&scratch).map_err(|source| StepError::Io {
         path: scratch.clone(),
@@ -150,7 +153,7 @@ pub fn exec(
             },
         }),
         Err(SandboxError::Cancelled { .. }) => Err(StepError::Interrupted),
-        Err(e) => Err(StepError::Run(e.to_string())),
+        Err(e) => Err(StepError::Sandbox(e)),
     }
 }
 

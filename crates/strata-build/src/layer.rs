@@ -97,37 +97,41 @@ pub fn plan_key(
     stat: &mut StatCache,
     options: &LayerOptions,
 ) -> Result<String, StepError> {
-    let mut h = Sha256::new();
-    h.update(format!(
-        "plan/v3 {:?} {}\n",
-        options.compression, options.source_date_epoch
-    ));
+    let mut key = crate::cache_key::KeyWriter::new("strata-build/plan/v4");
+    key.compression(options.compression)
+        .u64(options.source_date_epoch);
     for (path, entry) in plan {
-        let content = match &entry.content {
-            PlannedContent::Dir => "d".to_string(),
-            PlannedContent::Symlink(target) => format!("l {target}"),
-            PlannedContent::Hardlink(target) => format!("h {target}"),
-            PlannedContent::CharDevice { major, minor } => format!("c {major} {minor}"),
-            PlannedContent::BlockDevice { major, minor } => format!("blk {major} {minor}"),
-            PlannedContent::Fifo => "p".to_string(),
-            PlannedContent::Bytes(bytes) => format!("b {}", hex::encode(Sha256::digest(bytes))),
+        key.str(path)
+            .u64(u64::from(entry.mode))
+            .u64(u64::from(entry.owner.uid))
+            .u64(u64::from(entry.owner.gid))
+            .u64(clamped_mtime(entry, options.source_date_epoch));
+        match &entry.content {
+            PlannedContent::Dir => key.str("dir"),
+            PlannedContent::Symlink(target) => key.str("symlink").str(target),
+            PlannedContent::Hardlink(target) => key.str("hardlink").str(target),
+            PlannedContent::CharDevice { major, minor } => key
+                .str("char")
+                .u64(u64::from(*major))
+                .u64(u64::from(*minor)),
+            PlannedContent::BlockDevice { major, minor } => key
+                .str("block")
+                .u64(u64::from(*major))
+                .u64(u64::from(*minor)),
+            PlannedContent::Fifo => key.str("fifo"),
+            PlannedContent::Bytes(bytes) => {
+                key.str("bytes").str(&hex::encode(Sha256::digest(bytes)))
+            }
             PlannedContent::File(src) => {
                 let meta = fs::metadata(src).map_err(|source| StepError::Io {
                     path: src.clone(),
                     source,
                 })?;
-                format!("f {}", stat.file_hash(src, &meta)?)
+                key.str("file").str(&stat.file_hash(src, &meta)?)
             }
         };
-        h.update(format!(
-            "{path}\0{:o}\0{}\0{}\0{}\0{content}\n",
-            entry.mode,
-            entry.owner.uid,
-            entry.owner.gid,
-            clamped_mtime(entry, options.source_date_epoch)
-        ));
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok(key.finish())
 }
 
 /// A planned entry's mtime in the layer: its source's, clamped to `epoch` (BuildKit's

@@ -4,6 +4,7 @@
 
 pub mod add;
 pub mod builder;
+mod cache_key;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;

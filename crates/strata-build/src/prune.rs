@@ -59,9 +59,10 @@ pub fn prune_caches(store: &Store, cache_dir: &Path, gc: &GcReport) -> CachePrun
     let chains = match store.layer_chains() {
         Ok(chains) => chains,
         Err(e) => {
-            report
-                .errors
-                .push(format!("caches kept: cannot list the store's images: {e}"));
+            report.errors.push(format!(
+                "caches kept: cannot list the store's images: {}",
+                strata_oci::report(&e)
+            ));
             return report;
         }
     };

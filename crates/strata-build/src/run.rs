@@ -187,7 +187,7 @@ pub(crate) fn mounts(mounts: &[Mount], inputs: &MountInputs<'_>) -> Result<RunMo
                     }
                     continue;
                 };
-                let content = source.read(&id).map_err(StepError::Run)?;
+                let content = source.read(&id)?;
                 keys.push(format!("secret {id}"));
                 // `env=VAR` (Dockerfile 1.10): the secret as a variable; a file too only when a
                 // target is also given, as BuildKit does.

@@ -11,6 +11,38 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+/// A `--secret` that cannot be parsed or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The `--secret` value is malformed.
+    #[error("invalid --secret {spec:?}: {why}")]
+    Invalid {
+        /// The value given.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The secret's file cannot be read.
+    #[error("secret {id:?}: cannot read {}", path.display())]
+    Read {
+        /// The secret's id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The secret's environment variable is not set.
+    #[error("secret {id:?}: environment variable {var} is not set")]
+    Unset {
+        /// The secret's id.
+        id: String,
+        /// The variable.
+        var: String,
+    },
+}
+
 /// Where a build secret's content comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -22,13 +54,19 @@ pub enum SecretSource {
 
 impl SecretSource {
     /// The secret's bytes, read now; the error names the file or variable.
-    pub fn read(&self, id: &str) -> Result<Vec<u8>, String> {
+    pub fn read(&self, id: &str) -> Result<Vec<u8>, SecretError> {
         match self {
-            SecretSource::File(path) => std::fs::read(path)
-                .map_err(|e| format!("secret {id:?}: cannot read {}: {e}", path.display())),
+            SecretSource::File(path) => std::fs::read(path).map_err(|source| SecretError::Read {
+                id: id.to_string(),
+                path: path.clone(),
+                source,
+            }),
             SecretSource::Env(var) => std::env::var_os(var)
                 .map(std::os::unix::ffi::OsStringExt::into_vec)
-                .ok_or_else(|| format!("secret {id:?}: environment variable {var} is not set")),
+                .ok_or_else(|| SecretError::Unset {
+                    id: id.to_string(),
+                    var: var.clone(),
+                }),
         }
     }
 }
@@ -38,8 +76,11 @@ impl SecretSource {
 pub fn parse_secret(
     spec: &str,
     env_is_set: impl Fn(&str) -> bool,
-) -> Result<(String, SecretSource), String> {
-    let bad = |why: &str| format!("invalid --secret {spec:?}: {why}");
+) -> Result<(String, SecretSource), SecretError> {
+    let bad = |why: &str| SecretError::Invalid {
+        spec: spec.to_string(),
+        why: why.to_string(),
+    };
     let (mut kind, mut id, mut src, mut env) = (None, None, None, None);
     for field in spec.split(',').filter(|f| !f.is_empty()) {
         let (key, value) = field
@@ -108,7 +149,7 @@ mod tests {
     use super::*;
 
     fn parse(spec: &str) -> Result<(String, SecretSource), String> {
-        parse_secret(spec, |v| v == "SET_VAR")
+        parse_secret(spec, |v| v == "SET_VAR").map_err(|e| e.to_string())
     }
 
     #[test]
@@ -171,10 +212,15 @@ mod tests {
         let err = SecretSource::File(PathBuf::from("/nonexistent/s"))
             .read("s")
             .unwrap_err();
-        assert!(err.contains("/nonexistent/s"), "{err}");
+        assert_eq!(err.to_string(), "secret \"s\": cannot read /nonexistent/s");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the OS error is the cause"
+        );
         let err = SecretSource::Env("STRATA_TEST_SURELY_UNSET_VAR".into())
             .read("x")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("STRATA_TEST_SURELY_UNSET_VAR is not set"),
             "{err}"

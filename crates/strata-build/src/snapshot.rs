@@ -65,7 +65,10 @@ impl Snapshots {
             tmp.path(),
             strata_sandbox::XattrNamespace::for_current_user(),
         )
-        .map_err(|e| StepError::Run(format!("snapshot of layer {diff_id}: {e}")))?;
+        .map_err(|source| StepError::SandboxAt {
+            what: format!("snapshot of layer {diff_id}"),
+            source,
+        })?;
         let staged = tmp.keep();
         match fs::rename(&staged, &path) {
             Ok(()) => Ok(path),

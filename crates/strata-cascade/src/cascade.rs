@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,9 +15,10 @@ use strata_chain::{Build, Chain, Status, StatusSource};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::{Compression, Store};
 
-use crate::error::CascadeError;
+use crate::error::{CascadeError, ImageError};
 use crate::inputs::InputsResolver;
 use crate::refs;
+use crate::schedule::{ImageBuilder, Schedule};
 use crate::status::StoreStatus;
 use strata_oci::annotations::{
     ANNOTATION_BUILD_INPUTS, ANNOTATION_BUILD_KEY, ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER,
@@ -229,7 +230,64 @@ impl BuildSink for StepSink<'_> {
     }
 }
 
-/// Build the chain: see the crate docs.
+/// Build the chain: see the crate docs. Three steps: [`select`] the images to visit, then either
+/// show the plan (`dry_run`, from [`strata_chain::plan_forced`]) or run them through the scheduler
+/// ([`crate::schedule::run`]), which builds each one whose build key changed.
+///
+/// ```
+/// use strata_cascade::{CascadeEvent, CascadeOptions, CascadeSink, Outcome, build_chain};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let file = |rel: &str, content: &[u8]| -> std::io::Result<()> {
+///     let path = dir.path().join(rel);
+///     std::fs::create_dir_all(path.parent().unwrap())?;
+///     std::fs::write(path, content)
+/// };
+/// // A bought base imported from a root filesystem tarball, and an image on it made by COPY
+/// // (no RUN step, so no sandbox is needed).
+/// let mut rootfs = tar::Builder::new(Vec::new());
+/// let mut header = tar::Header::new_gnu();
+/// header.set_entry_type(tar::EntryType::Regular);
+/// header.set_mode(0o644);
+/// header.set_size(3);
+/// rootfs.append_data(&mut header, "etc/os", &b"v1\n"[..])?;
+/// file("rootfs.tar", &rootfs.into_inner()?)?;
+/// file("app/Dockerfile", b"FROM acme/base\nCOPY motd /etc/motd\n")?;
+/// file("app/motd", b"hello\n")?;
+/// file(
+///     "strata.toml",
+///     b"name = \"acme\"\n[teams.ops]\n[teams.dev]\n\
+///       [[image]]\nname = \"base\"\nowner = \"ops\"\nsource = { rootfs = \"rootfs.tar\" }\n\
+///       [[image]]\nname = \"app\"\nowner = \"dev\"\ncontext = \"app\"\n",
+/// )?;
+/// let chain = strata_chain::Chain::load(&dir.path().join("strata.toml"))?;
+/// let store = strata_oci::Store::init(&dir.path().join("store"))?;
+///
+/// /// Progress goes nowhere here; the CLI draws it.
+/// struct Quiet;
+/// impl CascadeSink for Quiet {
+///     fn event(&self, _: CascadeEvent<'_>) {}
+/// }
+///
+/// let options = CascadeOptions::default();
+/// let built = |summary: &strata_cascade::Summary| -> Vec<String> {
+///     let images = summary.images.iter();
+///     images.filter(|r| matches!(r.outcome, Outcome::Built { .. })).map(|r| r.image.clone()).collect()
+/// };
+/// let first = build_chain(&chain, &store, None, &options, &Quiet)?;
+/// assert_eq!(built(&first), ["base", "app"]);
+/// // Nothing changed: nothing is built.
+/// let again = build_chain(&chain, &store, None, &options, &Quiet)?;
+/// assert!(built(&again).is_empty());
+/// // A changed context file rebuilds the image it belongs to, not its parent.
+/// file("app/motd", b"hello again\n")?;
+/// let changed = build_chain(&chain, &store, None, &options, &Quiet)?;
+/// assert_eq!(built(&changed), ["app"]);
+/// assert_eq!(changed.images[1].reasons, ["context changed"]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn build_chain(
     chain: &Chain,
     store: &Store,
@@ -240,86 +298,14 @@ pub fn build_chain(
     if options.jobs == 0 {
         return Err(CascadeError::Options("--jobs must be at least 1".into()));
     }
-    for name in options.targets.iter().chain(&options.force) {
-        if chain.index(name).is_none() {
-            return Err(CascadeError::UnknownImage(name.clone()));
-        }
-    }
+    let selected = select(chain, options)?;
     let stat_path = options
         .cache_dir
         .as_ref()
         .map(|d| d.join("stat-cache.json"));
     let resolver = InputsResolver::new(chain, store, stat_path);
-    let graph = chain.graph();
-    let n = chain.file.images.len();
-
-    // The images to visit: the whole chain, or the targets and everything they need.
-    let selected: Vec<usize> = if options.targets.is_empty() {
-        graph.order().to_vec()
-    } else {
-        let mut marked = vec![false; n];
-        let mut stack: Vec<usize> = options
-            .targets
-            .iter()
-            .filter_map(|t| chain.index(t))
-            .collect();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut marked[i], true) {
-                stack.extend(graph.parents(i));
-            }
-        }
-        graph
-            .order()
-            .iter()
-            .copied()
-            .filter(|&i| marked[i])
-            .collect()
-    };
-    let forced: Vec<bool> = (0..n)
-        .map(|i| options.force.contains(&chain.file.images[i].name))
-        .collect();
-
     if options.dry_run {
-        let status = StoreStatus::new(&resolver, events);
-        let statuses = chain.statuses(&status)?;
-        let mut rebuilt = vec![false; n];
-        let mut images = Vec::new();
-        for &i in &selected {
-            let mut reasons: Vec<String> = Vec::new();
-            if forced[i] {
-                reasons.push("forced".into());
-            }
-            match statuses.get(i) {
-                Status::UpToDate => {}
-                other => reasons.push(status_reason(other)),
-            }
-            for p in graph.parents(i) {
-                if rebuilt[p] {
-                    reasons.push(format!("parent {} rebuilt", chain.file.images[p].name));
-                }
-            }
-            rebuilt[i] = !reasons.is_empty();
-            let image = &chain.file.images[i];
-            images.push(ImageReport {
-                image: image.name.clone(),
-                owner: image.owner.clone(),
-                tier: image.tier.clone(),
-                outcome: if rebuilt[i] {
-                    Outcome::WouldBuild
-                } else {
-                    Outcome::UpToDate {
-                        digest: resolver.stored(i)?.map(|(d, _)| d).unwrap_or_default(),
-                    }
-                },
-                reasons,
-                signed_by: None,
-            });
-        }
-        return Ok(Summary {
-            run_id: options.run_id.clone(),
-            images,
-            interrupted: false,
-        });
+        return dry_run(chain, &resolver, events, options, &selected);
     }
 
     let Some(_build_lock) = wait_for_build_lock(store, options)? else {
@@ -342,116 +328,151 @@ pub fn build_chain(
             Err(e) => tracing::warn!("cannot mark interrupted builds: {e}"),
         }
     }
-    let puller = crate::pull::BasePuller::new(options.pull);
-    let in_selection: Vec<bool> = (0..n).map(|i| selected.contains(&i)).collect();
-    let mut outcomes: Vec<Option<ImageReport>> = vec![None; n];
-    let mut running = 0usize;
-    let mut pending: Vec<usize> = selected.clone();
-    let mut rebuilt = vec![false; n];
-    for &i in &pending {
-        sink.event(CascadeEvent::Queued {
-            image: &chain.file.images[i].name,
-        });
-    }
-    let (tx, rx) = mpsc::channel::<(usize, ImageReport)>();
-    std::thread::scope(|scope| -> Result<(), CascadeError> {
-        loop {
-            // Start every image whose selected parents are finished, up to --jobs.
-            let mut k = 0;
-            while k < pending.len() && running < options.jobs {
-                let i = pending[k];
-                let parents: Vec<usize> = graph
-                    .parents(i)
-                    .into_iter()
-                    .filter(|&p| in_selection[p])
-                    .collect();
-                if parents.iter().any(|&p| outcomes[p].is_none()) {
-                    k += 1;
-                    continue;
-                }
-                pending.remove(k);
-                let image = &chain.file.images[i];
-                let blocked = parents.iter().find_map(|&p| {
-                    let r = outcomes[p].as_ref().expect("finished");
-                    match &r.outcome {
-                        Outcome::Failed { .. } => Some(format!("parent {} failed", r.image)),
-                        Outcome::Skipped { .. } => Some(format!("parent {} was skipped", r.image)),
-                        _ => None,
-                    }
-                });
-                let interrupted = options.cancel.load(Ordering::SeqCst);
-                if blocked.is_some() || interrupted {
-                    let because = blocked.unwrap_or_else(|| "interrupted".into());
-                    let report = ImageReport {
-                        image: image.name.clone(),
-                        owner: image.owner.clone(),
-                        tier: image.tier.clone(),
-                        reasons: Vec::new(),
-                        outcome: Outcome::Skipped { because },
-                        signed_by: None,
-                    };
-                    record(events, options, &report, None, None);
-                    sink.event(CascadeEvent::Finished {
-                        image: &image.name,
-                        outcome: &report.outcome,
-                    });
-                    outcomes[i] = Some(report);
-                    continue;
-                }
-                let parent_rebuilt: Vec<String> = parents
-                    .iter()
-                    .filter(|&&p| rebuilt[p])
-                    .map(|&p| chain.file.images[p].name.clone())
-                    .collect();
-                let tx = tx.clone();
-                let resolver = &resolver;
-                let puller = &puller;
-                running += 1;
-                let force = forced[i];
-                scope.spawn(move || {
-                    let report = build_one(
-                        chain,
-                        store,
-                        resolver,
-                        puller,
-                        events,
-                        options,
-                        sink,
-                        i,
-                        force,
-                        &parent_rebuilt,
-                    );
-                    let _ = tx.send((i, report));
-                });
-            }
-            if running == 0 && pending.is_empty() {
-                break;
-            }
-            if running == 0 {
-                // Nothing can start: cannot happen with an acyclic graph, guard anyway.
-                return Err(CascadeError::Options("the build order is stuck".into()));
-            }
-            let (i, report) = rx.recv().expect("a worker reports");
-            running -= 1;
-            rebuilt[i] = matches!(report.outcome, Outcome::Built { .. });
-            sink.event(CascadeEvent::Finished {
-                image: &chain.file.images[i].name,
-                outcome: &report.outcome,
-            });
-            outcomes[i] = Some(report);
-        }
-        Ok(())
-    })?;
+    let graph = chain.graph();
+    let schedule = Schedule {
+        order: selected,
+        names: chain.file.images.iter().map(|i| i.name.clone()).collect(),
+        parents: (0..chain.file.images.len())
+            .map(|i| graph.parents(i))
+            .collect(),
+    };
+    let builder = ChainBuilder {
+        chain,
+        store,
+        resolver: &resolver,
+        puller: crate::pull::BasePuller::new(options.pull),
+        events,
+        options,
+        sink,
+    };
+    let images = crate::schedule::run(&schedule, options.jobs, &options.cancel, &builder, sink)?;
     resolver.save();
-    let images: Vec<ImageReport> = selected
-        .iter()
-        .filter_map(|&i| outcomes[i].take())
-        .collect();
     Ok(Summary {
         run_id: options.run_id.clone(),
         images,
         interrupted: options.cancel.load(Ordering::SeqCst),
     })
+}
+
+/// The images a run visits, in build order: the whole chain, or the targets and everything they
+/// need (not what is above them). Errors name a target or forced image not in the chain.
+pub fn select(chain: &Chain, options: &CascadeOptions) -> Result<Vec<usize>, CascadeError> {
+    for name in options.targets.iter().chain(&options.force) {
+        if chain.index(name).is_none() {
+            return Err(CascadeError::UnknownImage(name.clone()));
+        }
+    }
+    let graph = chain.graph();
+    if options.targets.is_empty() {
+        return Ok(graph.order().to_vec());
+    }
+    let mut marked = vec![false; chain.file.images.len()];
+    let mut stack: Vec<usize> = options
+        .targets
+        .iter()
+        .filter_map(|t| chain.index(t))
+        .collect();
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut marked[i], true) {
+            stack.extend(graph.parents(i));
+        }
+    }
+    Ok(graph
+        .order()
+        .iter()
+        .copied()
+        .filter(|&i| marked[i])
+        .collect())
+}
+
+/// `--dry-run`: the planner's answer for the selected images, from the store's statuses.
+fn dry_run(
+    chain: &Chain,
+    resolver: &InputsResolver<'_>,
+    events: Option<&Mutex<EventLog>>,
+    options: &CascadeOptions,
+    selected: &[usize],
+) -> Result<Summary, CascadeError> {
+    let statuses = chain.statuses(&StoreStatus::new(resolver, events))?;
+    let plan = strata_chain::plan_forced(chain, &options.force, &statuses)?;
+    let mut images = Vec::new();
+    for &i in selected {
+        let image = &chain.file.images[i];
+        // The selection holds every ancestor of what it holds, so no planned parent is missing.
+        let step = plan.steps.iter().find(|s| s.image == image.name);
+        images.push(ImageReport {
+            image: image.name.clone(),
+            owner: image.owner.clone(),
+            tier: image.tier.clone(),
+            reasons: step
+                .map(|s| s.reasons.iter().map(reason_text).collect())
+                .unwrap_or_default(),
+            outcome: match step {
+                Some(_) => Outcome::WouldBuild,
+                None => Outcome::UpToDate {
+                    digest: resolver.stored(i)?.map(|(d, _)| d).unwrap_or_default(),
+                },
+            },
+            signed_by: None,
+        });
+    }
+    Ok(Summary {
+        run_id: options.run_id.clone(),
+        images,
+        interrupted: false,
+    })
+}
+
+/// A plan reason in a few words. A previous failure is named, not repeated: its message is in the
+/// log, and repeating it made each failure's reason contain the last one's.
+fn reason_text(reason: &strata_chain::Reason) -> String {
+    match reason {
+        strata_chain::Reason::Failed { .. } => "last build failed".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The cascade's [`ImageBuilder`]: pulls bases, checks the build key, builds, tests, signs.
+struct ChainBuilder<'a> {
+    chain: &'a Chain,
+    store: &'a Store,
+    resolver: &'a InputsResolver<'a>,
+    puller: crate::pull::BasePuller,
+    events: Option<&'a Mutex<EventLog>>,
+    options: &'a CascadeOptions,
+    sink: &'a dyn CascadeSink,
+}
+
+impl ImageBuilder for ChainBuilder<'_> {
+    fn build(&self, i: usize, parents_rebuilt: &[String]) -> ImageReport {
+        let force = self.options.force.contains(&self.chain.file.images[i].name);
+        build_one(
+            self.chain,
+            self.store,
+            self.resolver,
+            &self.puller,
+            self.events,
+            self.options,
+            self.sink,
+            i,
+            force,
+            parents_rebuilt,
+        )
+    }
+
+    fn skip(&self, i: usize, because: String) -> ImageReport {
+        let image = &self.chain.file.images[i];
+        let report = ImageReport {
+            image: image.name.clone(),
+            owner: image.owner.clone(),
+            tier: image.tier.clone(),
+            reasons: Vec::new(),
+            outcome: Outcome::Skipped { because },
+            signed_by: None,
+        };
+        record(self.events, self.options, &report, None, None);
+        report
+    }
 }
 
 /// Build (or find up to date) one image.
@@ -480,19 +501,20 @@ fn build_one(
     let started = Instant::now();
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
-    let result = (|| -> Result<Outcome, String> {
+    let result = (|| -> Result<Outcome, ImageError> {
         check_platform(image.platform.as_deref())?;
         // External bases first: their digests are part of the build key.
-        for reference in puller.pull_for(chain, store, i, events)? {
+        for reference in puller
+            .pull_for(chain, store, i, events)
+            .map_err(ImageError::Pull)?
+        {
             sink.event(CascadeEvent::Output {
                 image: &image.name,
                 line: &format!("pulled {reference}"),
             });
         }
-        let status = StoreStatus::new(resolver, events)
-            .status(chain, i)
-            .map_err(|e| e.to_string())?;
-        let stored = resolver.stored(i).map_err(|e| e.to_string())?;
+        let status = StoreStatus::new(resolver, events).status(chain, i)?;
+        let stored = resolver.stored(i)?;
         let old = stored.as_ref().map(|(d, _)| d.clone());
         if force {
             report.reasons.push("forced".into());
@@ -543,7 +565,7 @@ fn build_one(
         }
         let mut base = None;
         let mut resolved = None;
-        let number = refs::next_build_number(store, chain, i).map_err(|e| e.to_string())?;
+        let number = refs::next_build_number(store, chain, i)?;
         let mut tags = vec![
             refs::tagged(chain, i, "latest"),
             refs::tagged(chain, i, &number.to_string()),
@@ -552,10 +574,7 @@ fn build_one(
         // With tier tests the image is built untagged and tagged only once they pass (gate.rs);
         // the lease keeps gc off the untagged blobs meanwhile.
         let gated = image.test.is_some();
-        let _lease = gated
-            .then(|| store.lease())
-            .transpose()
-            .map_err(|e| e.to_string())?;
+        let _lease = gated.then(|| store.lease()).transpose()?;
         let final_tags = std::mem::take(&mut tags);
         if !gated {
             tags.clone_from(&final_tags);
@@ -568,12 +587,12 @@ fn build_one(
                     Err(_) => pull_pinned(store, reference)?,
                 };
                 for tag in &tags {
-                    store.tag(tag, &descriptor).map_err(|e| e.to_string())?;
+                    store.tag(tag, &descriptor)?;
                 }
                 descriptor.digest().to_string()
             }
             Build::Rootfs { path } => {
-                let current = resolver.resolve(i).map_err(|e| e.to_string())?;
+                let current = resolver.resolve(i)?;
                 resolved = Some(current.clone());
                 let result = import_rootfs(
                     store,
@@ -584,15 +603,14 @@ fn build_one(
                         source_date_epoch: options.source_date_epoch,
                         annotations: annotations(chain, i, &current.inputs),
                     },
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 result.digest.to_string()
             }
             Build::Dockerfile {
                 context,
                 dockerfile,
             } => {
-                let current = resolver.resolve(i).map_err(|e| e.to_string())?;
+                let current = resolver.resolve(i)?;
                 let mut build = BuildOptions::new(context);
                 build.dockerfile = Some(dockerfile.clone());
                 build.build_args = image.args.clone();
@@ -611,8 +629,7 @@ fn build_one(
                     image: &image.name,
                     sink,
                 };
-                let result = strata_build::builder::build(store, &build, &step_sink)
-                    .map_err(|e| e.to_string())?;
+                let result = strata_build::builder::build(store, &build, &step_sink)?;
                 base = result.base.clone();
                 resolved = Some(current);
                 result.digest.to_string()
@@ -649,7 +666,9 @@ fn build_one(
     })();
     report.outcome = match result {
         Ok(outcome) => outcome,
-        Err(message) => Outcome::Failed { message },
+        Err(error) => Outcome::Failed {
+            message: strata_oci::report(&error),
+        },
     };
     let key = resolver.resolve(i).ok().map(|r| r.inputs.key());
     record(
@@ -686,11 +705,19 @@ fn wait_for_build_lock(
 
 /// Fetch a pinned image into the store with the registry client (credentials from the Docker
 /// config; plain HTTP only for loopback registries).
-fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, String> {
-    let client = strata_registry::Client::new(strata_registry::ClientOptions::default())
-        .map_err(|e| format!("bought image {reference}: {e}"))?;
-    strata_registry::pull_pinned(&client, store, reference)
-        .map_err(|e| format!("bought image {reference}: pulling it failed: {e}"))
+fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, ImageError> {
+    let client = strata_registry::Client::new(strata_registry::ClientOptions::default()).map_err(
+        |source| ImageError::Client {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        },
+    )?;
+    strata_registry::pull_pinned(&client, store, reference).map_err(|source| {
+        ImageError::PullPinned {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        }
+    })
 }
 
 fn annotations(
@@ -716,18 +743,17 @@ fn annotations(
 /// strata builds for the machine it runs on: an image whose `platform` names another one fails
 /// rather than being built for this machine under the other's name (cross-building needs CPU
 /// emulation, which strata does not do).
-fn check_platform(platform: Option<&str>) -> Result<(), String> {
+fn check_platform(platform: Option<&str>) -> Result<(), ImageError> {
     let Some(platform) = platform else {
         return Ok(());
     };
     if strata_oci::image::is_host_platform(platform) {
         return Ok(());
     }
-    let host = strata_oci::image::host_architecture();
-    Err(format!(
-        "platform {platform}: strata builds for this machine's platform (linux/{host}) only; \
-         building for another needs CPU emulation, which strata does not do"
-    ))
+    Err(ImageError::Platform {
+        platform: platform.to_string(),
+        host: strata_oci::image::host_architecture().to_string(),
+    })
 }
 
 /// Why an image is rebuilt, in a few words. A previous failure is named, not repeated: its
@@ -822,7 +848,7 @@ mod tests {
         } else {
             "linux/amd64"
         };
-        let err = check_platform(Some(other)).unwrap_err();
+        let err = check_platform(Some(other)).unwrap_err().to_string();
         assert!(err.contains(other) && err.contains(&host), "{err}");
         assert!(check_platform(Some("windows/amd64")).is_err());
     }

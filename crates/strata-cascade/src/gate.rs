@@ -10,6 +10,7 @@ use strata_events::EventLog;
 use strata_oci::Store;
 
 use crate::cascade::CascadeOptions;
+use crate::error::ImageError;
 use crate::refs;
 
 /// Run chain image `i`'s tests (`test`) against its new, untagged build `digest`; record a
@@ -25,7 +26,7 @@ pub(crate) fn test_then_tag(
     tags: &[String],
     events: Option<&Mutex<EventLog>>,
     options: &CascadeOptions,
-) -> Result<(), String> {
+) -> Result<(), ImageError> {
     let image = &chain.file.images[i];
     let reference = format!("{}@{digest}", refs::repository(chain, i));
     let run = strata_tiertest::RunOptions {
@@ -33,8 +34,12 @@ pub(crate) fn test_then_tag(
         cancel: options.cancel.clone(),
         sandbox: Some(std::sync::Arc::new(crate::BuilderSandbox)),
     };
-    let report = strata_tiertest::run_file(store, &reference, test, &run)
-        .map_err(|e| format!("tier tests of {} could not run: {e}", image.name))?;
+    let report = strata_tiertest::run_file(store, &reference, test, &run).map_err(|source| {
+        ImageError::TierTests {
+            image: image.name.clone(),
+            source: Box::new(source),
+        }
+    })?;
     if let Some(events) = events {
         let event = report.to_event(&image.name, &image.owner, Some(&options.run_id));
         let log = events.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,7 +53,7 @@ pub(crate) fn test_then_tag(
             Ok(d) => format!("{latest} stays on {}", d.digest()),
             Err(_) => format!("{latest} is not set"),
         };
-        return Err(format!(
+        return Err(ImageError::TierTestFailed(format!(
             "tier test failed ({} of {} in {}, owner {}): {}; {stays}",
             report.failed(),
             report.results.len(),
@@ -57,11 +62,11 @@ pub(crate) fn test_then_tag(
             report
                 .first_failure()
                 .unwrap_or_else(|| "no test ran".to_string()),
-        ));
+        )));
     }
-    let descriptor = store.resolve(&reference).map_err(|e| e.to_string())?;
+    let descriptor = store.resolve(&reference)?;
     for tag in tags {
-        store.tag(tag, &descriptor).map_err(|e| e.to_string())?;
+        store.tag(tag, &descriptor)?;
     }
     Ok(())
 }

@@ -164,7 +164,9 @@ impl<'a> InputsResolver<'a> {
                 let meta = std::fs::metadata(path)
                     .map_err(|e| self.err(i, format!("{}: {e}", path.display())))?;
                 let mut stat = self.stat.lock().unwrap_or_else(|e| e.into_inner());
-                let hash = stat.file_hash(path, &meta).map_err(|e| self.err(i, e))?;
+                let hash = stat
+                    .file_hash(path, &meta)
+                    .map_err(|e| self.err(i, strata_oci::report(&e)))?;
                 inputs.source = Some(format!("rootfs sha256:{hash}"));
             }
             Build::Image { reference } => {
@@ -176,15 +178,18 @@ impl<'a> InputsResolver<'a> {
             } => {
                 // Never read through a symlink leaving the context (a parse error would echo it).
                 let text = strata_build::context::read_context_file(context, dockerfile)
-                    .map_err(|e| self.err(i, e))?
+                    .map_err(|e| self.err(i, strata_oci::report(&e)))?
                     .ok_or_else(|| self.err(i, format!("{}: no such file", dockerfile.display())))?
                     .into_bytes();
                 inputs.dockerfile = Some(format!("sha256:{}", hex::encode(Sha256::digest(&text))));
-                let ctx =
-                    BuildContext::open(context, Some(dockerfile)).map_err(|e| self.err(i, e))?;
+                let ctx = BuildContext::open(context, Some(dockerfile))
+                    .map_err(|e| self.err(i, strata_oci::report(&e)))?;
                 {
                     let mut stat = self.stat.lock().unwrap_or_else(|e| e.into_inner());
-                    inputs.context = Some(ctx.tree_digest(&mut stat).map_err(|e| self.err(i, e))?);
+                    inputs.context = Some(
+                        ctx.tree_digest(&mut stat)
+                            .map_err(|e| self.err(i, strata_oci::report(&e)))?,
+                    );
                 }
                 let parsed = strata_dockerfile::parse(&String::from_utf8_lossy(&text))
                     .map_err(|e| self.err(i, format!("{}:{e}", dockerfile.display())))?;

@@ -18,13 +18,14 @@ pub mod inputs;
 pub mod pull;
 pub mod refs;
 pub mod sandbox;
+pub mod schedule;
 mod sign;
 pub mod status;
 
 pub use cascade::{
-    CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain,
+    CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,
 };
-pub use error::CascadeError;
+pub use error::{CascadeError, ImageError};
 pub use inputs::{BuildInputs, InputsResolver};
 pub use sandbox::BuilderSandbox;
 pub use sign::trust_config;

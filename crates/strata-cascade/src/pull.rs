@@ -120,11 +120,12 @@ impl BasePuller {
     ) -> Result<bool, String> {
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if client.is_none() {
-            *client = Some(Client::new(ClientOptions::default()).map_err(|e| e.to_string())?);
+            *client =
+                Some(Client::new(ClientOptions::default()).map_err(|e| strata_oci::report(&e))?);
         }
         let client = client.as_ref().expect("created above");
         let result = strata_registry::ensure_base(client, store, reference, self.policy)
-            .map_err(|e| e.to_string());
+            .map_err(|e| strata_oci::report(&e));
         if let (Some(events), Ok(true) | Err(_)) = (events, &result) {
             let digest = store
                 .resolve(reference)

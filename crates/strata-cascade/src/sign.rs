@@ -15,6 +15,7 @@ use strata_chain::{Build, Chain};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::{Digest, Store};
 
+use crate::error::{CascadeError, ImageError};
 use crate::inputs::ResolvedInputs;
 use crate::refs;
 
@@ -24,19 +25,22 @@ pub(crate) fn key_for(
     chain: &Chain,
     i: usize,
     keys: &BTreeMap<String, PathBuf>,
-) -> Result<Option<PrivateKey>, String> {
+) -> Result<Option<PrivateKey>, ImageError> {
     let team = &chain.file.images[i].owner;
     let key = strata_attest::keys::signing_key_for_team(
         team,
         keys.get(team).map(PathBuf::as_path),
         |var| std::env::var(var).ok(),
     )
-    .map_err(|e| format!("signing key of team {team}: {e}"))?;
+    .map_err(|source| ImageError::SigningKey {
+        team: team.clone(),
+        source: Box::new(source),
+    })?;
     if key.is_none() && chain.file.require_signatures {
-        return Err(format!(
-            "the chain requires signatures and team {team} has no signing key (--key {team}=FILE or {})",
-            strata_attest::keys::team_key_env(team)
-        ));
+        return Err(ImageError::KeyRequired {
+            team: team.clone(),
+            variable: strata_attest::keys::team_key_env(team),
+        });
     }
     Ok(key)
 }
@@ -59,7 +63,7 @@ pub(crate) fn sign(
     key: &PrivateKey,
     built: &Built<'_>,
     events: Option<&Mutex<EventLog>>,
-) -> Result<String, String> {
+) -> Result<String, ImageError> {
     let image = &chain.file.images[i];
     let file = &chain.file;
     let rel = |p: &Path| file.relative(p).display().to_string();
@@ -76,13 +80,18 @@ pub(crate) fn sign(
         started_on: built.started,
         finished_on: Utc::now(),
     };
-    let digest: Digest = built.digest.parse().map_err(|e| format!("{e}"))?;
+    let digest: Digest = built.digest.parse()?;
     let provenance = match &image.build {
         Build::Dockerfile {
             context,
             dockerfile,
         } => {
-            let inputs = built.inputs.ok_or("no build inputs")?;
+            let inputs = built.inputs.ok_or_else(|| {
+                ImageError::Cascade(CascadeError::Options(format!(
+                    "{}: no build inputs to sign",
+                    image.name
+                )))
+            })?;
             // The base is named as the chain knows it, so verifiers find its owner.
             let base = built.base.as_ref().map(|(name, d)| {
                 let chain_name = inputs
@@ -130,10 +139,12 @@ pub(crate) fn sign(
                 location: rel(path),
             },
             internal,
-            source_digest: Digest::from_hex(
-                &strata_build::context::hash_file(path).map_err(|e| e.to_string())?,
-            )
-            .map_err(|e| e.to_string())?,
+            source_digest: Digest::from_hex(&strata_build::context::hash_file(path).map_err(
+                |source| ImageError::Provenance {
+                    image: image.name.clone(),
+                    source: Box::new(source),
+                },
+            )?)?,
             builder_version: env!("CARGO_PKG_VERSION").to_string(),
             run,
         }
@@ -150,13 +161,11 @@ pub(crate) fn sign(
         }
         .provenance(),
     };
-    let descriptor = store
-        .resolve(&format!("{}@{digest}", refs::repository(chain, i)))
-        .map_err(|e| e.to_string())?;
+    let descriptor = store.resolve(&format!("{}@{digest}", refs::repository(chain, i)))?;
     let name = refs::repository(chain, i);
     let (attestation, _) =
         strata_attest::attest_provenance(store, &descriptor, &name, &provenance, key)
-            .map_err(|e| format!("signing: {e}"))?;
+            .map_err(|e| ImageError::Sign(Box::new(e)))?;
     let key_id = key.id().to_string();
     if let Some(events) = events {
         let log = events.lock().unwrap_or_else(|e| e.into_inner());

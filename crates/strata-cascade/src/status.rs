@@ -78,7 +78,7 @@ impl StatusSource for StoreStatus<'_> {
             // Missing inputs (a context, an external image): say so rather than fail the view.
             Err(e) => {
                 return Ok(Status::Failed {
-                    message: format!("cannot build: {e}"),
+                    message: format!("cannot build: {}", strata_oci::report(&e)),
                 });
             }
         };

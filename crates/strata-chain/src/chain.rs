@@ -52,10 +52,10 @@ impl Chain {
                     ))
                 })?;
                 uses.extend(
-                    crate::dockerfile::uses(i, &text, &image.args).map_err(|source| {
+                    crate::dockerfile::uses(i, &text, &image.args).map_err(|error| {
                         ChainError::Dockerfile {
                             path: dockerfile.clone(),
-                            source,
+                            error,
                         }
                     })?,
                 );

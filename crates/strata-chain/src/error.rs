@@ -77,7 +77,7 @@ impl fmt::Display for Location {
 #[non_exhaustive]
 pub enum ChainError {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -103,12 +103,13 @@ pub enum ChainError {
         message: String,
     },
     /// An image's Dockerfile does not parse, or its references cannot be resolved.
-    #[error("{}:{source}", path.display())]
+    #[error("{}:{error}", path.display())]
     Dockerfile {
         /// The Dockerfile.
         path: PathBuf,
-        /// The parser's error, which displays as `LINE:COL: INSTRUCTION: message`.
-        source: strata_dockerfile::Error,
+        /// The parser's error, which displays as `LINE:COL: INSTRUCTION: message`: a position
+        /// that continues the file name, so part of this message rather than a `source()`.
+        error: strata_dockerfile::Error,
     },
     /// An image's Dockerfile names the image itself.
     #[error("{location}: image \"{image}\" refers to itself: {site}")]

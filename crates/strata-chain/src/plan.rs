@@ -46,6 +46,8 @@ pub struct Step {
 pub enum Reason {
     /// Named as changed.
     Changed,
+    /// Rebuilt on request (`strata build --force`), whatever its status.
+    Forced,
     /// Never built.
     NeverBuilt,
     /// Built from inputs that changed since.
@@ -69,6 +71,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Changed => f.write_str("changed"),
+            Reason::Forced => f.write_str("forced"),
             Reason::NeverBuilt => f.write_str("never built"),
             Reason::Stale { reasons } => {
                 let parts: Vec<String> = reasons.iter().map(ToString::to_string).collect();
@@ -89,37 +92,68 @@ impl Plan {
 
 /// Plan the rebuild of `chain`: from `changed` when it is not empty, else from `statuses`.
 pub fn plan(chain: &Chain, changed: &[String], statuses: &Statuses) -> Result<Plan, ChainError> {
-    let graph = chain.graph();
     let n = chain.file.images.len();
-    let mut own: Vec<Option<Reason>> = vec![None; n];
+    let mut own: Vec<Vec<Reason>> = vec![Vec::new(); n];
     if changed.is_empty() {
-        for (i, slot) in own.iter_mut().enumerate() {
-            *slot = match statuses.get(i) {
-                Status::UpToDate => None,
-                Status::NeverBuilt => Some(Reason::NeverBuilt),
-                Status::Stale { reasons } => Some(Reason::Stale {
-                    reasons: reasons.clone(),
-                }),
-                Status::Failed { message } => Some(Reason::Failed {
-                    message: message.clone(),
-                }),
-            };
+        for (i, reasons) in own.iter_mut().enumerate() {
+            reasons.extend(status_reason(statuses.get(i)));
         }
     } else {
         for name in changed {
-            let i = chain.index(name).ok_or_else(|| ChainError::UnknownImage {
-                name: name.clone(),
-                known: {
-                    let mut k: Vec<String> =
-                        chain.file.images.iter().map(|i| i.name.clone()).collect();
-                    k.sort();
-                    k
-                },
-            })?;
-            own[i] = Some(Reason::Changed);
+            own[index_of(chain, name)?].push(Reason::Changed);
         }
     }
-    let seeds: Vec<usize> = (0..n).filter(|&i| own[i].is_some()).collect();
+    Ok(plan_from(chain, changed, own))
+}
+
+/// Plan the rebuild of `chain` from `statuses`, with the `forced` images rebuilt whatever their
+/// status (`strata build --force`): what `strata build --dry-run` shows.
+pub fn plan_forced(
+    chain: &Chain,
+    forced: &[String],
+    statuses: &Statuses,
+) -> Result<Plan, ChainError> {
+    let n = chain.file.images.len();
+    let mut own: Vec<Vec<Reason>> = vec![Vec::new(); n];
+    for name in forced {
+        own[index_of(chain, name)?].push(Reason::Forced);
+    }
+    for (i, reasons) in own.iter_mut().enumerate() {
+        reasons.extend(status_reason(statuses.get(i)));
+    }
+    Ok(plan_from(chain, &[], own))
+}
+
+/// Why an image's own status puts it in a plan (None: up to date).
+fn status_reason(status: &Status) -> Option<Reason> {
+    match status {
+        Status::UpToDate => None,
+        Status::NeverBuilt => Some(Reason::NeverBuilt),
+        Status::Stale { reasons } => Some(Reason::Stale {
+            reasons: reasons.clone(),
+        }),
+        Status::Failed { message } => Some(Reason::Failed {
+            message: message.clone(),
+        }),
+    }
+}
+
+fn index_of(chain: &Chain, name: &str) -> Result<usize, ChainError> {
+    chain.index(name).ok_or_else(|| ChainError::UnknownImage {
+        name: name.to_string(),
+        known: {
+            let mut k: Vec<String> = chain.file.images.iter().map(|i| i.name.clone()).collect();
+            k.sort();
+            k
+        },
+    })
+}
+
+/// The plan from each image's own reasons: those with one, and everything downstream of them.
+fn plan_from(chain: &Chain, changed: &[String], own: Vec<Vec<Reason>>) -> Plan {
+    let graph = chain.graph();
+    let n = chain.file.images.len();
+    let seeds: Vec<usize> = (0..n).filter(|&i| !own[i].is_empty()).collect();
     let planned = graph.downstream(&seeds);
     let mut in_plan = vec![false; n];
     for &i in &planned {
@@ -140,16 +174,17 @@ pub fn plan(chain: &Chain, changed: &[String], statuses: &Statuses) -> Result<Pl
             if !teams.contains(&image.owner) {
                 teams.push(image.owner.clone());
             }
-            let reasons = match &own[i] {
-                Some(r) => vec![r.clone()],
-                None => graph
+            let reasons = if own[i].is_empty() {
+                graph
                     .parents(i)
                     .into_iter()
                     .filter(|&p| in_plan[p])
                     .map(|p| Reason::ParentRebuilt {
                         parent: graph.name(p).to_string(),
                     })
-                    .collect(),
+                    .collect()
+            } else {
+                own[i].clone()
             };
             Step {
                 image: image.name.clone(),
@@ -160,7 +195,7 @@ pub fn plan(chain: &Chain, changed: &[String], statuses: &Statuses) -> Result<Pl
             }
         })
         .collect();
-    Ok(Plan {
+    Plan {
         changed: changed.to_vec(),
         steps,
         waves: waves
@@ -168,5 +203,5 @@ pub fn plan(chain: &Chain, changed: &[String], statuses: &Statuses) -> Result<Pl
             .map(|w| w.into_iter().map(|i| graph.name(i).to_string()).collect())
             .collect(),
         teams,
-    })
+    }
 }

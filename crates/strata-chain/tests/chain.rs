@@ -375,6 +375,52 @@ fn a_change_plans_its_descendants_in_order() {
 }
 
 #[test]
+fn forced_images_join_the_plan_the_statuses_give() {
+    let chain = Fixture::example().load();
+    /// Only httpd-php's Dockerfile changed.
+    struct PhpStale;
+    impl StatusSource for PhpStale {
+        type Error = std::convert::Infallible;
+        fn status(&self, chain: &Chain, image: usize) -> Result<Status, Self::Error> {
+            Ok(if chain.file.images[image].name == "httpd-php" {
+                Status::Stale {
+                    reasons: vec![StaleReason::DockerfileChanged],
+                }
+            } else {
+                Status::UpToDate
+            })
+        }
+    }
+    let st = chain.statuses(&PhpStale).unwrap();
+    let plan = strata_chain::plan_forced(&chain, &["base".to_string()], &st).unwrap();
+    let reasons: Vec<(&str, Vec<String>)> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.image.as_str(),
+                s.reasons.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("base", vec!["forced".to_string()]),
+            ("corebuild", vec!["parent base rebuilt".to_string()]),
+            ("httpd-php", vec!["stale (Dockerfile changed)".to_string()]),
+            ("wordpress", vec!["parent httpd-php rebuilt".to_string()]),
+        ]
+    );
+    // Without forced images it is the plan the statuses give.
+    assert_eq!(
+        strata_chain::plan_forced(&chain, &[], &st).unwrap(),
+        chain.plan(&[], &st).unwrap()
+    );
+    assert!(strata_chain::plan_forced(&chain, &["nginx".to_string()], &st).is_err());
+}
+
+#[test]
 fn without_changes_the_plan_follows_the_statuses() {
     let chain = Fixture::example().load();
     let plan = chain.plan(&[], &never_built(&chain)).unwrap();

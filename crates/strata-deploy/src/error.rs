@@ -69,7 +69,7 @@ pub enum DeployError {
         /// The digest.
         digest: String,
         /// The error.
-        source: Box<strata_tiertest::error::TierTestError>,
+        source: Box<strata_oci::archive::ExportError>,
     },
     /// The container engine refused or failed.
     #[error("deployment {deployment}: podman {action} failed: {message}")]

@@ -430,10 +430,10 @@ impl<'a> Deployer<'a> {
             self.states
                 .path()
                 .join(format!("{}.{}.oci.tar", d.name, &hex[..12.min(hex.len())]));
-        strata_tiertest::archive::export(
+        strata_oci::archive::export(
             store,
             digest,
-            strata_tiertest::archive::ArchiveFormat::OciArchive,
+            strata_oci::archive::ArchiveFormat::OciArchive,
             &archive,
         )
         .map_err(|source| DeployError::Export {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum EventError {
     /// The database could not be opened or queried.
-    #[error("events database {path}: {source}")]
+    #[error("events database {path}")]
     Db {
         /// The database file.
         path: String,
@@ -27,7 +27,7 @@ pub enum EventError {
         source: rusqlite::Error,
     },
     /// A directory for the database could not be created.
-    #[error("events database {path}: {source}")]
+    #[error("events database {path}")]
     Io {
         /// The database file.
         path: String,

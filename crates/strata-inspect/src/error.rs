@@ -8,7 +8,7 @@ pub enum InspectError {
     #[error(transparent)]
     Store(#[from] strata_oci::Error),
     /// An image's manifest or config could not be read from the store.
-    #[error("image {image}: {source}")]
+    #[error("image {image}")]
     Image {
         /// The image (its tag or digest).
         image: String,
@@ -16,7 +16,7 @@ pub enum InspectError {
         source: strata_oci::Error,
     },
     /// A manifest or config blob is not the JSON it should be.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Json {
         /// Which blob (e.g. `config sha256:… of image localhost/acme/corebuild:latest`).
         what: String,

@@ -59,7 +59,7 @@ pub struct AttestationSummary {
 fn provenance_of(store: &Store, digest: &strata_oci::Digest) -> Result<Provenance> {
     let envelopes = strata_attest::find(store, digest).map_err(|e| InspectError::Provenance {
         digest: digest.to_string(),
-        message: e.to_string(),
+        message: strata_oci::report(&e),
     })?;
     if envelopes.is_empty() {
         return Ok(Provenance::None);
@@ -83,7 +83,7 @@ fn provenance_of(store: &Store, digest: &strata_oci::Digest) -> Result<Provenanc
                 unreadable: None,
             };
             match envelope.statement_unverified() {
-                Err(e) => summary.unreadable = Some(e.to_string()),
+                Err(e) => summary.unreadable = Some(strata_oci::report(&e)),
                 Ok(statement) => {
                     summary.predicate_type = statement.predicate_type.clone();
                     if let Ok(p) = statement.provenance() {

@@ -97,17 +97,20 @@ impl fmt::Display for Compression {
     }
 }
 
-impl FromStr for Compression {
-    type Err = String;
+/// A compression name [`Compression`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression {0:?} (expected gzip, zstd or none)")]
+pub struct UnknownCompression(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Compression {
+    type Err = UnknownCompression;
+
+    fn from_str(s: &str) -> Result<Self, UnknownCompression> {
         match s {
             "none" | "uncompressed" => Ok(Compression::None),
             "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
-            other => Err(format!(
-                "unknown compression {other:?} (expected gzip, zstd or none)"
-            )),
+            other => Err(UnknownCompression(other.to_string())),
         }
     }
 }

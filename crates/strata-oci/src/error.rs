@@ -10,7 +10,7 @@ use crate::digest::Digest;
 #[non_exhaustive]
 pub enum Error {
     /// A file-system operation failed; `path` names the file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file at fault.
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A stream (not a named file) failed, e.g. while compressing a layer.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Stream {
         /// What was being read or written.
         context: String,
@@ -76,7 +76,7 @@ pub enum Error {
     #[error("image {0} is not in the store")]
     ImageNotFound(String),
     /// JSON in a blob or in `index.json` could not be read or written.
-    #[error("{what}: invalid JSON: {source}")]
+    #[error("{what}: invalid JSON")]
     Json {
         /// The document (e.g. `manifest sha256:...`, `index.json`).
         what: String,
@@ -124,6 +124,20 @@ pub enum Error {
         /// Who holds it.
         reason: String,
     },
+}
+
+/// An error and its causes on one line, outermost first (`a: b: c`), as the CLI prints them: how
+/// a library writes an error into text it keeps (a build's failure in a summary or the events
+/// log). Each error's message holds only its own text; the causes come from `source()`.
+pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// This crate's result type.

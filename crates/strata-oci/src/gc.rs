@@ -216,7 +216,10 @@ impl Store {
                 .read_node(&descriptor)
                 .map_err(|e| Error::InvalidImage {
                     image: digest.to_string(),
-                    reason: format!("gc stopped, nothing removed: cannot read it ({e}); run fsck"),
+                    reason: format!(
+                        "gc stopped, nothing removed: cannot read it ({}); run fsck",
+                        crate::error::report(&e)
+                    ),
                 })?;
             stack.extend(node.children());
         }

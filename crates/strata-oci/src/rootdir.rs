@@ -70,7 +70,7 @@ pub enum Follow {
 #[non_exhaustive]
 pub enum RootError {
     /// A system call failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The host path concerned (the root joined with the relative path).
         path: PathBuf,

@@ -402,7 +402,7 @@ impl Client {
         let scheme = match probe.call() {
             Ok(_) => "https",
             Err(e) => {
-                tracing::debug!(registry, error = %e, "no HTTPS on a loopback registry; using HTTP");
+                tracing::debug!(registry, error = %strata_oci::report(&e), "no HTTPS on a loopback registry; using HTTP");
                 "http"
             }
         };
@@ -434,7 +434,9 @@ impl Client {
                 Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
                     return Some(Credentials::Token(token));
                 }
-                Err(e) => tracing::debug!(registry = key, error = %e, "no docker credentials"),
+                Err(e) => {
+                    tracing::debug!(registry = key, error = %strata_oci::report(&e), "no docker credentials")
+                }
             }
         }
         // podman's and skopeo's auth.json (`podman login`), when Docker has nothing.
@@ -597,7 +599,7 @@ impl Client {
             match f() {
                 Err(e) if e.is_temporary() && attempt < self.options.retries => {
                     attempt += 1;
-                    tracing::warn!(error = %e, attempt, "temporary failure, retrying");
+                    tracing::warn!(error = %strata_oci::report(&e), attempt, "temporary failure, retrying");
                     std::thread::sleep(Duration::from_millis(200 * (1 << attempt)));
                 }
                 other => return other,
@@ -905,7 +907,7 @@ impl Client {
                 Ok(response) => return Err(Self::api_error(&what, response)),
                 Err(e) if e.is_temporary() && failures < self.options.retries => {
                     failures += 1;
-                    tracing::warn!(error = %e, "chunk failed; asking the registry where to resume");
+                    tracing::warn!(error = %strata_oci::report(&e), "chunk failed; asking the registry where to resume");
                     std::thread::sleep(Duration::from_millis(200 * (1 << failures)));
                     offset = self.upload_offset(&r.registry, &push_scope, &location)?;
                 }

@@ -111,7 +111,7 @@ pub enum RegistryError {
         message: String,
     },
     /// The registry could not be reached, or the connection broke.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Transport {
         /// What was being done, e.g. `GET 127.0.0.1:5000/v2/acme/app/manifests/1`.
         what: String,
@@ -123,7 +123,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] strata_oci::Error),
     /// A local file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -13,7 +13,7 @@ pub enum SandboxError {
     #[error("invalid sandbox spec: {0}")]
     InvalidSpec(String),
     /// A file of the root filesystem or of the host could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file at fault.
         path: PathBuf,
@@ -86,7 +86,7 @@ pub enum SandboxError {
         command: String,
     },
     /// A system call of the supervising process failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Sys {
         /// What was being done.
         context: String,

@@ -91,7 +91,8 @@ fn read_db(root: &LayerView, path: &str) -> Result<String, SandboxError> {
         Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Ok(None) => Ok(String::new()),
         Err(e) => Err(SandboxError::User(format!(
-            "cannot read the image's {path}: {e}"
+            "cannot read the image's {path}: {}",
+            strata_oci::report(&e)
         ))),
     }
 }

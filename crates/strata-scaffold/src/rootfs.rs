@@ -113,7 +113,7 @@ pub enum RootfsError {
         path: PathBuf,
     },
     /// Reading busybox or writing the tarball failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

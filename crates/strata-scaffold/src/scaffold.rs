@@ -67,7 +67,7 @@ pub enum ScaffoldError {
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
     /// Writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -81,7 +81,11 @@ pub fn file_content(view: &ImageView<'_>, test: &FileContentTest) -> TestResult 
     let content = match view.read_file(&test.path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
-            result.fail(format!("Failed to open {}. Error: {e}", test.path));
+            result.fail(format!(
+                "Failed to open {}. Error: {}",
+                test.path,
+                strata_oci::report(&e)
+            ));
             return result;
         }
     };
@@ -210,7 +214,10 @@ pub fn metadata(view: &ImageView<'_>, test: &MetadataTest) -> TestResult {
 pub fn license(view: &ImageView<'_>, test: &LicenseTest) -> TestResult {
     let mut result = TestResult::new(TestKind::License, "");
     let check = |file: &str, result: &mut TestResult| match view.read_file(file) {
-        Err(e) => result.fail(format!("Error reading license file for {file}: {e}")),
+        Err(e) => result.fail(format!(
+            "Error reading license file for {file}: {}",
+            strata_oci::report(&e)
+        )),
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes).to_uppercase();
             for bad in FORBIDDEN_LICENSES {
@@ -224,7 +231,10 @@ pub fn license(view: &ImageView<'_>, test: &LicenseTest) -> TestResult {
     };
     if test.debian {
         match view.read_dir("/usr/share/doc") {
-            Err(e) => result.fail(format!("Error reading directory: {e}")),
+            Err(e) => result.fail(format!(
+                "Error reading directory: {}",
+                strata_oci::report(&e)
+            )),
             Ok(packages) => {
                 for (name, node) in packages {
                     if node.kind != strata_oci::fsindex::NodeKind::Dir

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TierTestError {
     /// The test file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -28,7 +28,7 @@ pub enum TierTestError {
         message: String,
     },
     /// The image or one of its blobs could not be read from the store.
-    #[error("image {image}: {source}")]
+    #[error("image {image}")]
     Store {
         /// The image reference.
         image: String,
@@ -44,7 +44,7 @@ pub enum TierTestError {
         message: String,
     },
     /// Writing an archive failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Write {
         /// The file being written.
         path: PathBuf,

@@ -11,6 +11,70 @@ use strata_oci::{Digest, Store};
 
 use crate::error::TierTestError;
 
+/// A file or directory of an image that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// Resolving the path met a symlink loop.
+    #[error("{path}: too many levels of symbolic links")]
+    Loop {
+        /// The path asked for.
+        path: String,
+        /// The resolver's error.
+        source: strata_oci::scoped::SymlinkLoop,
+    },
+    /// Nothing at the path.
+    #[error("{path}: no such file or directory")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// A directory where a file was expected.
+    #[error("{path} is a directory, not a file")]
+    IsADirectory {
+        /// The path asked for.
+        path: String,
+    },
+    /// Neither a regular file nor a hard link to one.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path asked for.
+        path: String,
+    },
+    /// Not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path asked for.
+        path: String,
+    },
+    /// The index names a layer the image does not have.
+    #[error("{path}: layer {index} is missing")]
+    LayerMissing {
+        /// The path.
+        path: String,
+        /// The layer's index.
+        index: usize,
+    },
+    /// The layer holding the file could not be read.
+    #[error("reading {path} from layer {layer}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The layer's digest.
+        layer: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The index says the layer has the file, and it has not.
+    #[error("{path}: not found in layer {layer}")]
+    NotInLayer {
+        /// The path.
+        path: String,
+        /// The layer's digest.
+        layer: String,
+    },
+}
+
 /// An image opened for file and metadata tests.
 pub struct ImageView<'s> {
     store: &'s Store,
@@ -39,7 +103,7 @@ impl<'s> ImageView<'s> {
             strata_oci::layer_index::index_layer(store, &mut fs, layer).map_err(|e| {
                 TierTestError::Image {
                     image: reference.to_string(),
-                    message: format!("layer {}: {e}", layer.digest()),
+                    message: format!("layer {}: {}", layer.digest(), strata_oci::report(&e)),
                 }
             })?;
         }
@@ -80,29 +144,41 @@ impl<'s> ImageView<'s> {
     }
 
     /// The content of the regular file at `path`, symlinks followed inside the image.
-    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
-        let resolved = strata_oci::scoped::resolve(&self.fs, &absolute(path), true)
-            .map_err(|e| format!("{path}: too many levels of symbolic links ({e:?})"))?;
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, ViewError> {
+        let path_of = || path.to_string();
+        let resolved =
+            strata_oci::scoped::resolve(&self.fs, &absolute(path), true).map_err(|source| {
+                ViewError::Loop {
+                    path: path_of(),
+                    source,
+                }
+            })?;
         let node = self
             .fs
             .get(&resolved)
-            .ok_or_else(|| format!("{path}: no such file or directory"))?;
+            .ok_or_else(|| ViewError::NotFound { path: path_of() })?;
         match &node.kind {
             NodeKind::File => self.read_from_layer(node.layer, &resolved),
             NodeKind::Hardlink(target) => self.read_from_layer(node.layer, target),
-            NodeKind::Dir => Err(format!("{path} is a directory, not a file")),
-            _ => Err(format!("{path} is not a regular file")),
+            NodeKind::Dir => Err(ViewError::IsADirectory { path: path_of() }),
+            _ => Err(ViewError::NotAFile { path: path_of() }),
         }
     }
 
     /// The entries directly under directory `path` (symlinks followed to reach it), sorted.
-    pub fn read_dir(&self, path: &str) -> Result<Vec<(String, &Node)>, String> {
-        let resolved = strata_oci::scoped::resolve(&self.fs, &absolute(path), true)
-            .map_err(|e| format!("{path}: {e:?}"))?;
+    pub fn read_dir(&self, path: &str) -> Result<Vec<(String, &Node)>, ViewError> {
+        let path_of = || path.to_string();
+        let resolved =
+            strata_oci::scoped::resolve(&self.fs, &absolute(path), true).map_err(|source| {
+                ViewError::Loop {
+                    path: path_of(),
+                    source,
+                }
+            })?;
         match self.fs.get(&resolved) {
             Some(n) if n.kind == NodeKind::Dir => {}
-            Some(_) => return Err(format!("{path} is not a directory")),
-            None => return Err(format!("{path}: no such file or directory")),
+            Some(_) => return Err(ViewError::NotADirectory { path: path_of() }),
+            None => return Err(ViewError::NotFound { path: path_of() }),
         }
         let prefix = if resolved == "/" {
             "/".to_string()
@@ -121,39 +197,57 @@ impl<'s> ImageView<'s> {
 
     /// Stream layer `index` until the entry at `wanted` (absolute, normalised) and return its
     /// content; a hard link inside the layer is followed to its target.
-    fn read_from_layer(&self, index: usize, wanted: &str) -> Result<Vec<u8>, String> {
+    fn read_from_layer(&self, index: usize, wanted: &str) -> Result<Vec<u8>, ViewError> {
         let layer = self
             .image
             .layers()
             .get(index)
-            .ok_or_else(|| format!("{wanted}: layer {index} is missing"))?;
-        let fail = |e: &dyn std::fmt::Display| {
-            format!("reading {wanted} from layer {}: {e}", layer.digest())
+            .ok_or_else(|| ViewError::LayerMissing {
+                path: wanted.to_string(),
+                index,
+            })?;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| ViewError::Read {
+            path: wanted.to_string(),
+            layer: layer.digest().to_string(),
+            source: e,
         };
-        let mut archive = self.store.open_layer(layer).map_err(|e| fail(&e))?;
+        let mut archive = self
+            .store
+            .open_layer(layer)
+            .map_err(|e| fail(Box::new(e)))?;
         let mut link_target = None;
-        for entry in archive.entries().map_err(|e| fail(&e))? {
-            let mut entry = entry.map_err(|e| fail(&e))?;
-            let path = normalise(&entry.path().map_err(|e| fail(&e))?.to_string_lossy());
+        for entry in archive.entries().map_err(|e| fail(Box::new(e)))? {
+            let mut entry = entry.map_err(|e| fail(Box::new(e)))?;
+            let path = normalise(
+                &entry
+                    .path()
+                    .map_err(|e| fail(Box::new(e)))?
+                    .to_string_lossy(),
+            );
             if path != wanted {
                 continue;
             }
             if entry.header().entry_type() == tar::EntryType::Link {
                 let target = entry
                     .link_name()
-                    .map_err(|e| fail(&e))?
+                    .map_err(|e| fail(Box::new(e)))?
                     .map(|t| normalise(&t.to_string_lossy()))
                     .unwrap_or_default();
                 link_target = Some(target);
                 break;
             }
             let mut content = Vec::new();
-            entry.read_to_end(&mut content).map_err(|e| fail(&e))?;
+            entry
+                .read_to_end(&mut content)
+                .map_err(|e| fail(Box::new(e)))?;
             return Ok(content);
         }
         match link_target {
             Some(target) if target != wanted => self.read_from_layer(index, &target),
-            _ => Err(format!("{wanted}: not found in layer {}", layer.digest())),
+            _ => Err(ViewError::NotInLayer {
+                path: wanted.to_string(),
+                layer: layer.digest().to_string(),
+            }),
         }
     }
 }

@@ -24,7 +24,7 @@ pub mod sandbox;
 pub mod spec;
 
 pub use error::TierTestError;
-pub use image::ImageView;
+pub use image::{ImageView, ViewError};
 pub use report::{Report, TestKind, TestResult};
 pub use run::{RunOptions, run, run_file};
 pub use sandbox::{Sandbox, SandboxError};

@@ -113,11 +113,13 @@ fn the_view_merges_layers_and_resolves_links_inside_the_image() {
     assert!(
         view.read_file("/tmp")
             .unwrap_err()
+            .to_string()
             .contains("is a directory")
     );
     assert!(
         view.read_file("/nope")
             .unwrap_err()
+            .to_string()
             .contains("no such file")
     );
     let names: Vec<String> = view

@@ -35,17 +35,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, outermost first, skipping a cause whose text the message
-/// already holds (library errors often format their source into their own message).
+/// The error and its causes on one line, outermost first (`a: b: c`). Each error's message holds
+/// only its own text; its cause comes from `source()`, so nothing is printed twice.
 fn one_line(err: &anyhow::Error) -> String {
-    let mut line = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
+    let line = err
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     // A failed RUN's output tail follows the error line, indented.
     line.replace('\n', "\n  ")
 }

@@ -144,7 +144,10 @@ impl Registry {
             .unwrap_or(300);
         let events = match &options.events {
             Some(path) => Some(Mutex::new(EventLog::open(path).map_err(|e| {
-                RegistryError::Invalid(format!("cannot open the events log: {e}"))
+                RegistryError::Invalid(format!(
+                    "cannot open the events log: {}",
+                    strata_oci::report(&e)
+                ))
             })?)),
             None => None,
         };
@@ -377,7 +380,7 @@ impl From<strata_oci::Error> for ApiError {
                 ErrorCode::DigestInvalid,
                 format!("invalid digest {input:?}: {reason}"),
             ),
-            other => ApiError::internal(other),
+            other => ApiError::internal(strata_oci::report(&other)),
         }
     }
 }
@@ -619,7 +622,7 @@ impl Shared {
             events
                 .lock()
                 .map_err(|_| "events log lock poisoned".to_string())
-                .and_then(|log| log.record(&event).map_err(|e| e.to_string()))
+                .and_then(|log| log.record(&event).map_err(|e| strata_oci::report(&e)))
         });
         if let Err(error) = result {
             tracing::error!(%error, "could not record a registry event");

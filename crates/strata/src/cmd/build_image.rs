@@ -115,7 +115,7 @@ pub fn parse_secrets(
 ) -> Result<BTreeMap<String, SecretSource>> {
     let mut out = BTreeMap::new();
     for spec in specs {
-        let (id, source) = parse_secret(spec, process_env_is_set).map_err(anyhow::Error::msg)?;
+        let (id, source) = parse_secret(spec, process_env_is_set)?;
         let source = match source {
             SecretSource::File(path) => SecretSource::File(workdir.join(path)),
             env => env,

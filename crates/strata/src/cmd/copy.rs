@@ -92,7 +92,7 @@ pub fn record(
         user: Some(strata_events::current_user()),
         new_digest: outcome.as_ref().ok().map(|r| r.digest.clone()),
         result: if outcome.is_ok() { "ok" } else { "failed" }.into(),
-        reason: outcome.as_ref().err().map(|e| e.to_string()),
+        reason: outcome.as_ref().err().map(|e| strata_oci::report(e)),
         detail: outcome
             .as_ref()
             .ok()

@@ -163,8 +163,8 @@ fn a_passphrase_encrypts_the_private_key() {
         fs::read_to_string(dir.path().join("operations.pub")).unwrap()
     );
     // strata reads it back with the passphrase only.
-    let err = strata_attest::PrivateKey::load(&private, None).unwrap_err();
-    assert!(err.to_string().contains("STRATA_KEY_PASSWORD"), "{err}");
+    let err = strata_oci::report(&strata_attest::PrivateKey::load(&private, None).unwrap_err());
+    assert!(err.contains("STRATA_KEY_PASSWORD"), "{err}");
     strata_attest::PrivateKey::load(&private, Some("s3cret phrase")).unwrap();
 }
 

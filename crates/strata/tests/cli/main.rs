@@ -10,6 +10,7 @@ mod custody_cli;
 mod debian_chain;
 mod deploy;
 mod dockerfile_cli;
+mod errors;
 mod gc_caches;
 mod hostile_archives;
 mod inspect_chain;

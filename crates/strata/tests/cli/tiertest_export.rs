@@ -44,7 +44,13 @@ impl Env {
         // podman keys images by config digest: a label unique to this test and this run keeps
         // the two tests' loads (and any leftover from an earlier run) from merging into one
         // podman image whose `.Digest` is the other archive's manifest.
-        let nonce = env.dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let nonce = env
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         std::fs::write(
             app.join("Dockerfile"),
             format!(
