@@ -164,27 +164,24 @@ pub fn parse(input: &str) -> Result<Reference, Error> {
     if input.len() == 64 && input.bytes().all(is_lower_hex) {
         return Err(Error::IdentifierAsName);
     }
-    let (name_tag, digest) = match input.split_once('@') {
-        Some((rest, digest)) => {
-            check_digest(digest)?;
-            (rest, Some(digest.to_string()))
-        }
-        None => (input, None),
-    };
-    // A tag follows the last ':' when no '/' comes after it (else the ':' is a port's).
-    let (name, tag) = match name_tag.rfind(':') {
-        Some(i) if !name_tag[i..].contains('/') => (&name_tag[..i], Some(&name_tag[i + 1..])),
-        _ => (name_tag, None),
-    };
+    let Parts { name, tag, digest } = split(input);
+    let (domain, path) = split_domain(name);
+    // Upper case in the path first, as `ParseNormalizedNamed` does: it is the likely mistake.
+    let remote = path.split(':').next().unwrap_or(path);
+    if remote.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(Error::NameContainsUppercase(remote.to_string()));
+    }
+    if let Some(digest) = digest {
+        check_digest(digest)?;
+    }
     if let Some(tag) = tag
         && !is_tag(tag)
     {
         return Err(Error::InvalidTag(tag.to_string()));
     }
-    if name.is_empty() {
+    if path.is_empty() {
         return Err(Error::NameEmpty);
     }
-    let (domain, path) = split_domain(name);
     if let Some(domain) = domain
         && !is_domain(domain)
     {
@@ -202,9 +199,6 @@ pub fn parse(input: &str) -> Result<Reference, Error> {
     } else {
         path.to_string()
     };
-    if path.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(Error::NameContainsUppercase(path));
-    }
     check_path(&path)?;
     let length = domain.map_or(0, |d| d.len() + 1) + path.len();
     if length > NAME_TOTAL_LENGTH_MAX {
@@ -214,8 +208,34 @@ pub fn parse(input: &str) -> Result<Reference, Error> {
         domain: domain.map(str::to_string),
         path,
         tag: tag.map(str::to_string),
-        digest,
+        digest: digest.map(str::to_string),
     })
+}
+
+/// The pieces of a reference as written: `name[:tag][@digest]`, not checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts<'a> {
+    /// Everything before the tag and digest, the domain included (`reg:5000/acme/app`).
+    pub name: &'a str,
+    /// The tag, without its `:`.
+    pub tag: Option<&'a str>,
+    /// The digest, without its `@`.
+    pub digest: Option<&'a str>,
+}
+
+/// Split a reference into name, tag and digest without checking them (for look-ups that must
+/// not fail; [`parse`] checks). The digest follows the first `@`; the tag follows the last `:`
+/// that no `/` comes after (an earlier `:` is a registry port's).
+pub fn split(input: &str) -> Parts<'_> {
+    let (name_tag, digest) = match input.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (input, None),
+    };
+    let (name, tag) = match name_tag.rfind(':') {
+        Some(i) if !name_tag[i..].contains('/') => (&name_tag[..i], Some(&name_tag[i + 1..])),
+        _ => (name_tag, None),
+    };
+    Parts { name, tag, digest }
 }
 
 /// Split a name into its domain (when the first component is one, by Docker's rule) and path.

@@ -264,3 +264,19 @@ fn names_hosts_and_tags() {
     assert_eq!(split_domain("acme/app"), (None, "acme/app"));
     assert_eq!(split_domain("localhost/app"), (Some("localhost"), "app"));
 }
+
+#[test]
+fn split_finds_tag_and_digest_without_checking() {
+    let p = split("localhost:5000/acme/app:1.0@sha256:00");
+    assert_eq!(
+        (p.name, p.tag, p.digest),
+        ("localhost:5000/acme/app", Some("1.0"), Some("sha256:00"))
+    );
+    let p = split("localhost:5000/acme/app");
+    assert_eq!(
+        (p.name, p.tag, p.digest),
+        ("localhost:5000/acme/app", None, None)
+    );
+    assert_eq!(split("corebuild:latest").tag, Some("latest"));
+    assert_eq!(split("[::1]/x").tag, None);
+}
