@@ -42,10 +42,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{RegistryError, Result};
 
-/// Who may pull.
+/// Who may pull (the auth file's `pull`; not to be confused with `strata_remote::PullPolicy`,
+/// when a build pulls).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PullPolicy {
+pub enum PullAccess {
     /// Anyone, without credentials.
     #[default]
     Open,
@@ -82,7 +83,7 @@ pub struct User {
 pub struct AuthConfig {
     /// Who may pull.
     #[serde(default)]
-    pub pull: PullPolicy,
+    pub pull: PullAccess,
     /// Who may push to repositories without an owner.
     #[serde(default)]
     pub unknown_repositories: UnknownRepositories,
@@ -234,8 +235,8 @@ impl AuthConfig {
     pub fn decide(&self, who: Option<&Identity>, repository: &str, action: Action) -> Decision {
         match action {
             Action::Pull => match (self.pull, who) {
-                (PullPolicy::Open, _) | (PullPolicy::Authenticated, Some(_)) => Decision::Allow,
-                (PullPolicy::Authenticated, None) => Decision::Unauthenticated,
+                (PullAccess::Open, _) | (PullAccess::Authenticated, Some(_)) => Decision::Allow,
+                (PullAccess::Authenticated, None) => Decision::Unauthenticated,
             },
             Action::Push | Action::Delete => {
                 let Some(who) = who else {
@@ -424,10 +425,7 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// An `Authorization: Basic ...` value.
-pub fn basic_header(user: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
-}
+pub use strata_remote::auth::basic_header;
 
 #[cfg(test)]
 mod tests {

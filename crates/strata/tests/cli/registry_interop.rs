@@ -503,12 +503,12 @@ fn strata_pushes_to_and_pulls_from_distribution() {
         &format!("oci:{}:check", dir.path().join("check").display()),
     ]));
     assert!(tags.contains(&digest), "{tags}");
-    let client = strata_registry::Client::new(strata_registry::ClientOptions {
+    let client = strata_remote::Client::new(strata_remote::ClientOptions {
         docker_config: false,
         ..Default::default()
     })
     .unwrap();
-    let r = strata_registry::RemoteRef::parse(&remote).unwrap();
+    let r = strata_remote::RemoteRef::parse(&remote).unwrap();
     let listed = client.tags(&r).unwrap();
     let scheme_tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
     assert!(listed.contains(&scheme_tag), "{listed:?}");
