@@ -83,7 +83,7 @@ impl BasePuller {
             return Ok(Vec::new());
         };
         let record = |reference: &str, result: Result<bool, &RegistryError>| {
-            if let (Some(events), Ok(true) | Err(_)) = (events, &result) {
+            if let Some(events) = events {
                 log_pull(store, events, reference, result);
             }
         };

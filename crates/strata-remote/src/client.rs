@@ -1026,6 +1026,30 @@ mod tests {
     }
 
     #[test]
+    fn remote_refs_follow_the_one_grammar() {
+        let r = RemoteRef::parse("index.docker.io/busybox:1").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:1");
+        let r = RemoteRef::parse("docker://[::1]:5000/acme/app").unwrap();
+        assert_eq!(r.registry, "[::1]:5000");
+        for bad in [
+            "host:/x",
+            "-bad.example.com/x",
+            "example.com/Acme",
+            "example.com/x:-t",
+        ] {
+            let err = RemoteRef::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, RegistryError::Reference { .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        // The grammar takes sha512; the store holds sha256 only, and says so.
+        let sha512 = format!("example.com/x@sha512:{}", "0123456789abcdef".repeat(8));
+        let err = RemoteRef::parse(&sha512).unwrap_err().to_string();
+        assert!(err.contains("only sha256"), "{err}");
+    }
+
+    #[test]
     fn a_registry_that_drops_connections_is_tried_retries_plus_one_times() {
         // Accept and hang up at once: every request is a temporary transport failure.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -123,8 +123,9 @@ pub struct BasePullError {
     pub source: Arc<RegistryError>,
 }
 
-/// Reports a pull a [`BasePuller`] attempted (not the answers it reuses): the reference, and
-/// whether it was pulled or why it failed. For the caller's log.
+/// Reports each pull a [`BasePuller`] made or failed, for the caller's log: the reference, and
+/// `Ok(true)` or why it failed. Bases already present, local names and reused answers are not
+/// reported.
 pub type OnAttempt<'a> = &'a dyn Fn(&str, std::result::Result<bool, &RegistryError>);
 
 /// Pulls each external image at most once per run, for every Dockerfile that names it, as a
@@ -217,7 +218,78 @@ impl BasePuller {
                 ensure_base(client, store, reference, self.policy)
             }),
         };
-        on_attempt(reference, result.as_ref().copied());
+        if !matches!(result, Ok(false)) {
+            on_attempt(reference, result.as_ref().copied());
+        }
         result.map_err(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn each_base_is_tried_once_per_run_and_local_names_never() {
+        // A registry that is down: connections are refused.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let puller = BasePuller::new(PullPolicy::Missing);
+        let attempts = RefCell::new(Vec::new());
+        let record = |reference: &str, result: std::result::Result<bool, &RegistryError>| {
+            attempts
+                .borrow_mut()
+                .push((reference.to_string(), result.is_ok()));
+        };
+        let text = format!(
+            "FROM acme/chain-image\nFROM localhost/own\nFROM 127.0.0.1:{port}/vendor/base:1\n"
+        );
+        for _ in 0..2 {
+            let err = puller
+                .pull_dockerfile(
+                    &store,
+                    Path::new("Dockerfile"),
+                    &text,
+                    &BTreeMap::new(),
+                    |r| r == "acme/chain-image",
+                    &record,
+                )
+                .unwrap_err();
+            assert_eq!(err.line, 3);
+            assert_eq!(err.reference, format!("127.0.0.1:{port}/vendor/base:1"));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("Dockerfile:3: cannot pull 127.0.0.1:{port}/")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            attempts.into_inner(),
+            vec![(format!("127.0.0.1:{port}/vendor/base:1"), false)],
+            "localhost/own and the chain's image are not pulled, and the failure is not retried"
+        );
+    }
+
+    #[test]
+    fn never_pulls_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let puller = BasePuller::new(PullPolicy::Never);
+        let pulled = puller
+            .pull_dockerfile(
+                &store,
+                Path::new("Dockerfile"),
+                "FROM 127.0.0.1:1/x:1\n",
+                &BTreeMap::new(),
+                |_| false,
+                &|_, _| panic!("no attempt under --pull never"),
+            )
+            .unwrap();
+        assert!(pulled.is_empty());
     }
 }
