@@ -50,7 +50,7 @@ pub struct CascadeOptions {
     /// Build secrets (`--secret`), offered to every image's `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, strata_build::secret::SecretSource>,
     /// When to pull the external images FROM lines name (`--pull`).
-    pub pull: strata_registry::PullPolicy,
+    pub pull: strata_remote::PullPolicy,
     /// The network of RUN steps without `--network` (`--network`): their own with outbound
     /// access (the default), the host's, or none.
     pub network: strata_build::builder::RunNetwork,
@@ -72,7 +72,7 @@ impl Default for CascadeOptions {
             run_id: strata_events::now(),
             keys: BTreeMap::new(),
             secrets: BTreeMap::new(),
-            pull: strata_registry::PullPolicy::Missing,
+            pull: strata_remote::PullPolicy::Missing,
             network: strata_build::builder::RunNetwork::default(),
             pids_limit: Some(strata_build::builder::DEFAULT_PIDS_LIMIT),
         }
@@ -706,17 +706,16 @@ fn wait_for_build_lock(
 /// Fetch a pinned image into the store with the registry client (credentials from the Docker
 /// config; plain HTTP only for loopback registries).
 fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, ImageError> {
-    let client = strata_registry::Client::new(strata_registry::ClientOptions::default()).map_err(
-        |source| ImageError::Client {
-            reference: reference.to_string(),
-            source: Box::new(source),
-        },
-    )?;
-    strata_registry::pull_pinned(&client, store, reference).map_err(|source| {
-        ImageError::PullPinned {
-            reference: reference.to_string(),
-            source: Box::new(source),
-        }
+    let client =
+        strata_remote::Client::new(strata_remote::ClientOptions::default()).map_err(|source| {
+            ImageError::Client {
+                reference: reference.to_string(),
+                source: Box::new(source),
+            }
+        })?;
+    strata_remote::pull_pinned(&client, store, reference).map_err(|source| ImageError::PullPinned {
+        reference: reference.to_string(),
+        source: Box::new(source),
     })
 }
 

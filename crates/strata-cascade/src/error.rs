@@ -63,7 +63,7 @@ pub enum ImageError {
         /// The pinned reference.
         reference: String,
         /// The registry client's error.
-        source: Box<strata_registry::RegistryError>,
+        source: Box<strata_remote::RegistryError>,
     },
     /// The registry client could not be set up.
     #[error("bought image {reference}")]
@@ -71,7 +71,7 @@ pub enum ImageError {
         /// The pinned reference.
         reference: String,
         /// Why.
-        source: Box<strata_registry::RegistryError>,
+        source: Box<strata_remote::RegistryError>,
     },
     /// The image's tier tests could not run.
     #[error("tier tests of {image} could not run")]

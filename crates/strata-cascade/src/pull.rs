@@ -1,37 +1,33 @@
 //! Fetching the external images a chain image's Dockerfile names (`FROM registry/x:tag`,
 //! `COPY --from=...`), as buildah's `--pull` does, before the image's build key is computed: under
-//! `--pull always` a tag that moved upstream makes every image on it stale.
+//! `--pull always` a tag that moved upstream makes every image on it stale. The pulling is
+//! `strata_remote::BasePuller`'s; this module reads the Dockerfile from the build context and
+//! records each pull in the events log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
 use strata_chain::{Build, Chain};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::Store;
-use strata_registry::{Client, ClientOptions, PullPolicy};
+use strata_remote::{BasePullError, PullPolicy, RegistryError};
 
 /// Pulls each external reference at most once per run, for every image that names it.
 pub struct BasePuller {
-    policy: PullPolicy,
-    /// Created on first use: a chain with no external images never builds a client.
-    client: Mutex<Option<Client>>,
-    /// reference → the outcome of its one attempt this run (Ok: whether it was pulled).
-    done: Mutex<HashMap<String, Result<bool, String>>>,
+    inner: strata_remote::BasePuller,
 }
 
 impl BasePuller {
     /// A puller following `policy`.
     pub fn new(policy: PullPolicy) -> Self {
         Self {
-            policy,
-            client: Mutex::new(None),
-            done: Mutex::new(HashMap::new()),
+            inner: strata_remote::BasePuller::new(policy),
         }
     }
 
     /// Make the external images of chain image `i` present as the policy says. Returns the
-    /// references pulled now; the error names the Dockerfile line and the image.
+    /// references pulled now; the error names the Dockerfile line and the image, with its causes.
     pub(crate) fn pull_for(
         &self,
         chain: &Chain,
@@ -55,6 +51,15 @@ impl BasePuller {
             |reference| chain.resolve(reference).is_some(),
             events,
         )
+        .map_err(|e| {
+            let mut line = e.to_string();
+            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                line.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            line
+        })
     }
 
     /// Make the images `dockerfile` names (after `build_args`; not those `is_local` claims, such
@@ -70,81 +75,45 @@ impl BasePuller {
         build_args: &BTreeMap<String, String>,
         is_local: impl Fn(&str) -> bool,
         events: Option<&Mutex<EventLog>>,
-    ) -> Result<Vec<String>, String> {
-        if self.policy == PullPolicy::Never {
+    ) -> Result<Vec<String>, BasePullError> {
+        if self.inner.policy() == PullPolicy::Never {
             return Ok(Vec::new());
         }
         let Ok(Some(text)) = strata_build::context::read_context_file(context, dockerfile) else {
             return Ok(Vec::new());
         };
-        let Ok(deps) = strata_dockerfile::parse(&text).and_then(|d| d.dependencies(build_args))
-        else {
-            return Ok(Vec::new());
+        let record = |reference: &str, result: Result<bool, &RegistryError>| {
+            if let Some(events) = events {
+                log_pull(store, events, reference, result);
+            }
         };
-        let mut pulled = Vec::new();
-        for dep in deps {
-            if is_local(&dep.reference) {
-                continue;
-            }
-            // One attempt per reference and run; holding the map serialises concurrent images
-            // that need the same base, so the second finds it pulled.
-            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-            let outcome = match done.get(&dep.reference) {
-                Some(outcome) => outcome.clone(),
-                None => {
-                    let outcome = self.pull(store, &dep.reference, events);
-                    done.insert(dep.reference.clone(), outcome.clone());
-                    if outcome == Ok(true) {
-                        pulled.push(dep.reference.clone());
-                    }
-                    outcome
-                }
-            };
-            if let Err(e) = outcome {
-                return Err(format!(
-                    "{}:{}: cannot pull {}: {e}",
-                    dockerfile.display(),
-                    dep.line,
-                    dep.reference
-                ));
-            }
-        }
-        Ok(pulled)
+        self.inner
+            .pull_dockerfile(store, dockerfile, &text, build_args, is_local, &record)
     }
+}
 
-    fn pull(
-        &self,
-        store: &Store,
-        reference: &str,
-        events: Option<&Mutex<EventLog>>,
-    ) -> Result<bool, String> {
-        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if client.is_none() {
-            *client =
-                Some(Client::new(ClientOptions::default()).map_err(|e| strata_oci::report(&e))?);
-        }
-        let client = client.as_ref().expect("created above");
-        let result = strata_registry::ensure_base(client, store, reference, self.policy)
-            .map_err(|e| strata_oci::report(&e));
-        if let (Some(events), Ok(true) | Err(_)) = (events, &result) {
-            let digest = store
-                .resolve(reference)
-                .ok()
-                .map(|d| d.digest().to_string());
-            let log = events.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = log.record(&Event {
-                kind: Some(Kind::Pull),
-                image: reference.to_string(),
-                user: Some(strata_events::current_user()),
-                new_digest: digest,
-                reason: Some(match &result {
-                    Err(e) => e.clone(),
-                    Ok(_) => "a FROM line names it".to_string(),
-                }),
-                result: if result.is_ok() { "ok" } else { "failed" }.to_string(),
-                ..Event::default()
-            });
-        }
-        result
-    }
+/// Record a pull (or a failed one) in the events log.
+fn log_pull(
+    store: &Store,
+    events: &Mutex<EventLog>,
+    reference: &str,
+    result: Result<bool, &RegistryError>,
+) {
+    let digest = store
+        .resolve(reference)
+        .ok()
+        .map(|d| d.digest().to_string());
+    let log = events.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = log.record(&Event {
+        kind: Some(Kind::Pull),
+        image: reference.to_string(),
+        user: Some(strata_events::current_user()),
+        new_digest: digest,
+        reason: Some(match &result {
+            Err(e) => e.to_string(),
+            Ok(_) => "a FROM line names it".to_string(),
+        }),
+        result: if result.is_ok() { "ok" } else { "failed" }.to_string(),
+        ..Event::default()
+    });
 }

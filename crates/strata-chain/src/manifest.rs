@@ -450,8 +450,9 @@ impl Checker<'_> {
                 Ok(Build::Rootfs { path: p })
             }
             (None, Some(image)) => {
-                names::check_pinned(image.get_ref())
-                    .map_err(|m| self.err(image.span(), format!("image[{n}].source.image"), m))?;
+                names::check_pinned(image.get_ref()).map_err(|m| {
+                    self.err(image.span(), format!("image[{n}].source.image"), m.to_string())
+                })?;
                 Ok(Build::Image {
                     reference: image.get_ref().clone(),
                 })

@@ -127,7 +127,7 @@ pub enum ResolveError {
     Store(#[source] Box<strata_oci::Error>),
     /// The registry could not.
     #[error("registry")]
-    Registry(#[source] Box<strata_registry::RegistryError>),
+    Registry(#[source] Box<strata_remote::RegistryError>),
     /// A registry reference, and no client to ask.
     #[error("no registry client configured")]
     NoClient,

@@ -38,7 +38,7 @@ pub struct Deployer<'a> {
     /// Who verifies chains of custody (`require.verified`).
     pub trust: Option<&'a strata_attest::TrustConfig>,
     /// The registry client for registry references.
-    pub client: Option<&'a strata_registry::Client>,
+    pub client: Option<&'a strata_remote::Client>,
     /// The program that runs front listeners (`strata`, run as `strata deploy proxy ...`); none:
     /// no front listeners (the containers' private ports only).
     pub proxy_program: Option<PathBuf>,
@@ -240,7 +240,7 @@ impl<'a> Deployer<'a> {
             }
             ImageSource::Registry { reference } => {
                 let client = self.client.ok_or_else(|| fail(ResolveError::NoClient))?;
-                let remote = strata_registry::RemoteRef::parse(reference)
+                let remote = strata_remote::RemoteRef::parse(reference)
                     .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?;
                 let digest = client
                     .head_manifest(&remote)
@@ -248,12 +248,12 @@ impl<'a> Deployer<'a> {
                     .ok_or_else(|| fail(ResolveError::NoManifest))?
                     .to_string();
                 if self.store.resolve(&digest).is_err() {
-                    let src = strata_registry::Location::Remote(remote.with_reference(&digest));
-                    let dst = strata_registry::Location::Layout {
+                    let src = strata_remote::Location::Remote(remote.with_reference(&digest));
+                    let dst = strata_remote::Location::Layout {
                         dir: self.store.root().to_path_buf(),
                         reference: format!("{}/{}@{digest}", remote.registry, remote.repository),
                     };
-                    strata_registry::copy(client, &src, &dst)
+                    strata_remote::copy(client, &src, &dst)
                         .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?;
                 }
                 Ok((digest.clone(), None, digest))

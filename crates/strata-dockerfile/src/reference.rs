@@ -1,109 +1,9 @@
-//! A check of image references against the distribution reference grammar
-//! (`[host[:port]/]name[:tag][@digest]`, lower-case repository path).
+//! Checks of what FROM lines and `--from` flags name: image references (strata's one grammar,
+//! `strata_reference`, which is docker/distribution's as BuildKit uses it) and platforms.
 
 /// Check `r` is a well-formed image reference; the error says what is wrong (without `r`).
-pub fn validate_reference(r: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(why.to_string());
-    if r.is_empty() {
-        return bad("empty reference");
-    }
-    let (name_tag, digest) = match r.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (r, None),
-    };
-    if let Some(d) = digest {
-        check_digest(d)?;
-    }
-    // a tag is after the last ':' that follows the last '/'
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
-    };
-    if let Some(tag) = tag {
-        let mut chars = tag.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !first_ok
-            || tag.len() > 128
-            || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        {
-            return bad("malformed tag");
-        }
-    }
-    if name.is_empty() || name.len() > 255 {
-        return bad("malformed repository name");
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    // the first part is a host when it has a '.', a ':' or is localhost (and more follow)
-    if parts.len() > 1 {
-        let first = parts[0];
-        if first.contains('.') || first.contains(':') || first == "localhost" {
-            let (host, port) = match first.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (first, None),
-            };
-            let host_ok = !host.is_empty()
-                && host.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && !l.starts_with('-')
-                        && !l.ends_with('-')
-                });
-            let port_ok =
-                port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-            if !host_ok || !port_ok {
-                return bad("malformed registry host");
-            }
-            parts.remove(0);
-        }
-    }
-    for part in parts {
-        if part.chars().any(|c| c.is_ascii_uppercase()) {
-            return bad("repository name must be lowercase");
-        }
-        if !path_component_ok(part) {
-            return bad("malformed repository name");
-        }
-    }
-    Ok(())
-}
-
-/// A digest as BuildKit's reference parser takes it (go-digest's `Validate`): a registered
-/// algorithm (`sha256`, `sha384`, `sha512`) and exactly its length of lower-case hex.
-fn check_digest(d: &str) -> Result<(), String> {
-    let Some((algo, hex)) = d.split_once(':') else {
-        return Err("digest has no algorithm".into());
-    };
-    // the reference grammar: [A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[[:xdigit:]]{32,}
-    let grammar = algo.split(['-', '_', '+', '.']).all(|c| {
-        c.starts_with(|c: char| c.is_ascii_alphabetic())
-            && c.chars().all(|c| c.is_ascii_alphanumeric())
-    }) && hex.len() >= 32
-        && hex.chars().all(|c| c.is_ascii_hexdigit());
-    if !grammar {
-        return Err("malformed digest".into());
-    }
-    let size = match algo {
-        "sha256" => 64,
-        "sha384" => 96,
-        "sha512" => 128,
-        _ => return Err(format!("unsupported digest algorithm {algo:?}")),
-    };
-    if hex.len() != size {
-        return Err(format!(
-            "invalid checksum digest length: {algo} needs {size} hex digits, not {}",
-            hex.len()
-        ));
-    }
-    if hex.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err("invalid checksum digest format: hex digits must be lower case".into());
-    }
-    Ok(())
+pub fn validate_reference(r: &str) -> Result<(), strata_reference::Error> {
+    strata_reference::parse(r).map(|_| ())
 }
 
 /// Check a platform as BuildKit's `platforms.Parse` does (containerd): `os[/arch[/variant]]`,
@@ -229,47 +129,6 @@ fn percent_escapes_ok(s: &str) -> bool {
             i += 3;
         } else {
             i += 1;
-        }
-    }
-    true
-}
-
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn path_component_ok(p: &str) -> bool {
-    let b = p.as_bytes();
-    if b.is_empty() {
-        return false;
-    }
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let mut i = 0;
-    let run = |i: &mut usize| {
-        let s = *i;
-        while *i < b.len() && alnum(b[*i]) {
-            *i += 1;
-        }
-        *i > s
-    };
-    if !run(&mut i) {
-        return false;
-    }
-    while i < b.len() {
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if !run(&mut i) {
-            return false;
         }
     }
     true

@@ -1,9 +1,11 @@
 //! Image references: `[registry/]repository[:tag][@sha256:...]`, normalised to full form.
 //!
-//! A reference without a registry gets `localhost/` (so `acme/corebuild` and
-//! `localhost/acme/corebuild:latest` are the same image); one with neither tag nor digest gets
-//! `:latest`. The first path component is a registry when it contains `.` or `:` or is `localhost`
-//! (Docker's rule). Unlike Docker, strata never adds `docker.io/library/`: its images are local.
+//! The grammar is strata's one (`strata_reference`, docker/distribution's: domain detection,
+//! `docker.io/library/` normalisation, lengths). What this type adds is the store's defaults: a
+//! reference without a registry gets `localhost/` (so `acme/corebuild` and
+//! `localhost/acme/corebuild:latest` are the same image; strata's images are local, so it never
+//! adds Docker's `docker.io/library/`), and one with neither tag nor digest gets `:latest`. The
+//! digest must be one the store can hold ([`Digest`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,49 +30,24 @@ pub struct Reference {
 impl Reference {
     /// Parse and normalise a reference (see the module docs).
     pub fn parse(input: &str) -> Result<Reference> {
-        let invalid = |reason: &str| Error::InvalidReference {
+        let invalid = |reason: String| Error::InvalidReference {
             input: input.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
-        if input.is_empty() {
-            return Err(invalid("empty"));
-        }
-        if input.len() > 4096 {
-            return Err(invalid("longer than 4096 characters"));
-        }
-        let (rest, digest) = match input.split_once('@') {
-            Some((rest, digest)) => {
-                let digest: Digest = digest.parse().map_err(|e: Error| invalid(&e.to_string()))?;
-                (rest, Some(digest))
-            }
-            None => (input, None),
-        };
-        // A tag follows the last ':' only if that ':' is after the last '/' (else it is a port).
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
-            _ => (rest, None),
-        };
-        if let Some(tag) = tag {
-            validate_tag(tag).map_err(|reason| invalid(&reason))?;
-        }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first, rest)
-            }
-            _ => (DEFAULT_REGISTRY, name),
-        };
-        validate_registry(registry).map_err(|reason| invalid(&reason))?;
-        validate_repository(repository).map_err(|reason| invalid(&reason))?;
-        let tag = match (tag, &digest) {
+        let parsed = strata_reference::parse(input).map_err(|e| invalid(e.to_string()))?;
+        let digest = parsed
+            .digest()
+            .map(|d| d.parse::<Digest>())
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        let tag = match (parsed.tag(), &digest) {
             (Some(tag), _) => Some(tag.to_string()),
             (None, Some(_)) => None,
             (None, None) => Some(DEFAULT_TAG.to_string()),
         };
         Ok(Reference {
-            registry: registry.to_string(),
-            repository: repository.to_string(),
+            registry: parsed.domain().unwrap_or(DEFAULT_REGISTRY).to_string(),
+            repository: parsed.path().to_string(),
             tag,
             digest,
         })
@@ -78,10 +55,12 @@ impl Reference {
 
     /// A reference to `name` (parsed as above, without tag or digest) at `tag`.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
-        validate_tag(tag).map_err(|reason| Error::InvalidReference {
-            input: format!("{}:{tag}", self.name()),
-            reason,
-        })?;
+        if !strata_reference::is_tag(tag) {
+            return Err(Error::InvalidReference {
+                input: format!("{}:{tag}", self.name()),
+                reason: strata_reference::Error::InvalidTag(tag.to_string()).to_string(),
+            });
+        }
         Ok(Reference {
             tag: Some(tag.to_string()),
             digest: None,
@@ -136,66 +115,6 @@ impl FromStr for Reference {
     }
 }
 
-fn validate_tag(tag: &str) -> std::result::Result<(), String> {
-    let mut chars = tag.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !first_ok || tag.len() > 128 {
-        return Err(format!(
-            "tag {tag:?} must be 1-128 characters starting with a letter, digit or '_'"
-        ));
-    }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-        return Err(format!(
-            "tag {tag:?} may only hold letters, digits, '_', '.' and '-'"
-        ));
-    }
-    Ok(())
-}
-
-fn validate_registry(registry: &str) -> std::result::Result<(), String> {
-    let ok = !registry.is_empty()
-        && registry
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("invalid registry {registry:?}"))
-    }
-}
-
-/// Path components: lowercase alphanumerics separated by `.`, `_`, `__` or runs of `-`.
-fn validate_repository(repository: &str) -> std::result::Result<(), String> {
-    if repository.is_empty() {
-        return Err("the repository name is empty".into());
-    }
-    for component in repository.split('/') {
-        let bytes = component.as_bytes();
-        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        let valid = !bytes.is_empty()
-            && alnum(bytes[0])
-            && alnum(bytes[bytes.len() - 1])
-            && bytes.iter().all(|&b| alnum(b) || b"._-".contains(&b))
-            && !component.contains("..")
-            && !component.contains("._")
-            && !component.contains("_.")
-            && !component.contains("___")
-            && !component.contains("-.")
-            && !component.contains(".-")
-            && !component.contains("-_")
-            && !component.contains("_-");
-        if !valid {
-            return Err(format!(
-                "repository component {component:?} must be lowercase letters and digits, \
-                 separated by '.', '_', '__' or '-'"
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +137,15 @@ mod tests {
             "registry.example.com:5000/acme/x:latest"
         );
         assert_eq!(norm("localhost:5000/x:v1"), "localhost:5000/x:v1");
+        // Docker Hub's short names, as docker/distribution normalises them.
+        assert_eq!(
+            norm("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            norm("index.docker.io/library/busybox:1"),
+            "docker.io/library/busybox:1"
+        );
         let d = Digest::of(b"m");
         assert_eq!(
             norm(&format!("acme/corebuild@{d}")),
@@ -235,7 +163,7 @@ mod tests {
     fn refuses_bad_references() {
         for bad in [
             "",
-            "Acme/corebuild",
+            "acme/Corebuild",
             "acme//x",
             "acme/x:",
             "acme/x:-bad",
@@ -252,6 +180,21 @@ mod tests {
                 "{bad}: {err}"
             );
             assert!(err.to_string().contains("invalid image reference"));
+        }
+    }
+
+    #[test]
+    fn digests_the_store_cannot_hold_are_refused_by_name() {
+        let digest = format!("sha512:{}", "0123456789abcdef".repeat(8));
+        let sha512 = format!("a@{digest}");
+        assert!(strata_reference::parse(&sha512).is_ok());
+        // Whatever digests the store holds, the reference takes exactly those.
+        match digest.parse::<Digest>() {
+            Ok(_) => assert!(Reference::parse(&sha512).is_ok()),
+            Err(e) => {
+                let err = Reference::parse(&sha512).unwrap_err().to_string();
+                assert!(err.contains(&e.to_string()), "{err}");
+            }
         }
     }
 

@@ -42,10 +42,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{RegistryError, Result};
 
-/// Who may pull.
+/// Who may pull (the auth file's `pull`; not to be confused with `strata_remote::PullPolicy`,
+/// when a build pulls).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PullPolicy {
+pub enum PullAccess {
     /// Anyone, without credentials.
     #[default]
     Open,
@@ -82,7 +83,7 @@ pub struct User {
 pub struct AuthConfig {
     /// Who may pull.
     #[serde(default)]
-    pub pull: PullPolicy,
+    pub pull: PullAccess,
     /// Who may push to repositories without an owner.
     #[serde(default)]
     pub unknown_repositories: UnknownRepositories,
@@ -234,8 +235,8 @@ impl AuthConfig {
     pub fn decide(&self, who: Option<&Identity>, repository: &str, action: Action) -> Decision {
         match action {
             Action::Pull => match (self.pull, who) {
-                (PullPolicy::Open, _) | (PullPolicy::Authenticated, Some(_)) => Decision::Allow,
-                (PullPolicy::Authenticated, None) => Decision::Unauthenticated,
+                (PullAccess::Open, _) | (PullAccess::Authenticated, Some(_)) => Decision::Allow,
+                (PullAccess::Authenticated, None) => Decision::Unauthenticated,
             },
             Action::Push | Action::Delete => {
                 let Some(who) = who else {
@@ -268,10 +269,34 @@ impl AuthConfig {
 }
 
 impl AuthConfig {
-    /// The one normal form of a repository name: `localhost/` and this registry's own name
-    /// dropped from the front (`registry.example.com/acme/x` → `acme/x`).
+    /// The one normal form of a repository name: the reference grammar's (`docker.io/x` is
+    /// `docker.io/library/x`, `index.docker.io` is `docker.io`, as the server names them), then
+    /// `localhost/` and this registry's own name dropped from the front
+    /// (`registry.example.com/acme/x` → `acme/x`).
     pub fn normalise(&self, repository: &str) -> String {
-        let mut name = repository;
+        let canonical = strata_reference::parse(repository)
+            .ok()
+            .filter(|r| r.tag().is_none() && r.digest().is_none())
+            .map(|r| r.name());
+        self.strip_own(canonical.as_deref().unwrap_or(repository))
+    }
+
+    /// The normal form of a `PREFIX/*` rule's prefix: not a repository (no `library/` is added),
+    /// but `index.docker.io` is `docker.io`, and the local prefixes are dropped.
+    fn normalise_prefix(&self, prefix: &str) -> String {
+        let legacy = strata_reference::LEGACY_DOCKER_HUB;
+        let prefix = match prefix.strip_prefix(legacy) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                format!("{}{rest}", strata_reference::DOCKER_HUB)
+            }
+            _ => prefix.to_string(),
+        };
+        self.strip_own(&prefix)
+    }
+
+    /// `name` without `localhost/` and this registry's own name at its front.
+    fn strip_own(&self, name: &str) -> String {
+        let mut name = name;
         if let Some(rest) = name.strip_prefix("localhost/") {
             name = rest;
         }
@@ -287,14 +312,19 @@ impl AuthConfig {
     /// else the longest matching `PREFIX/*` rule.
     pub fn owner_of(&self, repository: &str) -> Option<String> {
         let name = self.normalise(repository);
-        if let Some(owner) = self.owners.get(&name) {
+        if let Some(owner) = self.owners.get(&name).or_else(|| {
+            self.owners
+                .iter()
+                .find(|(rule, _)| !rule.ends_with("/*") && self.normalise(rule) == name)
+                .map(|(_, owner)| owner)
+        }) {
             return Some(owner.clone());
         }
         self.owners
             .iter()
             .filter_map(|(rule, owner)| {
                 let prefix = rule.strip_suffix("/*")?;
-                let prefix = self.normalise(prefix);
+                let prefix = self.normalise_prefix(prefix);
                 name.strip_prefix(prefix.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
                     .then_some((prefix.len(), owner))
@@ -304,12 +334,10 @@ impl AuthConfig {
     }
 }
 
-/// Does a (normalised) name start with another registry's host (`docker.io/...`, `host:5000/...`)?
+/// Does a (normalised) name start with another registry's host (`docker.io/...`, `host:5000/...`),
+/// by the reference grammar's rule?
 fn is_external(name: &str) -> bool {
-    match name.split_once('/') {
-        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
-        None => false,
-    }
+    strata_reference::split_domain(name).0.is_some()
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
@@ -424,14 +452,44 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// An `Authorization: Basic ...` value.
-pub fn basic_header(user: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
-}
+pub use strata_remote::auth::basic_header;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_rules_name_repositories_as_the_server_does() {
+        let text = r#"
+[users.olga]
+token_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+team = "operations"
+[owners]
+"docker.io/busybox" = "operations"
+"index.docker.io/alpine" = "operations"
+"#;
+        let auth = AuthConfig::parse(Path::new("auth.toml"), text).unwrap();
+        let olga = Identity {
+            user: "olga".into(),
+            team: "operations".into(),
+        };
+        // The server names these repositories docker.io/library/... (reference normalisation).
+        for served in ["docker.io/library/busybox", "docker.io/library/alpine"] {
+            assert_eq!(
+                auth.decide(Some(&olga), served, Action::Push),
+                Decision::Allow,
+                "{served}"
+            );
+        }
+        let mallory = Identity {
+            user: "mallory".into(),
+            team: "apps".into(),
+        };
+        assert!(matches!(
+            auth.decide(Some(&mallory), "docker.io/library/busybox", Action::Push),
+            Decision::Deny(_)
+        ));
+    }
 
     fn config() -> AuthConfig {
         let hash = bcrypt::hash("s3cret", 4).unwrap();

@@ -1,11 +1,9 @@
-//! The strata registry: an OCI distribution server on the strata store, and a registry client.
+//! The strata registry: an OCI distribution server on the strata store.
 //!
-//! The main types are [`Registry`] (the server: `strata serve`) and [`Client`] (push, pull and
-//! copy against any registry: `strata push`, `pull`, `copy`). The key decision, after
-//! go-containerregistry: the client is one more source and sink of the store's vocabulary
-//! (digests, descriptors, manifests), not a second image model, and both halves share one error
-//! type, [`RegistryError`], with the HTTP status, the spec's error code and
-//! [`RegistryError::is_temporary`], which drives retries.
+//! The main type is [`Registry`] (`strata serve`). The client (push, pull, copy) is
+//! `strata-remote`, apart from the server as go-containerregistry keeps `remote` apart from
+//! `registry`; the server shares its error type ([`RegistryError`], with the spec's error
+//! codes) and its manifest media types ([`media`]).
 //!
 //! The server serves the store the builder writes: a built image is in the registry the moment it
 //! is tagged. Repositories map to store tags by reference normalisation (`acme/app:1` is
@@ -16,15 +14,11 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-pub mod client;
-pub mod copy;
-pub mod error;
-pub mod media;
 pub mod server;
 
+pub use strata_remote::{error, media};
+
 pub use auth::{AuthConfig, Identity};
-pub use client::{Client, ClientOptions, Credentials, RemoteRef};
-pub use copy::{Location, PullPolicy, copy, ensure_base, pull_pinned};
 pub use error::{ErrorCode, RegistryError, Result};
 pub use server::tls::TlsConfig;
 pub use server::{Registry, RunningServer, ServerOptions, serve};

@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use strata_oci::{Digest, Store};
-use strata_registry::auth::basic_header;
-use strata_registry::copy::Location;
-use strata_registry::{
-    AuthConfig, Client, ClientOptions, Credentials, RemoteRef, RunningServer, ServerOptions,
-};
+use strata_registry::{AuthConfig, RunningServer, ServerOptions};
+use strata_remote::auth::basic_header;
+use strata_remote::copy::Location;
+use strata_remote::{Client, ClientOptions, Credentials, RemoteRef};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -82,7 +81,7 @@ impl Fixture {
         let store = Store::init(&src).unwrap();
         let image = strata_oci::random::image(&store, 1, 3000).unwrap();
         store.tag(name, image.descriptor()).unwrap();
-        strata_registry::copy(
+        strata_remote::copy(
             &client(who),
             &Location::Layout {
                 dir: src,
@@ -361,20 +360,20 @@ fn external_and_registry_prefixed_names_need_an_owner_rule() {
         "docker.io/library/busybox:1.36",
         "registry.example.com/acme/corebuild:latest",
     ] {
-        let err = strata_registry::copy(&max_client, &from, &Location::Remote(f.remote(target)))
+        let err = strata_remote::copy(&max_client, &from, &Location::Remote(f.remote(target)))
             .unwrap_err();
         assert_eq!(err.status(), Some(403), "{target}: {err}");
     }
     assert!(f.served().list().unwrap().is_empty());
     // An unowned local name is still open to any authenticated user.
-    strata_registry::copy(
+    strata_remote::copy(
         &max_client,
         &from,
         &Location::Remote(f.remote("misc/tool:1")),
     )
     .unwrap();
     // The owning team may push the registry-prefixed name of its repository.
-    strata_registry::copy(
+    strata_remote::copy(
         &client("olga:ops-pass"),
         &from,
         &Location::Remote(f.remote("registry.example.com/acme/corebuild:latest")),
@@ -394,12 +393,12 @@ fn external_and_registry_prefixed_names_need_an_owner_rule() {
     };
     let target = Location::Remote(g.remote("docker.io/library/busybox:1.36"));
     assert_eq!(
-        strata_registry::copy(&max_client, &from, &target)
+        strata_remote::copy(&max_client, &from, &target)
             .unwrap_err()
             .status(),
         Some(403)
     );
-    strata_registry::copy(&client("olga:ops-pass"), &from, &target).unwrap();
+    strata_remote::copy(&client("olga:ops-pass"), &from, &target).unwrap();
 }
 
 #[test]

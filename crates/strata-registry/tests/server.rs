@@ -7,10 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use strata_oci::{Digest, Store};
-use strata_registry::copy::Location;
-use strata_registry::{
-    AuthConfig, Client, ClientOptions, Credentials, RemoteRef, RunningServer, ServerOptions,
-};
+use strata_registry::{AuthConfig, RunningServer, ServerOptions};
+use strata_remote::copy::Location;
+use strata_remote::{Client, ClientOptions, Credentials, RemoteRef};
 
 fn any_addr() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -90,7 +89,7 @@ fn push_then_pull_round_trips_with_verified_digests() {
     let (_, image) = f.source(3, 300_000);
     let c = client(None);
     let report =
-        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+        strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
     assert_eq!(report.digest, image.digest().to_string());
     assert_eq!(report.blobs_copied, 4);
     // The registry's store has it under localhost/acme/app:1.
@@ -101,11 +100,11 @@ fn push_then_pull_round_trips_with_verified_digests() {
     );
     // A second push skips every blob.
     let again =
-        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:2"))).unwrap();
+        strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:2"))).unwrap();
     assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
     // Pull into a third store: the same digest, every blob intact.
     let out = f.dir.path().join("pulled");
-    let pulled = strata_registry::copy(
+    let pulled = strata_remote::copy(
         &c,
         &Location::Remote(f.remote("acme/app:1")),
         &Location::Layout {
@@ -133,7 +132,7 @@ fn chunked_uploads_and_out_of_order_chunks() {
     })
     .unwrap();
     let report =
-        strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+        strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
     assert_eq!(report.digest, image.digest().to_string());
     assert!(f.served().fsck().unwrap().problems.is_empty());
 
@@ -271,7 +270,7 @@ fn tags_pagination_referrers_and_deletes() {
     }
     let c = client(None);
     for tag in ["1", "a", "b", "c"] {
-        strata_registry::copy(
+        strata_remote::copy(
             &c,
             &Location::Layout {
                 dir: f.dir.path().join("source"),
@@ -356,7 +355,7 @@ fn tags_pagination_referrers_and_deletes() {
     assert_eq!(referrers_of("application/vnd.in-toto+json"), 1);
     // Pulling the image brings the referrer along.
     let out = f.dir.path().join("pulled");
-    let report = strata_registry::copy(
+    let report = strata_remote::copy(
         &c,
         &Location::Remote(f.remote("acme/app:1")),
         &Location::Layout {
@@ -484,7 +483,7 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
         .get(f.url("/token"))
         .header(
             "authorization",
-            strata_registry::auth::basic_header("abe", "wrong"),
+            strata_remote::auth::basic_header("abe", "wrong"),
         )
         .call()
         .unwrap();
@@ -494,7 +493,7 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
     let before_blobs = f.served().list_blobs().unwrap().0;
     // abe (apps) pushing acme/corebuild (operations): 403 DENIED, through the token flow.
     let abe = client(Some("abe:app-pass"));
-    let err = strata_registry::copy(
+    let err = strata_remote::copy(
         &abe,
         &f.src(),
         &Location::Remote(f.remote("acme/corebuild:latest")),
@@ -516,12 +515,12 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
     );
     assert_eq!(f.served().list_blobs().unwrap().0, before_blobs);
     // An unowned repository is denied too.
-    let err = strata_registry::copy(&abe, &f.src(), &Location::Remote(f.remote("nobody/x:1")))
-        .unwrap_err();
+    let err =
+        strata_remote::copy(&abe, &f.src(), &Location::Remote(f.remote("nobody/x:1"))).unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     // olga (operations) may.
     let olga = client(Some("olga:ops-pass"));
-    strata_registry::copy(
+    strata_remote::copy(
         &olga,
         &f.src(),
         &Location::Remote(f.remote("acme/corebuild:latest")),
@@ -619,10 +618,10 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
     let f = Fixture::new(ServerOptions::default());
     let (_, image) = f.source(1, 1000);
     let c = client(None);
-    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("vendor/base:1"))).unwrap();
+    strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("vendor/base:1"))).unwrap();
     let local = Store::init(f.dir.path().join("local")).unwrap();
     let pinned = format!("{}/vendor/base:1@{}", f.host(), image.digest());
-    let d = strata_registry::pull_pinned(&c, &local, &pinned).unwrap();
+    let d = strata_remote::pull_pinned(&c, &local, &pinned).unwrap();
     assert_eq!(d.digest(), image.descriptor().digest());
     assert_eq!(
         local
@@ -633,7 +632,7 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
     );
     // Present now: no second transfer, same answer.
     assert_eq!(
-        strata_registry::pull_pinned(&c, &local, &pinned)
+        strata_remote::pull_pinned(&c, &local, &pinned)
             .unwrap()
             .digest(),
         d.digest()
@@ -641,12 +640,12 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
     // A pin the registry's tag does not match fails on the digest, and nothing is tagged.
     let wrong = format!("{}/vendor/base:1@{}", f.host(), Digest::of(b"other"));
     let other = Store::init(f.dir.path().join("other")).unwrap();
-    let err = strata_registry::pull_pinned(&c, &other, &wrong).unwrap_err();
+    let err = strata_remote::pull_pinned(&c, &other, &wrong).unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
     assert!(other.list().unwrap().is_empty());
     // An unpinned reference is refused.
-    let err = strata_registry::pull_pinned(&c, &other, &format!("{}/vendor/base:1", f.host()))
-        .unwrap_err();
+    let err =
+        strata_remote::pull_pinned(&c, &other, &format!("{}/vendor/base:1", f.host())).unwrap_err();
     assert!(err.to_string().contains("not pinned"), "{err}");
 }
 
@@ -655,7 +654,7 @@ fn pulls_refuse_blobs_that_do_not_match_their_digest() {
     let f = Fixture::new(ServerOptions::default());
     let (_, image) = f.source(1, 5000);
     let c = client(None);
-    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
     // Corrupt the layer in the served store (same size, other bytes): the server streams files
     // as they are, so only the client's check stands between the corruption and the pull.
     let layer = Digest::from_oci(image.layers()[0].digest()).unwrap();
@@ -665,7 +664,7 @@ fn pulls_refuse_blobs_that_do_not_match_their_digest() {
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let out = f.dir.path().join("pulled");
-    let err = strata_registry::copy(
+    let err = strata_remote::copy(
         &c,
         &Location::Remote(f.remote("acme/app:1")),
         &Location::Layout {
@@ -711,7 +710,7 @@ impl Read for Breaking<'_> {
     }
 }
 
-impl strata_registry::client::BlobSource for Flaky {
+impl strata_remote::client::BlobSource for Flaky {
     fn open_at(&self, offset: u64) -> strata_registry::Result<Box<dyn Read + '_>> {
         self.opened_at.lock().unwrap().push(offset);
         let rest = &self.data[offset as usize..];
@@ -751,7 +750,7 @@ fn chunked_push_resumes_from_the_registrys_offset_after_a_broken_chunk() {
             None,
         )
         .unwrap();
-    assert_eq!(outcome, strata_registry::client::BlobPush::Uploaded);
+    assert_eq!(outcome, strata_remote::client::BlobPush::Uploaded);
     assert!(source.failed.load(std::sync::atomic::Ordering::SeqCst));
     // After the break the client reopened the source where the registry said it was: the bytes
     // that arrived before the break (up to 3000) are kept, not sent again.
@@ -787,7 +786,7 @@ fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
         dir: dir.path().join("to"),
         reference: "copied:v1".into(),
     };
-    let report = strata_registry::copy(&c, &src, &dst).unwrap();
+    let report = strata_remote::copy(&c, &src, &dst).unwrap();
     assert_eq!(report.digest, image.digest().to_string());
     assert_eq!(report.referrers, 1);
     assert_eq!(report.blobs_copied, 4); // config, 2 layers, the empty blob
@@ -800,7 +799,7 @@ fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].digest(), referrer.digest());
     assert!(to.fsck().unwrap().is_ok());
-    let again = strata_registry::copy(&c, &src, &dst).unwrap();
+    let again = strata_remote::copy(&c, &src, &dst).unwrap();
     assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
 }
 
@@ -828,7 +827,7 @@ fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
         reference: "acme/multi:1".into(),
     };
     let report =
-        strata_registry::copy(&c, &src, &Location::Remote(f.remote("acme/multi:1"))).unwrap();
+        strata_remote::copy(&c, &src, &Location::Remote(f.remote("acme/multi:1"))).unwrap();
     assert_eq!(report.digest, descriptor.digest().to_string());
     assert_eq!(report.manifests, 3);
     let fetched = c.get_manifest(&f.remote("acme/multi:1")).unwrap();
@@ -858,7 +857,7 @@ fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(&mut r), "MANIFEST_BLOB_UNKNOWN");
     // The catalog.
-    strata_registry::copy(&c, &src, &Location::Remote(f.remote("acme/another:1"))).unwrap();
+    strata_remote::copy(&c, &src, &Location::Remote(f.remote("acme/another:1"))).unwrap();
     let mut r = agent().get(f.url("/v2/_catalog?n=1")).call().unwrap();
     assert_eq!(
         r.headers()["link"],
@@ -929,7 +928,7 @@ fn slow_header_clients_are_dropped_within_the_idle_timeout_while_a_real_pull_suc
     });
     let (_, image) = f.source(1, 1000);
     let c = client(None);
-    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
     // More half-open connections than the server serves at once.
     let slow: Vec<std::net::TcpStream> = (0..80)
         .map(|_| {
@@ -941,7 +940,7 @@ fn slow_header_clients_are_dropped_within_the_idle_timeout_while_a_real_pull_suc
         .collect();
     // A real pull still gets through (the slow ones give up their slots as they time out).
     let out = f.dir.path().join("pulled");
-    let pulled = strata_registry::copy(
+    let pulled = strata_remote::copy(
         &c,
         &Location::Remote(f.remote("acme/app:1")),
         &Location::Layout {

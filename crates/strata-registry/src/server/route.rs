@@ -111,46 +111,15 @@ impl Route {
 }
 
 /// Is `name` a repository name of the distribution spec
-/// (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`)?
+/// (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 255)?
+/// strata's one reference grammar answers (`strata_reference`).
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 255 && name.split('/').all(valid_component)
-}
-
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__" or one or more "-".
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &component[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
+    strata_reference::is_repository_path(name)
 }
 
 /// Is `tag` a tag of the spec (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`)?
 pub fn valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 128
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    strata_reference::is_tag(tag)
 }
 
 /// The repository a store reference is served as (`localhost/acme/app` → `acme/app`).

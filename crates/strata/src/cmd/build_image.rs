@@ -86,11 +86,11 @@ pub fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 /// The `--pull` policy by name.
-pub fn pull_policy(name: &str) -> strata_registry::PullPolicy {
+pub fn pull_policy(name: &str) -> strata_remote::PullPolicy {
     match name {
-        "always" => strata_registry::PullPolicy::Always,
-        "never" => strata_registry::PullPolicy::Never,
-        _ => strata_registry::PullPolicy::Missing,
+        "always" => strata_remote::PullPolicy::Always,
+        "never" => strata_remote::PullPolicy::Never,
+        _ => strata_remote::PullPolicy::Missing,
     }
 }
 
@@ -194,17 +194,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| options.context.join("Dockerfile"));
     // The bases FROM lines name, pulled as buildah does (strata's own `localhost/...` never).
     let puller = strata_cascade::pull::BasePuller::new(pull_policy(&args.pull));
-    for reference in puller
-        .pull_dockerfile(
-            &store,
-            &options.context,
-            &dockerfile,
-            &options.build_args,
-            |_| false,
-            None,
-        )
-        .map_err(anyhow::Error::msg)?
-    {
+    for reference in puller.pull_dockerfile(
+        &store,
+        &options.context,
+        &dockerfile,
+        &options.build_args,
+        |_| false,
+        None,
+    )? {
         errln!("pulled {reference}");
     }
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;

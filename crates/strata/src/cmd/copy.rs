@@ -5,8 +5,8 @@ use crate::out::outln;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use strata_registry::copy::CopyReport;
-use strata_registry::{Client, ClientOptions, Credentials, Location};
+use strata_remote::copy::CopyReport;
+use strata_remote::{Client, ClientOptions, Credentials, Location};
 
 use crate::global::GlobalArgs;
 
@@ -67,7 +67,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let src = Location::parse(&args.src, &store)?;
     let dst = Location::parse(&args.dst, &store)?;
     let client = args.client.client()?;
-    let report = strata_registry::copy(&client, &src, &dst)
+    let report = strata_remote::copy(&client, &src, &dst)
         .with_context(|| format!("cannot copy {src} to {dst}"))?;
     print_report(&report, &dst.to_string(), args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -79,7 +79,7 @@ pub fn record(
     global: &GlobalArgs,
     kind: strata_events::Kind,
     image: &str,
-    outcome: &std::result::Result<CopyReport, strata_registry::RegistryError>,
+    outcome: &std::result::Result<CopyReport, strata_remote::RegistryError>,
 ) {
     let Ok(store) = global.store_path() else {
         return;

@@ -131,7 +131,7 @@ pub struct DeployContext {
     /// Why the trust configuration could not be read, when it was needed.
     pub trust_error: Option<anyhow::Error>,
     /// The registry client.
-    pub client: Option<strata_registry::Client>,
+    pub client: Option<strata_remote::Client>,
     /// The target.
     pub podman: Podman,
     /// The state directory.

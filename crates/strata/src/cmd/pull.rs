@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use strata_registry::{Location, RemoteRef};
+use strata_remote::{Location, RemoteRef};
 
 use super::copy::{ClientArgs, print_report};
 use crate::global::GlobalArgs;
@@ -34,7 +34,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         reference: stored_as.clone(),
     };
     let client = args.client.client()?;
-    let outcome = strata_registry::copy(&client, &Location::Remote(remote.clone()), &dst);
+    let outcome = strata_remote::copy(&client, &Location::Remote(remote.clone()), &dst);
     super::copy::record(
         global,
         strata_events::Kind::Pull,

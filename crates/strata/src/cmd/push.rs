@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use strata_registry::{Location, RemoteRef};
+use strata_remote::{Location, RemoteRef};
 
 use super::copy::{ClientArgs, print_report};
 use crate::global::GlobalArgs;
@@ -76,7 +76,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         reference: source,
     };
     let client = args.client.client()?;
-    let outcome = strata_registry::copy(&client, &src, &Location::Remote(remote.clone()));
+    let outcome = strata_remote::copy(&client, &src, &Location::Remote(remote.clone()));
     super::copy::record(
         global,
         strata_events::Kind::Push,

@@ -503,12 +503,12 @@ fn strata_pushes_to_and_pulls_from_distribution() {
         &format!("oci:{}:check", dir.path().join("check").display()),
     ]));
     assert!(tags.contains(&digest), "{tags}");
-    let client = strata_registry::Client::new(strata_registry::ClientOptions {
+    let client = strata_remote::Client::new(strata_remote::ClientOptions {
         docker_config: false,
         ..Default::default()
     })
     .unwrap();
-    let r = strata_registry::RemoteRef::parse(&remote).unwrap();
+    let r = strata_remote::RemoteRef::parse(&remote).unwrap();
     let listed = client.tags(&r).unwrap();
     let scheme_tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
     assert!(listed.contains(&scheme_tag), "{listed:?}");
@@ -965,4 +965,37 @@ fn strata_serve_stops_on_sigterm_and_drops_open_uploads() {
             .count(),
         0
     );
+}
+
+/// A registry reference that breaks the reference grammar is refused on one line that names it
+/// and its fault, before any connection: `host:/x` used to be tried as a registry called `host:`.
+#[test]
+fn copy_and_pull_name_a_malformed_reference_and_its_fault() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    for (args, fault) in [
+        (
+            vec!["copy", "acme/app:1", "host:/x:1"],
+            "invalid registry host \"host:\"",
+        ),
+        (
+            vec!["pull", "bad-.example.com/x:1"],
+            "invalid registry host \"bad-.example.com\"",
+        ),
+        (
+            vec!["pull", "example.com/Acme/x"],
+            "repository name \"Acme/x\" must be lowercase",
+        ),
+    ] {
+        let out = strata(&store).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        let reference = args.last().unwrap();
+        assert!(
+            stderr.contains(&format!("invalid image reference \"{reference}\""))
+                && stderr.contains(fault),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::print_stderr)]
 
 use strata_oci::{Digest, Store, VerifyingReader};
-use strata_registry::{Client, ClientOptions, RemoteRef};
+use strata_remote::{Client, ClientOptions, RemoteRef};
 
 use crate::common::Serve;
 

@@ -14,48 +14,12 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use strata_oci::{Descriptor, Digest, Reference};
+use strata_oci::{Descriptor, Digest};
 use ureq::http::Response;
 
-use crate::auth::basic_header;
+use crate::auth::{Credentials, basic_header};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::media;
-
-/// Registry credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// User name and password (or token used as a password).
-    Basic {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// An identity token (sent as the refresh token) or a bearer token.
-    Token(String),
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::Basic { user, .. } => write!(f, "Basic({user}:***)"),
-            Credentials::Token(_) => write!(f, "Token(***)"),
-        }
-    }
-}
-
-impl Credentials {
-    /// Parse `user:password`.
-    pub fn parse(text: &str) -> Result<Credentials> {
-        let (user, password) = text.split_once(':').ok_or_else(|| {
-            RegistryError::Invalid("credentials must be USER:PASSWORD".to_string())
-        })?;
-        Ok(Credentials::Basic {
-            user: user.to_string(),
-            password: password.to_string(),
-        })
-    }
-}
 
 /// Options of [`Client::new`].
 #[derive(Clone, Debug)]
@@ -114,39 +78,37 @@ pub struct RemoteRef {
 }
 
 impl RemoteRef {
-    /// Parse a reference that names its registry (`host[:port]/name[:tag][@sha256:...]`).
-    /// `docker.io/busybox` is `docker.io/library/busybox`.
+    /// Parse a reference that names its registry (`[docker://]host[:port]/name[:tag][@digest]`)
+    /// by strata's one grammar (`strata_reference`): `docker.io/busybox` is
+    /// `docker.io/library/busybox`, and a reference with neither tag nor digest is at `latest`.
     pub fn parse(input: &str) -> Result<RemoteRef> {
         let input = input.strip_prefix("docker://").unwrap_or(input);
-        let first = input.split('/').next().unwrap_or_default();
-        let names_registry = input.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
-        if !names_registry {
+        let parsed = strata_reference::parse(input).map_err(|source| RegistryError::Reference {
+            input: input.to_string(),
+            source,
+        })?;
+        let Some(registry) = parsed.domain() else {
             return Err(RegistryError::Invalid(format!(
                 "{input:?} names no registry: write HOST[:PORT]/NAME[:TAG]"
             )));
-        }
-        let parsed = Reference::parse(input).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        let mut repository = parsed.repository().to_string();
-        if parsed.registry() == "docker.io" && !repository.contains('/') {
-            repository = format!("library/{repository}");
-        }
-        // A reference with a digest but no explicit tag has no tag.
-        let explicit_tag = {
-            let without_digest = input.split('@').next().unwrap_or(input);
-            without_digest
-                .rsplit_once(':')
-                .is_some_and(|(_, t)| !t.contains('/'))
+        };
+        let digest = parsed
+            .digest()
+            .map(str::parse::<Digest>)
+            .transpose()
+            .map_err(|e| {
+                RegistryError::Invalid(format!("invalid image reference {input:?}: {e}"))
+            })?;
+        let tag = match (parsed.tag(), &digest) {
+            (Some(tag), _) => Some(tag.to_string()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest".to_string()),
         };
         Ok(RemoteRef {
-            registry: parsed.registry().to_string(),
-            repository,
-            tag: if parsed.digest().is_some() && !explicit_tag {
-                None
-            } else {
-                parsed.tag().map(str::to_string)
-            },
-            digest: parsed.digest().cloned(),
+            registry: registry.to_string(),
+            repository: parsed.path().to_string(),
+            tag,
+            digest,
         })
     }
 
@@ -1063,6 +1025,36 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("latest"));
         assert!(RemoteRef::parse("acme/app").is_err());
         assert!(RemoteRef::parse("busybox").is_err());
+    }
+
+    #[test]
+    fn remote_refs_follow_the_one_grammar() {
+        let r = RemoteRef::parse("index.docker.io/busybox:1").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:1");
+        let r = RemoteRef::parse("docker://[::1]:5000/acme/app").unwrap();
+        assert_eq!(r.registry, "[::1]:5000");
+        for bad in [
+            "host:/x",
+            "-bad.example.com/x",
+            "example.com/Acme",
+            "example.com/x:-t",
+        ] {
+            let err = RemoteRef::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, RegistryError::Reference { .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        // The grammar takes sha512; the client takes the digests the store holds, and says so.
+        let digest = format!("sha512:{}", "0123456789abcdef".repeat(8));
+        let sha512 = format!("example.com/x@{digest}");
+        match digest.parse::<Digest>() {
+            Ok(_) => assert!(RemoteRef::parse(&sha512).is_ok()),
+            Err(e) => {
+                let err = RemoteRef::parse(&sha512).unwrap_err().to_string();
+                assert!(err.contains(&e.to_string()), "{err}");
+            }
+        }
     }
 
     #[test]

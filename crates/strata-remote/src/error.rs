@@ -1,4 +1,5 @@
-//! The one error type of this crate, shared by the server and the client.
+//! The one error type of the registry client, which the server (`strata-registry`) answers with
+//! too.
 //!
 //! Like go-containerregistry's `transport.Error`, a [`RegistryError`] carries the protocol's
 //! details: the HTTP status, the distribution spec's error code, and [`RegistryError::is_temporary`],
@@ -156,6 +157,15 @@ pub enum RegistryError {
         registry: String,
         /// What went wrong.
         reason: String,
+    },
+    /// A reference breaks the reference grammar.
+    #[error("invalid image reference {input:?}")]
+    Reference {
+        /// The reference as given.
+        input: String,
+        /// What is wrong with it.
+        #[source]
+        source: strata_reference::Error,
     },
     /// A reference, location or option is invalid.
     #[error("{0}")]

@@ -35,7 +35,8 @@ pub enum Location {
 }
 
 impl Location {
-    /// Parse `oci:DIR[:REF]`, `docker://REF`, `HOST/NAME[:TAG]`, or a reference in `store`.
+    /// Parse `oci:DIR[:REF]`, `docker://REF`, `HOST/NAME[:TAG]` (the first component a registry
+    /// host by the reference grammar's rule, other than `localhost`), or a reference in `store`.
     pub fn parse(text: &str, store: &std::path::Path) -> Result<Location> {
         if let Some(rest) = text.strip_prefix("oci:") {
             let (dir, reference) = match rest.rsplit_once(':') {
@@ -50,8 +51,10 @@ impl Location {
         if text.starts_with("docker://") {
             return Ok(Location::Remote(RemoteRef::parse(text)?));
         }
-        let first = text.split('/').next().unwrap_or_default();
-        if text.contains('/') && (first.contains('.') || first.contains(':')) {
+        // A name whose first component is a registry host is remote, except strata's own
+        // `localhost/...`, which is the store's.
+        let (domain, _) = strata_reference::split_domain(strata_reference::split(text).name);
+        if domain.is_some_and(|d| d != strata_oci::reference::DEFAULT_REGISTRY) {
             return Ok(Location::Remote(RemoteRef::parse(text)?));
         }
         Ok(Location::Layout {
@@ -114,103 +117,6 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
     copier.manifest(&root, tag.as_deref())?;
     copier.referrers_of(&root.digest)?;
     Ok(copier.report)
-}
-
-/// Make sure the store has the image a pinned reference (`HOST/NAME[:TAG]@sha256:...`) names,
-/// pulling it (and its referrers) when it is missing, and return its descriptor. The pulled
-/// manifest must hash to the pin; it is stored under `HOST/NAME:TAG` when there is a tag.
-/// This is how `source = { image = "...@sha256:..." }` bases are fetched on demand.
-pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<Descriptor> {
-    let remote = RemoteRef::parse(reference)?;
-    let Some(pin) = remote.digest.clone() else {
-        return Err(RegistryError::Invalid(format!(
-            "{reference} is not pinned: add @sha256:<digest>"
-        )));
-    };
-    if store.has_blob(&pin)
-        && let Ok(descriptor) = store.resolve(&pin.to_string())
-    {
-        return Ok(descriptor);
-    }
-    let stored_as = match &remote.tag {
-        Some(tag) => format!("{}/{}:{tag}", remote.registry, remote.repository),
-        None => pin.to_string(),
-    };
-    let report = copy(
-        client,
-        &Location::Remote(remote),
-        &Location::Layout {
-            dir: store.root().to_path_buf(),
-            reference: stored_as,
-        },
-    )?;
-    if report.digest != pin.to_string() {
-        return Err(RegistryError::DigestMismatch {
-            what: reference.to_string(),
-            expected: pin.to_string(),
-            actual: report.digest,
-        });
-    }
-    Ok(store.resolve(&pin.to_string())?)
-}
-
-/// When a build fetches the images its FROM lines name (buildah's `--pull`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PullPolicy {
-    /// Pull an image the store does not have (the default).
-    #[default]
-    Missing,
-    /// Pull every time, so a moved tag is seen (a digest-pinned image is never re-pulled).
-    Always,
-    /// Never pull: a missing image fails the build.
-    Never,
-}
-
-/// Make the image a FROM line names (`reference`, as written) present in the store as `policy`
-/// says, pulling it with `client`. Returns whether it was pulled. References without a registry
-/// host, and `localhost/...` (strata's own local names), are never pulled: they are the store's
-/// or the chain's. A pulled image is stored under `<registry>/<repository>:<tag>` and under the
-/// reference as written (so `docker.io/busybox` finds `docker.io/library/busybox`); a pinned one
-/// must hash to its pin.
-pub fn ensure_base(
-    client: &Client,
-    store: &Store,
-    reference: &str,
-    policy: PullPolicy,
-) -> Result<bool> {
-    if policy == PullPolicy::Never {
-        return Ok(false);
-    }
-    let Ok(remote) = RemoteRef::parse(reference) else {
-        return Ok(false);
-    };
-    if remote.registry == "localhost" {
-        return Ok(false);
-    }
-    if remote.digest.is_some() {
-        if store.resolve(reference).is_ok() {
-            return Ok(false);
-        }
-        // A pinned reference resolves by its digest: there is no tag to add.
-        pull_pinned(client, store, &remote.to_string())?;
-        return Ok(true);
-    }
-    if policy == PullPolicy::Missing && store.resolve(reference).is_ok() {
-        return Ok(false);
-    }
-    let tag = remote.tag.clone().unwrap_or_else(|| "latest".to_string());
-    let stored_as = format!("{}/{}:{tag}", remote.registry, remote.repository);
-    copy(
-        client,
-        &Location::Remote(remote),
-        &Location::Layout {
-            dir: store.root().to_path_buf(),
-            reference: stored_as.clone(),
-        },
-    )?;
-    let descriptor = store.resolve(&stored_as)?;
-    store.tag(reference, &descriptor)?;
-    Ok(true)
 }
 
 enum Endpoint {
@@ -628,6 +534,17 @@ mod tests {
         assert!(matches!(
             Location::parse("docker://localhost/acme/app", store).unwrap(),
             Location::Remote(_)
+        ));
+        assert_eq!(
+            Location::parse("localhost/acme/app:1", store).unwrap(),
+            Location::Layout {
+                dir: "/s".into(),
+                reference: "localhost/acme/app:1".into()
+            }
+        );
+        assert!(matches!(
+            Location::parse("localhost:5000/acme/app", store).unwrap(),
+            Location::Remote(r) if r.registry == "localhost:5000"
         ));
         assert_eq!(
             Location::parse("acme/app:1", store).unwrap(),
