@@ -110,7 +110,7 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
         Endpoint::Store { reference, .. } => Some(reference.clone()),
         Endpoint::Remote(r) => r.tag.clone(),
     }
-    .filter(|t| !t.starts_with("sha256:") && !t.contains('@'));
+    .filter(|t| !t.starts_with("sha256:") && !t.starts_with("sha512:") && !t.contains('@'));
     copier.manifest(&root, tag.as_deref())?;
     copier.referrers_of(&root.digest)?;
     Ok(copier.report)
@@ -293,8 +293,8 @@ impl Endpoint {
             Endpoint::Remote(r) => match client.referrers(r, digest)? {
                 Some(list) => Ok(list),
                 None => {
-                    // The tag scheme: an index tagged sha256-<hex>.
-                    let tag = r.with_reference(&format!("sha256-{}", digest.hex()));
+                    // The tag scheme: an index tagged <algorithm>-<hex>.
+                    let tag = r.with_reference(&referrers_tag(digest));
                     match client.get_manifest(&tag) {
                         Ok(m) => {
                             let index: ImageIndex =
@@ -456,7 +456,7 @@ impl Copier<'_> {
     fn put_manifest(&mut self, m: &Fetched, tag: Option<&str>, has_subject: bool) -> Result<()> {
         match self.target {
             Endpoint::Store { store, .. } => {
-                let info = store.put_blob(&m.bytes)?;
+                let info = store.put_blob_as(&m.bytes, m.digest.algorithm())?;
                 let mut descriptor = info.descriptor(MediaType::from(m.media_type.as_str()));
                 if let Ok(parsed) = ParsedManifest::parse(&m.bytes, Some(&m.media_type))
                     && let Some(t) = parsed.artifact_type
@@ -486,7 +486,7 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// The referrers tag scheme: add `m` to the index tagged `sha256-<subject hex>`.
+    /// The referrers tag scheme: add `m` to the index tagged `<algorithm>-<subject hex>`.
     fn referrers_tag(&self, r: &RemoteRef, m: &Fetched) -> Result<()> {
         let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|reason| {
             RegistryError::Protocol {
@@ -497,7 +497,7 @@ impl Copier<'_> {
         let Some(subject) = parsed.subject else {
             return Ok(());
         };
-        let tag = r.with_reference(&format!("sha256-{}", subject.hex()));
+        let tag = r.with_reference(&referrers_tag(&subject));
         let mut manifests: Vec<Descriptor> = match self.client.get_manifest(&tag) {
             Ok(existing) => serde_json::from_slice::<ImageIndex>(&existing.bytes)
                 .map(|i| i.manifests().clone())
@@ -547,9 +547,16 @@ impl Copier<'_> {
     }
 }
 
+/// The referrers tag of a subject (distribution-spec's tag schema): its algorithm, `-`, and its
+/// encoded part truncated to 64 characters (`sha512-<first 64 hex>`).
+fn referrers_tag(subject: &Digest) -> String {
+    let hex = subject.hex();
+    format!("{}-{}", subject.algorithm(), &hex[..hex.len().min(64)])
+}
+
 /// Stream a blob into the store; the writer commits only if it hashes to `digest`.
 fn write_blob(store: &Store, digest: &Digest, reader: &mut dyn Read) -> Result<u64> {
-    let mut writer = store.blob_writer()?;
+    let mut writer = store.blob_writer_for(digest.algorithm())?;
     let path = store.blob_path(digest);
     let n = std::io::copy(reader, &mut writer).map_err(|source| {
         match source.downcast::<strata_oci::Error>() {

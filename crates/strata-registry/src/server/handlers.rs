@@ -260,7 +260,13 @@ impl Ctx<'_> {
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
         let parsed = media::ParsedManifest::parse(&bytes, content_type.as_deref())
             .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
-        let digest = Digest::of(&bytes);
+        // A manifest pushed by digest is stored under that digest's algorithm (sha256 or
+        // sha512); by tag, under sha256.
+        let algorithm = match &target {
+            ManifestRef::Digest(wanted) => wanted.algorithm(),
+            ManifestRef::Tag(_) => strata_oci::Algorithm::Sha256,
+        };
+        let digest = Digest::of_with(algorithm, &bytes);
         if let ManifestRef::Digest(wanted) = &target
             && *wanted != digest
         {
@@ -279,7 +285,7 @@ impl Ctx<'_> {
         if let Some(artifact_type) = &parsed.artifact_type {
             descriptor.set_artifact_type(Some(MediaType::from(artifact_type.as_str())));
         }
-        blocking(|| store.put_blob(&bytes))?;
+        blocking(|| store.put_blob_as(&bytes, algorithm))?;
         let tag_entry = match &target {
             ManifestRef::Tag(tag) => Some(blocking(|| {
                 store.tag_entry(&store_ref(self.name, tag), &descriptor)
@@ -672,7 +678,7 @@ impl Ctx<'_> {
         if let Some(digest) = query.get("digest") {
             // Monolithic upload: the body is the whole blob.
             let digest = parse_digest(digest)?;
-            let mut writer = blocking(|| store.blob_writer())?;
+            let mut writer = blocking(|| store.blob_writer_for(digest.algorithm()))?;
             super::uploads::stream_into(&mut writer, body).await?;
             // The fresh-blob lease is taken while the writer still holds its own: no gap for gc.
             self.state.hold_fresh_blobs()?;
@@ -680,11 +686,23 @@ impl Ctx<'_> {
             self.link_blob(&digest)?;
             return Ok(self.blob_created(&digest));
         }
+        // `?digest-algorithm=sha512` (distribution-spec 1.2): hash the chunks as they arrive with
+        // the algorithm the final digest will use.
+        let algorithm = match query.get("digest-algorithm") {
+            None => strata_oci::Algorithm::Sha256,
+            Some(name) => strata_oci::Algorithm::from_name(name).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    ErrorCode::DigestInvalid,
+                    format!("digest algorithm {name:?} is not supported (sha256, sha512)"),
+                )
+            })?,
+        };
         let user = self.user();
         let id = self
             .state
             .uploads
-            .start(store, self.name, user.as_deref())?;
+            .start(store, self.name, user.as_deref(), algorithm)?;
         Ok(self.upload_accepted(StatusCode::ACCEPTED, &id, 0))
     }
 
