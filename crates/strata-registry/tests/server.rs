@@ -1179,3 +1179,75 @@ fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
         assert_eq!(sum, name, "{line}");
     }
 }
+
+// Issue 14: a client that trickles its request head a byte at a time never looks idle, so the
+// idle timeout alone kept it (and its connection slot) forever.
+#[test]
+fn trickling_header_clients_are_dropped_by_the_header_deadline_while_a_real_pull_succeeds() {
+    use std::io::Write;
+    let header_timeout = Duration::from_secs(1);
+    let f = Fixture::new(ServerOptions {
+        max_connections: 4,
+        // Far longer than the gaps between trickled bytes: only the header deadline can act.
+        idle_timeout: Duration::from_secs(30),
+        header_timeout,
+        ..ServerOptions::default()
+    });
+    let (_, image) = f.source(1, 1000);
+    let c = client(None);
+    strata_registry::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    // Twice as many tricklers as the server serves at once; each reports whether the server
+    // dropped it before it had trickled for 20 deadlines.
+    let give_up = header_timeout * 20;
+    let tricklers: Vec<std::thread::JoinHandle<bool>> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(f.server.addr()).unwrap();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                // The read timeout paces the trickle: one byte, then up to 100 ms for the
+                // server's answer or close.
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let head = b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter();
+                for &byte in head.chain(std::iter::repeat(&b'a')) {
+                    if started.elapsed() > give_up {
+                        return false;
+                    }
+                    if s.write_all(&[byte]).is_err() {
+                        return true;
+                    }
+                    let mut answer = [0u8; 64];
+                    match s.read(&mut answer) {
+                        // Closed, or answered (408) and closed.
+                        Ok(_) => return true,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return true,
+                    }
+                }
+                unreachable!("the trickle is endless")
+            })
+        })
+        .collect();
+    // A real pull gets through while they trickle: their slots come free at the deadline.
+    let out = f.dir.path().join("pulled");
+    let pulled = strata_registry::copy(
+        &c,
+        &Location::Remote(f.remote("acme/app:1")),
+        &Location::Layout {
+            dir: out,
+            reference: "acme/app:1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(pulled.digest, image.digest().to_string());
+    for trickler in tricklers {
+        assert!(
+            trickler.join().unwrap(),
+            "a trickling client was still connected after {give_up:?}"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! [`Guarded`] accepts a connection only while fewer than the cap are open (the rest wait in the
 //! kernel's backlog), and [`GuardedIo`] fails a connection that moves no byte either way for the
 //! idle timeout: a client that sends half a request head and stops, or stops reading its answer,
-//! is dropped, and its slot goes to the next. A transfer that keeps moving is never cut.
+//! is dropped, and its slot goes to the next. A transfer that keeps moving is never cut. A client
+//! that trickles its request head a byte at a time is never idle: hyper's header-read deadline
+//! (see `serve`) ends it.
 
 use std::io;
 use std::pin::Pin;

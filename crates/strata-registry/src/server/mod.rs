@@ -53,6 +53,10 @@ pub struct ServerOptions {
     /// A connection that moves no byte either way this long is dropped (half-sent request
     /// heads included).
     pub idle_timeout: Duration,
+    /// A request head (request line and headers) must arrive whole within this long of the
+    /// connection starting to wait for it, however its bytes trickle in; else the connection is
+    /// dropped. It also bounds how long a kept-alive connection waits for its next request.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +70,7 @@ impl Default for ServerOptions {
             max_uploads_per_user: 64,
             max_connections: 512,
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +91,7 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<tls::TlsConfig>,
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
     /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
@@ -159,6 +165,7 @@ impl Registry {
                 tls: options.tls,
                 max_connections: options.max_connections,
                 idle_timeout: options.idle_timeout,
+                header_timeout: options.header_timeout,
                 basic_cache: Mutex::new(HashMap::new()),
                 fresh_blobs: Mutex::new(None),
                 holdings: Mutex::new(HoldingsCache::default()),
@@ -222,22 +229,75 @@ pub async fn serve(
         }
     });
     let router = registry.router();
-    let (max, idle) = (registry.state.max_connections, registry.state.idle_timeout);
-    let result = match registry.state.tls.clone() {
+    let state = &registry.state;
+    let (max, idle) = (state.max_connections, state.idle_timeout);
+    let header_timeout = state.header_timeout;
+    let result = match state.tls.clone() {
         Some(config) => {
             let listener = tls::TlsListener::new(listener, &config)?;
-            axum::serve(limits::Guarded::new(listener, max, idle), router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            serve_http1(
+                limits::Guarded::new(listener, max, idle),
+                router,
+                header_timeout,
+                shutdown,
+            )
+            .await
         }
         None => {
-            axum::serve(limits::Guarded::new(listener, max, idle), router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            serve_http1(
+                limits::Guarded::new(listener, max, idle),
+                router,
+                header_timeout,
+                shutdown,
+            )
+            .await
         }
     };
     sweep.abort();
     result
+}
+
+/// Accept connections from `listener` and serve `router` on each over HTTP/1.1 with hyper, whose
+/// `header_read_timeout` drops a connection whose request head is not whole within
+/// `header_timeout` (a client trickling a byte now and then never looks idle, so the listener's
+/// idle timeout alone never ends it). When `shutdown` resolves no connection is accepted any
+/// more, and the open ones finish their requests and close.
+async fn serve_http1<L>(
+    mut listener: L,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            (io, _addr) = listener.accept() => io,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    // Stop accepting (the listener's connection slots go with it), then let the open
+    // connections finish.
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A server on its own thread and runtime, stopped (gracefully) on drop.
