@@ -1251,3 +1251,72 @@ fn trickling_header_clients_are_dropped_by_the_header_deadline_while_a_real_pull
         );
     }
 }
+
+// distribution-spec: a registry that takes `?tag=` on a push by digest MUST answer an `OCI-Tag`
+// header per accepted tag (the suite's "tag-param" and "tag-param-sha512" data sets).
+#[test]
+fn a_manifest_pushed_by_digest_with_tag_parameters_gets_each_tag() {
+    let f = Fixture::new(ServerOptions::default());
+    let a = agent();
+    let empty = b"{}";
+    let empty_digest = Digest::of(empty);
+    let r = a
+        .post(f.url(&format!(
+            "/v2/acme/tagged/blobs/uploads/?digest={empty_digest}"
+        )))
+        .send(&empty[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/x-note",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": empty_digest.to_string(), "size": 2},
+        "layers": [],
+    }))
+    .unwrap();
+    for algorithm in strata_oci::Algorithm::ALL {
+        let digest = Digest::of_with(algorithm, &manifest);
+        let (one, two) = (format!("{algorithm}-one"), format!("{algorithm}-two"));
+        let r = a
+            .put(f.url(&format!(
+                "/v2/acme/tagged/manifests/{digest}?tag={one}&tag={two}"
+            )))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .send(&manifest[..])
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let answered: Vec<&str> = r
+            .headers()
+            .get_all("oci-tag")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(answered, [one.as_str(), two.as_str()]);
+        for tag in [&one, &two] {
+            let r = a
+                .head(f.url(&format!("/v2/acme/tagged/manifests/{tag}")))
+                .call()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{tag}");
+        }
+    }
+    let c = client(None);
+    assert_eq!(
+        c.tags(&f.remote("acme/tagged")).unwrap(),
+        ["sha256-one", "sha256-two", "sha512-one", "sha512-two"]
+    );
+    // A tag parameter that is not a tag is refused, and nothing is tagged.
+    let digest = Digest::of(&manifest);
+    let mut r = a
+        .put(f.url(&format!(
+            "/v2/acme/tagged/manifests/{digest}?tag=good&tag=-bad"
+        )))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&mut r), "MANIFEST_INVALID");
+    assert_eq!(c.tags(&f.remote("acme/tagged")).unwrap().len(), 4);
+}

@@ -21,11 +21,15 @@ use crate::media;
 /// The largest manifest accepted (distribution's limit is 4 MiB too).
 const MAX_MANIFEST: usize = 4 << 20;
 
+/// The most `?tag=` parameters one manifest push may carry (the spec asks for at least 10).
+const MAX_TAG_PARAMS: usize = 64;
+
 pub(crate) async fn handle(
     state: &Shared,
     route: Route,
     method: &Method,
     query: &HashMap<String, String>,
+    tags: &[&str],
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -90,7 +94,7 @@ pub(crate) async fn handle(
         (Route::Manifest { reference, .. }, Method::GET) => ctx.get_manifest(&reference, true),
         (Route::Manifest { reference, .. }, Method::HEAD) => ctx.get_manifest(&reference, false),
         (Route::Manifest { reference, .. }, Method::PUT) => {
-            ctx.put_manifest(&reference, headers, body).await
+            ctx.put_manifest(&reference, tags, headers, body).await
         }
         (Route::Manifest { reference, .. }, Method::DELETE) => ctx.delete_manifest(&reference),
         (Route::Blob { digest, .. }, Method::GET) => ctx.get_blob(&digest, headers, true).await,
@@ -250,9 +254,47 @@ impl Ctx<'_> {
         Ok(response)
     }
 
-    async fn put_manifest(&self, reference: &str, headers: &HeaderMap, body: Body) -> ApiResult {
+    /// `PUT /v2/<name>/manifests/<tag or digest>`; by digest, `?tag=` parameters (each repeated
+    /// one a tag) tag it too, each answered with an `OCI-Tag` header.
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        tag_params: &[&str],
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult {
         let target = ManifestRef::parse(reference)
             .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
+        // Tags given as parameters count only with a digest reference (as the spec has them).
+        let mut tags: Vec<String> = Vec::new();
+        if matches!(target, ManifestRef::Digest(_)) {
+            if tag_params.len() > MAX_TAG_PARAMS {
+                return Err(ApiError::new(
+                    414,
+                    ErrorCode::Unsupported,
+                    format!(
+                        "{} tags in one request; at most {MAX_TAG_PARAMS} are accepted",
+                        tag_params.len()
+                    ),
+                ));
+            }
+            for tag in tag_params {
+                match ManifestRef::parse(tag) {
+                    Ok(ManifestRef::Tag(tag)) => {
+                        if !tags.contains(&tag) {
+                            tags.push(tag);
+                        }
+                    }
+                    _ => {
+                        return Err(ApiError::new(
+                            400,
+                            ErrorCode::ManifestInvalid,
+                            format!("invalid tag parameter {tag:?}"),
+                        ));
+                    }
+                }
+            }
+        }
         let bytes = read_limited(body, MAX_MANIFEST).await?;
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -292,6 +334,10 @@ impl Ctx<'_> {
             })?),
             ManifestRef::Digest(_) => None,
         };
+        let param_entries = tags
+            .iter()
+            .map(|tag| blocking(|| store.tag_entry(&store_ref(self.name, tag), &descriptor)))
+            .collect::<Result<Vec<_>, _>>()?;
         // Under the index lock, with the repository's record: every blob and child manifest must
         // be this repository's (uploaded, mounted or pushed to it), as distribution links them;
         // a digest known only to another repository is unknown here.
@@ -338,6 +384,15 @@ impl Ctx<'_> {
                             }
                             (format!("{}:{tag}", self.name), old)
                         }
+                        _ if !param_entries.is_empty() => {
+                            for (parsed_ref, entry) in &param_entries {
+                                strata_oci::index::set_tag_entry(index, parsed_ref, entry.clone());
+                            }
+                            if parsed.subject.is_some() {
+                                strata_oci::index::add_root_entry(index, descriptor.clone());
+                            }
+                            (format!("{}@{digest}", self.name), None)
+                        }
                         _ => {
                             strata_oci::index::add_root_entry(index, descriptor.clone());
                             (format!("{}@{digest}", self.name), None)
@@ -359,7 +414,11 @@ impl Ctx<'_> {
             old_digest: old,
             new_digest: Some(digest.to_string()),
             result: "ok".into(),
-            detail: Some(serde_json::json!({ "mediaType": parsed.media_type })),
+            detail: Some(if tags.is_empty() {
+                serde_json::json!({ "mediaType": parsed.media_type })
+            } else {
+                serde_json::json!({ "mediaType": parsed.media_type, "tags": tags })
+            }),
             ..Event::default()
         });
         let mut extra = vec![
@@ -372,6 +431,7 @@ impl Ctx<'_> {
         if let Some(subject) = &parsed.subject {
             extra.push(("oci-subject", subject.to_string()));
         }
+        extra.extend(tags.iter().map(|tag| ("oci-tag", tag.clone())));
         Ok(empty(StatusCode::CREATED, &extra))
     }
 

@@ -740,7 +740,14 @@ async fn dispatch(
         )
         .into_response();
     };
-    let response = handlers::handle(&state, route, &method, &query, &headers, body).await;
+    // `?tag=` may repeat (a manifest pushed by digest with tags), which the map cannot hold.
+    let tags: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("tag="))
+        .collect();
+    let response = handlers::handle(&state, route, &method, &query, &tags, &headers, body).await;
     let mut response = response.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(
         header::HeaderName::from_static("docker-distribution-api-version"),
@@ -799,7 +806,7 @@ pub(crate) fn empty(status: StatusCode, headers: &[(&str, String)]) -> Response 
             header::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
-            response.headers_mut().insert(name, value);
+            response.headers_mut().append(name, value);
         }
     }
     response
