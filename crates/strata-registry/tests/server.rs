@@ -1080,12 +1080,22 @@ fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
         r.headers()["docker-content-digest"],
         manifest_digest.to_string().as_str()
     );
+    // Pushed again by tag, the tag names the sha512 digest the repository holds it under.
     let r = a
         .put(f.url("/v2/acme/app/manifests/1"))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .send(&manifest[..])
         .unwrap();
     assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+    let r = a.head(f.url("/v2/acme/app/manifests/1")).call().unwrap();
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
     // Read back by digest, with the digest header.
     let mut r = a
         .get(f.url(&format!("/v2/acme/app/manifests/{manifest_digest}")))

@@ -303,10 +303,19 @@ impl Ctx<'_> {
         let parsed = media::ParsedManifest::parse(&bytes, content_type.as_deref())
             .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
         // A manifest pushed by digest is stored under that digest's algorithm (sha256 or
-        // sha512); by tag, under sha256.
+        // sha512); by tag, under sha256, unless the repository already holds these very bytes
+        // under their sha512 digest (pushed by digest first, as clients of sha512 content do):
+        // the tag then names that digest, so `Docker-Content-Digest` is the one the client has.
         let algorithm = match &target {
             ManifestRef::Digest(wanted) => wanted.algorithm(),
-            ManifestRef::Tag(_) => strata_oci::Algorithm::Sha256,
+            ManifestRef::Tag(_) => {
+                let sha512 = Digest::of_with(strata_oci::Algorithm::Sha512, &bytes);
+                if self.state.holdings()?.holds_manifest(self.key, &sha512) {
+                    strata_oci::Algorithm::Sha512
+                } else {
+                    strata_oci::Algorithm::Sha256
+                }
+            }
         };
         let digest = Digest::of_with(algorithm, &bytes);
         if let ManifestRef::Digest(wanted) = &target
