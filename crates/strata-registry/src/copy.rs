@@ -471,6 +471,13 @@ impl Copier<'_> {
                 }
             }
             Endpoint::Remote(r) => {
+                // A registry hashes a manifest pushed by tag with sha256: a sha512 one goes up by
+                // its digest first, so the registry keeps that digest for the tag too.
+                if tag.is_some() && m.digest.algorithm() != strata_oci::Algorithm::Sha256 {
+                    let by_digest = r.with_reference(&m.digest.to_string());
+                    self.client
+                        .put_manifest(&by_digest, &m.bytes, &m.media_type)?;
+                }
                 let target = match tag {
                     Some(tag) => r.with_reference(tag),
                     None => r.with_reference(&m.digest.to_string()),

@@ -1155,6 +1155,23 @@ fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
         manifest_digest.to_string()
     );
 
+    // Pushed back from that layout under a tag, the tag keeps the sha512 digest.
+    let pushed = strata_registry::copy(
+        &c,
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:sha512".into(),
+        },
+        &Location::Remote(f.remote("acme/copied:1")),
+    )
+    .unwrap();
+    assert_eq!(pushed.digest, manifest_digest.to_string());
+    let r = a.head(f.url("/v2/acme/copied/manifests/1")).call().unwrap();
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+
     // Tools we did not write. skopeo reads the manifest back from the registry by its sha512
     // digest, and from the layout strata pulled into (finding it under blobs/sha512/).
     // (skopeo 1.9 and umoci 0.4 go no further with sha512 content: their destinations re-hash
