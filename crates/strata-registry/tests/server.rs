@@ -1347,3 +1347,60 @@ fn a_manifest_pushed_by_digest_with_tag_parameters_gets_each_tag() {
     assert_eq!(error_code(&mut r), "MANIFEST_INVALID");
     assert_eq!(c.tags(&f.remote("acme/tagged")).unwrap().len(), 4);
 }
+
+// TLS handshakes ran in tasks of their own outside the connection cap: clients that opened TCP
+// connections and never finished a handshake could hold any number of descriptors.
+#[test]
+fn tls_handshakes_hold_connection_slots_and_stalled_ones_are_dropped() {
+    let Some(openssl) = strata_testutil::require_tool("openssl") else {
+        return;
+    };
+    let Some(curl) = strata_testutil::require_tool("curl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    strata_testutil::run_ok(
+        std::process::Command::new(&openssl)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let max = 4;
+    let f = Fixture::new(ServerOptions {
+        tls: Some(strata_registry::TlsConfig::from_pem_files(&cert, &key).unwrap()),
+        max_connections: max,
+        idle_timeout: Duration::from_secs(1),
+        ..ServerOptions::default()
+    });
+    // Three times as many clients as slots connect and never start a handshake.
+    let stalled: Vec<std::net::TcpStream> = (0..3 * max)
+        .map(|_| std::net::TcpStream::connect(f.server.addr()).unwrap())
+        .collect();
+    // The server takes them up to its cap, and no further (there is no signal to wait on: the
+    // count is polled, within a generous bound).
+    let registry = f.server.registry();
+    let started = std::time::Instant::now();
+    while registry.open_connections() < max {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "stalled handshakes never took the connection slots ({} of {max})",
+            registry.open_connections()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(registry.open_connections(), max);
+    // A real client gets through: stalled handshakes are dropped by the idle timeout.
+    let out = strata_testutil::run_ok(
+        std::process::Command::new(&curl)
+            .args(["-sS", "--cacert"])
+            .arg(&cert)
+            .args(["-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://{}/v2/", f.host())),
+    );
+    assert_eq!(out, "200");
+    drop(stalled);
+}

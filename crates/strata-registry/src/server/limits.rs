@@ -27,9 +27,14 @@ pub struct Guarded<L> {
 impl<L> Guarded<L> {
     /// Wrap `inner`: at most `max` connections open, each dropped after `idle` without traffic.
     pub fn new(inner: L, max: usize, idle: Duration) -> Guarded<L> {
+        Guarded::with_permits(inner, Arc::new(Semaphore::new(max.max(1))), idle)
+    }
+
+    /// Wrap `inner`: a connection is accepted only with one of `permits`, held until it closes.
+    pub fn with_permits(inner: L, permits: Arc<Semaphore>, idle: Duration) -> Guarded<L> {
         Guarded {
             inner,
-            permits: Arc::new(Semaphore::new(max.max(1))),
+            permits,
             idle,
         }
     }

@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) upload_timeout: Duration,
     pub(crate) tls: Option<tls::TlsConfig>,
     pub(crate) max_connections: usize,
+    /// One permit per connection slot; a connection (its TLS handshake included) holds one.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
     pub(crate) idle_timeout: Duration,
     pub(crate) header_timeout: Duration,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
@@ -163,7 +165,8 @@ impl Registry {
                 uploads: uploads::Uploads::new(options.max_uploads, options.max_uploads_per_user),
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
-                max_connections: options.max_connections,
+                max_connections: options.max_connections.max(1),
+                connections: Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1))),
                 idle_timeout: options.idle_timeout,
                 header_timeout: options.header_timeout,
                 basic_cache: Mutex::new(HashMap::new()),
@@ -203,6 +206,11 @@ impl Registry {
     pub fn open_uploads(&self) -> usize {
         self.state.uploads.len()
     }
+
+    /// The number of connection slots in use (TLS handshakes in progress included).
+    pub fn open_connections(&self) -> usize {
+        self.state.max_connections - self.state.connections.available_permits()
+    }
 }
 
 /// Serve `registry` on `listener` (over TLS when the options had a certificate) until `shutdown`
@@ -230,40 +238,23 @@ pub async fn serve(
     });
     let router = registry.router();
     let state = &registry.state;
-    let (max, idle) = (state.max_connections, state.idle_timeout);
-    let header_timeout = state.header_timeout;
-    let result = match state.tls.clone() {
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, &config)?;
-            serve_http1(
-                limits::Guarded::new(listener, max, idle),
-                router,
-                header_timeout,
-                shutdown,
-            )
-            .await
-        }
-        None => {
-            serve_http1(
-                limits::Guarded::new(listener, max, idle),
-                router,
-                header_timeout,
-                shutdown,
-            )
-            .await
-        }
-    };
+    let listener =
+        limits::Guarded::with_permits(listener, state.connections.clone(), state.idle_timeout);
+    let acceptor = state.tls.as_ref().map(tls::TlsConfig::acceptor);
+    let result = serve_http1(listener, acceptor, router, state.header_timeout, shutdown).await;
     sweep.abort();
     result
 }
 
-/// Accept connections from `listener` and serve `router` on each over HTTP/1.1 with hyper, whose
+/// Accept connections from `listener` and serve `router` on each over HTTP/1.1 with hyper (after
+/// a TLS handshake, within its own timeout, when `acceptor` is given). hyper's
 /// `header_read_timeout` drops a connection whose request head is not whole within
 /// `header_timeout` (a client trickling a byte now and then never looks idle, so the listener's
 /// idle timeout alone never ends it). When `shutdown` resolves no connection is accepted any
 /// more, and the open ones finish their requests and close.
 async fn serve_http1<L>(
     mut listener: L,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     header_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -272,11 +263,10 @@ where
     L: axum::serve::Listener,
     L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -285,19 +275,39 @@ where
             (io, _addr) = listener.accept() => io,
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        let (builder, router, acceptor) = (builder.clone(), router.clone(), acceptor.clone());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            let Some(acceptor) = acceptor else {
+                return serve_connection(&builder, watcher, io, router).await;
+            };
+            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                Ok(Ok(io)) => serve_connection(&builder, watcher, io, router).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
-    // Stop accepting (the listener's connection slots go with it), then let the open
-    // connections finish.
+    // Stop accepting, then let the open connections finish.
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serve one connection until it closes (or the server stops).
+async fn serve_connection<IO>(
+    builder: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: IO,
+    router: Router,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
 /// A server on its own thread and runtime, stopped (gracefully) on drop.
