@@ -436,7 +436,7 @@ pub fn verify_chain(
     let top_digest = top.digest();
     let mut name = Reference::parse(reference)
         .ok()
-        .filter(|_| !reference.starts_with("sha256:"))
+        .filter(|_| !reference.starts_with("sha256:") && !reference.starts_with("sha512:"))
         .map(|r| r.repository().to_string());
     let mut image = top;
     let mut links = Vec::new();

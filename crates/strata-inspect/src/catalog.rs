@@ -92,7 +92,7 @@ impl StoredImage {
         self.tags
             .first()
             .cloned()
-            .unwrap_or_else(|| format!("@sha256:{}", self.digest.short()))
+            .unwrap_or_else(|| format!("@{}:{}", self.digest.algorithm(), self.digest.short()))
     }
 
     /// The `created_by` of each layer (history entries that are not `empty_layer`, in order);

@@ -90,7 +90,7 @@ impl Paint {
 /// `localhost/acme/corebuild:latest, :3` — tags of one repository share the name.
 pub fn tag_label(image: &TreeImage) -> String {
     if image.tags.is_empty() {
-        return format!("@sha256:{}", image.digest.short());
+        return format!("@{}:{}", image.digest.algorithm(), image.digest.short());
     }
     let mut out = String::new();
     let mut last_repo: Option<&str> = None;

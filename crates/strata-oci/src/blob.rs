@@ -1,8 +1,10 @@
 //! Blobs: atomic, digest-checked writes and verifying reads.
 //!
 //! A blob is written to a temp file inside the store, hashed while written, fsynced, checked against
-//! its expected digest (when one is given), renamed into `blobs/sha256/<hex>` and the directory is
-//! fsynced. A crash leaves either no blob or the whole blob, never a partial one under its name.
+//! its expected digest (when one is given), renamed into `blobs/<algorithm>/<hex>` and the
+//! directory is fsynced. A writer hashes with one algorithm as bytes pass (sha256 unless told
+//! otherwise); a commit under another algorithm's digest (a chunked upload whose `sha512:` digest
+//! only arrives at the end) hashes the written file once more, as distribution does. A crash leaves either no blob or the whole blob, never a partial one under its name.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -10,14 +12,14 @@ use std::os::unix::fs::PermissionsExt;
 
 use oci_spec::image::{Descriptor, MediaType};
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Algorithm, Digest, Hasher, HashingReader};
 use crate::error::{Error, Result, io_err};
 use crate::layout::{Lease, Store, sync_dir};
 
 /// A blob's digest and size, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BlobInfo {
-    /// The sha256 of the content.
+    /// The content's digest (sha256 unless stored under a sha512 digest).
     pub digest: Digest,
     /// The content's length in bytes.
     pub size: u64,
@@ -43,7 +45,7 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    pub(crate) fn new(store: &Store) -> Result<BlobWriter> {
+    pub(crate) fn new(store: &Store, algorithm: Algorithm) -> Result<BlobWriter> {
         let lease = store.lease()?;
         let tmp_dir = store.tmp_dir();
         fs::create_dir_all(&tmp_dir).map_err(io_err(&tmp_dir))?;
@@ -54,7 +56,7 @@ impl BlobWriter {
         Ok(BlobWriter {
             store: store.clone(),
             file: BufWriter::with_capacity(256 * 1024, file),
-            hasher: Hasher::new(),
+            hasher: Hasher::with_algorithm(algorithm),
             size: 0,
             _lease: lease,
         })
@@ -66,9 +68,25 @@ impl BlobWriter {
     }
 
     /// Flush, fsync, check the digest against `expected` (when given), then rename the blob into
-    /// place. On a mismatch nothing is stored and [`Error::DigestMismatch`] is returned.
+    /// place. On a mismatch nothing is stored and [`Error::DigestMismatch`] is returned. An
+    /// `expected` digest of another algorithm than the writer's is checked by hashing the written
+    /// file again.
     pub fn commit(self, expected: Option<&Digest>) -> Result<BlobInfo> {
-        let digest = self.hasher.finish();
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_err(self.store.tmp_dir()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        let digest = match expected {
+            Some(expected) if expected.algorithm() != self.hasher.algorithm() => {
+                let file = File::open(&tmp_path).map_err(io_err(&tmp_path))?;
+                let mut reader = HashingReader::with_algorithm(file, expected.algorithm());
+                io::copy(&mut reader, &mut io::sink()).map_err(io_err(&tmp_path))?;
+                reader.finish().0
+            }
+            _ => self.hasher.finish(),
+        };
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -77,21 +95,19 @@ impl BlobWriter {
                 actual: digest,
             });
         }
-        let tmp = self
-            .file
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .map_err(io_err(self.store.tmp_dir()))?;
-        let tmp_path = tmp.path().to_path_buf();
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
         let dest = self.store.blob_path(&digest);
         if !dest.exists() {
+            let dir = self.store.blobs_dir_for(digest.algorithm());
+            if digest.algorithm() != Algorithm::Sha256 {
+                fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            }
             fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o644))
                 .map_err(io_err(&tmp_path))?;
             tmp.persist(&dest)
                 .map_err(|e| e.error)
                 .map_err(io_err(&dest))?;
-            sync_dir(&self.store.blobs_dir())?;
+            sync_dir(&dir)?;
         }
         Ok(BlobInfo {
             digest,
@@ -189,7 +205,7 @@ impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: Digest, expected_size: Option<u64>) -> Self {
         VerifyingReader {
             inner,
-            hasher: Hasher::new(),
+            hasher: expected.hasher(),
             read: 0,
             expected,
             expected_size,
@@ -240,7 +256,8 @@ impl<R: Read> Read for VerifyingReader<R> {
                     actual: self.read,
                 }));
             }
-            let actual = std::mem::take(&mut self.hasher).finish();
+            let fresh = self.expected.hasher();
+            let actual = std::mem::replace(&mut self.hasher, fresh).finish();
             if actual != self.expected {
                 return Err(self.mismatch(Error::DigestMismatch {
                     expected: self.expected.clone(),
@@ -254,21 +271,33 @@ impl<R: Read> Read for VerifyingReader<R> {
 }
 
 impl Store {
-    /// A writer for a new blob. See [`BlobWriter::commit`].
+    /// A writer for a new blob, hashing with sha256. See [`BlobWriter::commit`].
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        BlobWriter::new(self)
+        BlobWriter::new(self, Algorithm::Sha256)
     }
 
-    /// Store `bytes` as a blob (a no-op when it is already present) and return its digest and size.
+    /// A writer for a new blob whose digest will be of `algorithm` (a pull or an upload that
+    /// names its `sha512:` digest up front). See [`BlobWriter::commit`].
+    pub fn blob_writer_for(&self, algorithm: Algorithm) -> Result<BlobWriter> {
+        BlobWriter::new(self, algorithm)
+    }
+
+    /// Store `bytes` as a blob (a no-op when it is already present) and return its sha256 digest
+    /// and size.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobInfo> {
-        let digest = Digest::of(bytes);
+        self.put_blob_as(bytes, Algorithm::Sha256)
+    }
+
+    /// Store `bytes` as a blob under its `algorithm` digest (a no-op when already present).
+    pub fn put_blob_as(&self, bytes: &[u8], algorithm: Algorithm) -> Result<BlobInfo> {
+        let digest = Digest::of_with(algorithm, bytes);
         if self.has_blob(&digest) {
             return Ok(BlobInfo {
                 digest,
                 size: bytes.len() as u64,
             });
         }
-        let mut writer = self.blob_writer()?;
+        let mut writer = self.blob_writer_for(algorithm)?;
         writer
             .write_all(bytes)
             .map_err(io_err(self.blob_path(&digest)))?;
@@ -406,6 +435,43 @@ mod tests {
         w.write_all(b"partial").unwrap();
         drop(w.park().unwrap());
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sha512_blobs_are_stored_under_their_own_directory_and_verified() {
+        let (_dir, store) = store();
+        let digest = Digest::of_with(Algorithm::Sha512, b"hello world");
+        // A sha256 writer (a chunked upload) committed under a sha512 digest: hashed again.
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"hello ").unwrap();
+        let mut w = w.park().unwrap().resume(&store).unwrap();
+        w.write_all(b"world").unwrap();
+        let info = w.commit(Some(&digest)).unwrap();
+        assert_eq!(info.digest, digest);
+        let path = store.blob_path(&digest);
+        assert!(
+            path.ends_with(format!("blobs/sha512/{}", digest.hex())),
+            "{path:?}"
+        );
+        assert_eq!(store.read_blob_verified(&digest).unwrap(), b"hello world");
+        assert!(!store.has_blob(&Digest::of(b"hello world")));
+        // The wrong content under a sha512 digest is refused, whichever way it is hashed.
+        for algorithm in Algorithm::ALL {
+            let mut w = store.blob_writer_for(algorithm).unwrap();
+            w.write_all(b"hello there").unwrap();
+            let err = w.commit(Some(&digest)).unwrap_err();
+            assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        }
+        assert_eq!(
+            store
+                .put_blob_as(b"hello world", Algorithm::Sha512)
+                .unwrap(),
+            info
+        );
+        // Reads check sha512 content too.
+        fs::write(&path, b"evil world!").unwrap();
+        let err = store.read_blob_verified(&digest).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     }
 
     #[test]

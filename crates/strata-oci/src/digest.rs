@@ -1,41 +1,99 @@
-//! Content digests: `sha256:<64 lowercase hex>`, and writers/readers that hash as bytes pass.
+//! Content digests: `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>`, and
+//! writers/readers that hash as bytes pass.
 //!
-//! strata writes sha256 only. Other algorithms the OCI spec allows (sha512) are refused on parse
-//! with a clear error rather than half-supported.
+//! strata writes sha256; sha512 (which the OCI image spec also registers) is accepted, stored
+//! under `blobs/sha512/` and verified like sha256 wherever a digest comes from outside (a push, a
+//! pull, a reference).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::{Error, Result};
 
-/// A sha256 content digest. Displays as `sha256:<hex>`.
+/// A digest algorithm strata stores and verifies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// SHA-256: what strata writes.
+    #[default]
+    Sha256,
+    /// SHA-512: accepted from clients and registries.
+    Sha512,
+}
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
+    /// The name used in digests and under `blobs/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// The length of an encoded digest, in hex characters.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    /// The algorithm named `name`, if supported.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A content digest (sha256 or sha512). Displays as `<algorithm>:<hex>`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
+    algorithm: Algorithm,
     hex: String,
 }
 
 impl Digest {
-    /// The algorithm prefix every strata digest carries.
+    /// The algorithm strata writes its own content with.
     pub const ALGORITHM: &'static str = "sha256";
 
-    /// The digest of `bytes`.
+    /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        let mut hasher = Hasher::new();
+        Digest::of_with(Algorithm::Sha256, bytes)
+    }
+
+    /// The digest of `bytes` under `algorithm`.
+    pub fn of_with(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+        let mut hasher = Hasher::with_algorithm(algorithm);
         hasher.update(bytes);
         hasher.finish()
     }
 
-    /// A digest from its 64 lowercase hex characters (no `sha256:` prefix).
+    /// A sha256 digest from its 64 lowercase hex characters (no `sha256:` prefix).
     pub fn from_hex(hex: &str) -> Result<Digest> {
+        Digest::from_parts(Algorithm::Sha256, hex)
+    }
+
+    /// A digest from its algorithm and lowercase hex encoding.
+    pub fn from_parts(algorithm: Algorithm, hex: &str) -> Result<Digest> {
         let invalid = |reason| Error::InvalidDigest {
             input: hex.to_string(),
             reason,
         };
-        if hex.len() != 64 {
-            return Err(invalid("a sha256 digest has 64 hex characters"));
+        if hex.len() != algorithm.hex_len() {
+            return Err(invalid(match algorithm {
+                Algorithm::Sha256 => "a sha256 digest has 64 hex characters",
+                Algorithm::Sha512 => "a sha512 digest has 128 hex characters",
+            }));
         }
         if !hex
             .bytes()
@@ -44,11 +102,17 @@ impl Digest {
             return Err(invalid("only lowercase hex characters are allowed"));
         }
         Ok(Digest {
+            algorithm,
             hex: hex.to_string(),
         })
     }
 
-    /// The 64 hex characters.
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The hex encoding (64 characters for sha256, 128 for sha512).
     pub fn hex(&self) -> &str {
         &self.hex
     }
@@ -58,13 +122,18 @@ impl Digest {
         &self.hex[..12]
     }
 
+    /// A fresh hasher of this digest's algorithm.
+    pub fn hasher(&self) -> Hasher {
+        Hasher::with_algorithm(self.algorithm)
+    }
+
     /// This digest as an `oci-spec` digest.
     pub fn to_oci(&self) -> oci_spec::image::Digest {
         oci_spec::image::Digest::from_str(&self.to_string())
-            .expect("a validated sha256 digest is a valid OCI digest")
+            .expect("a validated sha256/sha512 digest is a valid OCI digest")
     }
 
-    /// A digest from an `oci-spec` digest; fails for algorithms other than sha256.
+    /// A digest from an `oci-spec` digest; fails for algorithms other than sha256 and sha512.
     pub fn from_oci(digest: &oci_spec::image::Digest) -> Result<Digest> {
         digest.as_ref().parse()
     }
@@ -77,31 +146,34 @@ impl FromStr for Digest {
         let Some((algorithm, hex)) = s.split_once(':') else {
             return Err(Error::InvalidDigest {
                 input: s.to_string(),
-                reason: "expected sha256:<64 hex characters>",
+                reason: "expected sha256:<64 hex characters> or sha512:<128 hex characters>",
             });
         };
-        if algorithm != Self::ALGORITHM {
+        let Some(algorithm) = Algorithm::from_name(algorithm) else {
             return Err(Error::InvalidDigest {
                 input: s.to_string(),
-                reason: "only sha256 digests are supported",
+                reason: "only sha256 and sha512 digests are supported",
             });
-        }
-        Digest::from_hex(hex).map_err(|_| Error::InvalidDigest {
+        };
+        Digest::from_parts(algorithm, hex).map_err(|_| Error::InvalidDigest {
             input: s.to_string(),
-            reason: "a sha256 digest has 64 lowercase hex characters",
+            reason: match algorithm {
+                Algorithm::Sha256 => "a sha256 digest has 64 lowercase hex characters",
+                Algorithm::Sha512 => "a sha512 digest has 128 lowercase hex characters",
+            },
         })
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        write!(f, "{}:{}", self.algorithm, self.hex)
     }
 }
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest(sha256:{})", self.hex)
+        write!(f, "Digest({}:{})", self.algorithm, self.hex)
     }
 }
 
@@ -132,28 +204,63 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// An incremental sha256.
-#[derive(Clone, Default)]
+/// An incremental hash (sha256 unless told otherwise).
+#[derive(Clone)]
 pub struct Hasher {
-    inner: Sha256,
+    inner: HasherState,
+}
+
+#[derive(Clone)]
+enum HasherState {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher::new()
+    }
 }
 
 impl Hasher {
-    /// A fresh hasher.
+    /// A fresh sha256 hasher.
     pub fn new() -> Hasher {
-        Hasher::default()
+        Hasher::with_algorithm(Algorithm::Sha256)
+    }
+
+    /// A fresh hasher of `algorithm`.
+    pub fn with_algorithm(algorithm: Algorithm) -> Hasher {
+        Hasher {
+            inner: match algorithm {
+                Algorithm::Sha256 => HasherState::Sha256(Sha256::new()),
+                Algorithm::Sha512 => HasherState::Sha512(Sha512::new()),
+            },
+        }
+    }
+
+    /// The algorithm this hasher computes.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.inner {
+            HasherState::Sha256(_) => Algorithm::Sha256,
+            HasherState::Sha512(_) => Algorithm::Sha512,
+        }
     }
 
     /// Feed bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.inner.update(bytes);
+        match &mut self.inner {
+            HasherState::Sha256(h) => h.update(bytes),
+            HasherState::Sha512(h) => h.update(bytes),
+        }
     }
 
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
-        Digest {
-            hex: hex::encode(self.inner.finalize()),
-        }
+        let (algorithm, hex) = match self.inner {
+            HasherState::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            HasherState::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
+        };
+        Digest { algorithm, hex }
     }
 }
 
@@ -211,11 +318,16 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
-    /// Wrap `inner`.
+    /// Wrap `inner`, hashing with sha256.
     pub fn new(inner: R) -> Self {
+        HashingReader::with_algorithm(inner, Algorithm::Sha256)
+    }
+
+    /// Wrap `inner`, hashing with `algorithm`.
+    pub fn with_algorithm(inner: R, algorithm: Algorithm) -> Self {
         HashingReader {
             inner,
-            hasher: Hasher::new(),
+            hasher: Hasher::with_algorithm(algorithm),
             count: 0,
         }
     }
@@ -274,6 +386,8 @@ mod tests {
             "sha256:",
             "sha256:abc",
             &format!("sha512:{EMPTY}"),
+            &format!("md5:{EMPTY}"),
+            &format!("sha512:{}", "A".repeat(128)),
             &format!("sha256:{}", EMPTY.to_uppercase()),
             &format!("sha256:{}g", &EMPTY[..63]),
             &format!("sha256:{EMPTY}0"),
@@ -281,6 +395,33 @@ mod tests {
             let err = bad.parse::<Digest>().unwrap_err();
             assert!(matches!(err, Error::InvalidDigest { .. }), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn sha512_digests_hash_parse_and_display() {
+        // `printf '' | sha512sum` and `printf 'hello world' | sha512sum`.
+        let empty = Digest::of_with(Algorithm::Sha512, b"");
+        assert_eq!(
+            empty.to_string(),
+            "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce\
+             47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+        );
+        let parsed: Digest = empty.to_string().parse().unwrap();
+        assert_eq!(parsed, empty);
+        assert_eq!(parsed.algorithm(), Algorithm::Sha512);
+        assert_ne!(parsed, Digest::of(b""));
+        let mut reader = HashingReader::with_algorithm(&b"hello world"[..], Algorithm::Sha512);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        let (digest, size) = reader.finish();
+        assert_eq!(size, 11);
+        assert!(
+            digest.hex().starts_with("309ecc489c12d6eb4cc40f50c902f2b4"),
+            "{digest}"
+        );
+        let oci = digest.to_oci();
+        assert_eq!(Digest::from_oci(&oci).unwrap(), digest);
+        let json = serde_json::to_string(&digest).unwrap();
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), digest);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum ProblemKind {
     SizeMismatch,
     /// A manifest or index blob is not valid JSON of its type.
     InvalidManifest,
-    /// A file in `blobs/sha256` whose name is not a digest.
+    /// A file in `blobs/sha256` or `blobs/sha512` whose name is not a digest.
     StrayFile,
 }
 
@@ -102,7 +102,7 @@ impl Store {
         for digest in &digests {
             let path = self.blob_path(digest);
             let file = File::open(&path).map_err(io_err(&path))?;
-            let mut reader = HashingReader::new(file);
+            let mut reader = HashingReader::with_algorithm(file, digest.algorithm());
             io::copy(&mut reader, &mut io::sink()).map_err(io_err(&path))?;
             let (actual, size) = reader.finish();
             report.blobs += 1;
@@ -147,7 +147,7 @@ impl Store {
                     let found = problems
                         .entry((ProblemKind::Missing, digest.clone()))
                         .or_default();
-                    found.detail = "not in blobs/sha256".into();
+                    found.detail = format!("not in blobs/{}", digest.algorithm());
                     found.users.insert(format!("repository {repository}"));
                 }
             }
@@ -161,7 +161,7 @@ impl Store {
                 let digest = match Digest::from_oci(descriptor.digest()) {
                     Ok(d) => d,
                     Err(e) => {
-                        // Not a sha256 digest: report against the root.
+                        // Not a sha256 or sha512 digest: report against the root.
                         let found = problems
                             .entry((ProblemKind::InvalidManifest, Digest::of(label.as_bytes())))
                             .or_default();
@@ -174,8 +174,9 @@ impl Store {
                     continue;
                 }
                 let Some(&size) = sizes.get(&digest) else {
+                    let detail = format!("not in blobs/{}", digest.algorithm());
                     let found = problems.entry((ProblemKind::Missing, digest)).or_default();
-                    found.detail = "not in blobs/sha256".into();
+                    found.detail = detail;
                     found.users.insert(label.clone());
                     continue;
                 };
@@ -227,7 +228,7 @@ impl Store {
                 digest: None,
                 path: Some(path),
                 referenced_by: Vec::new(),
-                detail: "not named by a sha256 digest".into(),
+                detail: "not named by a sha256 or sha512 digest".into(),
             }));
         Ok(report)
     }

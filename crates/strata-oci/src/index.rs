@@ -235,8 +235,8 @@ impl Store {
     }
 
     /// Find the manifest (or image index) a reference names: a full or short tag
-    /// (`acme/corebuild` means `localhost/acme/corebuild:latest`), `name@sha256:...`, or a bare
-    /// `sha256:...` digest of a manifest in the store.
+    /// (`acme/corebuild` means `localhost/acme/corebuild:latest`), `name@sha256:...` (or
+    /// `@sha512:...`), or a bare `sha256:...`/`sha512:...` digest of a manifest in the store.
     pub fn resolve(&self, reference: &str) -> Result<Descriptor> {
         let index = self.index()?;
         // Exact ref.name first: other tools may have written short names such as `latest`.
@@ -247,7 +247,7 @@ impl Store {
         {
             return Ok(d.clone());
         }
-        if reference.starts_with("sha256:") {
+        if reference.starts_with("sha256:") || reference.starts_with("sha512:") {
             let digest: Digest = reference.parse()?;
             return self.resolve_digest(&index, &digest, reference);
         }

@@ -3,7 +3,8 @@
 //! ```text
 //! STORE/oci-layout            {"imageLayoutVersion":"1.0.0"}
 //! STORE/index.json            the tags and other roots (see `index`)
-//! STORE/blobs/sha256/<hex>    content-addressed blobs
+//! STORE/blobs/sha256/<hex>    content-addressed blobs (what strata writes)
+//! STORE/blobs/sha512/<hex>    blobs pushed or pulled under a sha512 digest
 //! STORE/.strata/tmp/          temp files of blobs being written (removed by gc when stale)
 //! STORE/.strata/index.lock    exclusive lock taken by index.json updates
 //! STORE/.strata/gc.lock       shared by writers ("leases"), exclusive for gc
@@ -21,7 +22,7 @@ use oci_spec::image::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result, io_err};
 
 /// The content of `oci-layout`.
@@ -115,14 +116,19 @@ impl Store {
         &self.root
     }
 
-    /// `blobs/sha256`.
+    /// `blobs/sha256`, where strata's own blobs go.
     pub fn blobs_dir(&self) -> PathBuf {
-        self.root.join("blobs").join("sha256")
+        self.blobs_dir_for(Algorithm::Sha256)
     }
 
-    /// Where a blob lives (whether or not it exists).
+    /// `blobs/<algorithm>`.
+    pub fn blobs_dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("blobs").join(algorithm.name())
+    }
+
+    /// Where a blob lives (whether or not it exists): `blobs/<algorithm>/<hex>`.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir().join(digest.hex())
+        self.blobs_dir_for(digest.algorithm()).join(digest.hex())
     }
 
     /// `index.json`.
@@ -156,18 +162,27 @@ impl Store {
         Ok(file.try_lock().is_ok().then_some(NamedLock { _file: file }))
     }
 
-    /// Every blob file name under `blobs/sha256` that is a valid digest, sorted; other names are
-    /// returned separately.
+    /// Every blob file name under `blobs/sha256` and `blobs/sha512` that is a valid digest,
+    /// sorted; other names are returned separately. A missing `blobs/sha512` holds nothing.
     pub fn list_blobs(&self) -> Result<(Vec<Digest>, Vec<PathBuf>)> {
-        let dir = self.blobs_dir();
         let mut digests = Vec::new();
         let mut strays = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name();
-            match name.to_str().map(Digest::from_hex) {
-                Some(Ok(digest)) => digests.push(digest),
-                _ => strays.push(entry.path()),
+        for algorithm in Algorithm::ALL {
+            let dir = self.blobs_dir_for(algorithm);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && algorithm != Algorithm::Sha256 => {
+                    continue;
+                }
+                Err(e) => return Err(io_err(&dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name();
+                match name.to_str().map(|hex| Digest::from_parts(algorithm, hex)) {
+                    Some(Ok(digest)) => digests.push(digest),
+                    _ => strays.push(entry.path()),
+                }
             }
         }
         digests.sort();
@@ -368,9 +383,20 @@ mod tests {
         let b = store.put_blob(b"b").unwrap().digest;
         fs::write(store.blobs_dir().join("junk"), b"").unwrap();
         let (digests, strays) = store.list_blobs().unwrap();
-        let mut expected = vec![a, b];
+        let mut expected = vec![a.clone(), b.clone()];
         expected.sort();
         assert_eq!(digests, expected);
         assert_eq!(strays, vec![store.blobs_dir().join("junk")]);
+        // sha512 blobs are listed from their own directory; a sha256 name there is a stray.
+        let c = Digest::of_with(Algorithm::Sha512, b"c");
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"c").unwrap();
+        w.commit(Some(&c)).unwrap();
+        fs::write(store.blobs_dir_for(Algorithm::Sha512).join(a.hex()), b"a").unwrap();
+        let (digests, strays) = store.list_blobs().unwrap();
+        expected.push(c);
+        expected.sort();
+        assert_eq!(digests, expected);
+        assert_eq!(strays.len(), 2, "{strays:?}");
     }
 }

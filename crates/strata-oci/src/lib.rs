@@ -49,7 +49,7 @@ pub mod validate;
 
 pub use blob::{BlobInfo, BlobWriter, ParkedBlob, VerifyingReader};
 pub use compress::Compression;
-pub use digest::Digest;
+pub use digest::{Algorithm, Digest};
 pub use error::{Error, Result, report};
 pub use fsck::{FsckReport, Problem, ProblemKind, RepairReport};
 pub use gc::{GcOptions, GcReport};

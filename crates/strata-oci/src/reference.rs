@@ -1,4 +1,5 @@
-//! Image references: `[registry/]repository[:tag][@sha256:...]`, normalised to full form.
+//! Image references: `[registry/]repository[:tag][@sha256:...]` (or `@sha512:...`), normalised to
+//! full form.
 //!
 //! The grammar is strata's one (`strata_reference`, docker/distribution's: domain detection,
 //! `docker.io/library/` normalisation, lengths). What this type adds is the store's defaults: a
@@ -200,6 +201,10 @@ mod tests {
 
     #[test]
     fn with_tag_replaces_tag_and_digest() {
+        let sha512 = crate::digest::Digest::of_with(crate::digest::Algorithm::Sha512, b"x");
+        let r = Reference::parse(&format!("a/b:t@{sha512}")).unwrap();
+        assert_eq!(r.digest(), Some(&sha512));
+        assert_eq!(r.to_string(), format!("localhost/a/b:t@{sha512}"));
         let r = Reference::parse(&format!("a/b@{}", Digest::of(b"x"))).unwrap();
         assert_eq!(r.with_tag("v1").unwrap().to_string(), "localhost/a/b:v1");
         assert!(r.with_tag("bad tag").is_err());

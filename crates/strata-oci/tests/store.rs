@@ -381,3 +381,58 @@ fn a_killed_tagger_leaves_a_valid_index() {
     assert!(report.removed.is_empty());
     validate::image(&store, "seed/image").unwrap();
 }
+
+// Issue 14: sha512 content (pushed or pulled) lives under blobs/sha512; fsck hashes it with
+// sha512 and gc keeps what a tag reaches.
+#[test]
+fn sha512_blobs_are_checked_by_fsck_and_kept_by_gc() {
+    use std::io::Write;
+    use strata_oci::Algorithm::Sha512;
+    let (_dir, store) = store();
+    let config = store.put_blob_as(b"{}", Sha512).unwrap();
+    let layer = store.put_blob_as(b"layer bytes", Sha512).unwrap();
+    let unreferenced = store.put_blob_as(b"nobody's", Sha512).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.digest.to_string(), "size": config.size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer.digest.to_string(), "size": layer.size}],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let mut writer = store.blob_writer_for(Sha512).unwrap();
+    writer.write_all(&bytes).unwrap();
+    let info = writer.commit(None).unwrap();
+    assert_eq!(info.digest, Digest::of_with(Sha512, &bytes));
+    store
+        .tag("acme/sha512:1", &info.descriptor(MediaType::ImageManifest))
+        .unwrap();
+    assert_eq!(
+        store
+            .resolve(&format!("acme/sha512@{}", info.digest))
+            .unwrap()
+            .digest()
+            .to_string(),
+        info.digest.to_string()
+    );
+    let report = store.fsck().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.blobs, 4);
+    let gc = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(
+        gc.removed.iter().map(|b| &b.digest).collect::<Vec<_>>(),
+        [&unreferenced.digest]
+    );
+    assert!(store.has_blob(&layer.digest));
+    // Corrupt content under a sha512 name is found and blamed on the tag.
+    fs::write(store.blob_path(&layer.digest), b"other bytes").unwrap();
+    let report = store.fsck().unwrap();
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Corrupt)
+        .expect("a corrupt blob");
+    assert_eq!(problem.digest.as_ref(), Some(&layer.digest));
+    assert_eq!(problem.referenced_by, ["localhost/acme/sha512:1"]);
+}

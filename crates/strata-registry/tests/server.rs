@@ -967,3 +967,439 @@ fn slow_header_clients_are_dropped_within_the_idle_timeout_while_a_real_pull_suc
         }
     }
 }
+
+/// A one-file uncompressed layer (`hello.txt`).
+fn one_file_layer(content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_path("hello.txt").unwrap();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder.append(&header, content).unwrap();
+    builder.into_inner().unwrap()
+}
+
+// Issue 14: sha512 digests were refused everywhere (400 DIGEST_INVALID on push, no
+// `blobs/sha512/` in the store, `name@sha512:...` not a reference).
+#[test]
+fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
+    use strata_oci::Algorithm::Sha512;
+    let f = Fixture::new(ServerOptions::default());
+    let a = agent();
+    let layer = one_file_layer(b"hello from sha512\n");
+    let layer_digest = Digest::of_with(Sha512, &layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer).to_string()]},
+    }))
+    .unwrap();
+    let config_digest = Digest::of_with(Sha512, &config);
+
+    // The layer monolithically: POST ?digest=sha512:...
+    let r = a
+        .post(f.url(&format!(
+            "/v2/acme/app/blobs/uploads/?digest={layer_digest}"
+        )))
+        .send(&layer[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        layer_digest.to_string().as_str()
+    );
+    // The config in two chunks, announced with ?digest-algorithm=sha512.
+    let r = a
+        .post(f.url("/v2/acme/app/blobs/uploads/?digest-algorithm=sha512"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = f.url(r.headers()["location"].to_str().unwrap());
+    let (head, tail) = config.split_at(10);
+    let r = a
+        .patch(&location)
+        .header("content-range", format!("0-{}", head.len() - 1))
+        .send(head)
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = a
+        .put(format!("{location}?digest={config_digest}"))
+        .send(tail)
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A chunked upload opened without the parameter is checked against a sha512 digest too:
+    // the wrong content is refused, the right content lands under blobs/sha512.
+    for (content, status) in [(&b"not it"[..], 400), (&b"extra blob"[..], 201)] {
+        let r = a
+            .post(f.url("/v2/acme/app/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        let location = f.url(r.headers()["location"].to_str().unwrap());
+        let wanted = Digest::of_with(Sha512, b"extra blob");
+        let r = a
+            .put(format!("{location}?digest={wanted}"))
+            .send(content)
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
+    // An algorithm strata does not know is refused when the session starts.
+    let r = a
+        .post(f.url("/v2/acme/app/blobs/uploads/?digest-algorithm=md5"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A manifest referencing both, pushed by its sha512 digest and under a tag.
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest.to_string(),
+            "size": layer.len(),
+        }],
+    }))
+    .unwrap();
+    let manifest_digest = Digest::of_with(Sha512, &manifest);
+    let r = a
+        .put(f.url(&format!("/v2/acme/app/manifests/{manifest_digest}")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+    // Pushed again by tag, the tag names the sha512 digest the repository holds it under.
+    let r = a
+        .put(f.url("/v2/acme/app/manifests/1"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+    let r = a.head(f.url("/v2/acme/app/manifests/1")).call().unwrap();
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+    // Read back by digest, with the digest header.
+    let mut r = a
+        .get(f.url(&format!("/v2/acme/app/manifests/{manifest_digest}")))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+    assert_eq!(r.body_mut().read_to_vec().unwrap(), manifest);
+    let r = a
+        .head(f.url(&format!("/v2/acme/app/blobs/{layer_digest}")))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        layer.len().to_string().as_str()
+    );
+    let served = f.served();
+    for d in [&layer_digest, &config_digest, &manifest_digest] {
+        assert!(
+            served
+                .blob_path(d)
+                .starts_with(served.root().join("blobs/sha512")),
+            "{d}"
+        );
+        assert!(served.has_blob(d), "{d}");
+    }
+    assert!(served.fsck().unwrap().problems.is_empty());
+
+    // strata's client pulls it by `name@sha512:...` into a layout that fsck finds whole.
+    let c = client(None);
+    let out = f.dir.path().join("pulled");
+    let pulled = strata_remote::copy(
+        &c,
+        &Location::Remote(f.remote(&format!("acme/app@{manifest_digest}"))),
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:sha512".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(pulled.digest, manifest_digest.to_string());
+    let pulled_store = Store::open(&out).unwrap();
+    assert!(pulled_store.has_blob(&layer_digest));
+    let report = pulled_store.fsck().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(
+        pulled_store
+            .resolve(&format!("acme/app@{manifest_digest}"))
+            .unwrap()
+            .digest()
+            .to_string(),
+        manifest_digest.to_string()
+    );
+
+    // Pushed back from that layout under a tag, the tag keeps the sha512 digest.
+    let pushed = strata_remote::copy(
+        &c,
+        &Location::Layout {
+            dir: out.clone(),
+            reference: "acme/app:sha512".into(),
+        },
+        &Location::Remote(f.remote("acme/copied:1")),
+    )
+    .unwrap();
+    assert_eq!(pushed.digest, manifest_digest.to_string());
+    let r = a.head(f.url("/v2/acme/copied/manifests/1")).call().unwrap();
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        manifest_digest.to_string().as_str()
+    );
+
+    // Tools we did not write. skopeo reads the manifest back from the registry by its sha512
+    // digest, and from the layout strata pulled into (finding it under blobs/sha512/).
+    // (skopeo 1.9 and umoci 0.4 go no further with sha512 content: their destinations re-hash
+    // blobs with sha256, and umoci refuses the algorithm.)
+    let Some(skopeo) = strata_testutil::require_tool("skopeo") else {
+        return;
+    };
+    let raw = strata_testutil::run_ok(
+        std::process::Command::new(&skopeo)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/acme/app@{manifest_digest}", f.host())),
+    );
+    assert_eq!(raw.as_bytes(), manifest);
+    let raw = strata_testutil::run_ok(
+        std::process::Command::new(&skopeo)
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:localhost/acme/app:sha512", out.display())),
+    );
+    assert_eq!(raw.as_bytes(), manifest);
+    // coreutils' sha512sum agrees with every name under the pulled layout's blobs/sha512.
+    let dir = out.join("blobs/sha512");
+    let sums = strata_testutil::run_ok(
+        std::process::Command::new("sha512sum")
+            .current_dir(&dir)
+            .arg("--")
+            .args([&layer_digest, &config_digest, &manifest_digest].map(|d| d.hex())),
+    );
+    let lines: Vec<&str> = sums.lines().collect();
+    assert_eq!(lines.len(), 3, "{sums}");
+    for line in lines {
+        let (sum, name) = line.split_once("  ").unwrap();
+        assert_eq!(sum, name, "{line}");
+    }
+}
+
+// Issue 14: a client that trickles its request head a byte at a time never looks idle, so the
+// idle timeout alone kept it (and its connection slot) forever.
+#[test]
+fn trickling_header_clients_are_dropped_by_the_header_deadline_while_a_real_pull_succeeds() {
+    use std::io::Write;
+    let header_timeout = Duration::from_secs(1);
+    let f = Fixture::new(ServerOptions {
+        max_connections: 4,
+        // Far longer than the gaps between trickled bytes: only the header deadline can act.
+        idle_timeout: Duration::from_secs(30),
+        header_timeout,
+        ..ServerOptions::default()
+    });
+    let (_, image) = f.source(1, 1000);
+    let c = client(None);
+    strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
+    // Twice as many tricklers as the server serves at once; each reports whether the server
+    // dropped it before it had trickled for 20 deadlines.
+    let give_up = header_timeout * 20;
+    let tricklers: Vec<std::thread::JoinHandle<bool>> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(f.server.addr()).unwrap();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                // The read timeout paces the trickle: one byte, then up to 100 ms for the
+                // server's answer or close.
+                s.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let head = b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter();
+                for &byte in head.chain(std::iter::repeat(&b'a')) {
+                    if started.elapsed() > give_up {
+                        return false;
+                    }
+                    if s.write_all(&[byte]).is_err() {
+                        return true;
+                    }
+                    let mut answer = [0u8; 64];
+                    match s.read(&mut answer) {
+                        // Closed, or answered (408) and closed.
+                        Ok(_) => return true,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return true,
+                    }
+                }
+                unreachable!("the trickle is endless")
+            })
+        })
+        .collect();
+    // A real pull gets through while they trickle: their slots come free at the deadline.
+    let out = f.dir.path().join("pulled");
+    let pulled = strata_remote::copy(
+        &c,
+        &Location::Remote(f.remote("acme/app:1")),
+        &Location::Layout {
+            dir: out,
+            reference: "acme/app:1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(pulled.digest, image.digest().to_string());
+    for trickler in tricklers {
+        assert!(
+            trickler.join().unwrap(),
+            "a trickling client was still connected after {give_up:?}"
+        );
+    }
+}
+
+// distribution-spec: a registry that takes `?tag=` on a push by digest MUST answer an `OCI-Tag`
+// header per accepted tag (the suite's "tag-param" and "tag-param-sha512" data sets).
+#[test]
+fn a_manifest_pushed_by_digest_with_tag_parameters_gets_each_tag() {
+    let f = Fixture::new(ServerOptions::default());
+    let a = agent();
+    let empty = b"{}";
+    let empty_digest = Digest::of(empty);
+    let r = a
+        .post(f.url(&format!(
+            "/v2/acme/tagged/blobs/uploads/?digest={empty_digest}"
+        )))
+        .send(&empty[..])
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/x-note",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": empty_digest.to_string(), "size": 2},
+        "layers": [],
+    }))
+    .unwrap();
+    for algorithm in strata_oci::Algorithm::ALL {
+        let digest = Digest::of_with(algorithm, &manifest);
+        let (one, two) = (format!("{algorithm}-one"), format!("{algorithm}-two"));
+        let r = a
+            .put(f.url(&format!(
+                "/v2/acme/tagged/manifests/{digest}?tag={one}&tag={two}"
+            )))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .send(&manifest[..])
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let answered: Vec<&str> = r
+            .headers()
+            .get_all("oci-tag")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(answered, [one.as_str(), two.as_str()]);
+        for tag in [&one, &two] {
+            let r = a
+                .head(f.url(&format!("/v2/acme/tagged/manifests/{tag}")))
+                .call()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{tag}");
+        }
+    }
+    let c = client(None);
+    assert_eq!(
+        c.tags(&f.remote("acme/tagged")).unwrap(),
+        ["sha256-one", "sha256-two", "sha512-one", "sha512-two"]
+    );
+    // A tag parameter that is not a tag is refused, and nothing is tagged.
+    let digest = Digest::of(&manifest);
+    let mut r = a
+        .put(f.url(&format!(
+            "/v2/acme/tagged/manifests/{digest}?tag=good&tag=-bad"
+        )))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&mut r), "MANIFEST_INVALID");
+    assert_eq!(c.tags(&f.remote("acme/tagged")).unwrap().len(), 4);
+}
+
+// TLS handshakes ran in tasks of their own outside the connection cap: clients that opened TCP
+// connections and never finished a handshake could hold any number of descriptors.
+#[test]
+fn tls_handshakes_hold_connection_slots_and_stalled_ones_are_dropped() {
+    let Some(openssl) = strata_testutil::require_tool("openssl") else {
+        return;
+    };
+    let Some(curl) = strata_testutil::require_tool("curl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    strata_testutil::run_ok(
+        std::process::Command::new(&openssl)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let max = 4;
+    let f = Fixture::new(ServerOptions {
+        tls: Some(strata_registry::TlsConfig::from_pem_files(&cert, &key).unwrap()),
+        max_connections: max,
+        idle_timeout: Duration::from_secs(1),
+        ..ServerOptions::default()
+    });
+    // Three times as many clients as slots connect and never start a handshake.
+    let stalled: Vec<std::net::TcpStream> = (0..3 * max)
+        .map(|_| std::net::TcpStream::connect(f.server.addr()).unwrap())
+        .collect();
+    // The server takes them up to its cap, and no further (there is no signal to wait on: the
+    // count is polled, within a generous bound).
+    let registry = f.server.registry();
+    let started = std::time::Instant::now();
+    while registry.open_connections() < max {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "stalled handshakes never took the connection slots ({} of {max})",
+            registry.open_connections()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(registry.open_connections(), max);
+    // A real client gets through: stalled handshakes are dropped by the idle timeout.
+    let out = strata_testutil::run_ok(
+        std::process::Command::new(&curl)
+            .args(["-sS", "--cacert"])
+            .arg(&cert)
+            .args(["-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://{}/v2/", f.host())),
+    );
+    assert_eq!(out, "200");
+    drop(stalled);
+}

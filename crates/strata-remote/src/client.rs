@@ -637,7 +637,11 @@ impl Client {
             .limit(8 << 20)
             .read_to_vec()
             .map_err(Self::transport(&what))?;
-        let digest = Digest::of(&bytes);
+        // Checked under the algorithm the reference names (sha256 or sha512).
+        let digest = match &r.digest {
+            Some(want) => Digest::of_with(want.algorithm(), &bytes),
+            None => Digest::of(&bytes),
+        };
         if let Some(want) = &r.digest
             && *want != digest
         {
@@ -716,7 +720,11 @@ impl Client {
             return Err(Self::api_error(&what, response));
         }
         let has_subject = response.headers().contains_key("oci-subject");
-        Ok((Digest::of(bytes), has_subject))
+        let digest = match &r.digest {
+            Some(pushed) => Digest::of_with(pushed.algorithm(), bytes),
+            None => Digest::of(bytes),
+        };
+        Ok((digest, has_subject))
     }
 
     /// Delete a manifest or tag.

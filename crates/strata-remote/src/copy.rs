@@ -113,7 +113,7 @@ pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyRepor
         Endpoint::Store { reference, .. } => Some(reference.clone()),
         Endpoint::Remote(r) => r.tag.clone(),
     }
-    .filter(|t| !t.starts_with("sha256:") && !t.contains('@'));
+    .filter(|t| !t.starts_with("sha256:") && !t.starts_with("sha512:") && !t.contains('@'));
     copier.manifest(&root, tag.as_deref())?;
     copier.referrers_of(&root.digest)?;
     Ok(copier.report)
@@ -199,8 +199,8 @@ impl Endpoint {
             Endpoint::Remote(r) => match client.referrers(r, digest)? {
                 Some(list) => Ok(list),
                 None => {
-                    // The tag scheme: an index tagged sha256-<hex>.
-                    let tag = r.with_reference(&format!("sha256-{}", digest.hex()));
+                    // The tag scheme: an index tagged <algorithm>-<hex>.
+                    let tag = r.with_reference(&referrers_tag(digest));
                     match client.get_manifest(&tag) {
                         Ok(m) => {
                             let index: ImageIndex =
@@ -362,7 +362,7 @@ impl Copier<'_> {
     fn put_manifest(&mut self, m: &Fetched, tag: Option<&str>, has_subject: bool) -> Result<()> {
         match self.target {
             Endpoint::Store { store, .. } => {
-                let info = store.put_blob(&m.bytes)?;
+                let info = store.put_blob_as(&m.bytes, m.digest.algorithm())?;
                 let mut descriptor = info.descriptor(MediaType::from(m.media_type.as_str()));
                 if let Ok(parsed) = ParsedManifest::parse(&m.bytes, Some(&m.media_type))
                     && let Some(t) = parsed.artifact_type
@@ -377,6 +377,13 @@ impl Copier<'_> {
                 }
             }
             Endpoint::Remote(r) => {
+                // A registry hashes a manifest pushed by tag with sha256: a sha512 one goes up by
+                // its digest first, so the registry keeps that digest for the tag too.
+                if tag.is_some() && m.digest.algorithm() != strata_oci::Algorithm::Sha256 {
+                    let by_digest = r.with_reference(&m.digest.to_string());
+                    self.client
+                        .put_manifest(&by_digest, &m.bytes, &m.media_type)?;
+                }
                 let target = match tag {
                     Some(tag) => r.with_reference(tag),
                     None => r.with_reference(&m.digest.to_string()),
@@ -392,7 +399,7 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// The referrers tag scheme: add `m` to the index tagged `sha256-<subject hex>`.
+    /// The referrers tag scheme: add `m` to the index tagged `<algorithm>-<subject hex>`.
     fn referrers_tag(&self, r: &RemoteRef, m: &Fetched) -> Result<()> {
         let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|reason| {
             RegistryError::Protocol {
@@ -403,7 +410,7 @@ impl Copier<'_> {
         let Some(subject) = parsed.subject else {
             return Ok(());
         };
-        let tag = r.with_reference(&format!("sha256-{}", subject.hex()));
+        let tag = r.with_reference(&referrers_tag(&subject));
         let mut manifests: Vec<Descriptor> = match self.client.get_manifest(&tag) {
             Ok(existing) => serde_json::from_slice::<ImageIndex>(&existing.bytes)
                 .map(|i| i.manifests().clone())
@@ -453,9 +460,16 @@ impl Copier<'_> {
     }
 }
 
+/// The referrers tag of a subject (distribution-spec's tag schema): its algorithm, `-`, and its
+/// encoded part truncated to 64 characters (`sha512-<first 64 hex>`).
+fn referrers_tag(subject: &Digest) -> String {
+    let hex = subject.hex();
+    format!("{}-{}", subject.algorithm(), &hex[..hex.len().min(64)])
+}
+
 /// Stream a blob into the store; the writer commits only if it hashes to `digest`.
 fn write_blob(store: &Store, digest: &Digest, reader: &mut dyn Read) -> Result<u64> {
-    let mut writer = store.blob_writer()?;
+    let mut writer = store.blob_writer_for(digest.algorithm())?;
     let path = store.blob_path(digest);
     let n = std::io::copy(reader, &mut writer).map_err(|source| {
         match source.downcast::<strata_oci::Error>() {

@@ -21,11 +21,15 @@ use crate::media;
 /// The largest manifest accepted (distribution's limit is 4 MiB too).
 const MAX_MANIFEST: usize = 4 << 20;
 
+/// The most `?tag=` parameters one manifest push may carry (the spec asks for at least 10).
+const MAX_TAG_PARAMS: usize = 64;
+
 pub(crate) async fn handle(
     state: &Shared,
     route: Route,
     method: &Method,
     query: &HashMap<String, String>,
+    tags: &[&str],
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -90,7 +94,7 @@ pub(crate) async fn handle(
         (Route::Manifest { reference, .. }, Method::GET) => ctx.get_manifest(&reference, true),
         (Route::Manifest { reference, .. }, Method::HEAD) => ctx.get_manifest(&reference, false),
         (Route::Manifest { reference, .. }, Method::PUT) => {
-            ctx.put_manifest(&reference, headers, body).await
+            ctx.put_manifest(&reference, tags, headers, body).await
         }
         (Route::Manifest { reference, .. }, Method::DELETE) => ctx.delete_manifest(&reference),
         (Route::Blob { digest, .. }, Method::GET) => ctx.get_blob(&digest, headers, true).await,
@@ -250,9 +254,47 @@ impl Ctx<'_> {
         Ok(response)
     }
 
-    async fn put_manifest(&self, reference: &str, headers: &HeaderMap, body: Body) -> ApiResult {
+    /// `PUT /v2/<name>/manifests/<tag or digest>`; by digest, `?tag=` parameters (each repeated
+    /// one a tag) tag it too, each answered with an `OCI-Tag` header.
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        tag_params: &[&str],
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult {
         let target = ManifestRef::parse(reference)
             .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
+        // Tags given as parameters count only with a digest reference (as the spec has them).
+        let mut tags: Vec<String> = Vec::new();
+        if matches!(target, ManifestRef::Digest(_)) {
+            if tag_params.len() > MAX_TAG_PARAMS {
+                return Err(ApiError::new(
+                    414,
+                    ErrorCode::Unsupported,
+                    format!(
+                        "{} tags in one request; at most {MAX_TAG_PARAMS} are accepted",
+                        tag_params.len()
+                    ),
+                ));
+            }
+            for tag in tag_params {
+                match ManifestRef::parse(tag) {
+                    Ok(ManifestRef::Tag(tag)) => {
+                        if !tags.contains(&tag) {
+                            tags.push(tag);
+                        }
+                    }
+                    _ => {
+                        return Err(ApiError::new(
+                            400,
+                            ErrorCode::ManifestInvalid,
+                            format!("invalid tag parameter {tag:?}"),
+                        ));
+                    }
+                }
+            }
+        }
         let bytes = read_limited(body, MAX_MANIFEST).await?;
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -260,7 +302,22 @@ impl Ctx<'_> {
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
         let parsed = media::ParsedManifest::parse(&bytes, content_type.as_deref())
             .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, e))?;
-        let digest = Digest::of(&bytes);
+        // A manifest pushed by digest is stored under that digest's algorithm (sha256 or
+        // sha512); by tag, under sha256, unless the repository already holds these very bytes
+        // under their sha512 digest (pushed by digest first, as clients of sha512 content do):
+        // the tag then names that digest, so `Docker-Content-Digest` is the one the client has.
+        let algorithm = match &target {
+            ManifestRef::Digest(wanted) => wanted.algorithm(),
+            ManifestRef::Tag(_) => {
+                let sha512 = Digest::of_with(strata_oci::Algorithm::Sha512, &bytes);
+                if self.state.holdings()?.holds_manifest(self.key, &sha512) {
+                    strata_oci::Algorithm::Sha512
+                } else {
+                    strata_oci::Algorithm::Sha256
+                }
+            }
+        };
+        let digest = Digest::of_with(algorithm, &bytes);
         if let ManifestRef::Digest(wanted) = &target
             && *wanted != digest
         {
@@ -279,13 +336,17 @@ impl Ctx<'_> {
         if let Some(artifact_type) = &parsed.artifact_type {
             descriptor.set_artifact_type(Some(MediaType::from(artifact_type.as_str())));
         }
-        blocking(|| store.put_blob(&bytes))?;
+        blocking(|| store.put_blob_as(&bytes, algorithm))?;
         let tag_entry = match &target {
             ManifestRef::Tag(tag) => Some(blocking(|| {
                 store.tag_entry(&store_ref(self.name, tag), &descriptor)
             })?),
             ManifestRef::Digest(_) => None,
         };
+        let param_entries = tags
+            .iter()
+            .map(|tag| blocking(|| store.tag_entry(&store_ref(self.name, tag), &descriptor)))
+            .collect::<Result<Vec<_>, _>>()?;
         // Under the index lock, with the repository's record: every blob and child manifest must
         // be this repository's (uploaded, mounted or pushed to it), as distribution links them;
         // a digest known only to another repository is unknown here.
@@ -332,6 +393,15 @@ impl Ctx<'_> {
                             }
                             (format!("{}:{tag}", self.name), old)
                         }
+                        _ if !param_entries.is_empty() => {
+                            for (parsed_ref, entry) in &param_entries {
+                                strata_oci::index::set_tag_entry(index, parsed_ref, entry.clone());
+                            }
+                            if parsed.subject.is_some() {
+                                strata_oci::index::add_root_entry(index, descriptor.clone());
+                            }
+                            (format!("{}@{digest}", self.name), None)
+                        }
                         _ => {
                             strata_oci::index::add_root_entry(index, descriptor.clone());
                             (format!("{}@{digest}", self.name), None)
@@ -353,7 +423,11 @@ impl Ctx<'_> {
             old_digest: old,
             new_digest: Some(digest.to_string()),
             result: "ok".into(),
-            detail: Some(serde_json::json!({ "mediaType": parsed.media_type })),
+            detail: Some(if tags.is_empty() {
+                serde_json::json!({ "mediaType": parsed.media_type })
+            } else {
+                serde_json::json!({ "mediaType": parsed.media_type, "tags": tags })
+            }),
             ..Event::default()
         });
         let mut extra = vec![
@@ -366,6 +440,7 @@ impl Ctx<'_> {
         if let Some(subject) = &parsed.subject {
             extra.push(("oci-subject", subject.to_string()));
         }
+        extra.extend(tags.iter().map(|tag| ("oci-tag", tag.clone())));
         Ok(empty(StatusCode::CREATED, &extra))
     }
 
@@ -672,7 +747,7 @@ impl Ctx<'_> {
         if let Some(digest) = query.get("digest") {
             // Monolithic upload: the body is the whole blob.
             let digest = parse_digest(digest)?;
-            let mut writer = blocking(|| store.blob_writer())?;
+            let mut writer = blocking(|| store.blob_writer_for(digest.algorithm()))?;
             super::uploads::stream_into(&mut writer, body).await?;
             // The fresh-blob lease is taken while the writer still holds its own: no gap for gc.
             self.state.hold_fresh_blobs()?;
@@ -680,11 +755,23 @@ impl Ctx<'_> {
             self.link_blob(&digest)?;
             return Ok(self.blob_created(&digest));
         }
+        // `?digest-algorithm=sha512` (distribution-spec 1.2): hash the chunks as they arrive with
+        // the algorithm the final digest will use.
+        let algorithm = match query.get("digest-algorithm") {
+            None => strata_oci::Algorithm::Sha256,
+            Some(name) => strata_oci::Algorithm::from_name(name).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    ErrorCode::DigestInvalid,
+                    format!("digest algorithm {name:?} is not supported (sha256, sha512)"),
+                )
+            })?,
+        };
         let user = self.user();
         let id = self
             .state
             .uploads
-            .start(store, self.name, user.as_deref())?;
+            .start(store, self.name, user.as_deref(), algorithm)?;
         Ok(self.upload_accepted(StatusCode::ACCEPTED, &id, 0))
     }
 

@@ -3,7 +3,9 @@
 //! [`Guarded`] accepts a connection only while fewer than the cap are open (the rest wait in the
 //! kernel's backlog), and [`GuardedIo`] fails a connection that moves no byte either way for the
 //! idle timeout: a client that sends half a request head and stops, or stops reading its answer,
-//! is dropped, and its slot goes to the next. A transfer that keeps moving is never cut.
+//! is dropped, and its slot goes to the next. A transfer that keeps moving is never cut. A client
+//! that trickles its request head a byte at a time is never idle: hyper's header-read deadline
+//! (see `serve`) ends it.
 
 use std::io;
 use std::pin::Pin;
@@ -25,9 +27,14 @@ pub struct Guarded<L> {
 impl<L> Guarded<L> {
     /// Wrap `inner`: at most `max` connections open, each dropped after `idle` without traffic.
     pub fn new(inner: L, max: usize, idle: Duration) -> Guarded<L> {
+        Guarded::with_permits(inner, Arc::new(Semaphore::new(max.max(1))), idle)
+    }
+
+    /// Wrap `inner`: a connection is accepted only with one of `permits`, held until it closes.
+    pub fn with_permits(inner: L, permits: Arc<Semaphore>, idle: Duration) -> Guarded<L> {
         Guarded {
             inner,
-            permits: Arc::new(Semaphore::new(max.max(1))),
+            permits,
             idle,
         }
     }

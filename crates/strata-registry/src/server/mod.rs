@@ -53,6 +53,10 @@ pub struct ServerOptions {
     /// A connection that moves no byte either way this long is dropped (half-sent request
     /// heads included).
     pub idle_timeout: Duration,
+    /// A request head (request line and headers) must arrive whole within this long of the
+    /// connection starting to wait for it, however its bytes trickle in; else the connection is
+    /// dropped. It also bounds how long a kept-alive connection waits for its next request.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +70,7 @@ impl Default for ServerOptions {
             max_uploads_per_user: 64,
             max_connections: 512,
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -85,7 +90,10 @@ pub(crate) struct Shared {
     pub(crate) upload_timeout: Duration,
     pub(crate) tls: Option<tls::TlsConfig>,
     pub(crate) max_connections: usize,
+    /// One permit per connection slot; a connection (its TLS handshake included) holds one.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
     pub(crate) idle_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// Successful Basic logins, keyed by the sha256 of `user:password`: bcrypt is slow on purpose.
     basic_cache: Mutex<HashMap<[u8; 32], Identity>>,
     /// A lease held from the latest blob commit until the upload timeout has passed: a pushed
@@ -160,8 +168,10 @@ impl Registry {
                 uploads: uploads::Uploads::new(options.max_uploads, options.max_uploads_per_user),
                 upload_timeout: options.upload_timeout,
                 tls: options.tls,
-                max_connections: options.max_connections,
+                max_connections: options.max_connections.max(1),
+                connections: Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1))),
                 idle_timeout: options.idle_timeout,
+                header_timeout: options.header_timeout,
                 basic_cache: Mutex::new(HashMap::new()),
                 fresh_blobs: Mutex::new(None),
                 holdings: Mutex::new(HoldingsCache::default()),
@@ -199,6 +209,11 @@ impl Registry {
     pub fn open_uploads(&self) -> usize {
         self.state.uploads.len()
     }
+
+    /// The number of connection slots in use (TLS handshakes in progress included).
+    pub fn open_connections(&self) -> usize {
+        self.state.max_connections - self.state.connections.available_permits()
+    }
 }
 
 /// Serve `registry` on `listener` (over TLS when the options had a certificate) until `shutdown`
@@ -225,22 +240,77 @@ pub async fn serve(
         }
     });
     let router = registry.router();
-    let (max, idle) = (registry.state.max_connections, registry.state.idle_timeout);
-    let result = match registry.state.tls.clone() {
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, &config)?;
-            axum::serve(limits::Guarded::new(listener, max, idle), router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        None => {
-            axum::serve(limits::Guarded::new(listener, max, idle), router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let state = &registry.state;
+    let listener =
+        limits::Guarded::with_permits(listener, state.connections.clone(), state.idle_timeout);
+    let acceptor = state.tls.as_ref().map(tls::TlsConfig::acceptor);
+    let result = serve_http1(listener, acceptor, router, state.header_timeout, shutdown).await;
     sweep.abort();
     result
+}
+
+/// Accept connections from `listener` and serve `router` on each over HTTP/1.1 with hyper (after
+/// a TLS handshake, within its own timeout, when `acceptor` is given). hyper's
+/// `header_read_timeout` drops a connection whose request head is not whole within
+/// `header_timeout` (a client trickling a byte now and then never looks idle, so the listener's
+/// idle timeout alone never ends it). When `shutdown` resolves no connection is accepted any
+/// more, and the open ones finish their requests and close.
+async fn serve_http1<L>(
+    mut listener: L,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            (io, _addr) = listener.accept() => io,
+            () = &mut shutdown => break,
+        };
+        let (builder, router, acceptor) = (builder.clone(), router.clone(), acceptor.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                return serve_connection(&builder, watcher, io, router).await;
+            };
+            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                Ok(Ok(io)) => serve_connection(&builder, watcher, io, router).await,
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        });
+    }
+    // Stop accepting, then let the open connections finish.
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Serve one connection until it closes (or the server stops).
+async fn serve_connection<IO>(
+    builder: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: IO,
+    router: Router,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
 /// A server on its own thread and runtime, stopped (gracefully) on drop.
@@ -683,7 +753,14 @@ async fn dispatch(
         )
         .into_response();
     };
-    let response = handlers::handle(&state, route, &method, &query, &headers, body).await;
+    // `?tag=` may repeat (a manifest pushed by digest with tags), which the map cannot hold.
+    let tags: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("tag="))
+        .collect();
+    let response = handlers::handle(&state, route, &method, &query, &tags, &headers, body).await;
     let mut response = response.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(
         header::HeaderName::from_static("docker-distribution-api-version"),
@@ -742,7 +819,7 @@ pub(crate) fn empty(status: StatusCode, headers: &[(&str, String)]) -> Response 
             header::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
-            response.headers_mut().insert(name, value);
+            response.headers_mut().append(name, value);
         }
     }
     response

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use strata_oci::{BlobInfo, BlobWriter, Digest, ParkedBlob, Store};
+use strata_oci::{Algorithm, BlobInfo, BlobWriter, Digest, ParkedBlob, Store};
 
 use super::{ApiError, ApiResult, blocking};
 use crate::error::ErrorCode;
@@ -127,8 +127,16 @@ impl Uploads {
         }
     }
 
-    /// Start a session for `name` on behalf of `user`; returns its id. 429 over the caps.
-    pub(crate) fn start(&self, store: &Store, name: &str, user: Option<&str>) -> ApiResult<String> {
+    /// Start a session for `name` on behalf of `user`, hashing with `algorithm` as bytes arrive
+    /// (a final digest of another algorithm is checked by hashing the file again); returns its
+    /// id. 429 over the caps.
+    pub(crate) fn start(
+        &self,
+        store: &Store,
+        name: &str,
+        user: Option<&str>,
+        algorithm: Algorithm,
+    ) -> ApiResult<String> {
         let mut sessions = self.sessions.lock().map_err(ApiError::internal)?;
         if sessions.len() >= self.max_total {
             return Err(ApiError::new(
@@ -160,7 +168,7 @@ impl Uploads {
                 *lease = Some(blocking(|| store.lease())?);
             }
         }
-        let writer = blocking(|| store.blob_writer().and_then(BlobWriter::park))?;
+        let writer = blocking(|| store.blob_writer_for(algorithm).and_then(BlobWriter::park))?;
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw).map_err(ApiError::internal)?;
         let id = hex::encode(raw);

@@ -43,7 +43,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         strata_events::EventLog::open(&crate::global::state_dir_of(&path).join("events.db")).ok();
     let mut removed = Vec::new();
     for reference in &args.references {
-        let by_digest = reference.starts_with("sha256:") || reference.contains('@');
+        let by_digest = reference.starts_with("sha256:")
+            || reference.starts_with("sha512:")
+            || reference.contains('@');
         let before = store.list()?;
         if by_digest {
             // A manifest: every tag pointing at it.

@@ -32,6 +32,10 @@ pub struct Args {
     /// Drop connections that move no byte either way for this many seconds (half-sent requests).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     idle_timeout: u64,
+    /// Drop a connection whose request head (request line and headers) has not arrived whole
+    /// this many seconds after the server started waiting for it, however its bytes trickle in.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    header_timeout: u64,
     /// Serve at most this many connections at once (more wait to be accepted).
     #[arg(long, default_value_t = 512, value_name = "N")]
     max_connections: usize,
@@ -67,6 +71,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         events: Some(events),
         upload_timeout: Duration::from_secs(args.upload_timeout.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         max_connections: args.max_connections.max(1),
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
