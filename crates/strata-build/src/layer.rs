@@ -49,7 +49,7 @@ impl StepCache {
         let bytes = fs::read(self.path(key)?).ok()?;
         let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
         let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
-        store.has_blob(&digest).then_some(layer)
+        store.blobs().has(&digest).then_some(layer)
     }
 
     /// A cached RUN result: `Some(None)` when the step is known to change nothing.
@@ -60,7 +60,7 @@ impl StepCache {
         }
         let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
         let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
-        store.has_blob(&digest).then_some(Some(layer))
+        store.blobs().has(&digest).then_some(Some(layer))
     }
 
     /// Remember a RUN result (`None`: it changed nothing).
@@ -246,10 +246,10 @@ pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>
         return Ok(headers);
     }
     let io = |source| StepError::Io {
-        path: store.blob_path(digest),
+        path: store.blobs().path(digest),
         source,
     };
-    let reader = store.open_blob(digest)?;
+    let reader = store.blobs().open(digest)?;
     let decoder = strata_oci::compress::Decoder::detect(reader).map_err(io)?;
     let headers = read_headers(decoder).map_err(io)?;
     let write = || -> std::io::Result<()> {
@@ -289,7 +289,7 @@ mod tests {
         // The second index comes from the cache: it works without the blob.
         let digest = Digest::from_oci(layer.descriptor.digest()).unwrap();
         assert!(headers_path(&store, &digest).is_file());
-        fs::remove_file(store.blob_path(&digest)).unwrap();
+        fs::remove_file(store.blobs().path(&digest)).unwrap();
         let mut second = FsIndex::new();
         index_layer(&store, &mut second, &layer.descriptor).unwrap();
         assert_eq!(

@@ -43,7 +43,7 @@ pub(crate) fn test_then_tag(
     }
     if !report.success() {
         let latest = refs::tagged(chain, i, "latest");
-        let stays = match store.resolve(&latest) {
+        let stays = match store.refs().resolve(&latest) {
             Ok(d) => format!("{latest} stays on {}", d.digest()),
             Err(_) => format!("{latest} is not set"),
         };
@@ -58,9 +58,15 @@ pub(crate) fn test_then_tag(
                 .unwrap_or_else(|| "no test ran".to_string()),
         ));
     }
-    let descriptor = store.resolve(&reference).map_err(|e| e.to_string())?;
+    let descriptor = store
+        .refs()
+        .resolve(&reference)
+        .map_err(|e| e.to_string())?;
     for tag in tags {
-        store.tag(tag, &descriptor).map_err(|e| e.to_string())?;
+        store
+            .refs()
+            .tag(tag, &descriptor)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

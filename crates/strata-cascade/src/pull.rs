@@ -127,6 +127,7 @@ impl BasePuller {
             .map_err(|e| e.to_string());
         if let (Some(events), Ok(true) | Err(_)) = (events, &result) {
             let digest = store
+                .refs()
                 .resolve(reference)
                 .ok()
                 .map(|d| d.digest().to_string());

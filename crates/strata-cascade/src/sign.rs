@@ -151,6 +151,7 @@ pub(crate) fn sign(
         .provenance(),
     };
     let descriptor = store
+        .refs()
         .resolve(&format!("{}@{digest}", refs::repository(chain, i)))
         .map_err(|e| e.to_string())?;
     let name = refs::repository(chain, i);

@@ -127,8 +127,8 @@ pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<De
             "{reference} is not pinned: add @sha256:<digest>"
         )));
     };
-    if store.has_blob(&pin)
-        && let Ok(descriptor) = store.resolve(&pin.to_string())
+    if store.blobs().has(&pin)
+        && let Ok(descriptor) = store.refs().resolve(&pin.to_string())
     {
         return Ok(descriptor);
     }
@@ -151,7 +151,7 @@ pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<De
             actual: report.digest,
         });
     }
-    Ok(store.resolve(&pin.to_string())?)
+    Ok(store.refs().resolve(&pin.to_string())?)
 }
 
 /// When a build fetches the images its FROM lines name (buildah's `--pull`).
@@ -188,14 +188,14 @@ pub fn ensure_base(
         return Ok(false);
     }
     if remote.digest.is_some() {
-        if store.resolve(reference).is_ok() {
+        if store.refs().resolve(reference).is_ok() {
             return Ok(false);
         }
         // A pinned reference resolves by its digest: there is no tag to add.
         pull_pinned(client, store, &remote.to_string())?;
         return Ok(true);
     }
-    if policy == PullPolicy::Missing && store.resolve(reference).is_ok() {
+    if policy == PullPolicy::Missing && store.refs().resolve(reference).is_ok() {
         return Ok(false);
     }
     let tag = remote.tag.clone().unwrap_or_else(|| "latest".to_string());
@@ -208,8 +208,8 @@ pub fn ensure_base(
             reference: stored_as.clone(),
         },
     )?;
-    let descriptor = store.resolve(&stored_as)?;
-    store.tag(reference, &descriptor)?;
+    let descriptor = store.refs().resolve(&stored_as)?;
+    store.refs().tag(reference, &descriptor)?;
     Ok(true)
 }
 
@@ -242,9 +242,9 @@ impl Endpoint {
     fn root(&self, client: &Client) -> Result<Fetched> {
         match self {
             Endpoint::Store { store, reference } => {
-                let descriptor = store.resolve(reference)?;
+                let descriptor = store.refs().resolve(reference)?;
                 let digest = Digest::from_oci(descriptor.digest())?;
-                let bytes = store.read_blob_verified(&digest)?;
+                let bytes = store.blobs().read(&digest)?;
                 let media_type = media::media_type_of(&bytes)
                     .unwrap_or_else(|| descriptor.media_type().to_string());
                 Ok(Fetched {
@@ -267,7 +267,7 @@ impl Endpoint {
     fn manifest(&self, client: &Client, digest: &Digest) -> Result<Fetched> {
         match self {
             Endpoint::Store { store, .. } => {
-                let bytes = store.read_blob_verified(digest)?;
+                let bytes = store.blobs().read(digest)?;
                 let media_type =
                     media::media_type_of(&bytes).unwrap_or_else(|| media::OCI_MANIFEST.into());
                 Ok(Fetched {
@@ -322,7 +322,7 @@ struct StoreBlob<'a> {
 
 impl BlobSource for StoreBlob<'_> {
     fn open_at(&self, offset: u64) -> Result<Box<dyn Read + '_>> {
-        let path = self.store.blob_path(self.digest);
+        let path = self.store.blobs().path(self.digest);
         let mut file = std::fs::File::open(&path).map_err(|source| RegistryError::Io {
             path: path.clone(),
             source,
@@ -398,17 +398,17 @@ impl Copier<'_> {
         }
         match (self.source, self.target) {
             (Endpoint::Store { store: from, .. }, Endpoint::Store { store: to, .. }) => {
-                if to.has_blob(digest) {
+                if to.blobs().has(digest) {
                     self.report.blobs_skipped += 1;
                     return Ok(());
                 }
-                let mut reader = from.open_blob(digest)?;
+                let mut reader = from.blobs().open(digest)?;
                 let n = write_blob(to, digest, &mut reader)?;
                 self.report.blobs_copied += 1;
                 self.report.bytes += n;
             }
             (Endpoint::Remote(r), Endpoint::Store { store: to, .. }) => {
-                if to.has_blob(digest) {
+                if to.blobs().has(digest) {
                     self.report.blobs_skipped += 1;
                     return Ok(());
                 }
@@ -419,7 +419,7 @@ impl Copier<'_> {
                 self.report.bytes += n;
             }
             (Endpoint::Store { store: from, .. }, Endpoint::Remote(to)) => {
-                let size = from.blob_size(digest)?;
+                let size = from.blobs().size(digest)?;
                 let source = StoreBlob {
                     store: from,
                     digest,
@@ -456,7 +456,7 @@ impl Copier<'_> {
     fn put_manifest(&mut self, m: &Fetched, tag: Option<&str>, has_subject: bool) -> Result<()> {
         match self.target {
             Endpoint::Store { store, .. } => {
-                let info = store.put_blob(&m.bytes)?;
+                let info = store.blobs().put(&m.bytes)?;
                 let mut descriptor = info.descriptor(MediaType::from(m.media_type.as_str()));
                 if let Ok(parsed) = ParsedManifest::parse(&m.bytes, Some(&m.media_type))
                     && let Some(t) = parsed.artifact_type
@@ -465,9 +465,9 @@ impl Copier<'_> {
                 }
                 match tag {
                     Some(tag) => {
-                        store.tag(tag, &descriptor)?;
+                        store.refs().tag(tag, &descriptor)?;
                     }
-                    None => store.add_manifest(&descriptor)?,
+                    None => store.refs().add_root(&descriptor)?,
                 }
             }
             Endpoint::Remote(r) => {
@@ -549,8 +549,8 @@ impl Copier<'_> {
 
 /// Stream a blob into the store; the writer commits only if it hashes to `digest`.
 fn write_blob(store: &Store, digest: &Digest, reader: &mut dyn Read) -> Result<u64> {
-    let mut writer = store.blob_writer()?;
-    let path = store.blob_path(digest);
+    let mut writer = store.blobs().writer()?;
+    let path = store.blobs().path(digest);
     let n = std::io::copy(reader, &mut writer).map_err(|source| {
         match source.downcast::<strata_oci::Error>() {
             Ok(inner) => RegistryError::Store(inner),

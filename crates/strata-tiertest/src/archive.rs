@@ -165,6 +165,7 @@ fn docker(
     let config_digest = strata_oci::Digest::from_oci(image.config_descriptor().digest())
         .map_err(TierTestError::store(reference))?;
     let config_bytes = store
+        .blobs()
         .read_descriptor(image.config_descriptor())
         .map_err(TierTestError::store(reference))?;
     let config_name = format!("{}.json", config_digest.hex());
@@ -183,7 +184,8 @@ fn docker(
         let digest = strata_oci::Digest::from_oci(layer.digest())
             .map_err(TierTestError::store(reference))?;
         let blob = store
-            .open_blob(&digest)
+            .blobs()
+            .open(&digest)
             .map_err(TierTestError::store(reference))?;
         let read_err = |e: io::Error| TierTestError::Image {
             image: reference.to_string(),
@@ -307,10 +309,12 @@ fn oci(
             continue;
         }
         let size = store
-            .blob_size(&digest)
+            .blobs()
+            .size(&digest)
             .map_err(TierTestError::store(reference))?;
         let reader = store
-            .open_blob(&digest)
+            .blobs()
+            .open(&digest)
             .map_err(TierTestError::store(reference))?;
         let name = format!("blobs/sha256/{}", digest.hex());
         let mut h = header(size, false);

@@ -160,7 +160,7 @@ impl Uploads {
                 *lease = Some(blocking(|| store.lease())?);
             }
         }
-        let writer = blocking(|| store.blob_writer().and_then(BlobWriter::park))?;
+        let writer = blocking(|| store.blobs().writer().and_then(BlobWriter::park))?;
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw).map_err(ApiError::internal)?;
         let id = hex::encode(raw);
