@@ -84,11 +84,13 @@ impl BlobWriter {
             .map_err(|e| e.into_error())
             .map_err(io_err(self.store.tmp_dir()))?;
         let tmp_path = tmp.path().to_path_buf();
+        crate::fault::point(crate::fault::Op::Fsync);
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
         let dest = self.store.blobs().path(&digest);
         if !dest.exists() {
             fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o644))
                 .map_err(io_err(&tmp_path))?;
+            crate::fault::point(crate::fault::Op::Rename);
             tmp.persist(&dest)
                 .map_err(|e| e.error)
                 .map_err(io_err(&dest))?;

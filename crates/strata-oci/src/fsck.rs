@@ -334,6 +334,7 @@ impl Maintenance<'_> {
         let (_, removed) = self.gc_then(&crate::gc::GcOptions { dry_run: true }, |_| {
             let mut removed = Vec::new();
             for temp in &report.temp_files {
+                crate::fault::point(crate::fault::Op::Unlink);
                 let result = if temp.is_dir() {
                     std::fs::remove_dir_all(temp)
                 } else {

@@ -4,10 +4,12 @@
 //! a `subject` (a referrer: signature, attestation) is live only while its subject is. Dangling
 //! referrer entries are dropped from `index.json`, which is written before any blob is removed (a
 //! crash between leaves only unreferenced blobs). `.strata/tmp/build-*` directories of killed
-//! builds are swept when no build holds the store's build lock. What the repositories' membership records hold
-//! (see [`crate::membership`]) is live too. gc holds the index lock throughout and refuses
-//! to run while any [`crate::Lease`] is held (a build writing blobs not tagged yet). When a live
-//! manifest cannot be read, gc stops without deleting anything.
+//! builds are swept when no build holds the store's build lock, and so are `.tmp-*` files of
+//! atomic writes that died (beside `index.json` and the membership records). What the
+//! repositories' membership records hold (see [`crate::membership`]) is live too. gc holds the
+//! index lock throughout and refuses to run while any [`crate::Lease`] is held (a build writing
+//! blobs not tagged yet). When a live manifest cannot be read, gc stops without deleting
+//! anything.
 
 use std::collections::HashSet;
 use std::fs;
@@ -156,13 +158,21 @@ impl<'a> Maintenance<'a> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(io_err(&tmp_dir)(e)),
             };
-            temps.extend(
-                fs::read_dir(self.store.root())
-                    .map_err(io_err(self.store.root()))?
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-                    .map(|e| e.path()),
-            );
+            // Atomic writes (index.json, membership records) run under the index lock, held
+            // here: a `.tmp-*` file beside them belongs to a writer that died.
+            for dir in [self.store.root().to_path_buf(), self.store.repos().dir()] {
+                let entries = match fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(&dir)(e)),
+                };
+                temps.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                        .map(|e| e.path()),
+                );
+            }
             temps.sort();
             // A killed build leaves its `build-*` directory: swept only when no build holds the
             // build lock (held meanwhile, so none starts).
@@ -189,6 +199,7 @@ impl<'a> Maintenance<'a> {
             }
             for blob in &report.removed {
                 let path = self.store.blobs().path(&blob.digest);
+                crate::fault::point(crate::fault::Op::Unlink);
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -196,6 +207,7 @@ impl<'a> Maintenance<'a> {
                 }
             }
             for temp in &report.temp_files {
+                crate::fault::point(crate::fault::Op::Unlink);
                 let removed = if temp.is_dir() {
                     fs::remove_dir_all(temp)
                 } else {

@@ -221,12 +221,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    crate::fault::point(crate::fault::Op::Fsync);
     tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
             .map_err(io_err(tmp.path()))?;
     }
+    crate::fault::point(crate::fault::Op::Rename);
     tmp.persist(path)
         .map_err(|e| e.error)
         .map_err(io_err(path))?;
@@ -235,6 +237,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// fsync a directory so a rename in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    crate::fault::point(crate::fault::Op::Fsync);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))

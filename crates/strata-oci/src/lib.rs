@@ -29,6 +29,7 @@ pub mod compress;
 pub mod digest;
 pub mod document;
 pub mod error;
+pub mod fault;
 pub mod fsck;
 pub mod gc;
 pub mod image;

@@ -212,6 +212,7 @@ impl<'a> Repos<'a> {
         let dir = self.dir();
         let path = dir.join(file_name(repository));
         if record.is_empty() {
+            crate::fault::point(crate::fault::Op::Unlink);
             return match fs::remove_file(&path) {
                 Ok(()) => crate::layout::sync_dir(&dir),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

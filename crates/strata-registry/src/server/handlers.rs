@@ -291,15 +291,18 @@ impl Ctx<'_> {
         };
         // Under the index lock, with the repository's record: every blob and child manifest must
         // be this repository's (uploaded, mounted or pushed to it), as distribution links them;
-        // a digest known only to another repository is unknown here.
+        // a digest known only to another repository is unknown here. A blob no repository holds
+        // is readable here (see `get_blob`), so it may be referenced too: a server killed between
+        // storing an upload and linking it leaves such a blob, which the client's HEAD then
+        // finds and does not upload again.
         let (image, old) =
             self.state
                 .update_repository(self.key, |index, record, holdings| {
-                    if let Some(missing) = parsed
-                        .references
-                        .iter()
-                        .find(|d| !store.blobs().has(d) || !holdings.holds_blob(self.key, d))
-                    {
+                    if let Some(missing) = parsed.references.iter().find(|d| {
+                        !store.blobs().has(d)
+                            || (!holdings.holds_blob(self.key, d)
+                                && !holdings.holders(d).is_empty())
+                    }) {
                         return Ok((
                             false,
                             Err(ApiError::new(
