@@ -378,3 +378,62 @@ fn a_push_client_killed_at_random_leaves_both_stores_sound() {
     assert_eq!(tags(&served), after);
     assert_sound(&served, &after, &[], "after the kills and a push");
 }
+
+// A chain build killed at seeded random steps among those it passes (blobs of layers, configs
+// and manifests, tags): after each kill fsck is clean, every tag that existed still reads
+// (build-number tags never move; `latest` and version tags may have moved forward), and the next
+// build succeeds. Each round changes the middleware image, so the build writes new layers and
+// rebuilds the app on top.
+#[test]
+fn a_chain_build_killed_at_random_steps_leaves_a_sound_store_and_the_next_build_succeeds() {
+    let Some(dir) = crate::cascade::example() else {
+        return;
+    };
+    let d = dir.path();
+    let store = d.join(".strata/store");
+    let (ok, summary) = crate::cascade::build(d, &[]);
+    assert!(ok, "{summary}");
+    let dockerfile = d.join("httpd-php/Dockerfile");
+    let change = |round: &str| {
+        let mut text = std::fs::read_to_string(&dockerfile).unwrap();
+        text.push_str(&format!("RUN echo {round} > crash-round\n"));
+        std::fs::write(&dockerfile, text).unwrap();
+    };
+    // How many steps such a build passes.
+    change("count");
+    let count = d.join("steps");
+    let out = strata()
+        .arg("-C")
+        .arg(d)
+        .arg("build")
+        .env(strata_oci::fault::ENV, format!("count:{}", count.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let steps = std::fs::read_to_string(&count).unwrap().lines().count() as u64;
+    assert!(steps > 10, "a build passed only {steps} steps");
+    let mut state = seed("a_chain_build_killed_at_random_steps") | 1;
+    for round in 0..12 {
+        change(&round.to_string());
+        let n = 1 + next(&mut state) % steps;
+        let before = tags(&store);
+        let moving: Vec<String> = before
+            .keys()
+            .filter(|t| {
+                !t.rsplit(':')
+                    .next()
+                    .is_some_and(|tag| tag.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .cloned()
+            .collect();
+        let moving: Vec<&str> = moving.iter().map(String::as_str).collect();
+        let mut cmd = strata();
+        cmd.arg("-C").arg(d).arg("build");
+        let killed = run_killed_at(&mut cmd, n);
+        let when = format!("round {round}: build killed at step {n} of {steps} ({killed})");
+        assert_sound(&store, &before, &moving, &when);
+        let (ok, summary) = crate::cascade::build(d, &[]);
+        assert!(ok, "{when}, then build: {summary}");
+        assert_sound(&store, &before, &moving, &format!("{when}, then build"));
+    }
+}
