@@ -125,7 +125,7 @@ fn main() {
     for i in 0..tiers {
         let image = image_on(&store, parent.as_ref(), &format!("tier-{i}"));
         let name = format!("acme/tier{i}");
-        store.tag(&name, image.descriptor()).unwrap();
+        store.refs().tag(&name, image.descriptor()).unwrap();
         trust.set_owner(&name, "ops", None);
         let parent_name = format!("acme/tier{}", i.max(1) - 1);
         let p = provenance(parent.as_ref().map(|p| (parent_name.as_str(), p)), "ops");

@@ -37,9 +37,10 @@ pub fn attach(
         source: e,
     })?;
     let layer = store
-        .put_blob(&envelope_json)?
+        .blobs()
+        .put(&envelope_json)?
         .descriptor(MediaType::Other(ENVELOPE_MEDIA_TYPE.into()));
-    let config = store.put_blob(b"{}")?.descriptor(MediaType::EmptyJSON);
+    let config = store.blobs().put(b"{}")?.descriptor(MediaType::EmptyJSON);
     let mut subject = subject.clone();
     subject.set_annotations(None);
     subject.set_platform(None);
@@ -112,7 +113,7 @@ pub fn find_each(
 }
 
 fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, AttestError> {
-    let manifest: ImageManifest = store.read_manifest(&digest)?;
+    let manifest: ImageManifest = store.blobs().read_manifest(&digest)?;
     let bad = |reason: String| AttestError::BadAttestation {
         digest: digest.clone(),
         reason,
@@ -129,7 +130,7 @@ fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, Attest
             layer.media_type()
         )));
     }
-    let bytes = store.read_descriptor(layer)?;
+    let bytes = store.blobs().read_descriptor(layer)?;
     let envelope: Envelope = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("its layer is not a DSSE envelope: {e}")))?;
     Ok(Attestation {
@@ -151,7 +152,7 @@ mod tests {
         let store = Store::init(dir.path()).unwrap();
         let image = strata_oci::random::image(&store, 1, 16).unwrap();
         let other = strata_oci::random::image(&store, 1, 16).unwrap();
-        store.tag("acme/app", image.descriptor()).unwrap();
+        store.refs().tag("acme/app", image.descriptor()).unwrap();
         let key = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
         let statement = Statement {
             type_: STATEMENT_TYPE.into(),
@@ -172,7 +173,8 @@ mod tests {
         // The manifest is an OCI 1.1 artifact with the empty config and a subject.
         let manifest: serde_json::Value = serde_json::from_slice(
             &store
-                .read_blob_verified(&Digest::from_oci(d.digest()).unwrap())
+                .blobs()
+                .read(&Digest::from_oci(d.digest()).unwrap())
                 .unwrap(),
         )
         .unwrap();
@@ -190,11 +192,11 @@ mod tests {
         );
         // The tag still names the image, not the attestation; the attestation is untagged.
         assert_eq!(
-            store.resolve("acme/app").unwrap().digest(),
+            store.refs().resolve("acme/app").unwrap().digest(),
             image.descriptor().digest()
         );
-        assert_eq!(store.list().unwrap().len(), 1);
-        assert_eq!(store.index().unwrap().manifests().len(), 2);
+        assert_eq!(store.refs().list().unwrap().len(), 1);
+        assert_eq!(store.refs().index().unwrap().manifests().len(), 2);
     }
 
     #[test]

@@ -431,7 +431,7 @@ pub fn verify_chain(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Report, AttestError> {
-    let descriptor = store.resolve(reference)?;
+    let descriptor = store.refs().resolve(reference)?;
     let top = store.image_from_descriptor(&descriptor)?;
     let top_digest = top.digest();
     let mut name = Reference::parse(reference)
@@ -764,10 +764,10 @@ fn check_parent(
             annotated,
         }));
     }
-    if !store.has_blob(&parent) {
+    if !store.blobs().has(&parent) {
         return Ok(Err(Problem::ParentMissing { parent }));
     }
-    let size = store.blob_size(&parent)?;
+    let size = store.blobs().size(&parent)?;
     let parent_image = store.image_from_descriptor(&Descriptor::new(
         MediaType::ImageManifest,
         size,

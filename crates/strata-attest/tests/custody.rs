@@ -172,7 +172,7 @@ fn chain(signed: bool) -> Chain {
     let core = image_on(&store, Some(&base), "etc/corebuild");
     let app = image_on(&store, Some(&core), "var/www/index.php");
     for (name, image) in [(BASE, &base), (CORE, &core), (APP, &app)] {
-        store.tag(name, image.descriptor()).unwrap();
+        store.refs().tag(name, image.descriptor()).unwrap();
     }
     if signed {
         sign_import(&store, &base, &ops, 3);
@@ -215,7 +215,8 @@ fn verify(c: &Chain, reference: &str) -> Report {
 fn strip(store: &Store, image: &Image) {
     for referrer in store.referrers(&image.digest(), None).unwrap() {
         store
-            .remove_manifest(&Digest::from_oci(referrer.digest()).unwrap())
+            .refs()
+            .remove_root(&Digest::from_oci(referrer.digest()).unwrap())
             .unwrap();
     }
     assert!(find(store, &image.digest()).unwrap().is_empty());
@@ -376,7 +377,7 @@ fn provenance_moved_to_another_image_is_caught() {
     let c = chain(true);
     // A second app on the same corebuild, unsigned; the first app's provenance is copied onto it.
     let other = image_on(&c.store, Some(&c.core), "var/www/evil.php");
-    c.store.tag(APP, other.descriptor()).unwrap();
+    c.store.refs().tag(APP, other.descriptor()).unwrap();
     let envelope = find(&c.store, &c.app.digest()).unwrap().remove(0);
     attach(&c.store, other.descriptor(), &envelope).unwrap();
     let report = verify(&c, APP);
@@ -428,7 +429,7 @@ fn a_parent_swapped_under_an_app_is_caught() {
             .write_image(&config, &layers, Some(annotations))
             .unwrap()
     };
-    c.store.tag(APP, rebased.descriptor()).unwrap();
+    c.store.refs().tag(APP, rebased.descriptor()).unwrap();
     let envelope = find(&c.store, &c.app.digest()).unwrap().remove(0);
     attach(&c.store, rebased.descriptor(), &envelope).unwrap();
     let report = verify(&c, APP);
@@ -470,7 +471,7 @@ fn a_parent_swapped_under_an_app_is_caught() {
             .write_image(&config, &layers, c.app.manifest().annotations().clone())
             .unwrap()
     };
-    c.store.tag(APP, sneaky.descriptor()).unwrap();
+    c.store.refs().tag(APP, sneaky.descriptor()).unwrap();
     sign_build(
         &c.store,
         &sneaky,
@@ -513,9 +514,9 @@ fn an_image_on_an_unsigned_parent_breaks_at_the_parent() {
     // The app rebuilt (and properly signed by its team) on a new corebuild nobody signed.
     let c = chain(true);
     let core2 = image_on(&c.store, Some(&c.base), "etc/corebuild-unsigned");
-    c.store.tag(CORE, core2.descriptor()).unwrap();
+    c.store.refs().tag(CORE, core2.descriptor()).unwrap();
     let app2 = image_on(&c.store, Some(&core2), "var/www/index.php");
-    c.store.tag(APP, app2.descriptor()).unwrap();
+    c.store.refs().tag(APP, app2.descriptor()).unwrap();
     sign_build(
         &c.store,
         &app2,
@@ -589,11 +590,13 @@ fn images_outside_the_chain_and_teams_without_keys_are_refused() {
 /// Attach a referrer of the attestation type whose layer is not a DSSE envelope.
 fn attach_junk(store: &Store, image: &Image) {
     let layer = store
-        .put_blob(b"not an envelope")
+        .blobs()
+        .put(b"not an envelope")
         .unwrap()
         .descriptor(MediaType::Other("text/plain".into()));
     let config = store
-        .put_blob(b"{}")
+        .blobs()
+        .put(b"{}")
         .unwrap()
         .descriptor(MediaType::EmptyJSON);
     let mut manifest = strata_oci::image::new_manifest(config, vec![layer]);

@@ -296,12 +296,12 @@ fn load_image(
     reference: &str,
     store_ref: &str,
 ) -> Result<(StageState, Vec<String>), StepError> {
-    let descriptor = store.resolve(store_ref).map_err(|e| match e {
+    let descriptor = store.refs().resolve(store_ref).map_err(|e| match e {
         strata_oci::Error::ImageNotFound(_) => StepError::BaseNotFound(reference.to_string()),
         other => StepError::Store(other),
     })?;
     let image = store.image_from_descriptor(&descriptor)?;
-    let raw = store.read_descriptor(image.manifest().config())?;
+    let raw = store.blobs().read_descriptor(image.manifest().config())?;
     let mut config: ImageConfig =
         serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
             what: format!("config of {reference}"),
@@ -451,11 +451,15 @@ impl<'a> Builder<'a> {
                 if !read.insert(reference.clone()) {
                     continue;
                 }
-                let Ok(descriptor) = self.store.resolve(self.options.store_ref(reference)) else {
+                let Ok(descriptor) = self.store.refs().resolve(self.options.store_ref(reference))
+                else {
                     continue; // reported when the stage runs, with its line
                 };
                 let image = self.store.image_from_descriptor(&descriptor)?;
-                let raw = self.store.read_descriptor(image.manifest().config())?;
+                let raw = self
+                    .store
+                    .blobs()
+                    .read_descriptor(image.manifest().config())?;
                 let config: ImageConfig =
                     serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
                         what: format!("config of {reference}"),
@@ -1193,7 +1197,10 @@ impl<'a> Builder<'a> {
                 .labels
                 .insert(key.clone(), value.clone());
         }
-        let config_descriptor = self.store.put_json(&state.config, MediaType::ImageConfig)?;
+        let config_descriptor = self
+            .store
+            .blobs()
+            .put_json(&state.config, MediaType::ImageConfig)?;
         let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.descriptor.clone()).collect();
         let mut manifest = strata_oci::image::new_manifest(config_descriptor, layers);
         let mut annotations: HashMap<String, String> = self
@@ -1208,11 +1215,11 @@ impl<'a> Builder<'a> {
             annotations.insert(ANNOTATION_BASE_IMAGE_DIGEST.to_string(), digest.to_string());
         }
         manifest.set_annotations(Some(annotations));
-        let descriptor = self.store.put_manifest(&manifest)?;
+        let descriptor = self.store.blobs().put_manifest(&manifest)?;
         let digest = Digest::from_oci(descriptor.digest())?;
         let mut tags = Vec::new();
         for tag in &self.options.tags {
-            tags.push(self.store.tag(tag, &descriptor)?);
+            tags.push(self.store.refs().tag(tag, &descriptor)?);
         }
         Ok(BuildResult {
             descriptor,

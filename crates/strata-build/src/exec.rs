@@ -70,12 +70,12 @@ pub fn exec(
 ) -> Result<ExecOutcome, StepError> {
     // Held while the image's snapshots are mounted: gc (which sweeps snapshots) waits for it.
     let _lease = store.lease()?;
-    let descriptor = store.resolve(reference).map_err(|e| match e {
+    let descriptor = store.refs().resolve(reference).map_err(|e| match e {
         strata_oci::Error::ImageNotFound(_) => StepError::BaseNotFound(reference.to_string()),
         other => StepError::Store(other),
     })?;
     let image = store.image_from_descriptor(&descriptor)?;
-    let raw = store.read_descriptor(image.manifest().config())?;
+    let raw = store.blobs().read_descriptor(image.manifest().config())?;
     let config: ImageConfig =
         serde_json::from_slice(&raw).map_err(|e| strata_oci::Error::Json {
             what: format!("config of {reference}"),

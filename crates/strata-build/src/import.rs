@@ -89,7 +89,7 @@ pub fn import_rootfs(
         comment: Some(format!("rootfs sha256:{source_digest}")),
         ..History::default()
     });
-    let config_descriptor = store.put_json(&config, MediaType::ImageConfig)?;
+    let config_descriptor = store.blobs().put_json(&config, MediaType::ImageConfig)?;
     let mut manifest = strata_oci::image::new_manifest(config_descriptor, vec![layer.descriptor]);
     let mut annotations: HashMap<String, String> = options
         .annotations
@@ -102,11 +102,11 @@ pub fn import_rootfs(
         format!("sha256:{source_digest}"),
     );
     manifest.set_annotations(Some(annotations));
-    let descriptor = store.put_manifest(&manifest)?;
+    let descriptor = store.blobs().put_manifest(&manifest)?;
     let digest = Digest::from_oci(descriptor.digest())?;
     let mut tags = Vec::new();
     for tag in &options.tags {
-        tags.push(store.tag(tag, &descriptor)?);
+        tags.push(store.refs().tag(tag, &descriptor)?);
     }
     Ok(BuildResult {
         descriptor,

@@ -49,7 +49,7 @@ impl StepCache {
         let bytes = fs::read(self.path(key)?).ok()?;
         let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
         let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
-        store.has_blob(&digest).then_some(layer)
+        store.blobs().has(&digest).then_some(layer)
     }
 
     /// A cached RUN result: `Some(None)` when the step is known to change nothing.
@@ -60,7 +60,7 @@ impl StepCache {
         }
         let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
         let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
-        store.has_blob(&digest).then_some(Some(layer))
+        store.blobs().has(&digest).then_some(Some(layer))
     }
 
     /// Remember a RUN result (`None`: it changed nothing).

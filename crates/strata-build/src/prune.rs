@@ -3,7 +3,7 @@
 //! the store keeps; once gc has removed those blobs (or no image uses a layer any more) the entry
 //! is dead weight that the next build would never read.
 //!
-//! [`prune_caches`] is meant to run inside [`strata_oci::Store::gc_then`], while gc holds the
+//! [`prune_caches`] is meant to run inside [`strata_oci::Maintenance::gc_then`], while gc holds the
 //! store exclusively, so no build is reading a snapshot it removes. Cache mounts
 //! (`RUN --mount=type=cache`) are kept: like BuildKit's, they live until removed on purpose.
 //! A directory is renamed to a `.trash-` name before it is removed, so a crash mid-way never
@@ -55,8 +55,8 @@ pub fn prune_caches(store: &Store, cache_dir: &Path, gc: &GcReport) -> CachePrun
         ..CachePruneReport::default()
     };
     let gone: HashSet<&Digest> = gc.removed.iter().map(|b| &b.digest).collect();
-    let blob_live = |d: &Digest| !gone.contains(d) && store.has_blob(d);
-    let chains = match store.layer_chains() {
+    let blob_live = |d: &Digest| !gone.contains(d) && store.blobs().has(d);
+    let chains = match store.maintenance().layer_chains() {
         Ok(chains) => chains,
         Err(e) => {
             report.errors.push(format!(

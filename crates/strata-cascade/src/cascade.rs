@@ -582,12 +582,12 @@ fn build_one(
         let digest = match &image.build {
             Build::Image { reference } => {
                 // A pinned bought base is pulled on demand; the pulled digest must be the pin.
-                let descriptor = match store.resolve(reference) {
+                let descriptor = match store.refs().resolve(reference) {
                     Ok(descriptor) => descriptor,
                     Err(_) => pull_pinned(store, reference)?,
                 };
                 for tag in &tags {
-                    store.tag(tag, &descriptor)?;
+                    store.refs().tag(tag, &descriptor)?;
                 }
                 descriptor.digest().to_string()
             }

@@ -49,7 +49,7 @@ pub(crate) fn test_then_tag(
     }
     if !report.success() {
         let latest = refs::tagged(chain, i, "latest");
-        let stays = match store.resolve(&latest) {
+        let stays = match store.refs().resolve(&latest) {
             Ok(d) => format!("{latest} stays on {}", d.digest()),
             Err(_) => format!("{latest} is not set"),
         };
@@ -64,9 +64,9 @@ pub(crate) fn test_then_tag(
                 .unwrap_or_else(|| "no test ran".to_string()),
         )));
     }
-    let descriptor = store.resolve(&reference)?;
+    let descriptor = store.refs().resolve(&reference)?;
     for tag in tags {
-        store.tag(tag, &descriptor)?;
+        store.refs().tag(tag, &descriptor)?;
     }
     Ok(())
 }

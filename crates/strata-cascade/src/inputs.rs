@@ -204,7 +204,7 @@ impl<'a> InputsResolver<'a> {
                         ),
                         None => (dep.reference.clone(), None),
                     };
-                    let descriptor = self.store.resolve(&store_ref).map_err(|_| {
+                    let descriptor = self.store.refs().resolve(&store_ref).map_err(|_| {
                         self.err(
                             i,
                             match &name {
@@ -238,11 +238,11 @@ impl<'a> InputsResolver<'a> {
     /// The inputs recorded in the stored `:latest` image of `i`, with its digest, if there is one.
     pub fn stored(&self, i: usize) -> Result<Option<(String, Option<BuildInputs>)>, CascadeError> {
         let reference = refs::tagged(self.chain, i, "latest");
-        let Ok(descriptor) = self.store.resolve(&reference) else {
+        let Ok(descriptor) = self.store.refs().resolve(&reference) else {
             return Ok(None);
         };
         let digest = strata_oci::Digest::from_oci(descriptor.digest())?;
-        let manifest = self.store.read_manifest(&digest)?;
+        let manifest = self.store.blobs().read_manifest(&digest)?;
         let inputs = manifest
             .annotations()
             .as_ref()

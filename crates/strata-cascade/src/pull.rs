@@ -100,6 +100,7 @@ fn log_pull(
     result: Result<bool, &RegistryError>,
 ) {
     let digest = store
+        .refs()
         .resolve(reference)
         .ok()
         .map(|d| d.digest().to_string());

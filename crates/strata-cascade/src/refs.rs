@@ -23,6 +23,7 @@ pub fn tagged(chain: &Chain, i: usize, tag: &str) -> String {
 pub fn next_build_number(store: &Store, chain: &Chain, i: usize) -> Result<u64, strata_oci::Error> {
     let prefix = format!("{}:", repository(chain, i));
     let highest = store
+        .refs()
         .list()?
         .iter()
         .filter_map(|t| t.name.strip_prefix(&prefix))

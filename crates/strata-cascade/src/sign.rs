@@ -161,7 +161,9 @@ pub(crate) fn sign(
         }
         .provenance(),
     };
-    let descriptor = store.resolve(&format!("{}@{digest}", refs::repository(chain, i)))?;
+    let descriptor = store
+        .refs()
+        .resolve(&format!("{}@{digest}", refs::repository(chain, i)))?;
     let name = refs::repository(chain, i);
     let (attestation, _) =
         strata_attest::attest_provenance(store, &descriptor, &name, &provenance, key)

@@ -222,7 +222,7 @@ impl<'a> Deployer<'a> {
                 }
                 let mut last = None;
                 for c in candidates {
-                    match self.store.resolve(&c) {
+                    match self.store.refs().resolve(&c) {
                         Ok(desc) => return Ok((desc.digest().to_string(), None, c)),
                         Err(e) => last = Some(e),
                     }
@@ -234,6 +234,7 @@ impl<'a> Deployer<'a> {
             ImageSource::Oci { dir, reference } => {
                 let other = Store::open(dir).map_err(|e| fail(ResolveError::Store(Box::new(e))))?;
                 let desc = other
+                    .refs()
                     .resolve(reference)
                     .map_err(|e| fail(ResolveError::Store(Box::new(e))))?;
                 Ok((desc.digest().to_string(), Some(other), reference.clone()))
@@ -247,7 +248,7 @@ impl<'a> Deployer<'a> {
                     .map_err(|e| fail(ResolveError::Registry(Box::new(e))))?
                     .ok_or_else(|| fail(ResolveError::NoManifest))?
                     .to_string();
-                if self.store.resolve(&digest).is_err() {
+                if self.store.refs().resolve(&digest).is_err() {
                     let src = strata_remote::Location::Remote(remote.with_reference(&digest));
                     let dst = strata_remote::Location::Layout {
                         dir: self.store.root().to_path_buf(),
@@ -362,7 +363,7 @@ impl<'a> Deployer<'a> {
         let Some(trust) = self.trust else {
             return Some("require.verified is set but no trust configuration was given".into());
         };
-        let reference = match store.resolve(reference) {
+        let reference = match store.refs().resolve(reference) {
             Ok(desc) if desc.digest().to_string() == digest => reference,
             _ => digest,
         };
@@ -844,6 +845,7 @@ impl<'a> Deployer<'a> {
             if held_in
                 .as_ref()
                 .unwrap_or(self.store)
+                .refs()
                 .resolve(&digest)
                 .is_err()
             {
@@ -1032,6 +1034,7 @@ health = { exec = "true", timeout = "100ms" }
         fn push(&self) -> String {
             let image = strata_oci::random::image(&self.store, 1, 64).unwrap();
             self.store
+                .refs()
                 .tag("localhost/acme/web:latest", image.descriptor())
                 .unwrap();
             image.digest().to_string()

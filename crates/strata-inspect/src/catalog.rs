@@ -124,7 +124,7 @@ impl Catalog {
     /// index contributes the manifest `Store::image_from_descriptor` picks for this machine.
     pub fn load(store: &Store) -> Result<Catalog> {
         let mut catalog = Catalog::default();
-        for tag in store.list()? {
+        for tag in store.refs().list()? {
             let descriptor = if is_index(tag.descriptor.media_type()) {
                 store
                     .image_from_descriptor(&tag.descriptor)?
@@ -145,13 +145,13 @@ impl Catalog {
             let base = catalog.images[next].base_digest();
             next += 1;
             let Some(base) = base else { continue };
-            if catalog.by_digest.contains_key(&base) || !store.has_blob(&base) {
+            if catalog.by_digest.contains_key(&base) || !store.blobs().has(&base) {
                 continue;
             }
-            // Not through `Store::resolve`: that re-reads index.json for every base.
+            // Not through `Refs::resolve`: that re-reads index.json for every base.
             let descriptor = Descriptor::new(
                 oci_spec::image::MediaType::ImageManifest,
-                store.blob_size(&base)?,
+                store.blobs().size(&base)?,
                 base.to_oci(),
             );
             let image = read_image(store, &descriptor, &base.to_string())?;
@@ -207,7 +207,7 @@ impl Catalog {
                 .find_build(reference, name, number)
                 .map(|(tag, image)| (image, Some(tag)));
         }
-        let descriptor = match store.resolve(reference) {
+        let descriptor = match store.refs().resolve(reference) {
             Ok(descriptor) => descriptor,
             // A chain image's bare name (`corebuild`, `corebuild:2`) names the repository ending
             // in `/corebuild`.
@@ -310,13 +310,16 @@ fn read_image(store: &Store, descriptor: &Descriptor, name: &str) -> Result<Stor
         source,
     };
     let digest = Digest::from_oci(descriptor.digest()).map_err(at)?;
-    let bytes = store.read_descriptor(descriptor).map_err(at)?;
+    let bytes = store.blobs().read_descriptor(descriptor).map_err(at)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|source| InspectError::Json {
             what: format!("manifest {digest} of {name}"),
             source,
         })?;
-    let config_bytes = store.read_descriptor(manifest.config()).map_err(at)?;
+    let config_bytes = store
+        .blobs()
+        .read_descriptor(manifest.config())
+        .map_err(at)?;
     let config: ImageConfig =
         serde_json::from_slice(&config_bytes).map_err(|source| InspectError::Json {
             what: format!("config {} of {name}", manifest.config().digest()),

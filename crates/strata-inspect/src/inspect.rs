@@ -181,11 +181,11 @@ pub fn inspect(
             .map_err(|source| InspectError::Json { what, source })
     };
     let manifest = json(
-        store.read_descriptor(&image.descriptor)?,
+        store.blobs().read_descriptor(&image.descriptor)?,
         format!("manifest {}", image.digest),
     )?;
     let config = json(
-        store.read_descriptor(image.manifest.config())?,
+        store.blobs().read_descriptor(image.manifest.config())?,
         format!("config of {}", image.digest),
     )?;
     let own_from = Lineage::of(catalog, image).own_layers_start();
@@ -196,7 +196,7 @@ pub fn inspect(
             digest: image
                 .annotation(strata_oci::annotations::ANNOTATION_BASE_IMAGE_DIGEST)
                 .map(str::to_string),
-            in_store: image.base_digest().is_some_and(|d| store.has_blob(&d)),
+            in_store: image.base_digest().is_some_and(|d| store.blobs().has(&d)),
             tags: stored.map(|s| s.tags.clone()).unwrap_or_default(),
         }
     });

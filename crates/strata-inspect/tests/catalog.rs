@@ -39,7 +39,10 @@ fn image(
             ..History::default()
         });
     }
-    let config = store.put_json(&config, MediaType::ImageConfig).unwrap();
+    let config = store
+        .blobs()
+        .put_json(&config, MediaType::ImageConfig)
+        .unwrap();
     let mut manifest =
         strata_oci::image::new_manifest(config, layers.iter().map(|(d, _)| d.clone()).collect());
     let mut annotations = HashMap::from([
@@ -53,9 +56,9 @@ fn image(
         );
     }
     manifest.set_annotations(Some(annotations));
-    let descriptor = store.put_manifest(&manifest).unwrap();
+    let descriptor = store.blobs().put_manifest(&manifest).unwrap();
     for tag in tags {
-        store.tag(tag, &descriptor).unwrap();
+        store.refs().tag(tag, &descriptor).unwrap();
     }
     descriptor
 }

@@ -202,6 +202,7 @@ fn docker(
     let config_digest = crate::Digest::from_oci(image.config_descriptor().digest())
         .map_err(ExportError::store(reference))?;
     let config_bytes = store
+        .blobs()
         .read_descriptor(image.config_descriptor())
         .map_err(ExportError::store(reference))?;
     let config_name = format!("{}.json", config_digest.hex());
@@ -220,7 +221,8 @@ fn docker(
         let digest =
             crate::Digest::from_oci(layer.digest()).map_err(ExportError::store(reference))?;
         let blob = store
-            .open_blob(&digest)
+            .blobs()
+            .open(&digest)
             .map_err(ExportError::store(reference))?;
         let read_err = |e: io::Error| ExportError::Image {
             image: reference.to_string(),
@@ -343,12 +345,14 @@ fn oci(
             continue;
         }
         let size = store
-            .blob_size(&digest)
+            .blobs()
+            .size(&digest)
             .map_err(ExportError::store(reference))?;
         let reader = store
-            .open_blob(&digest)
+            .blobs()
+            .open(&digest)
             .map_err(ExportError::store(reference))?;
-        let name = format!("blobs/sha256/{}", digest.hex());
+        let name = format!("blobs/{}/{}", digest.algorithm(), digest.hex());
         let mut h = header(size, false);
         // The verifying reader fails the copy if the blob does not match its digest.
         tar.append_data(&mut h, &name, reader)

@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use oci_spec::image::{Descriptor, MediaType};
 
@@ -95,15 +96,17 @@ impl BlobWriter {
                 actual: digest,
             });
         }
+        crate::fault::point(crate::fault::Op::Fsync);
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
-        let dest = self.store.blob_path(&digest);
+        let dest = self.store.blobs().path(&digest);
         if !dest.exists() {
-            let dir = self.store.blobs_dir_for(digest.algorithm());
+            let dir = self.store.blobs().dir_for(digest.algorithm());
             if digest.algorithm() != Algorithm::Sha256 {
                 fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             }
             fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o644))
                 .map_err(io_err(&tmp_path))?;
+            crate::fault::point(crate::fault::Op::Rename);
             tmp.persist(&dest)
                 .map_err(|e| e.error)
                 .map_err(io_err(&dest))?;
@@ -270,48 +273,102 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
-impl Store {
+/// The store's blobs: `blobs/sha256/<hex>`, written atomically and checked against their digest
+/// when read. Made by [`Store::blobs`].
+#[derive(Clone, Copy, Debug)]
+pub struct Blobs<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Blobs<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Blobs { store }
+    }
+
+    /// `blobs/sha256`, where strata's own blobs go.
+    pub fn dir(&self) -> PathBuf {
+        self.dir_for(Algorithm::Sha256)
+    }
+
+    /// `blobs/<algorithm>`.
+    pub fn dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.store.root().join("blobs").join(algorithm.name())
+    }
+
+    /// Where a blob lives (whether or not it exists): `blobs/<algorithm>/<hex>`.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir_for(digest.algorithm()).join(digest.hex())
+    }
+
+    /// Every blob file name under `blobs/sha256` and `blobs/sha512` that is a valid digest,
+    /// sorted; other names are returned separately. A missing `blobs/sha512` holds nothing.
+    pub fn list(&self) -> Result<(Vec<Digest>, Vec<PathBuf>)> {
+        let mut digests = Vec::new();
+        let mut strays = Vec::new();
+        for algorithm in Algorithm::ALL {
+            let dir = self.dir_for(algorithm);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && algorithm != Algorithm::Sha256 => {
+                    continue;
+                }
+                Err(e) => return Err(io_err(&dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name();
+                match name.to_str().map(|hex| Digest::from_parts(algorithm, hex)) {
+                    Some(Ok(digest)) => digests.push(digest),
+                    _ => strays.push(entry.path()),
+                }
+            }
+        }
+        digests.sort();
+        strays.sort();
+        Ok((digests, strays))
+    }
+
     /// A writer for a new blob, hashing with sha256. See [`BlobWriter::commit`].
-    pub fn blob_writer(&self) -> Result<BlobWriter> {
-        BlobWriter::new(self, Algorithm::Sha256)
+    pub fn writer(&self) -> Result<BlobWriter> {
+        BlobWriter::new(self.store, Algorithm::Sha256)
     }
 
     /// A writer for a new blob whose digest will be of `algorithm` (a pull or an upload that
     /// names its `sha512:` digest up front). See [`BlobWriter::commit`].
-    pub fn blob_writer_for(&self, algorithm: Algorithm) -> Result<BlobWriter> {
-        BlobWriter::new(self, algorithm)
+    pub fn writer_for(&self, algorithm: Algorithm) -> Result<BlobWriter> {
+        BlobWriter::new(self.store, algorithm)
     }
 
     /// Store `bytes` as a blob (a no-op when it is already present) and return its sha256 digest
     /// and size.
-    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobInfo> {
-        self.put_blob_as(bytes, Algorithm::Sha256)
+    pub fn put(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        self.put_as(bytes, Algorithm::Sha256)
     }
 
     /// Store `bytes` as a blob under its `algorithm` digest (a no-op when already present).
-    pub fn put_blob_as(&self, bytes: &[u8], algorithm: Algorithm) -> Result<BlobInfo> {
+    pub fn put_as(&self, bytes: &[u8], algorithm: Algorithm) -> Result<BlobInfo> {
         let digest = Digest::of_with(algorithm, bytes);
-        if self.has_blob(&digest) {
+        if self.has(&digest) {
             return Ok(BlobInfo {
                 digest,
                 size: bytes.len() as u64,
             });
         }
-        let mut writer = self.blob_writer_for(algorithm)?;
+        let mut writer = self.writer_for(algorithm)?;
         writer
             .write_all(bytes)
-            .map_err(io_err(self.blob_path(&digest)))?;
+            .map_err(io_err(self.path(&digest)))?;
         writer.commit(Some(&digest))
     }
 
     /// True when the blob is present (its content is not checked).
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
     }
 
     /// The size of a stored blob.
-    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
-        let path = self.blob_path(digest);
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.path(digest);
         match fs::metadata(&path) {
             Ok(meta) => Ok(meta.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -322,8 +379,8 @@ impl Store {
     }
 
     /// Open a blob for reading; the reader checks the digest at EOF.
-    pub fn open_blob(&self, digest: &Digest) -> Result<VerifyingReader<File>> {
-        let path = self.blob_path(digest);
+    pub fn open(&self, digest: &Digest) -> Result<VerifyingReader<File>> {
+        let path = self.path(digest);
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -336,8 +393,8 @@ impl Store {
     }
 
     /// Read a whole blob into memory, checking its digest.
-    pub fn read_blob_verified(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let mut reader = self.open_blob(digest)?;
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut reader = self.open(digest)?;
         let mut bytes = Vec::new();
         reader
             .read_to_end(&mut bytes)
@@ -348,7 +405,7 @@ impl Store {
     /// Read a blob described by `descriptor`, checking digest and declared size.
     pub fn read_descriptor(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let digest = Digest::from_oci(descriptor.digest())?;
-        let bytes = self.read_blob_verified(&digest)?;
+        let bytes = self.read(&digest)?;
         if bytes.len() as u64 != descriptor.size() {
             return Err(Error::SizeMismatch {
                 digest,
@@ -373,65 +430,62 @@ mod tests {
     #[test]
     fn put_and_read_back() {
         let (_dir, store) = store();
-        let info = store.put_blob(b"hello").unwrap();
+        let info = store.blobs().put(b"hello").unwrap();
         assert_eq!(info.digest, Digest::of(b"hello"));
         assert_eq!(info.size, 5);
-        assert!(store.has_blob(&info.digest));
-        assert_eq!(store.blob_size(&info.digest).unwrap(), 5);
-        assert_eq!(store.read_blob_verified(&info.digest).unwrap(), b"hello");
-        let path = store.blob_path(&info.digest);
+        assert!(store.blobs().has(&info.digest));
+        assert_eq!(store.blobs().size(&info.digest).unwrap(), 5);
+        assert_eq!(store.blobs().read(&info.digest).unwrap(), b"hello");
+        let path = store.blobs().path(&info.digest);
         assert!(path.ends_with(format!("blobs/sha256/{}", info.digest.hex())));
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
         // Writing the same blob again is a no-op.
-        assert_eq!(store.put_blob(b"hello").unwrap(), info);
+        assert_eq!(store.blobs().put(b"hello").unwrap(), info);
     }
 
     #[test]
     fn streaming_writer_checks_expected_digest() {
         let (_dir, store) = store();
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"abc").unwrap();
         let wrong = Digest::of(b"abd");
         let err = w.commit(Some(&wrong)).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-        assert!(!store.has_blob(&Digest::of(b"abc")));
-        assert!(!store.has_blob(&wrong));
+        assert!(!store.blobs().has(&Digest::of(b"abc")));
+        assert!(!store.blobs().has(&wrong));
         // No temp file left behind.
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"abc").unwrap();
         assert_eq!(w.size(), 3);
         let info = w.commit(Some(&Digest::of(b"abc"))).unwrap();
-        assert!(store.has_blob(&info.digest));
+        assert!(store.blobs().has(&info.digest));
     }
 
     #[test]
     fn dropped_writer_leaves_nothing() {
         let (_dir, store) = store();
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"partial").unwrap();
         drop(w);
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
-        assert_eq!(fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(store.blobs().dir()).unwrap().count(), 0);
     }
 
     #[test]
     fn a_parked_writer_resumes_and_drops_clean() {
         let (_dir, store) = store();
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"hello ").unwrap();
         let parked = w.park().unwrap();
         assert_eq!(parked.size(), 6);
         let mut w = parked.resume(&store).unwrap();
         w.write_all(b"world").unwrap();
         let info = w.commit(Some(&Digest::of(b"hello world"))).unwrap();
-        assert_eq!(
-            store.read_blob_verified(&info.digest).unwrap(),
-            b"hello world"
-        );
-        let mut w = store.blob_writer().unwrap();
+        assert_eq!(store.blobs().read(&info.digest).unwrap(), b"hello world");
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"partial").unwrap();
         drop(w.park().unwrap());
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
@@ -442,44 +496,45 @@ mod tests {
         let (_dir, store) = store();
         let digest = Digest::of_with(Algorithm::Sha512, b"hello world");
         // A sha256 writer (a chunked upload) committed under a sha512 digest: hashed again.
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"hello ").unwrap();
         let mut w = w.park().unwrap().resume(&store).unwrap();
         w.write_all(b"world").unwrap();
         let info = w.commit(Some(&digest)).unwrap();
         assert_eq!(info.digest, digest);
-        let path = store.blob_path(&digest);
+        let path = store.blobs().path(&digest);
         assert!(
             path.ends_with(format!("blobs/sha512/{}", digest.hex())),
             "{path:?}"
         );
-        assert_eq!(store.read_blob_verified(&digest).unwrap(), b"hello world");
-        assert!(!store.has_blob(&Digest::of(b"hello world")));
+        assert_eq!(store.blobs().read(&digest).unwrap(), b"hello world");
+        assert!(!store.blobs().has(&Digest::of(b"hello world")));
         // The wrong content under a sha512 digest is refused, whichever way it is hashed.
         for algorithm in Algorithm::ALL {
-            let mut w = store.blob_writer_for(algorithm).unwrap();
+            let mut w = store.blobs().writer_for(algorithm).unwrap();
             w.write_all(b"hello there").unwrap();
             let err = w.commit(Some(&digest)).unwrap_err();
             assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
         }
         assert_eq!(
             store
-                .put_blob_as(b"hello world", Algorithm::Sha512)
+                .blobs()
+                .put_as(b"hello world", Algorithm::Sha512)
                 .unwrap(),
             info
         );
         // Reads check sha512 content too.
         fs::write(&path, b"evil world!").unwrap();
-        let err = store.read_blob_verified(&digest).unwrap_err();
+        let err = store.blobs().read(&digest).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     }
 
     #[test]
     fn reads_detect_corruption() {
         let (_dir, store) = store();
-        let info = store.put_blob(b"good content").unwrap();
-        fs::write(store.blob_path(&info.digest), b"evil content").unwrap();
-        let err = store.read_blob_verified(&info.digest).unwrap_err();
+        let info = store.blobs().put(b"good content").unwrap();
+        fs::write(store.blobs().path(&info.digest), b"evil content").unwrap();
+        let err = store.blobs().read(&info.digest).unwrap_err();
         match err {
             Error::DigestMismatch { expected, actual } => {
                 assert_eq!(expected, info.digest);
@@ -488,7 +543,7 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         // The streaming reader errors at EOF, not before.
-        let mut r = store.open_blob(&info.digest).unwrap();
+        let mut r = store.blobs().open(&info.digest).unwrap();
         let mut first = [0u8; 4];
         r.read_exact(&mut first).unwrap();
         let mut rest = Vec::new();
@@ -512,8 +567,11 @@ mod tests {
     fn missing_blob_is_named() {
         let (_dir, store) = store();
         let d = Digest::of(b"nothing");
-        let err = store.open_blob(&d).err().unwrap();
+        let err = store.blobs().open(&d).err().unwrap();
         assert!(err.to_string().contains(&d.to_string()), "{err}");
-        assert!(matches!(store.blob_size(&d), Err(Error::BlobNotFound(_))));
+        assert!(matches!(
+            store.blobs().size(&d),
+            Err(Error::BlobNotFound(_))
+        ));
     }
 }

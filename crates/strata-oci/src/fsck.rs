@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
+use crate::gc::Maintenance;
 use crate::index::ref_name;
-use crate::layout::Store;
 
 /// What is wrong with a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -65,7 +65,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The result of [`Store::fsck`].
+/// The result of [`Maintenance::fsck`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FsckReport {
     /// Blobs hashed.
@@ -91,16 +91,16 @@ struct Found {
     users: BTreeSet<String>,
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// Hash every blob, then walk every `index.json` entry down to configs and layers, reporting
     /// corrupt, missing and mis-sized blobs with the images that use them.
     pub fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let mut problems: BTreeMap<(ProblemKind, Digest), Found> = BTreeMap::new();
-        let (digests, strays) = self.list_blobs()?;
+        let (digests, strays) = self.store.blobs().list()?;
         let mut sizes = BTreeMap::new();
         for digest in &digests {
-            let path = self.blob_path(digest);
+            let path = self.store.blobs().path(digest);
             let file = File::open(&path).map_err(io_err(&path))?;
             let mut reader = HashingReader::with_algorithm(file, digest.algorithm());
             io::copy(&mut reader, &mut io::sink()).map_err(io_err(&path))?;
@@ -117,7 +117,7 @@ impl Store {
         }
         let corrupt: HashSet<Digest> = problems.keys().map(|(_, d)| d.clone()).collect();
 
-        let index = self.index()?;
+        let index = self.store.refs().index()?;
         let mut roots: Vec<(String, oci_spec::image::Descriptor)> = index
             .manifests()
             .iter()
@@ -130,7 +130,7 @@ impl Store {
             })
             .collect();
         // What the repositories' membership records hold must be there too.
-        for (repository, record) in self.repo_records()? {
+        for (repository, record) in self.store.repos().records()? {
             for (digest, media_type) in &record.manifests {
                 let size = sizes.get(digest).copied().unwrap_or(0);
                 roots.push((
@@ -197,7 +197,7 @@ impl Store {
                     found.users.insert(label.clone());
                     continue;
                 }
-                match self.read_node(&descriptor) {
+                match self.store.read_node(&descriptor) {
                     Ok(node) => stack.extend(node.children()),
                     Err(Error::Json { source, .. }) => {
                         let found = problems
@@ -234,7 +234,7 @@ impl Store {
     }
 }
 
-/// What [`Store::repair`] did.
+/// What [`Maintenance::repair`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairReport {
     /// `index.json` entries dropped because a blob they reach is missing (tags, or
@@ -255,7 +255,7 @@ impl RepairReport {
     }
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// Repair what a crash (or an older strata) left: drop `index.json` entries and
     /// membership-record links that reach a missing blob, and remove orphaned temp files (under
     /// the gc lock: refused with [`Error::Busy`] while a build or upload holds a lease). Corrupt
@@ -265,7 +265,7 @@ impl Store {
             .gc_then(&crate::gc::GcOptions { dry_run: true }, |_| ())?
             .0;
         let mut repair = RepairReport::default();
-        self.update_index(|index| {
+        self.store.refs().update(|index| {
             let missing = |root: &oci_spec::image::Descriptor| -> Result<bool> {
                 let mut stack = vec![root.clone()];
                 let mut seen = HashSet::new();
@@ -274,10 +274,10 @@ impl Store {
                     if !seen.insert(digest.clone()) {
                         continue;
                     }
-                    if !self.has_blob(&digest) {
+                    if !self.store.blobs().has(&digest) {
                         return Ok(true);
                     }
-                    match self.read_node(&d) {
+                    match self.store.read_node(&d) {
                         Ok(node) => stack.extend(node.children()),
                         Err(Error::Json { .. }) => {}
                         Err(e) => return Err(e),
@@ -296,7 +296,7 @@ impl Store {
                     keep.push(entry.clone());
                 }
             }
-            for (repository, mut record) in self.repo_records()? {
+            for (repository, mut record) in self.store.repos().records()? {
                 let before = record.clone();
                 let mut gone = Vec::new();
                 for (digest, media_type) in &record.manifests {
@@ -316,7 +316,7 @@ impl Store {
                 let blobs: Vec<Digest> = record
                     .blobs
                     .iter()
-                    .filter(|d| !self.has_blob(d))
+                    .filter(|d| !self.store.blobs().has(d))
                     .cloned()
                     .collect();
                 for digest in blobs {
@@ -324,7 +324,7 @@ impl Store {
                     repair.dropped_links.push(format!("{repository} {digest}"));
                 }
                 if record != before {
-                    self.write_record(&repository, &record)?;
+                    self.store.repos().write_record(&repository, &record)?;
                 }
             }
             let changed = keep.len() != index.manifests().len();
@@ -335,6 +335,7 @@ impl Store {
         let (_, removed) = self.gc_then(&crate::gc::GcOptions { dry_run: true }, |_| {
             let mut removed = Vec::new();
             for temp in &report.temp_files {
+                crate::fault::point(crate::fault::Op::Unlink);
                 let result = if temp.is_dir() {
                     std::fs::remove_dir_all(temp)
                 } else {

@@ -4,10 +4,12 @@
 //! a `subject` (a referrer: signature, attestation) is live only while its subject is. Dangling
 //! referrer entries are dropped from `index.json`, which is written before any blob is removed (a
 //! crash between leaves only unreferenced blobs). `.strata/tmp/build-*` directories of killed
-//! builds are swept when no build holds the store's build lock. What the repositories' membership records hold
-//! (see [`crate::membership`]) is live too. gc holds the index lock throughout and refuses
-//! to run while any [`crate::Lease`] is held (a build writing blobs not tagged yet). When a live
-//! manifest cannot be read, gc stops without deleting anything.
+//! builds are swept when no build holds the store's build lock, and so are `.tmp-*` files of
+//! atomic writes that died (beside `index.json` and the membership records). What the
+//! repositories' membership records hold (see [`crate::membership`]) is live too. gc holds the
+//! index lock throughout and refuses to run while any [`crate::Lease`] is held (a build writing
+//! blobs not tagged yet). When a live manifest cannot be read, gc stops without deleting
+//! anything.
 
 use std::collections::HashSet;
 use std::fs;
@@ -21,14 +23,14 @@ use crate::error::{Error, Result, io_err};
 use crate::index::ref_name;
 use crate::layout::{Store, atomic_write, canonical_json, open_lock_file};
 
-/// Options of [`Store::gc`].
+/// Options of [`Maintenance::gc`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcOptions {
     /// Report what would be removed, remove nothing.
     pub dry_run: bool,
 }
 
-/// What [`Store::gc`] removed (or would remove, in a dry run).
+/// What [`Maintenance::gc`] removed (or would remove, in a dry run).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
     /// Whether this was a dry run.
@@ -45,13 +47,25 @@ pub struct GcReport {
     pub dangling_referrers: Vec<Digest>,
 }
 
-impl Store {
+/// Keeping the store sound: [`Maintenance::gc`] removes what nothing live references,
+/// [`Maintenance::fsck`] checks every blob and reference, [`Maintenance::repair`] mends what a
+/// crash left. Made by [`Store::maintenance`].
+#[derive(Clone, Copy, Debug)]
+pub struct Maintenance<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Maintenance<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Maintenance { store }
+    }
+
     /// Mark from `index.json`, sweep the rest. See the module docs.
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
         self.gc_then(options, |_| ()).map(|(report, ())| report)
     }
 
-    /// [`Store::gc`], then `after` while gc still holds the store exclusively (no build, import or
+    /// [`Maintenance::gc`], then `after` while gc still holds the store exclusively (no build, import or
     /// push can take a lease meanwhile), so caches derived from blobs (unpacked layers, header
     /// indexes) can be swept against the same state. `after` gets gc's report: in a dry run the
     /// blobs it lists as removed are still on disk.
@@ -60,22 +74,22 @@ impl Store {
         options: &GcOptions,
         after: impl FnOnce(&GcReport) -> T,
     ) -> Result<(GcReport, T)> {
-        let lock_path = self.lock_path("gc.lock");
+        let lock_path = self.store.lock_path("gc.lock");
         let gc_lock = open_lock_file(&lock_path)?;
         if gc_lock.try_lock().is_err() {
             return Err(Error::Busy {
-                path: self.root().to_path_buf(),
+                path: self.store.root().to_path_buf(),
                 reason: "a build or blob write holds a lease; try again when it is done".into(),
             });
         }
-        let report = self.update_index(|index| {
+        let report = self.store.refs().update(|index| {
             let mut live: HashSet<Digest> = HashSet::new();
             let mut pending: Vec<(Digest, Descriptor)> = Vec::new();
             for entry in index.manifests() {
                 let digest = Digest::from_oci(entry.digest())?;
                 if ref_name(entry).is_none()
-                    && self.has_blob(&digest)
-                    && let Some(subject) = self.read_node(entry)?.subject()
+                    && self.store.blobs().has(&digest)
+                    && let Some(subject) = self.store.read_node(entry)?.subject()
                 {
                     pending.push((subject, entry.clone()));
                     continue;
@@ -83,7 +97,7 @@ impl Store {
                 self.mark(entry, &mut live)?;
             }
             // What a repository's membership record holds is live while it holds it.
-            for record in self.repo_records()?.values() {
+            for record in self.store.repos().records()?.values() {
                 for (digest, media_type) in &record.manifests {
                     let root = Descriptor::new(
                         oci_spec::image::MediaType::from(media_type.as_str()),
@@ -126,36 +140,44 @@ impl Store {
                     .dangling_referrers
                     .push(Digest::from_oci(entry.digest())?);
             }
-            let (digests, _strays) = self.list_blobs()?;
+            let (digests, _strays) = self.store.blobs().list()?;
             for digest in digests {
                 if live.contains(&digest) {
                     report.kept += 1;
                     continue;
                 }
-                let path = self.blob_path(&digest);
+                let path = self.store.blobs().path(&digest);
                 let size = fs::symlink_metadata(&path).map_err(io_err(&path))?.len();
                 report.removed_bytes += size;
                 report.removed.push(BlobInfo { digest, size });
             }
             // No lease is held, so every temp file belongs to a writer that died.
-            let tmp_dir = self.tmp_dir();
+            let tmp_dir = self.store.tmp_dir();
             let mut temps: Vec<PathBuf> = match fs::read_dir(&tmp_dir) {
                 Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(io_err(&tmp_dir)(e)),
             };
-            temps.extend(
-                fs::read_dir(self.root())
-                    .map_err(io_err(self.root()))?
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-                    .map(|e| e.path()),
-            );
+            // Atomic writes (index.json, membership records) run under the index lock, held
+            // here: a `.tmp-*` file beside them belongs to a writer that died.
+            for dir in [self.store.root().to_path_buf(), self.store.repos().dir()] {
+                let entries = match fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(&dir)(e)),
+                };
+                temps.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                        .map(|e| e.path()),
+                );
+            }
             temps.sort();
             // A killed build leaves its `build-*` directory: swept only when no build holds the
             // build lock (held meanwhile, so none starts).
             let build_lock = if temps.iter().any(|t| t.is_dir()) {
-                self.try_lock_named("build")?
+                self.store.try_lock_named("build")?
             } else {
                 None
             };
@@ -170,10 +192,14 @@ impl Store {
                 let mut list = index.manifests().clone();
                 list.retain(|d| ref_name(d).is_some() || !dangling.contains(d.digest()));
                 index.set_manifests(list);
-                atomic_write(&self.index_path(), &canonical_json(&*index, "index.json")?)?;
+                atomic_write(
+                    &self.store.refs().path(),
+                    &canonical_json(&*index, "index.json")?,
+                )?;
             }
             for blob in &report.removed {
-                let path = self.blob_path(&blob.digest);
+                let path = self.store.blobs().path(&blob.digest);
+                crate::fault::point(crate::fault::Op::Unlink);
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -181,6 +207,7 @@ impl Store {
                 }
             }
             for temp in &report.temp_files {
+                crate::fault::point(crate::fault::Op::Unlink);
                 let removed = if temp.is_dir() {
                     fs::remove_dir_all(temp)
                 } else {
@@ -209,10 +236,11 @@ impl Store {
             if !live.insert(digest.clone()) {
                 continue;
             }
-            if !self.has_blob(&digest) {
+            if !self.store.blobs().has(&digest) {
                 continue; // missing: nothing to keep, nothing below it to find (fsck reports it)
             }
             let node = self
+                .store
                 .read_node(&descriptor)
                 .map_err(|e| Error::InvalidImage {
                     image: digest.to_string(),
@@ -242,11 +270,11 @@ mod tests {
         fs::write(leftover.join("rootfs/etc/passwd"), b"x").unwrap();
         // A running build holds the lock: its directory stays, and gc still succeeds.
         let build = store.try_lock_named("build").unwrap().unwrap();
-        let report = store.gc(&GcOptions::default()).unwrap();
+        let report = store.maintenance().gc(&GcOptions::default()).unwrap();
         assert!(report.temp_files.is_empty(), "{report:?}");
         assert!(leftover.is_dir());
         drop(build);
-        let report = store.gc(&GcOptions::default()).unwrap();
+        let report = store.maintenance().gc(&GcOptions::default()).unwrap();
         assert_eq!(report.temp_files, vec![leftover.clone()]);
         assert!(!leftover.exists());
     }

@@ -100,10 +100,10 @@ pub fn host_architecture() -> &'static str {
 }
 
 impl Store {
-    /// Read the image a reference names (see [`Store::resolve`]). A multi-platform index yields its
+    /// Read the image a reference names (see [`Refs::resolve`](crate::Refs::resolve)). A multi-platform index yields its
     /// linux manifest for this machine's architecture, or its first manifest.
     pub fn image(&self, reference: &str) -> Result<Image> {
-        let descriptor = self.resolve(reference)?;
+        let descriptor = self.refs().resolve(reference)?;
         self.image_from_descriptor(&descriptor)
     }
 
@@ -112,7 +112,7 @@ impl Store {
         let digest = Digest::from_oci(descriptor.digest())?;
         let media_type = descriptor.media_type();
         if is_index(media_type) {
-            let index = self.read_image_index(&digest)?;
+            let index = self.blobs().read_image_index(&digest)?;
             let manifests = index.manifests();
             let chosen = manifests
                 .iter()
@@ -135,13 +135,13 @@ impl Store {
                 media_type: media_type.to_string(),
             });
         }
-        let bytes = self.read_descriptor(descriptor)?;
+        let bytes = self.blobs().read_descriptor(descriptor)?;
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|source| Error::Json {
                 what: format!("manifest {digest}"),
                 source,
             })?;
-        let config_bytes = self.read_descriptor(manifest.config())?;
+        let config_bytes = self.blobs().read_descriptor(manifest.config())?;
         let config: ImageConfiguration =
             serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
                 what: format!("config {} of image {digest}", manifest.config().digest()),
@@ -158,7 +158,7 @@ impl Store {
 
     /// Write an image: `config` (its `rootfs.diff_ids` must match `layers`), then a manifest over
     /// it and the (already stored) `layers`, with optional manifest annotations. Nothing is
-    /// tagged; call [`Store::tag`] with the returned image's descriptor.
+    /// tagged; call [`Refs::tag`](crate::Refs::tag) with the returned image's descriptor.
     pub fn write_image(
         &self,
         config: &ImageConfiguration,
@@ -177,14 +177,14 @@ impl Store {
         }
         for layer in layers {
             let digest = Digest::from_oci(layer.digest())?;
-            if !self.has_blob(&digest) {
+            if !self.blobs().has(&digest) {
                 return Err(Error::BlobNotFound(digest));
             }
         }
-        let config_descriptor = self.put_config(config)?;
+        let config_descriptor = self.blobs().put_config(config)?;
         let mut manifest = new_manifest(config_descriptor, layers.to_vec());
         manifest.set_annotations(annotations.filter(|a| !a.is_empty()));
-        let descriptor = self.put_manifest(&manifest)?;
+        let descriptor = self.blobs().put_manifest(&manifest)?;
         Ok(Image {
             descriptor,
             manifest,

@@ -8,6 +8,8 @@
 //! and replaces it atomically: concurrent taggers never lose a tag, and a crash leaves the old or
 //! the new index.
 
+use std::path::PathBuf;
+
 use oci_spec::image::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, MediaType};
 
 use crate::digest::Digest;
@@ -59,7 +61,7 @@ fn names_match(name: &str, wanted: &Reference) -> bool {
 }
 
 /// Point the tag `parsed` at `entry` (a descriptor carrying the tag's `ref.name`, as
-/// [`Store::tag_entry`] makes it) in an index being edited: the tag's old entry goes, and an
+/// [`Refs::tag_entry`] makes it) in an index being edited: the tag's old entry goes, and an
 /// untagged root of the same digest (now tagged).
 pub fn set_tag_entry(index: &mut ImageIndex, parsed: &Reference, entry: Descriptor) {
     let full = parsed.to_string();
@@ -109,10 +111,25 @@ pub fn remove_root_entry(index: &mut ImageIndex, digest: &Digest) -> bool {
     removed
 }
 
-impl Store {
+/// The store's references: tags and untagged roots in `index.json`. Made by [`Store::refs`].
+#[derive(Clone, Copy, Debug)]
+pub struct Refs<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Refs<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Refs { store }
+    }
+
+    /// `index.json`.
+    pub fn path(&self) -> PathBuf {
+        self.store.root().join("index.json")
+    }
+
     /// Read `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
-        let path = self.index_path();
+        let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(empty_index()),
@@ -126,17 +143,17 @@ impl Store {
 
     /// Read-modify-write `index.json` under the exclusive index lock. `update` returns whether it
     /// changed the index (only then is it written) and a value to pass back.
-    pub fn update_index<T>(
+    pub fn update<T>(
         &self,
         update: impl FnOnce(&mut ImageIndex) -> Result<(bool, T)>,
     ) -> Result<T> {
-        let lock_path = self.lock_path("index.lock");
+        let lock_path = self.store.lock_path("index.lock");
         let lock = open_lock_file(&lock_path)?;
         lock.lock().map_err(io_err(&lock_path))?;
         let mut index = self.index()?;
         let (changed, value) = update(&mut index)?;
         if changed {
-            atomic_write(&self.index_path(), &canonical_json(&index, "index.json")?)?;
+            atomic_write(&self.path(), &canonical_json(&index, "index.json")?)?;
         }
         drop(lock);
         Ok(value)
@@ -146,16 +163,16 @@ impl Store {
     /// previous target. Returns the full reference written. The blob must already be stored.
     pub fn tag(&self, reference: &str, descriptor: &Descriptor) -> Result<Reference> {
         let (parsed, entry) = self.tag_entry(reference, descriptor)?;
-        self.update_index(|index| {
+        self.update(|index| {
             set_tag_entry(index, &parsed, entry);
             Ok((true, ()))
         })?;
         Ok(parsed)
     }
 
-    /// The descriptor [`Store::tag`] would write for `reference` (checked against the stored
+    /// The descriptor [`Refs::tag`] would write for `reference` (checked against the stored
     /// blob), and the parsed reference; for callers that edit `index.json` themselves under
-    /// [`Store::update_index`] with [`set_tag_entry`].
+    /// [`Refs::update`] with [`set_tag_entry`].
     pub fn tag_entry(
         &self,
         reference: &str,
@@ -169,7 +186,7 @@ impl Store {
             });
         }
         let digest = Digest::from_oci(descriptor.digest())?;
-        let size = self.blob_size(&digest)?;
+        let size = self.store.blobs().size(&digest)?;
         if size != descriptor.size() {
             return Err(Error::SizeMismatch {
                 digest,
@@ -187,7 +204,7 @@ impl Store {
     /// Remove a tag. Returns false when there was no such tag. The blobs stay until `gc`.
     pub fn untag(&self, reference: &str) -> Result<bool> {
         let parsed = Reference::parse(reference)?;
-        self.update_index(|index| {
+        self.update(|index| {
             let removed = remove_tag_entry(index, reference, &parsed);
             Ok((removed, removed))
         })
@@ -195,9 +212,9 @@ impl Store {
 
     /// Add `descriptor` to `index.json` as an untagged root (no `ref.name`), e.g. a referrer. A
     /// no-op when an entry already points at the digest.
-    pub fn add_manifest(&self, descriptor: &Descriptor) -> Result<()> {
+    pub fn add_root(&self, descriptor: &Descriptor) -> Result<()> {
         let digest = Digest::from_oci(descriptor.digest())?;
-        if !self.has_blob(&digest) {
+        if !self.store.blobs().has(&digest) {
             return Err(Error::BlobNotFound(digest));
         }
         let mut entry = descriptor.clone();
@@ -205,15 +222,15 @@ impl Store {
             annotations.remove(ANNOTATION_REF_NAME);
             entry.set_annotations((!annotations.is_empty()).then_some(annotations));
         }
-        self.update_index(|index| {
+        self.update(|index| {
             let added = add_root_entry(index, entry);
             Ok((added, ()))
         })
     }
 
     /// Remove the untagged root entries for `digest`. Returns whether one was removed.
-    pub fn remove_manifest(&self, digest: &Digest) -> Result<bool> {
-        self.update_index(|index| {
+    pub fn remove_root(&self, digest: &Digest) -> Result<bool> {
+        self.update(|index| {
             let removed = remove_root_entry(index, digest);
             Ok((removed, removed))
         })
@@ -275,11 +292,11 @@ impl Store {
             d.set_annotations(None);
             return Ok(d);
         }
-        if !self.has_blob(digest) {
+        if !self.store.blobs().has(digest) {
             return Err(Error::ImageNotFound(reference.to_string()));
         }
         // A manifest that is only referenced from an image index: describe it from its content.
-        let bytes = self.read_blob_verified(digest)?;
+        let bytes = self.store.blobs().read(digest)?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|source| Error::Json {
                 what: format!("manifest {digest}"),
@@ -311,7 +328,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(dir.path()).unwrap();
         let d = store
-            .put_blob(content)
+            .blobs()
+            .put(content)
             .unwrap()
             .descriptor(MediaType::ImageManifest);
         (dir, store, d)
@@ -320,9 +338,9 @@ mod tests {
     #[test]
     fn tag_resolve_untag() {
         let (_dir, store, d) = store_with_manifest(br#"{"schemaVersion":2}"#);
-        let full = store.tag("acme/corebuild", &d).unwrap();
+        let full = store.refs().tag("acme/corebuild", &d).unwrap();
         assert_eq!(full.to_string(), "localhost/acme/corebuild:latest");
-        let on_disk = std::fs::read_to_string(store.index_path()).unwrap();
+        let on_disk = std::fs::read_to_string(store.refs().path()).unwrap();
         assert!(
             on_disk.contains(
                 r#""org.opencontainers.image.ref.name":"localhost/acme/corebuild:latest""#
@@ -334,42 +352,50 @@ mod tests {
             "acme/corebuild:latest",
             "acme/corebuild",
         ] {
-            assert_eq!(store.resolve(form).unwrap().digest(), d.digest(), "{form}");
+            assert_eq!(
+                store.refs().resolve(form).unwrap().digest(),
+                d.digest(),
+                "{form}"
+            );
         }
         let by_digest = format!("acme/corebuild@{}", d.digest());
-        assert_eq!(store.resolve(&by_digest).unwrap().digest(), d.digest());
         assert_eq!(
-            store.resolve(d.digest().as_ref()).unwrap().digest(),
+            store.refs().resolve(&by_digest).unwrap().digest(),
             d.digest()
         );
-        let err = store.resolve("acme/corebuild:other").unwrap_err();
+        assert_eq!(
+            store.refs().resolve(d.digest().as_ref()).unwrap().digest(),
+            d.digest()
+        );
+        let err = store.refs().resolve("acme/corebuild:other").unwrap_err();
         assert_eq!(
             err.to_string(),
             "image localhost/acme/corebuild:other is not in the store"
         );
-        let tags = store.list().unwrap();
+        let tags = store.refs().list().unwrap();
         assert_eq!(tags.len(), 1);
         assert_eq!(tags[0].name, "localhost/acme/corebuild:latest");
-        assert!(store.untag("acme/corebuild:latest").unwrap());
-        assert!(!store.untag("acme/corebuild:latest").unwrap());
-        assert!(store.list().unwrap().is_empty());
-        assert!(store.resolve("acme/corebuild").is_err());
+        assert!(store.refs().untag("acme/corebuild:latest").unwrap());
+        assert!(!store.refs().untag("acme/corebuild:latest").unwrap());
+        assert!(store.refs().list().unwrap().is_empty());
+        assert!(store.refs().resolve("acme/corebuild").is_err());
     }
 
     #[test]
     fn retag_moves_the_tag() {
         let (_dir, store, a) = store_with_manifest(b"{\"a\":1}");
         let b = store
-            .put_blob(b"{\"b\":1}")
+            .blobs()
+            .put(b"{\"b\":1}")
             .unwrap()
             .descriptor(MediaType::ImageManifest);
-        store.tag("x/y:1", &a).unwrap();
-        store.tag("x/y:2", &a).unwrap();
-        store.tag("localhost/x/y:1", &b).unwrap();
-        let tags = store.list().unwrap();
+        store.refs().tag("x/y:1", &a).unwrap();
+        store.refs().tag("x/y:2", &a).unwrap();
+        store.refs().tag("localhost/x/y:1", &b).unwrap();
+        let tags = store.refs().list().unwrap();
         assert_eq!(tags.len(), 2);
-        assert_eq!(store.resolve("x/y:1").unwrap().digest(), b.digest());
-        assert_eq!(store.resolve("x/y:2").unwrap().digest(), a.digest());
+        assert_eq!(store.refs().resolve("x/y:1").unwrap().digest(), b.digest());
+        assert_eq!(store.refs().resolve("x/y:2").unwrap().digest(), a.digest());
     }
 
     #[test]
@@ -377,38 +403,44 @@ mod tests {
         let (_dir, store, d) = store_with_manifest(b"{}");
         let missing = Descriptor::new(MediaType::ImageManifest, 3, Digest::of(b"zzz").to_oci());
         assert!(matches!(
-            store.tag("a/b", &missing),
+            store.refs().tag("a/b", &missing),
             Err(Error::BlobNotFound(_))
         ));
         let mut wrong_size = d.clone();
         wrong_size.set_size(99);
         assert!(matches!(
-            store.tag("a/b", &wrong_size),
+            store.refs().tag("a/b", &wrong_size),
             Err(Error::SizeMismatch { .. })
         ));
-        assert!(store.tag(&format!("a/b@{}", d.digest()), &d).is_err());
+        assert!(
+            store
+                .refs()
+                .tag(&format!("a/b@{}", d.digest()), &d)
+                .is_err()
+        );
     }
 
     #[test]
     fn untagged_roots() {
         let (_dir, store, d) = store_with_manifest(b"{}");
-        store.add_manifest(&d).unwrap();
-        store.add_manifest(&d).unwrap();
-        let index = store.index().unwrap();
+        store.refs().add_root(&d).unwrap();
+        store.refs().add_root(&d).unwrap();
+        let index = store.refs().index().unwrap();
         assert_eq!(index.manifests().len(), 1);
         assert!(ref_name(&index.manifests()[0]).is_none());
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.refs().list().unwrap().is_empty());
         // Tagging it replaces the untagged entry.
-        store.tag("a/b", &d).unwrap();
-        assert_eq!(store.index().unwrap().manifests().len(), 1);
-        store.untag("a/b").unwrap();
-        store.add_manifest(&d).unwrap();
+        store.refs().tag("a/b", &d).unwrap();
+        assert_eq!(store.refs().index().unwrap().manifests().len(), 1);
+        store.refs().untag("a/b").unwrap();
+        store.refs().add_root(&d).unwrap();
         assert!(
             store
-                .remove_manifest(&Digest::from_oci(d.digest()).unwrap())
+                .refs()
+                .remove_root(&Digest::from_oci(d.digest()).unwrap())
                 .unwrap()
         );
-        assert!(store.index().unwrap().manifests().is_empty());
+        assert!(store.refs().index().unwrap().manifests().is_empty());
     }
 
     #[test]
@@ -419,14 +451,15 @@ mod tests {
             [(ANNOTATION_REF_NAME.to_string(), "latest".to_string())].into(),
         ));
         store
-            .update_index(|index| {
+            .refs()
+            .update(|index| {
                 let mut list = index.manifests().clone();
                 list.push(entry);
                 index.set_manifests(list);
                 Ok((true, ()))
             })
             .unwrap();
-        assert_eq!(store.resolve("latest").unwrap().digest(), d.digest());
+        assert_eq!(store.refs().resolve("latest").unwrap().digest(), d.digest());
     }
 
     #[test]
@@ -438,7 +471,7 @@ mod tests {
                 let d = d.clone();
                 std::thread::spawn(move || {
                     for i in 0..25 {
-                        store.tag(&format!("t{t}/img:v{i}"), &d).unwrap();
+                        store.refs().tag(&format!("t{t}/img:v{i}"), &d).unwrap();
                     }
                 })
             })
@@ -446,6 +479,6 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(store.list().unwrap().len(), 200);
+        assert_eq!(store.refs().list().unwrap().len(), 200);
     }
 }

@@ -39,10 +39,10 @@ pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>
         return Ok(headers);
     }
     let io = |source| Error::Io {
-        path: store.blob_path(digest),
+        path: store.blobs().path(digest),
         source,
     };
-    let reader = store.open_blob(digest)?;
+    let reader = store.blobs().open(digest)?;
     let decoder = crate::compress::Decoder::detect(reader).map_err(io)?;
     let headers = read_headers(decoder).map_err(io)?;
     let write = || -> std::io::Result<()> {
@@ -83,7 +83,7 @@ mod tests {
         // The second index comes from the cache: it works without the blob.
         let digest = Digest::from_oci(layer.descriptor.digest()).unwrap();
         assert!(headers_path(&store, &digest).is_file());
-        fs::remove_file(store.blob_path(&digest)).unwrap();
+        fs::remove_file(store.blobs().path(&digest)).unwrap();
         let mut second = FsIndex::new();
         index_layer(&store, &mut second, &layer.descriptor).unwrap();
         assert_eq!(

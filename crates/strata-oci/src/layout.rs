@@ -16,19 +16,50 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{
-    Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, SCHEMA_VERSION,
-};
+use oci_spec::image::{ImageIndex, MediaType, SCHEMA_VERSION};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::digest::{Algorithm, Digest};
+use crate::blob::Blobs;
 use crate::error::{Error, Result, io_err};
+use crate::gc::Maintenance;
+use crate::index::Refs;
+use crate::membership::Repos;
 
 /// The content of `oci-layout`.
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// An OCI image layout on disk. Cheap to clone: it is a path.
+///
+/// The store's jobs are split into views, each in its own module: [`Store::blobs`] (content-addressed
+/// blobs, [`crate::blob`]), [`Store::refs`] (tags and roots in `index.json`, [`crate::index`]),
+/// [`Store::repos`] (which repository holds what, [`crate::membership`]) and
+/// [`Store::maintenance`] (gc and fsck, [`crate::gc`], [`crate::fsck`]). Images and referrers,
+/// which use all of them, are read and written on the store itself.
+///
+/// ```
+/// use strata_oci::{GcOptions, ImageConfiguration, Store};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::init(dir.path().join("store"))?;
+///
+/// // A blob is stored once under its digest, and checked against it when read.
+/// let scratch = store.blobs().put(b"scratch")?;
+/// assert_eq!(store.blobs().read(&scratch.digest)?, b"scratch");
+///
+/// // An image (here without layers) is a config and a manifest; a tag makes it a root.
+/// let image = store.write_image(&ImageConfiguration::default(), &[], None)?;
+/// store.refs().tag("acme/hello:1", image.descriptor())?;
+/// assert_eq!(store.image("localhost/acme/hello:1")?.digest(), image.digest());
+///
+/// // gc removes what no root reaches; fsck finds nothing wrong.
+/// let report = store.maintenance().gc(&GcOptions::default())?;
+/// assert_eq!(report.removed.len(), 1);
+/// assert!(!store.blobs().has(&scratch.digest));
+/// assert!(store.maintenance().fsck()?.is_ok());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
@@ -92,9 +123,9 @@ impl Store {
         let lock_path = store.lock_path("index.lock");
         let lock = open_lock_file(&lock_path)?;
         lock.lock().map_err(io_err(&lock_path))?;
-        if !store.index_path().exists() {
+        if !store.refs().path().exists() {
             let empty = empty_index();
-            atomic_write(&store.index_path(), &canonical_json(&empty, "index.json")?)?;
+            atomic_write(&store.refs().path(), &canonical_json(&empty, "index.json")?)?;
         }
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
@@ -105,7 +136,7 @@ impl Store {
     }
 
     fn ensure_private_dirs(&self) -> Result<()> {
-        for dir in [self.blobs_dir(), self.tmp_dir()] {
+        for dir in [self.blobs().dir(), self.tmp_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         Ok(())
@@ -116,24 +147,24 @@ impl Store {
         &self.root
     }
 
-    /// `blobs/sha256`, where strata's own blobs go.
-    pub fn blobs_dir(&self) -> PathBuf {
-        self.blobs_dir_for(Algorithm::Sha256)
+    /// The content-addressed blobs (`blobs/sha256/`): write, read and verify them.
+    pub fn blobs(&self) -> Blobs<'_> {
+        Blobs::new(self)
     }
 
-    /// `blobs/<algorithm>`.
-    pub fn blobs_dir_for(&self, algorithm: Algorithm) -> PathBuf {
-        self.root.join("blobs").join(algorithm.name())
+    /// The references: tags and untagged roots in `index.json`.
+    pub fn refs(&self) -> Refs<'_> {
+        Refs::new(self)
     }
 
-    /// Where a blob lives (whether or not it exists): `blobs/<algorithm>/<hex>`.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir_for(digest.algorithm()).join(digest.hex())
+    /// The repositories' membership records: which repository holds which manifests and blobs.
+    pub fn repos(&self) -> Repos<'_> {
+        Repos::new(self)
     }
 
-    /// `index.json`.
-    pub fn index_path(&self) -> PathBuf {
-        self.root.join("index.json")
+    /// Maintenance: `gc`, `fsck` and repair.
+    pub fn maintenance(&self) -> Maintenance<'_> {
+        Maintenance::new(self)
     }
 
     /// The directory for temp files (same file system as the blobs, so renames are atomic).
@@ -160,83 +191,6 @@ impl Store {
         let path = self.lock_path(&format!("{name}.lock"));
         let file = open_lock_file(&path)?;
         Ok(file.try_lock().is_ok().then_some(NamedLock { _file: file }))
-    }
-
-    /// Every blob file name under `blobs/sha256` and `blobs/sha512` that is a valid digest,
-    /// sorted; other names are returned separately. A missing `blobs/sha512` holds nothing.
-    pub fn list_blobs(&self) -> Result<(Vec<Digest>, Vec<PathBuf>)> {
-        let mut digests = Vec::new();
-        let mut strays = Vec::new();
-        for algorithm in Algorithm::ALL {
-            let dir = self.blobs_dir_for(algorithm);
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && algorithm != Algorithm::Sha256 => {
-                    continue;
-                }
-                Err(e) => return Err(io_err(&dir)(e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(io_err(&dir))?;
-                let name = entry.file_name();
-                match name.to_str().map(|hex| Digest::from_parts(algorithm, hex)) {
-                    Some(Ok(digest)) => digests.push(digest),
-                    _ => strays.push(entry.path()),
-                }
-            }
-        }
-        digests.sort();
-        strays.sort();
-        Ok((digests, strays))
-    }
-
-    /// Store a JSON document canonically (sorted keys, no whitespace) and describe it.
-    pub fn put_json<T: Serialize>(&self, value: &T, media_type: MediaType) -> Result<Descriptor> {
-        let bytes = canonical_json(value, media_type.as_ref())?;
-        Ok(self.put_blob(&bytes)?.descriptor(media_type))
-    }
-
-    /// Store an image manifest. The descriptor carries the manifest's `artifactType` when set.
-    pub fn put_manifest(&self, manifest: &ImageManifest) -> Result<Descriptor> {
-        let mut descriptor = self.put_json(manifest, MediaType::ImageManifest)?;
-        if let Some(artifact_type) = manifest.artifact_type() {
-            descriptor.set_artifact_type(Some(artifact_type.clone()));
-        }
-        Ok(descriptor)
-    }
-
-    /// Store an image configuration.
-    pub fn put_config(&self, config: &ImageConfiguration) -> Result<Descriptor> {
-        self.put_json(config, MediaType::ImageConfig)
-    }
-
-    /// Store an image index (a multi-platform image, not the layout's `index.json`).
-    pub fn put_index(&self, index: &ImageIndex) -> Result<Descriptor> {
-        self.put_json(index, MediaType::ImageIndex)
-    }
-
-    /// Read and parse a JSON blob, checking its digest.
-    pub fn read_json<T: DeserializeOwned>(&self, digest: &Digest, what: &str) -> Result<T> {
-        let bytes = self.read_blob_verified(digest)?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            what: format!("{what} {digest}"),
-            source,
-        })
-    }
-
-    /// Read an image manifest blob.
-    pub fn read_manifest(&self, digest: &Digest) -> Result<ImageManifest> {
-        self.read_json(digest, "manifest")
-    }
-
-    /// Read an image configuration blob.
-    pub fn read_config(&self, digest: &Digest) -> Result<ImageConfiguration> {
-        self.read_json(digest, "config")
-    }
-
-    /// Read an image index blob.
-    pub fn read_image_index(&self, digest: &Digest) -> Result<ImageIndex> {
-        self.read_json(digest, "image index")
     }
 }
 
@@ -268,12 +222,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    crate::fault::point(crate::fault::Op::Fsync);
     tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
             .map_err(io_err(tmp.path()))?;
     }
+    crate::fault::point(crate::fault::Op::Rename);
     tmp.persist(path)
         .map_err(|e| e.error)
         .map_err(io_err(path))?;
@@ -282,6 +238,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// fsync a directory so a rename in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    crate::fault::point(crate::fault::Op::Fsync);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
@@ -303,6 +260,7 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::{Algorithm, Digest};
 
     #[test]
     fn init_creates_a_layout_and_open_reads_it() {
@@ -318,10 +276,10 @@ mod tests {
             r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
         );
         assert!(root.join("blobs/sha256").is_dir());
-        store.put_blob(b"x").unwrap();
+        store.blobs().put(b"x").unwrap();
         // init on an existing layout keeps its content.
         let again = Store::init(&root).unwrap();
-        assert!(again.has_blob(&Digest::of(b"x")));
+        assert!(again.blobs().has(&Digest::of(b"x")));
         Store::open(&root).unwrap();
     }
 
@@ -335,17 +293,18 @@ mod tests {
                 std::thread::spawn(move || {
                     let store = Store::init(&root).unwrap();
                     let d = store
-                        .put_blob(b"{}")
+                        .blobs()
+                        .put(b"{}")
                         .unwrap()
                         .descriptor(MediaType::ImageManifest);
-                    store.tag(&format!("t/{i}"), &d).unwrap();
+                    store.refs().tag(&format!("t/{i}"), &d).unwrap();
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(Store::open(&root).unwrap().list().unwrap().len(), 8);
+        assert_eq!(Store::open(&root).unwrap().refs().list().unwrap().len(), 8);
     }
 
     #[test]
@@ -379,21 +338,21 @@ mod tests {
     fn list_blobs_separates_strays() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(dir.path()).unwrap();
-        let a = store.put_blob(b"a").unwrap().digest;
-        let b = store.put_blob(b"b").unwrap().digest;
-        fs::write(store.blobs_dir().join("junk"), b"").unwrap();
-        let (digests, strays) = store.list_blobs().unwrap();
+        let a = store.blobs().put(b"a").unwrap().digest;
+        let b = store.blobs().put(b"b").unwrap().digest;
+        fs::write(store.blobs().dir().join("junk"), b"").unwrap();
+        let (digests, strays) = store.blobs().list().unwrap();
         let mut expected = vec![a.clone(), b.clone()];
         expected.sort();
         assert_eq!(digests, expected);
-        assert_eq!(strays, vec![store.blobs_dir().join("junk")]);
+        assert_eq!(strays, vec![store.blobs().dir().join("junk")]);
         // sha512 blobs are listed from their own directory; a sha256 name there is a stray.
         let c = Digest::of_with(Algorithm::Sha512, b"c");
-        let mut w = store.blob_writer().unwrap();
+        let mut w = store.blobs().writer().unwrap();
         w.write_all(b"c").unwrap();
         w.commit(Some(&c)).unwrap();
-        fs::write(store.blobs_dir_for(Algorithm::Sha512).join(a.hex()), b"a").unwrap();
-        let (digests, strays) = store.list_blobs().unwrap();
+        fs::write(store.blobs().dir_for(Algorithm::Sha512).join(a.hex()), b"a").unwrap();
+        let (digests, strays) = store.blobs().list().unwrap();
         expected.push(c);
         expected.sort();
         assert_eq!(digests, expected);

@@ -7,7 +7,12 @@
 //! [`Image`], [`tar::Layer`]) with the store, the layer tar format, compression, tags, fsck, gc and
 //! referrers in separate modules over it. Images are never edited in place: a builder writes
 //! layers ([`tar::LayerWriter`]), then a config and manifest ([`Store::write_image`]), then tags
-//! ([`Store::tag`]).
+//! ([`Refs::tag`]).
+//!
+//! The store's jobs are split into views, one module each: [`Store::blobs`] ([`Blobs`]: write,
+//! read and verify content), [`Store::refs`] ([`Refs`]: tags and roots in `index.json`),
+//! [`Store::repos`] ([`Repos`]: which repository holds what) and [`Store::maintenance`]
+//! ([`Maintenance`]: gc, fsck, repair).
 //!
 //! Guarantees: blobs are written to a temp file, hashed while written, fsynced and renamed, and
 //! checked against their digest when read; `index.json` changes under an exclusive lock with an
@@ -24,7 +29,9 @@ pub mod archive;
 pub mod blob;
 pub mod compress;
 pub mod digest;
+pub mod document;
 pub mod error;
+pub mod fault;
 pub mod fsck;
 pub mod fsindex;
 pub mod gc;
@@ -47,15 +54,16 @@ pub mod random;
 #[cfg(any(test, feature = "test-util"))]
 pub mod validate;
 
-pub use blob::{BlobInfo, BlobWriter, ParkedBlob, VerifyingReader};
+pub use blob::{BlobInfo, BlobWriter, Blobs, ParkedBlob, VerifyingReader};
 pub use compress::Compression;
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, Result, report};
 pub use fsck::{FsckReport, Problem, ProblemKind, RepairReport};
-pub use gc::{GcOptions, GcReport};
+pub use gc::{GcOptions, GcReport, Maintenance};
 pub use image::Image;
-pub use index::Tag;
+pub use index::{Refs, Tag};
 pub use layout::{Lease, NamedLock, Store};
+pub use membership::Repos;
 pub use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 pub use reference::Reference;
 pub use rootdir::{Follow, Root, RootError};

@@ -80,7 +80,7 @@ struct Summary {
     subject: Option<Digest>,
 }
 
-/// Parsed manifests by digest, kept between [`Store::holdings`] calls: a blob's content never
+/// Parsed manifests by digest, kept between [`Repos::holdings`] calls: a blob's content never
 /// changes, so entries never go stale.
 #[derive(Debug, Default)]
 pub struct NodeCache {
@@ -93,7 +93,7 @@ impl NodeCache {
         if let Some(found) = self.nodes.get(&digest) {
             return Ok(Some(found.clone()));
         }
-        if !is_node(descriptor.media_type()) || !store.has_blob(&digest) {
+        if !is_node(descriptor.media_type()) || !store.blobs().has(&digest) {
             return Ok(None);
         }
         let node = store.read_node(descriptor)?;
@@ -119,7 +119,7 @@ pub struct Held {
     pub derived: HashSet<Digest>,
 }
 
-/// Who holds what, for every repository of a store (see [`Store::holdings`]).
+/// Who holds what, for every repository of a store (see [`Repos::holdings`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Holdings {
     repos: BTreeMap<String, Held>,
@@ -158,15 +158,25 @@ impl Holdings {
     }
 }
 
-impl Store {
+/// The repositories' membership records (see the module docs). Made by [`Store::repos`].
+#[derive(Clone, Copy, Debug)]
+pub struct Repos<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Repos<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Repos { store }
+    }
+
     /// `.strata/repos`, the membership records.
-    pub fn records_dir(&self) -> PathBuf {
-        self.root().join(".strata").join("repos")
+    pub fn dir(&self) -> PathBuf {
+        self.store.root().join(".strata").join("repos")
     }
 
     /// The record of `repository` (a full name); empty when it has none.
-    pub fn repo_record(&self, repository: &str) -> Result<RepoRecord> {
-        let path = self.records_dir().join(file_name(repository));
+    pub fn record(&self, repository: &str) -> Result<RepoRecord> {
+        let path = self.dir().join(file_name(repository));
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Json {
                 what: path.display().to_string(),
@@ -178,8 +188,8 @@ impl Store {
     }
 
     /// Every record, by repository.
-    pub fn repo_records(&self) -> Result<BTreeMap<String, RepoRecord>> {
-        let dir = self.records_dir();
+    pub fn records(&self) -> Result<BTreeMap<String, RepoRecord>> {
+        let dir = self.dir();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -191,7 +201,7 @@ impl Store {
             let Some(key) = entry.file_name().to_str().and_then(key_of) else {
                 continue;
             };
-            let record = self.repo_record(&key)?;
+            let record = self.record(&key)?;
             records.insert(key, record);
         }
         Ok(records)
@@ -199,9 +209,10 @@ impl Store {
 
     /// Write (or, when empty, remove) the record of `repository`. Callers hold the index lock.
     pub(crate) fn write_record(&self, repository: &str, record: &RepoRecord) -> Result<()> {
-        let dir = self.records_dir();
+        let dir = self.dir();
         let path = dir.join(file_name(repository));
         if record.is_empty() {
+            crate::fault::point(crate::fault::Op::Unlink);
             return match fs::remove_file(&path) {
                 Ok(()) => crate::layout::sync_dir(&dir),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -220,15 +231,15 @@ impl Store {
     /// the index lock. `update` gets the index, the repository's record, and the holdings as they
     /// are before the edit; it returns whether it changed the index, and a value to pass back. The
     /// record is written first (when changed), then the index.
-    pub fn update_repository<T>(
+    pub fn update<T>(
         &self,
         repository: &str,
         cache: &mut NodeCache,
         update: impl FnOnce(&mut ImageIndex, &mut RepoRecord, &Holdings) -> Result<(bool, T)>,
     ) -> Result<T> {
         let key = repository_key(repository)?;
-        self.update_index(|index| {
-            let records = self.repo_records()?;
+        self.store.refs().update(|index| {
+            let records = self.records()?;
             let holdings = self.holdings_of(index, &records, cache)?;
             let mut record = records.get(&key).cloned().unwrap_or_default();
             let before = record.clone();
@@ -242,8 +253,8 @@ impl Store {
 
     /// Who holds what, from `index.json` and the records (see the module docs).
     pub fn holdings(&self, cache: &mut NodeCache) -> Result<Holdings> {
-        let index = self.index()?;
-        let records = self.repo_records()?;
+        let index = self.store.refs().index()?;
+        let records = self.records()?;
         self.holdings_of(&index, &records, cache)
     }
 
@@ -270,7 +281,8 @@ impl Store {
                 Some(Err(_)) => {} // a short name another tool wrote: no repository
                 None if recorded.contains(&digest) => {}
                 None => {
-                    if let Some(subject) = cache.summary(self, entry)?.and_then(|s| s.subject) {
+                    if let Some(subject) = cache.summary(self.store, entry)?.and_then(|s| s.subject)
+                    {
                         referrers.push((subject, entry.clone()));
                     }
                 }
@@ -326,7 +338,7 @@ impl Store {
                 if !held.manifests.insert(digest) {
                     continue;
                 }
-                if let Some(summary) = cache.summary(self, &descriptor)? {
+                if let Some(summary) = cache.summary(self.store, &descriptor)? {
                     stack.extend(summary.children);
                 }
             } else {

@@ -23,11 +23,11 @@ impl Store {
             });
         };
         let subject_digest = Digest::from_oci(subject.digest())?;
-        if !self.has_blob(&subject_digest) {
+        if !self.blobs().has(&subject_digest) {
             return Err(Error::BlobNotFound(subject_digest));
         }
-        let descriptor = self.put_manifest(manifest)?;
-        self.add_manifest(&descriptor)?;
+        let descriptor = self.blobs().put_manifest(manifest)?;
+        self.refs().add_root(&descriptor)?;
         Ok(descriptor)
     }
 
@@ -41,10 +41,10 @@ impl Store {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
-        let mut candidates: Vec<Descriptor> = self.index()?.manifests().clone();
-        for record in self.repo_records()?.values() {
+        let mut candidates: Vec<Descriptor> = self.refs().index()?.manifests().clone();
+        for record in self.repos().records()?.values() {
             for (digest, media_type) in &record.manifests {
-                let bytes = match self.blob_size(digest) {
+                let bytes = match self.blobs().size(digest) {
                     Ok(size) => size,
                     Err(Error::BlobNotFound(_)) => continue,
                     Err(e) => return Err(e),
@@ -62,7 +62,7 @@ impl Store {
                 continue;
             }
             let digest = Digest::from_oci(entry.digest())?;
-            if !self.has_blob(&digest) {
+            if !self.blobs().has(&digest) {
                 continue;
             }
             let node = self.read_node(&entry)?;
@@ -121,7 +121,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(dir.path()).unwrap();
         let subject = crate::random::image(&store, 1, 100).unwrap();
-        store.tag("acme/app:1", subject.descriptor()).unwrap();
+        store
+            .refs()
+            .tag("acme/app:1", subject.descriptor())
+            .unwrap();
         let index = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -135,9 +138,10 @@ mod tests {
             "annotations": {"org.example": "yes"},
         });
         let bytes = serde_json::to_vec(&index).unwrap();
-        let info = store.put_blob(&bytes).unwrap();
+        let info = store.blobs().put(&bytes).unwrap();
         store
-            .update_index(|i| {
+            .refs()
+            .update(|i| {
                 Ok((
                     add_root_entry(i, info.descriptor(MediaType::ImageIndex)),
                     (),

@@ -45,14 +45,14 @@ pub fn image(store: &Store, reference: &str) -> Result<()> {
                 layer.media_type()
             )));
         };
-        if store.blob_size(&digest)? != layer.size() {
+        if store.blobs().size(&digest)? != layer.size() {
             return Err(Error::SizeMismatch {
                 digest,
                 expected: layer.size(),
-                actual: store.blob_size(&Digest::from_oci(layer.digest())?)?,
+                actual: store.blobs().size(&Digest::from_oci(layer.digest())?)?,
             });
         }
-        let decoder = Decoder::detect(store.open_blob(&digest)?)
+        let decoder = Decoder::detect(store.blobs().open(&digest)?)
             .map_err(stream_err(format!("layer {digest}")))?;
         if decoder.compression() != expected {
             return Err(invalid(format!(

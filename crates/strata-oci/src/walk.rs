@@ -4,6 +4,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::gc::Maintenance;
 use crate::index::{is_index, is_manifest};
 use crate::layout::Store;
 
@@ -53,7 +54,7 @@ impl Store {
             return Ok(Node::Leaf);
         }
         let digest = Digest::from_oci(descriptor.digest())?;
-        let bytes = self.read_blob_verified(&digest)?;
+        let bytes = self.blobs().read(&digest)?;
         let json = |source| Error::Json {
             what: format!("{media_type} {digest}"),
             source,
@@ -76,7 +77,7 @@ fn is_image_config(media_type: &MediaType) -> bool {
         || media_type.to_string() == "application/vnd.docker.container.image.v1+json"
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// The layer chain (diff_ids, bottom first) of every image manifest reachable from
     /// `index.json`, through image indexes; artifacts (attestations) have none. Blobs missing from
     /// the store are passed over (fsck reports them). Caches derived from layers use this to know
@@ -84,21 +85,23 @@ impl Store {
     pub fn layer_chains(&self) -> Result<Vec<Vec<Digest>>> {
         let mut chains = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<Descriptor> = self.index()?.manifests().clone();
+        let mut stack: Vec<Descriptor> = self.store.refs().index()?.manifests().clone();
         while let Some(descriptor) = stack.pop() {
             let digest = Digest::from_oci(descriptor.digest())?;
-            if !seen.insert(digest.clone()) || !self.has_blob(&digest) {
+            if !seen.insert(digest.clone()) || !self.store.blobs().has(&digest) {
                 continue;
             }
-            match self.read_node(&descriptor)? {
+            match self.store.read_node(&descriptor)? {
                 Node::Index(index) => stack.extend(index.manifests().iter().cloned()),
                 Node::Manifest(manifest) => {
                     let config = manifest.config();
                     let config_digest = Digest::from_oci(config.digest())?;
-                    if !is_image_config(config.media_type()) || !self.has_blob(&config_digest) {
+                    if !is_image_config(config.media_type())
+                        || !self.store.blobs().has(&config_digest)
+                    {
                         continue;
                     }
-                    let bytes = self.read_descriptor(config)?;
+                    let bytes = self.store.blobs().read_descriptor(config)?;
                     let parsed: oci_spec::image::ImageConfiguration =
                         serde_json::from_slice(&bytes).map_err(|source| Error::Json {
                             what: format!("config {config_digest}"),

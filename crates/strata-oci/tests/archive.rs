@@ -44,7 +44,7 @@ fn store() -> (tempfile::TempDir, Store) {
     let image = store
         .write_image(&config, &[lower.descriptor, upper.descriptor], None)
         .unwrap();
-    store.tag("t/img:1", image.descriptor()).unwrap();
+    store.refs().tag("t/img:1", image.descriptor()).unwrap();
     (dir, store)
 }
 
@@ -77,7 +77,10 @@ fn docker_archive_has_docker_saves_layout_with_uncompressed_layers() {
     let config_name = manifest[0]["Config"].as_str().unwrap();
     assert_eq!(
         files[config_name],
-        store.read_descriptor(image.config_descriptor()).unwrap()
+        store
+            .blobs()
+            .read_descriptor(image.config_descriptor())
+            .unwrap()
     );
     let diff_ids = image.diff_ids().unwrap();
     for (layer, diff_id) in manifest[0]["Layers"]

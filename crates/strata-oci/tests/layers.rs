@@ -228,7 +228,7 @@ fn same_entries_same_bytes_and_one_pass_digests() {
         let lb = write_layer(&b, reversed, options);
         assert_eq!(la, lb, "{compression}");
         // diff_id is the sha256 of the uncompressed tar; digest of the blob as stored.
-        let blob = a.read_blob_verified(&la.digest()).unwrap();
+        let blob = a.blobs().read(&la.digest()).unwrap();
         assert_eq!(Digest::of(&blob), la.digest());
         assert_eq!(blob.len() as u64, la.descriptor.size());
         let mut tar = Vec::new();
@@ -368,7 +368,7 @@ fn unpack_detects_a_corrupt_layer_blob() {
             source_date_epoch: 0,
         },
     );
-    let path = store.blob_path(&layer.digest());
+    let path = store.blobs().path(&layer.digest());
     let mut bytes = fs::read(&path).unwrap();
     let at = bytes.windows(7).position(|w| w == b"content").unwrap();
     bytes[at] = b'C';

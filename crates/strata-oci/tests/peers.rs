@@ -83,7 +83,7 @@ fn build(store: &Store, src: &Path, compression: Compression) -> Image {
     let image = store
         .write_image(&config, &[layer1.descriptor, layer2.descriptor], None)
         .unwrap();
-    store.tag(REF, image.descriptor()).unwrap();
+    store.refs().tag(REF, image.descriptor()).unwrap();
     image
 }
 
@@ -170,7 +170,7 @@ fn skopeo_and_umoci_read_our_images() {
     ]));
     let copied = Store::open(&copy).unwrap();
     assert_eq!(copied.image(REF).unwrap().digest(), image.digest());
-    assert!(copied.fsck().unwrap().is_ok());
+    assert!(copied.maintenance().fsck().unwrap().is_ok());
 }
 
 #[test]

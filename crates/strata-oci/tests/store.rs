@@ -18,11 +18,13 @@ fn store() -> (tempfile::TempDir, Store) {
 /// An artifact manifest (empty config) pointing at `subject`.
 fn referrer(store: &Store, subject: &Descriptor, artifact_type: &str, note: &str) -> ImageManifest {
     let empty = store
-        .put_blob(b"{}")
+        .blobs()
+        .put(b"{}")
         .unwrap()
         .descriptor(MediaType::EmptyJSON);
     let payload = store
-        .put_blob(note.as_bytes())
+        .blobs()
+        .put(note.as_bytes())
         .unwrap()
         .descriptor(MediaType::Other("text/plain".into()));
     let mut m = new_manifest(empty, vec![payload]);
@@ -41,7 +43,7 @@ fn referrer(store: &Store, subject: &Descriptor, artifact_type: &str, note: &str
 fn random_images_validate_and_read_back() {
     let (_dir, store) = store();
     let img = random::image(&store, 3, 4096).unwrap();
-    store.tag("acme/random:1", img.descriptor()).unwrap();
+    store.refs().tag("acme/random:1", img.descriptor()).unwrap();
     validate::image(&store, "acme/random:1").unwrap();
     let read = store.image("localhost/acme/random:1").unwrap();
     assert_eq!(read.digest(), img.digest());
@@ -59,11 +61,12 @@ fn random_images_validate_and_read_back() {
 fn layer_chains_lists_every_indexed_images_diff_ids_and_gc_then_runs_under_the_lock() {
     let (_dir, store) = store();
     let tagged = random::image(&store, 2, 64).unwrap();
-    store.tag("acme/a:1", tagged.descriptor()).unwrap();
+    store.refs().tag("acme/a:1", tagged.descriptor()).unwrap();
     let orphan = random::image(&store, 1, 64).unwrap();
-    let chains = store.layer_chains().unwrap();
+    let chains = store.maintenance().layer_chains().unwrap();
     assert_eq!(chains, vec![tagged.diff_ids().unwrap()]);
     let (report, busy) = store
+        .maintenance()
         .gc_then(&GcOptions::default(), |report| {
             // No lease can be taken while gc_then's hook runs: a build waits for it.
             assert!(report.removed.iter().any(|b| b.digest == orphan.digest()));
@@ -89,7 +92,7 @@ fn validate_catches_a_wrong_diff_id() {
     rootfs.set_diff_ids(vec![Digest::of(b"not it").to_string()]);
     config.set_rootfs(rootfs);
     let bad = store.write_image(&config, img.layers(), None).unwrap();
-    store.tag("bad/image", bad.descriptor()).unwrap();
+    store.refs().tag("bad/image", bad.descriptor()).unwrap();
     let err = validate::image(&store, "bad/image").unwrap_err();
     assert!(err.to_string().contains("uncompresses to"), "{err}");
 }
@@ -114,18 +117,18 @@ fn write_image_checks_its_inputs() {
 fn fsck_reports_corrupt_and_missing_blobs_with_their_images() {
     let (_dir, store) = store();
     let img = random::image(&store, 2, 1000).unwrap();
-    store.tag("acme/app:1", img.descriptor()).unwrap();
-    store.tag("acme/app:2", img.descriptor()).unwrap();
-    let clean = store.fsck().unwrap();
+    store.refs().tag("acme/app:1", img.descriptor()).unwrap();
+    store.refs().tag("acme/app:2", img.descriptor()).unwrap();
+    let clean = store.maintenance().fsck().unwrap();
     assert!(clean.is_ok(), "{:?}", clean.problems);
     assert_eq!(clean.roots, 2);
     assert_eq!(clean.blobs, 4);
 
     let layer0 = Digest::from_oci(img.layers()[0].digest()).unwrap();
     let layer1 = Digest::from_oci(img.layers()[1].digest()).unwrap();
-    fs::write(store.blob_path(&layer0), b"garbage").unwrap();
-    fs::remove_file(store.blob_path(&layer1)).unwrap();
-    let report = store.fsck().unwrap();
+    fs::write(store.blobs().path(&layer0), b"garbage").unwrap();
+    fs::remove_file(store.blobs().path(&layer1)).unwrap();
+    let report = store.maintenance().fsck().unwrap();
     assert!(!report.is_ok());
     let corrupt = report
         .problems
@@ -154,12 +157,13 @@ fn fsck_reports_corrupt_and_missing_blobs_with_their_images() {
 #[test]
 fn fsck_reports_size_mismatch_and_bad_manifests() {
     let (_dir, store) = store();
-    let not_json = store.put_blob(b"not json").unwrap();
+    let not_json = store.blobs().put(b"not json").unwrap();
     let mut d = not_json.descriptor(MediaType::ImageManifest);
-    store.tag("x/broken", &d).unwrap();
+    store.refs().tag("x/broken", &d).unwrap();
     d.set_size(1);
     store
-        .update_index(|index| {
+        .refs()
+        .update(|index| {
             let mut list = index.manifests().clone();
             let mut wrong = d.clone();
             wrong.set_annotations(Some(HashMap::from([(
@@ -171,7 +175,7 @@ fn fsck_reports_size_mismatch_and_bad_manifests() {
             Ok((true, ()))
         })
         .unwrap();
-    let report = store.fsck().unwrap();
+    let report = store.maintenance().fsck().unwrap();
     let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
     assert_eq!(
         kinds,
@@ -191,45 +195,58 @@ fn fsck_reports_size_mismatch_and_bad_manifests() {
 fn gc_keeps_referenced_blobs_and_removes_the_rest() {
     let (_dir, store) = store();
     let kept = random::image(&store, 2, 500).unwrap();
-    store.tag("acme/kept", kept.descriptor()).unwrap();
+    store.refs().tag("acme/kept", kept.descriptor()).unwrap();
     let dropped = random::image(&store, 2, 500).unwrap();
-    store.tag("acme/dropped", dropped.descriptor()).unwrap();
-    store.untag("acme/dropped").unwrap();
+    store
+        .refs()
+        .tag("acme/dropped", dropped.descriptor())
+        .unwrap();
+    store.refs().untag("acme/dropped").unwrap();
     let stray_temp = store.tmp_dir().join("blob-crashed");
     fs::write(&stray_temp, b"half").unwrap();
 
-    let dry = store.gc(&GcOptions { dry_run: true }).unwrap();
+    let dry = store
+        .maintenance()
+        .gc(&GcOptions { dry_run: true })
+        .unwrap();
     assert_eq!(dry.removed.len(), 4, "manifest, config, 2 layers");
     assert_eq!(dry.temp_files, vec![stray_temp.clone()]);
     assert!(stray_temp.exists(), "dry run removes nothing");
-    assert!(store.has_blob(&dropped.digest()));
+    assert!(store.blobs().has(&dropped.digest()));
 
-    let report = store.gc(&GcOptions::default()).unwrap();
+    let report = store.maintenance().gc(&GcOptions::default()).unwrap();
     assert_eq!(report.removed, dry.removed);
     assert_eq!(report.kept, 4);
     assert!(!stray_temp.exists());
-    assert!(!store.has_blob(&dropped.digest()));
+    assert!(!store.blobs().has(&dropped.digest()));
     validate::image(&store, "acme/kept").unwrap();
-    assert!(store.fsck().unwrap().is_ok());
+    assert!(store.maintenance().fsck().unwrap().is_ok());
     // A second gc finds nothing.
-    assert!(store.gc(&GcOptions::default()).unwrap().removed.is_empty());
+    assert!(
+        store
+            .maintenance()
+            .gc(&GcOptions::default())
+            .unwrap()
+            .removed
+            .is_empty()
+    );
 }
 
 #[test]
 fn gc_waits_for_leases() {
     let (_dir, store) = store();
     let lease = store.lease().unwrap();
-    let err = store.gc(&GcOptions::default()).unwrap_err();
+    let err = store.maintenance().gc(&GcOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
     drop(lease);
-    store.gc(&GcOptions::default()).unwrap();
+    store.maintenance().gc(&GcOptions::default()).unwrap();
 }
 
 #[test]
 fn referrers_are_found_kept_with_their_subject_and_dropped_after_it() {
     let (_dir, store) = store();
     let img = random::image(&store, 1, 100).unwrap();
-    store.tag("acme/signed", img.descriptor()).unwrap();
+    store.refs().tag("acme/signed", img.descriptor()).unwrap();
     let sig = store
         .put_referrer(&referrer(
             &store,
@@ -269,14 +286,14 @@ fn referrers_are_found_kept_with_their_subject_and_dropped_after_it() {
     );
     assert_eq!(only_sig[0].annotations().as_ref().unwrap()["note"], "sig");
     // Referrers carry no tag.
-    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.refs().list().unwrap().len(), 1);
 
-    let report = store.gc(&GcOptions::default()).unwrap();
+    let report = store.maintenance().gc(&GcOptions::default()).unwrap();
     assert!(report.removed.is_empty(), "{:?}", report.removed);
     assert!(report.dangling_referrers.is_empty());
 
-    store.untag("acme/signed").unwrap();
-    let report = store.gc(&GcOptions::default()).unwrap();
+    store.refs().untag("acme/signed").unwrap();
+    let report = store.maintenance().gc(&GcOptions::default()).unwrap();
     let mut dangling = report.dangling_referrers.clone();
     dangling.sort();
     let mut expected: Vec<Digest> = [&sig, &att, &counter]
@@ -285,8 +302,8 @@ fn referrers_are_found_kept_with_their_subject_and_dropped_after_it() {
         .collect();
     expected.sort();
     assert_eq!(dangling, expected);
-    assert!(store.index().unwrap().manifests().is_empty());
-    let (blobs, _) = store.list_blobs().unwrap();
+    assert!(store.refs().index().unwrap().manifests().is_empty());
+    let (blobs, _) = store.blobs().list().unwrap();
     assert!(blobs.is_empty(), "{blobs:?}");
     assert!(store.referrers(&img.digest(), None).unwrap().is_empty());
 }
@@ -295,7 +312,8 @@ fn referrers_are_found_kept_with_their_subject_and_dropped_after_it() {
 fn put_referrer_needs_a_subject() {
     let (_dir, store) = store();
     let empty = store
-        .put_blob(b"{}")
+        .blobs()
+        .put(b"{}")
         .unwrap()
         .descriptor(MediaType::EmptyJSON);
     let err = store
@@ -314,13 +332,13 @@ fn child_tagger() {
         return; // only meaningful as a child process
     };
     let store = Store::open(&dir).unwrap();
-    let d = store.resolve("seed/image").unwrap();
+    let d = store.refs().resolve("seed/image").unwrap();
     let count: usize = std::env::var("STRATA_OCI_TEST_COUNT")
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(40);
     for i in 0..count {
-        store.tag(&format!("{prefix}/img:v{i}"), &d).unwrap();
+        store.refs().tag(&format!("{prefix}/img:v{i}"), &d).unwrap();
     }
 }
 
@@ -340,7 +358,7 @@ fn spawn_tagger(store: &Store, prefix: &str, count: usize) -> std::process::Chil
 fn two_processes_tagging_lose_nothing() {
     let (_dir, store) = store();
     let img = random::image(&store, 1, 10).unwrap();
-    store.tag("seed/image", img.descriptor()).unwrap();
+    store.refs().tag("seed/image", img.descriptor()).unwrap();
     let children: Vec<_> = ["p1", "p2", "p3"]
         .iter()
         .map(|prefix| spawn_tagger(&store, prefix, 40))
@@ -353,31 +371,31 @@ fn two_processes_tagging_lose_nothing() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    assert_eq!(store.list().unwrap().len(), 1 + 3 * 40);
-    assert!(store.fsck().unwrap().is_ok());
+    assert_eq!(store.refs().list().unwrap().len(), 1 + 3 * 40);
+    assert!(store.maintenance().fsck().unwrap().is_ok());
 }
 
 #[test]
 fn a_killed_tagger_leaves_a_valid_index() {
     let (_dir, store) = store();
     let img = random::image(&store, 1, 10).unwrap();
-    store.tag("seed/image", img.descriptor()).unwrap();
+    store.refs().tag("seed/image", img.descriptor()).unwrap();
     for round in 0..3 {
-        let before = store.list().unwrap().len();
+        let before = store.refs().list().unwrap().len();
         let mut child = spawn_tagger(&store, &format!("k{round}"), 100_000);
         // Kill it mid-stream, once it has written some tags (no timing involved).
-        while store.list().unwrap().len() < before + 3 {
+        while store.refs().list().unwrap().len() < before + 3 {
             std::thread::yield_now();
         }
         child.kill().unwrap();
         child.wait().unwrap();
         // index.json is always whole: the old or the new version.
-        let tags = store.list().unwrap();
+        let tags = store.refs().list().unwrap();
         assert!(tags.iter().any(|t| t.name == "localhost/seed/image:latest"));
-        assert!(store.fsck().unwrap().is_ok());
+        assert!(store.maintenance().fsck().unwrap().is_ok());
     }
     // Temp files a killed writer may leave are gc's to remove; nothing referenced goes.
-    let report = store.gc(&GcOptions::default()).unwrap();
+    let report = store.maintenance().gc(&GcOptions::default()).unwrap();
     assert!(report.removed.is_empty());
     validate::image(&store, "seed/image").unwrap();
 }
@@ -389,9 +407,9 @@ fn sha512_blobs_are_checked_by_fsck_and_kept_by_gc() {
     use std::io::Write;
     use strata_oci::Algorithm::Sha512;
     let (_dir, store) = store();
-    let config = store.put_blob_as(b"{}", Sha512).unwrap();
-    let layer = store.put_blob_as(b"layer bytes", Sha512).unwrap();
-    let unreferenced = store.put_blob_as(b"nobody's", Sha512).unwrap();
+    let config = store.blobs().put_as(b"{}", Sha512).unwrap();
+    let layer = store.blobs().put_as(b"layer bytes", Sha512).unwrap();
+    let unreferenced = store.blobs().put_as(b"nobody's", Sha512).unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -401,33 +419,35 @@ fn sha512_blobs_are_checked_by_fsck_and_kept_by_gc() {
                     "digest": layer.digest.to_string(), "size": layer.size}],
     });
     let bytes = serde_json::to_vec(&manifest).unwrap();
-    let mut writer = store.blob_writer_for(Sha512).unwrap();
+    let mut writer = store.blobs().writer_for(Sha512).unwrap();
     writer.write_all(&bytes).unwrap();
     let info = writer.commit(None).unwrap();
     assert_eq!(info.digest, Digest::of_with(Sha512, &bytes));
     store
+        .refs()
         .tag("acme/sha512:1", &info.descriptor(MediaType::ImageManifest))
         .unwrap();
     assert_eq!(
         store
+            .refs()
             .resolve(&format!("acme/sha512@{}", info.digest))
             .unwrap()
             .digest()
             .to_string(),
         info.digest.to_string()
     );
-    let report = store.fsck().unwrap();
+    let report = store.maintenance().fsck().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.blobs, 4);
-    let gc = store.gc(&GcOptions::default()).unwrap();
+    let gc = store.maintenance().gc(&GcOptions::default()).unwrap();
     assert_eq!(
         gc.removed.iter().map(|b| &b.digest).collect::<Vec<_>>(),
         [&unreferenced.digest]
     );
-    assert!(store.has_blob(&layer.digest));
+    assert!(store.blobs().has(&layer.digest));
     // Corrupt content under a sha512 name is found and blamed on the tag.
-    fs::write(store.blob_path(&layer.digest), b"other bytes").unwrap();
-    let report = store.fsck().unwrap();
+    fs::write(store.blobs().path(&layer.digest), b"other bytes").unwrap();
+    let report = store.maintenance().fsck().unwrap();
     let problem = report
         .problems
         .iter()

@@ -80,7 +80,7 @@ impl Fixture {
             .join(format!("src-{}", name.replace(['/', ':'], "-")));
         let store = Store::init(&src).unwrap();
         let image = strata_oci::random::image(&store, 1, 3000).unwrap();
-        store.tag(name, image.descriptor()).unwrap();
+        store.refs().tag(name, image.descriptor()).unwrap();
         strata_remote::copy(
             &client(who),
             &Location::Layout {
@@ -185,7 +185,7 @@ type Snapshot = (Vec<u8>, Vec<Digest>, Vec<(String, Vec<u8>)>);
 
 /// The store's index and membership records, to show a refusal changed nothing.
 fn snapshot(store: &Store) -> Snapshot {
-    let mut records: Vec<(String, Vec<u8>)> = match std::fs::read_dir(store.records_dir()) {
+    let mut records: Vec<(String, Vec<u8>)> = match std::fs::read_dir(store.repos().dir()) {
         Ok(entries) => entries
             .map(|e| e.unwrap())
             .map(|e| {
@@ -199,8 +199,8 @@ fn snapshot(store: &Store) -> Snapshot {
     };
     records.sort();
     (
-        std::fs::read(store.index_path()).unwrap(),
-        store.list_blobs().unwrap().0,
+        std::fs::read(store.refs().path()).unwrap(),
+        store.blobs().list().unwrap().0,
         records,
     )
 }
@@ -288,7 +288,7 @@ fn another_teams_attestation_image_and_blobs_cannot_be_deleted_or_read_through_o
         ),
         200
     );
-    assert!(f.served().fsck().unwrap().is_ok());
+    assert!(f.served().maintenance().fsck().unwrap().is_ok());
     // middleware's own image is readable through its own repository.
     assert_eq!(
         status(
@@ -317,7 +317,7 @@ fn another_teams_attestation_image_and_blobs_cannot_be_deleted_or_read_through_o
     assert_eq!(status(&f, "DELETE", &olga(), &by_digest), 202);
     assert_eq!(status(&f, "GET", &olga(), &by_digest), 404);
     assert_eq!(status(&f, "HEAD", &olga(), &by_digest), 404);
-    assert!(f.served().fsck().unwrap().is_ok());
+    assert!(f.served().maintenance().fsck().unwrap().is_ok());
 }
 
 #[test]
@@ -333,15 +333,18 @@ fn a_blob_two_repositories_hold_is_unlinked_from_one_only() {
     assert_eq!(status(&f, "GET", &max(), &path("acme/httpd-php")), 404);
     // operations still has it, byte for byte.
     assert_eq!(status(&f, "GET", &olga(), &path("acme/corebuild")), 200);
-    assert!(f.served().has_blob(&shared));
+    assert!(f.served().blobs().has(&shared));
     // gc keeps a blob while a repository holds it.
-    let report = f.served().gc(&strata_oci::GcOptions::default());
+    let report = f
+        .served()
+        .maintenance()
+        .gc(&strata_oci::GcOptions::default());
     if let Ok(report) = report {
         assert!(report.removed.iter().all(|b| b.digest != shared));
     }
-    assert!(f.served().has_blob(&shared));
+    assert!(f.served().blobs().has(&shared));
     assert_eq!(status(&f, "DELETE", &olga(), &path("acme/corebuild")), 202);
-    assert!(!f.served().has_blob(&shared));
+    assert!(!f.served().blobs().has(&shared));
 }
 
 #[test]
@@ -351,7 +354,7 @@ fn external_and_registry_prefixed_names_need_an_owner_rule() {
     let src = f.dir.path().join("src");
     let store = Store::init(&src).unwrap();
     let image = strata_oci::random::image(&store, 1, 100).unwrap();
-    store.tag("x:1", image.descriptor()).unwrap();
+    store.refs().tag("x:1", image.descriptor()).unwrap();
     let from = Location::Layout {
         dir: src.clone(),
         reference: "x:1".into(),
@@ -364,7 +367,7 @@ fn external_and_registry_prefixed_names_need_an_owner_rule() {
             .unwrap_err();
         assert_eq!(err.status(), Some(403), "{target}: {err}");
     }
-    assert!(f.served().list().unwrap().is_empty());
+    assert!(f.served().refs().list().unwrap().is_empty());
     // An unowned local name is still open to any authenticated user.
     strata_remote::copy(
         &max_client,
@@ -384,9 +387,9 @@ fn external_and_registry_prefixed_names_need_an_owner_rule() {
     // An explicit rule opens docker.io/* to operations only.
     let g = Fixture::new("any-authenticated", r#""docker.io/*" = "operations""#);
     let store = Store::init(g.dir.path().join("src")).unwrap();
-    store.tag("x:1", image.descriptor()).ok();
+    store.refs().tag("x:1", image.descriptor()).ok();
     let image = strata_oci::random::image(&store, 1, 100).unwrap();
-    store.tag("x:1", image.descriptor()).unwrap();
+    store.refs().tag("x:1", image.descriptor()).unwrap();
     let from = Location::Layout {
         dir: g.dir.path().join("src"),
         reference: "x:1".into(),
@@ -420,7 +423,7 @@ fn a_manifest_whose_content_type_contradicts_its_media_type_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(&mut r), "MANIFEST_INVALID");
-    assert!(f.served().list().unwrap().is_empty());
+    assert!(f.served().refs().list().unwrap().is_empty());
     let r = agent()
         .put(f.url("/v2/acme/corebuild/manifests/latest"))
         .header("authorization", olga())
@@ -457,11 +460,15 @@ fn a_store_without_membership_records_is_served_from_its_index() {
     let store = Store::init(dir.path().join("served")).unwrap();
     let core = strata_oci::random::image(&store, 1, 500).unwrap();
     store
+        .refs()
         .tag("acme/corebuild:latest", core.descriptor())
         .unwrap();
     let php = strata_oci::random::image(&store, 1, 500).unwrap();
-    store.tag("acme/httpd-php:1", php.descriptor()).unwrap();
-    let empty = store.put_blob(b"{}").unwrap();
+    store
+        .refs()
+        .tag("acme/httpd-php:1", php.descriptor())
+        .unwrap();
+    let empty = store.blobs().put(b"{}").unwrap();
     let mut manifest = strata_oci::image::new_manifest(
         empty.descriptor(strata_oci::MediaType::from(
             "application/vnd.oci.empty.v1+json",
@@ -473,7 +480,7 @@ fn a_store_without_membership_records_is_served_from_its_index() {
     )));
     manifest.set_subject(Some(core.descriptor().clone()));
     let attestation = store.put_referrer(&manifest).unwrap();
-    assert!(!store.records_dir().exists());
+    assert!(!store.repos().dir().exists());
     let f = Fixture::serving(dir, "deny", "");
     let before = snapshot(&f.served());
     let path = |repo: &str| format!("/v2/{repo}/manifests/{}", attestation.digest());
@@ -539,5 +546,5 @@ fn a_session_flood_is_refused_with_429_while_another_user_pushes() {
     assert_eq!(f.server.registry().open_uploads(), 8);
     // The sessions hold no temp file open between requests; another user pushes fine.
     f.push_image("max:mid-pass", "acme/httpd-php:1", "acme/httpd-php:1");
-    assert!(f.served().resolve("acme/httpd-php:1").is_ok());
+    assert!(f.served().refs().resolve("acme/httpd-php:1").is_ok());
 }

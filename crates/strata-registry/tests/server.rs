@@ -44,7 +44,7 @@ impl Fixture {
     fn source(&self, layers: usize, size: usize) -> (Store, strata_oci::Image) {
         let store = Store::init(self.dir.path().join("source")).unwrap();
         let image = strata_oci::random::image(&store, layers, size).unwrap();
-        store.tag("acme/app:1", image.descriptor()).unwrap();
+        store.refs().tag("acme/app:1", image.descriptor()).unwrap();
         (store, image)
     }
 
@@ -95,7 +95,11 @@ fn push_then_pull_round_trips_with_verified_digests() {
     // The registry's store has it under localhost/acme/app:1.
     let served = f.served();
     assert_eq!(
-        served.resolve("localhost/acme/app:1").unwrap().digest(),
+        served
+            .refs()
+            .resolve("localhost/acme/app:1")
+            .unwrap()
+            .digest(),
         image.descriptor().digest()
     );
     // A second push skips every blob.
@@ -115,7 +119,7 @@ fn push_then_pull_round_trips_with_verified_digests() {
     .unwrap();
     assert_eq!(pulled.digest, image.digest().to_string());
     let pulled_store = Store::open(&out).unwrap();
-    let report = pulled_store.fsck().unwrap();
+    let report = pulled_store.maintenance().fsck().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(c.tags(&f.remote("acme/app")).unwrap(), ["1", "2"]);
 }
@@ -134,7 +138,7 @@ fn chunked_uploads_and_out_of_order_chunks() {
     let report =
         strata_remote::copy(&c, &f.src(), &Location::Remote(f.remote("acme/app:1"))).unwrap();
     assert_eq!(report.digest, image.digest().to_string());
-    assert!(f.served().fsck().unwrap().problems.is_empty());
+    assert!(f.served().maintenance().fsck().unwrap().problems.is_empty());
 
     // By hand: a chunk that does not start at the session's offset is a 416.
     let a = agent();
@@ -177,8 +181,8 @@ fn chunked_uploads_and_out_of_order_chunks() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(&mut r), "DIGEST_INVALID");
-    assert!(!f.served().has_blob(&wrong));
-    assert!(!f.served().has_blob(&Digest::of(b"helloworld")));
+    assert!(!f.served().blobs().has(&wrong));
+    assert!(!f.served().blobs().has(&Digest::of(b"helloworld")));
     // Monolithic POST ?digest=.
     let d = Digest::of(b"helloworld");
     let r = a
@@ -249,7 +253,7 @@ fn abandoned_uploads_expire_and_leave_nothing() {
     }
     assert_eq!(f.server.registry().open_uploads(), 0);
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
-    let (blobs, _) = f.served().list_blobs().unwrap();
+    let (blobs, _) = f.served().blobs().list().unwrap();
     assert!(blobs.is_empty());
     let r = a.get(&location).call().unwrap();
     assert_eq!(r.status(), 404);
@@ -265,6 +269,7 @@ fn tags_pagination_referrers_and_deletes() {
     let (source, image) = f.source(1, 1000);
     for tag in ["a", "b", "c"] {
         source
+            .refs()
             .tag(&format!("acme/app:{tag}"), image.descriptor())
             .unwrap();
     }
@@ -489,8 +494,8 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
-    let before_index = std::fs::read(f.served().index_path()).unwrap();
-    let before_blobs = f.served().list_blobs().unwrap().0;
+    let before_index = std::fs::read(f.served().refs().path()).unwrap();
+    let before_blobs = f.served().blobs().list().unwrap().0;
     // abe (apps) pushing acme/corebuild (operations): 403 DENIED, through the token flow.
     let abe = client(Some("abe:app-pass"));
     let err = strata_remote::copy(
@@ -510,10 +515,10 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
         "{err}"
     );
     assert_eq!(
-        std::fs::read(f.served().index_path()).unwrap(),
+        std::fs::read(f.served().refs().path()).unwrap(),
         before_index
     );
-    assert_eq!(f.served().list_blobs().unwrap().0, before_blobs);
+    assert_eq!(f.served().blobs().list().unwrap().0, before_blobs);
     // An unowned repository is denied too.
     let err =
         strata_remote::copy(&abe, &f.src(), &Location::Remote(f.remote("nobody/x:1"))).unwrap_err();
@@ -526,7 +531,7 @@ fn pushes_are_owned_by_teams_and_refusals_change_nothing() {
         &Location::Remote(f.remote("acme/corebuild:latest")),
     )
     .unwrap();
-    assert!(f.served().resolve("acme/corebuild:latest").is_ok());
+    assert!(f.served().refs().resolve("acme/corebuild:latest").is_ok());
     // abe can pull it (pull = authenticated) but an anonymous client cannot.
     assert!(abe.get_manifest(&f.remote("acme/corebuild:latest")).is_ok());
     let err = client(None)
@@ -606,7 +611,8 @@ fn disconnect_mid_upload_keeps_committed_blobs_and_resumes() {
     assert_eq!(r.status(), 201);
     let mut body = Vec::new();
     f.served()
-        .open_blob(&whole)
+        .blobs()
+        .open(&whole)
         .unwrap()
         .read_to_end(&mut body)
         .unwrap();
@@ -625,6 +631,7 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
     assert_eq!(d.digest(), image.descriptor().digest());
     assert_eq!(
         local
+            .refs()
             .resolve(&format!("{}/vendor/base:1", f.host()))
             .unwrap()
             .digest(),
@@ -642,7 +649,7 @@ fn pinned_bases_are_pulled_on_demand_and_checked() {
     let other = Store::init(f.dir.path().join("other")).unwrap();
     let err = strata_remote::pull_pinned(&c, &other, &wrong).unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
-    assert!(other.list().unwrap().is_empty());
+    assert!(other.refs().list().unwrap().is_empty());
     // An unpinned reference is refused.
     let err =
         strata_remote::pull_pinned(&c, &other, &format!("{}/vendor/base:1", f.host())).unwrap_err();
@@ -658,7 +665,7 @@ fn pulls_refuse_blobs_that_do_not_match_their_digest() {
     // Corrupt the layer in the served store (same size, other bytes): the server streams files
     // as they are, so only the client's check stands between the corruption and the pull.
     let layer = Digest::from_oci(image.layers()[0].digest()).unwrap();
-    let path = f.served().blob_path(&layer);
+    let path = f.served().blobs().path(&layer);
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -675,8 +682,8 @@ fn pulls_refuse_blobs_that_do_not_match_their_digest() {
     .unwrap_err();
     assert!(err.to_string().contains(&layer.to_string()), "{err}");
     let pulled = Store::open(&out).unwrap();
-    assert!(!pulled.has_blob(&layer));
-    assert!(pulled.list().unwrap().is_empty());
+    assert!(!pulled.blobs().has(&layer));
+    assert!(pulled.refs().list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(pulled.tmp_dir()).unwrap().count(), 0);
 }
 
@@ -756,7 +763,7 @@ fn chunked_push_resumes_from_the_registrys_offset_after_a_broken_chunk() {
     // that arrived before the break (up to 3000) are kept, not sent again.
     let opened = source.opened_at.lock().unwrap().clone();
     assert_eq!(opened[..3], [0, 3000, 3000 + 4096], "{opened:?}");
-    assert_eq!(f.served().read_blob_verified(&digest).unwrap(), data);
+    assert_eq!(f.served().blobs().read(&digest).unwrap(), data);
     assert_eq!(f.server.registry().open_uploads(), 0);
 }
 
@@ -765,8 +772,8 @@ fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let from = Store::init(dir.path().join("from")).unwrap();
     let image = strata_oci::random::image(&from, 2, 3000).unwrap();
-    from.tag("acme/app:1", image.descriptor()).unwrap();
-    let empty = from.put_blob(b"{}").unwrap();
+    from.refs().tag("acme/app:1", image.descriptor()).unwrap();
+    let empty = from.blobs().put(b"{}").unwrap();
     let referrer: strata_oci::ImageManifest = serde_json::from_value(serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -792,13 +799,13 @@ fn copy_between_layouts_brings_referrers_and_skips_what_is_there() {
     assert_eq!(report.blobs_copied, 4); // config, 2 layers, the empty blob
     let to = Store::open(dir.path().join("to")).unwrap();
     assert_eq!(
-        to.resolve("copied:v1").unwrap().digest(),
+        to.refs().resolve("copied:v1").unwrap().digest(),
         image.descriptor().digest()
     );
     let found = to.referrers(&image.digest(), None).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].digest(), referrer.digest());
-    assert!(to.fsck().unwrap().is_ok());
+    assert!(to.maintenance().fsck().unwrap().is_ok());
     let again = strata_remote::copy(&c, &src, &dst).unwrap();
     assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 4));
 }
@@ -819,8 +826,8 @@ fn multi_platform_indexes_round_trip_and_the_catalog_lists_repositories() {
         ],
     }))
     .unwrap();
-    let descriptor = store.put_index(&index).unwrap();
-    store.tag("acme/multi:1", &descriptor).unwrap();
+    let descriptor = store.blobs().put_index(&index).unwrap();
+    store.refs().tag("acme/multi:1", &descriptor).unwrap();
     let c = client(None);
     let src = Location::Layout {
         dir: store.root().to_path_buf(),
@@ -891,29 +898,34 @@ fn gc_keeps_away_from_freshly_pushed_blobs_until_the_upload_timeout() {
     // No manifest uses the blob yet: gc must not take it while its manifest may still come.
     let err = f
         .served()
+        .maintenance()
         .gc(&strata_oci::GcOptions::default())
         .unwrap_err();
     assert!(matches!(err, strata_oci::Error::Busy { .. }), "{err}");
-    assert!(f.served().has_blob(&d));
+    assert!(f.served().blobs().has(&d));
     // Once the timeout has passed gc may run; the blob is acme/raw's (its membership record
     // holds it) and stays until acme/raw deletes it.
     let mut report = None;
     for _ in 0..150 {
         std::thread::sleep(Duration::from_millis(100));
-        if let Ok(r) = f.served().gc(&strata_oci::GcOptions::default()) {
+        if let Ok(r) = f
+            .served()
+            .maintenance()
+            .gc(&strata_oci::GcOptions::default())
+        {
             report = Some(r);
             break;
         }
     }
     let report = report.expect("gc ran once the lease expired");
     assert!(report.removed.is_empty(), "{report:?}");
-    assert!(f.served().has_blob(&d));
+    assert!(f.served().blobs().has(&d));
     let r = agent()
         .delete(f.url(&format!("/v2/acme/raw/blobs/{d}")))
         .call()
         .unwrap();
     assert_eq!(r.status(), 202);
-    assert!(!f.served().has_blob(&d));
+    assert!(!f.served().blobs().has(&d));
 }
 
 // Issue 14: connections that sent half a request were never timed out, and 19,990 of them
@@ -1120,13 +1132,14 @@ fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
     for d in [&layer_digest, &config_digest, &manifest_digest] {
         assert!(
             served
-                .blob_path(d)
+                .blobs()
+                .path(d)
                 .starts_with(served.root().join("blobs/sha512")),
             "{d}"
         );
-        assert!(served.has_blob(d), "{d}");
+        assert!(served.blobs().has(d), "{d}");
     }
-    assert!(served.fsck().unwrap().problems.is_empty());
+    assert!(served.maintenance().fsck().unwrap().problems.is_empty());
 
     // strata's client pulls it by `name@sha512:...` into a layout that fsck finds whole.
     let c = client(None);
@@ -1142,11 +1155,12 @@ fn sha512_blobs_and_manifests_round_trip_through_strata_and_skopeo() {
     .unwrap();
     assert_eq!(pulled.digest, manifest_digest.to_string());
     let pulled_store = Store::open(&out).unwrap();
-    assert!(pulled_store.has_blob(&layer_digest));
-    let report = pulled_store.fsck().unwrap();
+    assert!(pulled_store.blobs().has(&layer_digest));
+    let report = pulled_store.maintenance().fsck().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(
         pulled_store
+            .refs()
             .resolve(&format!("acme/app@{manifest_digest}"))
             .unwrap()
             .digest()

@@ -148,9 +148,9 @@ impl Endpoint {
     fn root(&self, client: &Client) -> Result<Fetched> {
         match self {
             Endpoint::Store { store, reference } => {
-                let descriptor = store.resolve(reference)?;
+                let descriptor = store.refs().resolve(reference)?;
                 let digest = Digest::from_oci(descriptor.digest())?;
-                let bytes = store.read_blob_verified(&digest)?;
+                let bytes = store.blobs().read(&digest)?;
                 let media_type = media::media_type_of(&bytes)
                     .unwrap_or_else(|| descriptor.media_type().to_string());
                 Ok(Fetched {
@@ -173,7 +173,7 @@ impl Endpoint {
     fn manifest(&self, client: &Client, digest: &Digest) -> Result<Fetched> {
         match self {
             Endpoint::Store { store, .. } => {
-                let bytes = store.read_blob_verified(digest)?;
+                let bytes = store.blobs().read(digest)?;
                 let media_type =
                     media::media_type_of(&bytes).unwrap_or_else(|| media::OCI_MANIFEST.into());
                 Ok(Fetched {
@@ -228,7 +228,7 @@ struct StoreBlob<'a> {
 
 impl BlobSource for StoreBlob<'_> {
     fn open_at(&self, offset: u64) -> Result<Box<dyn Read + '_>> {
-        let path = self.store.blob_path(self.digest);
+        let path = self.store.blobs().path(self.digest);
         let mut file = std::fs::File::open(&path).map_err(|source| RegistryError::Io {
             path: path.clone(),
             source,
@@ -304,17 +304,17 @@ impl Copier<'_> {
         }
         match (self.source, self.target) {
             (Endpoint::Store { store: from, .. }, Endpoint::Store { store: to, .. }) => {
-                if to.has_blob(digest) {
+                if to.blobs().has(digest) {
                     self.report.blobs_skipped += 1;
                     return Ok(());
                 }
-                let mut reader = from.open_blob(digest)?;
+                let mut reader = from.blobs().open(digest)?;
                 let n = write_blob(to, digest, &mut reader)?;
                 self.report.blobs_copied += 1;
                 self.report.bytes += n;
             }
             (Endpoint::Remote(r), Endpoint::Store { store: to, .. }) => {
-                if to.has_blob(digest) {
+                if to.blobs().has(digest) {
                     self.report.blobs_skipped += 1;
                     return Ok(());
                 }
@@ -325,7 +325,7 @@ impl Copier<'_> {
                 self.report.bytes += n;
             }
             (Endpoint::Store { store: from, .. }, Endpoint::Remote(to)) => {
-                let size = from.blob_size(digest)?;
+                let size = from.blobs().size(digest)?;
                 let source = StoreBlob {
                     store: from,
                     digest,
@@ -362,7 +362,7 @@ impl Copier<'_> {
     fn put_manifest(&mut self, m: &Fetched, tag: Option<&str>, has_subject: bool) -> Result<()> {
         match self.target {
             Endpoint::Store { store, .. } => {
-                let info = store.put_blob_as(&m.bytes, m.digest.algorithm())?;
+                let info = store.blobs().put_as(&m.bytes, m.digest.algorithm())?;
                 let mut descriptor = info.descriptor(MediaType::from(m.media_type.as_str()));
                 if let Ok(parsed) = ParsedManifest::parse(&m.bytes, Some(&m.media_type))
                     && let Some(t) = parsed.artifact_type
@@ -371,9 +371,9 @@ impl Copier<'_> {
                 }
                 match tag {
                     Some(tag) => {
-                        store.tag(tag, &descriptor)?;
+                        store.refs().tag(tag, &descriptor)?;
                     }
-                    None => store.add_manifest(&descriptor)?,
+                    None => store.refs().add_root(&descriptor)?,
                 }
             }
             Endpoint::Remote(r) => {
@@ -469,8 +469,8 @@ fn referrers_tag(subject: &Digest) -> String {
 
 /// Stream a blob into the store; the writer commits only if it hashes to `digest`.
 fn write_blob(store: &Store, digest: &Digest, reader: &mut dyn Read) -> Result<u64> {
-    let mut writer = store.blob_writer_for(digest.algorithm())?;
-    let path = store.blob_path(digest);
+    let mut writer = store.blobs().writer_for(digest.algorithm())?;
+    let path = store.blobs().path(digest);
     let n = std::io::copy(reader, &mut writer).map_err(|source| {
         match source.downcast::<strata_oci::Error>() {
             Ok(inner) => RegistryError::Store(inner),

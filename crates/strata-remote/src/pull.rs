@@ -22,8 +22,8 @@ pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<De
             "{reference} is not pinned: add @sha256:<digest>"
         )));
     };
-    if store.has_blob(&pin)
-        && let Ok(descriptor) = store.resolve(&pin.to_string())
+    if store.blobs().has(&pin)
+        && let Ok(descriptor) = store.refs().resolve(&pin.to_string())
     {
         return Ok(descriptor);
     }
@@ -46,7 +46,7 @@ pub fn pull_pinned(client: &Client, store: &Store, reference: &str) -> Result<De
             actual: report.digest,
         });
     }
-    Ok(store.resolve(&pin.to_string())?)
+    Ok(store.refs().resolve(&pin.to_string())?)
 }
 
 /// When a build fetches the images its FROM lines name (buildah's `--pull`).
@@ -83,14 +83,14 @@ pub fn ensure_base(
         return Ok(false);
     }
     if remote.digest.is_some() {
-        if store.resolve(reference).is_ok() {
+        if store.refs().resolve(reference).is_ok() {
             return Ok(false);
         }
         // A pinned reference resolves by its digest: there is no tag to add.
         pull_pinned(client, store, &remote.to_string())?;
         return Ok(true);
     }
-    if policy == PullPolicy::Missing && store.resolve(reference).is_ok() {
+    if policy == PullPolicy::Missing && store.refs().resolve(reference).is_ok() {
         return Ok(false);
     }
     let tag = remote.tag.clone().unwrap_or_else(|| "latest".to_string());
@@ -103,8 +103,8 @@ pub fn ensure_base(
             reference: stored_as.clone(),
         },
     )?;
-    let descriptor = store.resolve(&stored_as)?;
-    store.tag(reference, &descriptor)?;
+    let descriptor = store.refs().resolve(&stored_as)?;
+    store.refs().tag(reference, &descriptor)?;
     Ok(true)
 }
 

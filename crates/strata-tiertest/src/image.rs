@@ -91,6 +91,7 @@ impl<'s> ImageView<'s> {
             .image(reference)
             .map_err(TierTestError::store(reference))?;
         let raw = store
+            .blobs()
             .read_descriptor(image.config_descriptor())
             .map_err(TierTestError::store(reference))?;
         let config: ImageConfig =

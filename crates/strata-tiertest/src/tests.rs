@@ -89,7 +89,7 @@ fn store() -> (tempfile::TempDir, Store) {
     let image = store
         .write_image(&config, &[lower.descriptor, upper.descriptor], None)
         .unwrap();
-    store.tag("t/img:1", image.descriptor()).unwrap();
+    store.refs().tag("t/img:1", image.descriptor()).unwrap();
     (dir, store)
 }
 
@@ -282,7 +282,12 @@ fn command_tests_run_through_the_sandbox_given() {
     };
     let report = run(&store, "t/img:1", &file, &options).unwrap();
     assert!(report.success(), "{:?}", report.first_failure());
-    let digest = store.resolve("t/img:1").unwrap().digest().to_string();
+    let digest = store
+        .refs()
+        .resolve("t/img:1")
+        .unwrap()
+        .digest()
+        .to_string();
     let calls = sandbox.calls.lock().unwrap();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(

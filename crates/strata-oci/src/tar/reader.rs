@@ -166,13 +166,13 @@ impl Store {
         descriptor: &Descriptor,
     ) -> Result<Archive<Decoder<VerifyingReader<File>>>> {
         let digest = Digest::from_oci(descriptor.digest())?;
-        layer_archive(self.open_blob(&digest)?)
+        layer_archive(self.blobs().open(&digest)?)
     }
 
     /// List a stored layer's entries (see [`list_entries`]); the blob's digest is verified.
     pub fn layer_entries(&self, descriptor: &Descriptor) -> Result<Vec<EntryInfo>> {
         let digest = Digest::from_oci(descriptor.digest())?;
-        let mut reader = self.open_blob(&digest)?;
+        let mut reader = self.blobs().open(&digest)?;
         let entries = list_entries(&mut reader)?;
         reader.finish()?;
         Ok(entries)

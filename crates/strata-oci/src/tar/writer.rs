@@ -322,7 +322,7 @@ pub struct LayerWriter {
 impl LayerWriter {
     /// Start a new layer in `store`.
     pub fn new(store: &Store, options: LayerOptions) -> Result<LayerWriter> {
-        let blob = store.blob_writer()?;
+        let blob = store.blobs().writer()?;
         let encoder = Encoder::new(blob, options.compression)
             .map_err(stream_err("starting the layer compressor"))?;
         Ok(LayerWriter {

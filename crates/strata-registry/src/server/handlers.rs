@@ -164,7 +164,7 @@ impl Ctx<'_> {
                 // revisions; one another repository holds is not this one's.
                 let orphan = || holdings.holders(&digest).is_empty();
                 if !(holdings.holds_manifest(self.key, &digest) || orphan())
-                    || !blocking(|| self.state.store.has_blob(&digest))
+                    || !blocking(|| self.state.store.blobs().has(&digest))
                 {
                     return Err(unknown());
                 }
@@ -174,12 +174,13 @@ impl Ctx<'_> {
                 Ok((digest, media_type))
             }
             ManifestRef::Tag(tag) => {
-                let descriptor = blocking(|| self.state.store.resolve(&store_ref(self.name, &tag)))
-                    .map_err(|e| match e {
-                        strata_oci::Error::ImageNotFound(_)
-                        | strata_oci::Error::InvalidReference { .. } => unknown(),
-                        other => ApiError::from(other),
-                    })?;
+                let descriptor =
+                    blocking(|| self.state.store.refs().resolve(&store_ref(self.name, &tag)))
+                        .map_err(|e| match e {
+                            strata_oci::Error::ImageNotFound(_)
+                            | strata_oci::Error::InvalidReference { .. } => unknown(),
+                            other => ApiError::from(other),
+                        })?;
                 let digest = Digest::from_oci(descriptor.digest())?;
                 Ok((digest, Some(descriptor.media_type().clone())))
             }
@@ -205,7 +206,7 @@ impl Ctx<'_> {
     fn get_manifest(&self, reference: &str, with_body: bool) -> ApiResult {
         let (digest, indexed_type) = self.find_manifest(reference)?;
         // A layer asked for as a manifest is not read into memory.
-        let size = blocking(|| self.state.store.blob_size(&digest))?;
+        let size = blocking(|| self.state.store.blobs().size(&digest))?;
         if size > MAX_MANIFEST as u64 {
             return Err(ApiError::new(
                 404,
@@ -213,7 +214,7 @@ impl Ctx<'_> {
                 format!("{digest} is not a manifest ({size} bytes)"),
             ));
         }
-        let bytes = blocking(|| self.state.store.read_blob_verified(&digest))?;
+        let bytes = blocking(|| self.state.store.blobs().read(&digest))?;
         let media_type = media::media_type_of(&bytes)
             .or_else(|| indexed_type.map(|m| m.to_string()))
             .ok_or_else(|| {
@@ -336,28 +337,39 @@ impl Ctx<'_> {
         if let Some(artifact_type) = &parsed.artifact_type {
             descriptor.set_artifact_type(Some(MediaType::from(artifact_type.as_str())));
         }
-        blocking(|| store.put_blob_as(&bytes, algorithm))?;
+        blocking(|| store.blobs().put_as(&bytes, algorithm))?;
         let tag_entry = match &target {
             ManifestRef::Tag(tag) => Some(blocking(|| {
-                store.tag_entry(&store_ref(self.name, tag), &descriptor)
+                store
+                    .refs()
+                    .tag_entry(&store_ref(self.name, tag), &descriptor)
             })?),
             ManifestRef::Digest(_) => None,
         };
         let param_entries = tags
             .iter()
-            .map(|tag| blocking(|| store.tag_entry(&store_ref(self.name, tag), &descriptor)))
+            .map(|tag| {
+                blocking(|| {
+                    store
+                        .refs()
+                        .tag_entry(&store_ref(self.name, tag), &descriptor)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // Under the index lock, with the repository's record: every blob and child manifest must
         // be this repository's (uploaded, mounted or pushed to it), as distribution links them;
-        // a digest known only to another repository is unknown here.
+        // a digest known only to another repository is unknown here. A blob no repository holds
+        // is readable here (see `get_blob`), so it may be referenced too: a server killed between
+        // storing an upload and linking it leaves such a blob, which the client's HEAD then
+        // finds and does not upload again.
         let (image, old) =
             self.state
                 .update_repository(self.key, |index, record, holdings| {
-                    if let Some(missing) = parsed
-                        .references
-                        .iter()
-                        .find(|d| !store.has_blob(d) || !holdings.holds_blob(self.key, d))
-                    {
+                    if let Some(missing) = parsed.references.iter().find(|d| {
+                        !store.blobs().has(d)
+                            || (!holdings.holds_blob(self.key, d)
+                                && !holdings.holders(d).is_empty())
+                    }) {
                         return Ok((
                             false,
                             Err(ApiError::new(
@@ -563,7 +575,7 @@ impl Ctx<'_> {
 
     async fn get_blob(&self, digest: &str, headers: &HeaderMap, with_body: bool) -> ApiResult {
         let digest = parse_digest(digest)?;
-        let path = self.state.store.blob_path(&digest);
+        let path = self.state.store.blobs().path(&digest);
         let unknown = || {
             ApiError::new(
                 404,
@@ -641,7 +653,7 @@ impl Ctx<'_> {
         // Under the index lock: no tag can start using the blob while it goes. Only this
         // repository's link goes; the file only when no repository and no image holds it.
         let unlink = self.state.update_repository(self.key, |index, record, holdings| {
-            if !holdings.holds_blob(self.key, &digest) || !store.has_blob(&digest) {
+            if !holdings.holds_blob(self.key, &digest) || !store.blobs().has(&digest) {
                 return Ok((
                     false,
                     Err(ApiError::new(
@@ -668,7 +680,7 @@ impl Ctx<'_> {
             let others = holdings.holders(&digest).into_iter().any(|r| r != self.key);
             let unlink = !others && blob_user(store, index.manifests(), &digest)?.is_none();
             if unlink {
-                let path = store.blob_path(&digest);
+                let path = store.blobs().path(&digest);
                 std::fs::remove_file(&path).map_err(|source| strata_oci::Error::Io {
                     path: path.clone(),
                     source,
@@ -738,7 +750,7 @@ impl Ctx<'_> {
                 .and_then(|from| strata_oci::membership::repository_key(&from).ok());
             if let Some(from) = from
                 && self.state.holdings()?.holds_blob(&from, &digest)
-                && blocking(|| store.has_blob(&digest))
+                && blocking(|| store.blobs().has(&digest))
             {
                 self.link_blob(&digest)?;
                 return Ok(self.blob_created(&digest));
@@ -747,7 +759,7 @@ impl Ctx<'_> {
         if let Some(digest) = query.get("digest") {
             // Monolithic upload: the body is the whole blob.
             let digest = parse_digest(digest)?;
-            let mut writer = blocking(|| store.blob_writer_for(digest.algorithm()))?;
+            let mut writer = blocking(|| store.blobs().writer_for(digest.algorithm()))?;
             super::uploads::stream_into(&mut writer, body).await?;
             // The fresh-blob lease is taken while the writer still holds its own: no gap for gc.
             self.state.hold_fresh_blobs()?;
@@ -784,7 +796,7 @@ impl Ctx<'_> {
                 if holdings.holders(digest).is_empty()
                     && blob_user(store, index.manifests(), digest)?.is_none()
                 {
-                    let path = store.blob_path(digest);
+                    let path = store.blobs().path(digest);
                     match std::fs::remove_file(&path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -889,7 +901,7 @@ impl Ctx<'_> {
     }
 
     fn tags(&self, query: &HashMap<String, String>) -> ApiResult {
-        let tags = blocking(|| self.state.store.list())?;
+        let tags = blocking(|| self.state.store.refs().list())?;
         let all: BTreeSet<String> = tags
             .iter()
             .filter_map(|t| Reference::parse(&t.name).ok())
@@ -982,12 +994,13 @@ fn blob_user(
             // Layers are never manifests: skip anything too big to be one unread.
             if !seen.insert(next.clone())
                 || !store
-                    .blob_size(&next)
+                    .blobs()
+                    .size(&next)
                     .is_ok_and(|size| size <= MAX_MANIFEST as u64)
             {
                 continue;
             }
-            let bytes = store.read_blob_verified(&next)?;
+            let bytes = store.blobs().read(&next)?;
             if let Ok(parsed) = media::ParsedManifest::parse(&bytes, None) {
                 pending.extend(parsed.references);
             }
@@ -1070,7 +1083,7 @@ fn paginate(all: &BTreeSet<String>, query: &HashMap<String, String>) -> ApiResul
 }
 
 fn catalog(state: &Shared, query: &HashMap<String, String>) -> ApiResult {
-    let tags = blocking(|| state.store.list())?;
+    let tags = blocking(|| state.store.refs().list())?;
     let all: BTreeSet<String> = tags
         .iter()
         .filter_map(|t| Reference::parse(&t.name).ok())

@@ -622,10 +622,10 @@ impl Shared {
 
     fn stamp(&self) -> Stamp {
         use std::os::unix::fs::MetadataExt;
-        let index = std::fs::metadata(self.store.index_path())
+        let index = std::fs::metadata(self.store.refs().path())
             .ok()
             .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()));
-        let records = std::fs::metadata(self.store.records_dir())
+        let records = std::fs::metadata(self.store.repos().dir())
             .ok()
             .map(|m| (m.mtime(), m.mtime_nsec()));
         Stamp {
@@ -645,7 +645,7 @@ impl Shared {
             {
                 return Ok(current.clone());
             }
-            let holdings = Arc::new(self.store.holdings(&mut cache.nodes)?);
+            let holdings = Arc::new(self.store.repos().holdings(&mut cache.nodes)?);
             cache.stamp = Some(stamp);
             cache.current = Some(holdings.clone());
             Ok(holdings)
@@ -653,7 +653,7 @@ impl Shared {
     }
 
     /// Edit `index.json` and `repository`'s membership record together (see
-    /// `Store::update_repository`).
+    /// `Repos::update`).
     pub(crate) fn update_repository<T>(
         &self,
         repository: &str,
@@ -667,7 +667,8 @@ impl Shared {
             let mut cache = self.holdings.lock().map_err(ApiError::internal)?;
             let result = self
                 .store
-                .update_repository(repository, &mut cache.nodes, update);
+                .repos()
+                .update(repository, &mut cache.nodes, update);
             self.generation
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             cache.current = None;

@@ -168,7 +168,12 @@ impl Uploads {
                 *lease = Some(blocking(|| store.lease())?);
             }
         }
-        let writer = blocking(|| store.blob_writer_for(algorithm).and_then(BlobWriter::park))?;
+        let writer = blocking(|| {
+            store
+                .blobs()
+                .writer_for(algorithm)
+                .and_then(BlobWriter::park)
+        })?;
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw).map_err(ApiError::internal)?;
         let id = hex::encode(raw);

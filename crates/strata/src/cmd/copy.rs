@@ -31,6 +31,10 @@ pub struct ClientArgs {
     /// Upload blobs larger than this many MiB in chunks of that size.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     chunk_size: u64,
+    /// Retry a request that failed for a temporary reason (connection refused or reset, 5xx) this
+    /// many times, waiting longer each time.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    retries: u32,
 }
 
 impl ClientArgs {
@@ -42,6 +46,7 @@ impl ClientArgs {
             insecure: self.insecure,
             chunk_size: self.chunk_size.max(1) << 20,
             ca_certs: self.ca_cert.clone(),
+            retries: self.retries,
             ..ClientOptions::default()
         })?)
     }

@@ -58,8 +58,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store = strata_oci::Store::open(&path)
         .with_context(|| format!("cannot open the store {}", path.display()))?;
     let tags = store
+        .refs()
         .list()
-        .with_context(|| format!("cannot read {}", store.index_path().display()))?;
+        .with_context(|| format!("cannot read {}", store.refs().path().display()))?;
     let rows: Vec<Row> = tags
         .iter()
         .map(|tag| Row {

@@ -42,8 +42,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Some(registry)
             if given.registry() == strata_oci::reference::DEFAULT_REGISTRY
                 && !args.image.starts_with("localhost/")
-                && opened.resolve(&args.image).is_err()
+                && opened.refs().resolve(&args.image).is_err()
                 && opened
+                    .refs()
                     .resolve(&format!("{registry}/{}", args.image))
                     .is_ok() =>
         {

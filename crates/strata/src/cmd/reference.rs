@@ -10,7 +10,7 @@ use strata_oci::Store;
 /// The store reference `name` means: `name` itself when the store resolves it directly, else the
 /// tag [`Catalog::find_tagged`] matched it to (`wordpress` → `localhost/acme/wordpress:latest`).
 pub(super) fn store_reference(store: &Store, name: &str) -> Result<String> {
-    match store.resolve(name) {
+    match store.refs().resolve(name) {
         Ok(_) => return Ok(name.to_string()),
         Err(strata_oci::Error::ImageNotFound(_) | strata_oci::Error::InvalidReference { .. }) => {}
         Err(other) => return Err(other.into()),

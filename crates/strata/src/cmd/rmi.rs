@@ -35,7 +35,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))?;
     // Resolve everything first: a typo must not leave half the list removed.
     for reference in &args.references {
-        if store.resolve(reference).is_err() {
+        if store.refs().resolve(reference).is_err() {
             bail!("no image {reference} in the store (list them with `strata images`)");
         }
     }
@@ -46,20 +46,20 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         let by_digest = reference.starts_with("sha256:")
             || reference.starts_with("sha512:")
             || reference.contains('@');
-        let before = store.list()?;
+        let before = store.refs().list()?;
         if by_digest {
             // A manifest: every tag pointing at it.
-            let digest = Digest::from_oci(store.resolve(reference)?.digest())?.to_string();
+            let digest = Digest::from_oci(store.refs().resolve(reference)?.digest())?.to_string();
             for tag in before
                 .iter()
                 .filter(|t| t.descriptor.digest().to_string() == digest)
             {
-                store.untag(&tag.name)?;
+                store.refs().untag(&tag.name)?;
             }
         } else {
-            store.untag(reference)?;
+            store.refs().untag(reference)?;
         }
-        let after: Vec<String> = store.list()?.into_iter().map(|t| t.name).collect();
+        let after: Vec<String> = store.refs().list()?.into_iter().map(|t| t.name).collect();
         for tag in before.into_iter().filter(|t| !after.contains(&t.name)) {
             let digest = tag.descriptor.digest().to_string();
             if let Some(log) = &events {

@@ -64,10 +64,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
 
 fn fsck(store: &Store, repair: bool, json: bool) -> Result<ExitCode> {
     let repaired = repair
-        .then(|| store.repair())
+        .then(|| store.maintenance().repair())
         .transpose()
         .with_context(|| format!("repair of {} failed", store.root().display()))?;
     let report = store
+        .maintenance()
         .fsck()
         .with_context(|| format!("fsck of {} failed", store.root().display()))?;
     if json {
@@ -131,7 +132,7 @@ fn old_builds(store: &Store, keep: usize) -> Result<Vec<String>> {
     use std::collections::{BTreeMap, HashSet};
     let mut numbered: BTreeMap<String, Vec<(u64, String, String)>> = BTreeMap::new();
     let mut pinned: HashSet<(String, String)> = HashSet::new();
-    for tag in store.list()? {
+    for tag in store.refs().list()? {
         let Ok(reference) = strata_oci::Reference::parse(&tag.name) else {
             continue;
         };
@@ -168,12 +169,13 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
     };
     if !dry_run {
         for name in &untagged {
-            store.untag(name)?;
+            store.refs().untag(name)?;
         }
     }
     // The builder's caches sit beside the store (`.strata/cache` for `.strata/store`).
     let cache_dir = crate::global::state_dir_of(store.root()).join("cache");
     let (report, caches) = store
+        .maintenance()
         .gc_then(&GcOptions { dry_run }, |report| {
             prune_caches(store, &cache_dir, report)
         })

@@ -58,7 +58,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         ),
     };
     let reference = match chain_image {
-        Some((c, i)) if store.resolve(&args.image).is_err() => {
+        Some((c, i)) if store.refs().resolve(&args.image).is_err() => {
             strata_cascade::refs::tagged(c, i, "latest")
         }
         _ => super::reference::store_reference(&store, &args.image)?,

@@ -11,7 +11,7 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
 /// A chain directory made by `strata init` (None when this machine cannot run the example).
-fn example() -> Option<tempfile::TempDir> {
+pub(crate) fn example() -> Option<tempfile::TempDir> {
     strata_testutil::can_build_example()
         .then(|| strata_testutil::init_example(assert_cmd::cargo::cargo_bin!("strata")))
 }
@@ -23,7 +23,7 @@ fn strata(dir: &Path) -> assert_cmd::Command {
 }
 
 /// Run `strata build --json ARGS`; returns (success, summary).
-fn build(dir: &Path, args: &[&str]) -> (bool, Value) {
+pub(crate) fn build(dir: &Path, args: &[&str]) -> (bool, Value) {
     let out = strata(dir)
         .arg("build")
         .arg("--json")

@@ -142,7 +142,7 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
         .assert()
         .failure();
     assert!(
-        store.resolve("acme/httpd-php:1").is_ok(),
+        store.refs().resolve("acme/httpd-php:1").is_ok(),
         "a failed rmi removes nothing"
     );
     let retention = [
@@ -158,7 +158,7 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
     let dry: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(dry["untagged"], serde_json::json!(retention));
     assert!(!dry["caches"]["removed"].as_array().unwrap().is_empty());
-    assert!(store.resolve("acme/wordpress:1").is_ok());
+    assert!(store.refs().resolve("acme/wordpress:1").is_ok());
     assert_eq!(
         names(&cache.join("snapshots")).len(),
         snapshots_before.len() + 1
@@ -177,15 +177,15 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
     assert_eq!(report["untagged"], serde_json::json!(retention));
     for reference in old {
         assert!(
-            store.resolve(reference).is_err(),
+            store.refs().resolve(reference).is_err(),
             "{reference} still tagged"
         );
     }
     assert!(
-        store.resolve("acme/base:1").is_ok(),
+        store.refs().resolve("acme/base:1").is_ok(),
         "base's only build stays"
     );
-    assert!(store.resolve("acme/wordpress:6.4").is_ok());
+    assert!(store.refs().resolve("acme/wordpress:6.4").is_ok());
     assert_eq!(report["caches"]["errors"], serde_json::json!([]));
     let removed_caches: BTreeSet<String> = report["caches"]["removed"]
         .as_array()

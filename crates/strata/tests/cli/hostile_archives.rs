@@ -290,7 +290,7 @@ fn a_hostile_bought_base_stays_inside() {
 /// `localhost/acme/base` (busybox, built by strata) and `hostile`, stored as given.
 fn hostile_image(store: &Path, hostile: &[u8]) {
     let store = Store::open(store).unwrap();
-    let base = store.resolve("localhost/acme/base:latest").unwrap();
+    let base = store.refs().resolve("localhost/acme/base:latest").unwrap();
     let base = store.image_from_descriptor(&base).unwrap();
     let mut descriptors = base.layers().to_vec();
     let mut diff_ids: Vec<String> = base
@@ -299,7 +299,7 @@ fn hostile_image(store: &Path, hostile: &[u8]) {
         .iter()
         .map(|d| d.to_string())
         .collect();
-    let info = store.put_blob(hostile).unwrap();
+    let info = store.blobs().put(hostile).unwrap();
     let descriptor = info.descriptor(MediaType::ImageLayer);
     diff_ids.push(descriptor.digest().to_string());
     descriptors.push(descriptor);
@@ -310,6 +310,7 @@ fn hostile_image(store: &Path, hostile: &[u8]) {
     config.set_rootfs(rootfs);
     let image = store.write_image(&config, &descriptors, None).unwrap();
     store
+        .refs()
         .tag("localhost/acme/hostile:latest", image.descriptor())
         .unwrap();
 }

@@ -31,11 +31,14 @@ fn image(store: &Store, tag: &str, layers: &[&(Descriptor, String)], created_by:
             ..History::default()
         });
     }
-    let config = store.put_json(&config, MediaType::ImageConfig).unwrap();
+    let config = store
+        .blobs()
+        .put_json(&config, MediaType::ImageConfig)
+        .unwrap();
     let manifest =
         strata_oci::image::new_manifest(config, layers.iter().map(|(d, _)| d.clone()).collect());
-    let descriptor = store.put_manifest(&manifest).unwrap();
-    store.tag(tag, &descriptor).unwrap();
+    let descriptor = store.blobs().put_manifest(&manifest).unwrap();
+    store.refs().tag(tag, &descriptor).unwrap();
 }
 
 /// Layer 0 writes /a (100 B), /b (50 B), /d/x (30 B) and /keep; layer 1 deletes /a and rewrites

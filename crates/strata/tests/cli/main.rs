@@ -6,6 +6,7 @@ mod build_image;
 mod cascade;
 mod chain_cli;
 mod common;
+mod crash;
 mod custody_cli;
 mod debian_chain;
 mod deploy;

@@ -392,6 +392,7 @@ fn podman_pulls_and_runs_an_image_from_strata_serve() {
     assert!(
         strata_oci::Store::open(&store)
             .unwrap()
+            .refs()
             .resolve("acme/corebuild:podman")
             .is_ok()
     );
@@ -475,10 +476,11 @@ fn strata_pushes_to_and_pulls_from_distribution() {
     let digest = manifest_digest(&store, "localhost/acme/base:latest");
     // An attestation on the image, as an untagged referrer in the store.
     let st = strata_oci::Store::open(&store).unwrap();
-    let subject = st.resolve("acme/base").unwrap();
-    let empty = st.put_blob(b"{}").unwrap();
+    let subject = st.refs().resolve("acme/base").unwrap();
+    let empty = st.blobs().put(b"{}").unwrap();
     let statement = st
-        .put_blob(br#"{"_type":"https://in-toto.io/Statement/v1"}"#)
+        .blobs()
+        .put(br#"{"_type":"https://in-toto.io/Statement/v1"}"#)
         .unwrap();
     let referrer = serde_json::json!({
         "schemaVersion": 2,
@@ -745,7 +747,10 @@ fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
     let source = dir.path().join("source");
     let store = strata_oci::Store::init(&source).unwrap();
     let image = strata_oci::random::image(&store, 1, 1000).unwrap();
-    store.tag("acme/wordpress:1", image.descriptor()).unwrap();
+    store
+        .refs()
+        .tag("acme/wordpress:1", image.descriptor())
+        .unwrap();
     let served = dir.path().join("served");
     let server = Serve::start(
         &served,
@@ -778,6 +783,7 @@ fn strata_serve_takes_owners_from_the_chain_and_logs_refusals() {
     assert!(
         strata_oci::Store::open(&served)
             .unwrap()
+            .refs()
             .list()
             .unwrap()
             .is_empty()
@@ -863,6 +869,7 @@ fn push_finds_registry_prefixed_images_and_their_owners_may_push_the_prefixed_na
     let store = strata_oci::Store::init(&source).unwrap();
     let image = strata_oci::random::image(&store, 1, 1000).unwrap();
     store
+        .refs()
         .tag("registry.example.com/acme/wordpress:1", image.descriptor())
         .unwrap();
     let served = dir.path().join("served");

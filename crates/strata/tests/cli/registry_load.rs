@@ -15,7 +15,7 @@ fn fifty_concurrent_pulls_get_correct_digests_with_bounded_memory() {
     let store = Store::init(dir.path().join("store")).unwrap();
     // 4 layers of 6 MB random content (about 24 MB per pull, 1.2 GB over 50 pulls).
     let image = strata_oci::random::image(&store, 4, 6 << 20).unwrap();
-    store.tag("acme/load:1", image.descriptor()).unwrap();
+    store.refs().tag("acme/load:1", image.descriptor()).unwrap();
     let server = Serve::start(store.root(), &[]);
     let (_, peak_before) = server.rss_kib();
     let reference = RemoteRef::parse(&format!("{}/acme/load:1", server.host)).unwrap();

@@ -17,7 +17,13 @@ pub struct Serve {
 impl Serve {
     /// Start `strata serve --listen 127.0.0.1:0` on `store`, with extra args.
     pub fn start(store: &Path, extra: &[&str]) -> Serve {
+        Serve::start_with_env(store, extra, &[])
+    }
+
+    /// [`Serve::start`] with extra environment variables.
+    pub fn start_with_env(store: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+            .envs(env.iter().copied())
             .env_remove("STRATA_STORE")
             .env_remove("STRATA_CHAIN")
             .arg("--store")
@@ -65,6 +71,12 @@ impl Serve {
                 .unwrap()
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// The server's exit status once it has exited (it is reaped then), None while it runs.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        // A server that died is reaped here; one that is exiting is waited for.
+        self.child.try_wait().unwrap()
     }
 
     /// Wait for the server to exit (after the test signalled it).
