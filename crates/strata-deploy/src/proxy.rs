@@ -61,7 +61,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Parse what [`Endpoint::to_string`] wrote.
+    /// Parse what `Endpoint`'s `Display` wrote.
     pub fn parse(text: &str) -> Option<Endpoint> {
         if let Some(rest) = text.strip_prefix("netns:") {
             let mut parts = rest.split(':');

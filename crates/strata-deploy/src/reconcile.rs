@@ -1,4 +1,4 @@
-//! The reconcile loop: resolve the desired digest, decide ([`crate::decide`]), check the policy,
+//! The reconcile loop: resolve the desired digest, decide ([`crate::decide()`]), check the policy,
 //! roll out health-gated, record; and the manual commands (hold, release, approve, rollback).
 
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! and the store, and pull the bases builds name.
 //!
 //! The main types are [`Client`] (a blocking OCI distribution client: credentials, the
-//! bearer-token dance, manifests, chunked and resumable blob uploads, referrers), [`copy`]
+//! bearer-token dance, manifests, chunked and resumable blob uploads, referrers), [`copy()`]
 //! (`strata push`, `pull`, `copy`) and [`BasePuller`] (the images FROM lines name, under a
 //! [`PullPolicy`]). The key decision, after go-containerregistry's `remote`: the client is one
 //! more source and sink of the store's vocabulary (digests, descriptors, manifests), not a

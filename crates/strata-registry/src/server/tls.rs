@@ -1,7 +1,7 @@
 //! TLS for `strata serve --tls-cert C --tls-key K`: rustls with the ring provider.
 //!
 //! Each handshake runs in its connection's own task, under the server's connection cap and within
-//! [`HANDSHAKE_TIMEOUT`], so a slow or broken client never holds up the others and clients that
+//! `HANDSHAKE_TIMEOUT`, so a slow or broken client never holds up the others and clients that
 //! never finish a handshake cannot open more connections than the cap.
 
 use std::path::Path;
