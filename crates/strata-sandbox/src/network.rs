@@ -6,7 +6,8 @@
 //! sockets of the caller: the step reaches what the caller reaches (package mirrors), but from
 //! its own namespace, so the host's loopback services, abstract Unix sockets and ports stay out
 //! of reach. `--disable-host-loopback` stops 10.0.2.2 from leading to the host's 127.0.0.1;
-//! `--enable-sandbox` and `--enable-seccomp` confine slirp4netns itself.
+//! `--enable-sandbox` and `--enable-seccomp` confine slirp4netns itself; as root it starts in a
+//! recursively private mount namespace of its own, so its sandbox's unmounts never reach the host.
 
 use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -52,6 +53,28 @@ pub(crate) fn slirp_args(pid: i32, rootless: bool) -> Vec<String> {
     args.push(pid.to_string());
     args.push("tap0".into());
     args
+}
+
+/// Give the calling process (the forked slirp4netns, before exec) a mount namespace of its own
+/// in which every mount is private.
+///
+/// `--enable-sandbox` unshares a mount namespace but makes only `/` private, not recursively,
+/// then pivots and lazily unmounts the old root: every unmount of a mount whose parent is a
+/// shared mount propagates to that parent's peers, which as root are the host's own mounts (a
+/// run with the default network unmounted `/run/netns/*` and broke podman's networks). In a
+/// recursively private namespace nothing it unmounts reaches the host. Without root
+/// slirp4netns joins the sandbox's user namespace, where the kernel already turns the shared
+/// mounts it copies into slaves, and unsharing here would need a privilege the caller lacks.
+fn own_private_mount_namespace() -> std::io::Result<()> {
+    use rustix::mount::{MountPropagationFlags, mount_change};
+    use rustix::thread::{UnshareFlags, unshare_unsafe};
+    // SAFETY: NEWNS (which implies FS) only; no descriptor table is unshared.
+    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }?;
+    mount_change(
+        c"/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?;
+    Ok(())
 }
 
 /// A running `slirp4netns`; stopped (its exit pipe closed, then reaped) on drop.
@@ -121,14 +144,19 @@ pub(crate) fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_out))
         .stderr(Stdio::from(log_err));
-    // SAFETY: between fork and exec only dup2, which is async-signal-safe; the targets are
-    // below the (>= 10) sources, and dup2 clears close-on-exec on the copies.
+    // SAFETY: between fork and exec only dup2, unshare and mount, which are plain system calls
+    // (async-signal-safe, no allocation: the path is a C string literal); the dup2 targets are
+    // below the (>= 10) sources, and dup2 clears close-on-exec on the copies. Unsharing the mount
+    // namespace of the forked child affects no other thread of ours.
     unsafe {
         cmd.pre_exec(move || {
             for (from, to) in [(ready_raw, 3), (exit_raw, 4)] {
                 if libc::dup2(from, to) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            if !rootless {
+                own_private_mount_namespace()?;
             }
             Ok(())
         });

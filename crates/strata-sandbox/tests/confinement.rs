@@ -646,3 +646,68 @@ fn a_step_runs_in_its_own_pids_cgroup_with_the_limit() {
         "the step's cgroup was left behind"
     );
 }
+
+/// A tmpfs at `path` (created), for the test's own mounts; unmounted on drop.
+struct OwnMount(PathBuf);
+
+impl OwnMount {
+    fn tmpfs(path: &Path) -> OwnMount {
+        fs::create_dir_all(path).unwrap();
+        nix::mount::mount(
+            Some("strata-test"),
+            path,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=64k"),
+        )
+        .unwrap();
+        OwnMount(path.to_path_buf())
+    }
+
+    fn make_shared(&self) {
+        nix::mount::mount(
+            None::<&str>,
+            &self.0,
+            None::<&str>,
+            nix::mount::MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+    }
+
+    /// Still a mount point: on another device than its parent directory.
+    fn is_mounted(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let here = fs::metadata(&self.0).map(|m| m.dev());
+        let parent = fs::metadata(self.0.parent().unwrap()).map(|m| m.dev());
+        matches!((here, parent), (Ok(a), Ok(b)) if a != b)
+    }
+}
+
+impl Drop for OwnMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+// A run on the default network unmounted the host's mounts under any shared mount (podman's
+// `/run/netns/*` among them): slirp4netns's `--enable-sandbox` makes only `/` private before it
+// pivots and lazily unmounts the old root, and the unmounts propagated to the host's peers.
+#[test]
+fn the_default_network_unmounts_nothing_on_the_host() {
+    let Some(fx) = Fixture::new() else { return };
+    let parent = OwnMount::tmpfs(&fx.path("shared"));
+    parent.make_shared();
+    let child = OwnMount::tmpfs(&fx.path("shared/child"));
+    assert!(child.is_mounted());
+    let mut spec = fx.spec("ip -o link show tap0 >/dev/null && echo UP");
+    spec.network = Network::Private;
+    assert_eq!(run_capture(&spec).unwrap(), "UP\n");
+    assert!(
+        child.is_mounted(),
+        "the run unmounted {} on the host",
+        child.0.display()
+    );
+    drop(child);
+    drop(parent);
+}
