@@ -504,10 +504,7 @@ fn build_one(
     let result = (|| -> Result<Outcome, ImageError> {
         check_platform(image.platform.as_deref())?;
         // External bases first: their digests are part of the build key.
-        for reference in puller
-            .pull_for(chain, store, i, events)
-            .map_err(ImageError::Pull)?
-        {
+        for reference in puller.pull_for(chain, store, i, events)? {
             sink.event(CascadeEvent::Output {
                 image: &image.name,
                 line: &format!("pulled {reference}"),

@@ -45,9 +45,9 @@ pub enum ImageError {
         /// This machine's architecture.
         host: String,
     },
-    /// Pulling an external base failed (the base puller's own message).
-    #[error("{0}")]
-    Pull(String),
+    /// Pulling an external base failed (the Dockerfile line and the reference, then why).
+    #[error(transparent)]
+    Pull(#[from] strata_remote::BasePullError),
     /// The image's status, inputs or build number could not be read.
     #[error(transparent)]
     Cascade(#[from] CascadeError),

@@ -34,7 +34,7 @@ impl BasePuller {
         store: &Store,
         i: usize,
         events: Option<&Mutex<EventLog>>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, BasePullError> {
         let image = &chain.file.images[i];
         let Build::Dockerfile {
             context,
@@ -51,15 +51,6 @@ impl BasePuller {
             |reference| chain.resolve(reference).is_some(),
             events,
         )
-        .map_err(|e| {
-            let mut line = e.to_string();
-            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                line.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            line
-        })
     }
 
     /// Make the images `dockerfile` names (after `build_args`; not those `is_local` claims, such
