@@ -332,6 +332,44 @@ fn load_image(
 }
 
 /// Build one image into `store`.
+///
+/// A `FROM scratch` image made by `COPY` needs no sandbox (no RUN step), so no root:
+///
+/// ```
+/// use std::io::Read;
+/// use strata_build::builder::{BuildOptions, NoSink, build};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let context = dir.path().join("context");
+/// std::fs::create_dir(&context)?;
+/// std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY motd /etc/motd\n")?;
+/// std::fs::write(context.join("motd"), "hello\n")?;
+/// let store = strata_oci::Store::init(dir.path().join("store"))?;
+///
+/// let mut options = BuildOptions::new(&context);
+/// options.tags = vec!["acme/hello:1".into()];
+/// let result = build(&store, &options, &NoSink)?;
+/// assert_eq!(result.built_steps, 1);
+///
+/// // The tag names the built image, whose one layer holds the copied file.
+/// let image = store.image("acme/hello:1")?;
+/// assert_eq!(image.digest(), result.digest);
+/// let [layer] = image.layers() else { panic!("one layer expected") };
+/// let mut archive = store.open_layer(layer)?;
+/// let mut motd = None;
+/// for entry in archive.entries()? {
+///     let mut entry = entry?;
+///     if entry.path()?.as_os_str() == "etc/motd" {
+///         let mut text = String::new();
+///         entry.read_to_string(&mut text)?;
+///         motd = Some(text);
+///     }
+/// }
+/// assert_eq!(motd.as_deref(), Some("hello\n"));
+/// # Ok(())
+/// # }
+/// ```
 pub fn build(
     store: &Store,
     options: &BuildOptions,
