@@ -93,6 +93,36 @@ pub struct CopyReport {
 }
 
 /// Copy the image at `src` to `dst`, with its referrers. Returns what was done.
+///
+/// Between two OCI layouts no registry is needed (the client is used only for remote ends):
+///
+/// ```
+/// use strata_oci::{ImageConfiguration, Store};
+/// use strata_remote::{Client, ClientOptions, Location, copy};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let source = Store::init(dir.path().join("source"))?;
+/// let image = source.write_image(&ImageConfiguration::default(), &[], None)?;
+/// source.refs().tag("acme/hello:1", image.descriptor())?;
+///
+/// let client = Client::new(ClientOptions { docker_config: false, ..ClientOptions::default() })?;
+/// let src = Location::Layout {
+///     dir: source.root().to_path_buf(),
+///     reference: "acme/hello:1".into(),
+/// };
+/// let target = dir.path().join("target");
+/// let dst = Location::Layout { dir: target.clone(), reference: "acme/hello:copy".into() };
+/// let report = copy(&client, &src, &dst)?;
+/// assert_eq!(report.digest, image.digest().to_string());
+/// assert_eq!((report.manifests, report.blobs_copied), (1, 1));
+///
+/// // The target layout (created by the copy) holds the same image under the new tag.
+/// let copied = Store::open(&target)?.image("acme/hello:copy")?;
+/// assert_eq!(copied.digest(), image.digest());
+/// # Ok(())
+/// # }
+/// ```
 pub fn copy(client: &Client, src: &Location, dst: &Location) -> Result<CopyReport> {
     let source = Endpoint::open(src, false)?;
     let target = Endpoint::open(dst, true)?;
