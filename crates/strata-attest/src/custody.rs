@@ -424,6 +424,65 @@ impl fmt::Display for Report {
 /// Walk from the image `reference` down to its base, checking every link (see the module docs).
 /// `now` is the time the policy's maximum age is measured from. Errors are for a store that cannot
 /// be read or an image that is not in it; a broken chain is a [`Report`] with `verified: false`.
+///
+/// A one-image chain: a base imported by the `ops` team, its provenance signed with their key:
+///
+/// ```
+/// use strata_attest::provenance::{ImportBuild, ImportParameters, InternalParameters, Run};
+/// use strata_attest::{KeyKind, Policy, PrivateKey, Statement, TrustConfig, attach, dsse};
+/// use strata_attest::verify_chain;
+/// use strata_oci::{Digest, ImageConfiguration, Store};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::init(dir.path())?;
+/// let base = store.write_image(&ImageConfiguration::default(), &[], None)?;
+/// store.refs().tag("acme/base", base.descriptor())?;
+///
+/// // The owner team signs the import's provenance; it is attached to the image in the store.
+/// let ops = PrivateKey::generate(KeyKind::Ed25519)?;
+/// let now = chrono::Utc::now();
+/// let provenance = ImportBuild {
+///     parameters: ImportParameters {
+///         source: "rootfs".into(),
+///         location: "base/rootfs.tar".into(),
+///     },
+///     internal: InternalParameters {
+///         owner: "ops".into(),
+///         tier: Some("base".into()),
+///         ..Default::default()
+///     },
+///     source_digest: Digest::of(b"the rootfs tarball"),
+///     builder_version: "0.1.0".into(),
+///     run: Run {
+///         invocation_id: "import-1".into(),
+///         started_on: now,
+///         finished_on: now,
+///     },
+/// }
+/// .provenance();
+/// let statement =
+///     Statement::provenance_for("localhost/acme/base:latest", &base.digest(), &provenance);
+/// attach(&store, base.descriptor(), &dsse::sign(&statement, &ops))?;
+///
+/// // The verifier trusts the team's public key and knows which team owns the image.
+/// let mut trust = TrustConfig::new();
+/// trust.add_key("ops", ops.public_key().clone());
+/// trust.set_owner("acme/base", "ops", Some("base"));
+/// let report = verify_chain(&store, "acme/base", &trust, &Policy::default(), now)?;
+/// assert!(report.verified, "{report}");
+/// assert_eq!(report.links.len(), 1);
+///
+/// // Signed by a key the team does not hold, the same chain is broken.
+/// let mut strangers = TrustConfig::new();
+/// let other = PrivateKey::generate(KeyKind::Ed25519)?;
+/// strangers.add_key("ops", other.public_key().clone());
+/// strangers.set_owner("acme/base", "ops", Some("base"));
+/// let report = verify_chain(&store, "acme/base", &strangers, &Policy::default(), now)?;
+/// assert!(!report.verified);
+/// # Ok(())
+/// # }
+/// ```
 pub fn verify_chain(
     store: &Store,
     reference: &str,
