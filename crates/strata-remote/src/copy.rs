@@ -302,10 +302,10 @@ impl Copier<'_> {
         if !self.done.insert(m.digest.clone()) {
             return Ok(());
         }
-        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|reason| {
-            RegistryError::Protocol {
-                what: format!("manifest {}", m.digest),
-                reason,
+        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|source| {
+            RegistryError::Manifest {
+                digest: m.digest.clone(),
+                source,
             }
         })?;
         if media::is_index_type(&parsed.media_type) {
@@ -431,10 +431,10 @@ impl Copier<'_> {
 
     /// The referrers tag scheme: add `m` to the index tagged `<algorithm>-<subject hex>`.
     fn referrers_tag(&self, r: &RemoteRef, m: &Fetched) -> Result<()> {
-        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|reason| {
-            RegistryError::Protocol {
-                what: format!("manifest {}", m.digest),
-                reason,
+        let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type)).map_err(|source| {
+            RegistryError::Manifest {
+                digest: m.digest.clone(),
+                source,
             }
         })?;
         let Some(subject) = parsed.subject else {

@@ -170,6 +170,15 @@ pub enum RegistryError {
     /// A reference, location or option is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A manifest cannot be used (copied, or its references followed).
+    #[error("manifest {digest}")]
+    Manifest {
+        /// The manifest's digest.
+        digest: strata_oci::Digest,
+        /// What is wrong with it.
+        #[source]
+        source: crate::media::ManifestError,
+    },
     /// A registry answered with something this client cannot use.
     #[error("{what}: {reason}")]
     Protocol {

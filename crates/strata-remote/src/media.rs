@@ -59,6 +59,35 @@ pub fn media_type_of(bytes: &[u8]) -> Option<String> {
         .map(|p| p.media_type)
 }
 
+/// Why a manifest is refused by [`ParsedManifest::parse`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The body is not a JSON manifest.
+    #[error("invalid JSON")]
+    Json(#[source] serde_json::Error),
+    /// The `Content-Type` names one manifest type and the body's `mediaType` another.
+    #[error("the Content-Type is {sent} but the manifest's mediaType is {declared}")]
+    MediaTypeMismatch {
+        /// The `Content-Type`.
+        sent: String,
+        /// The body's `mediaType`.
+        declared: String,
+    },
+    /// The media type is not a manifest type.
+    #[error("unsupported manifest media type {0}")]
+    UnsupportedMediaType(String),
+    /// An image manifest or index whose `schemaVersion` is not 2.
+    #[error("schemaVersion must be 2")]
+    SchemaVersion,
+    /// A descriptor's digest does not parse.
+    #[error("bad descriptor digest")]
+    Digest(#[source] strata_oci::Error),
+    /// An image manifest without a config.
+    #[error("an image manifest needs a config")]
+    NoConfig,
+}
+
 /// What the registry needs from a manifest: its media type and the digests it references.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedManifest {
@@ -77,8 +106,11 @@ pub struct ParsedManifest {
 
 impl ParsedManifest {
     /// Parse a manifest; `content_type` is the request's `Content-Type`. Errors say what is wrong.
-    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, String> {
-        let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    pub fn parse(
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<ParsedManifest, ManifestError> {
+        let raw: Raw = serde_json::from_slice(bytes).map_err(ManifestError::Json)?;
         let inferred = if raw.manifests.is_some() {
             OCI_INDEX
         } else if raw.blobs.is_some() && raw.config.is_none() {
@@ -92,9 +124,10 @@ impl ParsedManifest {
             && is_manifest_type(sent)
             && declared != sent
         {
-            return Err(format!(
-                "the Content-Type is {sent} but the manifest's mediaType is {declared}"
-            ));
+            return Err(ManifestError::MediaTypeMismatch {
+                sent: sent.to_string(),
+                declared: declared.to_string(),
+            });
         }
         let media_type = raw
             .media_type
@@ -106,16 +139,12 @@ impl ParsedManifest {
             })
             .unwrap_or_else(|| inferred.to_string());
         if !is_manifest_type(&media_type) {
-            return Err(format!("unsupported manifest media type {media_type}"));
+            return Err(ManifestError::UnsupportedMediaType(media_type));
         }
         if media_type != OCI_ARTIFACT && raw.schema_version != Some(2) {
-            return Err("schemaVersion must be 2".into());
+            return Err(ManifestError::SchemaVersion);
         }
-        let digest = |d: &RawDescriptor| {
-            d.digest
-                .parse::<Digest>()
-                .map_err(|e| format!("bad descriptor digest: {e}"))
-        };
+        let digest = |d: &RawDescriptor| d.digest.parse::<Digest>().map_err(ManifestError::Digest);
         let mut references = Vec::new();
         let mut children = Vec::new();
         if is_index_type(&media_type) {
@@ -132,10 +161,7 @@ impl ParsedManifest {
                 references.push(digest(b)?);
             }
         } else {
-            let config = raw
-                .config
-                .as_ref()
-                .ok_or("an image manifest needs a config")?;
+            let config = raw.config.as_ref().ok_or(ManifestError::NoConfig)?;
             references.push(digest(config)?);
             for layer in raw.layers.as_deref().unwrap_or_default() {
                 references.push(digest(layer)?);
@@ -206,6 +232,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_holds_its_own_text_and_chains_its_cause() {
+        let err = ParsedManifest::parse(b"nope", None).unwrap_err();
+        assert_eq!(err.to_string(), "invalid JSON");
+        let cause = std::error::Error::source(&err).expect("the JSON error is chained");
+        assert!(cause.to_string().contains("line 1"), "{cause}");
+        let bad = br#"{"schemaVersion":2,"config":{"digest":"md5:00"}}"#;
+        let err = ParsedManifest::parse(bad, None).unwrap_err();
+        assert_eq!(err.to_string(), "bad descriptor digest");
+        let cause = std::error::Error::source(&err).expect("the digest error is chained");
+        assert!(cause.to_string().contains("md5:00"), "{cause}");
+    }
+
+    #[test]
     fn refusals() {
         assert!(ParsedManifest::parse(b"nope", None).is_err());
         assert!(
@@ -213,6 +252,9 @@ mod tests {
         );
         let err = ParsedManifest::parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None)
             .unwrap_err();
-        assert!(err.contains("unsupported manifest media type"), "{err}");
+        assert!(
+            matches!(&err, ManifestError::UnsupportedMediaType(t) if t == "text/plain"),
+            "{err}"
+        );
     }
 }

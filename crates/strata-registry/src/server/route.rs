@@ -153,18 +153,26 @@ pub enum ManifestRef {
     Tag(String),
 }
 
+/// Why a manifest path's reference is neither a digest nor a tag.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestRefError {
+    /// It has a `:`, so it is meant as a digest, and is not one.
+    #[error(transparent)]
+    Digest(#[from] strata_oci::Error),
+    /// It breaks the tag grammar.
+    #[error("invalid tag {0:?}")]
+    Tag(String),
+}
+
 impl ManifestRef {
-    /// Parse; Err with the reason for invalid digests and tags.
-    pub fn parse(reference: &str) -> Result<ManifestRef, String> {
+    /// Parse a digest (anything with a `:`) or a tag.
+    pub fn parse(reference: &str) -> Result<ManifestRef, ManifestRefError> {
         if reference.contains(':') {
-            reference
-                .parse::<Digest>()
-                .map(ManifestRef::Digest)
-                .map_err(|e| e.to_string())
+            Ok(ManifestRef::Digest(reference.parse::<Digest>()?))
         } else if valid_tag(reference) {
             Ok(ManifestRef::Tag(reference.to_string()))
         } else {
-            Err(format!("invalid tag {reference:?}"))
+            Err(ManifestRefError::Tag(reference.to_string()))
         }
     }
 }
@@ -172,6 +180,34 @@ impl ManifestRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_refs_are_digests_or_tags_and_refusals_are_typed() {
+        assert_eq!(
+            ManifestRef::parse("v1.0").unwrap(),
+            ManifestRef::Tag("v1.0".into())
+        );
+        let digest = Digest::of(b"m");
+        assert_eq!(
+            ManifestRef::parse(&digest.to_string()).unwrap(),
+            ManifestRef::Digest(digest)
+        );
+        assert!(matches!(
+            ManifestRef::parse("-bad"),
+            Err(ManifestRefError::Tag(t)) if t == "-bad"
+        ));
+        let err = ManifestRef::parse("sha256:short").unwrap_err();
+        assert!(matches!(err, ManifestRefError::Digest(_)), "{err:?}");
+        assert!(err.to_string().contains("sha256:short"), "{err}");
+    }
+
+    #[test]
+    fn an_api_message_carries_the_causes_of_its_error() {
+        let err = strata_remote::media::ParsedManifest::parse(b"{", None).unwrap_err();
+        let message = crate::server::with_causes(&err);
+        assert!(message.starts_with("invalid JSON: "), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+    }
 
     #[test]
     fn parses_paths_with_slashes() {
