@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::Utc;
-use oci_spec::image::{Arch, ImageConfiguration, Os, RootFs};
 use strata_attest::provenance::{DockerfileBuild, DockerfileParameters, InternalParameters, Run};
 use strata_attest::{
     KeyKind, Policy, PrivateKey, Statement, TrustConfig, attest_provenance, dsse, verify_chain,
 };
-use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Digest, Image, Store};
 
 fn provenance(base: Option<(&str, &Image)>, owner: &str) -> strata_attest::Provenance {
@@ -43,42 +41,9 @@ fn provenance(base: Option<(&str, &Image)>, owner: &str) -> strata_attest::Prove
     .provenance()
 }
 
+/// An image of `parent`'s layers plus one layer holding `file`, annotated with its base.
 fn image_on(store: &Store, parent: Option<&Image>, file: &str) -> Image {
-    let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
-    writer
-        .append(&Entry::file_bytes(
-            file,
-            file.as_bytes().to_vec(),
-            Metadata::new(0o644, 0, 0),
-        ))
-        .unwrap();
-    let layer = writer.finish().unwrap();
-    let mut layers = parent.map(|p| p.layers().to_vec()).unwrap_or_default();
-    let mut diff_ids: Vec<String> = parent
-        .map(|p| {
-            p.diff_ids()
-                .unwrap()
-                .iter()
-                .map(Digest::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    layers.push(layer.descriptor);
-    diff_ids.push(layer.diff_id.to_string());
-    let mut rootfs = RootFs::default();
-    rootfs.set_diff_ids(diff_ids);
-    let mut config = ImageConfiguration::default();
-    config.set_architecture(Arch::Amd64);
-    config.set_os(Os::Linux);
-    config.set_rootfs(rootfs);
-    let annotations = parent.map(|p| {
-        [(
-            "org.opencontainers.image.base.digest".to_string(),
-            p.digest().to_string(),
-        )]
-        .into()
-    });
-    store.write_image(&config, &layers, annotations).unwrap()
+    strata_oci::random::image_on(store, parent, file).unwrap()
 }
 
 fn main() {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use oci_spec::image::{Arch, ImageConfiguration, MediaType, Os, RootFs};
+use oci_spec::image::{MediaType, RootFs};
 use strata_attest::custody::{Problem, Verdict};
 use strata_attest::provenance::{
     DockerfileBuild, DockerfileParameters, ImportBuild, ImportParameters, InternalParameters, Run,
@@ -14,7 +14,6 @@ use strata_attest::{
     KeyKind, Policy, PrivateKey, Report, Statement, TrustConfig, VerifyError, attach, dsse, find,
     verify_chain,
 };
-use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Digest, Image, Store};
 
 const BASE: &str = "acme/base";
@@ -48,46 +47,7 @@ fn run(hours_ago: i64) -> Run {
 
 /// An image of `parent`'s layers plus one layer holding `file`, annotated with its base.
 fn image_on(store: &Store, parent: Option<&Image>, file: &str) -> Image {
-    let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
-    writer
-        .append(&Entry::file_bytes(
-            file,
-            file.as_bytes().to_vec(),
-            Metadata::new(0o644, 0, 0),
-        ))
-        .unwrap();
-    let layer = writer.finish().unwrap();
-    let mut layers = parent.map(|p| p.layers().to_vec()).unwrap_or_default();
-    let mut diff_ids: Vec<String> = parent
-        .map(|p| {
-            p.diff_ids()
-                .unwrap()
-                .iter()
-                .map(Digest::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    layers.push(layer.descriptor);
-    diff_ids.push(layer.diff_id.to_string());
-    let mut rootfs = RootFs::default();
-    rootfs.set_diff_ids(diff_ids);
-    let mut config = ImageConfiguration::default();
-    config.set_architecture(Arch::Amd64);
-    config.set_os(Os::Linux);
-    config.set_rootfs(rootfs);
-    let annotations = parent.map(|p| {
-        HashMap::from([
-            (
-                "org.opencontainers.image.base.digest".to_string(),
-                p.digest().to_string(),
-            ),
-            (
-                "org.opencontainers.image.base.name".to_string(),
-                "localhost/acme/x:latest".to_string(),
-            ),
-        ])
-    });
-    store.write_image(&config, &layers, annotations).unwrap()
+    strata_oci::random::image_on(store, parent, file).unwrap()
 }
 
 fn internal(owner: &str, tier: &str) -> InternalParameters {

@@ -1,5 +1,6 @@
 //! Test helper: write images of pseudo-random content into a store (`test-util` feature).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,38 @@ pub fn image_with_seed(store: &Store, layers: usize, size: usize, seed: u64) -> 
     config.set_os(Os::Linux);
     config.set_rootfs(rootfs);
     store.write_image(&config, &descriptors, None)
+}
+
+/// An image of `parent`'s layers plus one holding the file `path` (its own path as content),
+/// annotated with its parent's digest as its base image (as the builder annotates), for custody
+/// and chain tests. Nothing is tagged.
+pub fn image_on(store: &Store, parent: Option<&Image>, path: &str) -> Result<Image> {
+    let mut writer = store.layer_writer(LayerOptions::default())?;
+    writer.append(&crate::tar::Entry::file_bytes(
+        path,
+        path.as_bytes().to_vec(),
+        Metadata::new(0o644, 0, 0),
+    ))?;
+    let layer = writer.finish()?;
+    let (mut layers, mut diff_ids) = match parent {
+        Some(p) => (p.layers().to_vec(), p.diff_ids()?),
+        None => (Vec::new(), Vec::new()),
+    };
+    layers.push(layer.descriptor);
+    diff_ids.push(layer.diff_id);
+    let mut rootfs = RootFs::default();
+    rootfs.set_diff_ids(diff_ids.iter().map(ToString::to_string).collect());
+    let mut config = ImageConfiguration::default();
+    config.set_architecture(Arch::Amd64);
+    config.set_os(Os::Linux);
+    config.set_rootfs(rootfs);
+    let annotations = parent.map(|p| {
+        HashMap::from([(
+            crate::annotations::ANNOTATION_BASE_IMAGE_DIGEST.to_string(),
+            p.digest().to_string(),
+        )])
+    });
+    store.write_image(&config, &layers, annotations)
 }
 
 /// A tiny deterministic generator (xorshift64*), enough for test content.
