@@ -630,7 +630,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(), StepError> {
         let command = &ins.instruction.command;
         let created_by = history_text(ins, &self.options.build_args);
-        if metadata::apply(&mut state.config, &mut state.flags, command)? {
+        if metadata::apply(&mut state.config, &mut state.flags, command) {
             state.push_empty(&self.created, &created_by);
             return Ok(());
         }

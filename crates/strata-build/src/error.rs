@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use crate::context::ContextError;
 use crate::copy::CopyError;
-use crate::metadata::MetadataError;
 use crate::users::UserError;
 
 /// Why a build failed.
@@ -67,9 +66,6 @@ pub enum StepError {
     /// `--chown`, USER or WORKDIR named an unknown user or group.
     #[error(transparent)]
     User(#[from] UserError),
-    /// A metadata instruction is invalid.
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] strata_oci::Error),

@@ -8,15 +8,6 @@ use strata_oci::image_config::{Empty, HealthConfig, ImageConfig};
 /// The default shell of a Linux image.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
-/// A metadata instruction that cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MetadataError {
-    /// `EXPOSE` with a port that is not `N`, `N/proto` or `N-M/proto`.
-    #[error("invalid port {0:?}")]
-    BadPort(String),
-}
-
 /// The stage's shell: SHELL if set, else `/bin/sh -c`.
 pub fn shell_of(config: &ImageConfig) -> Vec<String> {
     config
@@ -46,13 +37,10 @@ pub struct StageFlags {
     pub cmd_set: bool,
 }
 
-/// Apply a metadata instruction (already expanded) to `config`. Returns `false` when `command` is
-/// not a metadata instruction (RUN, COPY, ADD, WORKDIR, ARG, FROM are the builder's).
-pub fn apply(
-    config: &mut ImageConfig,
-    flags: &mut StageFlags,
-    command: &Command,
-) -> Result<bool, MetadataError> {
+/// Apply a metadata instruction (already resolved: EXPOSE ports are `port/proto`, ranges
+/// expanded) to `config`. Returns `false` when `command` is not a metadata instruction (RUN,
+/// COPY, ADD, WORKDIR, ARG, FROM are the builder's).
+pub fn apply(config: &mut ImageConfig, flags: &mut StageFlags, command: &Command) -> bool {
     match command {
         Command::Env(env) => {
             for kv in &env.vars {
@@ -68,10 +56,8 @@ pub fn apply(
             }
         }
         Command::Expose(expose) => {
-            for spec in &expose.ports {
-                for port in expand_ports(spec)? {
-                    config.config.exposed_ports.insert(port, Empty {});
-                }
+            for port in &expose.ports {
+                config.config.exposed_ports.insert(port.clone(), Empty {});
             }
         }
         Command::Volume(volume) => {
@@ -120,55 +106,11 @@ pub fn apply(
                 },
             })
         }
-        _ => return Ok(false),
+        _ => return false,
     }
-    Ok(true)
+    true
 }
 
 fn ns(v: Option<u64>) -> i64 {
     v.map(|v| i64::try_from(v).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
-/// `80` → `80/tcp`; `8000-8002/udp` → each port, as Docker records ranges.
-fn expand_ports(spec: &str) -> Result<Vec<String>, MetadataError> {
-    let bad = || MetadataError::BadPort(spec.to_string());
-    let (ports, proto) = match spec.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (spec, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(bad());
-    }
-    let (start, end) = match ports.split_once('-') {
-        Some((a, b)) => (
-            a.parse::<u16>().map_err(|_| bad())?,
-            b.parse::<u16>().map_err(|_| bad())?,
-        ),
-        None => {
-            let p = ports.parse::<u16>().map_err(|_| bad())?;
-            (p, p)
-        }
-    };
-    if end < start {
-        return Err(bad());
-    }
-    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports() {
-        assert_eq!(expand_ports("80").unwrap(), ["80/tcp"]);
-        assert_eq!(expand_ports("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(
-            expand_ports("8000-8002/tcp").unwrap(),
-            ["8000/tcp", "8001/tcp", "8002/tcp"]
-        );
-        assert!(expand_ports("http").is_err());
-        assert!(expand_ports("90-80").is_err());
-        assert!(expand_ports("80/icmp").is_err());
-    }
 }
