@@ -1,17 +1,19 @@
 //! The argument splitters BuildKit's line parsers use before any expansion: builder flags,
 //! quote-preserving words, whitespace lists and the JSON array form.
 
+/// Where a word tokenizer is: between words, in an unquoted word, or inside quotes.
+#[derive(PartialEq)]
+enum Phase {
+    Spaces,
+    Word,
+    Quote(char),
+}
+
 /// Split leading `--flag[=value]` words off `line`.
 ///
 /// Returns the flags (quotes and escapes removed) with their byte offsets in `line`, and the
 /// byte offset where the remaining arguments begin. A bare `--` ends the flags.
 pub(crate) fn extract_flags(line: &str, escape: char) -> (Vec<(String, usize)>, usize) {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
     let mut flags = Vec::new();
     let mut phase = Phase::Spaces;
     let mut word = String::new();
@@ -86,12 +88,6 @@ pub(crate) fn extract_flags(line: &str, escape: char) -> (Vec<(String, usize)>, 
 /// Split into words on whitespace, keeping quotes and escapes (BuildKit's `parseWords`), with
 /// each word's byte offset.
 pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<(String, usize)> {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
     let mut word = String::new();

@@ -121,15 +121,19 @@ pub struct GroupLine {
     pub members: Vec<String>,
 }
 
-/// Parse `/etc/passwd` text; malformed lines are skipped as libc does.
-pub fn parse_passwd(text: &str) -> Vec<PasswdLine> {
+/// The colon-separated fields of each line of a passwd-style file that has at least `min` of them
+/// (comments and shorter lines are skipped, as libc does).
+fn records(text: &str, min: usize) -> impl Iterator<Item = Vec<&str>> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 4 {
-                return None;
-            }
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(move |f| f.len() >= min)
+}
+
+/// Parse `/etc/passwd` text; malformed lines are skipped as libc does.
+pub fn parse_passwd(text: &str) -> Vec<PasswdLine> {
+    records(text, 4)
+        .filter_map(|f| {
             Some(PasswdLine {
                 name: f[0].to_string(),
                 uid: f[2].parse().ok()?,
@@ -142,13 +146,8 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdLine> {
 
 /// Parse `/etc/group` text; malformed lines are skipped.
 pub fn parse_group(text: &str) -> Vec<GroupLine> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 3 {
-                return None;
-            }
+    records(text, 3)
+        .filter_map(|f| {
             Some(GroupLine {
                 name: f[0].to_string(),
                 gid: f[2].parse().ok()?,

@@ -94,36 +94,23 @@ pub fn run(ctx: &CommandContext<'_>, test: &CommandTest) -> Result<TestResult, T
         }
     }
     result.duration = started.elapsed();
-    for p in &test.expected_error {
-        if !p.is_match(&stderr) {
-            result.fail(format!(
-                "Expected string '{}' not found in error '{stderr}'",
-                p.text
-            ));
-        }
-    }
-    for p in &test.excluded_error {
-        if p.is_match(&stderr) {
-            result.fail(format!(
-                "Excluded string '{}' found in error '{stderr}'",
-                p.text
-            ));
-        }
-    }
-    for p in &test.expected_output {
-        if !p.is_match(&stdout) {
-            result.fail(format!(
-                "Expected string '{}' not found in output '{stdout}'",
-                p.text
-            ));
-        }
-    }
-    for p in &test.excluded_output {
-        if p.is_match(&stdout) {
-            result.fail(format!(
-                "Excluded string '{}' found in output '{stdout}'",
-                p.text
-            ));
+    // Expected strings must match, excluded ones must not, in container-structure-test's words.
+    let checks = [
+        (&test.expected_error, true, "error", &stderr),
+        (&test.excluded_error, false, "error", &stderr),
+        (&test.expected_output, true, "output", &stdout),
+        (&test.excluded_output, false, "output", &stdout),
+    ];
+    for (patterns, expected, stream, text) in checks {
+        for p in patterns.iter().filter(|p| p.is_match(text) != expected) {
+            result.fail(if expected {
+                format!(
+                    "Expected string '{}' not found in {stream} '{text}'",
+                    p.text
+                )
+            } else {
+                format!("Excluded string '{}' found in {stream} '{text}'", p.text)
+            });
         }
     }
     if code != test.exit_code {
