@@ -89,22 +89,12 @@ pub fn file_content(view: &ImageView<'_>, test: &FileContentTest) -> TestResult 
             return result;
         }
     };
-    for p in &test.expected_contents {
-        if !p.is_match(&content) {
-            result.fail(format!(
-                "Expected string '{}' not found in file content string '{}'",
-                p.text, content
-            ));
-        }
-    }
-    for p in &test.excluded_contents {
-        if p.is_match(&content) {
-            result.fail(format!(
-                "Excluded string '{}' found in file content string '{}'",
-                p.text, content
-            ));
-        }
-    }
+    result.match_strings(
+        &test.expected_contents,
+        &test.excluded_contents,
+        "file content string",
+        &content,
+    );
     result
 }
 

@@ -94,25 +94,13 @@ pub fn run(ctx: &CommandContext<'_>, test: &CommandTest) -> Result<TestResult, T
         }
     }
     result.duration = started.elapsed();
-    // Expected strings must match, excluded ones must not, in container-structure-test's words.
-    let checks = [
-        (&test.expected_error, true, "error", &stderr),
-        (&test.excluded_error, false, "error", &stderr),
-        (&test.expected_output, true, "output", &stdout),
-        (&test.excluded_output, false, "output", &stdout),
-    ];
-    for (patterns, expected, stream, text) in checks {
-        for p in patterns.iter().filter(|p| p.is_match(text) != expected) {
-            result.fail(if expected {
-                format!(
-                    "Expected string '{}' not found in {stream} '{text}'",
-                    p.text
-                )
-            } else {
-                format!("Excluded string '{}' found in {stream} '{text}'", p.text)
-            });
-        }
-    }
+    result.match_strings(&test.expected_error, &test.excluded_error, "error", &stderr);
+    result.match_strings(
+        &test.expected_output,
+        &test.excluded_output,
+        "output",
+        &stdout,
+    );
     if code != test.exit_code {
         result.fail(format!(
             "Test '{}' exited with incorrect error code. Expected: {}, Actual: {code}",

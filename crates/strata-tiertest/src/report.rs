@@ -73,6 +73,30 @@ impl TestResult {
         self.errors.push(reason);
     }
 
+    /// Fail for each `expected` pattern `text` does not match and each `excluded` one it does, in
+    /// container-structure-test's words; `what` names the text (`output`, `error`, `file content
+    /// string`).
+    pub(crate) fn match_strings(
+        &mut self,
+        expected: &[crate::spec::Pattern],
+        excluded: &[crate::spec::Pattern],
+        what: &str,
+        text: &str,
+    ) {
+        for p in expected.iter().filter(|p| !p.is_match(text)) {
+            self.fail(format!(
+                "Expected string '{}' not found in {what} '{text}'",
+                p.text
+            ));
+        }
+        for p in excluded.iter().filter(|p| p.is_match(text)) {
+            self.fail(format!(
+                "Excluded string '{}' found in {what} '{text}'",
+                p.text
+            ));
+        }
+    }
+
     /// The name as container-structure-test prints it: `File Content Test: passwd`, or
     /// `Metadata Test`.
     pub fn display_name(&self) -> String {
