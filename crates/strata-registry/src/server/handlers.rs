@@ -13,7 +13,7 @@ use strata_oci::{Descriptor, Digest, MediaType, Reference};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::route::{ManifestRef, Route, canonical_name, served_name, store_ref, valid_name};
-use super::{ApiError, ApiResult, Caller, Shared, blocking, empty, with_causes};
+use super::{ApiError, ApiResult, Caller, Shared, blocking, empty};
 use crate::auth::Action;
 use crate::error::ErrorCode;
 use crate::media;
@@ -265,7 +265,7 @@ impl Ctx<'_> {
         body: Body,
     ) -> ApiResult {
         let target = ManifestRef::parse(reference)
-            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, with_causes(&e)))?;
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, strata_oci::report(&e)))?;
         // Tags given as parameters count only with a digest reference (as the spec has them).
         let mut tags: Vec<String> = Vec::new();
         if matches!(target, ManifestRef::Digest(_)) {
@@ -302,7 +302,7 @@ impl Ctx<'_> {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
         let parsed = media::ParsedManifest::parse(&bytes, content_type.as_deref())
-            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, with_causes(&e)))?;
+            .map_err(|e| ApiError::new(400, ErrorCode::ManifestInvalid, strata_oci::report(&e)))?;
         // A manifest pushed by digest is stored under that digest's algorithm (sha256 or
         // sha512); by tag, under sha256, unless the repository already holds these very bytes
         // under their sha512 digest (pushed by digest first, as clients of sha512 content do):

@@ -411,19 +411,6 @@ pub(crate) struct ApiError {
     headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
-/// An error's message followed by its causes (`source()` chain), joined by `: `: an API error
-/// body has one message, and a client is owed the cause (the JSON parser's line and column).
-pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
-
 impl ApiError {
     pub(crate) fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {

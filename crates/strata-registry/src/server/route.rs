@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn an_api_message_carries_the_causes_of_its_error() {
         let err = strata_remote::media::ParsedManifest::parse(b"{", None).unwrap_err();
-        let message = crate::server::with_causes(&err);
+        let message = strata_oci::report(&err);
         assert!(message.starts_with("invalid JSON: "), "{message}");
         assert!(message.contains("line 1"), "{message}");
     }
