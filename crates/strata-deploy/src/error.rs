@@ -113,6 +113,46 @@ pub enum DeployError {
         /// What is wrong.
         message: String,
     },
+    /// A team other than the deploy file's owner tried to approve, hold, release or roll back.
+    #[error(
+        "deployment {deployment}: team {team} may not {action} it: only its owner, {owner}, may (owner in {file})"
+    )]
+    NotOwner {
+        /// The deployment.
+        deployment: String,
+        /// The team that tried.
+        team: String,
+        /// What it tried (`approve`, `hold`, `release`, `roll back`).
+        action: String,
+        /// The owner team.
+        owner: String,
+        /// The deploy file.
+        file: String,
+    },
+    /// The caller could not prove it acts as the team it named.
+    #[error("cannot act as team {team}: {message}")]
+    Identity {
+        /// The team named.
+        team: String,
+        /// What is missing.
+        message: String,
+    },
+    /// The team's signing key could not be read.
+    #[error("cannot act as team {team}: its signing key")]
+    TeamKey {
+        /// The team named.
+        team: String,
+        /// Why.
+        source: Box<strata_attest::KeyError>,
+    },
+    /// The digests a deployment runs or may roll back to could not be recorded as gc roots.
+    #[error("deployment {deployment}: cannot record what it runs as gc roots")]
+    Roots {
+        /// The deployment.
+        deployment: String,
+        /// The store's error.
+        source: Box<strata_oci::Error>,
+    },
     /// The events log failed.
     #[error("events log")]
     Events(#[from] strata_events::EventError),

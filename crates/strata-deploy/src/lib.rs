@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod actor;
 pub mod config;
 pub mod decide;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod reconcile;
 pub mod state;
 pub mod target;
 
+pub use actor::Actor;
 pub use config::{DeployFile, Deployment, ImageSource, Trigger};
 pub use decide::{Action, Observed, decide};
 pub use error::DeployError;

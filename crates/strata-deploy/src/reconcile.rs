@@ -11,6 +11,7 @@ use serde::Serialize;
 use strata_events::{Event, EventLog, Kind, Query};
 use strata_oci::Store;
 
+use crate::actor::Actor;
 use crate::config::{DeployFile, Deployment, ImageSource};
 use crate::decide::{Action, Observed, decide};
 use crate::error::{DeployError, ResolveError};
@@ -119,6 +120,27 @@ impl<'a> Deployer<'a> {
             })
     }
 
+    /// Save `d`'s state, then list the digests it runs or may roll back to as gc roots of the
+    /// store they live in, so `strata store gc` keeps them after their tags move on.
+    fn save(&self, d: &Deployment, state: &DeploymentState) -> Result<(), DeployError> {
+        self.states.save(&d.name, state)?;
+        let held_in = match &d.image {
+            ImageSource::Oci { dir, .. } => Store::open(dir).ok(),
+            _ => None,
+        };
+        let digests: Vec<strata_oci::Digest> =
+            state.keep().iter().filter_map(|x| x.parse().ok()).collect();
+        held_in
+            .as_ref()
+            .unwrap_or(self.store)
+            .roots()
+            .set(&format!("deploy-{}-{}", self.file.name, d.name), &digests)
+            .map_err(|source| DeployError::Roots {
+                deployment: d.name.clone(),
+                source: Box::new(source),
+            })
+    }
+
     /// Every deployment's state.
     pub fn status(&self, names: &[String]) -> Result<Vec<Status>, DeployError> {
         self.select(names)?
@@ -146,12 +168,14 @@ impl<'a> Deployer<'a> {
 
     /// Reconcile every deployment until `stop` is set: at once, whenever the store's index changes
     /// (a burst of changes is coalesced into one pass), and every `interval`. Each pass's outcomes
-    /// (or error) go to `report`.
+    /// (or error) go to `report`. Returns early, between passes, when `reload` says the deploy
+    /// file changed (asked every 100 ms while waiting): the caller reads it again and watches on.
     pub fn watch(
         &self,
         interval: Duration,
         stop: &AtomicBool,
         mut report: impl FnMut(Result<Vec<Outcome>, DeployError>),
+        mut reload: impl FnMut() -> bool,
     ) {
         let index = self.store.root().join("index.json");
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -177,6 +201,9 @@ impl<'a> Deployer<'a> {
             let mut changed: Option<SystemTime> = None;
             while !stop.load(Ordering::Relaxed) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(100));
+                if reload() {
+                    return;
+                }
                 let now = mtime(&index);
                 if now != seen {
                     changed = now;
@@ -289,15 +316,15 @@ impl<'a> Deployer<'a> {
         };
         match &action {
             Action::UpToDate { digest } => {
-                self.states.save(&d.name, &state)?;
+                self.save(d, &state)?;
                 Ok(outcome("up-to-date", &state, format!("runs {digest}")))
             }
             Action::Held { digest, .. } => {
-                self.states.save(&d.name, &state)?;
+                self.save(d, &state)?;
                 Ok(outcome("held", &state, format!("held at {digest}")))
             }
             Action::KnownBad { digest } => {
-                self.states.save(&d.name, &state)?;
+                self.save(d, &state)?;
                 Ok(outcome(
                     "known-bad",
                     &state,
@@ -319,7 +346,7 @@ impl<'a> Deployer<'a> {
                         None,
                     )?;
                 }
-                self.states.save(&d.name, &state)?;
+                self.save(d, &state)?;
                 Ok(outcome(
                     "pending",
                     &state,
@@ -349,7 +376,7 @@ impl<'a> Deployer<'a> {
                             reason: reason.clone(),
                         });
                     }
-                    self.states.save(&d.name, &state)?;
+                    self.save(d, &state)?;
                     return Ok(outcome("refused", &state, reason));
                 }
                 let (result, message) = self.roll_out(d, store, &mut state, digest, why, alive)?;
@@ -411,7 +438,7 @@ impl<'a> Deployer<'a> {
             self.switch(d, state, &r.ports)?;
         }
         if interrupted.is_some() {
-            self.states.save(&d.name, state)?;
+            self.save(d, state)?;
         }
         Ok(alive)
     }
@@ -456,7 +483,7 @@ impl<'a> Deployer<'a> {
             digest: digest.to_string(),
             container: name.clone(),
         });
-        self.states.save(&d.name, state)?;
+        self.save(d, state)?;
         let spec = ContainerSpec {
             name: name.clone(),
             image,
@@ -509,7 +536,7 @@ impl<'a> Deployer<'a> {
                     "deploy"
                 };
                 state.record(digest, action, "ok", cause.clone());
-                self.states.save(&d.name, state)?;
+                self.save(d, state)?;
                 if let Some(old) = &old {
                     // The front listeners send new connections to the new container already:
                     // drain the connections still open to the old one (within the grace period),
@@ -551,7 +578,7 @@ impl<'a> Deployer<'a> {
                     "failed",
                     cause,
                 );
-                self.states.save(&d.name, state)?;
+                self.save(d, state)?;
                 let running = old.as_ref().map(|o| o.digest.clone());
                 let mut message = format!("{digest} failed its health check; marked bad");
                 match (&running, &state.last_healthy) {
@@ -692,14 +719,32 @@ impl<'a> Deployer<'a> {
         reason: String,
         took: Option<Duration>,
     ) -> Result<(), DeployError> {
+        self.record_as(d, None, result, new, old, reason, took)
+    }
+
+    /// Record an event; `by` (the team that acted, proven by its key) is on record as its team
+    /// and user, else the deploy file's owner and the OS user.
+    #[allow(clippy::too_many_arguments)]
+    fn record_as(
+        &self,
+        d: &Deployment,
+        by: Option<&Actor>,
+        result: &str,
+        new: Option<&str>,
+        old: Option<&str>,
+        reason: String,
+        took: Option<Duration>,
+    ) -> Result<(), DeployError> {
         let Some(log) = self.events else {
             return Ok(());
         };
         log.record(&Event {
             kind: Some(Kind::Deploy),
             image: self.label(d),
-            team: self.file.owner.clone(),
-            user: Some(strata_events::current_user()),
+            team: by
+                .map(|a| a.team().to_string())
+                .or_else(|| self.file.owner.clone()),
+            user: Some(by.map_or_else(strata_events::current_user, Actor::describe)),
             old_digest: old.map(str::to_string),
             new_digest: new.map(str::to_string),
             reason: Some(reason),
@@ -711,9 +756,28 @@ impl<'a> Deployer<'a> {
         Ok(())
     }
 
-    /// Pin `name` at its running digest.
-    pub fn hold(&self, name: &str) -> Result<DeploymentState, DeployError> {
+    /// Whether `team` may `action` (`approve`, `hold`, `release`, `roll back`) deployment `name`:
+    /// only the deploy file's owner team may (any team when the file names no owner). The manual
+    /// commands check it again with their proven [`Actor`]; a caller checks it first to refuse
+    /// another team before asking for its key.
+    pub fn authorize(&self, name: &str, team: &str, action: &str) -> Result<(), DeployError> {
         let d = self.find(name)?;
+        match &self.file.owner {
+            Some(owner) if owner != team => Err(DeployError::NotOwner {
+                deployment: d.name.clone(),
+                team: team.to_string(),
+                action: action.to_string(),
+                owner: owner.clone(),
+                file: self.file.path.display().to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Pin `name` at its running digest, as `actor` (the owner team).
+    pub fn hold(&self, name: &str, actor: &Actor) -> Result<DeploymentState, DeployError> {
+        let d = self.find(name)?;
+        self.authorize(name, actor.team(), "hold")?;
         let _lock = self.states.lock()?;
         let mut state = self.states.load(name)?;
         let digest = state
@@ -726,13 +790,14 @@ impl<'a> Deployer<'a> {
             })?;
         state.hold = Some(Hold {
             digest: digest.clone(),
-            by: strata_events::current_user(),
+            by: actor.describe(),
             since: strata_events::now(),
             reason: "hold".into(),
         });
-        self.states.save(name, &state)?;
-        self.record(
+        self.save(d, &state)?;
+        self.record_as(
             d,
+            Some(actor),
             "held",
             Some(&digest),
             None,
@@ -742,15 +807,17 @@ impl<'a> Deployer<'a> {
         Ok(state)
     }
 
-    /// Remove the pin; the next reconcile follows the image again.
-    pub fn release(&self, name: &str) -> Result<DeploymentState, DeployError> {
+    /// Remove the pin, as `actor` (the owner team); the next reconcile follows the image again.
+    pub fn release(&self, name: &str, actor: &Actor) -> Result<DeploymentState, DeployError> {
         let d = self.find(name)?;
+        self.authorize(name, actor.team(), "release")?;
         let _lock = self.states.lock()?;
         let mut state = self.states.load(name)?;
         if let Some(h) = state.hold.take() {
-            self.states.save(name, &state)?;
-            self.record(
+            self.save(d, &state)?;
+            self.record_as(
                 d,
+                Some(actor),
                 "released",
                 Some(&h.digest),
                 None,
@@ -762,9 +829,15 @@ impl<'a> Deployer<'a> {
     }
 
     /// Approve the digest waiting (or `digest`, which must be the one waiting or the desired one),
-    /// then reconcile.
-    pub fn approve(&self, name: &str, digest: Option<&str>) -> Result<Outcome, DeployError> {
+    /// as `actor` (the owner team), then reconcile.
+    pub fn approve(
+        &self,
+        name: &str,
+        digest: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Outcome, DeployError> {
         let d = self.find(name)?;
+        self.authorize(name, actor.team(), "approve")?;
         {
             let _lock = self.states.lock()?;
             let mut state = self.states.load(name)?;
@@ -793,9 +866,10 @@ impl<'a> Deployer<'a> {
                 }
             };
             state.approved = Some(chosen.clone());
-            self.states.save(name, &state)?;
-            self.record(
+            self.save(d, &state)?;
+            self.record_as(
                 d,
+                Some(actor),
                 "approved",
                 Some(&chosen),
                 None,
@@ -807,9 +881,16 @@ impl<'a> Deployer<'a> {
         Ok(outcomes.remove(0))
     }
 
-    /// Roll `name` back and hold it there (a later image does not overwrite a manual rollback).
-    pub fn rollback(&self, name: &str, to: &RollbackTo) -> Result<Outcome, DeployError> {
+    /// Roll `name` back and hold it there (a later image does not overwrite a manual rollback), as
+    /// `actor` (the owner team).
+    pub fn rollback(
+        &self,
+        name: &str,
+        to: &RollbackTo,
+        actor: &Actor,
+    ) -> Result<Outcome, DeployError> {
         let d = self.find(name)?;
+        self.authorize(name, actor.team(), "roll back")?;
         {
             let _lock = self.states.lock()?;
             let mut state = self.states.load(name)?;
@@ -854,13 +935,14 @@ impl<'a> Deployer<'a> {
             state.bad.remove(&digest);
             state.hold = Some(Hold {
                 digest: digest.clone(),
-                by: strata_events::current_user(),
+                by: actor.describe(),
                 since: strata_events::now(),
                 reason: "rollback".into(),
             });
-            self.states.save(name, &state)?;
-            self.record(
+            self.save(d, &state)?;
+            self.record_as(
                 d,
+                Some(actor),
                 "rollback",
                 Some(&digest),
                 current.as_deref(),
@@ -891,13 +973,13 @@ impl<'a> Deployer<'a> {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             }
         }
-        self.states.save(name, &state)?;
+        self.save(d, &state)?;
         for c in self.target.list(&d.name, &self.label(d))? {
             self.target.remove(&d.name, &c.name, d.stop_grace)?;
         }
         state.running = None;
         state.in_flight = None;
-        self.states.save(name, &state)?;
+        self.save(d, &state)?;
         self.record(d, "down", None, None, "stopped".into(), None)?;
         Ok(())
     }

@@ -130,7 +130,48 @@ pub struct Proxy {
     pub pid: u32,
 }
 
+/// How many of the latest healthy digests of the history stay in the store (gc roots) for a
+/// rollback, besides what runs, is held, waits or is being rolled out.
+pub const ROLLBACK_WINDOW: usize = 10;
+
 impl DeploymentState {
+    /// The digests gc must keep: what runs, the rollout in flight, the hold, the digest waiting
+    /// for approval, the last healthy one, and the latest [`ROLLBACK_WINDOW`] healthy digests of
+    /// the history (newest first, no repeats).
+    pub fn keep(&self) -> Vec<String> {
+        let mut keep: Vec<String> = Vec::new();
+        let mut add = |d: &str| {
+            if !keep.iter().any(|k| k == d) {
+                keep.push(d.to_string());
+            }
+        };
+        for d in [
+            self.running.as_ref().map(|r| r.digest.as_str()),
+            self.in_flight.as_ref().map(|f| f.digest.as_str()),
+            self.hold.as_ref().map(|h| h.digest.as_str()),
+            self.pending.as_ref().map(|p| p.digest.as_str()),
+            self.last_healthy.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add(d);
+        }
+        let mut healthy = 0;
+        let mut seen: Vec<&str> = Vec::new();
+        for r in self.history.iter().rev().filter(|r| r.result == "ok") {
+            if healthy == ROLLBACK_WINDOW {
+                break;
+            }
+            if !seen.contains(&r.digest.as_str()) {
+                seen.push(&r.digest);
+                healthy += 1;
+                add(&r.digest);
+            }
+        }
+        keep
+    }
+
     /// The next revision number.
     pub fn next_revision(&self) -> u64 {
         self.history.last().map_or(1, |r| r.n + 1)

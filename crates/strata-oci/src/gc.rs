@@ -6,7 +6,8 @@
 //! crash between leaves only unreferenced blobs). `.strata/tmp/build-*` directories of killed
 //! builds are swept when no build holds the store's build lock, and so are `.tmp-*` files of
 //! atomic writes that died (beside `index.json` and the membership records). What the
-//! repositories' membership records hold (see [`crate::membership`]) is live too. gc holds the
+//! repositories' membership records hold (see [`crate::membership`]) is live too, and so is what
+//! the extra roots list (see [`crate::roots`]: what a deployment runs). gc holds the
 //! index lock throughout and refuses to run while any [`crate::Lease`] is held (a build writing
 //! blobs not tagged yet). When a live manifest cannot be read, gc stops without deleting
 //! anything.
@@ -107,6 +108,14 @@ impl<'a> Maintenance<'a> {
                     self.mark(&root, &mut live)?;
                 }
                 live.extend(record.blobs.iter().cloned());
+            }
+            // Extra roots (see [`crate::roots`]): what a deployment runs or may roll back to.
+            for digests in self.store.roots().list()?.values() {
+                for digest in digests {
+                    if let Some(root) = self.root_descriptor(digest)? {
+                        self.mark(&root, &mut live)?;
+                    }
+                }
             }
             // Referrers of live subjects are live; they may themselves be subjects.
             loop {
@@ -228,6 +237,32 @@ impl<'a> Maintenance<'a> {
         Ok((report, extra))
     }
 
+    /// A descriptor for the manifest or index `digest` named by an extra root, its media type read
+    /// from the blob; `None` when the blob is gone (nothing to keep).
+    fn root_descriptor(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        if !self.store.blobs().has(digest) {
+            return Ok(None);
+        }
+        let bytes = self.store.blobs().read(digest)?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Probe {
+            media_type: Option<String>,
+            manifests: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: format!("gc root {digest}"),
+            source,
+        })?;
+        let media_type = match (probe.media_type, probe.manifests) {
+            (Some(m), _) => oci_spec::image::MediaType::from(m.as_str()),
+            (None, Some(_)) => oci_spec::image::MediaType::ImageIndex,
+            (None, None) => oci_spec::image::MediaType::ImageManifest,
+        };
+        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        Ok(Some(Descriptor::new(media_type, size, digest.to_oci())))
+    }
+
     /// Mark `root` and everything it references live. Unreadable manifests abort the gc.
     fn mark(&self, root: &Descriptor, live: &mut HashSet<Digest>) -> Result<()> {
         let mut stack = vec![root.clone()];
@@ -277,5 +312,29 @@ mod tests {
         let report = store.maintenance().gc(&GcOptions::default()).unwrap();
         assert_eq!(report.temp_files, vec![leftover.clone()]);
         assert!(!leftover.exists());
+    }
+
+    // Issue 17: an untagged image a deployment still runs (or may roll back to) survives gc while
+    // a gc root lists it, and goes once the list lets go of it.
+    #[test]
+    fn an_extra_root_keeps_an_untagged_image_until_its_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let image = crate::random::image(&store, 2, 300).unwrap();
+        store.refs().tag("acme/web", image.descriptor()).unwrap();
+        store.refs().untag("acme/web").unwrap();
+        store
+            .roots()
+            .set("deploy-acme-web", &[image.digest()])
+            .unwrap();
+        let report = store.maintenance().gc(&GcOptions::default()).unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert_eq!(report.kept, 4, "manifest, config, 2 layers");
+        store.roots().set("deploy-acme-web", &[]).unwrap();
+        let report = store.maintenance().gc(&GcOptions::default()).unwrap();
+        assert_eq!(report.removed.len(), 4);
+        assert!(!store.blobs().has(&image.digest()));
+        // A holder cannot name a file outside the roots directory.
+        assert!(store.roots().set("../index.json", &[]).is_err());
     }
 }

@@ -162,6 +162,11 @@ impl Store {
         Repos::new(self)
     }
 
+    /// The extra gc roots (`.strata/roots/`): manifests kept though no tag names them.
+    pub fn roots(&self) -> crate::roots::Roots<'_> {
+        crate::roots::Roots::new(self)
+    }
+
     /// Maintenance: `gc`, `fsck` and repair.
     pub fn maintenance(&self) -> Maintenance<'_> {
         Maintenance::new(self)

@@ -83,16 +83,28 @@ enum Sub {
         /// A revision number from `history`, or a digest.
         #[arg(long)]
         to: Option<String>,
+        /// The team acting: the deploy file's owner, proven by its key (`STRATA_KEY_<TEAM>`, one
+        /// the chain file trusts for it).
+        #[arg(long, env = "STRATA_TEAM", value_name = "TEAM")]
+        team: String,
     },
     /// Pin the running digest: new images wait until `release`.
     Hold {
         /// The deployment.
         name: String,
+        /// The team acting: the deploy file's owner, proven by its key (`STRATA_KEY_<TEAM>`, one
+        /// the chain file trusts for it).
+        #[arg(long, env = "STRATA_TEAM", value_name = "TEAM")]
+        team: String,
     },
     /// Remove a hold; the deployment follows its image again.
     Release {
         /// The deployment.
         name: String,
+        /// The team acting: the deploy file's owner, proven by its key (`STRATA_KEY_<TEAM>`, one
+        /// the chain file trusts for it).
+        #[arg(long, env = "STRATA_TEAM", value_name = "TEAM")]
+        team: String,
     },
     /// Let the digest waiting for approval (manual trigger) in, and roll it out.
     Approve {
@@ -100,6 +112,10 @@ enum Sub {
         name: String,
         /// The digest (default: the one waiting).
         digest: Option<String>,
+        /// The team acting: the deploy file's owner, proven by its key (`STRATA_KEY_<TEAM>`, one
+        /// the chain file trusts for it).
+        #[arg(long, env = "STRATA_TEAM", value_name = "TEAM")]
+        team: String,
     },
     /// Stop a deployment's containers and front listeners (its state and history stay).
     Down {
@@ -191,12 +207,44 @@ impl DeployContext {
         })
     }
 
+    /// Read the deploy file again (it changed under `strata watch`), and the chain's trust if the
+    /// new file needs it; on any error the context keeps the file it had.
+    pub fn reload(&mut self, global: &GlobalArgs) -> Result<()> {
+        let file = DeployFile::load(&self.file.path)?;
+        if self.trust.is_none() && file.deployments.iter().any(|d| d.require_verified) {
+            let chain = super::graph::load_chain(global)
+                .context("require.verified needs the chain's teams and keys")?;
+            self.trust = Some(strata_cascade::trust_config(&chain)?);
+        }
+        self.file = file;
+        Ok(())
+    }
+
     /// Fail when a rollout would need the trust configuration and it could not be read.
     pub fn need_trust(&mut self) -> Result<()> {
         match self.trust_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The team `team` acting on deployments, proven by its signing key against the keys the
+    /// chain file trusts for it (the chain file is read here when `require.verified` did not).
+    pub fn actor(&self, team: &str, global: &GlobalArgs) -> Result<strata_deploy::Actor> {
+        let env = |var: &str| std::env::var(var).ok();
+        let actor = match &self.trust {
+            Some(trust) => strata_deploy::Actor::prove(team, trust, env)?,
+            None => {
+                let chain = super::graph::load_chain(global).with_context(|| {
+                    format!(
+                        "cannot act as team {team}: its keys are trusted through the chain file"
+                    )
+                })?;
+                let trust = strata_cascade::trust_config(&chain)?;
+                strata_deploy::Actor::prove(team, &trust, env)?
+            }
+        };
+        Ok(actor)
     }
 
     /// The deployer over this context.
@@ -306,7 +354,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Sub::Rollback { name, to }) => {
+        Some(Sub::Rollback { name, to, team }) => {
             let to = match to {
                 None => RollbackTo::Previous,
                 Some(t) if t.starts_with("sha256:") => RollbackTo::Digest(t),
@@ -314,20 +362,26 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
                     format!("--to {t}: neither a revision number nor a sha256: digest")
                 })?),
             };
-            let outcome = deployer.rollback(&name, &to)?;
+            deployer.authorize(&name, &team, "roll back")?;
+            let actor = ctx.actor(&team, global)?;
+            let outcome = deployer.rollback(&name, &to, &actor)?;
             print_outcomes(std::slice::from_ref(&outcome), json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Sub::Hold { name }) => {
-            let state = deployer.hold(&name)?;
+        Some(Sub::Hold { name, team }) => {
+            deployer.authorize(&name, &team, "hold")?;
+            let state = deployer.hold(&name, &ctx.actor(&team, global)?)?;
             print_state(&name, "held", &state, json)
         }
-        Some(Sub::Release { name }) => {
-            let state = deployer.release(&name)?;
+        Some(Sub::Release { name, team }) => {
+            deployer.authorize(&name, &team, "release")?;
+            let state = deployer.release(&name, &ctx.actor(&team, global)?)?;
             print_state(&name, "released", &state, json)
         }
-        Some(Sub::Approve { name, digest }) => {
-            let outcome = deployer.approve(&name, digest.as_deref())?;
+        Some(Sub::Approve { name, digest, team }) => {
+            deployer.authorize(&name, &team, "approve")?;
+            let actor = ctx.actor(&team, global)?;
+            let outcome = deployer.approve(&name, digest.as_deref(), &actor)?;
             print_outcomes(std::slice::from_ref(&outcome), json)?;
             Ok(
                 if outcome.result == "deployed" || outcome.result == "up-to-date" {

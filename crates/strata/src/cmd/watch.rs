@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
 
@@ -35,28 +35,56 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .context("cannot install the signal handler")?;
     }
     let json = args.options.json;
+    let path = global.workdir()?.join(&args.options.file);
+    // The deploy file as last read (good or bad): a change to it is read again once, and a bad
+    // edit is reported once while the last good file goes on being used.
+    let mut seen = std::fs::read(&path).ok();
     let mut closed = None;
     // Only news: a deployment's line is printed when its result or desired digest changes, not at
     // every pass (a digest waiting for approval or refused stays so until something happens).
     let mut last: std::collections::HashMap<String, (String, String)> = Default::default();
-    ctx.deployer().watch(interval, &stop, |pass| match pass {
-        Ok(outcomes) => {
-            let news: Vec<_> = outcomes
-                .into_iter()
-                .filter(|o| {
-                    let now = (o.result.clone(), o.desired.clone());
-                    last.insert(o.deployment.clone(), now.clone()) != Some(now)
-                })
-                .collect();
-            if !news.is_empty()
-                && let Err(e) = print_outcomes(&news, json)
-            {
-                closed = Some(e);
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        let mut changed = false;
+        ctx.deployer().watch(
+            interval,
+            &stop,
+            |pass| match pass {
+                Ok(outcomes) => {
+                    let news: Vec<_> = outcomes
+                        .into_iter()
+                        .filter(|o| {
+                            let now = (o.result.clone(), o.desired.clone());
+                            last.insert(o.deployment.clone(), now.clone()) != Some(now)
+                        })
+                        .collect();
+                    if !news.is_empty()
+                        && let Err(e) = print_outcomes(&news, json)
+                    {
+                        closed = Some(e);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => errln!("error: {}", strata_oci::report(&e)),
+            },
+            || {
+                let now = std::fs::read(&path).ok();
+                changed = now.is_some() && now != seen;
+                if changed {
+                    seen = now;
+                }
+                changed
+            },
+        );
+        if changed {
+            match ctx.reload(global) {
+                Ok(()) => errln!("watch: {} changed: read again", path.display()),
+                Err(e) => errln!(
+                    "error: {e:#} (watch goes on with the last good {})",
+                    path.display()
+                ),
             }
         }
-        Err(e) => errln!("error: {e}"),
-    });
+    }
     match closed {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),

@@ -25,6 +25,8 @@ struct World {
     deploy_store: PathBuf,
     /// The image the deployment follows.
     image: String,
+    /// The deployment's `network`.
+    network: &'static str,
 }
 
 const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
@@ -50,9 +52,21 @@ impl World {
             health_timeout: "60s",
             deploy_store: store.clone(),
             image: "acme/web".into(),
+            network: "none",
             store,
             dir,
         };
+        // The teams and the keys the chain file trusts: development owns the deployments.
+        let mut chain = String::from("name = \"acme\"\n");
+        for team in ["development", "operations"] {
+            run_ok(
+                world
+                    .strata()
+                    .args(["key", "generate", "--team", team, "--out", "keys"]),
+            );
+            chain.push_str(&format!("[teams.{team}]\nkeys = [\"keys/{team}.pub\"]\n"));
+        }
+        std::fs::write(world.dir.path().join("strata.toml"), chain).unwrap();
         world.build_image(&base, "localhost/acme/base:latest");
         Some(world)
     }
@@ -64,6 +78,15 @@ impl World {
             .env("STRATA_DEPLOY_FILE", self.dir.path().join("deploy.toml"))
             .env("STRATA_PODMAN_ARGS", &self.podman_args)
             .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS)
+            .env("STRATA_TEAM", "development")
+            .env(
+                "STRATA_KEY_DEVELOPMENT",
+                self.dir.path().join("keys/development.key"),
+            )
+            .env(
+                "STRATA_KEY_OPERATIONS",
+                self.dir.path().join("keys/operations.key"),
+            )
             .current_dir(self.dir.path());
         c
     }
@@ -111,8 +134,8 @@ impl World {
                 "name = \"{}\"\nowner = \"development\"\n[[deployment]]\nname = \"web\"\n\
                  image = \"{}\"\nports = [\"127.0.0.1:{}:8080\"]\n\
                  health = {{ http = \"/index.html\", port = 8080, timeout = \"{}\" }}\n\
-                 stop_grace = \"1s\"\nnetwork = \"none\"\n{extra}",
-                self.name, self.image, self.port, self.health_timeout
+                 stop_grace = \"1s\"\nnetwork = \"{}\"\n{extra}",
+                self.name, self.image, self.port, self.health_timeout, self.network
             ),
         )
         .unwrap();
@@ -245,7 +268,11 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn auto_trigger_rolls_out_each_new_digest_by_digest_behind_one_public_port() {
-    let Some(w) = World::new("auto") else { return };
+    let Some(mut w) = World::new("auto") else {
+        return;
+    };
+    // podman's default network (the others use "none")
+    w.network = "bridge";
     let v1 = w.good("hello v1");
     w.write_deploy("");
     let (ok, out) = w.deploy(&[]);
@@ -766,7 +793,7 @@ fn a_bad_deploy_file_is_one_line_naming_file_and_line() {
         .current_dir(dir.path())
         .env_remove("STRATA_DEPLOY_FILE")
         .env("STRATA_STORE", dir.path().join("store"))
-        .args(["deploy", "hold", "wbe"])
+        .args(["deploy", "hold", "wbe", "--team", "development"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -828,4 +855,220 @@ fn an_oci_layout_reference_is_followed_and_rolled_back() {
     assert!(ok, "{out}");
     assert_eq!(w.running(), Some(v1));
     assert_eq!(w.page(), "layout v1");
+}
+
+/// `strata deploy ARGS` as `team`: (success, stderr).
+fn deploy_as(w: &World, team: &str, args: &[&str]) -> (bool, String) {
+    let out = w
+        .strata()
+        .env("STRATA_TEAM", team)
+        .arg("deploy")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn only_the_owner_team_proven_by_its_key_may_approve_hold_release_and_roll_back() {
+    let Some(w) = World::new("owner") else {
+        return;
+    };
+    let v1 = w.good("owner v1");
+    w.write_deploy("trigger = \"manual\"\n");
+    w.deploy(&[]);
+    assert!(w.deploy(&["approve", "web"]).0);
+    let v2 = w.good("owner v2");
+    w.deploy(&[]);
+    let before = w.status();
+    assert_eq!(before["pending"]["digest"], Value::from(v2.clone()));
+    let state_file = w
+        .deploy_store
+        .join(".strata/deploy")
+        .join(&w.name)
+        .join("web.json");
+    let state = std::fs::read(&state_file).unwrap();
+    let events = w.events("held").len() + w.events("approved").len();
+
+    // operations holds a key the chain trusts, but it is not the owner
+    for args in [
+        &["approve", "web"][..],
+        &["hold", "web"],
+        &["release", "web"],
+        &["rollback", "web", "--to", "1"],
+    ] {
+        let (ok, stderr) = deploy_as(&w, "operations", args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("team operations may not")
+                && stderr.contains("only its owner, development, may"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // development without its key, or with a key the chain does not trust for it
+    let (ok, stderr) = {
+        let out = w
+            .strata()
+            .env_remove("STRATA_KEY_DEVELOPMENT")
+            .args(["deploy", "hold", "web"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(!ok);
+    assert!(
+        stderr
+            .contains("cannot act as team development: no signing key: set STRATA_KEY_DEVELOPMENT"),
+        "{stderr}"
+    );
+    let out = w
+        .strata()
+        .env(
+            "STRATA_KEY_DEVELOPMENT",
+            w.dir.path().join("keys/operations.key"),
+        )
+        .args(["deploy", "approve", "web"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot act as team development: key ")
+            && stderr.contains("is not one the chain file trusts for development"),
+        "{stderr}"
+    );
+    // nothing changed: the state, the page, the record
+    assert_eq!(std::fs::read(&state_file).unwrap(), state);
+    assert_eq!(w.page(), "owner v1");
+    assert_eq!(w.running(), Some(v1));
+    assert_eq!(w.events("held").len() + w.events("approved").len(), events);
+
+    // the owner, proven by its key, may; who acted is on record
+    let (ok, stderr) = deploy_as(&w, "development", &["hold", "web"]);
+    assert!(ok, "{stderr}");
+    let hold = &w.status()["hold"];
+    assert!(
+        hold["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("development (key "),
+        "{hold}"
+    );
+    let held = w.events("held");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["team"], "development", "{held:?}");
+    assert!(
+        held[0]["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("development (key "),
+        "{held:?}"
+    );
+    assert!(deploy_as(&w, "development", &["release", "web"]).0);
+    let (ok, stderr) = deploy_as(&w, "development", &["approve", "web"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(w.page(), "owner v2");
+}
+
+#[test]
+fn gc_keeps_what_a_deployment_runs_and_may_roll_back_to() {
+    let Some(w) = World::new("gc") else { return };
+    let v1 = w.good("gc v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    // the tag moves on: v1 is no longer tagged, only the deployment's history names it
+    let v2 = w.good("gc v2");
+    assert!(w.deploy(&[]).0);
+    assert_eq!(w.page(), "gc v2");
+    let out = run_ok(w.strata().args(["store", "gc", "--json"]));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        !out.contains(v1.trim_start_matches("sha256:")),
+        "gc removed a blob of the rollback target: {report}"
+    );
+    // the rollback target is still whole: the rollback runs it
+    let (ok, out) = w.deploy(&["rollback", "web"]);
+    assert!(ok, "{out}");
+    assert_eq!(w.running(), Some(v1));
+    assert_eq!(w.page(), "gc v1");
+    // and what runs now (v1) and the one before (v2) stay through another gc
+    run_ok(w.strata().args(["store", "gc"]));
+    assert!(w.deploy(&["rollback", "web", "--to", &v2]).0);
+    assert_eq!(w.page(), "gc v2");
+}
+
+#[test]
+fn watch_reads_a_changed_deploy_file_and_keeps_the_last_good_one_on_a_bad_edit() {
+    let Some(mut w) = World::new("reload") else {
+        return;
+    };
+    let v1 = w.good("reload v1");
+    w.write_deploy("");
+    let log = w.dir.path().join("watch.err");
+    let mut watch = w
+        .strata()
+        .args(["watch", "--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("v1 to run", || w.running().as_deref() == Some(v1.as_str()));
+    // a bad edit: one line naming the file and line; the last good file goes on being used
+    let deploy_file = w.dir.path().join("deploy.toml");
+    let good = std::fs::read_to_string(&deploy_file).unwrap();
+    std::fs::write(&deploy_file, format!("{good}replicas = 3\n")).unwrap();
+    wait_for("the bad edit to be reported", || {
+        std::fs::read_to_string(&log).unwrap().contains("replicas")
+    });
+    // (`strata deploy status` reads the file too, and refuses it: the state file tells)
+    let state = w
+        .deploy_store
+        .join(".strata/deploy")
+        .join(&w.name)
+        .join("web.json");
+    let v2 = w.good("reload v2");
+    wait_for("v2 to run under the last good file", || {
+        let v: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        v["running"]["digest"].as_str() == Some(v2.as_str())
+    });
+    assert_eq!(w.page(), "reload v2");
+    // a good edit: the deployment follows another image, without a restart
+    let other = w.dir.path().join("other");
+    std::fs::create_dir_all(other.join("www")).unwrap();
+    std::fs::write(other.join("www/index.html"), "other v1\n").unwrap();
+    std::fs::write(
+        other.join("Dockerfile"),
+        "FROM localhost/acme/base:latest\nCOPY www /www\n\
+         CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    let o1 = w.build_image(&other, "localhost/acme/other:latest");
+    w.image = "acme/other".into();
+    w.write_deploy("");
+    wait_for("the other image to run", || {
+        w.running().as_deref() == Some(o1.as_str())
+    });
+    assert_eq!(w.page(), "other v1");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(watch.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let bad: Vec<_> = stderr.lines().filter(|l| l.contains("replicas")).collect();
+    assert_eq!(bad.len(), 1, "{stderr}");
+    assert!(
+        bad[0].contains("deploy.toml:10:1: unknown field `replicas`")
+            && bad[0].contains("last good"),
+        "{stderr}"
+    );
 }
