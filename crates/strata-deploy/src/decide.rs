@@ -52,6 +52,44 @@ pub enum Action {
 }
 
 /// The next action for a deployment whose image resolves to `desired`.
+///
+/// ```
+/// use strata_deploy::state::Hold;
+/// use strata_deploy::{Action, DeploymentState, Observed, Trigger, decide};
+///
+/// let alive = Observed { running_alive: true };
+/// // Nothing runs yet: roll the desired digest out.
+/// let mut state = DeploymentState::default();
+/// assert_eq!(
+///     decide(Trigger::Auto, &state, "sha256:aa", alive),
+///     Action::Deploy { digest: "sha256:aa".into(), why: "deploy" }
+/// );
+/// // Under a manual trigger the same digest waits for `strata deploy approve`.
+/// assert_eq!(
+///     decide(Trigger::Manual, &state, "sha256:aa", alive),
+///     Action::AwaitApproval { digest: "sha256:aa".into() }
+/// );
+/// // A hold pins what runs: a newer digest is kept out, and deciding again decides the same.
+/// state.hold = Some(Hold {
+///     digest: "sha256:aa".into(),
+///     by: "development".into(),
+///     since: "2026-12-06T00:00:00Z".into(),
+///     reason: "hold".into(),
+/// });
+/// state.running = Some(strata_deploy::state::Running {
+///     digest: "sha256:aa".into(),
+///     container: "web-1".into(),
+///     since: "2026-12-06T00:00:00Z".into(),
+///     healthy: true,
+///     ports: vec![],
+/// });
+/// for _ in 0..2 {
+///     assert_eq!(
+///         decide(Trigger::Auto, &state, "sha256:bb", alive),
+///         Action::Held { digest: "sha256:aa".into(), keeping_out: Some("sha256:bb".into()) }
+///     );
+/// }
+/// ```
 pub fn decide(
     trigger: Trigger,
     state: &DeploymentState,
