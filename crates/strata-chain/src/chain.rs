@@ -115,6 +115,26 @@ impl Chain {
         crate::plan::plan(self, changed, statuses)
     }
 
+    /// The upstreams the chain's Dockerfiles name (external references naming a registry, the
+    /// ones `strata.lock` locks), each with where it is first named: `corebuild/Dockerfile:1`.
+    pub fn upstreams(&self) -> std::collections::BTreeMap<String, String> {
+        self.graph
+            .external()
+            .iter()
+            .filter(|(reference, _)| crate::lock::is_upstream(reference))
+            .filter_map(|(reference, users)| {
+                let (image, site) = users.first()?;
+                let label = Chain::dockerfile_label(&self.file, *image);
+                Some((reference.clone(), format!("{label}:{}", site.line)))
+            })
+            .collect()
+    }
+
+    /// The lock file's path: `strata.lock` beside the chain file.
+    pub fn lock_path(&self) -> std::path::PathBuf {
+        self.file.dir.join(crate::lock::LOCK_FILE)
+    }
+
     /// The image's Dockerfile, relative to the chain directory, for messages.
     fn dockerfile_label(file: &ChainFile, i: usize) -> String {
         match &file.images[i].build {
