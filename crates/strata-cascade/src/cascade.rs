@@ -56,6 +56,9 @@ pub struct CascadeOptions {
     pub network: strata_build::builder::RunNetwork,
     /// The most processes a RUN step may have at once (`--pids-limit`); None: unlimited.
     pub pids_limit: Option<u32>,
+    /// The chain's `strata.lock` as this run uses it (None: upstreams are read at the store's
+    /// tags, as before locks).
+    pub upstreams: Option<Arc<crate::upstream::Upstreams>>,
 }
 
 impl Default for CascadeOptions {
@@ -75,6 +78,7 @@ impl Default for CascadeOptions {
             pull: strata_remote::PullPolicy::Missing,
             network: strata_build::builder::RunNetwork::default(),
             pids_limit: Some(strata_build::builder::DEFAULT_PIDS_LIMIT),
+            upstreams: None,
         }
     }
 }
@@ -303,7 +307,10 @@ pub fn build_chain(
         .cache_dir
         .as_ref()
         .map(|d| d.join("stat-cache.json"));
-    let resolver = InputsResolver::new(chain, store, stat_path);
+    let mut resolver = InputsResolver::new(chain, store, stat_path);
+    if let Some(upstreams) = &options.upstreams {
+        resolver = resolver.with_upstreams(upstreams);
+    }
     if options.dry_run {
         return dry_run(chain, &resolver, events, options, &selected);
     }
@@ -504,11 +511,16 @@ fn build_one(
     let result = (|| -> Result<Outcome, ImageError> {
         check_platform(image.platform.as_deref())?;
         // External bases first: their digests are part of the build key.
-        for reference in puller.pull_for(chain, store, i, events)? {
+        let upstreams = options.upstreams.as_deref();
+        for reference in puller.pull_for(chain, store, i, upstreams, events)? {
             sink.event(CascadeEvent::Output {
                 image: &image.name,
                 line: &format!("pulled {reference}"),
             });
+        }
+        // Upstreams met for the first time are locked at what was just pulled (or found).
+        if let Some(upstreams) = upstreams {
+            upstreams.record_image(chain, store, i);
         }
         let status = StoreStatus::new(resolver, events).status(chain, i)?;
         let stored = resolver.stored(i)?;

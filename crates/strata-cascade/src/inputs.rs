@@ -12,6 +12,7 @@ use strata_oci::Store;
 
 use crate::error::CascadeError;
 use crate::refs;
+use crate::upstream::Upstreams;
 
 /// The builder's format version: a new version makes every image stale.
 pub const BUILDER_VERSION: &str = "strata-build/1";
@@ -107,6 +108,7 @@ pub struct InputsResolver<'a> {
     store: &'a Store,
     stat: Mutex<StatCache>,
     stat_path: Option<PathBuf>,
+    upstreams: Option<&'a Upstreams>,
 }
 
 impl<'a> InputsResolver<'a> {
@@ -121,7 +123,14 @@ impl<'a> InputsResolver<'a> {
             store,
             stat: Mutex::new(stat),
             stat_path,
+            upstreams: None,
         }
+    }
+
+    /// Read upstreams at the digests `upstreams` locks them to rather than at the store's tags.
+    pub fn with_upstreams(mut self, upstreams: &'a Upstreams) -> Self {
+        self.upstreams = Some(upstreams);
+        self
     }
 
     /// Write the stat cache back.
@@ -204,6 +213,20 @@ impl<'a> InputsResolver<'a> {
                         ),
                         None => (dep.reference.clone(), None),
                     };
+                    // A locked upstream is read at its locked digest, whatever its tag names now
+                    // (the build pulls it by digest when the store lacks it).
+                    let locked = name
+                        .is_none()
+                        .then(|| self.upstreams.and_then(|u| u.pinned(&dep.reference)))
+                        .flatten();
+                    if let Some(digest) = locked {
+                        let repo = strata_oci::Reference::parse(&dep.reference)
+                            .map(|r| r.name())
+                            .unwrap_or_else(|_| dep.reference.clone());
+                        overrides.insert(dep.reference.clone(), format!("{repo}@{digest}"));
+                        inputs.parents.insert(dep.reference, digest);
+                        continue;
+                    }
                     let descriptor = self.store.refs().resolve(&store_ref).map_err(|_| {
                         self.err(
                             i,

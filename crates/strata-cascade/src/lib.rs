@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod schedule;
 mod sign;
 pub mod status;
+pub mod upstream;
 
 pub use cascade::{
     CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,
@@ -30,3 +31,4 @@ pub use inputs::{BuildInputs, InputsResolver};
 pub use sandbox::BuilderSandbox;
 pub use sign::trust_config;
 pub use status::StoreStatus;
+pub use upstream::{LockMode, Upstreams};

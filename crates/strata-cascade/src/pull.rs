@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use strata_chain::{Build, Chain};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::Store;
-use strata_remote::{BasePullError, PullPolicy, RegistryError};
+use strata_remote::{BasePullError, PullPolicy, RegistryError, RemoteRef};
+
+use crate::upstream::{LockMode, Upstreams};
 
 /// Pulls each external reference at most once per run, for every image that names it.
 pub struct BasePuller {
@@ -28,11 +30,15 @@ impl BasePuller {
 
     /// Make the external images of chain image `i` present as the policy says. Returns the
     /// references pulled now; the error names the Dockerfile line and the image, with its causes.
+    ///
+    /// An upstream locked in `upstreams` is pulled by its locked digest when the store lacks it,
+    /// never by its tag (unless the run follows tags: `--pull always`).
     pub(crate) fn pull_for(
         &self,
         chain: &Chain,
         store: &Store,
         i: usize,
+        upstreams: Option<&Upstreams>,
         events: Option<&Mutex<EventLog>>,
     ) -> Result<Vec<String>, BasePullError> {
         let image = &chain.file.images[i];
@@ -43,14 +49,46 @@ impl BasePuller {
         else {
             return Ok(Vec::new());
         };
-        self.pull_dockerfile(
+        let pinned = |reference: &str| {
+            upstreams
+                .filter(|u| u.mode() != LockMode::Follow)
+                .and_then(|u| u.pinned(reference))
+        };
+        let mut pulled = self.pull_dockerfile(
             store,
             context,
             dockerfile,
             &image.args,
-            |reference| chain.resolve(reference).is_some(),
+            |reference| chain.resolve(reference).is_some() || pinned(reference).is_some(),
             events,
-        )
+        )?;
+        for site in chain.graph().external_uses(i) {
+            let Some(digest) = pinned(&site.reference) else {
+                continue;
+            };
+            let Ok(remote) = RemoteRef::parse(&site.reference) else {
+                continue;
+            };
+            let by_digest = format!("{}/{}@{digest}", remote.registry, remote.repository);
+            let record = |reference: &str, result: Result<bool, &RegistryError>| {
+                if let Some(events) = events {
+                    log_pull(store, events, reference, result);
+                }
+            };
+            match self.inner.ensure(store, &by_digest, &record) {
+                Ok(true) => pulled.push(by_digest),
+                Ok(false) => {}
+                Err(source) => {
+                    return Err(BasePullError {
+                        dockerfile: dockerfile.clone(),
+                        line: site.line,
+                        reference: by_digest,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(pulled)
     }
 
     /// Make the images `dockerfile` names (after `build_args`; not those `is_local` claims, such

@@ -178,20 +178,10 @@ impl BasePuller {
             if is_local(&dep.reference) {
                 continue;
             }
-            // One attempt per reference and run; holding the map serialises concurrent images
-            // that need the same base, so the second finds it pulled.
-            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-            let outcome = match done.get(&dep.reference) {
-                Some(outcome) => outcome.clone(),
-                None => {
-                    let outcome = self.pull(store, &dep.reference, on_attempt);
-                    done.insert(dep.reference.clone(), outcome.clone());
-                    if matches!(outcome, Ok(true)) {
-                        pulled.push(dep.reference.clone());
-                    }
-                    outcome
-                }
-            };
+            let outcome = self.ensure_once(store, &dep.reference, on_attempt);
+            if matches!(outcome, Ok((true, true))) {
+                pulled.push(dep.reference.clone());
+            }
             if let Err(source) = outcome {
                 return Err(BasePullError {
                     dockerfile: dockerfile.to_path_buf(),
@@ -202,6 +192,42 @@ impl BasePuller {
             }
         }
         Ok(pulled)
+    }
+
+    /// Make the image `reference` names present as the policy says, at most once per run (a
+    /// second call gives the first one's outcome). Returns whether it was pulled; local names
+    /// are never pulled.
+    pub fn ensure(
+        &self,
+        store: &Store,
+        reference: &str,
+        on_attempt: OnAttempt<'_>,
+    ) -> std::result::Result<bool, Arc<RegistryError>> {
+        if self.policy == PullPolicy::Never {
+            return Ok(false);
+        }
+        self.ensure_once(store, reference, on_attempt)
+            .map(|(pulled, first)| pulled && first)
+    }
+
+    /// One attempt per reference and run: (pulled, whether this call made the attempt).
+    fn ensure_once(
+        &self,
+        store: &Store,
+        reference: &str,
+        on_attempt: OnAttempt<'_>,
+    ) -> std::result::Result<(bool, bool), Arc<RegistryError>> {
+        // Holding the map serialises concurrent images that need the same base, so the second
+        // finds it pulled.
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        match done.get(reference) {
+            Some(outcome) => outcome.clone().map(|pulled| (pulled, false)),
+            None => {
+                let outcome = self.pull(store, reference, on_attempt);
+                done.insert(reference.to_string(), outcome.clone());
+                outcome.map(|pulled| (pulled, true))
+            }
+        }
     }
 
     fn pull(

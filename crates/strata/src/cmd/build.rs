@@ -7,7 +7,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use strata_cascade::{CascadeEvent, CascadeOptions, CascadeSink, Outcome, Summary, build_chain};
+use strata_cascade::{
+    CascadeEvent, CascadeOptions, CascadeSink, LockMode, Outcome, Summary, Upstreams, build_chain,
+};
+use strata_chain::Lock;
 
 use super::graph::{load_chain, write_stdout};
 use crate::global::GlobalArgs;
@@ -46,6 +49,10 @@ pub struct Args {
     /// `always` (a moved tag makes the images on it stale), `never`.
     #[arg(long, value_parser = ["missing", "always", "never"], default_value = "missing")]
     pull: String,
+    /// Refuse to build unless strata.lock locks exactly the upstreams the Dockerfiles name; never
+    /// change the lock (for CI).
+    #[arg(long)]
+    locked: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -103,9 +110,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             .keys
             .insert(team.to_string(), global.workdir()?.join(file));
     }
+    let (upstreams, old_lock) = open_lock(&chain, args.locked, &args.pull)?;
+    options.upstreams = Some(upstreams.clone());
     let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
     let summary = build_chain(&chain, &store, Some(&events), &options, &progress)?;
     progress.finish();
+    if !args.dry_run {
+        save_lock(&chain, &upstreams, old_lock)?;
+    }
     if args.json {
         write_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
     } else {
@@ -116,6 +128,61 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The chain's lock as this build uses it, and the lock as read (None: there was no lock file).
+/// `--locked` refuses a missing lock or one that does not lock exactly the Dockerfiles' upstreams.
+fn open_lock(
+    chain: &strata_chain::Chain,
+    locked: bool,
+    pull: &str,
+) -> Result<(Arc<Upstreams>, Option<Lock>)> {
+    let path = chain.lock_path();
+    let lock = Lock::load(&path)?;
+    let mode = if locked {
+        if pull == "always" {
+            bail!("--locked never moves strata.lock, and --pull always does: choose one");
+        }
+        let Some(lock) = &lock else {
+            return Err(strata_chain::LockError::NoLock { path }.into());
+        };
+        lock.check_covers(&path, &chain.upstreams())?;
+        LockMode::Frozen
+    } else if pull == "always" {
+        LockMode::Follow
+    } else {
+        LockMode::Lock
+    };
+    let upstreams = Upstreams::new(lock.clone().unwrap_or_default(), mode);
+    Ok((Arc::new(upstreams), lock))
+}
+
+/// Write the lock when the build locked or moved an upstream, saying what changed on stderr.
+/// Upstreams no Dockerfile names any more are dropped. A chain without upstreams gets no lock.
+fn save_lock(
+    chain: &strata_chain::Chain,
+    upstreams: &Upstreams,
+    old: Option<Lock>,
+) -> Result<()> {
+    if upstreams.mode() == LockMode::Frozen {
+        return Ok(());
+    }
+    let mut lock = upstreams.lock();
+    let named = chain.upstreams();
+    lock.retain(|r| named.contains_key(r));
+    let path = chain.lock_path();
+    let changed = match &old {
+        Some(old) => old.to_toml() != lock.to_toml(),
+        None => !lock.is_empty(),
+    };
+    if !changed {
+        return Ok(());
+    }
+    for moved in lock.diff(&old.unwrap_or_default()) {
+        errln!("{}: {moved}", path.display());
+    }
+    strata_cascade::upstream::write_lock(&path, &lock)?;
+    Ok(())
 }
 
 /// The summary table: one line per image with its owner.

@@ -99,7 +99,18 @@ fn with_layers(
 }
 
 /// Every image's status: from the store and the events log when a store exists, else never built.
+/// Upstreams are read at the digests `strata.lock` locks them to.
 pub(super) fn statuses(chain: &Chain, global: &GlobalArgs) -> Result<Statuses> {
+    let lock = strata_chain::Lock::load(&chain.lock_path())?;
+    statuses_with(chain, global, lock)
+}
+
+/// [`statuses`] with upstreams read at the digests `lock` locks them to (None: the store's tags).
+pub(super) fn statuses_with(
+    chain: &Chain,
+    global: &GlobalArgs,
+    lock: Option<strata_chain::Lock>,
+) -> Result<Statuses> {
     let store_path = global.store_path()?;
     let Ok(store) = strata_oci::Store::open(&store_path) else {
         return Ok(chain.statuses(&NothingBuilt)?);
@@ -109,7 +120,11 @@ pub(super) fn statuses(chain: &Chain, global: &GlobalArgs) -> Result<Statuses> {
         .ok()
         .map(std::sync::Mutex::new);
     let stat = Some(strata_dir.join("cache").join("stat-cache.json"));
-    let resolver = strata_cascade::InputsResolver::new(chain, &store, stat);
+    let upstreams = lock.map(|l| strata_cascade::Upstreams::new(l, strata_cascade::LockMode::Frozen));
+    let mut resolver = strata_cascade::InputsResolver::new(chain, &store, stat);
+    if let Some(upstreams) = &upstreams {
+        resolver = resolver.with_upstreams(upstreams);
+    }
     let source = strata_cascade::StoreStatus::new(&resolver, events.as_ref());
     let statuses = chain.statuses(&source)?;
     resolver.save();

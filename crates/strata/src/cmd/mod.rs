@@ -21,6 +21,8 @@ pub enum Command {
     Graph(graph::Args),
     /// What a change rebuilds, in order, why, and which teams it affects.
     Plan(plan::Args),
+    /// Re-resolve the chain's upstreams, move strata.lock and print what moved.
+    Update(update::Args),
     /// Scaffold the three-tier example chain (base → corebuild → httpd-php → wordpress).
     Init(init::Args),
     /// List the images in the store.
@@ -74,6 +76,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Dockerfile(args) => dockerfile::run(args, global),
         Command::Graph(args) => graph::run(args, global),
         Command::Plan(args) => plan::run(args, global),
+        Command::Update(args) => update::run(args, global),
         Command::Init(args) => init::run(args, global),
         Command::Images(args) => images::run(args, global),
         Command::Store(args) => store::run(args, global),
@@ -123,6 +126,7 @@ mod sandbox_args;
 mod serve;
 mod store;
 mod test;
+mod update;
 mod verify;
 mod version;
 mod watch;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use strata_chain::render;
 
-use super::graph::{load_chain, statuses, write_stdout};
+use super::graph::{load_chain, statuses, statuses_with, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata plan`.
@@ -15,6 +15,10 @@ pub struct Args {
     /// not up to date.
     #[arg(long, value_name = "IMAGE", num_args = 1..)]
     changed: Vec<String>,
+    /// Re-resolve the upstreams on their registries first (as `strata update --dry-run`) and plan
+    /// as if strata.lock had moved: what an update would rebuild, and whose images.
+    #[arg(long)]
+    update: bool,
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
@@ -23,12 +27,31 @@ pub struct Args {
 /// Print the plan.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
-    let statuses = statuses(&chain, global)?;
+    let (statuses, moves) = if args.update {
+        let (old, new) = super::update::resolve(&chain, &[])?;
+        let moves = new.diff(old.as_ref().unwrap_or(&strata_chain::Lock::new()));
+        (statuses_with(&chain, global, Some(new))?, moves)
+    } else {
+        (statuses(&chain, global)?, Vec::new())
+    };
     let plan = chain.plan(&args.changed, &statuses)?;
     let text = if args.json {
-        serde_json::to_string_pretty(&plan)? + "\n"
+        let mut value = serde_json::to_value(&plan)?;
+        if args.update {
+            value["upstream_moves"] = serde_json::to_value(&moves)?;
+        }
+        serde_json::to_string_pretty(&value)? + "\n"
     } else {
-        render::plan_text(&plan)
+        let mut out = String::new();
+        if args.update {
+            if moves.is_empty() {
+                out.push_str("upstreams: nothing moved\n");
+            }
+            for m in &moves {
+                out.push_str(&format!("upstream moved: {m}\n"));
+            }
+        }
+        out + &render::plan_text(&plan)
     };
     write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
