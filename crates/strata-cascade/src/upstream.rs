@@ -213,7 +213,8 @@ pub fn select_upstreams(chain: &Chain, only: &[String]) -> Result<Vec<String>, U
                 *r == wanted
                     || strata_reference::parse(r).is_ok_and(|p| {
                         p.path() == wanted
-                            || p.tag().is_some_and(|t| format!("{}:{t}", p.path()) == *wanted)
+                            || p.tag()
+                                .is_some_and(|t| format!("{}:{t}", p.path()) == *wanted)
                     })
             })
             .collect();
@@ -274,7 +275,10 @@ pub fn update(
                 },
             },
         };
-        if old.get(reference).is_some_and(|e| e.digest == digest.to_string()) {
+        if old
+            .get(reference)
+            .is_some_and(|e| e.digest == digest.to_string())
+        {
             continue;
         }
         let mut entry = new_entry(reference, &remote.registry, &digest.to_string());
@@ -340,7 +344,12 @@ fn remote_attestations(client: &Client, remote: &RemoteRef, digest: &Digest) -> 
 
 /// Write `lock` to `path` atomically (temp file, fsync, rename).
 pub fn write_lock(path: &Path, lock: &Lock) -> Result<(), UpstreamError> {
-    strata_oci::layout::atomic_write(path, lock.to_toml().as_bytes()).map_err(|source| {
+    // A bare file name has an empty parent: the temp file goes in the current directory.
+    let target = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new(".").join(path),
+        _ => path.to_path_buf(),
+    };
+    strata_oci::layout::atomic_write(&target, lock.to_toml().as_bytes()).map_err(|source| {
         UpstreamError::Write {
             path: path.to_path_buf(),
             source,

@@ -231,7 +231,7 @@ impl Lock {
             };
             if !is_upstream(&entry.reference) {
                 return Err(bad(
-                    "not an upstream reference (HOST/NAME[:TAG][@DIGEST])".into(),
+                    "not an upstream reference (HOST/NAME[:TAG][@DIGEST])".into()
                 ));
             }
             if let Err(e) = strata_reference::check_digest(&entry.digest) {

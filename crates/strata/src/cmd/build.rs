@@ -159,11 +159,7 @@ fn open_lock(
 
 /// Write the lock when the build locked or moved an upstream, saying what changed on stderr.
 /// Upstreams no Dockerfile names any more are dropped. A chain without upstreams gets no lock.
-fn save_lock(
-    chain: &strata_chain::Chain,
-    upstreams: &Upstreams,
-    old: Option<Lock>,
-) -> Result<()> {
+fn save_lock(chain: &strata_chain::Chain, upstreams: &Upstreams, old: Option<Lock>) -> Result<()> {
     if upstreams.mode() == LockMode::Frozen {
         return Ok(());
     }

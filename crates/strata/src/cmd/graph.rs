@@ -120,7 +120,8 @@ pub(super) fn statuses_with(
         .ok()
         .map(std::sync::Mutex::new);
     let stat = Some(strata_dir.join("cache").join("stat-cache.json"));
-    let upstreams = lock.map(|l| strata_cascade::Upstreams::new(l, strata_cascade::LockMode::Frozen));
+    let upstreams =
+        lock.map(|l| strata_cascade::Upstreams::new(l, strata_cascade::LockMode::Frozen));
     let mut resolver = strata_cascade::InputsResolver::new(chain, &store, stat);
     if let Some(upstreams) = &upstreams {
         resolver = resolver.with_upstreams(upstreams);
