@@ -356,3 +356,53 @@ pub fn write_lock(path: &Path, lock: &Lock) -> Result<(), UpstreamError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_attest::statement::{STATEMENT_TYPE, Statement, Subject};
+    use strata_attest::{KeyKind, PrivateKey};
+
+    fn envelope(key: &PrivateKey, subject: &Digest) -> Envelope {
+        let statement = Statement {
+            type_: STATEMENT_TYPE.into(),
+            subject: vec![Subject::image("r.example/ops/corebuild:latest", subject)],
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            predicate: serde_json::json!({
+                "buildDefinition": {"buildType": "x", "externalParameters": {}},
+                "runDetails": {"builder": {"id": "x"},
+                               "metadata": {"finishedOn": "2026-12-06T14:02:00Z"}}
+            }),
+        };
+        strata_attest::sign(&statement, key)
+    }
+
+    /// Only a signature by a key this chain trusts, over a statement about this very digest,
+    /// fills the provenance fields; the team is the key's, not the statement's claim.
+    #[test]
+    fn provenance_fields_come_only_from_a_trusted_signature_over_this_digest() {
+        let ops = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+        let foreign = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+        let mut trust = TrustConfig::new();
+        trust.add_key("operations", ops.public_key().clone());
+        let teams = ["operations", "middleware"];
+        let digest = Digest::of(b"corebuild");
+        let other = Digest::of(b"another image");
+        let fill = |envelopes: &[Envelope]| {
+            let mut entry = new_entry("r.example/ops/corebuild:latest", "r.example", "d");
+            signed_provenance(&mut entry, &trust, &teams, &digest, envelopes);
+            (entry.built_by, entry.key, entry.built)
+        };
+        assert_eq!(fill(&[]), (None, None, None));
+        assert_eq!(fill(&[envelope(&foreign, &digest)]), (None, None, None));
+        assert_eq!(fill(&[envelope(&ops, &other)]), (None, None, None));
+        assert_eq!(
+            fill(&[envelope(&foreign, &digest), envelope(&ops, &digest)]),
+            (
+                Some("operations".to_string()),
+                Some(ops.id().as_str().to_string()),
+                Some("2026-12-06T14:02:00Z".to_string())
+            )
+        );
+    }
+}
