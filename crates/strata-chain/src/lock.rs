@@ -141,7 +141,8 @@ pub struct Move {
 }
 
 impl fmt::Display for Move {
-    /// `ops/corebuild: sha256:ab12… → sha256:cd34…, rebuilt by operations 2026-12-06T14:02:00Z`.
+    /// `ops/corebuild: sha256:ab12… → sha256:cd34…, rebuilt by operations 2026-12-06T14:02:00Z`;
+    /// `…: locked at sha256:…` for a new entry, `…: no longer named, unlocked (was sha256:…)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let short = |d: &Option<String>| match d {
             Some(d) => {
@@ -150,13 +151,16 @@ impl fmt::Display for Move {
             }
             None => "(none)".to_string(),
         };
-        write!(
-            f,
-            "{}: {} → {}",
-            self.reference,
-            short(&self.from),
-            short(&self.to)
-        )?;
+        match (&self.from, &self.to) {
+            (None, to) => write!(f, "{}: locked at {}", self.reference, short(to))?,
+            (from, None) => write!(
+                f,
+                "{}: no longer named, unlocked (was {})",
+                self.reference,
+                short(from)
+            )?,
+            (from, to) => write!(f, "{}: {} → {}", self.reference, short(from), short(to))?,
+        }
         if let Some(Locked {
             built_by: Some(team),
             built,
@@ -444,8 +448,8 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "r.example/gone:1: sha256:bbbbbbbbbbbb… → (none)",
-                "r.example/new:2: (none) → sha256:dddddddddddd…",
+                "r.example/gone:1: no longer named, unlocked (was sha256:bbbbbbbbbbbb…)",
+                "r.example/new:2: locked at sha256:dddddddddddd…",
                 "r.example/ops/corebuild:7: sha256:aaaaaaaaaaaa… → sha256:cccccccccccc…, rebuilt by operations 14:02",
             ]
         );

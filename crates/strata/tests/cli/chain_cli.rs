@@ -319,6 +319,7 @@ fn a_closed_stdout_ends_every_command_quietly() {
         &["graph"],
         &["graph", "--format", "json"],
         &["plan"],
+        &["update", "--dry-run"],
         &["version"],
         &["init", "second"],
     ] {
