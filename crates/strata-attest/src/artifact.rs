@@ -114,7 +114,9 @@ pub fn find_each(
 
 fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, AttestError> {
     let manifest: ImageManifest = store.blobs().read_manifest(&digest)?;
-    attestation_from(digest, &manifest, |layer| Ok(store.blobs().read_descriptor(layer)?))
+    attestation_from(digest, &manifest, |layer| {
+        Ok(store.blobs().read_descriptor(layer)?)
+    })
 }
 
 /// The attestation whose manifest (digest `digest`) is `manifest`, reading its one layer with

@@ -79,10 +79,12 @@ impl TrustConfig {
 
     /// Declare that the images of another project matching `rule` must be signed by `team`:
     /// `rule` is a repository with its registry (`registry.acme.example/ops/corebuild`) or a prefix
-    /// ending in `/*` (`registry.acme.example/ops/*`). An image that is not one of the chain's is
+    /// ending in `/*` (`registry.acme.example/ops/*`, `registry.acme.example/*`). An image that is not one of the chain's is
     /// owned by the team of the exact rule naming it, else of the longest prefix rule it is under.
     pub fn set_external_owner(&mut self, rule: &str, team: &str) {
         let rule = match rule.strip_suffix("/*") {
+            // Everything under a registry host.
+            Some(host) if !host.contains('/') => rule.to_string(),
             Some(prefix) => format!("{}/*", full_name(prefix)),
             None => full_name(rule),
         };
@@ -1149,7 +1151,8 @@ impl Walk<'_> {
             .and_then(registry_of);
         match child_registry {
             Some(registry)
-                if self.trust.chain_owner_of(recorded).is_none() && registry_of(recorded).is_none() =>
+                if self.trust.chain_owner_of(recorded).is_none()
+                    && registry_of(recorded).is_none() =>
             {
                 self.trust
                     .link_name(&format!("{registry}/{}", image_key(recorded)))

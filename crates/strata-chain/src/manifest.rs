@@ -300,10 +300,17 @@ impl Checker<'_> {
         for (rule, team) in raw {
             let text = rule.get_ref();
             let field = format!("owners.\"{text}\"");
-            let name = text.strip_suffix("/*").unwrap_or(text);
-            let (domain, path) = strata_reference::split_domain(name);
-            let valid = domain.is_some_and(|d| d != "localhost" && names::is_registry_host(d))
-                && names::is_repository_path(path);
+            let valid = match text.strip_suffix("/*") {
+                // Everything a registry holds.
+                Some(host) if !host.contains('/') => {
+                    host != "localhost" && names::is_registry_host(host)
+                }
+                prefix => {
+                    let (domain, path) = strata_reference::split_domain(prefix.unwrap_or(text));
+                    domain.is_some_and(|d| d != "localhost" && names::is_registry_host(d))
+                        && names::is_repository_path(path)
+                }
+            };
             if !valid {
                 return Err(self.err(
                     rule.span(),
