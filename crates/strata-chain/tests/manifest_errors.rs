@@ -41,9 +41,18 @@ fn unknown_top_level_key() {
 #[test]
 fn owner_rules_name_another_registry_and_a_declared_team() {
     for (rule, line) in [
-        ("acme/corebuild", "strata.toml:7:1: field `owners.\"acme/corebuild\"`: invalid owner rule"),
-        ("localhost/ops/*", "strata.toml:7:1: field `owners.\"localhost/ops/*\"`: invalid owner rule"),
-        ("reg.example/Ops/*", "strata.toml:7:1: field `owners.\"reg.example/Ops/*\"`: invalid owner rule"),
+        (
+            "acme/corebuild",
+            "strata.toml:7:1: field `owners.\"acme/corebuild\"`: invalid owner rule",
+        ),
+        (
+            "localhost/ops/*",
+            "strata.toml:7:1: field `owners.\"localhost/ops/*\"`: invalid owner rule",
+        ),
+        (
+            "reg.example/Ops/*",
+            "strata.toml:7:1: field `owners.\"reg.example/Ops/*\"`: invalid owner rule",
+        ),
     ] {
         let err = error(&format!("{HEAD}[owners]\n\"{rule}\" = \"operations\"\n"));
         assert!(err.starts_with(line), "{rule}: {err}");
@@ -52,7 +61,9 @@ fn owner_rules_name_another_registry_and_a_declared_team() {
         "{HEAD}[owners]\n\"reg.example/ops/*\" = \"vendors\"\n"
     ));
     assert!(
-        err.starts_with("strata.toml:7:23: field `owners.\"reg.example/ops/*\"`: unknown team \"vendors\""),
+        err.starts_with(
+            "strata.toml:7:23: field `owners.\"reg.example/ops/*\"`: unknown team \"vendors\""
+        ),
         "{err}"
     );
     // Good rules: a repository, a prefix, a whole registry.

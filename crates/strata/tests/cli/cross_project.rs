@@ -127,11 +127,10 @@ fn dev_project(dir: &Path, keys: &Path, upstream: &str, rule: &str) -> PathBuf {
 }
 
 /// ops pushes a signed chain to `registry`; dev builds on it and verifies through the registry.
-fn verifies_through(dir: &Path, registry: &str) {
+/// Returns dev's directory (None: no busybox).
+fn verifies_through(dir: &Path, registry: &str) -> Option<PathBuf> {
     let keys = keys(dir);
-    if ops_project(dir, "ops", registry, Some(&keys.join("operations.key"))).is_none() {
-        return;
-    }
+    ops_project(dir, "ops", registry, Some(&keys.join("operations.key")))?;
     let upstream = format!("{registry}/ops/corebuild");
     let dev = dev_project(dir, &keys, &upstream, &format!("{registry}/ops/*"));
 
@@ -180,6 +179,7 @@ fn verifies_through(dir: &Path, registry: &str) {
         links[2]["from"].as_str().unwrap().contains("rootfs.tar@"),
         "{json}"
     );
+    Some(dev)
 }
 
 #[test]
@@ -188,7 +188,22 @@ fn verify_walks_into_another_projects_images_through_strata_serve() {
     let registry_store = dir.path().join("registry");
     strata_oci::Store::init(&registry_store).unwrap();
     let server = Serve::start(&registry_store, &[]);
-    verifies_through(dir.path(), &server.host);
+    let host = server.host.clone();
+    let Some(dev) = verifies_through(dir.path(), &host) else {
+        return;
+    };
+    // With the registry gone, the link that needs it is broken, naming the repository asked.
+    drop(server);
+    let out = strata(&dev, &[], &["verify", "dev/app", "--retries", "0"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.lines().last().unwrap();
+    assert!(
+        summary.starts_with(&format!("chain of custody broken at {host}/ops/corebuild "))
+            && summary.contains(&format!("cannot read {host}/ops/base@sha256:"))
+            && summary.contains("from its registry"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -197,7 +212,9 @@ fn verify_walks_into_another_projects_images_through_a_registry_without_referrer
     let Some(registry) = Distribution::start(dir.path()) else {
         return;
     };
-    verifies_through(dir.path(), &registry.host);
+    if verifies_through(dir.path(), &registry.host).is_none() {
+        return;
+    }
     // The attestations went up, and were found, through the tag schema.
     let tags = std::fs::read_dir(
         dir.path()
