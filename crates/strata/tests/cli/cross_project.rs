@@ -175,6 +175,16 @@ fn verifies_through(dir: &Path, registry: &str) -> Option<PathBuf> {
     // The base, never pulled into dev's store, was verified from the registry, down to the
     // tarball it was imported from.
     assert_eq!(links[2]["fetched_from"], base.as_str(), "{json}");
+    // The upstream itself, asked about by its registry name, verifies the same way.
+    let out = ok(&strata(
+        &dev,
+        &[],
+        &["verify", &format!("{upstream}:latest")],
+    ));
+    assert!(
+        out.contains(&format!("verified: 2 tiers from {upstream}:latest")),
+        "{out}"
+    );
     assert!(
         links[2]["from"].as_str().unwrap().contains("rootfs.tar@"),
         "{json}"
