@@ -15,6 +15,11 @@
 //!
 //! The walk stops at the first broken link and names it; the [`Report`] lists the links checked,
 //! top first, and serialises to JSON.
+//!
+//! Across projects ([`verify_chain_with`]): an image of another project (named with its
+//! registry, owned through an external rule, [`TrustConfig::set_external_owner`]) whose attestation
+//! or parent manifest the store lacks is read through an [`Upstream`] from the registry it came
+//! from, and checked like any other link.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
