@@ -114,6 +114,19 @@ pub fn find_each(
 
 fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, AttestError> {
     let manifest: ImageManifest = store.blobs().read_manifest(&digest)?;
+    attestation_from(digest, &manifest, |layer| {
+        Ok(store.blobs().read_descriptor(layer)?)
+    })
+}
+
+/// The attestation whose manifest (digest `digest`) is `manifest`, reading its one layer with
+/// `read_layer`. The layer must be a DSSE envelope; where the bytes come from (the store, a
+/// registry) is the caller's, and so is checking them against the layer's digest.
+pub(crate) fn attestation_from(
+    digest: Digest,
+    manifest: &ImageManifest,
+    read_layer: impl FnOnce(&Descriptor) -> Result<Vec<u8>, AttestError>,
+) -> Result<Attestation, AttestError> {
     let bad = |reason: String| AttestError::BadAttestation {
         digest: digest.clone(),
         reason,
@@ -130,7 +143,7 @@ fn read_attestation(store: &Store, digest: Digest) -> Result<Attestation, Attest
             layer.media_type()
         )));
     }
-    let bytes = store.blobs().read_descriptor(layer)?;
+    let bytes = read_layer(layer)?;
     let envelope: Envelope = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("its layer is not a DSSE envelope: {e}")))?;
     Ok(Attestation {

@@ -15,17 +15,22 @@
 //!
 //! The walk stops at the first broken link and names it; the [`Report`] lists the links checked,
 //! top first, and serialises to JSON.
+//!
+//! Across projects ([`verify_chain_with`]): an image of another project (named with its
+//! registry, owned through an external rule, [`TrustConfig::set_external_owner`]) whose attestation
+//! or parent manifest the store lacks is read through an [`Upstream`] from the registry it came
+//! from, and checked like any other link.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde::Serialize;
-use strata_oci::{Digest, Image, Reference, Store};
+use strata_oci::{Digest, Reference, Store};
 
-use crate::artifact::{Attestation, find_each};
+use crate::artifact::{ATTESTATION_ARTIFACT_TYPE, Attestation, attestation_from, find_each};
 use crate::error::{AttestError, KeyError, VerifyError};
 use crate::keys::{KeyId, PublicKey};
 use crate::policy::{Policy, format_age};
@@ -39,6 +44,8 @@ pub struct TrustConfig {
     teams: BTreeMap<String, Vec<PublicKey>>,
     owners: BTreeMap<String, String>,
     tiers: BTreeMap<String, String>,
+    /// Owner rules for other projects' images: a full name (`HOST/PATH`) or prefix (`HOST/PATH/*`).
+    external: BTreeMap<String, String>,
 }
 
 impl TrustConfig {
@@ -75,9 +82,62 @@ impl TrustConfig {
         };
     }
 
-    /// The owner team of `image`.
+    /// Declare that the images of another project matching `rule` must be signed by `team`:
+    /// `rule` is a repository with its registry (`registry.acme.example/ops/corebuild`) or a prefix
+    /// ending in `/*` (`registry.acme.example/ops/*`, `registry.acme.example/*`). An image that is not one of the chain's is
+    /// owned by the team of the exact rule naming it, else of the longest prefix rule it is under.
+    pub fn set_external_owner(&mut self, rule: &str, team: &str) {
+        let rule = match rule.strip_suffix("/*") {
+            // Everything under a registry host.
+            Some(host) if !host.contains('/') => rule.to_string(),
+            Some(prefix) => format!("{}/*", full_name(prefix)),
+            None => full_name(rule),
+        };
+        self.external.insert(rule, team.to_string());
+    }
+
+    /// The owner team of `image`: the chain's owner of its repository path (whatever the
+    /// registry), else the external rule covering its full name.
     pub fn owner_of(&self, image: &str) -> Option<&str> {
+        self.chain_owner_of(image)
+            .or_else(|| self.external_owner_of(image))
+    }
+
+    /// The chain's owner of `image`'s repository path.
+    fn chain_owner_of(&self, image: &str) -> Option<&str> {
         self.owners.get(&image_key(image)).map(String::as_str)
+    }
+
+    /// The team an external owner rule gives `image` (a reference with its registry).
+    pub fn external_owner_of(&self, image: &str) -> Option<&str> {
+        let name = full_name(image);
+        if let Some(team) = self.external.get(&name) {
+            return Some(team);
+        }
+        self.external
+            .iter()
+            .filter_map(|(rule, team)| {
+                let prefix = rule.strip_suffix("/*")?;
+                name.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                    .then_some((prefix.len(), team.as_str()))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, team)| team)
+    }
+
+    /// The name a link shows and is judged by: a chain image's repository path (`acme/app`), or
+    /// for an image of another registry not in the chain its full name (`HOST/ops/corebuild`).
+    fn link_name(&self, reference: &str) -> String {
+        if self.chain_owner_of(reference).is_some() {
+            return image_key(reference);
+        }
+        match Reference::parse(reference) {
+            Ok(r) if r.registry() != strata_oci::reference::DEFAULT_REGISTRY => {
+                format!("{}/{}", r.registry(), r.repository())
+            }
+            _ => image_key(reference),
+        }
     }
 
     /// The tier label the chain gives `image`.
@@ -105,6 +165,44 @@ fn image_key(image: &str) -> String {
         .map(|r| r.repository().to_string())
         .unwrap_or_else(|_| image.to_string())
 }
+
+/// `HOST/PATH` of a reference (`localhost/PATH` for one without a registry), or the text itself
+/// when it does not parse.
+fn full_name(image: &str) -> String {
+    Reference::parse(image)
+        .map(|r| format!("{}/{}", r.registry(), r.repository()))
+        .unwrap_or_else(|_| image.to_string())
+}
+
+/// The registry host of a link name, when it names one other than the store's `localhost`.
+fn registry_of(name: &str) -> Option<String> {
+    Reference::parse(name)
+        .ok()
+        .map(|r| r.registry().to_string())
+        .filter(|r| r != strata_oci::reference::DEFAULT_REGISTRY)
+}
+
+/// A fetch from a registry failed; any error the implementation has, with its causes.
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where [`verify_chain_with`] reads what the local store lacks about an image of another project
+/// (an external image, owned through [`TrustConfig::set_external_owner`]): its manifest and its
+/// attestations, from the registry it came from. strata-attest does no HTTP: the CLI implements
+/// this with strata-remote. Nothing fetched is trusted: manifests and blobs are checked here
+/// against their digests, envelopes against the owner's keys.
+pub trait Upstream {
+    /// The bytes of manifest `digest` in `repository` (`HOST/PATH`).
+    fn manifest(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError>;
+    /// The referrers of manifest `digest` in `repository`: the referrers API, or the
+    /// `<alg>-<hex>` tag schema on a registry without it. None known is an empty list.
+    fn referrers(&self, repository: &str, digest: &Digest) -> Result<Vec<Descriptor>, FetchError>;
+    /// The bytes of blob `digest` in `repository` (an envelope: small; the implementation bounds
+    /// what it reads).
+    fn blob(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError>;
+}
+
+/// At most this many referrers of one image are read from a registry.
+const MAX_REMOTE_REFERRERS: usize = 64;
 
 /// The verdict of one link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -221,6 +319,13 @@ pub enum Problem {
         /// The digests checked (the manifest's and its imported source's).
         digests: Vec<Digest>,
     },
+    /// What the store lacks could not be read from the registry the image came from.
+    Upstream {
+        /// The repository asked (`HOST/PATH@DIGEST`).
+        image: String,
+        /// Why (the error and its causes).
+        reason: String,
+    },
     /// The parents loop back to an image already walked.
     Cycle {
         /// The image seen twice.
@@ -323,6 +428,9 @@ impl fmt::Display for Problem {
                 "policy: the base {} is not an allowed base",
                 digests.first().map(Digest::to_string).unwrap_or_default()
             ),
+            Problem::Upstream { image, reason } => {
+                write!(f, "cannot read {image} from its registry: {reason}")
+            }
             Problem::Cycle { digest } => write!(f, "the parents loop back to {digest}"),
         }
     }
@@ -343,6 +451,9 @@ pub struct Link {
     pub key_id: Option<KeyId>,
     /// The attestation manifest that was checked.
     pub attestation: Option<Digest>,
+    /// The registry repository the attestation was read from, when it was not in the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_from: Option<String>,
     /// When it was built (`runDetails.metadata.finishedOn`).
     pub built: Option<String>,
     /// What it was built from: the parent `name@digest`, or an imported source `uri@digest`.
@@ -413,6 +524,9 @@ impl fmt::Display for Report {
                 link.built.as_deref().unwrap_or("-"),
                 link.from.as_deref().unwrap_or("-"),
             )?;
+            if let Some(remote) = &link.fetched_from {
+                writeln!(f, "       (attestation read from {remote})")?;
+            }
             for problem in &link.problems {
                 writeln!(f, "       {problem}")?;
             }
@@ -490,23 +604,50 @@ pub fn verify_chain(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Report, AttestError> {
+    verify_chain_with(store, reference, trust, policy, now, None)
+}
+
+/// [`verify_chain`], following images of other projects through `upstream`: when a link is an
+/// external image (owned by an external rule of `trust`, named with its registry) and the store
+/// lacks its manifest or holds no attestation of it that verifies, they are read from the
+/// registry the image came from. The parent of an external image recorded under a `localhost/`
+/// name (its project had no `registry`) is looked for in the same registry as its child.
+pub fn verify_chain_with(
+    store: &Store,
+    reference: &str,
+    trust: &TrustConfig,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    upstream: Option<&dyn Upstream>,
+) -> Result<Report, AttestError> {
     let descriptor = store.refs().resolve(reference)?;
     let top = store.image_from_descriptor(&descriptor)?;
     let top_digest = top.digest();
-    let mut name = Reference::parse(reference)
+    let name = Reference::parse(reference)
         .ok()
         .filter(|_| !reference.starts_with("sha256:") && !reference.starts_with("sha512:"))
-        .map(|r| r.repository().to_string());
-    let mut image = top;
+        .map(|_| trust.link_name(reference));
+    let walk = Walk {
+        store,
+        trust,
+        policy,
+        now,
+        upstream,
+    };
+    let mut node = Node {
+        digest: top_digest.clone(),
+        manifest: top.manifest().clone(),
+        name,
+    };
     let mut links = Vec::new();
     let mut seen = HashSet::new();
     loop {
-        let (mut link, next) = check_link(store, &image, name.as_deref(), trust, policy, now)?;
-        if !seen.insert(image.digest()) {
+        let (mut link, next) = walk.check_link(&node)?;
+        if !seen.insert(node.digest.clone()) {
             link.problems.insert(
                 0,
                 Problem::Cycle {
-                    digest: image.digest(),
+                    digest: node.digest.clone(),
                 },
             );
         }
@@ -517,16 +658,10 @@ pub fn verify_chain(
             break;
         }
         match next {
-            Some(Next::Parent {
-                name: parent_name,
-                image: parent,
-            }) => {
-                name = parent_name;
-                image = *parent;
-            }
+            Some(Next::Parent(parent)) => node = *parent,
             Some(Next::Bottom { import }) => {
                 if !policy.allowed_base_digests.is_empty() {
-                    let mut digests = vec![image.digest()];
+                    let mut digests = vec![node.digest.clone()];
                     digests.extend(import);
                     if !digests
                         .iter()
@@ -551,296 +686,506 @@ pub fn verify_chain(
     })
 }
 
+/// One image on the walk: its manifest, and the name it is judged by ([`TrustConfig::link_name`]).
+struct Node {
+    digest: Digest,
+    manifest: ImageManifest,
+    name: Option<String>,
+}
+
 /// Where the walk goes after a good link.
 enum Next {
     /// Down to the recorded parent.
-    Parent {
-        name: Option<String>,
-        image: Box<Image>,
-    },
+    Parent(Box<Node>),
     /// Nowhere: this is the base; `import` holds the digests of what it was imported from.
     Bottom { import: Vec<Digest> },
 }
 
-/// Check one image; returns its link (verdict not yet set) and, when the link is good, where to
-/// go next.
-fn check_link(
-    store: &Store,
-    image: &Image,
-    name: Option<&str>,
-    trust: &TrustConfig,
-    policy: &Policy,
+/// What one walk checks against.
+struct Walk<'a> {
+    store: &'a Store,
+    trust: &'a TrustConfig,
+    policy: &'a Policy,
     now: DateTime<Utc>,
-) -> Result<(Link, Option<Next>), AttestError> {
-    let digest = image.digest();
-    let mut unreadable = Vec::new();
-    let mut attestations = Vec::new();
-    for found in find_each(store, &digest)? {
-        match found {
-            Ok(attestation) => attestations.push(attestation),
-            Err(AttestError::BadAttestation { digest, reason }) => {
-                unreadable.push(Problem::BadAttestation {
-                    attestation: digest,
-                    reason,
-                })
-            }
-            Err(e) => return Err(e),
+    upstream: Option<&'a dyn Upstream>,
+}
+
+/// Attestations of one image, each read on its own (a malformed one is a problem, not an error).
+type Found = Vec<Result<Attestation, Problem>>;
+
+impl Walk<'_> {
+    /// The registry repository (`HOST/PATH`) to read what the store lacks about the image named
+    /// `name` from, when it is another project's (owned by an external rule, not the chain) and
+    /// there is an [`Upstream`].
+    fn remote_of(&self, name: Option<&str>) -> Option<String> {
+        let name = name?;
+        self.upstream?;
+        if self.trust.chain_owner_of(name).is_some() {
+            return None;
         }
+        self.trust.external_owner_of(name)?;
+        registry_of(name).map(|_| full_name(name))
     }
-    // An image asked about by digest is named by what its attestations claim; the claim is then
-    // checked against the keys of the team owning that name, so it cannot choose its own judge.
-    let name = name.map(str::to_string).or_else(|| {
-        attestations.iter().find_map(|a| {
-            let statement = a.envelope.statement_unverified().ok()?;
-            let subject = statement.subject.first()?;
-            trust
-                .owner_of(&subject.name)
-                .map(|_| image_key(&subject.name))
-        })
-    });
-    let mut link = Link {
-        tier: name
-            .as_deref()
-            .and_then(|n| trust.tier_of(n))
-            .map(str::to_string),
-        image: name.clone(),
-        digest: digest.clone(),
-        team: None,
-        key_id: None,
-        attestation: None,
-        built: None,
-        from: None,
-        verdict: Verdict::Broken,
-        problems: Vec::new(),
-    };
-    let Some(owner) = name.as_deref().and_then(|n| trust.owner_of(n)) else {
-        link.problems.push(Problem::UnknownImage {
-            image: name.unwrap_or_else(|| digest.to_string()),
-        });
-        return Ok((link, None));
-    };
-    link.team = Some(owner.to_string());
-    if trust.keys_of(owner).is_empty() {
-        link.problems.push(Problem::NoTrustedKeys {
-            team: owner.to_string(),
-        });
-        return Ok((link, None));
+
+    /// The attestations of `digest` in the store.
+    fn local_attestations(&self, digest: &Digest) -> Result<Found, AttestError> {
+        let mut found = Vec::new();
+        for each in find_each(self.store, digest)? {
+            match each {
+                Ok(attestation) => found.push(Ok(attestation)),
+                Err(AttestError::BadAttestation { digest, reason }) => {
+                    found.push(Err(Problem::BadAttestation {
+                        attestation: digest,
+                        reason,
+                    }))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
     }
-    if attestations.is_empty() {
+
+    /// The attestations of `digest` in the registry repository `remote`, except those in
+    /// `skip`. `Err` when the registry cannot be asked at all.
+    fn remote_attestations(
+        &self,
+        remote: &str,
+        digest: &Digest,
+        skip: &HashSet<Digest>,
+    ) -> Result<Found, Problem> {
+        let upstream = self.upstream.expect("remote_of checked the upstream");
+        let unreachable = |what: String, e: FetchError| Problem::Upstream {
+            image: what,
+            reason: strata_oci::report(e.as_ref()),
+        };
+        let referrers = upstream
+            .referrers(remote, digest)
+            .map_err(|e| unreachable(format!("{remote}@{digest} (referrers)"), e))?;
+        let mut found = Vec::new();
+        for descriptor in referrers
+            .iter()
+            .filter(|d| {
+                d.artifact_type()
+                    .as_ref()
+                    .is_none_or(|t| t.to_string() == ATTESTATION_ARTIFACT_TYPE)
+            })
+            .take(MAX_REMOTE_REFERRERS)
+        {
+            let Ok(manifest_digest) = Digest::from_oci(descriptor.digest()) else {
+                continue;
+            };
+            if skip.contains(&manifest_digest) {
+                continue;
+            }
+            let at = format!("{remote}@{manifest_digest}");
+            let bytes = match upstream.manifest(remote, &manifest_digest) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    found.push(Err(unreachable(at, e)));
+                    continue;
+                }
+            };
+            let bad = |reason: String| Problem::BadAttestation {
+                attestation: manifest_digest.clone(),
+                reason,
+            };
+            if Digest::of_with(manifest_digest.algorithm(), &bytes) != manifest_digest {
+                found.push(Err(bad(format!(
+                    "the registry answered {remote} with other bytes than its digest"
+                ))));
+                continue;
+            }
+            let manifest: ImageManifest = match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    found.push(Err(bad(format!("not an OCI manifest: {e}"))));
+                    continue;
+                }
+            };
+            if manifest
+                .artifact_type()
+                .as_ref()
+                .is_none_or(|t| t.to_string() != ATTESTATION_ARTIFACT_TYPE)
+            {
+                continue;
+            }
+            let about = manifest
+                .subject()
+                .as_ref()
+                .and_then(|s| Digest::from_oci(s.digest()).ok());
+            if about.as_ref() != Some(digest) {
+                continue;
+            }
+            let read = attestation_from(manifest_digest.clone(), &manifest, |layer| {
+                let layer_digest = Digest::from_oci(layer.digest())?;
+                let bytes = upstream.blob(remote, &layer_digest).map_err(|e| {
+                    AttestError::BadAttestation {
+                        digest: manifest_digest.clone(),
+                        reason: format!(
+                            "cannot read its envelope from {remote}: {}",
+                            strata_oci::report(e.as_ref())
+                        ),
+                    }
+                })?;
+                if Digest::of_with(layer_digest.algorithm(), &bytes) != layer_digest {
+                    return Err(AttestError::BadAttestation {
+                        digest: manifest_digest.clone(),
+                        reason: format!(
+                            "the registry answered its envelope {layer_digest} with other bytes"
+                        ),
+                    });
+                }
+                Ok(bytes)
+            });
+            found.push(match read {
+                Ok(attestation) => Ok(attestation),
+                Err(AttestError::BadAttestation { digest, reason }) => {
+                    Err(Problem::BadAttestation {
+                        attestation: digest,
+                        reason,
+                    })
+                }
+                Err(e) => Err(bad(strata_oci::report(&e))),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Check one image; returns its link (verdict not yet set) and, when the link is good, where
+    /// to go next.
+    fn check_link(&self, node: &Node) -> Result<(Link, Option<Next>), AttestError> {
+        let trust = self.trust;
+        let digest = &node.digest;
+        let local = self.local_attestations(digest)?;
+        // An image asked about by digest is named by what its attestations claim; the claim is
+        // then checked against the keys of the team owning that name, so it cannot choose its own
+        // judge.
+        let name = node.name.clone().or_else(|| {
+            local.iter().flatten().find_map(|a| {
+                let statement = a.envelope.statement_unverified().ok()?;
+                let subject = statement.subject.first()?;
+                trust
+                    .owner_of(&subject.name)
+                    .map(|_| trust.link_name(&subject.name))
+            })
+        });
+        let mut link = Link {
+            tier: name
+                .as_deref()
+                .and_then(|n| trust.tier_of(n))
+                .map(str::to_string),
+            image: name.clone(),
+            digest: digest.clone(),
+            team: None,
+            key_id: None,
+            attestation: None,
+            fetched_from: None,
+            built: None,
+            from: None,
+            verdict: Verdict::Broken,
+            problems: Vec::new(),
+        };
+        let Some(owner) = name.as_deref().and_then(|n| trust.owner_of(n)) else {
+            link.problems.push(Problem::UnknownImage {
+                image: name.unwrap_or_else(|| digest.to_string()),
+            });
+            return Ok((link, None));
+        };
+        link.team = Some(owner.to_string());
+        if trust.keys_of(owner).is_empty() {
+            link.problems.push(Problem::NoTrustedKeys {
+                team: owner.to_string(),
+            });
+            return Ok((link, None));
+        }
+        // Several attestations (a rebuild re-signed, or a forgery added): one good one suffices;
+        // otherwise report the one that got furthest through the checks. The store's first; an
+        // external image's registry next, when none of the store's holds.
+        let mut best: Option<(usize, Link)> = None;
+        let mut unreadable = Vec::new();
+        let mut seen = HashSet::new();
+        let remote = self.remote_of(name.as_deref());
+        let rounds = [Some(local), None];
+        for round in rounds {
+            let (found, from) = match round {
+                Some(local) => (local, None),
+                None => {
+                    let Some(remote) = &remote else { break };
+                    match self.remote_attestations(remote, digest, &seen) {
+                        Ok(found) => (found, Some(remote.clone())),
+                        Err(problem) => {
+                            unreadable.push(problem);
+                            break;
+                        }
+                    }
+                }
+            };
+            for each in found {
+                let attestation = match each {
+                    Ok(attestation) => attestation,
+                    Err(problem) => {
+                        unreadable.push(problem);
+                        continue;
+                    }
+                };
+                seen.insert(attestation.manifest.clone());
+                let mut candidate = link.clone();
+                candidate.fetched_from = from.clone();
+                let (stage, next) =
+                    self.check_attestation(node, &attestation, owner, &mut candidate)?;
+                if candidate.problems.is_empty() {
+                    return Ok((candidate, next));
+                }
+                if best.as_ref().is_none_or(|(s, _)| stage > *s) {
+                    best = Some((stage, candidate));
+                }
+            }
+        }
+        if let Some((_, best)) = best {
+            return Ok((best, None));
+        }
         // Only unreadable ones: name them; none at all: say so.
         if unreadable.is_empty() {
             link.problems.push(Problem::MissingAttestation);
         } else {
             link.problems.extend(unreadable);
         }
-        return Ok((link, None));
+        Ok((link, None))
     }
-    // Several attestations (a rebuild re-signed, or a forgery added): one good one suffices;
-    // otherwise report the one that got furthest through the checks.
-    let mut best: Option<(usize, Link)> = None;
-    for attestation in &attestations {
-        let mut candidate = link.clone();
-        let (stage, next) = check_attestation(
-            store,
-            image,
-            attestation,
-            owner,
-            trust,
-            policy,
-            now,
-            &mut candidate,
-        )?;
-        if candidate.problems.is_empty() {
-            return Ok((candidate, next));
-        }
-        if best.as_ref().is_none_or(|(s, _)| stage > *s) {
-            best = Some((stage, candidate));
-        }
-    }
-    Ok((best.expect("at least one attestation").1, None))
-}
 
-/// Check one attestation of `image`, filling `link`. Returns how far the checks got (for choosing
-/// among several bad attestations) and where to go next.
-#[allow(clippy::too_many_arguments)]
-fn check_attestation(
-    store: &Store,
-    image: &Image,
-    attestation: &Attestation,
-    owner: &str,
-    trust: &TrustConfig,
-    policy: &Policy,
-    now: DateTime<Utc>,
-    link: &mut Link,
-) -> Result<(usize, Option<Next>), AttestError> {
-    link.attestation = Some(attestation.manifest.clone());
-    // 1. The signature, against the owner's keys.
-    let verified = match attestation.envelope.verify(trust.keys_of(owner)) {
-        Ok(verified) => verified,
-        Err(VerifyError::UnknownKey { key_ids }) => {
-            let other = key_ids
-                .iter()
-                .find_map(|id| trust.team_of_key(id).map(|team| (team, id)));
-            link.problems.push(match other {
-                Some((team, id)) => Problem::WrongTeam {
-                    owner: owner.to_string(),
-                    signed_by: team.to_string(),
-                    key_id: id.clone(),
-                },
-                None => Problem::Signature {
-                    reason: VerifyError::UnknownKey { key_ids },
-                },
-            });
-            return Ok((0, None));
+    /// Check one attestation of `node`, filling `link`. Returns how far the checks got (for
+    /// choosing among several bad attestations) and where to go next.
+    fn check_attestation(
+        &self,
+        node: &Node,
+        attestation: &Attestation,
+        owner: &str,
+        link: &mut Link,
+    ) -> Result<(usize, Option<Next>), AttestError> {
+        let trust = self.trust;
+        let policy = self.policy;
+        link.attestation = Some(attestation.manifest.clone());
+        // 1. The signature, against the owner's keys.
+        let verified = match attestation.envelope.verify(trust.keys_of(owner)) {
+            Ok(verified) => verified,
+            Err(VerifyError::UnknownKey { key_ids }) => {
+                let other = key_ids
+                    .iter()
+                    .find_map(|id| trust.team_of_key(id).map(|team| (team, id)));
+                link.problems.push(match other {
+                    Some((team, id)) => Problem::WrongTeam {
+                        owner: owner.to_string(),
+                        signed_by: team.to_string(),
+                        key_id: id.clone(),
+                    },
+                    None => Problem::Signature {
+                        reason: VerifyError::UnknownKey { key_ids },
+                    },
+                });
+                return Ok((0, None));
+            }
+            Err(reason) => {
+                link.problems.push(Problem::Signature { reason });
+                return Ok((0, None));
+            }
+        };
+        link.key_id = Some(verified.key_id.clone());
+        // 2. strata's SLSA provenance.
+        let parsed = verified
+            .statement
+            .provenance()
+            .and_then(|p| p.internal().map(|i| (p, i)));
+        let (provenance, internal) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                link.problems.push(Problem::NotProvenance {
+                    reason: strata_oci::report(&e),
+                });
+                return Ok((1, None));
+            }
+        };
+        link.built = provenance.finished_on().map(|t| rfc3339(&t));
+        if link.tier.is_none() {
+            link.tier = internal.tier.clone();
         }
-        Err(reason) => {
-            link.problems.push(Problem::Signature { reason });
-            return Ok((0, None));
-        }
-    };
-    link.key_id = Some(verified.key_id.clone());
-    // 2. strata's SLSA provenance.
-    let parsed = verified
-        .statement
-        .provenance()
-        .and_then(|p| p.internal().map(|i| (p, i)));
-    let (provenance, internal) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            link.problems.push(Problem::NotProvenance {
-                reason: strata_oci::report(&e),
-            });
-            return Ok((1, None));
-        }
-    };
-    link.built = provenance.finished_on().map(|t| rfc3339(&t));
-    if link.tier.is_none() {
-        link.tier = internal.tier.clone();
-    }
-    // 3. The owner (and the tier, when the chain names one).
-    if internal.owner != owner {
-        link.problems.push(Problem::OwnerMismatch {
-            chain: owner.to_string(),
-            provenance: internal.owner.clone(),
-        });
-    }
-    if let Some(tier) = link.image.as_deref().and_then(|n| trust.tier_of(n))
-        && internal.tier.as_deref() != Some(tier)
-    {
-        link.problems.push(Problem::TierMismatch {
-            chain: tier.to_string(),
-            provenance: internal.tier.clone(),
-        });
-    }
-    // 4. The parent underneath.
-    let next = match check_parent(store, image, &provenance, &internal.squash, link)? {
-        Ok(next) => Some(next),
-        Err(problem) => {
-            link.problems.push(problem);
-            None
-        }
-    };
-    // 5. The subject.
-    let subjects = verified.statement.subject_digests();
-    if !subjects.contains(&image.digest()) {
-        link.problems.push(Problem::SubjectMismatch { subjects });
-    }
-    // 6. The policy.
-    if let Some(tier) = &link.tier
-        && let Some(required) = policy.tier_teams.get(tier)
-        && required != owner
-    {
-        link.problems.push(Problem::PolicyTierTeam {
-            tier: tier.clone(),
-            required: required.clone(),
-            owner: owner.to_string(),
-        });
-    }
-    if let Some(max_age) = policy.max_age {
-        let built = provenance.finished_on();
-        if built.is_none_or(|t| now.signed_duration_since(t) > max_age) {
-            link.problems.push(Problem::PolicyTooOld {
-                built: link.built.clone(),
-                max_age: format_age(&max_age),
+        // 3. The owner (and the tier, when the chain names one).
+        if internal.owner != owner {
+            link.problems.push(Problem::OwnerMismatch {
+                chain: owner.to_string(),
+                provenance: internal.owner.clone(),
             });
         }
+        if let Some(tier) = link.image.as_deref().and_then(|n| trust.tier_of(n))
+            && internal.tier.as_deref() != Some(tier)
+        {
+            link.problems.push(Problem::TierMismatch {
+                chain: tier.to_string(),
+                provenance: internal.tier.clone(),
+            });
+        }
+        // 4. The parent underneath.
+        let next = match self.check_parent(node, &provenance, &internal.squash, link)? {
+            Ok(next) => Some(next),
+            Err(problem) => {
+                link.problems.push(problem);
+                None
+            }
+        };
+        // 5. The subject.
+        let subjects = verified.statement.subject_digests();
+        if !subjects.contains(&node.digest) {
+            link.problems.push(Problem::SubjectMismatch { subjects });
+        }
+        // 6. The policy.
+        if let Some(tier) = &link.tier
+            && let Some(required) = policy.tier_teams.get(tier)
+            && required != owner
+        {
+            link.problems.push(Problem::PolicyTierTeam {
+                tier: tier.clone(),
+                required: required.clone(),
+                owner: owner.to_string(),
+            });
+        }
+        if let Some(max_age) = policy.max_age {
+            let built = provenance.finished_on();
+            if built.is_none_or(|t| self.now.signed_duration_since(t) > max_age) {
+                link.problems.push(Problem::PolicyTooOld {
+                    built: link.built.clone(),
+                    max_age: format_age(&max_age),
+                });
+            }
+        }
+        Ok((2, next))
     }
-    Ok((2, next))
-}
 
-/// Check that the recorded parent is the image underneath; `Ok(Err(problem))` when it is not.
-fn check_parent(
-    store: &Store,
-    image: &Image,
-    provenance: &Provenance,
-    squash: &str,
-    link: &mut Link,
-) -> Result<Result<Next, Problem>, AttestError> {
-    let recorded = match provenance.base() {
-        Ok(recorded) => recorded,
-        Err(e) => {
-            return Ok(Err(Problem::NotProvenance {
-                reason: strata_oci::report(&e),
+    /// Check that the recorded parent is the image underneath; `Ok(Err(problem))` when it is not.
+    fn check_parent(
+        &self,
+        node: &Node,
+        provenance: &Provenance,
+        squash: &str,
+        link: &mut Link,
+    ) -> Result<Result<Next, Problem>, AttestError> {
+        let recorded = match provenance.base() {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                return Ok(Err(Problem::NotProvenance {
+                    reason: strata_oci::report(&e),
+                }));
+            }
+        };
+        let annotated = node
+            .manifest
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(strata_oci::annotations::ANNOTATION_BASE_IMAGE_DIGEST))
+            .map(|d| d.parse::<Digest>());
+        let annotated = match annotated {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            // An unreadable annotation cannot agree with anything.
+            Some(Err(_)) => Some(Digest::of(b"")),
+        };
+        let Some((parent_name, parent)) = recorded else {
+            let import: Vec<Digest> = provenance
+                .dependencies(DEP_IMPORT)
+                .filter_map(|d| d.sha256())
+                .collect();
+            link.from = provenance
+                .dependencies(DEP_IMPORT)
+                .next()
+                .and_then(|d| Some(format!("{}@{}", d.uri.as_deref()?, d.sha256()?)));
+            if let Some(annotated) = annotated {
+                return Ok(Err(Problem::UnrecordedParent { annotated }));
+            }
+            return Ok(Ok(Next::Bottom { import }));
+        };
+        let parent_name = parent_name.map(|n| self.parent_name(node, &n));
+        link.from = Some(format!(
+            "{}@{parent}",
+            parent_name.as_deref().unwrap_or("(unnamed)")
+        ));
+        if annotated.as_ref() != Some(&parent) {
+            return Ok(Err(Problem::ParentMismatch {
+                recorded: parent,
+                annotated,
             }));
         }
-    };
-    let annotated = image
-        .manifest()
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(strata_oci::annotations::ANNOTATION_BASE_IMAGE_DIGEST))
-        .map(|d| d.parse::<Digest>());
-    let annotated = match annotated {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        // An unreadable annotation cannot agree with anything.
-        Some(Err(_)) => Some(Digest::of(b"")),
-    };
-    let Some((parent_name, parent)) = recorded else {
-        let import: Vec<Digest> = provenance
-            .dependencies(DEP_IMPORT)
-            .filter_map(|d| d.sha256())
-            .collect();
-        link.from = provenance
-            .dependencies(DEP_IMPORT)
-            .next()
-            .and_then(|d| Some(format!("{}@{}", d.uri.as_deref()?, d.sha256()?)));
-        if let Some(annotated) = annotated {
-            return Ok(Err(Problem::UnrecordedParent { annotated }));
+        let manifest = if self.store.blobs().has(&parent) {
+            let size = self.store.blobs().size(&parent)?;
+            self.store
+                .image_from_descriptor(&Descriptor::new(
+                    MediaType::ImageManifest,
+                    size,
+                    parent.to_oci(),
+                ))?
+                .manifest()
+                .clone()
+        } else {
+            match self.remote_of(parent_name.as_deref()) {
+                None => return Ok(Err(Problem::ParentMissing { parent })),
+                Some(remote) => match self.remote_manifest(&remote, &parent) {
+                    Ok(manifest) => manifest,
+                    Err(problem) => return Ok(Err(problem)),
+                },
+            }
+        };
+        if squash != "all" {
+            let below: Vec<_> = manifest.layers().iter().map(|l| l.digest()).collect();
+            let here: Vec<_> = node.manifest.layers().iter().map(|l| l.digest()).collect();
+            if !here.starts_with(&below) {
+                return Ok(Err(Problem::ParentNotUnderneath { parent }));
+            }
         }
-        return Ok(Ok(Next::Bottom { import }));
-    };
-    link.from = Some(format!(
-        "{}@{parent}",
-        parent_name
+        Ok(Ok(Next::Parent(Box::new(Node {
+            digest: parent,
+            manifest,
+            name: parent_name,
+        }))))
+    }
+
+    /// The name the parent recorded as `recorded` is judged by. An external image's parent
+    /// recorded under a local name (`localhost/ops/base`: its project pushes without a
+    /// `registry`) is looked for in the registry its child came from.
+    fn parent_name(&self, child: &Node, recorded: &str) -> String {
+        let child_registry = child
+            .name
             .as_deref()
-            .map(image_key)
-            .unwrap_or_else(|| "(unnamed)".into())
-    ));
-    if annotated.as_ref() != Some(&parent) {
-        return Ok(Err(Problem::ParentMismatch {
-            recorded: parent,
-            annotated,
-        }));
-    }
-    if !store.blobs().has(&parent) {
-        return Ok(Err(Problem::ParentMissing { parent }));
-    }
-    let size = store.blobs().size(&parent)?;
-    let parent_image = store.image_from_descriptor(&Descriptor::new(
-        MediaType::ImageManifest,
-        size,
-        parent.to_oci(),
-    ))?;
-    if squash != "all" {
-        let below: Vec<_> = parent_image.layers().iter().map(|l| l.digest()).collect();
-        let here: Vec<_> = image.layers().iter().map(|l| l.digest()).collect();
-        if !here.starts_with(&below) {
-            return Ok(Err(Problem::ParentNotUnderneath { parent }));
+            .filter(|n| self.trust.chain_owner_of(n).is_none())
+            .and_then(registry_of);
+        match child_registry {
+            Some(registry)
+                if self.trust.chain_owner_of(recorded).is_none()
+                    && registry_of(recorded).is_none() =>
+            {
+                self.trust
+                    .link_name(&format!("{registry}/{}", image_key(recorded)))
+            }
+            _ => self.trust.link_name(recorded),
         }
     }
-    Ok(Ok(Next::Parent {
-        name: parent_name.map(|n| image_key(&n)),
-        image: Box::new(parent_image),
-    }))
+
+    /// The image manifest `digest` from the registry repository `remote`, checked against its
+    /// digest.
+    fn remote_manifest(&self, remote: &str, digest: &Digest) -> Result<ImageManifest, Problem> {
+        let upstream = self.upstream.expect("remote_of checked the upstream");
+        let at = format!("{remote}@{digest}");
+        let bytes = upstream
+            .manifest(remote, digest)
+            .map_err(|e| Problem::Upstream {
+                image: at.clone(),
+                reason: strata_oci::report(e.as_ref()),
+            })?;
+        if Digest::of_with(digest.algorithm(), &bytes) != *digest {
+            return Err(Problem::Upstream {
+                image: at,
+                reason: "the registry answered other bytes than the digest names".into(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Problem::Upstream {
+            image: at,
+            reason: format!("not an OCI image manifest: {e}"),
+        })
+    }
 }

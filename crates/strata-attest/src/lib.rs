@@ -25,7 +25,7 @@ pub mod provenance;
 pub mod statement;
 
 pub use artifact::{attach, attest_provenance, find};
-pub use custody::{Report, TrustConfig, verify_chain};
+pub use custody::{Report, TrustConfig, Upstream, verify_chain, verify_chain_with};
 pub use dsse::{Envelope, sign, verify};
 pub use error::{AttestError, KeyError, ProvenanceError, VerifyError};
 pub use keys::{KeyId, KeyKind, PrivateKey, PublicKey};

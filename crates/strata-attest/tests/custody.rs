@@ -6,13 +6,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use oci_spec::image::{MediaType, RootFs};
+use strata_attest::custody::{FetchError, Upstream};
 use strata_attest::custody::{Problem, Verdict};
 use strata_attest::provenance::{
     DockerfileBuild, DockerfileParameters, ImportBuild, ImportParameters, InternalParameters, Run,
 };
 use strata_attest::{
     KeyKind, Policy, PrivateKey, Report, Statement, TrustConfig, VerifyError, attach, dsse, find,
-    verify_chain,
+    verify_chain, verify_chain_with,
 };
 use strata_oci::{Digest, Image, Store};
 
@@ -69,6 +70,28 @@ fn sign_build(
     parent: Option<(&str, &Image)>,
     key: &PrivateKey,
 ) -> dsse::Envelope {
+    let parent = parent.map(|(n, p)| (format!("localhost/{n}:latest"), p));
+    sign_build_on(
+        store,
+        image,
+        name,
+        owner,
+        tier,
+        parent.as_ref().map(|(n, p)| (n.as_str(), *p)),
+        key,
+    )
+}
+
+/// [`sign_build`] with the parent's full reference as the build saw it.
+fn sign_build_on(
+    store: &Store,
+    image: &Image,
+    name: &str,
+    owner: &str,
+    tier: &str,
+    parent: Option<(&str, &Image)>,
+    key: &PrivateKey,
+) -> dsse::Envelope {
     let provenance = DockerfileBuild {
         parameters: DockerfileParameters {
             dockerfile: format!("{tier}/Dockerfile"),
@@ -77,7 +100,7 @@ fn sign_build(
             build_args: BTreeMap::new(),
         },
         internal: internal(owner, tier),
-        base: parent.map(|(n, p)| (format!("localhost/{n}:latest"), p.digest())),
+        base: parent.map(|(n, p)| (n.to_string(), p.digest())),
         other_images: vec![],
         context_digest: Some(Digest::of(tier.as_bytes())),
         git: None,
@@ -653,5 +676,234 @@ fn the_chains_tier_must_match_the_provenance() {
         &report,
         0,
         |p| matches!(p, Problem::TierMismatch { chain, .. } if chain == "middleware"),
+    );
+}
+
+/// Another project's registry, played by its store: what `strata verify` reads through the
+/// referrers API. Records what it was asked; may answer tampered manifests.
+struct Registry {
+    store: Store,
+    asked: std::cell::RefCell<Vec<String>>,
+    tamper: bool,
+}
+
+impl Upstream for Registry {
+    fn manifest(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        self.asked
+            .borrow_mut()
+            .push(format!("{repository}@{digest}"));
+        let mut bytes = self.store.blobs().read(digest)?;
+        if self.tamper {
+            bytes.extend_from_slice(b" ");
+        }
+        Ok(bytes)
+    }
+    fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Vec<oci_spec::image::Descriptor>, FetchError> {
+        self.asked
+            .borrow_mut()
+            .push(format!("{repository} referrers of {digest}"));
+        Ok(self.store.referrers(digest, None)?)
+    }
+    fn blob(&self, _repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        Ok(self.store.blobs().read(digest)?)
+    }
+}
+
+const UPSTREAM: &str = "registry.acme.example/acme/corebuild";
+
+/// Project "ops" (its own store, played as its registry) holds base → corebuild, signed by
+/// operations; project "dev" pulled corebuild's manifest and layers (not its base, not its
+/// attestations) and built dev/app on it, signed by web. dev trusts operations for
+/// `registry.acme.example/acme/*` when `rule`.
+type TwoProjects = (Chain, Store, tempfile::TempDir, TrustConfig);
+
+fn two_projects(rule: bool, base_key: Option<&PrivateKey>) -> TwoProjects {
+    let ops = chain(true);
+    if let Some(key) = base_key {
+        strip(&ops.store, &ops.base);
+        sign_import(&ops.store, &ops.base, key, 3);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Store::init(dir.path().join("dev")).unwrap();
+    let core = &ops.core;
+    for descriptor in core.layers().iter().chain([core.config_descriptor()]) {
+        let digest = Digest::from_oci(descriptor.digest()).unwrap();
+        dev.blobs()
+            .put(&ops.store.blobs().read(&digest).unwrap())
+            .unwrap();
+    }
+    dev.blobs()
+        .put(&ops.store.blobs().read(&core.digest()).unwrap())
+        .unwrap();
+    dev.refs()
+        .tag(&format!("{UPSTREAM}:1"), core.descriptor())
+        .unwrap();
+    let pulled = dev.image(&format!("{UPSTREAM}:1")).unwrap();
+    let app = image_on(&dev, Some(&pulled), "var/www/app.php");
+    dev.refs().tag("dev/app", app.descriptor()).unwrap();
+    sign_build_on(
+        &dev,
+        &app,
+        "dev/app",
+        "web",
+        "application",
+        Some((&format!("{UPSTREAM}:1"), &pulled)),
+        &ops.web,
+    );
+    let mut trust = TrustConfig::new();
+    trust.add_key("operations", ops.ops.public_key().clone());
+    trust.add_key("web", ops.web.public_key().clone());
+    trust.set_owner("dev/app", "web", Some("application"));
+    if rule {
+        trust.set_external_owner("registry.acme.example/acme/*", "operations");
+    }
+    (ops, dev, dir, trust)
+}
+
+#[test]
+fn an_upstream_of_another_project_is_verified_through_its_registry() {
+    let (ops, dev, _dir, trust) = two_projects(true, None);
+    // Without a registry to ask, the chain breaks at the upstream: its attestation is elsewhere.
+    let offline = verify_chain(&dev, "dev/app", &trust, &Policy::default(), now()).unwrap();
+    assert_broken_at(&offline, 1, |p| *p == Problem::MissingAttestation);
+    assert_eq!(offline.links[1].image.as_deref(), Some(UPSTREAM));
+
+    let registry = Registry {
+        store: ops.store,
+        asked: Default::default(),
+        tamper: false,
+    };
+    let report = verify_chain_with(
+        &dev,
+        "dev/app",
+        &trust,
+        &Policy::default(),
+        now(),
+        Some(&registry),
+    )
+    .unwrap();
+    assert!(report.verified, "{report}");
+    let links: Vec<_> = report
+        .links
+        .iter()
+        .map(|l| (l.image.as_deref().unwrap(), l.team.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("dev/app", "web"),
+            (UPSTREAM, "operations"),
+            ("registry.acme.example/acme/base", "operations"),
+        ]
+    );
+    assert_eq!(report.links[0].fetched_from, None);
+    assert_eq!(report.links[1].fetched_from.as_deref(), Some(UPSTREAM));
+    // The base's manifest is not in dev's store: it was read from the registry its child came
+    // from (its provenance names it `localhost/acme/base`, ops having no `registry`).
+    let asked = registry.asked.borrow();
+    assert!(
+        asked.contains(&format!(
+            "registry.acme.example/acme/base@{}",
+            ops.base.digest()
+        )),
+        "{asked:?}"
+    );
+    assert!(
+        report.to_string().contains("attestation read from"),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_upstream_signed_by_another_team_unsigned_unowned_or_tampered_breaks_its_link() {
+    // The bought base signed by web, not by operations whose rule covers it.
+    let web = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    let (ops, dev, _dir, mut trust) = two_projects(true, Some(&web));
+    trust.add_key("web", web.public_key().clone());
+    let registry = |store| Registry {
+        store,
+        asked: Default::default(),
+        tamper: false,
+    };
+    let verify_dev = |trust: &TrustConfig, registry: &Registry| {
+        verify_chain_with(
+            &dev,
+            "dev/app",
+            trust,
+            &Policy::default(),
+            now(),
+            Some(registry),
+        )
+        .unwrap()
+    };
+    let report = verify_dev(&trust, &registry(ops.store));
+    assert_broken_at(
+        &report,
+        2,
+        |p| matches!(p, Problem::WrongTeam { owner, signed_by, .. } if owner == "operations" && signed_by == "web"),
+    );
+    assert_eq!(
+        report.links[2].image.as_deref(),
+        Some("registry.acme.example/acme/base")
+    );
+
+    // Unsigned upstream: nothing in the store, nothing in the registry.
+    let (ops, dev, _dir, trust) = two_projects(true, None);
+    strip(&ops.store, &ops.core);
+    let report = verify_chain_with(
+        &dev,
+        "dev/app",
+        &trust,
+        &Policy::default(),
+        now(),
+        Some(&registry(ops.store)),
+    )
+    .unwrap();
+    assert_broken_at(&report, 1, |p| *p == Problem::MissingAttestation);
+
+    // No owner rule: the upstream is nobody's, and the registry is not asked.
+    let (ops, dev, _dir, trust) = two_projects(false, None);
+    let asking = registry(ops.store);
+    let report = verify_chain_with(
+        &dev,
+        "dev/app",
+        &trust,
+        &Policy::default(),
+        now(),
+        Some(&asking),
+    )
+    .unwrap();
+    assert_broken_at(
+        &report,
+        1,
+        |p| matches!(p, Problem::UnknownImage { image } if image == UPSTREAM),
+    );
+    assert!(asking.asked.borrow().is_empty());
+
+    // A registry answering manifests that do not hash to their digest.
+    let (ops, dev, _dir, trust) = two_projects(true, None);
+    let lying = Registry {
+        store: ops.store,
+        asked: Default::default(),
+        tamper: true,
+    };
+    let report = verify_chain_with(
+        &dev,
+        "dev/app",
+        &trust,
+        &Policy::default(),
+        now(),
+        Some(&lying),
+    )
+    .unwrap();
+    assert_broken_at(&report, 1, |p| matches!(p, Problem::BadAttestation { .. }));
+    assert!(
+        report.summary().contains("other bytes than its digest"),
+        "{}",
+        report.summary()
     );
 }

@@ -210,8 +210,8 @@ fn git_source(dir: &Path) -> Option<GitSource> {
     Some(GitSource { repository, commit })
 }
 
-/// The trust `strata verify` checks against: each team's public keys and each image's owner and
-/// tier, from the chain file.
+/// The trust `strata verify` checks against: each team's public keys, each image's owner and
+/// tier, and the owners of other projects' images (`[owners]`), from the chain file.
 pub fn trust_config(chain: &Chain) -> Result<TrustConfig, strata_attest::KeyError> {
     let mut trust = TrustConfig::new();
     for (name, team) in &chain.file.teams {
@@ -223,6 +223,9 @@ pub fn trust_config(chain: &Chain) -> Result<TrustConfig, strata_attest::KeyErro
             &image.owner,
             image.tier.as_deref(),
         );
+    }
+    for (rule, team) in &chain.file.owners {
+        trust.set_external_owner(rule, team);
     }
     Ok(trust)
 }

@@ -33,6 +33,11 @@ pub struct ChainFile {
     pub teams: BTreeMap<String, Team>,
     /// The images, in file order.
     pub images: Vec<Image>,
+    /// Owners of other projects' images (`[owners]`): a repository with its registry
+    /// (`registry.acme.example/ops/corebuild`) or a prefix rule (`registry.acme.example/ops/*`)
+    /// → the team (of `[teams]`) that must have signed them. `strata verify` follows an image
+    /// down into such upstreams and judges each by its rule's team.
+    pub owners: BTreeMap<String, String>,
 }
 
 /// A team that owns images.
@@ -135,6 +140,8 @@ struct RawChain {
     teams: BTreeMap<Spanned<String>, RawTeam>,
     #[serde(default)]
     image: Vec<Spanned<RawImage>>,
+    #[serde(default)]
+    owners: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +259,7 @@ impl Checker<'_> {
                 },
             );
         }
+        let owners = self.check_owners(&raw.owners, &teams)?;
         let mut images = Vec::with_capacity(raw.image.len());
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, raw_image) in raw.image.into_iter().enumerate() {
@@ -277,7 +285,52 @@ impl Checker<'_> {
             require_signatures: raw.require_signatures,
             teams,
             images,
+            owners,
         })
+    }
+
+    /// `[owners]`: each rule names a repository of another registry (or a `/*` prefix of one)
+    /// and a declared team.
+    fn check_owners(
+        &self,
+        raw: &BTreeMap<Spanned<String>, Spanned<String>>,
+        teams: &BTreeMap<String, Team>,
+    ) -> Result<BTreeMap<String, String>, ChainError> {
+        let mut owners = BTreeMap::new();
+        for (rule, team) in raw {
+            let text = rule.get_ref();
+            let field = format!("owners.\"{text}\"");
+            let valid = match text.strip_suffix("/*") {
+                // Everything a registry holds.
+                Some(host) if !host.contains('/') => {
+                    host != "localhost" && names::is_registry_host(host)
+                }
+                prefix => {
+                    let (domain, path) = strata_reference::split_domain(prefix.unwrap_or(text));
+                    domain.is_some_and(|d| d != "localhost" && names::is_registry_host(d))
+                        && names::is_repository_path(path)
+                }
+            };
+            if !valid {
+                return Err(self.err(
+                    rule.span(),
+                    field,
+                    format!(
+                        "invalid owner rule \"{text}\" (a repository of another registry, \
+                         HOST/PATH, or a prefix HOST/PATH/*)"
+                    ),
+                ));
+            }
+            if !teams.contains_key(team.get_ref()) {
+                return Err(self.err(
+                    team.span(),
+                    field,
+                    format!("unknown team \"{}\"", team.get_ref()),
+                ));
+            }
+            owners.insert(text.clone(), team.get_ref().clone());
+        }
+        Ok(owners)
     }
 
     fn check_image(

@@ -34,8 +34,51 @@ const HEAD: &str = "name = \"acme\"\n\n[teams.operations]\n[teams.middleware]\n\
 fn unknown_top_level_key() {
     assert_eq!(
         error("name = \"acme\"\nregistyr = \"r.example\"\n"),
-        "strata.toml:2:1: field `registyr`: unknown field `registyr`, expected one of `name`, `registry`, `require_signatures`, `teams`, `image`"
+        "strata.toml:2:1: field `registyr`: unknown field `registyr`, expected one of `name`, `registry`, `require_signatures`, `teams`, `image`, `owners`"
     );
+}
+
+#[test]
+fn owner_rules_name_another_registry_and_a_declared_team() {
+    for (rule, line) in [
+        (
+            "acme/corebuild",
+            "strata.toml:7:1: field `owners.\"acme/corebuild\"`: invalid owner rule",
+        ),
+        (
+            "localhost/ops/*",
+            "strata.toml:7:1: field `owners.\"localhost/ops/*\"`: invalid owner rule",
+        ),
+        (
+            "reg.example/Ops/*",
+            "strata.toml:7:1: field `owners.\"reg.example/Ops/*\"`: invalid owner rule",
+        ),
+    ] {
+        let err = error(&format!("{HEAD}[owners]\n\"{rule}\" = \"operations\"\n"));
+        assert!(err.starts_with(line), "{rule}: {err}");
+    }
+    let err = error(&format!(
+        "{HEAD}[owners]\n\"reg.example/ops/*\" = \"vendors\"\n"
+    ));
+    assert!(
+        err.starts_with(
+            "strata.toml:7:23: field `owners.\"reg.example/ops/*\"`: unknown team \"vendors\""
+        ),
+        "{err}"
+    );
+    // Good rules: a repository, a prefix, a whole registry.
+    let dir = fixture();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        format!(
+            "{HEAD}[owners]\n\"reg.example/ops/corebuild\" = \"operations\"\n\
+             \"reg.example:5000/mw/*\" = \"middleware\"\n\"127.0.0.1:5000/*\" = \"operations\"\n"
+        ),
+    )
+    .unwrap();
+    let chain = Chain::load(&dir.path().join("strata.toml")).unwrap();
+    assert_eq!(chain.file.owners.len(), 3);
+    assert_eq!(chain.file.owners["reg.example:5000/mw/*"], "middleware");
 }
 
 #[test]

@@ -963,6 +963,55 @@ impl Client {
         Ok(Some(index.manifests().clone()))
     }
 
+    /// The referrers of `digest`: the referrers API, or on a registry without it the index tagged
+    /// `<algorithm>-<hex>` (distribution-spec's tag schema); none is an empty list.
+    pub fn referrers_or_tag(&self, r: &RemoteRef, digest: &Digest) -> Result<Vec<Descriptor>> {
+        if let Some(list) = self.referrers(r, digest)? {
+            return Ok(list);
+        }
+        let tag = r.with_reference(&crate::copy::referrers_tag(digest));
+        match self.get_manifest(&tag) {
+            Ok(m) => {
+                let index: strata_oci::ImageIndex =
+                    serde_json::from_slice(&m.bytes).map_err(|e| RegistryError::Protocol {
+                        what: tag.to_string(),
+                        reason: format!("referrers tag is not an index: {e}"),
+                    })?;
+                Ok(index.manifests().clone())
+            }
+            Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A whole blob, at most `limit` bytes, checked against `digest`.
+    pub fn get_blob_bytes(&self, r: &RemoteRef, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let what = format!("GET {}", self.api_url(r, &format!("blobs/{digest}")));
+        let mut bytes = Vec::new();
+        self.get_blob(r, digest, 0)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| RegistryError::Transport {
+                what: what.clone(),
+                source: Box::new(ureq::Error::Io(source)),
+            })?;
+        if bytes.len() as u64 > limit {
+            return Err(RegistryError::Protocol {
+                what,
+                reason: format!("the blob is larger than {limit} bytes"),
+            });
+        }
+        let actual = Digest::of_with(digest.algorithm(), &bytes);
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// The tags of a repository (following `Link` pages).
     pub fn tags(&self, r: &RemoteRef) -> Result<Vec<String>> {
         let mut url = self.api_url(r, "tags/list");

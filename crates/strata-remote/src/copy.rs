@@ -226,27 +226,7 @@ impl Endpoint {
     fn referrers(&self, client: &Client, digest: &Digest) -> Result<Vec<Descriptor>> {
         match self {
             Endpoint::Store { store, .. } => Ok(store.referrers(digest, None)?),
-            Endpoint::Remote(r) => match client.referrers(r, digest)? {
-                Some(list) => Ok(list),
-                None => {
-                    // The tag scheme: an index tagged <algorithm>-<hex>.
-                    let tag = r.with_reference(&referrers_tag(digest));
-                    match client.get_manifest(&tag) {
-                        Ok(m) => {
-                            let index: ImageIndex =
-                                serde_json::from_slice(&m.bytes).map_err(|e| {
-                                    RegistryError::Protocol {
-                                        what: tag.to_string(),
-                                        reason: format!("referrers tag is not an index: {e}"),
-                                    }
-                                })?;
-                            Ok(index.manifests().clone())
-                        }
-                        Err(e) if e.status() == Some(404) => Ok(Vec::new()),
-                        Err(e) => Err(e),
-                    }
-                }
-            },
+            Endpoint::Remote(r) => client.referrers_or_tag(r, digest),
         }
     }
 }
@@ -492,7 +472,7 @@ impl Copier<'_> {
 
 /// The referrers tag of a subject (distribution-spec's tag schema): its algorithm, `-`, and its
 /// encoded part truncated to 64 characters (`sha512-<first 64 hex>`).
-fn referrers_tag(subject: &Digest) -> String {
+pub(crate) fn referrers_tag(subject: &Digest) -> String {
     let hex = subject.hex();
     format!("{}-{}", subject.algorithm(), &hex[..hex.len().min(64)])
 }

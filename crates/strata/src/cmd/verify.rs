@@ -1,11 +1,16 @@
-//! `strata verify`: walk an image's chain of custody from the image down to its base.
+//! `strata verify`: walk an image's chain of custody from the image down to its base, into other
+//! projects' images through the registries they came from.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use strata_attest::Policy;
+use strata_attest::custody::{FetchError, Upstream};
+use strata_oci::{Descriptor, Digest};
+use strata_remote::{Client, RemoteRef};
 
+use super::copy::ClientArgs;
 use super::graph::{load_chain, write_stdout};
 use crate::global::GlobalArgs;
 
@@ -20,6 +25,37 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Never ask a registry: another project's image whose attestation (or parent) is not in
+    /// the store breaks the chain.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// The largest attestation envelope read from a registry.
+const MAX_ENVELOPE: u64 = 4 << 20;
+
+/// Reads upstream images' manifests and attestations from their registries.
+struct Registries {
+    client: Client,
+}
+
+impl Upstream for Registries {
+    fn manifest(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        let r = RemoteRef::parse(&format!("{repository}@{digest}"))?;
+        Ok(self.client.get_manifest(&r)?.bytes)
+    }
+
+    fn referrers(&self, repository: &str, digest: &Digest) -> Result<Vec<Descriptor>, FetchError> {
+        let r = RemoteRef::parse(&format!("{repository}@{digest}"))?;
+        Ok(self.client.referrers_or_tag(&r, digest)?)
+    }
+
+    fn blob(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        let r = RemoteRef::parse(repository)?;
+        Ok(self.client.get_blob_bytes(&r, digest, MAX_ENVELOPE)?)
+    }
 }
 
 /// Verify; exit non-zero at the first broken link, naming it.
@@ -33,10 +69,23 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         Some(path) => Policy::load(&global.workdir()?.join(path))?,
         None => Policy::default(),
     };
+    let registries = if args.offline {
+        None
+    } else {
+        Some(Registries {
+            client: args.client.client()?,
+        })
+    };
     let reference = super::reference::store_reference(&store, &args.image)?;
-    let report =
-        strata_attest::verify_chain(&store, &reference, &trust, &policy, chrono::Utc::now())
-            .with_context(|| format!("strata verify {}", args.image))?;
+    let report = strata_attest::verify_chain_with(
+        &store,
+        &reference,
+        &trust,
+        &policy,
+        chrono::Utc::now(),
+        registries.as_ref().map(|r| r as &dyn Upstream),
+    )
+    .with_context(|| format!("strata verify {}", args.image))?;
     if args.json {
         write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {

@@ -7,6 +7,7 @@ mod cascade;
 mod chain_cli;
 mod common;
 mod crash;
+mod cross_project;
 mod custody_cli;
 mod debian_chain;
 mod deploy;

@@ -416,13 +416,14 @@ fn podman_pulls_and_runs_an_image_from_strata_serve() {
 }
 
 /// Debian's docker-registry (distribution 2.8) on 127.0.0.1, filesystem storage in a temp dir.
-struct Distribution {
+pub(crate) struct Distribution {
     child: Child,
-    host: String,
+    pub(crate) host: String,
 }
 
 impl Distribution {
-    fn start(dir: &Path) -> Option<Distribution> {
+    /// Start it with its data under `dir`; None when the tool is missing (outside CI).
+    pub(crate) fn start(dir: &Path) -> Option<Distribution> {
         let binary = require_tool("docker-registry")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
