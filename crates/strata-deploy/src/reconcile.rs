@@ -40,6 +40,9 @@ pub struct Deployer<'a> {
     pub trust: Option<&'a strata_attest::TrustConfig>,
     /// The registry client for registry references.
     pub client: Option<&'a strata_remote::Client>,
+    /// Where `require.verified` reads other projects' images and attestations (their
+    /// registries); none: the chain of custody is walked in the store only.
+    pub upstream: Option<&'a dyn strata_attest::custody::Upstream>,
     /// The program that runs front listeners (`strata`, run as `strata deploy proxy ...`); none:
     /// no front listeners (the containers' private ports only).
     pub proxy_program: Option<PathBuf>,
@@ -394,12 +397,13 @@ impl<'a> Deployer<'a> {
             Ok(desc) if desc.digest().to_string() == digest => reference,
             _ => digest,
         };
-        match strata_attest::verify_chain(
+        match strata_attest::verify_chain_with(
             store,
             reference,
             trust,
             &strata_attest::Policy::default(),
             chrono::Utc::now(),
+            self.upstream,
         ) {
             // The reference is a tag: it must still name the digest that will run.
             Ok(report) if report.digest.to_string() != digest => Some(format!(
@@ -1131,6 +1135,7 @@ health = { exec = "true", timeout = "100ms" }
                 events: None,
                 trust: None,
                 client: None,
+                upstream: None,
                 proxy_program: None,
             }
         }

@@ -148,6 +148,9 @@ pub struct DeployContext {
     pub trust_error: Option<anyhow::Error>,
     /// The registry client.
     pub client: Option<strata_remote::Client>,
+    /// Other projects' images and attestations, read from their registries for
+    /// `require.verified` (the same walk as `strata verify`).
+    pub upstream: Option<super::upstream::Registries>,
     /// The target.
     pub podman: Podman,
     /// The state directory.
@@ -198,6 +201,11 @@ impl DeployContext {
             trust,
             trust_error,
             client: options.client.client().ok(),
+            upstream: options
+                .client
+                .client()
+                .ok()
+                .map(super::upstream::Registries::new),
             podman: Podman {
                 program: PathBuf::from("podman"),
                 global_args: split(&options.podman_args),
@@ -257,6 +265,10 @@ impl DeployContext {
             events: self.events.as_ref(),
             trust: self.trust.as_ref(),
             client: self.client.as_ref(),
+            upstream: self
+                .upstream
+                .as_ref()
+                .map(|r| r as &dyn strata_attest::custody::Upstream),
             proxy_program: std::env::current_exe().ok(),
         }
     }

@@ -127,6 +127,7 @@ mod serve;
 mod store;
 mod test;
 mod update;
+mod upstream;
 mod verify;
 mod version;
 mod watch;

@@ -6,12 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use strata_attest::Policy;
-use strata_attest::custody::{FetchError, Upstream};
-use strata_oci::{Descriptor, Digest};
-use strata_remote::{Client, RemoteRef};
+use strata_attest::custody::Upstream;
 
 use super::copy::ClientArgs;
 use super::graph::{load_chain, write_stdout};
+use super::upstream::Registries;
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata verify`.
@@ -33,31 +32,6 @@ pub struct Args {
     client: ClientArgs,
 }
 
-/// The largest attestation envelope read from a registry.
-const MAX_ENVELOPE: u64 = 4 << 20;
-
-/// Reads upstream images' manifests and attestations from their registries.
-struct Registries {
-    client: Client,
-}
-
-impl Upstream for Registries {
-    fn manifest(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
-        let r = RemoteRef::parse(&format!("{repository}@{digest}"))?;
-        Ok(self.client.get_manifest(&r)?.bytes)
-    }
-
-    fn referrers(&self, repository: &str, digest: &Digest) -> Result<Vec<Descriptor>, FetchError> {
-        let r = RemoteRef::parse(&format!("{repository}@{digest}"))?;
-        Ok(self.client.referrers_or_tag(&r, digest)?)
-    }
-
-    fn blob(&self, repository: &str, digest: &Digest) -> Result<Vec<u8>, FetchError> {
-        let r = RemoteRef::parse(repository)?;
-        Ok(self.client.get_blob_bytes(&r, digest, MAX_ENVELOPE)?)
-    }
-}
-
 /// Verify; exit non-zero at the first broken link, naming it.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let chain = load_chain(global)?;
@@ -72,9 +46,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let registries = if args.offline {
         None
     } else {
-        Some(Registries {
-            client: args.client.client()?,
-        })
+        Some(Registries::new(args.client.client()?))
     };
     let reference = super::reference::store_reference(&store, &args.image)?;
     let report = strata_attest::verify_chain_with(

@@ -106,7 +106,11 @@ fn dev_project(dir: &Path, keys: &Path, upstream: &str, rule: &str) -> PathBuf {
     std::fs::write(d.join("app/index.php"), "<?php echo 'hello';\n").unwrap();
     std::fs::write(
         d.join("app/Dockerfile"),
-        format!("FROM {upstream}:latest\nCOPY index.php /var/www/index.php\n"),
+        // A long-running CMD, so the deployment test can run it under podman.
+        format!(
+            "FROM {upstream}:latest\nCOPY index.php /var/www/index.php\n\
+             CMD [\"sh\", \"-c\", \"exec tail -f /dev/null\"]\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -292,4 +296,75 @@ fn an_upstream_signed_by_another_team_or_unsigned_is_refused_naming_its_link() {
         text.contains(&format!("{foreign} is not an image of the chain")),
         "{text}"
     );
+}
+
+/// Removes the test's own podman containers (its own podman root) on drop.
+struct PodmanRoot(String);
+
+impl Drop for PodmanRoot {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("podman")
+            .args(self.0.split_whitespace())
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
+    }
+}
+
+// A deployment with `require.verified` walks the same chain as `strata verify`: into the
+// upstream project's images through its registry. It refused the app before ("is not in the
+// store"), as the store never holds the other project's base.
+#[test]
+fn a_deployment_requiring_verified_images_walks_into_the_upstream_project() {
+    if strata_testutil::require_tool("podman").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let registry_store = dir.path().join("registry");
+    strata_oci::Store::init(&registry_store).unwrap();
+    let server = Serve::start(&registry_store, &[]);
+    let Some(dev) = verifies_through(dir.path(), &server.host) else {
+        return;
+    };
+    std::fs::write(
+        dev.join("deploy.toml"),
+        "name = \"dev-prod\"\nowner = \"development\"\n[[deployment]]\nname = \"app\"\n\
+         image = \"dev/app:latest\"\ntarget = \"local\"\nnetwork = \"none\"\n\
+         health = { exec = \"test -f /var/www/index.php\", timeout = \"30s\" }\n\
+         require = { verified = true }\nstop_grace = \"1s\"\n",
+    )
+    .unwrap();
+    let podman_args = format!(
+        "--root {} --runroot {} --storage-driver vfs",
+        dir.path().join("podman-root").display(),
+        dir.path().join("podman-run").display()
+    );
+    let _cleanup = PodmanRoot(podman_args.clone());
+    let deploy = |args: &[&str]| {
+        let mut cmd = cargo_bin_cmd!("strata");
+        cmd.env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .env("HOME", &dev)
+            .env("STRATA_DEPLOY_FILE", dev.join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &podman_args)
+            .env(
+                "STRATA_PODMAN_RUN_ARGS",
+                "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024",
+            )
+            .arg("-C")
+            .arg(&dev)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ok(&deploy(&["deploy", "--json"]));
+    let outcomes: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcomes[0]["result"], "deployed", "{out}");
+    let status: Value =
+        serde_json::from_str(&ok(&deploy(&["deploy", "status", "--json"]))).unwrap();
+    let app = ok(&strata(&dev, &[], &["images", "--json"]));
+    assert!(
+        app.contains(status[0]["running"]["digest"].as_str().unwrap()),
+        "{status} {app}"
+    );
+    let _ = deploy(&["deploy", "down", "app"]);
 }
