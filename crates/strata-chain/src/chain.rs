@@ -4,6 +4,7 @@ use std::path::Path;
 
 pub use crate::dockerfile::uses as dockerfile_uses;
 use crate::error::ChainError;
+use crate::git::GitCheckouts;
 use crate::graph::{GraphDefect, ImageGraph, Resolver, Use};
 use crate::manifest::{Build, ChainFile};
 use crate::plan::Plan;
@@ -24,11 +25,16 @@ impl Chain {
     /// Errors name the file and line at fault: ``strata.toml:7:9: field `image[2].owner`: ...``,
     /// `corebuild/Dockerfile:3:1: FROM: ...`, or the cycle `a → b → a`.
     pub fn load(path: &Path) -> Result<Chain, ChainError> {
+        Chain::load_with(path, &mut crate::git::NoGit)
+    }
+
+    /// [`Chain::load`], checking out git contexts with `git`.
+    pub fn load_with(path: &Path, git: &mut dyn GitCheckouts) -> Result<Chain, ChainError> {
         let text = std::fs::read_to_string(path).map_err(|source| ChainError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let file = ChainFile::parse(path, &text)?;
+        let file = ChainFile::parse_with(path, &text, git)?;
         let mut uses = Vec::new();
         for (i, image) in file.images.iter().enumerate() {
             if let Build::Dockerfile {

@@ -102,6 +102,16 @@ pub enum ChainError {
         /// What is wrong (one line).
         message: String,
     },
+    /// A git context could not be resolved or fetched, or its URL or rev is refused.
+    #[error("{location}: field `{field}`")]
+    Git {
+        /// Where the context is written in `strata.toml`.
+        location: Location,
+        /// The field, `image[2].context`.
+        field: String,
+        /// What went wrong.
+        source: crate::git::GitError,
+    },
     /// An image's Dockerfile does not parse, or its references cannot be resolved.
     #[error("{}:{error}", path.display())]
     Dockerfile {

@@ -13,6 +13,7 @@
 pub mod chain;
 mod dockerfile;
 pub mod error;
+pub mod git;
 pub mod graph;
 pub mod lock;
 pub mod manifest;
@@ -23,8 +24,9 @@ pub mod status;
 
 pub use chain::Chain;
 pub use error::{ChainError, LineIndex, Location};
+pub use git::{GitCache, GitCheckouts, GitContext, GitError, GitMode};
 pub use graph::{ImageGraph, Use, UseKind};
-pub use lock::{LOCK_FILE, Lock, LockError, Locked, Move};
+pub use lock::{GitLocked, GitMove, LOCK_FILE, Lock, LockError, Locked, Move};
 pub use manifest::{Build, ChainFile, Image, Team};
 pub use plan::{Plan, Reason, Step, plan_forced};
 pub use status::{NothingBuilt, StaleReason, Status, StatusSource, Statuses};

@@ -62,10 +62,66 @@ pub struct Locked {
     pub built: Option<String>,
 }
 
-/// The lock: upstream reference → what it resolved to.
+/// One git context's revision, as resolved (`[[git]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GitLocked {
+    /// The repository URL, as `strata.toml` names it.
+    pub url: String,
+    /// The revision asked for (a branch or a tag).
+    pub rev: String,
+    /// The commit it resolved to (hex).
+    pub commit: String,
+    /// When it was resolved (RFC 3339, UTC).
+    pub resolved: String,
+}
+
+/// How one git context's commit differs between two locks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GitMove {
+    /// The repository URL.
+    pub url: String,
+    /// The revision.
+    pub rev: String,
+    /// The commit before (None: newly locked).
+    pub from: Option<String>,
+    /// The commit after (None: no longer locked).
+    pub to: Option<String>,
+}
+
+impl fmt::Display for GitMove {
+    /// `https://git.example/mw.git main: abc123def456 → 0123456789ab`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = |c: &Option<String>| match c {
+            Some(c) => c[..c.len().min(12)].to_string(),
+            None => "(none)".to_string(),
+        };
+        match (&self.from, &self.to) {
+            (None, to) => write!(f, "{} {}: locked at {}", self.url, self.rev, short(to)),
+            (from, None) => write!(
+                f,
+                "{} {}: no longer named, unlocked (was {})",
+                self.url,
+                self.rev,
+                short(from)
+            ),
+            (from, to) => write!(
+                f,
+                "{} {}: {} → {}",
+                self.url,
+                self.rev,
+                short(from),
+                short(to)
+            ),
+        }
+    }
+}
+
+/// The lock: upstream reference → what it resolved to, and git (url, rev) → commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lock {
     entries: BTreeMap<String, Locked>,
+    git: BTreeMap<(String, String), GitLocked>,
     /// Where each entry was read (line of its `[[upstream]]`), for errors; empty for a new lock.
     lines: BTreeMap<String, usize>,
 }
@@ -182,12 +238,16 @@ struct RawLock {
     version: Spanned<u32>,
     #[serde(default)]
     upstream: Vec<Spanned<Locked>>,
+    #[serde(default)]
+    git: Vec<Spanned<GitLocked>>,
 }
 
 #[derive(Serialize)]
 struct OutLock<'a> {
     version: u32,
     upstream: Vec<&'a Locked>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    git: Vec<&'a GitLocked>,
 }
 
 impl Lock {
@@ -247,6 +307,32 @@ impl Lock {
             lock.lines.insert(entry.reference.clone(), location.line);
             lock.entries.insert(entry.reference.clone(), entry);
         }
+        for spanned in raw.git {
+            let location = at(spanned.span().start);
+            let entry = spanned.into_inner();
+            let bad = |message: String| LockError::Entry {
+                location: location.clone(),
+                reference: format!("{} {}", entry.url, entry.rev),
+                message,
+            };
+            if let Err(e) = crate::git::check_url(&entry.url) {
+                return Err(bad(e.to_string()));
+            }
+            if let Err(e) = crate::git::check_rev(&entry.rev) {
+                return Err(bad(e.to_string()));
+            }
+            if !crate::git::is_commit_id(&entry.commit) {
+                return Err(bad(format!(
+                    "commit {:?} is not a full commit id (40 or 64 lowercase hex)",
+                    entry.commit
+                )));
+            }
+            let key = (entry.url.clone(), entry.rev.clone());
+            if lock.git.contains_key(&key) {
+                return Err(bad("locked twice".into()));
+            }
+            lock.git.insert(key, entry);
+        }
         Ok(lock)
     }
 
@@ -255,6 +341,7 @@ impl Lock {
         let out = OutLock {
             version: LOCK_VERSION,
             upstream: self.entries.values().collect(),
+            git: self.git.values().collect(),
         };
         let body = toml::to_string(&out).expect("a lock serializes");
         format!("{HEADER}{body}")
@@ -282,7 +369,68 @@ impl Lock {
 
     /// True when nothing is locked.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.git.is_empty()
+    }
+
+    /// The git contexts locked: (url, rev) → commit.
+    pub fn git_commits(&self) -> BTreeMap<(String, String), String> {
+        self.git
+            .iter()
+            .map(|(k, e)| (k.clone(), e.commit.clone()))
+            .collect()
+    }
+
+    /// Every `[[git]]` entry, sorted by URL and rev.
+    pub fn git_entries(&self) -> impl Iterator<Item = &GitLocked> {
+        self.git.values()
+    }
+
+    /// Set the git contexts to exactly `commits` ((url, rev) → commit): an entry whose commit did
+    /// not change keeps its resolution time; the others are new; the rest are dropped.
+    pub fn set_git(&mut self, commits: &BTreeMap<(String, String), String>) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let old = std::mem::take(&mut self.git);
+        for ((url, rev), commit) in commits {
+            let key = (url.clone(), rev.clone());
+            let entry = match old.get(&key) {
+                Some(e) if e.commit == *commit => e.clone(),
+                _ => GitLocked {
+                    url: url.clone(),
+                    rev: rev.clone(),
+                    commit: commit.clone(),
+                    resolved: now.clone(),
+                },
+            };
+            self.git.insert(key, entry);
+        }
+    }
+
+    /// What differs in the git contexts from `old` to `self`, sorted by URL and rev.
+    pub fn git_diff(&self, old: &Lock) -> Vec<GitMove> {
+        let mut moves = Vec::new();
+        for (key, entry) in &self.git {
+            let from = old.git.get(key).map(|e| e.commit.clone());
+            if from.as_deref() != Some(entry.commit.as_str()) {
+                moves.push(GitMove {
+                    url: key.0.clone(),
+                    rev: key.1.clone(),
+                    from,
+                    to: Some(entry.commit.clone()),
+                });
+            }
+        }
+        for (key, entry) in &old.git {
+            if !self.git.contains_key(key) {
+                moves.push(GitMove {
+                    url: key.0.clone(),
+                    rev: key.1.clone(),
+                    from: Some(entry.commit.clone()),
+                    to: None,
+                });
+            }
+        }
+        moves.sort_by(|a, b| (&a.url, &a.rev).cmp(&(&b.url, &b.rev)));
+        moves
     }
 
     /// Check that the lock at `path` locks exactly the upstreams `named` (reference → where a
@@ -391,6 +539,7 @@ mod tests {
         let good = entry("r.example/a:1", 'c');
         let mut text = Lock {
             entries: [(good.reference.clone(), good)].into(),
+            git: BTreeMap::new(),
             lines: BTreeMap::new(),
         }
         .to_toml();

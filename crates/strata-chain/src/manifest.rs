@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{ChainError, LineIndex, Location};
+use crate::git::{GitCheckouts, GitContext, NoGit};
 use crate::names;
 use strata_oci::Squash;
 
@@ -76,6 +77,9 @@ pub struct Image {
     pub platform: Option<String>,
     /// Where `[[image]]`'s `name` is written in `strata.toml`.
     pub declared_at: Location,
+    /// The git context the image is built from (`context = { git = ..., rev = ... }`), with the
+    /// commit it resolved to; `build`'s context and Dockerfile are then in its checkout.
+    pub git: Option<GitContext>,
 }
 
 /// How an image is made: from a Dockerfile, or bought (a root filesystem tarball or a pinned image).
@@ -101,8 +105,18 @@ pub enum Build {
 }
 
 impl ChainFile {
-    /// Parse and check `text`, the chain file at `path`. Checks that files it names exist.
+    /// Parse and check `text`, the chain file at `path`. Checks that files it names exist. A git
+    /// context is refused ([`NoGit`]): use [`ChainFile::parse_with`] to fetch it.
     pub fn parse(path: &Path, text: &str) -> Result<ChainFile, ChainError> {
+        ChainFile::parse_with(path, text, &mut NoGit)
+    }
+
+    /// Parse and check `text`, the chain file at `path`, checking out git contexts with `git`.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        git: &mut dyn GitCheckouts,
+    ) -> Result<ChainFile, ChainError> {
         let raw: RawChain = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Checker {
@@ -110,7 +124,7 @@ impl ChainFile {
             lines: LineIndex::new(text),
             dir: &dir,
         }
-        .check(raw)
+        .check(raw, git)
     }
 
     /// `path` relative to the chain file's directory when it is inside it (for display).
@@ -159,7 +173,7 @@ struct RawImage {
     name: Spanned<String>,
     owner: Spanned<String>,
     tier: Option<String>,
-    context: Option<Spanned<String>>,
+    context: Option<Spanned<toml::Value>>,
     dockerfile: Option<Spanned<String>>,
     source: Option<Spanned<RawSource>>,
     #[serde(default)]
@@ -201,7 +215,11 @@ impl Checker<'_> {
         }
     }
 
-    fn check(&self, raw: RawChain) -> Result<ChainFile, ChainError> {
+    fn check(
+        &self,
+        raw: RawChain,
+        git: &mut dyn GitCheckouts,
+    ) -> Result<ChainFile, ChainError> {
         if !names::is_repository_path(raw.name.get_ref()) {
             return Err(self.err(
                 raw.name.span(),
@@ -264,7 +282,7 @@ impl Checker<'_> {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, raw_image) in raw.image.into_iter().enumerate() {
             let n = i + 1;
-            let image = self.check_image(n, raw_image.into_inner(), &teams)?;
+            let image = self.check_image(n, raw_image.into_inner(), &teams, git)?;
             if let Some(first) = seen.insert(image.name.clone(), n) {
                 return Err(ChainError::Field {
                     location: image.declared_at,
@@ -338,6 +356,7 @@ impl Checker<'_> {
         n: usize,
         raw: RawImage,
         teams: &BTreeMap<String, Team>,
+        git: &mut dyn GitCheckouts,
     ) -> Result<Image, ChainError> {
         let field = |f: &str| format!("image[{n}].{f}");
         let name = raw.name.get_ref();
@@ -362,6 +381,7 @@ impl Checker<'_> {
                 format!("unknown team \"{owner}\" ({hint})"),
             ));
         }
+        let mut git_context = None;
         let build = match (&raw.context, &raw.source) {
             (Some(_), Some(source)) => {
                 return Err(self.err(
@@ -380,7 +400,24 @@ impl Checker<'_> {
                 ));
             }
             (Some(context), None) => {
-                let context_path = self.dir.join(context.get_ref());
+                // A git context's paths are relative to its directory in the checkout.
+                let (base, context_path) = match context.get_ref() {
+                    toml::Value::String(dir) => (self.dir.to_path_buf(), self.dir.join(dir)),
+                    toml::Value::Table(table) => {
+                        let (found, root) = self.check_git(n, context, table, git)?;
+                        let path = root.join(&found.dir);
+                        git_context = Some(found);
+                        (path.clone(), path)
+                    }
+                    _ => {
+                        return Err(self.err(
+                            context.span(),
+                            field("context"),
+                            "a context is a directory (\"dir\") or a git repository \
+                             ({ git = \"URL\", rev = \"main\", dir = \"sub/dir\" })",
+                        ));
+                    }
+                };
                 if !context_path.is_dir() {
                     return Err(self.err(
                         context.span(),
@@ -390,7 +427,12 @@ impl Checker<'_> {
                 }
                 let dockerfile = match &raw.dockerfile {
                     Some(d) => {
-                        let p = self.dir.join(d.get_ref());
+                        if git_context.is_some()
+                            && let Err(why) = crate::git::check_dir(d.get_ref())
+                        {
+                            return Err(self.err(d.span(), field("dockerfile"), why));
+                        }
+                        let p = base.join(d.get_ref());
                         if !p.is_file() {
                             return Err(self.err(
                                 d.span(),
@@ -482,11 +524,89 @@ impl Checker<'_> {
             tier: raw.tier,
             build,
             args: raw.args,
+            git: git_context,
             tags,
             test,
             squash: raw.squash,
             platform: raw.platform.map(Spanned::into_inner),
         })
+    }
+
+    /// `context = { git = "URL", rev = "main", dir = "sub" }`: checked, resolved and checked out;
+    /// the context and the checkout's root.
+    fn check_git(
+        &self,
+        n: usize,
+        context: &Spanned<toml::Value>,
+        table: &toml::Table,
+        git: &mut dyn GitCheckouts,
+    ) -> Result<(GitContext, PathBuf), ChainError> {
+        let field = format!("image[{n}].context");
+        let err = |message: String| self.err(context.span(), field.clone(), message);
+        let mut url = None;
+        let mut rev = None;
+        let mut dir = None;
+        for (key, value) in table {
+            let slot = match key.as_str() {
+                "git" => &mut url,
+                "rev" => &mut rev,
+                "dir" => &mut dir,
+                other => {
+                    return Err(err(format!(
+                        "unknown field `{other}`, expected one of `git`, `rev`, `dir`"
+                    )));
+                }
+            };
+            let toml::Value::String(text) = value else {
+                return Err(err(format!("`{key}` must be a string")));
+            };
+            *slot = Some(text.clone());
+        }
+        let url = url.ok_or_else(|| err("a git context needs `git = \"URL\"`".into()))?;
+        let rev = rev.ok_or_else(|| {
+            err("a git context needs `rev` (a branch, a tag or a commit)".into())
+        })?;
+        let dir = crate::git::check_dir(dir.as_deref().unwrap_or("."))
+            .map_err(|why| err(format!("dir: {why}")))?;
+        let git_err = |source| ChainError::Git {
+            location: self.lines.locate(self.path, context.span().start),
+            field: field.clone(),
+            source,
+        };
+        crate::git::check_url(&url).map_err(git_err)?;
+        crate::git::check_rev(&rev).map_err(git_err)?;
+        let checkout = git.checkout(&url, &rev).map_err(git_err)?;
+        // `dir` must be a real directory of the checkout: no symlink on the way out of it.
+        let mut at = checkout.root.clone();
+        for part in dir.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(err(format!(
+                        "dir: {} is not a directory of {url} at {} (a symlink or a file)",
+                        dir.display(),
+                        checkout.commit
+                    )));
+                }
+                Err(_) => {
+                    return Err(err(format!(
+                        "dir: {url} at {} has no directory {}",
+                        checkout.commit,
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        Ok((
+            GitContext {
+                url,
+                rev,
+                dir,
+                commit: checkout.commit,
+            },
+            checkout.root,
+        ))
     }
 
     fn check_source(&self, n: usize, source: &Spanned<RawSource>) -> Result<Build, ChainError> {

@@ -1,0 +1,447 @@
+//! Git contexts: `context = { git = "URL", rev = "main", dir = "httpd-php" }`.
+//!
+//! A git context is resolved to one commit (a branch or tag through `git ls-remote`, a full commit
+//! id as it is), and that commit is fetched shallow into a per-commit cache inside the store's
+//! state directory: `<state>/git/<hash of the URL>/<commit>/`, the checkout's files without `.git`.
+//! A fetch happens in a temporary directory beside the cache and is renamed into place only once
+//! complete, so a killed fetch never leaves an entry that a later run would use.
+//!
+//! strata runs the `git` command rather than linking gix: it keeps gix's compile cost out of the
+//! build, and credential helpers, `insteadOf` rewrites, SSH configuration and proxies come free,
+//! as the user already set them up for git.
+//!
+//! Security: the URL comes from `strata.toml`, which a team member writes. It must not be able to
+//! run commands: only the `https`, `http`, `ssh`, `git` and `file` transports are accepted (never
+//! `ext::` or another `<transport>::` form, nor a local path or anything starting with `-`), git
+//! is run with `protocol.allow=never` plus those five allowed, and `--` comes before every user
+//! value. `dir` is a relative path without `..` that must be a real directory of the checkout (no
+//! symlink on the way); the context walk then refuses any symlink leaving it.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+/// The transports a git context may use.
+pub const ALLOWED_SCHEMES: &[&str] = &["https", "http", "ssh", "git", "file"];
+
+/// A git context as written in `strata.toml`, with the commit it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitContext {
+    /// The repository URL.
+    pub url: String,
+    /// The revision asked for: a branch, a tag or a commit id.
+    pub rev: String,
+    /// The context directory inside the repository (`.` for its root).
+    pub dir: PathBuf,
+    /// The commit `rev` resolved to (hex).
+    pub commit: String,
+}
+
+/// A commit checked out in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    /// The commit (hex).
+    pub commit: String,
+    /// The checkout's root directory.
+    pub root: PathBuf,
+}
+
+/// Resolves and checks out git contexts while a chain file is read.
+pub trait GitCheckouts {
+    /// The checkout of `url` at `rev` (resolved to a commit as the implementation decides).
+    fn checkout(&mut self, url: &str, rev: &str) -> Result<Checkout, GitError>;
+}
+
+/// Refuses every git context: for readers that have no store to fetch into.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGit;
+
+impl GitCheckouts for NoGit {
+    fn checkout(&mut self, _url: &str, _rev: &str) -> Result<Checkout, GitError> {
+        Err(GitError::NoCache)
+    }
+}
+
+/// Why a git context could not be resolved or fetched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GitError {
+    /// The URL is refused.
+    #[error("git URL {url:?} is refused: {why}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why (one line).
+        why: &'static str,
+    },
+    /// The revision is not a plausible branch, tag or commit name.
+    #[error("git rev {rev:?} is refused: {why}")]
+    Rev {
+        /// The revision.
+        rev: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The repository has no such branch or tag.
+    #[error("{url} has no branch or tag {rev:?}")]
+    NoSuchRev {
+        /// The URL.
+        url: String,
+        /// The revision.
+        rev: String,
+    },
+    /// `--locked` and the lock has no commit for this context.
+    #[error("{url} rev {rev} is not locked in strata.lock: run `strata update`")]
+    NotLocked {
+        /// The URL.
+        url: String,
+        /// The revision.
+        rev: String,
+    },
+    /// A git command failed.
+    #[error("git {what} {url} failed: {stderr}")]
+    Command {
+        /// What was run (`ls-remote`, `fetch`).
+        what: &'static str,
+        /// The URL.
+        url: String,
+        /// git's last error line.
+        stderr: String,
+    },
+    /// The `git` command could not be started.
+    #[error("cannot run git (install git)")]
+    Spawn(#[source] std::io::Error),
+    /// The cache could not be written.
+    #[error("git cache {}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Git contexts need a store to fetch into, and this command has none.
+    #[error("git contexts are fetched into the store; this command reads none")]
+    NoCache,
+}
+
+/// Check that `url` names a repository through an allowed transport.
+pub fn check_url(url: &str) -> Result<(), GitError> {
+    let bad = |why| {
+        Err(GitError::Url {
+            url: url.to_string(),
+            why,
+        })
+    };
+    if url.is_empty() {
+        return bad("empty");
+    }
+    if url.starts_with('-') {
+        return bad("starts with '-'");
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("contains a space or a control character");
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !ALLOWED_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+            return bad("only https, http, ssh, git and file URLs are accepted");
+        }
+        return Ok(());
+    }
+    let before_slash = url.split('/').next().unwrap_or("");
+    if before_slash.contains("::") {
+        return bad("a <transport>:: URL can run commands; use https, http, ssh, git or file");
+    }
+    // scp-like `[user@]host:path`, which git reads as ssh.
+    match before_slash.split_once(':') {
+        Some((host, _)) if !host.is_empty() && !host.rsplit('@').next().unwrap_or("").is_empty() => {
+            Ok(())
+        }
+        _ => bad("not a URL (a local repository is file:///path)"),
+    }
+}
+
+/// Check that `rev` is a plausible branch, tag or commit name.
+pub fn check_rev(rev: &str) -> Result<(), GitError> {
+    let bad = |why| {
+        Err(GitError::Rev {
+            rev: rev.to_string(),
+            why,
+        })
+    };
+    if rev.is_empty() {
+        return bad("empty");
+    }
+    if rev.starts_with('-') {
+        return bad("starts with '-'");
+    }
+    if rev
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c))
+        || rev.contains("..")
+    {
+        return bad("not a valid branch, tag or commit name");
+    }
+    Ok(())
+}
+
+/// Check that `dir` is a relative path that stays inside the repository; returns it normalised.
+pub fn check_dir(dir: &str) -> Result<PathBuf, &'static str> {
+    let path = Path::new(dir);
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(c) => out.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("must stay inside the repository (no ..)"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative to the repository's root");
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    Ok(out)
+}
+
+/// True when `rev` is a full commit id (SHA-1 or SHA-256, lowercase hex).
+pub fn is_commit_id(rev: &str) -> bool {
+    (rev.len() == 40 || rev.len() == 64)
+        && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// How a [`GitCache`] chooses each context's commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GitMode {
+    /// The locked commit when there is one, else resolve the rev (`strata build`, `plan`).
+    #[default]
+    Lock,
+    /// The locked commit only; a context the lock lacks is an error (`--locked`).
+    Frozen,
+    /// Resolve every rev again (`strata update`).
+    Follow,
+}
+
+/// The per-commit cache of git checkouts under a store's state directory, resolving each
+/// context's commit from the lock (`locked`: (url, rev) → commit) as `mode` says. What it
+/// resolved is in [`GitCache::resolved`].
+#[derive(Debug)]
+pub struct GitCache {
+    dir: PathBuf,
+    mode: GitMode,
+    locked: BTreeMap<(String, String), String>,
+    resolved: BTreeMap<(String, String), String>,
+}
+
+impl GitCache {
+    /// A cache in `state_dir/git`, with the commits `locked` by the lock.
+    pub fn new(
+        state_dir: &Path,
+        mode: GitMode,
+        locked: BTreeMap<(String, String), String>,
+    ) -> GitCache {
+        GitCache {
+            dir: state_dir.join("git"),
+            mode,
+            locked,
+            resolved: BTreeMap::new(),
+        }
+    }
+
+    /// Every context met: (url, rev) → the commit used.
+    pub fn resolved(&self) -> &BTreeMap<(String, String), String> {
+        &self.resolved
+    }
+
+    fn commit_of(&self, url: &str, rev: &str) -> Result<String, GitError> {
+        if is_commit_id(rev) {
+            return Ok(rev.to_string());
+        }
+        let key = (url.to_string(), rev.to_string());
+        if let Some(done) = self.resolved.get(&key) {
+            return Ok(done.clone());
+        }
+        match (self.mode, self.locked.get(&key)) {
+            (GitMode::Lock | GitMode::Frozen, Some(commit)) => Ok(commit.clone()),
+            (GitMode::Frozen, None) => Err(GitError::NotLocked {
+                url: url.to_string(),
+                rev: rev.to_string(),
+            }),
+            _ => ls_remote(url, rev),
+        }
+    }
+
+    /// Fetch `commit` of `url` into the cache unless it is there; its root.
+    fn fetch(&self, url: &str, commit: &str) -> Result<PathBuf, GitError> {
+        let repo = strata_oci::Digest::of(url.as_bytes()).hex()[..32].to_string();
+        let target = self.dir.join(repo).join(commit);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GitError::Io { path, source }
+        };
+        let parent = target.parent().expect("the target has a parent");
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        let tmp_root = self.dir.join("tmp");
+        std::fs::create_dir_all(&tmp_root).map_err(io(&tmp_root))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(&tmp_root)
+            .map_err(io(&tmp_root))?;
+        let tree = tmp.path().join("tree");
+        run_git(
+            "init",
+            url,
+            Command::new("git")
+                .args(["init", "-q", "--template="])
+                .arg(&tree),
+        )?;
+        run_git(
+            "fetch",
+            url,
+            git(Some(&tree)).args([
+                "fetch",
+                "-q",
+                "--depth",
+                "1",
+                "--no-tags",
+                "--no-recurse-submodules",
+                "--",
+                url,
+                commit,
+            ]),
+        )?;
+        run_git(
+            "checkout",
+            url,
+            git(Some(&tree)).args(["checkout", "-q", "--detach", commit]),
+        )?;
+        let dotgit = tree.join(".git");
+        std::fs::remove_dir_all(&dotgit).map_err(io(&dotgit))?;
+        match std::fs::rename(&tree, &target) {
+            Ok(()) => Ok(target),
+            // Another run put the same commit in place first: the same files.
+            Err(_) if target.is_dir() => Ok(target),
+            Err(e) => Err(io(&target)(e)),
+        }
+    }
+}
+
+impl GitCheckouts for GitCache {
+    fn checkout(&mut self, url: &str, rev: &str) -> Result<Checkout, GitError> {
+        check_url(url)?;
+        check_rev(rev)?;
+        let commit = self.commit_of(url, rev)?;
+        let root = self.fetch(url, &commit)?;
+        self.resolved
+            .insert((url.to_string(), rev.to_string()), commit.clone());
+        Ok(Checkout { commit, root })
+    }
+}
+
+/// A git command hardened against hostile URLs: only the allowed transports, no terminal prompt
+/// hidden behind our output, no repository of the environment.
+fn git(dir: Option<&Path>) -> Command {
+    let mut cmd = Command::new("git");
+    if let Some(dir) = dir {
+        cmd.arg("-C").arg(dir);
+    }
+    cmd.args(["-c", "protocol.allow=never"]);
+    for scheme in ALLOWED_SCHEMES {
+        cmd.args(["-c", &format!("protocol.{scheme}.allow=always")]);
+    }
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run_git(what: &'static str, url: &str, cmd: &mut Command) -> Result<String, GitError> {
+    let out = cmd.output().map_err(GitError::Spawn)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        return Err(GitError::Command {
+            what,
+            url: url.to_string(),
+            stderr: line,
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The commit `rev` (a branch or a tag; annotated tags peeled) names on `url`.
+pub fn ls_remote(url: &str, rev: &str) -> Result<String, GitError> {
+    check_url(url)?;
+    check_rev(rev)?;
+    let listing = run_git("ls-remote", url, git(None).args(["ls-remote", "--", url]))?;
+    let refs: BTreeMap<&str, &str> = listing
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(commit, name)| (name.trim(), commit.trim()))
+        .collect();
+    let wanted = [
+        format!("refs/heads/{rev}"),
+        format!("refs/tags/{rev}^{{}}"),
+        format!("refs/tags/{rev}"),
+        rev.to_string(),
+    ];
+    wanted
+        .iter()
+        .find_map(|name| refs.get(name.as_str()))
+        .map(|c| c.to_string())
+        .ok_or_else(|| GitError::NoSuchRev {
+            url: url.to_string(),
+            rev: rev.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_allowed_transports_pass() {
+        for good in [
+            "https://git.example/acme/chain.git",
+            "ssh://git@git.example/acme/chain",
+            "git@git.example:acme/chain.git",
+            "file:///srv/git/chain.git",
+            "git://git.example/chain",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ext::sh -c touch% /tmp/pwned",
+            "ext::sh",
+            "fd::17",
+            "-uhelp",
+            "--upload-pack=touch /tmp/x",
+            "/srv/git/chain.git",
+            "ftp://git.example/x",
+            "",
+            "https://x/a b",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dir_stays_inside() {
+        assert_eq!(check_dir("a/./b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(check_dir("").unwrap(), PathBuf::from("."));
+        assert!(check_dir("../x").is_err());
+        assert!(check_dir("a/../../x").is_err());
+        assert!(check_dir("/etc").is_err());
+        assert!(check_rev("--upload-pack=x").is_err());
+        assert!(check_rev("main").is_ok());
+    }
+}
