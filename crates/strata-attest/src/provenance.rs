@@ -431,10 +431,10 @@ pub fn image_name_from_uri(uri: &str) -> Option<String> {
     Reference::parse(name).ok().map(|r| r.name())
 }
 
-/// The SLSA form of a git dependency: `git+<repository>`, `digest.gitCommit`.
+/// The SLSA form of a git dependency: `git+<repository>@<commit>`, `digest.gitCommit`.
 fn git_dependency(git: &GitSource) -> ResourceDescriptor {
     ResourceDescriptor {
-        uri: Some(format!("git+{}", git.repository)),
+        uri: Some(format!("git+{}@{}", git.repository, git.commit)),
         digest: BTreeMap::from([("gitCommit".to_string(), git.commit.clone())]),
         name: Some(DEP_SOURCE.to_string()),
         annotations: BTreeMap::new(),
@@ -510,7 +510,10 @@ mod tests {
         assert_eq!(deps[0]["uri"], "pkg:docker/localhost/acme/corebuild@latest");
         assert_eq!(deps[0]["digest"]["sha256"], base.hex());
         assert_eq!(deps[1]["name"], "context");
-        assert_eq!(deps[2]["uri"], "git+https://git.example/acme/chain");
+        assert_eq!(
+            deps[2]["uri"],
+            "git+https://git.example/acme/chain@0123456789abcdef0123456789abcdef01234567"
+        );
         assert_eq!(
             deps[2]["digest"]["gitCommit"],
             "0123456789abcdef0123456789abcdef01234567"

@@ -28,6 +28,10 @@ pub struct BuildInputs {
     /// The context's tree digest after `.dockerignore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// A git context's repository and commit, `URL@commit`: a moved branch changes the key even
+    /// when the context's files did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
     /// The build args.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
@@ -62,7 +66,7 @@ impl BuildInputs {
         if self.dockerfile != old.dockerfile {
             reasons.push(StaleReason::DockerfileChanged);
         }
-        if self.context != old.context {
+        if self.context != old.context || self.git != old.git {
             reasons.push(StaleReason::ContextChanged);
         }
         if self.args != old.args || self.options != old.options {
@@ -157,6 +161,10 @@ impl<'a> InputsResolver<'a> {
             builder: BUILDER_VERSION.to_string(),
             dockerfile: None,
             context: None,
+            git: image
+                .git
+                .as_ref()
+                .map(|g| format!("{}@{}", g.url, g.commit)),
             args: image.args.clone(),
             source: None,
             parents: BTreeMap::new(),

@@ -114,8 +114,19 @@ pub(crate) fn sign(
                 .collect();
             DockerfileBuild {
                 parameters: DockerfileParameters {
-                    dockerfile: rel(dockerfile),
-                    context: rel(context),
+                    // A git context's paths are the repository's, not the cache's.
+                    dockerfile: match &image.git {
+                        Some(g) => g
+                            .dir
+                            .join(dockerfile.strip_prefix(context).unwrap_or(dockerfile))
+                            .display()
+                            .to_string(),
+                        None => rel(dockerfile),
+                    },
+                    context: match &image.git {
+                        Some(g) => g.dir.display().to_string(),
+                        None => rel(context),
+                    },
                     target: None,
                     build_args: image.args.clone(),
                 },
@@ -127,7 +138,14 @@ pub(crate) fn sign(
                     .context
                     .as_deref()
                     .and_then(|c| c.parse().ok()),
-                git: git_source(context),
+                // A git context names its repository and commit; a local one the work tree's.
+                git: match &image.git {
+                    Some(g) => Some(GitSource {
+                        repository: g.url.clone(),
+                        commit: g.commit.clone(),
+                    }),
+                    None => git_source(context),
+                },
                 builder_version: env!("CARGO_PKG_VERSION").to_string(),
                 run,
             }

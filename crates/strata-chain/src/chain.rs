@@ -136,6 +136,18 @@ impl Chain {
             .collect()
     }
 
+    /// The commit each git context of the chain resolved to: (url, rev) → commit, for the
+    /// `[[git]]` entries of `strata.lock`. A rev that is a commit id needs no lock entry.
+    pub fn git_commits(&self) -> std::collections::BTreeMap<(String, String), String> {
+        self.file
+            .images
+            .iter()
+            .filter_map(|i| i.git.as_ref())
+            .filter(|g| !crate::git::is_commit_id(&g.rev))
+            .map(|g| ((g.url.clone(), g.rev.clone()), g.commit.clone()))
+            .collect()
+    }
+
     /// The lock file's path: `strata.lock` beside the chain file.
     pub fn lock_path(&self) -> std::path::PathBuf {
         self.file.dir.join(crate::lock::LOCK_FILE)

@@ -154,7 +154,9 @@ pub fn check_url(url: &str) -> Result<(), GitError> {
     }
     // scp-like `[user@]host:path`, which git reads as ssh.
     match before_slash.split_once(':') {
-        Some((host, _)) if !host.is_empty() && !host.rsplit('@').next().unwrap_or("").is_empty() => {
+        Some((host, _))
+            if !host.is_empty() && !host.rsplit('@').next().unwrap_or("").is_empty() =>
+        {
             Ok(())
         }
         _ => bad("not a URL (a local repository is file:///path)"),
@@ -208,7 +210,9 @@ pub fn check_dir(dir: &str) -> Result<PathBuf, &'static str> {
 /// True when `rev` is a full commit id (SHA-1 or SHA-256, lowercase hex).
 pub fn is_commit_id(rev: &str) -> bool {
     (rev.len() == 40 || rev.len() == 64)
-        && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && rev
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// How a [`GitCache`] chooses each context's commit.
@@ -232,6 +236,7 @@ pub struct GitCache {
     mode: GitMode,
     locked: BTreeMap<(String, String), String>,
     resolved: BTreeMap<(String, String), String>,
+    only: Option<Vec<String>>,
 }
 
 impl GitCache {
@@ -246,7 +251,15 @@ impl GitCache {
             mode,
             locked,
             resolved: BTreeMap::new(),
+            only: None,
         }
+    }
+
+    /// In [`GitMode::Follow`], resolve again only the repositories in `urls`; the others keep
+    /// their locked commits (`strata update URL`).
+    pub fn follow_only(mut self, urls: Vec<String>) -> GitCache {
+        self.only = Some(urls);
+        self
     }
 
     /// Every context met: (url, rev) → the commit used.
@@ -262,7 +275,13 @@ impl GitCache {
         if let Some(done) = self.resolved.get(&key) {
             return Ok(done.clone());
         }
-        match (self.mode, self.locked.get(&key)) {
+        let mode = match &self.only {
+            Some(urls) if self.mode == GitMode::Follow && !urls.iter().any(|u| u == url) => {
+                GitMode::Lock
+            }
+            _ => self.mode,
+        };
+        match (mode, self.locked.get(&key)) {
             (GitMode::Lock | GitMode::Frozen, Some(commit)) => Ok(commit.clone()),
             (GitMode::Frozen, None) => Err(GitError::NotLocked {
                 url: url.to_string(),
@@ -353,7 +372,12 @@ fn git(dir: Option<&Path>) -> Command {
     for scheme in ALLOWED_SCHEMES {
         cmd.args(["-c", &format!("protocol.{scheme}.allow=always")]);
     }
-    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"] {
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+    ] {
         cmd.env_remove(var);
     }
     cmd

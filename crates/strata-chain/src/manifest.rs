@@ -215,11 +215,7 @@ impl Checker<'_> {
         }
     }
 
-    fn check(
-        &self,
-        raw: RawChain,
-        git: &mut dyn GitCheckouts,
-    ) -> Result<ChainFile, ChainError> {
+    fn check(&self, raw: RawChain, git: &mut dyn GitCheckouts) -> Result<ChainFile, ChainError> {
         if !names::is_repository_path(raw.name.get_ref()) {
             return Err(self.err(
                 raw.name.span(),
@@ -563,9 +559,8 @@ impl Checker<'_> {
             *slot = Some(text.clone());
         }
         let url = url.ok_or_else(|| err("a git context needs `git = \"URL\"`".into()))?;
-        let rev = rev.ok_or_else(|| {
-            err("a git context needs `rev` (a branch, a tag or a commit)".into())
-        })?;
+        let rev = rev
+            .ok_or_else(|| err("a git context needs `rev` (a branch, a tag or a commit)".into()))?;
         let dir = crate::git::check_dir(dir.as_deref().unwrap_or("."))
             .map_err(|why| err(format!("dir: {why}")))?;
         let git_err = |source| ChainError::Git {

@@ -12,7 +12,7 @@ use strata_cascade::{
 };
 use strata_chain::Lock;
 
-use super::graph::{load_chain, write_stdout};
+use super::graph::{load_chain_git, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata build`.
@@ -60,7 +60,15 @@ pub struct Args {
 
 /// Build the chain; exit non-zero when any image failed or was skipped.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
-    let chain = load_chain(global)?;
+    // Git contexts move as upstreams do: frozen with --locked, followed with --pull always.
+    let git_mode = if args.locked {
+        strata_chain::GitMode::Frozen
+    } else if args.pull == "always" {
+        strata_chain::GitMode::Follow
+    } else {
+        strata_chain::GitMode::Lock
+    };
+    let chain = load_chain_git(global, git_mode, None)?;
     let store_path = global.store_path()?;
     let store = strata_oci::Store::init(&store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
@@ -147,6 +155,18 @@ fn open_lock(
             return Err(strata_chain::LockError::NoLock { path }.into());
         };
         lock.check_covers(&path, &chain.upstreams())?;
+        let contexts = chain.git_commits();
+        if let Some(unused) = lock
+            .git_entries()
+            .find(|e| !contexts.contains_key(&(e.url.clone(), e.rev.clone())))
+        {
+            bail!(
+                "{}: git {} rev {} is locked but no image's context names it: run `strata update`",
+                path.display(),
+                unused.url,
+                unused.rev
+            );
+        }
         LockMode::Frozen
     } else if pull == "always" {
         LockMode::Follow
@@ -166,6 +186,7 @@ fn save_lock(chain: &strata_chain::Chain, upstreams: &Upstreams, old: Option<Loc
     let mut lock = upstreams.lock();
     let named = chain.upstreams();
     lock.retain(|r| named.contains_key(r));
+    lock.set_git(&chain.git_commits());
     let path = chain.lock_path();
     let changed = match &old {
         Some(old) => old.to_toml() != lock.to_toml(),
@@ -174,7 +195,11 @@ fn save_lock(chain: &strata_chain::Chain, upstreams: &Upstreams, old: Option<Loc
     if !changed {
         return Ok(());
     }
-    for moved in lock.diff(&old.unwrap_or_default()) {
+    let old = old.unwrap_or_default();
+    for moved in lock.diff(&old) {
+        errln!("{}: {moved}", path.display());
+    }
+    for moved in lock.git_diff(&old) {
         errln!("{}: {moved}", path.display());
     }
     strata_cascade::upstream::write_lock(&path, &lock)?;

@@ -135,6 +135,16 @@ pub(super) fn statuses_with(
 /// Load the chain named by `-C`, `--chain` or `STRATA_CHAIN`. Paths in errors are relative to the
 /// current directory when inside it, so they read `strata.toml:7:9: ...`.
 pub(super) fn load_chain(global: &GlobalArgs) -> Result<Chain> {
+    load_chain_git(global, strata_chain::GitMode::Lock, None)
+}
+
+/// [`load_chain`], with git contexts resolved as `mode` says (`follow_only`: in follow mode, only
+/// these repositories move) and fetched into the store's state directory (`<state>/git`).
+pub(super) fn load_chain_git(
+    global: &GlobalArgs,
+    mode: strata_chain::GitMode,
+    follow_only: Option<Vec<String>>,
+) -> Result<Chain> {
     let path = global.chain_path()?;
     if !path.exists() {
         bail!(
@@ -149,7 +159,19 @@ pub(super) fn load_chain(global: &GlobalArgs) -> Result<Chain> {
     } else {
         shown
     };
-    Ok(Chain::load(shown)?)
+    // A lock that does not read locks nothing here; `strata build` reports it.
+    let locked = path
+        .parent()
+        .and_then(|dir| strata_chain::Lock::load(&dir.join(strata_chain::LOCK_FILE)).ok())
+        .flatten()
+        .map(|l| l.git_commits())
+        .unwrap_or_default();
+    let state = crate::global::state_dir_of(&global.store_path()?);
+    let mut cache = strata_chain::GitCache::new(&state, mode, locked);
+    if let Some(urls) = follow_only {
+        cache = cache.follow_only(urls);
+    }
+    Ok(Chain::load_with(shown, &mut cache)?)
 }
 
 pub(super) use crate::out::write_stdout;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use strata_chain::render;
 
-use super::graph::{load_chain, statuses, statuses_with, write_stdout};
+use super::graph::{load_chain_git, statuses, statuses_with, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata plan`.
@@ -26,29 +26,45 @@ pub struct Args {
 
 /// Print the plan.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
-    let chain = load_chain(global)?;
-    let (statuses, moves) = if args.update {
-        let (old, new) = super::update::resolve(&chain, &[])?;
-        let moves = new.diff(old.as_ref().unwrap_or(&strata_chain::Lock::new()));
-        (statuses_with(&chain, global, Some(new))?, moves)
+    // With --update, git contexts are resolved again too (their new commits fetched).
+    let chain = load_chain_git(
+        global,
+        if args.update {
+            strata_chain::GitMode::Follow
+        } else {
+            strata_chain::GitMode::Lock
+        },
+        None,
+    )?;
+    let (statuses, moves, git_moves) = if args.update {
+        let (old, mut new) = super::update::resolve(&chain, &[])?;
+        new.set_git(&chain.git_commits());
+        let old = old.unwrap_or_default();
+        let moves = new.diff(&old);
+        let git_moves = new.git_diff(&old);
+        (statuses_with(&chain, global, Some(new))?, moves, git_moves)
     } else {
-        (statuses(&chain, global)?, Vec::new())
+        (statuses(&chain, global)?, Vec::new(), Vec::new())
     };
     let plan = chain.plan(&args.changed, &statuses)?;
     let text = if args.json {
         let mut value = serde_json::to_value(&plan)?;
         if args.update {
             value["upstream_moves"] = serde_json::to_value(&moves)?;
+            value["git_moves"] = serde_json::to_value(&git_moves)?;
         }
         serde_json::to_string_pretty(&value)? + "\n"
     } else {
         let mut out = String::new();
         if args.update {
-            if moves.is_empty() {
+            if moves.is_empty() && git_moves.is_empty() {
                 out.push_str("upstreams: nothing moved\n");
             }
             for m in &moves {
                 out.push_str(&format!("upstream moved: {m}\n"));
+            }
+            for m in &git_moves {
+                out.push_str(&format!("git moved: {m}\n"));
             }
         }
         out + &render::plan_text(&plan)

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 use strata_cascade::upstream;
-use strata_chain::{Lock, Move};
+use strata_chain::{GitMove, Lock, Move};
 
-use super::graph::{load_chain, write_stdout};
+use super::graph::{load_chain_git, write_stdout};
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata update`.
@@ -32,16 +32,40 @@ struct Report {
     lock: String,
     /// What moved (or was locked anew, or dropped).
     moves: Vec<Move>,
+    /// The git contexts whose commit moved (or were locked anew, or dropped).
+    git_moves: Vec<GitMove>,
     /// Whether the lock was written.
     written: bool,
 }
 
 /// Re-resolve, write the lock (unless `--dry-run`), print what moved.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
-    let chain = load_chain(global)?;
-    let (old, new) = resolve(&chain, &args.references)?;
+    let (git_urls, references): (Vec<String>, Vec<String>) =
+        args.references.iter().cloned().partition(|r| {
+            strata_chain::git::check_url(r).is_ok() && !strata_chain::lock::is_upstream(r)
+        });
+    // Git contexts are resolved again by `strata update` alone or naming their URLs.
+    let chain = load_chain_git(
+        global,
+        if !git_urls.is_empty() || references.is_empty() {
+            strata_chain::GitMode::Follow
+        } else {
+            strata_chain::GitMode::Lock
+        },
+        (!git_urls.is_empty()).then(|| git_urls.clone()),
+    )?;
+    let (old, new) = if references.is_empty() && !git_urls.is_empty() {
+        let old = Lock::load(&chain.lock_path())?;
+        let new = old.clone().unwrap_or_default();
+        (old, new)
+    } else {
+        resolve(&chain, &references)?
+    };
+    let mut new = new;
+    new.set_git(&chain.git_commits());
     let path = chain.lock_path();
     let moves = new.diff(old.as_ref().unwrap_or(&Lock::new()));
+    let git_moves = new.git_diff(old.as_ref().unwrap_or(&Lock::new()));
     let changed = match &old {
         Some(old) => old.to_toml() != new.to_toml(),
         None => !new.is_empty(),
@@ -54,13 +78,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         serde_json::to_string_pretty(&Report {
             lock: path.display().to_string(),
             moves,
+            git_moves,
             written,
         })? + "\n"
-    } else if moves.is_empty() {
+    } else if moves.is_empty() && git_moves.is_empty() {
         format!("{}: nothing moved\n", path.display())
     } else {
         let mut out = String::new();
         for m in &moves {
+            out.push_str(&format!("{m}\n"));
+        }
+        for m in &git_moves {
             out.push_str(&format!("{m}\n"));
         }
         if !written {

@@ -14,6 +14,7 @@ mod deploy;
 mod dockerfile_cli;
 mod errors;
 mod gc_caches;
+mod git_context;
 mod hostile_archives;
 mod inspect_chain;
 mod inspect_layers;
