@@ -109,8 +109,8 @@ pub enum ChainError {
         location: Location,
         /// The field, `image[2].context`.
         field: String,
-        /// What went wrong.
-        source: crate::git::GitError,
+        /// What went wrong (boxed: the error stays small).
+        source: Box<crate::git::GitError>,
     },
     /// An image's Dockerfile does not parse, or its references cannot be resolved.
     #[error("{}:{error}", path.display())]

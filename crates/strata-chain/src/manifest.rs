@@ -566,7 +566,7 @@ impl Checker<'_> {
         let git_err = |source| ChainError::Git {
             location: self.lines.locate(self.path, context.span().start),
             field: field.clone(),
-            source,
+            source: Box::new(source),
         };
         crate::git::check_url(&url).map_err(git_err)?;
         crate::git::check_rev(&rev).map_err(git_err)?;
