@@ -314,9 +314,7 @@ impl GitCache {
         run_git(
             "init",
             url,
-            Command::new("git")
-                .args(["init", "-q", "--template="])
-                .arg(&tree),
+            git(None).args(["init", "-q", "--template="]).arg(&tree),
         )?;
         run_git(
             "fetch",
@@ -456,6 +454,70 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+    }
+
+    fn run(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A fetch killed half way leaves only a directory under `git/tmp/`, which is never used; a
+    /// complete checkout is used again without asking the repository.
+    #[test]
+    fn only_complete_checkouts_are_used_and_they_are_kept_per_commit() {
+        if strata_testutil::require_tool("git").is_none() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        run(&work, &["init", "-q", "-b", "main"]);
+        std::fs::write(work.join("f"), "one\n").unwrap();
+        run(&work, &["add", "f"]);
+        run(&work, &["commit", "-qm", "one"]);
+        let commit = run(&work, &["rev-parse", "HEAD"]);
+        let url = format!("file://{}", work.display());
+        let state = tmp.path().join("state");
+        let repo_key = strata_oci::Digest::of(url.as_bytes()).hex()[..32].to_string();
+        // What a killed fetch leaves behind: a partial tree in tmp/, no entry under the key.
+        let partial = state.join("git/tmp/fetch-killed/tree");
+        std::fs::create_dir_all(&partial).unwrap();
+        std::fs::write(partial.join("f"), "half\n").unwrap();
+
+        let mut cache = GitCache::new(&state, GitMode::Lock, BTreeMap::new());
+        let checkout = cache.checkout(&url, "main").unwrap();
+        assert_eq!(checkout.commit, commit);
+        assert_eq!(
+            checkout.root,
+            state.join("git").join(&repo_key).join(&commit)
+        );
+        assert_eq!(
+            std::fs::read_to_string(checkout.root.join("f")).unwrap(),
+            "one\n"
+        );
+        assert!(!checkout.root.join(".git").exists());
+        assert_eq!(cache.resolved()[&(url.clone(), "main".to_string())], commit);
+
+        // Locked at that commit, the checkout is read from the cache: the repository is gone.
+        std::fs::remove_dir_all(&work).unwrap();
+        let locked = BTreeMap::from([((url.clone(), "main".to_string()), commit.clone())]);
+        let mut again = GitCache::new(&state, GitMode::Frozen, locked);
+        assert_eq!(again.checkout(&url, "main").unwrap(), checkout);
+        let mut frozen = GitCache::new(&state, GitMode::Frozen, BTreeMap::new());
+        assert!(matches!(
+            frozen.checkout(&url, "main"),
+            Err(GitError::NotLocked { .. })
+        ));
     }
 
     #[test]

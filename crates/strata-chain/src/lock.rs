@@ -7,6 +7,11 @@
 //! model: parse (errors name `strata.lock:LINE:COL`), serialize (sorted, stable, with a header
 //! comment), check that a lock covers what the Dockerfiles name, and diff two locks. Resolving and
 //! writing are the cascade's and the CLI's.
+//!
+//! Git contexts (`context = { git = URL, rev = "main" }`) are locked the same way in `[[git]]`
+//! entries: URL and rev → the commit (see [`crate::git`]). The format stays version 1: the table is
+//! optional, so every lock written before reads as before; a strata that predates it refuses a
+//! lock with `[[git]]` as an unknown field, naming its line.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,8 +29,8 @@ pub const LOCK_FILE: &str = "strata.lock";
 pub const LOCK_VERSION: u32 = 1;
 
 const HEADER: &str = "\
-# strata.lock: the digest each upstream image this chain's Dockerfiles name was resolved to.
-# Builds use these digests. Written by `strata build` (new upstreams) and `strata update`
+# strata.lock: the digest each upstream image this chain's Dockerfiles name was resolved to,
+# and the commit each git context's rev was resolved to. Builds use these digests and commits. Written by `strata build` (new upstreams) and `strata update`
 # (moved ones); commit it beside strata.toml. Do not edit by hand.
 ";
 
@@ -530,6 +535,42 @@ mod tests {
         let back = Lock::parse(Path::new("strata.lock"), &text).unwrap();
         assert_eq!(back.to_toml(), text, "stable");
         assert_eq!(back.entries().count(), 2);
+    }
+
+    #[test]
+    fn git_entries_round_trip_move_and_are_checked() {
+        let url = "https://git.example/mw.git";
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let mut lock = Lock::new();
+        lock.insert(entry("r.example/a:1", 'c'));
+        lock.set_git(&BTreeMap::from([((url.into(), "main".into()), a.clone())]));
+        let text = lock.to_toml();
+        assert!(text.contains("[[git]]"), "{text}");
+        let back = Lock::parse(Path::new("strata.lock"), &text).unwrap();
+        assert_eq!(back.to_toml(), text);
+        let mut moved = back.clone();
+        moved.set_git(&BTreeMap::from([((url.into(), "main".into()), b.clone())]));
+        let moves = moved.git_diff(&back);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(
+            moves[0].to_string(),
+            format!("{url} main: {} → {}", &a[..12], &b[..12])
+        );
+        // An unchanged commit keeps its entry (and its resolution time).
+        let mut same = back.clone();
+        same.set_git(&back.git_commits());
+        assert_eq!(same, back);
+        let err = |text: &str| {
+            Lock::parse(Path::new("strata.lock"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        let bad_url = text.replace(url, "ext::sh -c id");
+        assert!(err(&bad_url).contains("is refused"), "{}", err(&bad_url));
+        let bad_commit = text.replace(&a, "main");
+        let e = err(&bad_commit);
+        assert!(e.starts_with("strata.lock:"), "{e}");
+        assert!(e.contains("not a full commit id"), "{e}");
     }
 
     #[test]

@@ -159,6 +159,19 @@ pub(super) fn load_chain_git(
     } else {
         shown
     };
+    let mut cache = git_cache(global, mode)?;
+    if let Some(urls) = follow_only {
+        cache = cache.follow_only(urls);
+    }
+    Ok(Chain::load_with(shown, &mut cache)?)
+}
+
+/// The git checkouts of the chain's store (`<state>/git`), with the commits strata.lock locks.
+pub(super) fn git_cache(
+    global: &GlobalArgs,
+    mode: strata_chain::GitMode,
+) -> Result<strata_chain::GitCache> {
+    let path = global.chain_path()?;
     // A lock that does not read locks nothing here; `strata build` reports it.
     let locked = path
         .parent()
@@ -167,11 +180,7 @@ pub(super) fn load_chain_git(
         .map(|l| l.git_commits())
         .unwrap_or_default();
     let state = crate::global::state_dir_of(&global.store_path()?);
-    let mut cache = strata_chain::GitCache::new(&state, mode, locked);
-    if let Some(urls) = follow_only {
-        cache = cache.follow_only(urls);
-    }
-    Ok(Chain::load_with(shown, &mut cache)?)
+    Ok(strata_chain::GitCache::new(&state, mode, locked))
 }
 
 pub(super) use crate::out::write_stdout;

@@ -30,7 +30,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let registry = if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        strata_chain::ChainFile::parse(&path, &text)?.registry
+        strata_chain::ChainFile::parse_with(
+            &path,
+            &text,
+            &mut super::graph::git_cache(global, strata_chain::GitMode::Lock)?,
+        )?
+        .registry
     } else {
         None
     };

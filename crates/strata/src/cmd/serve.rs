@@ -126,7 +126,11 @@ fn chain_owners(global: &GlobalArgs) -> Result<(Option<String>, Owners)> {
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let chain = strata_chain::ChainFile::parse(&path, &text)?;
+    let chain = strata_chain::ChainFile::parse_with(
+        &path,
+        &text,
+        &mut super::graph::git_cache(global, strata_chain::GitMode::Lock)?,
+    )?;
     let owners = chain
         .images
         .iter()
