@@ -250,6 +250,7 @@ struct RawLock {
 #[derive(Serialize)]
 struct OutLock<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     upstream: Vec<&'a Locked>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     git: Vec<&'a GitLocked>,
