@@ -54,6 +54,19 @@ fn samples() -> Vec<Box<dyn Error>> {
             path: path.clone(),
             source: os_error(),
         }),
+        Box::new(strata_chain::ChainError::Git {
+            location: strata_chain::Location {
+                path: "strata.toml".into(),
+                line: 7,
+                column: 11,
+            },
+            field: "image[1].context".into(),
+            source: Box::new(strata_chain::GitError::Io {
+                path: path.clone(),
+                source: os_error(),
+            }),
+        }),
+        Box::new(strata_chain::GitError::Spawn(os_error())),
         Box::new(strata_events::EventError::Io {
             path: "events.db".into(),
             source: os_error(),
