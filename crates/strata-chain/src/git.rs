@@ -136,8 +136,9 @@ pub fn check_url(url: &str) -> Result<(), GitError> {
     if url.is_empty() {
         return bad("empty");
     }
-    if url.starts_with('-') {
-        return bad("starts with '-'");
+    // `-oProxyCommand=...` as a host would be an ssh option (git refuses it too; twice is cheap).
+    if url.starts_with('-') || url.contains("://-") || url.contains("@-") {
+        return bad("a host or URL starting with '-' would be read as an option");
     }
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return bad("contains a space or a control character");
@@ -447,6 +448,8 @@ mod tests {
             "fd::17",
             "-uhelp",
             "--upload-pack=touch /tmp/x",
+            "ssh://-oProxyCommand=touch%20x/repo",
+            "git@-oProxyCommand=x:repo",
             "/srv/git/chain.git",
             "ftp://git.example/x",
             "",

@@ -172,13 +172,17 @@ pub(super) fn git_cache(
     mode: strata_chain::GitMode,
 ) -> Result<strata_chain::GitCache> {
     let path = global.chain_path()?;
-    // A lock that does not read locks nothing here; `strata build` reports it.
-    let locked = path
+    let lock_path = path
         .parent()
-        .and_then(|dir| strata_chain::Lock::load(&dir.join(strata_chain::LOCK_FILE)).ok())
-        .flatten()
-        .map(|l| l.git_commits())
-        .unwrap_or_default();
+        .map(|dir| dir.join(strata_chain::LOCK_FILE))
+        .unwrap_or_else(|| strata_chain::LOCK_FILE.into());
+    let locked = match strata_chain::Lock::load(&lock_path) {
+        Ok(lock) => lock.map(|l| l.git_commits()).unwrap_or_default(),
+        // --locked builds only what the lock says: a lock that does not read is the error.
+        Err(e) if mode == strata_chain::GitMode::Frozen => return Err(e.into()),
+        // Otherwise it locks nothing here; `strata build` and `strata update` report it.
+        Err(_) => Default::default(),
+    };
     let state = crate::global::state_dir_of(&global.store_path()?);
     Ok(strata_chain::GitCache::new(&state, mode, locked))
 }

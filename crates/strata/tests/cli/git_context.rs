@@ -161,6 +161,13 @@ fn a_git_context_builds_locked_and_a_moved_branch_is_stale_only_after_update() {
     assert_eq!(steps[0]["image"], "app");
     let summary = json(&project, &["build", "--json"]);
     assert_eq!(result_of(&summary), "built", "{summary}");
+
+    // `--pull always` follows the branch and moves the lock itself.
+    let third = push_page(tmp.path(), &url, "v3\n");
+    let summary = json(&project, &["build", "--pull", "always", "--json"]);
+    assert_eq!(result_of(&summary), "built", "{summary}");
+    let lock = std::fs::read_to_string(project.join("strata.lock")).unwrap();
+    assert!(lock.contains(&format!("commit = \"{third}\"")), "{lock}");
 }
 
 #[test]
