@@ -1,0 +1,260 @@
+//! Build triggers (`strata watch` in a chain project): what to do next about the chain's
+//! upstreams, decided from what is, never from what happened.
+//!
+//! [`decide`] is pure: given the lock on disk, the lock the registries resolve to now, each
+//! image's status and the digests in the store and on the chain's registry, it returns the one
+//! next [`Action`]. The caller does it, observes again and asks again, until [`Action::Idle`] or
+//! [`Action::Wait`]. So a watch restarted at any point finds where it stopped (the lock already
+//! moved, the images already built or pushed) and does only the rest; a second upstream move
+//! during a cascade is seen by the next observation, one cascade later.
+
+use strata_chain::{Lock, Move};
+
+/// One chain image the upstreams reach (it, or an image it is built on, names one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    /// The chain image's name (`httpd-php`).
+    pub name: String,
+    /// Whether its stored image was built from its current inputs (at the lock on disk).
+    pub state: ImageState,
+    /// Its `:latest` digest in the store (None: never built).
+    pub stored: Option<String>,
+    /// Its tag's digest on the chain's registry (None: not there).
+    pub pushed: Option<String>,
+}
+
+/// An image's build state, from the store's build keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageState {
+    /// Built from its current inputs.
+    Current,
+    /// Its inputs moved (or it was never built): a cascade would rebuild it.
+    Stale,
+    /// Its last build failed and its inputs still differ from the stored image's.
+    Failed,
+}
+
+/// What [`decide`] looks at.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// `strata.lock` as on disk.
+    pub lock: Lock,
+    /// The lock as the registries resolve the upstreams now (`strata update`'s result).
+    pub resolved: Lock,
+    /// The images the upstreams reach, in build order.
+    pub images: Vec<Watched>,
+    /// Whether the chain has a registry to push to (its `registry` setting).
+    pub registry: bool,
+    /// The lock (its [`lock_id`]) the last cascade failed on, if it failed.
+    pub failed_on: Option<String>,
+}
+
+/// The next thing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Upstreams moved: write this lock (then observe again).
+    MoveLock {
+        /// The new lock.
+        lock: Lock,
+        /// What moved.
+        moves: Vec<Move>,
+    },
+    /// Rebuild these images (and what they need) at the lock on disk.
+    Cascade {
+        /// The stale images, in build order.
+        images: Vec<String>,
+    },
+    /// Push these images (name, store digest) to the chain's registry.
+    Push {
+        /// The images whose registry tag is not their store digest, in build order.
+        images: Vec<(String, String)>,
+    },
+    /// Nothing will be done until something changes: the last cascade on this lock failed.
+    Wait {
+        /// The images left stale by that failure.
+        images: Vec<String>,
+    },
+    /// Everything is where the lock says.
+    Idle,
+}
+
+/// An identity of a lock's content, to remember which lock a failed cascade ran on.
+pub fn lock_id(lock: &Lock) -> String {
+    strata_oci::Digest::of(lock.to_toml().as_bytes()).to_string()
+}
+
+/// The next action for `o`: move the lock when an upstream moved; else rebuild the stale images
+/// (not again on a lock a cascade already failed on: that waits for the next move); else push
+/// what the registry does not have yet (only images built at the current lock); else idle.
+pub fn decide(o: &Observation) -> Action {
+    let moves = o.resolved.diff(&o.lock);
+    if !moves.is_empty() {
+        return Action::MoveLock {
+            lock: o.resolved.clone(),
+            moves,
+        };
+    }
+    let stale: Vec<String> = o
+        .images
+        .iter()
+        .filter(|i| i.state != ImageState::Current)
+        .map(|i| i.name.clone())
+        .collect();
+    if !stale.is_empty() {
+        if o.failed_on.as_deref() == Some(lock_id(&o.lock).as_str()) {
+            return Action::Wait { images: stale };
+        }
+        return Action::Cascade { images: stale };
+    }
+    if !o.registry {
+        return Action::Idle;
+    }
+    let push: Vec<(String, String)> = o
+        .images
+        .iter()
+        .filter_map(|i| {
+            let stored = i.stored.as_ref()?;
+            (i.pushed.as_ref() != Some(stored)).then(|| (i.name.clone(), stored.clone()))
+        })
+        .collect();
+    if push.is_empty() {
+        Action::Idle
+    } else {
+        Action::Push { images: push }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_chain::Locked;
+
+    const UP: &str = "r.example/ops/corebuild:latest";
+
+    fn lock(hex: char) -> Lock {
+        let mut lock = Lock::new();
+        lock.insert(Locked {
+            reference: UP.into(),
+            digest: format!("sha256:{}", hex.to_string().repeat(64)),
+            registry: "r.example".into(),
+            resolved: "2026-12-06T14:02:00Z".into(),
+            built_by: None,
+            key: None,
+            built: None,
+        });
+        lock
+    }
+
+    fn image(name: &str, state: ImageState, stored: &str, pushed: Option<&str>) -> Watched {
+        Watched {
+            name: name.into(),
+            state,
+            stored: Some(stored.into()),
+            pushed: pushed.map(Into::into),
+        }
+    }
+
+    fn observe(on_disk: char, resolved: char, images: Vec<Watched>) -> Observation {
+        Observation {
+            lock: lock(on_disk),
+            resolved: lock(resolved),
+            images,
+            registry: true,
+            failed_on: None,
+        }
+    }
+
+    #[test]
+    fn a_moved_upstream_moves_the_lock_first_whatever_else_is_pending() {
+        let o = observe(
+            'a',
+            'b',
+            vec![image("httpd-php", ImageState::Stale, "d1", None)],
+        );
+        let Action::MoveLock { lock: new, moves } = decide(&o) else {
+            panic!("{:?}", decide(&o))
+        };
+        assert_eq!(new, lock('b'));
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].reference, UP);
+    }
+
+    #[test]
+    fn stale_images_cascade_then_the_rebuilt_ones_are_pushed_then_idle() {
+        let mut o = observe(
+            'b',
+            'b',
+            vec![
+                image("httpd-php", ImageState::Stale, "d1", Some("d1")),
+                image("wordpress", ImageState::Stale, "d2", Some("d2")),
+            ],
+        );
+        assert_eq!(
+            decide(&o),
+            Action::Cascade {
+                images: vec!["httpd-php".into(), "wordpress".into()]
+            }
+        );
+        // Built: new store digests the registry does not have.
+        o.images = vec![
+            image("httpd-php", ImageState::Current, "d3", Some("d1")),
+            image("wordpress", ImageState::Current, "d4", None),
+        ];
+        assert_eq!(
+            decide(&o),
+            Action::Push {
+                images: vec![
+                    ("httpd-php".into(), "d3".into()),
+                    ("wordpress".into(), "d4".into())
+                ]
+            }
+        );
+        // A restarted watch after the pushes: nothing again.
+        o.images = vec![
+            image("httpd-php", ImageState::Current, "d3", Some("d3")),
+            image("wordpress", ImageState::Current, "d4", Some("d4")),
+        ];
+        assert_eq!(decide(&o), Action::Idle);
+        // Without a registry nothing is pushed.
+        o.images[0].pushed = None;
+        o.registry = false;
+        assert_eq!(decide(&o), Action::Idle);
+    }
+
+    #[test]
+    fn a_cascade_that_failed_on_this_lock_waits_for_the_next_move_and_pushes_nothing_half_built() {
+        let mut o = observe(
+            'b',
+            'b',
+            vec![
+                image("httpd-php", ImageState::Failed, "d1", Some("d1")),
+                image("wordpress", ImageState::Stale, "d2", Some("d2")),
+            ],
+        );
+        o.failed_on = Some(lock_id(&lock('b')));
+        assert_eq!(
+            decide(&o),
+            Action::Wait {
+                images: vec!["httpd-php".into(), "wordpress".into()]
+            }
+        );
+        // A failure on an older lock does not hold back the cascade on this one.
+        o.failed_on = Some(lock_id(&lock('a')));
+        assert!(matches!(decide(&o), Action::Cascade { .. }));
+        // The next move is taken: the lock moves, then the cascade runs again.
+        o.resolved = lock('c');
+        assert!(matches!(decide(&o), Action::MoveLock { .. }));
+    }
+
+    #[test]
+    fn an_image_never_built_is_not_pushed() {
+        let mut o = observe('a', 'a', vec![]);
+        o.images.push(Watched {
+            name: "httpd-php".into(),
+            state: ImageState::Current,
+            stored: None,
+            pushed: None,
+        });
+        assert_eq!(decide(&o), Action::Idle);
+    }
+}
