@@ -85,7 +85,8 @@ pub fn lock_id(lock: &Lock) -> String {
 
 /// The next action for `o`: move the lock when an upstream moved; else rebuild the stale images
 /// (not again on a lock a cascade already failed on: that waits for the next move); else push
-/// what the registry does not have yet (only images built at the current lock); else idle.
+/// what the registry does not have yet, of the images built at the current lock (after a
+/// failure, the ones it did not stop); else wait (a failure) or idle.
 pub fn decide(o: &Observation) -> Action {
     let moves = o.resolved.diff(&o.lock);
     if !moves.is_empty() {
@@ -100,27 +101,25 @@ pub fn decide(o: &Observation) -> Action {
         .filter(|i| i.state != ImageState::Current)
         .map(|i| i.name.clone())
         .collect();
-    if !stale.is_empty() {
-        if o.failed_on.as_deref() == Some(lock_id(&o.lock).as_str()) {
-            return Action::Wait { images: stale };
-        }
+    let failed_here = o.failed_on.as_deref() == Some(lock_id(&o.lock).as_str());
+    if !stale.is_empty() && !failed_here {
         return Action::Cascade { images: stale };
-    }
-    if !o.registry {
-        return Action::Idle;
     }
     let push: Vec<(String, String)> = o
         .images
         .iter()
+        .filter(|i| o.registry && i.state == ImageState::Current)
         .filter_map(|i| {
             let stored = i.stored.as_ref()?;
             (i.pushed.as_ref() != Some(stored)).then(|| (i.name.clone(), stored.clone()))
         })
         .collect();
-    if push.is_empty() {
-        Action::Idle
-    } else {
+    if !push.is_empty() {
         Action::Push { images: push }
+    } else if !stale.is_empty() {
+        Action::Wait { images: stale }
+    } else {
+        Action::Idle
     }
 }
 
@@ -222,7 +221,8 @@ mod tests {
     }
 
     #[test]
-    fn a_cascade_that_failed_on_this_lock_waits_for_the_next_move_and_pushes_nothing_half_built() {
+    fn a_cascade_that_failed_on_this_lock_waits_for_the_next_move_and_pushes_only_what_it_did_not_stop()
+     {
         let mut o = observe(
             'b',
             'b',
@@ -238,6 +238,16 @@ mod tests {
                 images: vec!["httpd-php".into(), "wordpress".into()]
             }
         );
+        // A sibling the failure did not stop, rebuilt, is pushed; the failed ones are not.
+        o.images
+            .push(image("php-fpm", ImageState::Current, "d5", Some("d0")));
+        assert_eq!(
+            decide(&o),
+            Action::Push {
+                images: vec![("php-fpm".into(), "d5".into())]
+            }
+        );
+        o.images.pop();
         // A failure on an older lock does not hold back the cascade on this one.
         o.failed_on = Some(lock_id(&lock('a')));
         assert!(matches!(decide(&o), Action::Cascade { .. }));
