@@ -84,7 +84,12 @@ impl Follower {
             let observed = self.observe(&chain, global)?;
             match trigger::decide(&observed) {
                 Action::Idle => {
-                    self.said = None;
+                    self.say_once(format!(
+                        "up to date: upstreams locked: {}, images on them built{}: {}",
+                        observed.lock.entries().count(),
+                        if observed.registry { " and pushed" } else { "" },
+                        observed.images.len(),
+                    ));
                     return Ok(());
                 }
                 Action::Wait { images } => {
@@ -190,7 +195,7 @@ impl Follower {
                 user: Some(strata_events::current_user()),
                 old_digest: m.from.clone(),
                 new_digest: m.to.clone(),
-                reason: Some(format!("{} moved: {reason}", path.display())),
+                reason: Some(format!("{} moved: {reason}", strata_chain::LOCK_FILE)),
                 result: "ok".into(),
                 detail: serde_json::to_value(m).ok(),
                 ..strata_events::Event::default()
@@ -358,11 +363,17 @@ fn commit_lock(path: &Path, moves: &[Move]) -> Result<Option<String>> {
     ] {
         let out = git(&args)?;
         if !out.status.success() {
+            // One line: git's own verdict (`fatal: ...`), not its advice around it.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+            let verdict = lines()
+                .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+                .or_else(|| lines().last())
+                .unwrap_or("no message");
             anyhow::bail!(
-                "git {} in {} failed: {}",
+                "git {} in {} failed: {verdict}",
                 args[0].to_string_lossy(),
-                dir.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                dir.display()
             );
         }
     }
