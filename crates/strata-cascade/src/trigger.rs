@@ -7,6 +7,15 @@
 //! [`Action::Wait`]. So a watch restarted at any point finds where it stopped (the lock already
 //! moved, the images already built or pushed) and does only the rest; a second upstream move
 //! during a cascade is seen by the next observation, one cascade later.
+//!
+//! A move is followed only when the new digest is signed by its owner: an upstream under an
+//! `[owners]` rule of the chain must carry signed provenance verified with that team's key (the
+//! lock entry's `built-by`), or the watch refuses it ([`refusals`]) and the lock stays: someone
+//! who can push to the upstream's registry but does not hold its team's key cannot make this
+//! chain rebuild (and sign) on their image.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use strata_chain::{Lock, Move};
 
@@ -47,6 +56,40 @@ pub struct Observation {
     pub registry: bool,
     /// The lock (its [`lock_id`]) the last cascade failed on, if it failed.
     pub failed_on: Option<String>,
+    /// The team each upstream under an `[owners]` rule must be signed by (reference → team).
+    pub owners: BTreeMap<String, String>,
+}
+
+/// An upstream move not followed: the new digest is not signed by the upstream's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The upstream.
+    pub reference: String,
+    /// The digest it moved to.
+    pub digest: String,
+    /// The team that must have signed it.
+    pub owner: String,
+    /// The team whose trusted key signed it, if any.
+    pub signed_by: Option<String>,
+}
+
+impl fmt::Display for Refusal {
+    /// `HOST/ops/corebuild:latest moved to sha256:… but it is not signed by its owner operations
+    /// (no signed provenance verifies with a key of this chain)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} moved to {} but it is not signed by its owner {} ",
+            self.reference, self.digest, self.owner
+        )?;
+        match &self.signed_by {
+            Some(team) => write!(f, "(signed by team {team}'s key)"),
+            None => write!(
+                f,
+                "(no signed provenance verifies with a key this chain trusts)"
+            ),
+        }
+    }
 }
 
 /// The next thing to do.
@@ -88,10 +131,11 @@ pub fn lock_id(lock: &Lock) -> String {
 /// what the registry does not have yet, of the images built at the current lock (after a
 /// failure, the ones it did not stop); else wait (a failure) or idle.
 pub fn decide(o: &Observation) -> Action {
-    let moves = o.resolved.diff(&o.lock);
+    let (accepted, _) = vet(o);
+    let moves = accepted.diff(&o.lock);
     if !moves.is_empty() {
         return Action::MoveLock {
-            lock: o.resolved.clone(),
+            lock: accepted,
             moves,
         };
     }
@@ -121,6 +165,36 @@ pub fn decide(o: &Observation) -> Action {
     } else {
         Action::Idle
     }
+}
+
+/// The moves of `o` not followed (see the module's documentation).
+pub fn refusals(o: &Observation) -> Vec<Refusal> {
+    vet(o).1
+}
+
+/// The lock with the moves signed by their owners applied, and the refused moves.
+fn vet(o: &Observation) -> (Lock, Vec<Refusal>) {
+    let mut lock = o.lock.clone();
+    let mut refused = Vec::new();
+    for m in o.resolved.diff(&o.lock) {
+        let Some(entry) = m.entry else {
+            lock.retain(|r| r != m.reference);
+            continue;
+        };
+        if let Some(owner) = o.owners.get(&m.reference)
+            && entry.built_by.as_ref() != Some(owner)
+        {
+            refused.push(Refusal {
+                reference: m.reference,
+                digest: entry.digest,
+                owner: owner.clone(),
+                signed_by: entry.built_by,
+            });
+            continue;
+        }
+        lock.insert(entry);
+    }
+    (lock, refused)
 }
 
 #[cfg(test)]
@@ -160,6 +234,7 @@ mod tests {
             images,
             registry: true,
             failed_on: None,
+            owners: BTreeMap::new(),
         }
     }
 
@@ -252,6 +327,54 @@ mod tests {
         o.failed_on = Some(lock_id(&lock('a')));
         assert!(matches!(decide(&o), Action::Cascade { .. }));
         // The next move is taken: the lock moves, then the cascade runs again.
+        o.resolved = lock('c');
+        assert!(matches!(decide(&o), Action::MoveLock { .. }));
+    }
+
+    #[test]
+    fn a_move_not_signed_by_the_upstreams_owner_is_refused_and_the_lock_stays() {
+        let mut o = observe(
+            'a',
+            'b',
+            vec![image("httpd-php", ImageState::Current, "d1", Some("d1"))],
+        );
+        o.owners.insert(UP.into(), "operations".into());
+        assert_eq!(decide(&o), Action::Idle, "nothing moves, nothing rebuilds");
+        let refused = refusals(&o);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            refused[0].to_string(),
+            format!(
+                "{UP} moved to sha256:{} but it is not signed by its owner operations \
+                 (no signed provenance verifies with a key this chain trusts)",
+                "b".repeat(64)
+            )
+        );
+        // Signed by another team of the chain: refused, naming it.
+        let mut foreign = lock('b');
+        let mut entry = foreign.get(UP).unwrap().clone();
+        entry.built_by = Some("development".into());
+        foreign.insert(entry.clone());
+        o.resolved = foreign.clone();
+        assert!(
+            refusals(&o)[0]
+                .to_string()
+                .ends_with("(signed by team development's key)")
+        );
+        // Signed by the owner: followed.
+        entry.built_by = Some("operations".into());
+        foreign.insert(entry);
+        o.resolved = foreign.clone();
+        assert!(refusals(&o).is_empty());
+        assert_eq!(
+            decide(&o),
+            Action::MoveLock {
+                lock: foreign,
+                moves: o.resolved.diff(&o.lock)
+            }
+        );
+        // An upstream under no owner rule is followed as `strata update` follows it.
+        o.owners.clear();
         o.resolved = lock('c');
         assert!(matches!(decide(&o), Action::MoveLock { .. }));
     }

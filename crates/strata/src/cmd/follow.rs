@@ -41,6 +41,8 @@ pub struct Follower {
     stop: Arc<AtomicBool>,
     /// The last thing said about a pass that did nothing (an error, a wait): said once.
     said: Option<String>,
+    /// The refused moves (reference, digest) already said and recorded.
+    refused: std::collections::HashSet<(String, String)>,
 }
 
 impl Follower {
@@ -51,6 +53,7 @@ impl Follower {
             commit,
             stop,
             said: None,
+            refused: Default::default(),
         }
     }
 
@@ -82,6 +85,9 @@ impl Follower {
             }
             let chain = load_chain(global)?;
             let observed = self.observe(&chain, global)?;
+            for refusal in trigger::refusals(&observed) {
+                self.refuse(global, &refusal)?;
+            }
             match trigger::decide(&observed) {
                 Action::Idle => {
                     self.say_once(format!(
@@ -134,6 +140,11 @@ impl Follower {
             })
             .collect();
         let registry = chain.file.registry.is_some();
+        let trust = strata_cascade::trust_config(chain)?;
+        let owners = references
+            .iter()
+            .filter_map(|r| Some((r.clone(), trust.external_owner_of(r)?.to_string())))
+            .collect();
         let mut images = Vec::new();
         for i in graph.downstream(&seeds) {
             let tagged = refs::tagged(chain, i, "latest");
@@ -168,7 +179,49 @@ impl Follower {
             images,
             registry,
             failed_on: load_state(&state_path(chain, global)?).failed_on,
+            owners,
         })
+    }
+
+    /// Say and record a refused move, once per digest.
+    fn refuse(&mut self, global: &GlobalArgs, refusal: &trigger::Refusal) -> Result<()> {
+        let key = (refusal.reference.clone(), refusal.digest.clone());
+        if !self.refused.insert(key) {
+            return Ok(());
+        }
+        errln!(
+            "watch: refused: {refusal}; {} not moved",
+            strata_chain::LOCK_FILE
+        );
+        // The pass's end is said again after this news.
+        self.said = None;
+        let said = refusal.to_string();
+        let reason = said
+            .strip_prefix(&format!("{} ", refusal.reference))
+            .unwrap_or(&said);
+        let event = strata_events::Event {
+            time: strata_events::now(),
+            kind: Some(strata_events::Kind::Update),
+            image: refusal.reference.clone(),
+            team: Some(refusal.owner.clone()),
+            user: Some(strata_events::current_user()),
+            new_digest: Some(refusal.digest.clone()),
+            reason: Some(format!(
+                "REFUSED: {reason}; {} not moved",
+                strata_chain::LOCK_FILE
+            )),
+            result: "refused".into(),
+            ..strata_events::Event::default()
+        };
+        let events = open_events(global)?;
+        if let Err(error) = events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&event)
+        {
+            tracing::warn!(%error, "could not record the refusal in the events log");
+        }
+        Ok(())
     }
 
     fn move_lock(

@@ -290,9 +290,15 @@ impl World {
 
     /// ops builds corebuild with `motd`, signed, and pushes it; its new digest.
     fn ops_pushes(&self, motd: &str) -> String {
+        self.ops_pushes_signed(motd, true)
+    }
+
+    /// ops' corebuild with `motd` pushed; signed by operations' key or not at all.
+    fn ops_pushes_signed(&self, motd: &str, signed: bool) -> String {
         std::fs::write(self.ops.join("corebuild/motd"), motd).unwrap();
         let key = self.key("operations");
-        ok(&mut strata(&self.ops, &[("operations", &key)]).arg("build"));
+        let keys: &[(&str, &Path)] = if signed { &[("operations", &key)] } else { &[] };
+        ok(&mut strata(&self.ops, keys).arg("build"));
         ok(&mut strata(&self.ops, &[]).args(["push", "corebuild"]));
         stored(&self.ops, &format!("{}/ops/corebuild:latest", self.host))
     }
@@ -525,4 +531,108 @@ fn watch_follows_an_upstream_push_rebuilds_signs_and_pushes_and_the_next_project
     assert_eq!(w.log(&w.mid).len(), events, "nothing recorded again");
     again.stop();
     dev.stop();
+}
+
+/// A failure stops only what it reaches and keeps the last good image current (in the store and
+/// on the registry), and is not retried until the lock moves again; a push of corebuild that
+/// operations did not sign (someone with write access to the registry, not the team's key) is
+/// refused: the lock stays and nothing is rebuilt or pushed.
+#[test]
+fn watch_keeps_the_last_good_image_on_a_failure_and_refuses_an_upstream_its_owner_did_not_sign() {
+    if strata_testutil::require_tool("skopeo").is_none() {
+        return;
+    }
+    let w = World::new();
+    let host = w.host.clone();
+    let corebuild = format!("{host}/ops/corebuild");
+    let httpd = format!("{host}/mid/httpd-php");
+    let fpm = format!("{host}/mid/php-fpm");
+    // mid gets a second image on corebuild, beside httpd-php.
+    std::fs::create_dir_all(w.mid.join("php-fpm")).unwrap();
+    std::fs::write(
+        w.mid.join("php-fpm/Dockerfile"),
+        format!("FROM {corebuild}:latest\nCOPY fpm.conf /etc/fpm.conf\n"),
+    )
+    .unwrap();
+    std::fs::write(w.mid.join("php-fpm/fpm.conf"), "workers=4\n").unwrap();
+    let chain = w.mid.join("strata.toml");
+    let text = std::fs::read_to_string(&chain).unwrap()
+        + "[[image]]\nname = \"php-fpm\"\nowner = \"middleware\"\ncontext = \"php-fpm\"\n";
+    std::fs::write(&chain, text).unwrap();
+    let first = w.ops_pushes("acme 1\n");
+    let mut mid = w.watch("mid", &w.mid, "middleware");
+    mid.until("idle pass", |l| l.starts_with("watch: up to date"));
+    let good_httpd = registry_digest(&format!("{httpd}:latest"));
+    let good_fpm = registry_digest(&format!("{fpm}:latest"));
+    let lock = std::fs::read_to_string(w.mid.join("strata.lock")).unwrap();
+
+    // An unsigned corebuild pushed over operations' tag: refused, the lock stays.
+    let rogue = w.ops_pushes_signed("rogue\n", false);
+    let said = mid.until("the refusal, then an idle pass", |l| {
+        l.starts_with("watch: up to date")
+    });
+    let refused = format!(
+        "watch: refused: {corebuild}:latest moved to {rogue} but it is not signed by its owner \
+         operations (no signed provenance verifies with a key this chain trusts); \
+         strata.lock not moved"
+    );
+    assert!(said.contains(&refused), "{said:#?}");
+    assert!(
+        !said
+            .iter()
+            .any(|l| l.starts_with("watch: cascading") || l.starts_with("watch: pushed")),
+        "{said:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.mid.join("strata.lock")).unwrap(),
+        lock
+    );
+    assert_eq!(registry_digest(&format!("{httpd}:latest")), good_httpd);
+    let log = ok(&mut strata(&w.mid, &[]).arg("log"));
+    assert!(
+        log.contains(&format!(
+            "operations {corebuild}:latest: REFUSED: moved to {rogue} but it is not signed"
+        )),
+        "{log}"
+    );
+
+    // php-fpm breaks (its team removed a file); operations pushes a signed patch: httpd-php
+    // is rebuilt and pushed, php-fpm fails and its last good image stays, and the watch waits.
+    std::fs::remove_file(w.mid.join("php-fpm/fpm.conf")).unwrap();
+    let second = w.ops_pushes("acme 2\n");
+    let said = mid.until("the wait after the failure", |l| {
+        l.starts_with("watch: php-fpm not rebuilt")
+    });
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("{}… → {}…", short(&first), short(&second)))),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|l| l.contains("php-fpm: FAILED")),
+        "{said:#?}"
+    );
+    let new_httpd = stored(&w.mid, &format!("{httpd}:latest"));
+    assert_ne!(new_httpd, good_httpd);
+    assert_eq!(registry_digest(&format!("{httpd}:latest")), new_httpd);
+    assert_eq!(registry_digest(&format!("{fpm}:latest")), good_fpm);
+    assert_eq!(stored(&w.mid, &format!("{fpm}:latest")), good_fpm);
+
+    // Fixed, and the next patch: php-fpm is built and pushed again, its failure tried once.
+    std::fs::write(w.mid.join("php-fpm/fpm.conf"), "workers=8\n").unwrap();
+    w.ops_pushes("acme 3\n");
+    mid.until("php-fpm pushed", |l| pushed(l, &fpm).is_some());
+    let new_fpm = stored(&w.mid, &format!("{fpm}:latest"));
+    assert_ne!(new_fpm, good_fpm);
+    assert_eq!(registry_digest(&format!("{fpm}:latest")), new_fpm);
+    let failures = w
+        .log(&w.mid)
+        .iter()
+        .filter(|e| e["kind"] == "build" && e["image"] == "php-fpm" && e["result"] == "failed")
+        .count();
+    assert_eq!(
+        failures, 1,
+        "a failed cascade is not retried on the same lock"
+    );
+    mid.stop();
 }
