@@ -421,7 +421,7 @@ fn commit_lock(path: &Path, moves: &[Move]) -> Result<Option<String>> {
             let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
             let verdict = lines()
                 .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
-                .or_else(|| lines().last())
+                .or_else(|| lines().next_back())
                 .unwrap_or("no message");
             anyhow::bail!(
                 "git {} in {} failed: {verdict}",

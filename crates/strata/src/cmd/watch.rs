@@ -102,7 +102,7 @@ fn deployments(
         let mut changed = false;
         ctx.deployer().watch(
             interval,
-            &stop,
+            stop,
             |pass| match pass {
                 Ok(outcomes) => {
                     let news: Vec<_> = outcomes

@@ -298,8 +298,8 @@ impl World {
         std::fs::write(self.ops.join("corebuild/motd"), motd).unwrap();
         let key = self.key("operations");
         let keys: &[(&str, &Path)] = if signed { &[("operations", &key)] } else { &[] };
-        ok(&mut strata(&self.ops, keys).arg("build"));
-        ok(&mut strata(&self.ops, &[]).args(["push", "corebuild"]));
+        ok(strata(&self.ops, keys).arg("build"));
+        ok(strata(&self.ops, &[]).args(["push", "corebuild"]));
         stored(&self.ops, &format!("{}/ops/corebuild:latest", self.host))
     }
 
@@ -310,7 +310,7 @@ impl World {
 
     /// `strata log --json` of a project.
     fn log(&self, dir: &Path) -> Vec<Value> {
-        let out = ok(&mut strata(dir, &[]).args(["log", "--json"]));
+        let out = ok(strata(dir, &[]).args(["log", "--json"]));
         serde_json::from_str(&out).unwrap()
     }
 }
@@ -396,7 +396,7 @@ fn watch_follows_an_upstream_push_rebuilds_signs_and_pushes_and_the_next_project
         &format!("{corebuild}:latest"),
     );
     // Signed by middleware, verified down through the registry to operations' corebuild.
-    let out = ok(&mut strata(&w.mid, &[]).args(["verify", &format!("{httpd}:latest")]));
+    let out = ok(strata(&w.mid, &[]).args(["verify", &format!("{httpd}:latest")]));
     assert!(out.contains("verified: 2 tiers"), "{out}");
     // The lock move was committed, naming the upstream change.
     let subject = git(&w.mid, &["log", "-1", "--format=%s"]);
@@ -410,7 +410,7 @@ fn watch_follows_an_upstream_push_rebuilds_signs_and_pushes_and_the_next_project
     );
     assert_eq!(git(&w.mid, &["status", "--porcelain"]), "");
     // `strata log` in mid tells it: the lock move, the rebuild, the signature, the push.
-    let log = ok(&mut strata(&w.mid, &[]).arg("log"));
+    let log = ok(strata(&w.mid, &[]).arg("log"));
     for wanted in [
         format!(
             "operations {corebuild}:latest: strata.lock moved: {}…",
@@ -433,7 +433,7 @@ fn watch_follows_an_upstream_push_rebuilds_signs_and_pushes_and_the_next_project
     );
     let dev_digest = stored(&w.dev, &format!("{wordpress}:latest"));
     assert_eq!(registry_digest(&format!("{wordpress}:latest")), dev_digest);
-    let out = ok(&mut strata(&w.dev, &[]).args(["verify", &format!("{wordpress}:latest")]));
+    let out = ok(strata(&w.dev, &[]).args(["verify", &format!("{wordpress}:latest")]));
     assert!(out.contains("verified: 3 tiers"), "{out}");
 
     // Time from ops' push to mid's and to dev's, from the events logs.
@@ -588,7 +588,7 @@ fn watch_keeps_the_last_good_image_on_a_failure_and_refuses_an_upstream_its_owne
         lock
     );
     assert_eq!(registry_digest(&format!("{httpd}:latest")), good_httpd);
-    let log = ok(&mut strata(&w.mid, &[]).arg("log"));
+    let log = ok(strata(&w.mid, &[]).arg("log"));
     assert!(
         log.contains(&format!(
             "operations {corebuild}:latest: REFUSED: moved to {rogue} but it is not signed"
