@@ -89,6 +89,10 @@ impl Follower {
                 self.refuse(global, &refusal)?;
             }
             match trigger::decide(&observed) {
+                // A chain with no upstream has nothing to say, pass after pass.
+                Action::Idle if observed.lock.is_empty() && observed.images.is_empty() => {
+                    return Ok(());
+                }
                 Action::Idle => {
                     self.say_once(format!(
                         "up to date: upstreams locked: {}, images on them built{}: {}",
@@ -126,8 +130,12 @@ impl Follower {
     fn observe(&self, chain: &Chain, global: &GlobalArgs) -> Result<Observation> {
         let lock = Lock::load(&chain.lock_path())?.unwrap_or_default();
         let references: Vec<String> = chain.upstreams().into_keys().collect();
-        let resolved = upstream::update(chain, &lock, &references, true, &self.client)?;
-        let statuses = statuses_with(chain, global, Some(lock.clone()))?;
+        // A chain naming no upstream asks no registry and reads no key.
+        let resolved = if references.is_empty() {
+            Lock::new()
+        } else {
+            upstream::update(chain, &lock, &references, true, &self.client)?
+        };
         let store_path = global.store_path()?;
         let store = strata_oci::Store::open(&store_path).ok();
         let graph = chain.graph();
@@ -140,13 +148,24 @@ impl Follower {
             })
             .collect();
         let registry = chain.file.registry.is_some();
-        let trust = strata_cascade::trust_config(chain)?;
-        let owners = references
-            .iter()
-            .filter_map(|r| Some((r.clone(), trust.external_owner_of(r)?.to_string())))
-            .collect();
+        let mut owners = std::collections::BTreeMap::new();
+        if !references.is_empty() {
+            let trust = strata_cascade::trust_config(chain)?;
+            for r in &references {
+                if let Some(team) = trust.external_owner_of(r) {
+                    owners.insert(r.clone(), team.to_string());
+                }
+            }
+        }
+        let reached = graph.downstream(&seeds);
+        // The build keys only when some image is on an upstream (a chain without any is idle).
+        let statuses = if reached.is_empty() {
+            None
+        } else {
+            Some(statuses_with(chain, global, Some(lock.clone()))?)
+        };
         let mut images = Vec::new();
-        for i in graph.downstream(&seeds) {
+        for i in reached {
             let tagged = refs::tagged(chain, i, "latest");
             let stored = store
                 .as_ref()
@@ -164,10 +183,10 @@ impl Follower {
             };
             images.push(Watched {
                 name: chain.file.images[i].name.clone(),
-                state: match &statuses.0[i] {
-                    Status::UpToDate => ImageState::Current,
-                    Status::Failed { .. } => ImageState::Failed,
-                    Status::Stale { .. } | Status::NeverBuilt => ImageState::Stale,
+                state: match statuses.as_ref().map(|s| &s.0[i]) {
+                    None | Some(Status::UpToDate) => ImageState::Current,
+                    Some(Status::Failed { .. }) => ImageState::Failed,
+                    Some(Status::Stale { .. } | Status::NeverBuilt) => ImageState::Stale,
                 },
                 stored,
                 pushed,

@@ -45,22 +45,36 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             global.chain_path()?.display()
         );
     }
-    let mut follower = if follow {
-        // The chain must load now: a bad chain file is one line and an exit, not a loop of them.
-        let chain = super::graph::load_chain(global)?;
-        errln!(
-            "watch: following the upstreams of chain {} every {}",
-            chain.file.name,
-            args.interval
-        );
-        Some(super::follow::Follower::new(
-            args.options.client.client()?,
-            args.commit,
-            stop.clone(),
-        ))
-    } else {
-        None
-    };
+    let mut follower = None;
+    if follow {
+        // The chain must load now: a bad chain file is one line and an exit, not a loop of them
+        // (with a deploy file, the deployments are watched without it, as before chains had
+        // upstreams).
+        match super::graph::load_chain(global) {
+            Ok(chain) => {
+                // The follower builds into the store: it exists from the start, for the
+                // deployments' loop too.
+                let store = global.store_path()?;
+                strata_oci::Store::init(&store)
+                    .with_context(|| format!("cannot open the store {}", store.display()))?;
+                errln!(
+                    "watch: following the upstreams of chain {} ({}) every {}",
+                    chain.file.name,
+                    chain.upstreams().len(),
+                    args.interval
+                );
+                follower = Some(super::follow::Follower::new(
+                    args.options.client.client()?,
+                    args.commit,
+                    stop.clone(),
+                ));
+            }
+            Err(e) if deploy_file.exists() && !args.commit => {
+                errln!("watch: error: {e:#} (upstreams not followed; deployments watched)")
+            }
+            Err(e) => return Err(e),
+        }
+    }
     // Without a deploy file, a chain project is watched for its upstreams only; without either,
     // the deploy file's error says what is missing.
     if let Some(follower) = &mut follower

@@ -636,3 +636,32 @@ fn watch_keeps_the_last_good_image_on_a_failure_and_refuses_an_upstream_its_owne
     );
     mid.stop();
 }
+
+/// With a deploy file beside the chain, both loops run: the upstreams are followed while the
+/// deploy file is watched (a bad edit is one line, and following goes on).
+#[test]
+fn watch_follows_upstreams_beside_a_deploy_file() {
+    if strata_testutil::require_tool("skopeo").is_none() {
+        return;
+    }
+    let w = World::new();
+    let httpd = format!("{}/mid/httpd-php", w.host);
+    w.ops_pushes("acme 1\n");
+    let deploy = w.mid.join("deploy.toml");
+    std::fs::write(&deploy, "name = \"mid-prod\"\n").unwrap();
+    let mut mid = w.watch("mid", &w.mid, "middleware");
+    mid.until("first push", |l| pushed(l, &httpd).is_some());
+    std::fs::write(&deploy, "name = \"mid-prod\"\nreplicas = 3\n").unwrap();
+    let said = mid.until("the bad edit reported", |l| l.contains("replicas"));
+    assert!(
+        said.last().unwrap().contains("deploy.toml:2:1"),
+        "{said:#?}"
+    );
+    w.ops_pushes("acme 2\n");
+    mid.until("the patched httpd-php pushed", |l| {
+        pushed(l, &httpd).is_some()
+    });
+    let digest = stored(&w.mid, &format!("{httpd}:latest"));
+    assert_eq!(registry_digest(&format!("{httpd}:latest")), digest);
+    mid.stop();
+}
