@@ -338,10 +338,11 @@ impl Follower {
             };
             let outcome =
                 strata_remote::copy(&self.client, &src, &Location::Remote(remote.clone()));
-            super::copy::record(
+            super::copy::record_for(
                 global,
                 strata_events::Kind::Push,
                 &remote.to_string(),
+                Some(&chain.file.images[i].owner),
                 &outcome,
             );
             let report = outcome.with_context(|| format!("cannot push {name} to {remote}"))?;

@@ -411,13 +411,15 @@ fn watch_follows_an_upstream_push_rebuilds_signs_and_pushes_and_the_next_project
     assert_eq!(git(&w.mid, &["status", "--porcelain"]), "");
     // `strata log` in mid tells it: the lock move, the rebuild, the signature, the push.
     let log = ok(strata(&w.mid, &[]).arg("log"));
+    eprintln!("mid's log:\n{log}");
     for wanted in [
         format!(
             "operations {corebuild}:latest: strata.lock moved: {}…",
             short(&first)
         ),
-        "rebuilt httpd-php".to_string(),
-        format!("pushed {httpd}:latest"),
+        "middleware rebuilt httpd-php".to_string(),
+        "middleware signed the provenance of httpd-php".to_string(),
+        format!("middleware pushed {httpd}:latest"),
     ] {
         assert!(log.contains(&wanted), "{wanted}: {log}");
     }
