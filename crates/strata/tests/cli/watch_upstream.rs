@@ -667,3 +667,40 @@ fn watch_follows_upstreams_beside_a_deploy_file() {
     assert_eq!(registry_digest(&format!("{httpd}:latest")), digest);
     mid.stop();
 }
+
+/// A watch that died right after moving the lock (here: `strata update` moved it and nothing
+/// else ran) is level-triggered when it starts again: the images on the moved upstream are stale,
+/// so they are rebuilt and pushed, without the lock moving a second time.
+#[test]
+fn a_lock_moved_before_a_crash_is_built_and_pushed_by_the_next_watch() {
+    if strata_testutil::require_tool("skopeo").is_none() {
+        return;
+    }
+    let w = World::new();
+    let httpd = format!("{}/mid/httpd-php", w.host);
+    w.ops_pushes("acme 1\n");
+    let key = w.key("middleware");
+    ok(strata(&w.mid, &[("middleware", &key)]).arg("build"));
+    ok(strata(&w.mid, &[]).args(["push", "httpd-php"]));
+    let before = registry_digest(&format!("{httpd}:latest"));
+    let second = w.ops_pushes("acme 2\n");
+    ok(strata(&w.mid, &[]).arg("update"));
+    let lock = std::fs::read_to_string(w.mid.join("strata.lock")).unwrap();
+    assert!(lock.contains(&second), "{lock}");
+
+    let mut mid = w.watch("mid", &w.mid, "middleware");
+    let said = mid.until("the push", |l| pushed(l, &httpd).is_some());
+    assert!(!said.iter().any(|l| l.contains(" → ")), "{said:#?}");
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("watch: cascading from httpd-php"))
+    );
+    let after = stored(&w.mid, &format!("{httpd}:latest"));
+    assert_ne!(after, before);
+    assert_eq!(registry_digest(&format!("{httpd}:latest")), after);
+    assert_eq!(
+        std::fs::read_to_string(w.mid.join("strata.lock")).unwrap(),
+        lock
+    );
+    mid.stop();
+}
