@@ -79,6 +79,7 @@ impl Follower {
 
     /// Observe, decide, act, until idle (or waiting).
     pub fn pass(&mut self, global: &GlobalArgs) -> Result<()> {
+        let mut cascaded_at = None;
         for _ in 0..MAX_STEPS {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -114,9 +115,23 @@ impl Follower {
                     self.said = None;
                     self.move_lock(&chain, global, &lock, &moves)?
                 }
+                // Still stale after a cascade that did not fail, on the same lock: what the
+                // status sees and what the cascade builds disagree; not again until it moves.
+                Action::Cascade { images } if cascaded_at.as_ref() == Some(&observed.lock) => {
+                    let state = State {
+                        failed_on: Some(trigger::lock_id(&observed.lock)),
+                    };
+                    save_state(&state_path(&chain, global)?, &state)?;
+                    self.say_once(format!(
+                        "{} still not up to date after a cascade: see `strata plan`",
+                        images.join(", ")
+                    ));
+                    return Ok(());
+                }
                 Action::Cascade { images } => {
                     self.said = None;
-                    self.cascade(&chain, global, &observed.lock, images)?
+                    self.cascade(&chain, global, &observed.lock, images)?;
+                    cascaded_at = Some(observed.lock.clone());
                 }
                 Action::Push { images } => {
                     self.said = None;
