@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod schedule;
 mod sign;
 pub mod status;
+pub mod trigger;
 pub mod upstream;
 
 pub use cascade::{

@@ -56,6 +56,8 @@ pub enum Kind {
     Delete,
     /// A deployment was triggered by a new image.
     Deploy,
+    /// An upstream moved and `strata.lock` followed it (`strata watch`).
+    Update,
 }
 
 impl Kind {
@@ -69,11 +71,12 @@ impl Kind {
             Kind::Pull => "pull",
             Kind::Delete => "delete",
             Kind::Deploy => "deploy",
+            Kind::Update => "update",
         }
     }
 
-    /// The kind a name (`build`, `test`, `sign`, `import`, `push`, `pull`, `delete`, `deploy`)
-    /// names, if any.
+    /// The kind a name (`build`, `test`, `sign`, `import`, `push`, `pull`, `delete`, `deploy`,
+    /// `update`) names, if any.
     pub fn from_name(name: &str) -> Option<Kind> {
         [
             Kind::Build,
@@ -84,6 +87,7 @@ impl Kind {
             Kind::Pull,
             Kind::Delete,
             Kind::Deploy,
+            Kind::Update,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

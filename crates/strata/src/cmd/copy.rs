@@ -86,6 +86,17 @@ pub fn record(
     image: &str,
     outcome: &std::result::Result<CopyReport, strata_remote::RegistryError>,
 ) {
+    record_for(global, kind, image, None, outcome);
+}
+
+/// [`record`], naming the team that owns the image (a chain image pushed by `strata watch`).
+pub fn record_for(
+    global: &GlobalArgs,
+    kind: strata_events::Kind,
+    image: &str,
+    team: Option<&str>,
+    outcome: &std::result::Result<CopyReport, strata_remote::RegistryError>,
+) {
     let Ok(store) = global.store_path() else {
         return;
     };
@@ -94,6 +105,7 @@ pub fn record(
         time: strata_events::now(),
         kind: Some(kind),
         image: image.to_string(),
+        team: team.map(str::to_string),
         user: Some(strata_events::current_user()),
         new_digest: outcome.as_ref().ok().map(|r| r.digest.clone()),
         result: if outcome.is_ok() { "ok" } else { "failed" }.into(),

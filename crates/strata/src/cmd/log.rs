@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     since: Option<String>,
     /// Only these kinds of event (repeatable).
-    #[arg(long, value_parser = ["build", "test", "sign", "import", "push", "pull", "delete", "deploy"])]
+    #[arg(long, value_parser = ["build", "test", "sign", "import", "push", "pull", "delete", "deploy", "update"])]
     kind: Vec<String>,
     /// At most this many events (newest kept).
     #[arg(long, short = 'n')]
@@ -126,7 +126,7 @@ fn timeline(events: &[Event]) -> String {
             ("push", "refused") => "was REFUSED a push to".to_string(),
             (k, r) => format!("{k} {r}"),
         };
-        if kind == "deploy"
+        if matches!(kind.as_str(), "deploy" | "update")
             && let Some(reason) = &e.reason
         {
             // A deployment's record is a sentence of its own: `acme-prod/wordpress: deployed

@@ -64,7 +64,8 @@ pub enum Command {
     /// Reconcile the deployments of a deploy.toml once; `status`, `history`, `rollback`, `hold`,
     /// `release`, `approve`, `down`.
     Deploy(deploy::Args),
-    /// The trigger loop: reconcile every deployment when the store changes and periodically.
+    /// The trigger loop: follow the chain's upstreams (move the lock, cascade, push) and reconcile
+    /// every deployment when the store changes, and periodically.
     Watch(watch::Args),
 }
 
@@ -108,6 +109,7 @@ mod deploy;
 mod diff;
 mod dockerfile;
 mod export;
+mod follow;
 mod graph;
 mod history;
 mod images;

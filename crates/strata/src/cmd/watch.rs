@@ -1,6 +1,8 @@
-//! `strata watch`: the trigger loop. Reconciles every deployment of a `deploy.toml` at once, when
-//! the store changes (a build, a push to `strata serve`), and every `--interval` (which also polls
-//! registry references), until SIGINT or SIGTERM.
+//! `strata watch`: the trigger loop, until SIGINT or SIGTERM. In a chain project (a chain file),
+//! it follows the chain's upstreams every `--interval` ([`super::follow`]: move the lock, cascade,
+//! push). With a deploy file, it reconciles every deployment at once, when the store changes (a
+//! build, a push to `strata serve`, the follower's cascade), and every `--interval` (which also
+//! polls registry references). Both run side by side, each in its own thread.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +20,9 @@ pub struct Args {
     /// Reconcile at least this often (`30s`, `2m`).
     #[arg(long, default_value = "30s")]
     interval: String,
+    /// Commit each move of strata.lock to the chain's git repository, naming the upstream change.
+    #[arg(long)]
+    commit: bool,
     #[command(flatten)]
     options: DeployOptions,
 }
@@ -27,13 +32,77 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let interval = strata_deploy::config::parse_duration(&args.interval)
         .map_err(anyhow::Error::msg)
         .context("--interval")?;
-    let mut ctx = DeployContext::load(&args.options, global)?;
-    ctx.need_trust()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
             .context("cannot install the signal handler")?;
     }
+    let follow = global.chain_path()?.exists();
+    let deploy_file = global.workdir()?.join(&args.options.file);
+    if args.commit && !follow {
+        anyhow::bail!(
+            "--commit commits strata.lock: it needs a chain file ({})",
+            global.chain_path()?.display()
+        );
+    }
+    let mut follower = None;
+    if follow {
+        // The chain must load now: a bad chain file is one line and an exit, not a loop of them
+        // (with a deploy file, the deployments are watched without it, as before chains had
+        // upstreams).
+        match super::graph::load_chain(global) {
+            Ok(chain) => {
+                // The follower builds into the store: it exists from the start, for the
+                // deployments' loop too.
+                let store = global.store_path()?;
+                strata_oci::Store::init(&store)
+                    .with_context(|| format!("cannot open the store {}", store.display()))?;
+                errln!(
+                    "watch: following the upstreams of chain {} ({}) every {}",
+                    chain.file.name,
+                    chain.upstreams().len(),
+                    args.interval
+                );
+                follower = Some(super::follow::Follower::new(
+                    args.options.client.client()?,
+                    args.commit,
+                    stop.clone(),
+                ));
+            }
+            Err(e) if deploy_file.exists() && !args.commit => {
+                errln!("watch: error: {e:#} (upstreams not followed; deployments watched)")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Without a deploy file, a chain project is watched for its upstreams only; without either,
+    // the deploy file's error says what is missing.
+    if let Some(follower) = &mut follower
+        && !deploy_file.exists()
+    {
+        follower.run(global, interval);
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::thread::scope(|scope| {
+        if let Some(mut follower) = follower {
+            scope.spawn(move || follower.run(global, interval));
+        }
+        let result = deployments(&args, global, interval, &stop);
+        // The follower ends with the deployments' loop (an error there stops both).
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// Reconcile the deploy file's deployments until `stop`.
+fn deployments(
+    args: &Args,
+    global: &GlobalArgs,
+    interval: std::time::Duration,
+    stop: &Arc<AtomicBool>,
+) -> Result<ExitCode> {
+    let mut ctx = DeployContext::load(&args.options, global)?;
+    ctx.need_trust()?;
     let json = args.options.json;
     let path = global.workdir()?.join(&args.options.file);
     // The deploy file as last read (good or bad): a change to it is read again once, and a bad
@@ -47,7 +116,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         let mut changed = false;
         ctx.deployer().watch(
             interval,
-            &stop,
+            stop,
             |pass| match pass {
                 Ok(outcomes) => {
                     let news: Vec<_> = outcomes

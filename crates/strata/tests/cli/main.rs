@@ -28,3 +28,4 @@ mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
+mod watch_upstream;
