@@ -3,14 +3,14 @@
 //! uses its own deploy name (the containers' prefix), its own podman storage and store, and removes
 //! its containers and listeners at the end.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_testutil::{busybox_rootfs_tar, require_tool, run_ok};
+
+use crate::common::{free_port, http_get};
 
 /// One test's world: a store, a podman storage, a deploy file, a public port.
 struct World {
@@ -230,31 +230,6 @@ impl Drop for World {
             .args(["rm", "--all", "--force", "-t", "0"])
             .output();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).map_err(|e| e.to_string())?;
-    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
-        return Err(format!("not a 200: {body:?}"));
-    }
-    Ok(body
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_string())
 }
 
 /// Wait for `done` to hold (a state another process reaches), failing after a generous deadline.

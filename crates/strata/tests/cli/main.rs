@@ -13,6 +13,7 @@ mod debian_chain;
 mod deploy;
 mod dockerfile_cli;
 mod errors;
+mod four_projects;
 mod gc_caches;
 mod git_context;
 mod hostile_archives;

@@ -8,58 +8,13 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
-use crate::common::Serve;
-
-/// How long a watch may take to react before the test gives up (not a timing assertion: a
-/// bound on a wait for a signal the watch prints).
-const PATIENCE: Duration = Duration::from_secs(300);
-
-/// `strata -C DIR ARGS` with nothing from the environment but `keys` (`STRATA_KEY_<TEAM>`).
-fn strata(dir: &Path, keys: &[(&str, &Path)]) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
-    cmd.env_remove("STRATA_STORE")
-        .env_remove("STRATA_CHAIN")
-        .env_remove("STRATA_DEPLOY_FILE")
-        .env_remove("RUST_LOG")
-        .env("HOME", dir)
-        .arg("-C")
-        .arg(dir);
-    for team in ["OPERATIONS", "MIDDLEWARE", "DEVELOPMENT"] {
-        cmd.env_remove(format!("STRATA_KEY_{team}"));
-    }
-    for (team, key) in keys {
-        cmd.env(format!("STRATA_KEY_{}", team.to_uppercase()), key);
-    }
-    cmd
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    ok(Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=mid", "-c", "user.email=mid@localhost"])
-        .args(args))
-}
+use crate::common::{Serve, Watch, git, ok, strata};
 
 /// The registry's digest of `reference`, as skopeo reads it.
 fn registry_digest(reference: &str) -> String {
@@ -87,82 +42,6 @@ fn stored(dir: &Path, reference: &str) -> String {
         .unwrap()
         .digest()
         .to_string()
-}
-
-/// A `strata watch` process whose stderr lines the test reads as its signals.
-struct Watch {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    name: &'static str,
-}
-
-impl Watch {
-    fn start(name: &'static str, mut cmd: Command) -> Watch {
-        let mut child = cmd
-            .args(["watch", "--interval", "1s", "--commit"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch {
-            child,
-            lines,
-            seen: Vec::new(),
-            name,
-        }
-    }
-
-    /// Read lines until one satisfies `wanted`; the lines read, that one last.
-    fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let give_up = Instant::now() + PATIENCE;
-        let mut read = Vec::new();
-        loop {
-            let left = give_up.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    eprintln!("[{} watch] {line}", self.name);
-                    self.seen.push(line.clone());
-                    read.push(line.clone());
-                    if wanted(&line) {
-                        return read;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
-                    "{} watch: no {what}; it said:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// SIGTERM, and the exit status is success.
-    fn stop(mut self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        assert!(self.child.wait().unwrap().success(), "{} watch", self.name);
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The world: a registry, the teams' keys, and three projects.

@@ -1,0 +1,368 @@
+//! The article's demo across four projects (issue 18), each its own git repository, sharing one
+//! registry (`strata serve`): operations (a bought busybox base and the corebuild on it),
+//! middleware (httpd-php FROM the registry's ops/corebuild), development (wordpress FROM the
+//! registry's middleware/httpd-php, a busybox httpd page showing the corebuild's /etc/motd) and a
+//! deploy project (deploy.toml following the registry's development/wordpress with
+//! `require = { verified = true }`, under podman). One `strata watch` per downstream project.
+//! Operations commits a corebuild patch, builds and pushes; with no other command the patch reaches
+//! the served page. `strata verify` in the deploy project walks the deployed digest down to the
+//! base; `strata log` in each project tells its part; two patches pushed while a cascade is held
+//! are taken in at most two cascades, the page ending on the last.
+//! Vendor signatures for the bought base (`signed_by`) are not on main yet: not exercised here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::common::{PATIENCE, Serve, Watch, free_port, git, http_get, ok, strata};
+
+const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
+const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
+
+/// The four projects, their registry and keys.
+struct World {
+    dir: tempfile::TempDir,
+    _server: Serve,
+    host: String,
+    keys: PathBuf,
+    ops: PathBuf,
+    mid: PathBuf,
+    dev: PathBuf,
+    deploy: PathBuf,
+    podman_args: String,
+    port: u16,
+    name: String,
+}
+
+/// `[teams.T] keys = [...]` for `teams`, their public keys copied into `project/trusted`.
+fn trust(keys: &Path, project: &Path, teams: &[&str]) -> String {
+    let mut text = String::new();
+    std::fs::create_dir_all(project.join("trusted")).unwrap();
+    for team in teams {
+        std::fs::copy(
+            keys.join(format!("{team}.pub")),
+            project.join(format!("trusted/{team}.pub")),
+        )
+        .unwrap();
+        text.push_str(&format!(
+            "[teams.{team}]\nkeys = [\"trusted/{team}.pub\"]\n"
+        ));
+    }
+    text
+}
+
+/// A git repository of `dir`'s files, first commit.
+fn repository(dir: &Path, team: &str) {
+    std::fs::write(dir.join(".gitignore"), ".strata/\n").unwrap();
+    git(dir, &["init", "-q"]);
+    git(dir, &["config", "user.name", &format!("{team} bot")]);
+    git(dir, &["config", "user.email", &format!("{team}@localhost")]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-qm", "first"]);
+}
+
+impl World {
+    /// None without busybox (outside CI).
+    fn new() -> Option<World> {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let registry = d.join("registry");
+        strata_oci::Store::init(&registry).unwrap();
+        let server = Serve::start(&registry, &[]);
+        let host = server.host.clone();
+        let keys = d.join("keys");
+        for team in TEAMS {
+            ok(Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+                .args(["key", "generate", "--team", team, "--out"])
+                .arg(&keys));
+        }
+        // `[owners]`: each upstream repository must be signed by the team it belongs to.
+        let owners = |teams: &[&str]| {
+            let mut text = String::from("[owners]\n");
+            for (repository, team) in [
+                ("ops", "operations"),
+                ("middleware", "middleware"),
+                ("development", "development"),
+            ] {
+                if teams.contains(&team) {
+                    text.push_str(&format!("\"{host}/{repository}/*\" = \"{team}\"\n"));
+                }
+            }
+            text
+        };
+
+        // operations: the bought base (a busybox root filesystem) and the corebuild.
+        let ops = d.join("ops");
+        std::fs::create_dir_all(ops.join("base")).unwrap();
+        std::fs::create_dir_all(ops.join("corebuild")).unwrap();
+        strata_testutil::busybox_rootfs_tar(&ops.join("base/rootfs.tar"))?;
+        let teams = trust(&keys, &ops, &["operations"]);
+        std::fs::write(
+            ops.join("strata.toml"),
+            format!(
+                "name = \"ops\"\nregistry = \"{host}\"\n{teams}\
+                 [[image]]\nname = \"base\"\nowner = \"operations\"\ntier = \"base\"\n\
+                 source = {{ rootfs = \"base/rootfs.tar\" }}\n\
+                 [[image]]\nname = \"corebuild\"\nowner = \"operations\"\ntier = \"corebuild\"\n\
+                 context = \"corebuild\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            ops.join("corebuild/Dockerfile"),
+            "FROM ops/base\nCOPY motd /etc/motd\n",
+        )
+        .unwrap();
+        std::fs::write(ops.join("corebuild/motd"), "acme corebuild 1\n").unwrap();
+        repository(&ops, "operations");
+
+        // middleware: httpd-php on the registry's corebuild (busybox httpd, its config).
+        let mid = d.join("middleware");
+        std::fs::create_dir_all(mid.join("httpd-php")).unwrap();
+        let teams = trust(&keys, &mid, &["operations", "middleware"]);
+        let owners_mid = owners(&["operations"]);
+        std::fs::write(
+            mid.join("strata.toml"),
+            format!(
+                "name = \"middleware\"\nregistry = \"{host}\"\n{teams}{owners_mid}\
+                 [[image]]\nname = \"httpd-php\"\nowner = \"middleware\"\ntier = \"middleware\"\n\
+                 context = \"httpd-php\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            mid.join("httpd-php/Dockerfile"),
+            format!("FROM {host}/ops/corebuild:latest\nCOPY httpd.conf /etc/httpd.conf\n"),
+        )
+        .unwrap();
+        std::fs::write(mid.join("httpd-php/httpd.conf"), "H:/www\n").unwrap();
+        repository(&mid, "middleware");
+
+        // development: wordpress, a page showing the corebuild's /etc/motd.
+        let dev = d.join("development");
+        std::fs::create_dir_all(dev.join("wordpress")).unwrap();
+        let teams = trust(&keys, &dev, &TEAMS);
+        let owners_dev = owners(&["operations", "middleware"]);
+        std::fs::write(
+            dev.join("strata.toml"),
+            format!(
+                "name = \"development\"\nregistry = \"{host}\"\n{teams}{owners_dev}\
+                 [[image]]\nname = \"wordpress\"\nowner = \"development\"\n\
+                 tier = \"application\"\ncontext = \"wordpress\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("wordpress/Dockerfile"),
+            format!(
+                "FROM {host}/middleware/httpd-php:latest\nCOPY index.sh /www/index.sh\n\
+                 CMD [\"/bin/sh\", \"/www/index.sh\"]\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("wordpress/index.sh"),
+            "cat /etc/motd > /www/index.html\nexec /bin/busybox httpd -f -p 8080 -h /www\n",
+        )
+        .unwrap();
+        repository(&dev, "development");
+
+        // deploy: follows the registry's wordpress, verified, under its own podman root.
+        let deploy = d.join("deploy");
+        std::fs::create_dir_all(&deploy).unwrap();
+        let teams = trust(&keys, &deploy, &TEAMS);
+        std::fs::write(
+            deploy.join("strata.toml"),
+            format!("name = \"deploy\"\n{teams}{}", owners(&TEAMS)),
+        )
+        .unwrap();
+        let port = free_port();
+        let name = format!("t{}-four", std::process::id());
+        std::fs::write(
+            deploy.join("deploy.toml"),
+            format!(
+                "name = \"{name}\"\nowner = \"development\"\n[[deployment]]\nname = \"wordpress\"\n\
+                 image = \"{host}/development/wordpress:latest\"\ntrigger = \"auto\"\n\
+                 ports = [\"127.0.0.1:{port}:8080\"]\n\
+                 health = {{ http = \"/index.html\", port = 8080, timeout = \"60s\" }}\n\
+                 require = {{ verified = true }}\nstop_grace = \"1s\"\nnetwork = \"none\"\n"
+            ),
+        )
+        .unwrap();
+        repository(&deploy, "development");
+        strata_oci::Store::init(deploy.join(".strata/store")).unwrap();
+        let podman_args = format!(
+            "--root {} --runroot {} --storage-driver vfs",
+            d.join("podman-root").display(),
+            d.join("podman-run").display()
+        );
+        Some(World {
+            dir,
+            _server: server,
+            host,
+            keys,
+            ops,
+            mid,
+            dev,
+            deploy,
+            podman_args,
+            port,
+            name,
+        })
+    }
+
+    fn key(&self, team: &str) -> PathBuf {
+        self.keys.join(format!("{team}.key"))
+    }
+
+    /// `strata` in the deploy project, with its podman root.
+    fn in_deploy(&self) -> Command {
+        let mut cmd = strata(&self.deploy, &[]);
+        cmd.env("STRATA_DEPLOY_FILE", self.deploy.join("deploy.toml"))
+            .env("STRATA_PODMAN_ARGS", &self.podman_args)
+            .env("STRATA_PODMAN_RUN_ARGS", RUN_ARGS);
+        cmd
+    }
+
+    /// operations commits `motd`, builds (signed) and pushes base and corebuild.
+    fn ops_pushes(&self, motd: &str) {
+        std::fs::write(self.ops.join("corebuild/motd"), motd).unwrap();
+        git(&self.ops, &["commit", "-qam", "corebuild: motd patched"]);
+        let key = self.key("operations");
+        ok(strata(&self.ops, &[("operations", &key)]).arg("build"));
+        for image in ["base", "corebuild"] {
+            ok(strata(&self.ops, &[]).args(["push", image]));
+        }
+    }
+
+    fn watch(&self, name: &'static str, dir: &Path, team: &str) -> Watch {
+        let key = self.key(team);
+        Watch::start(name, strata(dir, &[(team, &key)]))
+    }
+
+    /// Wait (bounded) until the deployment serves `page`.
+    fn wait_for_page(&self, page: &str) {
+        let give_up = Instant::now() + PATIENCE;
+        loop {
+            let got = http_get(self.port, "/index.html");
+            if got.as_deref() == Ok(page) {
+                return;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "the deployment never served {page:?}; last: {got:?}\ndeploy log:\n{}",
+                ok(self.in_deploy().arg("log"))
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self
+            .in_deploy()
+            .args(["deploy", "down", "wordpress"])
+            .output();
+        let _ = Command::new("podman")
+            .args(self.podman_args.split_whitespace())
+            .args(["rm", "--all", "--force", "-t", "0"])
+            .output();
+        let _ = &self.dir;
+    }
+}
+
+/// A "watch: pushed REPOSITORY:latest: DIGEST" line.
+fn pushed(line: &str, repository: &str) -> bool {
+    line.starts_with(&format!("watch: pushed {repository}:latest: "))
+}
+
+#[test]
+fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_other_command() {
+    if strata_testutil::require_tool("podman").is_none() {
+        return;
+    }
+    let Some(w) = World::new() else {
+        return;
+    };
+    let host = w.host.clone();
+    let httpd = format!("{host}/middleware/httpd-php");
+    let wordpress = format!("{host}/development/wordpress");
+
+    // The first version everywhere, by the watches alone once operations has pushed.
+    w.ops_pushes("acme corebuild 1 (first)\n");
+    let mut mid = w.watch("middleware", &w.mid, "middleware");
+    let mut dev = w.watch("development", &w.dev, "development");
+    let deploy = Watch::start("deploy", w.in_deploy());
+    mid.until("first push", |l| pushed(l, &httpd));
+    dev.until("first push", |l| pushed(l, &wordpress));
+    w.wait_for_page("acme corebuild 1 (first)");
+
+    // operations commits a patch, builds and pushes; nothing else is run.
+    w.ops_pushes("acme corebuild 2 (motd patched)\n");
+    mid.until("the patched httpd-php pushed", |l| pushed(l, &httpd));
+    dev.until("the patched wordpress pushed", |l| pushed(l, &wordpress));
+    w.wait_for_page("acme corebuild 2 (motd patched)");
+
+    // The deployed digest verifies in the deploy project down to operations' base.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(w.in_deploy().args(["deploy", "status", "--json"]))).unwrap();
+    let running = status[0]["running"]["digest"].as_str().unwrap().to_string();
+    let out = ok(w
+        .in_deploy()
+        .args(["verify", &format!("{wordpress}@{running}")]));
+    assert!(out.contains("verified: 4 tiers"), "{out}");
+    for team in TEAMS {
+        assert!(out.contains(team), "{team}: {out}");
+    }
+
+    // Each project's log tells its part.
+    for (dir, wanted) in [
+        (&w.ops, format!("pushed {host}/ops/corebuild:latest")),
+        (&w.mid, "middleware rebuilt httpd-php".to_string()),
+        (&w.mid, format!("middleware pushed {httpd}:latest")),
+        (&w.dev, "development rebuilt wordpress".to_string()),
+        (&w.dev, format!("development pushed {wordpress}:latest")),
+        (&w.deploy, format!("{}/wordpress: deployed sha256:", w.name)),
+    ] {
+        let log = ok(strata(dir, &[]).arg("log"));
+        assert!(log.contains(&wanted), "{}: {wanted}:\n{log}", dir.display());
+    }
+
+    // Two patches while middleware's cascade is held (as another `strata build` would hold the
+    // store's build lock): at most two cascades in middleware, the page ends on the last.
+    mid.until("idle pass", |l| l.starts_with("watch: up to date"));
+    let store = strata_oci::Store::open(w.mid.join(".strata/store")).unwrap();
+    let held = store.try_lock_named("build").unwrap().unwrap();
+    w.ops_pushes("acme corebuild 3\n");
+    let mut said = mid.until("the cascade waiting", |l| l.contains("waiting for it"));
+    w.ops_pushes("acme corebuild 4 (last)\n");
+    drop(held);
+    let last = strata_oci::Store::open(w.ops.join(".strata/store"))
+        .unwrap()
+        .refs()
+        .resolve(&format!("{host}/ops/corebuild:latest"))
+        .unwrap()
+        .digest()
+        .to_string();
+    let last = last[.."sha256:".len() + 12].to_string();
+    said.extend(mid.until("httpd-php on the last patch pushed", {
+        let on_last = std::cell::Cell::new(false);
+        let httpd = httpd.clone();
+        move |l: &str| {
+            if l.contains(&format!("→ {last}")) {
+                on_last.set(true);
+            }
+            on_last.get() && pushed(l, &httpd)
+        }
+    }));
+    let cascades = said
+        .iter()
+        .filter(|l| l.starts_with("watch: cascading"))
+        .count();
+    assert!((1..=2).contains(&cascades), "{said:#?}");
+    w.wait_for_page("acme corebuild 4 (last)");
+    mid.stop();
+    dev.stop();
+    deploy.stop();
+}
