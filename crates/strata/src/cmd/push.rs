@@ -27,18 +27,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let store = global.store_path()?;
     let given = strata_oci::Reference::parse(&args.image)?;
     let path = global.chain_path()?;
-    let registry = if path.exists() {
+    let chain = if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        strata_chain::ChainFile::parse_with(
+        Some(strata_chain::ChainFile::parse_with(
             &path,
             &text,
             &mut super::graph::git_cache(global, strata_chain::GitMode::Lock)?,
-        )?
-        .registry
+        )?)
     } else {
         None
     };
+    let registry = chain.as_ref().and_then(|c| c.registry.clone());
     let opened = strata_oci::Store::open(&store)
         .with_context(|| format!("cannot open the store {}", store.display()))?;
     // With a `registry`, the chain's images are stored under it (`REGISTRY/acme/base`): a short
@@ -83,10 +83,19 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let client = args.client.client()?;
     let outcome = strata_remote::copy(&client, &src, &Location::Remote(remote.clone()));
-    super::copy::record(
+    // A chain image's push is on record as its owner team's (`operations pushed …`).
+    let owner = chain.as_ref().and_then(|c| {
+        let repository = image.repository();
+        c.images
+            .iter()
+            .find(|i| repository == format!("{}/{}", c.name, i.name))
+            .map(|i| i.owner.as_str())
+    });
+    super::copy::record_for(
         global,
         strata_events::Kind::Push,
         &remote.to_string(),
+        owner,
         &outcome,
     );
     let report = outcome.with_context(|| format!("cannot push {} to {remote}", args.image))?;

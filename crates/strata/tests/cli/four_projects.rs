@@ -224,8 +224,9 @@ impl World {
         cmd
     }
 
-    /// operations commits `motd`, builds (signed) and pushes base and corebuild.
-    fn ops_pushes(&self, motd: &str) {
+    /// operations commits `motd`, builds (signed) and pushes base and corebuild; the corebuild's
+    /// digest.
+    fn ops_pushes(&self, motd: &str) -> String {
         std::fs::write(self.ops.join("corebuild/motd"), motd).unwrap();
         git(&self.ops, &["commit", "-qam", "corebuild: motd patched"]);
         let key = self.key("operations");
@@ -233,6 +234,7 @@ impl World {
         for image in ["base", "corebuild"] {
             ok(strata(&self.ops, &[]).args(["push", image]));
         }
+        stored(&self.ops, &format!("{}/ops/corebuild:latest", self.host))
     }
 
     fn watch(&self, name: &'static str, dir: &Path, team: &str) -> Watch {
@@ -242,19 +244,18 @@ impl World {
 
     /// Wait (bounded) until the deployment serves `page`.
     fn wait_for_page(&self, page: &str) {
-        let give_up = Instant::now() + PATIENCE;
-        loop {
-            let got = http_get(self.port, "/index.html");
-            if got.as_deref() == Ok(page) {
-                return;
-            }
-            assert!(
-                Instant::now() < give_up,
-                "the deployment never served {page:?}; last: {got:?}\ndeploy log:\n{}",
-                ok(self.in_deploy().arg("log"))
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        wait_for(&format!("the page to show {page:?}"), || {
+            http_get(self.port, "/index.html").as_deref() == Ok(page)
+        });
+    }
+}
+
+/// Wait until `done` holds (a state other processes reach), failing after [`PATIENCE`].
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < give_up, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 
@@ -272,9 +273,26 @@ impl Drop for World {
     }
 }
 
-/// A "watch: pushed REPOSITORY:latest: DIGEST" line.
-fn pushed(line: &str, repository: &str) -> bool {
-    line.starts_with(&format!("watch: pushed {repository}:latest: "))
+/// A "watch: pushed REPOSITORY:latest: DIGEST" line: its digest.
+fn pushed<'a>(line: &'a str, repository: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(&format!("watch: pushed {repository}:latest: "))?;
+    rest.split_whitespace().next()
+}
+
+/// `sha256:` and 12 hex digits, as the watch prints digests.
+fn short(digest: &str) -> &str {
+    &digest[.."sha256:".len() + 12]
+}
+
+/// The store digest of `reference` in the project at `dir`.
+fn stored(dir: &Path, reference: &str) -> String {
+    strata_oci::Store::open(dir.join(".strata/store"))
+        .unwrap()
+        .refs()
+        .resolve(reference)
+        .unwrap()
+        .digest()
+        .to_string()
 }
 
 #[test]
@@ -286,74 +304,129 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         return;
     };
     let host = w.host.clone();
+    let corebuild = format!("{host}/ops/corebuild");
     let httpd = format!("{host}/middleware/httpd-php");
     let wordpress = format!("{host}/development/wordpress");
 
     // The first version everywhere, by the watches alone once operations has pushed.
-    w.ops_pushes("acme corebuild 1 (first)\n");
+    let first = w.ops_pushes("acme corebuild 1 (first)\n");
     let mut mid = w.watch("middleware", &w.mid, "middleware");
     let mut dev = w.watch("development", &w.dev, "development");
     let deploy = Watch::start("deploy", w.in_deploy());
-    mid.until("first push", |l| pushed(l, &httpd));
-    dev.until("first push", |l| pushed(l, &wordpress));
+    mid.until("first push", |l| pushed(l, &httpd).is_some());
+    dev.until("first push", |l| pushed(l, &wordpress).is_some());
     w.wait_for_page("acme corebuild 1 (first)");
+    mid.until("idle pass", |l| l.starts_with("watch: up to date"));
+    dev.until("idle pass", |l| l.starts_with("watch: up to date"));
 
     // operations commits a patch, builds and pushes; nothing else is run.
-    w.ops_pushes("acme corebuild 2 (motd patched)\n");
-    mid.until("the patched httpd-php pushed", |l| pushed(l, &httpd));
-    dev.until("the patched wordpress pushed", |l| pushed(l, &wordpress));
+    let second = w.ops_pushes("acme corebuild 2 (motd patched)\n");
+    let said = mid.until("the patched httpd-php pushed", |l| {
+        pushed(l, &httpd).is_some()
+    });
+    let moved = format!(
+        "{corebuild}:latest: {}… → {}…, rebuilt by operations ",
+        short(&first),
+        short(&second)
+    );
+    assert!(said.iter().any(|l| l.contains(&moved)), "{said:#?}");
+    let httpd_digest = pushed(said.last().unwrap(), &httpd).unwrap().to_string();
+    let said = dev.until("the patched wordpress pushed", |l| {
+        pushed(l, &wordpress).is_some()
+    });
+    assert!(
+        said.iter().any(|l| l.contains(&format!("{httpd}:latest: "))
+            && l.contains(&format!("→ {}…", short(&httpd_digest)))),
+        "{said:#?}"
+    );
+    let wordpress_digest = pushed(said.last().unwrap(), &wordpress)
+        .unwrap()
+        .to_string();
+    let lock = std::fs::read_to_string(w.dev.join("strata.lock")).unwrap();
+    assert!(lock.contains(&httpd_digest), "{lock}");
     w.wait_for_page("acme corebuild 2 (motd patched)");
-
-    // The deployed digest verifies in the deploy project down to operations' base.
+    // The deployment runs what development pushed, by digest, and has it on record.
+    let deployed = format!("{}/wordpress: deployed {wordpress_digest}", w.name);
+    wait_for("the deploy event", || {
+        ok(strata(&w.deploy, &[]).arg("log")).contains(&deployed)
+    });
     let status: serde_json::Value =
         serde_json::from_str(&ok(w.in_deploy().args(["deploy", "status", "--json"]))).unwrap();
-    let running = status[0]["running"]["digest"].as_str().unwrap().to_string();
+    assert_eq!(status[0]["running"]["digest"], wordpress_digest.as_str());
+
+    // The deployed digest verifies in the deploy project down to operations' bought base.
     let out = ok(w
         .in_deploy()
-        .args(["verify", &format!("{wordpress}@{running}")]));
-    assert!(out.contains("verified: 4 tiers"), "{out}");
-    for team in TEAMS {
-        assert!(out.contains(team), "{team}: {out}");
+        .args(["verify", &format!("{wordpress}@{wordpress_digest}")]));
+    for (tier, repository, team) in [
+        ("application", &wordpress, "development"),
+        ("middleware", &httpd, "middleware"),
+        ("corebuild", &corebuild, "operations"),
+        ("base", &format!("{host}/ops/base"), "operations"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with("ok")
+                && l.contains(tier)
+                && l.contains(repository.as_str())
+                && l.contains(&format!("team={team} "))),
+            "{tier} {repository} {team}: {out}"
+        );
     }
+    assert!(
+        out.contains(&format!(
+            "verified: 4 tiers from {wordpress}@{wordpress_digest} down to its base"
+        )),
+        "{out}"
+    );
 
-    // Each project's log tells its part.
+    // Each project's git history and events log tell its part.
+    assert_eq!(
+        git(&w.ops, &["log", "-1", "--format=%s"]).trim(),
+        "corebuild: motd patched"
+    );
+    let subject = git(&w.mid, &["log", "-1", "--format=%s"]);
+    assert!(subject.contains(&moved), "{subject}");
+    let subject = git(&w.dev, &["log", "-1", "--format=%s"]);
+    assert!(
+        subject.contains(&format!("{httpd}:latest: ")) && subject.contains(short(&httpd_digest)),
+        "{subject}"
+    );
     for (dir, wanted) in [
-        (&w.ops, format!("pushed {host}/ops/corebuild:latest")),
+        (&w.ops, format!("operations pushed {corebuild}:latest")),
+        (
+            &w.mid,
+            format!(
+                "operations {corebuild}:latest: strata.lock moved: {}…",
+                short(&first)
+            ),
+        ),
         (&w.mid, "middleware rebuilt httpd-php".to_string()),
         (&w.mid, format!("middleware pushed {httpd}:latest")),
         (&w.dev, "development rebuilt wordpress".to_string()),
         (&w.dev, format!("development pushed {wordpress}:latest")),
-        (&w.deploy, format!("{}/wordpress: deployed sha256:", w.name)),
     ] {
         let log = ok(strata(dir, &[]).arg("log"));
         assert!(log.contains(&wanted), "{}: {wanted}:\n{log}", dir.display());
     }
 
     // Two patches while middleware's cascade is held (as another `strata build` would hold the
-    // store's build lock): at most two cascades in middleware, the page ends on the last.
+    // store's build lock): at most two cascades in middleware, one push, the page ends on the last.
     mid.until("idle pass", |l| l.starts_with("watch: up to date"));
     let store = strata_oci::Store::open(w.mid.join(".strata/store")).unwrap();
     let held = store.try_lock_named("build").unwrap().unwrap();
     w.ops_pushes("acme corebuild 3\n");
     let mut said = mid.until("the cascade waiting", |l| l.contains("waiting for it"));
-    w.ops_pushes("acme corebuild 4 (last)\n");
+    let last = w.ops_pushes("acme corebuild 4 (last)\n");
     drop(held);
-    let last = strata_oci::Store::open(w.ops.join(".strata/store"))
-        .unwrap()
-        .refs()
-        .resolve(&format!("{host}/ops/corebuild:latest"))
-        .unwrap()
-        .digest()
-        .to_string();
-    let last = last[.."sha256:".len() + 12].to_string();
     said.extend(mid.until("httpd-php on the last patch pushed", {
         let on_last = std::cell::Cell::new(false);
         let httpd = httpd.clone();
+        let last = format!("→ {}…", short(&last));
         move |l: &str| {
-            if l.contains(&format!("→ {last}")) {
+            if l.contains(&last) {
                 on_last.set(true);
             }
-            on_last.get() && pushed(l, &httpd)
+            on_last.get() && pushed(l, &httpd).is_some()
         }
     }));
     let cascades = said
@@ -361,6 +434,11 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         .filter(|l| l.starts_with("watch: cascading"))
         .count();
     assert!((1..=2).contains(&cascades), "{said:#?}");
+    let pushes = said.iter().filter(|l| pushed(l, &httpd).is_some()).count();
+    assert_eq!(
+        pushes, 1,
+        "only the image on the last patch is pushed: {said:#?}"
+    );
     w.wait_for_page("acme corebuild 4 (last)");
     mid.stop();
     dev.stop();
