@@ -21,7 +21,7 @@ const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
 
 /// The four projects, their registry and keys.
 struct World {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     _server: Serve,
     host: String,
     keys: PathBuf,
@@ -197,7 +197,7 @@ impl World {
             d.join("podman-run").display()
         );
         Some(World {
-            dir,
+            _dir: dir,
             _server: server,
             host,
             keys,
@@ -269,7 +269,6 @@ impl Drop for World {
             .args(self.podman_args.split_whitespace())
             .args(["rm", "--all", "--force", "-t", "0"])
             .output();
-        let _ = &self.dir;
     }
 }
 
