@@ -126,7 +126,7 @@ impl World {
             format!(
                 "name = \"middleware\"\nregistry = \"{host}\"\n{teams}{owners_mid}\
                  [[image]]\nname = \"httpd-php\"\nowner = \"middleware\"\ntier = \"middleware\"\n\
-                 context = \"httpd-php\"\n"
+                 context = \"httpd-php\"\ntest = \"httpd-php/structure-test.yaml\"\n"
             ),
         )
         .unwrap();
@@ -136,6 +136,14 @@ impl World {
         )
         .unwrap();
         std::fs::write(mid.join("httpd-php/httpd.conf"), "H:/www\n").unwrap();
+        // middleware's tier test: its config, on a corebuild that has a motd.
+        std::fs::write(
+            mid.join("httpd-php/structure-test.yaml"),
+            "schemaVersion: \"2.0.0\"\nfileContentTests:\n  - name: motd\n    path: /etc/motd\n    \
+             expectedContents: [\"^acme corebuild\"]\nfileExistenceTests:\n  - name: httpd.conf\n    \
+             path: /etc/httpd.conf\n",
+        )
+        .unwrap();
         repository(&mid, "middleware");
 
         // development: wordpress, a page showing the corebuild's /etc/motd.
@@ -148,7 +156,8 @@ impl World {
             format!(
                 "name = \"development\"\nregistry = \"{host}\"\n{teams}{owners_dev}\
                  [[image]]\nname = \"wordpress\"\nowner = \"development\"\n\
-                 tier = \"application\"\ncontext = \"wordpress\"\n"
+                 tier = \"application\"\ncontext = \"wordpress\"\n\
+                 test = \"wordpress/structure-test.yaml\"\n"
             ),
         )
         .unwrap();
@@ -163,6 +172,12 @@ impl World {
         std::fs::write(
             dev.join("wordpress/index.sh"),
             "cat /etc/motd > /www/index.html\nexec /bin/busybox httpd -f -p 8080 -h /www\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dev.join("wordpress/structure-test.yaml"),
+            "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: the page's script\n    \
+             command: cat\n    args: [\"/www/index.sh\"]\n    expectedOutput: [\"/etc/motd\"]\n",
         )
         .unwrap();
         repository(&dev, "development");
@@ -406,6 +421,18 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
     ] {
         let log = ok(strata(dir, &[]).arg("log"));
         assert!(log.contains(&wanted), "{}: {wanted}:\n{log}", dir.display());
+    }
+
+    // Each rebuild ran its tier's structure test, and it passed.
+    for (dir, image) in [(&w.mid, "httpd-php"), (&w.dev, "wordpress")] {
+        let log: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(strata(dir, &[]).args(["log", "--json"]))).unwrap();
+        let tests: Vec<_> = log
+            .iter()
+            .filter(|e| e["kind"] == "test" && e["image"] == image)
+            .map(|e| e["result"].as_str().unwrap())
+            .collect();
+        assert_eq!(tests, ["ok", "ok"], "{image}");
     }
 
     // Two patches while middleware's cascade is held (as another `strata build` would hold the
