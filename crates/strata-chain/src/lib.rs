@@ -23,6 +23,6 @@ pub mod status;
 pub use chain::Chain;
 pub use error::{ChainError, LineIndex, Location};
 pub use graph::{ImageGraph, Use, UseKind};
-pub use manifest::{Build, ChainFile, Image, Team};
+pub use manifest::{Build, ChainFile, Image, Lookaside, SignatureKind, SignedBy, Team};
 pub use plan::{Plan, Reason, Step, plan_forced};
 pub use status::{NothingBuilt, StaleReason, Status, StatusSource, Statuses};
