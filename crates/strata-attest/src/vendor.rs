@@ -83,8 +83,11 @@ impl VendorKey {
         }
         let (key, _) = SignedPublicKey::from_reader_single(&bytes[..])
             .map_err(|e| fail(format!("not an OpenPGP public key: {e}")))?;
-        key.verify_bindings()
-            .map_err(|e| fail(format!("the OpenPGP key's self-signatures do not verify: {e}")))?;
+        key.verify_bindings().map_err(|e| {
+            fail(format!(
+                "the OpenPGP key's self-signatures do not verify: {e}"
+            ))
+        })?;
         Ok(VendorKey::OpenPgp(Box::new(key)))
     }
 }
@@ -241,8 +244,8 @@ pub fn verify_simple_signing(
     let malformed = |what: &str, e: &dyn std::fmt::Display| Refusal::Malformed {
         reason: format!("{what}: {e}"),
     };
-    let message = Message::from_bytes(signature)
-        .map_err(|e| malformed("not an OpenPGP message", &e))?;
+    let message =
+        Message::from_bytes(signature).map_err(|e| malformed("not an OpenPGP message", &e))?;
     let mut message = message
         .decompress()
         .map_err(|e| malformed("cannot decompress the OpenPGP message", &e))?;
@@ -263,7 +266,10 @@ pub fn verify_simple_signing(
     }
     // The signing keys: the primary and every subkey whose binding the primary signed.
     let mut keys: Vec<&dyn pgp::types::VerifyingKey> = vec![&key.primary_key];
-    let mut ids = vec![(key.primary_key.legacy_key_id(), key.primary_key.fingerprint())];
+    let mut ids = vec![(
+        key.primary_key.legacy_key_id(),
+        key.primary_key.fingerprint(),
+    )];
     for sub in &key.public_subkeys {
         if sub.verify_bindings(&key.primary_key).is_ok() {
             keys.push(&sub.key);

@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod schedule;
 mod sign;
 pub mod status;
+mod vendor;
 
 pub use cascade::{
     CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,

@@ -538,7 +538,8 @@ impl Checker<'_> {
                 ));
             }
         };
-        let is_pem_public_key = String::from_utf8_lossy(&text).contains("-----BEGIN PUBLIC KEY-----");
+        let is_pem_public_key =
+            String::from_utf8_lossy(&text).contains("-----BEGIN PUBLIC KEY-----");
         let kind = match (&raw.sigstore, is_pem_public_key) {
             (Some(sigstore), false) => SignatureKind::SimpleSigning {
                 sigstore: self.lookaside(sigstore.get_ref()),

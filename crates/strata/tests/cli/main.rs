@@ -25,3 +25,4 @@ mod store_cli;
 mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
+mod vendor_signatures;
