@@ -531,10 +531,15 @@ impl Checker<'_> {
         let text = match std::fs::read(&path) {
             Ok(text) => text,
             Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    format!("cannot read ({e})")
+                };
                 return Err(self.err(
                     key.span(),
                     field("signed_by"),
-                    format!("cannot read {}: {e}", path.display()),
+                    format!("{why} {}", path.display()),
                 ));
             }
         };
