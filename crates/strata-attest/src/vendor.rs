@@ -44,7 +44,7 @@ pub enum VendorKey {
     /// An OpenPGP transferable public key (its primary key and its signing subkeys).
     OpenPgp(Box<SignedPublicKey>),
     /// A cosign public key (PEM, P-256).
-    Cosign(PublicKey),
+    Cosign(Box<PublicKey>),
 }
 
 impl std::fmt::Debug for VendorKey {
@@ -78,7 +78,7 @@ impl VendorKey {
         let text = String::from_utf8_lossy(&bytes);
         if text.contains("-----BEGIN PUBLIC KEY-----") {
             return PublicKey::from_pem(&text)
-                .map(VendorKey::Cosign)
+                .map(|k| VendorKey::Cosign(Box::new(k)))
                 .map_err(|e| fail(format!("not a cosign public key: {e}")));
         }
         let (key, _) = SignedPublicKey::from_reader_single(&bytes[..])
