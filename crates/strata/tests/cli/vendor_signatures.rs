@@ -277,10 +277,39 @@ fn a_bought_base_needs_its_vendors_simple_signing_signature() {
         &format!("the signature is for {two}, not for the pinned {one}"),
     );
 
-    // The genuine signature with one byte changed.
-    let mut bytes = std::fs::read(signature_of(&sigs, &one)).unwrap();
-    let last = bytes.len() - 3;
-    bytes[last] ^= 0x55;
+    // The vendor's payload for image 1, signed by the vendor (uncompressed, so the payload's
+    // bytes are in the clear), then one character of the signed digest changed.
+    let payload = gpg
+        .cmd("gpg")
+        .args(["--batch", "--decrypt"])
+        .arg(signature_of(&sigs, &one))
+        .output()
+        .unwrap();
+    assert!(payload.status.success());
+    assert!(String::from_utf8_lossy(&payload.stdout).contains(&one));
+    std::fs::write(d.join("payload.json"), &payload.stdout).unwrap();
+    let resigned = d.join("resigned.gpg");
+    run_ok(
+        gpg.cmd("gpg")
+            .args([
+                "--batch",
+                "-z",
+                "0",
+                "--local-user",
+                &vendor,
+                "--sign",
+                "-o",
+            ])
+            .arg(&resigned)
+            .arg(d.join("payload.json")),
+    );
+    let mut bytes = std::fs::read(&resigned).unwrap();
+    let hex = one.strip_prefix("sha256:").unwrap().as_bytes();
+    let at = bytes
+        .windows(hex.len())
+        .position(|w| w == hex)
+        .expect("the payload is in the clear");
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     std::fs::write(&slot, bytes).unwrap();
     assert_refused(
         &replayed,
