@@ -15,6 +15,8 @@ use crate::error::ImageError;
 
 /// The most `signature-N` files read from a lookaside store.
 const MAX_LOOKASIDE_SIGNATURES: usize = 16;
+/// The most signature layers of a cosign `.sig` manifest read (each is fetched).
+const MAX_COSIGN_SIGNATURES: usize = 16;
 
 /// Check that `reference` (pinned) is signed as `signed_by` requires. `shown_key` is the key file
 /// as the chain file names it (for messages).
@@ -77,6 +79,14 @@ pub(crate) fn check(
                 Err(e) => return Err(fetch_failed(e)),
             };
             let layers = cosign_layers(&manifest.bytes).map_err(refused)?;
+            if layers.len() > MAX_COSIGN_SIGNATURES {
+                return Err(refused(Refusal::Malformed {
+                    reason: format!(
+                        "{tag} holds {} signatures, more than the {MAX_COSIGN_SIGNATURES} read",
+                        layers.len()
+                    ),
+                }));
+            }
             let mut results = Vec::new();
             for (digest, size, signature) in layers {
                 if size > vendor::MAX_SIGNATURE_BYTES {

@@ -239,6 +239,50 @@ fn a_bought_base_needs_its_vendors_simple_signing_signature() {
     assert!(ok, "{stderr}");
     assert_eq!(base["new"], one.as_str(), "{base}");
 
+    // The same lookaside store served over HTTP (python's http.server, a peer web server).
+    if let Some(python) = require_tool("python3") {
+        let mut web = Command::new(python)
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(&sigs)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(web.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = line
+            .split(" port ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("http.server said {line:?}"))
+            .to_string();
+        let over_http = d.join("over-http");
+        chain(
+            &over_http,
+            &format!(
+                "image = \"{pinned}\", signed_by = \"../vendor.asc\", sigstore = \"http://127.0.0.1:{port}/\""
+            ),
+        );
+        let (ok, base, stderr) = build(&over_http);
+        let _ = web.kill();
+        let _ = web.wait();
+        assert!(ok, "{stderr}");
+        assert_eq!(base["new"], one.as_str(), "{base}");
+    }
+
     // No signature in the lookaside store.
     let missing = d.join("missing");
     std::fs::create_dir_all(d.join("empty")).unwrap();
