@@ -75,6 +75,14 @@ pub enum ImageError {
         /// Why the signature does not vouch for the image.
         source: strata_attest::vendor::Refusal,
     },
+    /// A bought image's vendor signature could not be checked (gpgv is missing or failed).
+    #[error("bought image {reference}: checking its vendor signature failed")]
+    VendorCheck {
+        /// The pinned reference.
+        reference: String,
+        /// Why gpgv could not be asked.
+        source: strata_attest::vendor::GpgvError,
+    },
     /// A bought image's vendor key file cannot be used.
     #[error("bought image {reference}: vendor key")]
     VendorKey {

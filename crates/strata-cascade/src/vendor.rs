@@ -58,12 +58,22 @@ pub(crate) fn check(
                     Fetch::Refused(r) => refused(r),
                     Fetch::Failed(e) => fetch_failed(e),
                 })?;
-            first_good(
-                signatures
-                    .iter()
-                    .map(|s| vendor::verify_simple_signing(key, s, expected)),
-            )
-            .map_err(refused)
+            let mut results = Vec::new();
+            for signature in &signatures {
+                results.push(
+                    match vendor::verify_simple_signing(key, signature, expected) {
+                        Ok(()) => Ok(()),
+                        Err(vendor::SimpleSigningError::Refused(r)) => Err(r),
+                        Err(vendor::SimpleSigningError::Gpgv(source)) => {
+                            return Err(ImageError::VendorCheck {
+                                reference: reference.to_string(),
+                                source,
+                            });
+                        }
+                    },
+                );
+            }
+            first_good(results.into_iter()).map_err(refused)
         }
         (SignatureKind::Cosign, VendorKey::Cosign(key)) => {
             let client = client()?;
