@@ -283,6 +283,40 @@ fn a_bought_base_needs_its_vendors_simple_signing_signature() {
         assert_eq!(base["new"], one.as_str(), "{base}");
     }
 
+    // Without gpgv (PATH holds no tools), nothing is imported unchecked: one line says what is
+    // missing.
+    let no_gpgv = d.join("no-gpgv");
+    chain(
+        &no_gpgv,
+        &format!("image = \"{pinned}\", signed_by = \"../vendor.asc\", sigstore = \"../sigs\""),
+    );
+    let empty_path = d.join("no-tools");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let out = cargo_bin_cmd!("strata")
+        .env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .env("PATH", &empty_path)
+        .arg("-C")
+        .arg(&no_gpgv)
+        .args(["build", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "bought image {pinned}: checking its vendor signature failed: verifying OpenPGP signatures needs gpgv (Debian package gpgv)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !no_gpgv
+            .join(".strata/store/blobs/sha256")
+            .join(one.strip_prefix("sha256:").unwrap())
+            .exists(),
+        "nothing enters the store unchecked"
+    );
+
     // No signature in the lookaside store.
     let missing = d.join("missing");
     std::fs::create_dir_all(d.join("empty")).unwrap();
