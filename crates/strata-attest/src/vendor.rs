@@ -9,12 +9,10 @@
 //!   whose layer is the (cosign flavour of the) same JSON payload, and whose annotation
 //!   `dev.cosignproject.cosign/signature` is a base64 ECDSA P-256 signature over SHA-256 of it.
 //!
-//! This module is pure: it gets the key and the signature bytes (the caller fetches them) and says
-//! whether they vouch for the pinned digest, with a reason when not.
-//!
-//! This module is pure but for one thing: an OpenPGP signature is verified by GnuPG's `gpgv`, run
+//! It gets the key and the signature bytes (the caller fetches them) and says whether they vouch
+//! for the pinned digest, with a reason when not. It is pure but for one thing: an OpenPGP signature is verified by GnuPG's `gpgv`, run
 //! as a subprocess, as containers/image (podman, skopeo) verifies simple signing through gpgme.
-//! `gpgv` is the verify-only GnuPG tool (Debian package `gpgv`, Priority: required, so present on
+//! `gpgv` is the verify-only GnuPG tool (Debian package `gpgv`, which apt depends on, so present on
 //! every Debian system): it never reads the user's keyring or options, never starts an agent and
 //! never reaches the network. It runs with a private temporary home (0700, removed afterwards)
 //! holding a keyring made of the vendor's key file, and its verdict is read from its `--status-fd`
