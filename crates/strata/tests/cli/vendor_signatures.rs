@@ -196,7 +196,11 @@ fn assert_refused(dir: &Path, reference: &str, key: &str, why: &str) {
 
 #[test]
 fn a_bought_base_needs_its_vendors_simple_signing_signature() {
-    let (Some(_), Some(_)) = (require_tool("gpg"), require_tool("skopeo")) else {
+    let (Some(_), Some(_), Some(_)) = (
+        require_tool("gpg"),
+        require_tool("gpgv"),
+        require_tool("skopeo"),
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
