@@ -63,7 +63,7 @@ const ARMOR_END: &str = "-----END PGP PUBLIC KEY BLOCK-----";
 impl OpenPgpKeyring {
     /// Keys from a key file's bytes: armored (one or more public key blocks) or binary. Only the
     /// framing is checked here; `gpgv` checks the keys' self-signatures when it uses them.
-    pub fn from_bytes(bytes: &[u8]) -> Result<OpenPgpKeyring, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<OpenPgpKeyring, KeyringError> {
         let text = String::from_utf8_lossy(bytes);
         let packets = if text.contains(ARMOR_BEGIN) {
             dearmor(&text)?
@@ -73,14 +73,14 @@ impl OpenPgpKeyring {
         // A public key packet (tag 6), in the old format (0b10_0110_xx) or the new one.
         match packets.first() {
             Some(0x98..=0x9b | 0xc6) => Ok(OpenPgpKeyring { packets }),
-            _ => Err("not an OpenPGP public key (armored or binary)".into()),
+            _ => Err(KeyringError::NotAKey),
         }
     }
 }
 
 /// The binary packets of every armored public key block in `text` (RFC 4880 section 6: header
 /// lines, a blank line, base64, an optional `=CRC24` line).
-fn dearmor(text: &str) -> Result<Vec<u8>, String> {
+fn dearmor(text: &str) -> Result<Vec<u8>, KeyringError> {
     let mut packets = Vec::new();
     let mut lines = text.lines().map(str::trim_end);
     while lines.any(|l| l == ARMOR_BEGIN) {
@@ -90,7 +90,7 @@ fn dearmor(text: &str) -> Result<Vec<u8>, String> {
                 break;
             }
             if !line.contains(": ") {
-                return Err(format!("armor header {line:?} is not \"Key: value\""));
+                return Err(KeyringError::ArmorHeader(line.to_string()));
             }
         }
         let mut body = String::new();
@@ -107,18 +107,18 @@ fn dearmor(text: &str) -> Result<Vec<u8>, String> {
             }
         }
         if !ended {
-            return Err(format!("an armored key block has no {ARMOR_END} line"));
+            return Err(KeyringError::Unterminated);
         }
         let block = base64::engine::general_purpose::STANDARD
             .decode(&body)
-            .map_err(|e| format!("an armored key block is not base64: {e}"))?;
+            .map_err(KeyringError::Base64)?;
         if let Some(crc) = checksum {
             let crc = base64::engine::general_purpose::STANDARD
                 .decode(&crc)
-                .map_err(|e| format!("an armor checksum is not base64: {e}"))?;
+                .map_err(KeyringError::ChecksumBase64)?;
             let sum = crc24(&block).to_be_bytes();
             if crc != sum[1..] {
-                return Err("an armored key block does not match its checksum".into());
+                return Err(KeyringError::Checksum);
             }
         }
         packets.extend_from_slice(&block);
@@ -149,6 +149,33 @@ pub struct VendorKeyError {
     pub path: PathBuf,
     /// What is wrong with it.
     pub reason: String,
+    /// Why an OpenPGP key file cannot be read, when that is the reason.
+    #[source]
+    pub source: Option<KeyringError>,
+}
+
+/// Why a file holds no usable OpenPGP public keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// Neither armored nor binary public keys.
+    #[error("it holds no public key packet (armored or binary)")]
+    NotAKey,
+    /// An armor header line is not `Key: value`.
+    #[error("armor header {0:?} is not \"Key: value\"")]
+    ArmorHeader(String),
+    /// An armored block does not end.
+    #[error("an armored key block has no {ARMOR_END} line")]
+    Unterminated,
+    /// An armored block's body is not base64.
+    #[error("an armored key block is not base64")]
+    Base64(#[source] base64::DecodeError),
+    /// An armored block's checksum is not base64.
+    #[error("an armor checksum is not base64")]
+    ChecksumBase64(#[source] base64::DecodeError),
+    /// An armored block does not match its checksum.
+    #[error("an armored key block does not match its checksum")]
+    Checksum,
 }
 
 impl VendorKey {
@@ -158,6 +185,7 @@ impl VendorKey {
         let fail = |reason: String| VendorKeyError {
             path: path.to_path_buf(),
             reason,
+            source: None,
         };
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
@@ -168,7 +196,10 @@ impl VendorKey {
         }
         OpenPgpKeyring::from_bytes(&bytes)
             .map(VendorKey::OpenPgp)
-            .map_err(fail)
+            .map_err(|e| VendorKeyError {
+                source: Some(e),
+                ..fail("not an OpenPGP public key file".into())
+            })
     }
 }
 
@@ -836,8 +867,10 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(&crc24(&bytes).to_be_bytes()[1..]);
         let keys = OpenPgpKeyring::from_bytes(block(&body, &crc).as_bytes()).unwrap();
         assert_eq!(keys.packets, bytes);
-        let err = OpenPgpKeyring::from_bytes(block(&body, "AAAA").as_bytes()).unwrap_err();
-        assert!(err.contains("checksum"), "{err}");
+        assert!(matches!(
+            OpenPgpKeyring::from_bytes(block(&body, "AAAA").as_bytes()),
+            Err(KeyringError::Checksum)
+        ));
         let unended = format!("{ARMOR_BEGIN}\n\n{body}\n");
         assert!(OpenPgpKeyring::from_bytes(unended.as_bytes()).is_err());
     }

@@ -123,6 +123,7 @@ pub(crate) fn check(
                 source: vendor::VendorKeyError {
                     path: shown_key.to_path_buf(),
                     reason: "the key file changed kind since strata.toml was read".into(),
+                    source: None,
                 },
             })
         }
