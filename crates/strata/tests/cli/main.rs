@@ -29,3 +29,4 @@ mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
 mod watch_upstream;
+mod vendor_signatures;
