@@ -28,5 +28,5 @@ mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
-mod watch_upstream;
 mod vendor_signatures;
+mod watch_upstream;
