@@ -28,4 +28,5 @@ mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
+mod watch_git;
 mod watch_upstream;
