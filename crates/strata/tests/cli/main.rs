@@ -29,4 +29,5 @@ mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
 mod vendor_signatures;
+mod watch_git;
 mod watch_upstream;

@@ -24,7 +24,7 @@ use crate::common::Serve;
 const PATIENCE: Duration = Duration::from_secs(300);
 
 /// `strata -C DIR ARGS` with nothing from the environment but `keys` (`STRATA_KEY_<TEAM>`).
-fn strata(dir: &Path, keys: &[(&str, &Path)]) -> Command {
+pub(crate) fn strata(dir: &Path, keys: &[(&str, &Path)]) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
     cmd.env_remove("STRATA_STORE")
         .env_remove("STRATA_CHAIN")
@@ -42,7 +42,7 @@ fn strata(dir: &Path, keys: &[(&str, &Path)]) -> Command {
     cmd
 }
 
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -53,7 +53,7 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     ok(Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -62,7 +62,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The registry's digest of `reference`, as skopeo reads it.
-fn registry_digest(reference: &str) -> String {
+pub(crate) fn registry_digest(reference: &str) -> String {
     let out = ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
@@ -79,7 +79,7 @@ fn sha2_hex(bytes: &[u8]) -> String {
 }
 
 /// The store digest of `reference` in the project at `dir`.
-fn stored(dir: &Path, reference: &str) -> String {
+pub(crate) fn stored(dir: &Path, reference: &str) -> String {
     let store = strata_oci::Store::open(dir.join(".strata/store")).unwrap();
     store
         .refs()
@@ -90,7 +90,7 @@ fn stored(dir: &Path, reference: &str) -> String {
 }
 
 /// A `strata watch` process whose stderr lines the test reads as its signals.
-struct Watch {
+pub(crate) struct Watch {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
@@ -98,7 +98,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn start(name: &'static str, mut cmd: Command) -> Watch {
+    pub(crate) fn start(name: &'static str, mut cmd: Command) -> Watch {
         let mut child = cmd
             .args(["watch", "--interval", "1s", "--commit"])
             .stdout(Stdio::null())
@@ -124,7 +124,7 @@ impl Watch {
     }
 
     /// Read lines until one satisfies `wanted`; the lines read, that one last.
-    fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
         let give_up = Instant::now() + PATIENCE;
         let mut read = Vec::new();
         loop {
@@ -148,7 +148,7 @@ impl Watch {
     }
 
     /// SIGTERM, and the exit status is success.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -320,7 +320,7 @@ fn short(digest: &str) -> &str {
 }
 
 /// A "watch: pushed HOST/NAME:latest: DIGEST" line for `repository`: its digest.
-fn pushed<'a>(line: &'a str, repository: &str) -> Option<&'a str> {
+pub(crate) fn pushed<'a>(line: &'a str, repository: &str) -> Option<&'a str> {
     let rest = line.strip_prefix(&format!("watch: pushed {repository}:latest: "))?;
     rest.split_whitespace().next()
 }
