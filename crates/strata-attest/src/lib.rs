@@ -23,6 +23,7 @@ pub mod keys;
 pub mod policy;
 pub mod provenance;
 pub mod statement;
+pub mod vendor;
 
 pub use artifact::{attach, attest_provenance, find};
 pub use custody::{Report, TrustConfig, Upstream, verify_chain, verify_chain_with};

@@ -589,7 +589,20 @@ fn build_one(
             tags.clone_from(&final_tags);
         }
         let digest = match &image.build {
-            Build::Image { reference } => {
+            Build::Image {
+                reference,
+                signed_by,
+            } => {
+                // A vendor signature is checked before the image enters the store, and again
+                // (it may have come in unchecked, by a FROM line) before it is tagged.
+                if let Some(signed_by) = signed_by {
+                    crate::vendor::check(
+                        &|| registry_client(reference),
+                        reference,
+                        signed_by,
+                        chain.file.relative(&signed_by.key),
+                    )?;
+                }
                 // A pinned bought base is pulled on demand; the pulled digest must be the pin.
                 let descriptor = match store.refs().resolve(reference) {
                     Ok(descriptor) => descriptor,
@@ -715,16 +728,21 @@ fn wait_for_build_lock(
 /// Fetch a pinned image into the store with the registry client (credentials from the Docker
 /// config; plain HTTP only for loopback registries).
 fn pull_pinned(store: &Store, reference: &str) -> Result<strata_oci::Descriptor, ImageError> {
-    let client =
-        strata_remote::Client::new(strata_remote::ClientOptions::default()).map_err(|source| {
-            ImageError::Client {
-                reference: reference.to_string(),
-                source: Box::new(source),
-            }
-        })?;
+    let client = registry_client(reference)?;
     strata_remote::pull_pinned(&client, store, reference).map_err(|source| ImageError::PullPinned {
         reference: reference.to_string(),
         source: Box::new(source),
+    })
+}
+
+/// The registry client for a bought image (credentials from the Docker config; plain HTTP only
+/// for loopback registries).
+fn registry_client(reference: &str) -> Result<strata_remote::Client, ImageError> {
+    strata_remote::Client::new(strata_remote::ClientOptions::default()).map_err(|source| {
+        ImageError::Client {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        }
     })
 }
 

@@ -65,6 +65,40 @@ pub enum ImageError {
         /// The registry client's error.
         source: Box<strata_remote::RegistryError>,
     },
+    /// A bought image's vendor signature is missing, bad or by another key: it is not imported.
+    #[error("bought image {reference} refused: vendor key {}", key.display())]
+    VendorSignature {
+        /// The pinned reference.
+        reference: String,
+        /// The key file, as strata.toml names it.
+        key: std::path::PathBuf,
+        /// Why the signature does not vouch for the image.
+        source: strata_attest::vendor::Refusal,
+    },
+    /// A bought image's vendor signature could not be checked (gpgv is missing or failed).
+    #[error("bought image {reference}: checking its vendor signature failed")]
+    VendorCheck {
+        /// The pinned reference.
+        reference: String,
+        /// Why gpgv could not be asked.
+        source: strata_attest::vendor::GpgvError,
+    },
+    /// A bought image's vendor key file cannot be used.
+    #[error("bought image {reference}: vendor key")]
+    VendorKey {
+        /// The pinned reference.
+        reference: String,
+        /// Why.
+        source: strata_attest::vendor::VendorKeyError,
+    },
+    /// A bought image's vendor signature could not be fetched.
+    #[error("bought image {reference}: fetching its vendor signature failed")]
+    VendorFetch {
+        /// The pinned reference.
+        reference: String,
+        /// The registry client's error.
+        source: Box<strata_remote::RegistryError>,
+    },
     /// The registry client could not be set up.
     #[error("bought image {reference}")]
     Client {

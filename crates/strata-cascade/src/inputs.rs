@@ -186,7 +186,7 @@ impl<'a> InputsResolver<'a> {
                     .map_err(|e| self.err(i, strata_oci::report(&e)))?;
                 inputs.source = Some(format!("rootfs sha256:{hash}"));
             }
-            Build::Image { reference } => {
+            Build::Image { reference, .. } => {
                 inputs.source = Some(format!("image {reference}"));
             }
             Build::Dockerfile {

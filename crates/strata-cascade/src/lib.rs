@@ -23,6 +23,7 @@ mod sign;
 pub mod status;
 pub mod trigger;
 pub mod upstream;
+mod vendor;
 
 pub use cascade::{
     CascadeEvent, CascadeOptions, CascadeSink, ImageReport, Outcome, Summary, build_chain, select,

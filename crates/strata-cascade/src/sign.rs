@@ -167,7 +167,7 @@ pub(crate) fn sign(
             run,
         }
         .provenance(),
-        Build::Image { reference } => ImportBuild {
+        Build::Image { reference, .. } => ImportBuild {
             parameters: ImportParameters {
                 source: "image".to_string(),
                 location: reference.clone(),

@@ -52,7 +52,7 @@ impl StatusSource for StoreStatus<'_> {
                 None => Status::NeverBuilt,
             });
         };
-        if let Build::Image { reference } = &chain.file.images[i].build {
+        if let Build::Image { reference, .. } = &chain.file.images[i].build {
             // A bought, pinned image is up to date when :latest is the pinned digest.
             let pinned = reference.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
             return Ok(if pinned == digest {

@@ -1,7 +1,8 @@
 //! Build triggers (`strata watch` in a chain project): what to do next about the chain's
-//! upstreams, decided from what is, never from what happened.
+//! upstreams and git contexts, decided from what is, never from what happened.
 //!
-//! [`decide`] is pure: given the lock on disk, the lock the registries resolve to now, each
+//! [`decide`] is pure: given the lock on disk, the lock the registries and the git repositories
+//! resolve to now (a moved branch or tag is a move like a moved upstream tag), each
 //! image's status and the digests in the store and on the chain's registry, it returns the one
 //! next [`Action`]. The caller does it, observes again and asks again, until [`Action::Idle`] or
 //! [`Action::Wait`]. So a watch restarted at any point finds where it stopped (the lock already
@@ -17,9 +18,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use strata_chain::{Lock, Move};
+use strata_chain::{GitMove, Lock, Move};
 
-/// One chain image the upstreams reach (it, or an image it is built on, names one).
+/// One chain image the upstreams or git contexts reach (it, or an image it is built on, names
+/// one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watched {
     /// The chain image's name (`httpd-php`).
@@ -48,9 +50,11 @@ pub enum ImageState {
 pub struct Observation {
     /// `strata.lock` as on disk.
     pub lock: Lock,
-    /// The lock as the registries resolve the upstreams now (`strata update`'s result).
+    /// The lock as the registries resolve the upstreams now (`strata update`'s result), with
+    /// the `[[git]]` entries as the repositories resolve the contexts' revs now (`git
+    /// ls-remote`).
     pub resolved: Lock,
-    /// The images the upstreams reach, in build order.
+    /// The images the upstreams and git contexts reach, in build order.
     pub images: Vec<Watched>,
     /// Whether the chain has a registry to push to (its `registry` setting).
     pub registry: bool,
@@ -95,12 +99,14 @@ impl fmt::Display for Refusal {
 /// The next thing to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Upstreams moved: write this lock (then observe again).
+    /// Upstreams or git contexts moved: write this lock (then observe again).
     MoveLock {
         /// The new lock.
         lock: Lock,
-        /// What moved.
+        /// The upstreams that moved.
         moves: Vec<Move>,
+        /// The git contexts whose rev moved to another commit.
+        git_moves: Vec<GitMove>,
     },
     /// Rebuild these images (and what they need) at the lock on disk.
     Cascade {
@@ -126,17 +132,20 @@ pub fn lock_id(lock: &Lock) -> String {
     strata_oci::Digest::of(lock.to_toml().as_bytes()).to_string()
 }
 
-/// The next action for `o`: move the lock when an upstream moved; else rebuild the stale images
+/// The next action for `o`: move the lock when an upstream or a git context moved; else rebuild
+/// the stale images
 /// (not again on a lock a cascade already failed on: that waits for the next move); else push
 /// what the registry does not have yet, of the images built at the current lock (after a
 /// failure, the ones it did not stop); else wait (a failure) or idle.
 pub fn decide(o: &Observation) -> Action {
     let (accepted, _) = vet(o);
     let moves = accepted.diff(&o.lock);
-    if !moves.is_empty() {
+    let git_moves = accepted.git_diff(&o.lock);
+    if !moves.is_empty() || !git_moves.is_empty() {
         return Action::MoveLock {
             lock: accepted,
             moves,
+            git_moves,
         };
     }
     let stale: Vec<String> = o
@@ -172,10 +181,17 @@ pub fn refusals(o: &Observation) -> Vec<Refusal> {
     vet(o).1
 }
 
-/// The lock with the moves signed by their owners applied, and the refused moves.
+/// The lock with the moves signed by their owners applied (and every git context's move: a
+/// commit carries no signature strata checks), and the refused moves.
 fn vet(o: &Observation) -> (Lock, Vec<Refusal>) {
     let mut lock = o.lock.clone();
     let mut refused = Vec::new();
+    for m in o.resolved.git_diff(&o.lock) {
+        match o.resolved.git_entry(&m.url, &m.rev) {
+            Some(entry) => lock.insert_git(entry.clone()),
+            None => lock.remove_git(&m.url, &m.rev),
+        }
+    }
     for m in o.resolved.diff(&o.lock) {
         let Some(entry) = m.entry else {
             lock.retain(|r| r != m.reference);
@@ -245,7 +261,10 @@ mod tests {
             'b',
             vec![image("httpd-php", ImageState::Stale, "d1", None)],
         );
-        let Action::MoveLock { lock: new, moves } = decide(&o) else {
+        let Action::MoveLock {
+            lock: new, moves, ..
+        } = decide(&o)
+        else {
             panic!("{:?}", decide(&o))
         };
         assert_eq!(new, lock('b'));
@@ -370,13 +389,101 @@ mod tests {
             decide(&o),
             Action::MoveLock {
                 lock: foreign,
-                moves: o.resolved.diff(&o.lock)
+                moves: o.resolved.diff(&o.lock),
+                git_moves: vec![],
             }
         );
         // An upstream under no owner rule is followed as `strata update` follows it.
         o.owners.clear();
         o.resolved = lock('c');
         assert!(matches!(decide(&o), Action::MoveLock { .. }));
+    }
+
+    fn with_git(mut lock: Lock, commit: char, resolved: &str) -> Lock {
+        lock.insert_git(strata_chain::lock::GitLocked {
+            url: "file:///srv/git/mw.git".into(),
+            rev: "main".into(),
+            commit: commit.to_string().repeat(40),
+            resolved: resolved.into(),
+        });
+        lock
+    }
+
+    #[test]
+    fn a_moved_git_branch_moves_the_lock_like_an_upstream_then_cascades_pushes_and_idles() {
+        let mut o = observe(
+            'a',
+            'a',
+            vec![image("httpd-php", ImageState::Current, "d1", Some("d1"))],
+        );
+        o.lock = with_git(lock('a'), '1', "2026-12-06T14:00:00Z");
+        // The repository resolves the branch to the same commit: nothing moves.
+        o.resolved = with_git(lock('a'), '1', "2026-12-06T14:00:00Z");
+        assert_eq!(decide(&o), Action::Idle);
+        // The branch moved (the newest commit is all a poll sees: moves coalesce).
+        o.resolved = with_git(lock('a'), '3', "2026-12-06T14:05:00Z");
+        let Action::MoveLock {
+            lock: new,
+            moves,
+            git_moves,
+        } = decide(&o)
+        else {
+            panic!("{:?}", decide(&o))
+        };
+        assert!(moves.is_empty(), "the upstream did not move: {moves:?}");
+        assert_eq!(
+            new, o.resolved,
+            "the lock takes the resolved entry as it is"
+        );
+        assert_eq!(
+            git_moves
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [format!(
+                "file:///srv/git/mw.git main: {} → {}",
+                "1".repeat(12),
+                "3".repeat(12)
+            )]
+        );
+        // Once written, the image on it is stale: a cascade, then its push, then idle.
+        o.lock = new;
+        o.images[0].state = ImageState::Stale;
+        assert!(matches!(decide(&o), Action::Cascade { .. }));
+        o.images[0] = image("httpd-php", ImageState::Current, "d2", Some("d1"));
+        assert!(matches!(decide(&o), Action::Push { .. }));
+        o.images[0].pushed = Some("d2".into());
+        assert_eq!(decide(&o), Action::Idle);
+        // A context no image names any more is unlocked.
+        o.resolved = lock('a');
+        let Action::MoveLock {
+            lock, git_moves, ..
+        } = decide(&o)
+        else {
+            panic!("{:?}", decide(&o))
+        };
+        assert_eq!(lock.git_entries().count(), 0);
+        assert_eq!(git_moves[0].to, None);
+    }
+
+    #[test]
+    fn a_git_move_is_followed_while_an_unsigned_upstream_move_is_refused() {
+        let mut o = observe('a', 'b', vec![]);
+        o.owners.insert(UP.into(), "operations".into());
+        o.lock = with_git(lock('a'), '1', "t0");
+        o.resolved = with_git(lock('b'), '2', "t1");
+        assert_eq!(refusals(&o).len(), 1);
+        let Action::MoveLock {
+            lock: new,
+            moves,
+            git_moves,
+        } = decide(&o)
+        else {
+            panic!("{:?}", decide(&o))
+        };
+        assert!(moves.is_empty());
+        assert_eq!(git_moves.len(), 1);
+        assert_eq!(new, with_git(lock('a'), '2', "t1"), "the upstream stays");
     }
 
     #[test]

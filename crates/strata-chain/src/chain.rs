@@ -78,7 +78,7 @@ impl Chain {
             file.images.iter().map(|i| i.name.as_str()),
         );
         for (i, image) in file.images.iter().enumerate() {
-            if let Build::Image { reference } = &image.build {
+            if let Build::Image { reference, .. } = &image.build {
                 resolver.add_pinned(reference, i);
             }
         }

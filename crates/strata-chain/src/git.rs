@@ -4,7 +4,10 @@
 //! id as it is), and that commit is fetched shallow into a per-commit cache inside the store's
 //! state directory: `<state>/git/<hash of the URL>/<commit>/`, the checkout's files without `.git`.
 //! A fetch happens in a temporary directory beside the cache and is renamed into place only once
-//! complete, so a killed fetch never leaves an entry that a later run would use.
+//! complete, so a killed fetch never leaves an entry that a later run would use; what it leaves
+//! under `git/tmp/` is removed by [`sweep_killed_fetches`] (`strata store gc`). Every fetch holds
+//! `git/tmp.lock` shared while its temporary directory exists, and the sweep holds it exclusive,
+//! so a fetch still running is never swept.
 //!
 //! strata runs the `git` command rather than linking gix: it keeps gix's compile cost out of the
 //! build, and credential helpers, `insteadOf` rewrites, SSH configuration and proxies come free,
@@ -307,6 +310,10 @@ impl GitCache {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
         let tmp_root = self.dir.join("tmp");
         std::fs::create_dir_all(&tmp_root).map_err(io(&tmp_root))?;
+        // Held (shared) until the temporary directory is gone: dropped after it.
+        let lock_path = self.dir.join(TMP_LOCK);
+        let running = open_tmp_lock(&lock_path)?;
+        running.lock_shared().map_err(io(&lock_path))?;
         let tmp = tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(&tmp_root)
@@ -358,6 +365,62 @@ impl GitCheckouts for GitCache {
             .insert((url.to_string(), rev.to_string()), commit.clone());
         Ok(Checkout { commit, root })
     }
+}
+
+/// The lock file of the fetches' temporary directories, in the cache's directory.
+const TMP_LOCK: &str = "tmp.lock";
+
+fn open_tmp_lock(path: &Path) -> Result<std::fs::File, GitError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| GitError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The temporary directories that fetches killed half way left under `state_dir/git/tmp/`
+/// (`fetch-*`), removed unless `dry_run`. None while a fetch is running (it holds the lock that
+/// the sweep needs exclusive): the next sweep takes them. The complete checkouts are kept.
+pub fn sweep_killed_fetches(state_dir: &Path, dry_run: bool) -> Result<Vec<PathBuf>, GitError> {
+    let dir = state_dir.join("git");
+    let tmp_root = dir.join("tmp");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GitError::Io { path, source }
+    };
+    let entries = match std::fs::read_dir(&tmp_root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&tmp_root)(e)),
+    };
+    let lock_path = dir.join(TMP_LOCK);
+    let lock = open_tmp_lock(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(Vec::new()),
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+    }
+    let mut killed: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("fetch-"))
+        .map(|e| e.path())
+        .collect();
+    killed.sort();
+    if !dry_run {
+        for path in &killed {
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(path)(e)),
+            }
+        }
+    }
+    Ok(killed)
 }
 
 /// A git command hardened against hostile URLs: only the allowed transports, no terminal prompt
@@ -521,6 +584,32 @@ mod tests {
             frozen.checkout(&url, "main"),
             Err(GitError::NotLocked { .. })
         ));
+
+        // The killed fetch's leftover is swept, not while a fetch runs, never a checkout.
+        let killed = state.join("git/tmp/fetch-killed");
+        let running = open_tmp_lock(&state.join("git").join(TMP_LOCK)).unwrap();
+        running.lock_shared().unwrap();
+        assert_eq!(
+            sweep_killed_fetches(&state, false).unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        assert!(killed.is_dir(), "a fetch is running: kept");
+        drop(running);
+        assert_eq!(
+            sweep_killed_fetches(&state, true).unwrap(),
+            std::slice::from_ref(&killed)
+        );
+        assert!(killed.is_dir(), "a dry run removes nothing");
+        assert_eq!(
+            sweep_killed_fetches(&state, false).unwrap(),
+            std::slice::from_ref(&killed)
+        );
+        assert!(!killed.exists());
+        assert!(checkout.root.join("f").is_file());
+        assert_eq!(
+            sweep_killed_fetches(&tmp.path().join("none"), false).unwrap(),
+            Vec::<PathBuf>::new()
+        );
     }
 
     #[test]

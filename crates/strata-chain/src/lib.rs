@@ -27,6 +27,6 @@ pub use error::{ChainError, LineIndex, Location};
 pub use git::{GitCache, GitCheckouts, GitContext, GitError, GitMode};
 pub use graph::{ImageGraph, Use, UseKind};
 pub use lock::{GitLocked, GitMove, LOCK_FILE, Lock, LockError, Locked, Move};
-pub use manifest::{Build, ChainFile, Image, Team};
+pub use manifest::{Build, ChainFile, Image, Lookaside, SignatureKind, SignedBy, Team};
 pub use plan::{Plan, Reason, Step, plan_forced};
 pub use status::{NothingBuilt, StaleReason, Status, StatusSource, Statuses};

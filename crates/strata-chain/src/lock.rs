@@ -391,6 +391,22 @@ impl Lock {
         self.git.values()
     }
 
+    /// The `[[git]]` entry of `url` at `rev`.
+    pub fn git_entry(&self, url: &str, rev: &str) -> Option<&GitLocked> {
+        self.git.get(&(url.to_string(), rev.to_string()))
+    }
+
+    /// Lock (or relock) a git context.
+    pub fn insert_git(&mut self, entry: GitLocked) {
+        self.git
+            .insert((entry.url.clone(), entry.rev.clone()), entry);
+    }
+
+    /// Unlock the git context `url` at `rev`.
+    pub fn remove_git(&mut self, url: &str, rev: &str) {
+        self.git.remove(&(url.to_string(), rev.to_string()));
+    }
+
     /// Set the git contexts to exactly `commits` ((url, rev) → commit): an entry whose commit did
     /// not change keeps its resolution time; the others are new; the rest are dropped.
     pub fn set_git(&mut self, commits: &BTreeMap<(String, String), String>) {

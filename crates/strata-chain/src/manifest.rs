@@ -101,7 +101,43 @@ pub enum Build {
     Image {
         /// The pinned reference.
         reference: String,
+        /// `signed_by = "vendor.gpg"`: the vendor signature the image must carry before it is
+        /// imported (none: the pin alone is trusted).
+        signed_by: Option<SignedBy>,
     },
+}
+
+/// A bought image's required vendor signature: `source = { image = "...", signed_by = "KEY" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBy {
+    /// The vendor's public key file.
+    pub key: PathBuf,
+    /// Which kind of signature the key verifies, and where it is found.
+    pub kind: SignatureKind,
+}
+
+/// The two vendor signature formats strata checks, told apart by the key file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureKind {
+    /// An OpenPGP key (armored or binary): containers/image "simple signing" signatures (what
+    /// `skopeo --sign-by` makes), read from a lookaside store (`sigstore = "DIR or URL"`).
+    SimpleSigning {
+        /// The lookaside store holding `NAME@sha256=HEX/signature-N`.
+        sigstore: Lookaside,
+    },
+    /// A PEM public key (`-----BEGIN PUBLIC KEY-----`, cosign's key pair): a cosign signature, the
+    /// tag `sha256-HEX.sig` in the image's own repository.
+    Cosign,
+}
+
+/// Where simple-signing signatures are kept: a directory or a web server, laid out as
+/// containers/image's lookaside ("sigstore") is: `BASE/NAME@sha256=HEX/signature-1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookaside {
+    /// A local directory (`sigstore = "sigs"`, relative to strata.toml, or `file:///...`).
+    Dir(PathBuf),
+    /// An `http://` or `https://` base URL.
+    Url(String),
 }
 
 impl ChainFile {
@@ -191,6 +227,8 @@ struct RawImage {
 struct RawSource {
     rootfs: Option<Spanned<String>>,
     image: Option<Spanned<String>>,
+    signed_by: Option<Spanned<String>>,
+    sigstore: Option<Spanned<String>>,
 }
 
 // ---- checks after parsing ----
@@ -605,8 +643,16 @@ impl Checker<'_> {
     }
 
     fn check_source(&self, n: usize, source: &Spanned<RawSource>) -> Result<Build, ChainError> {
-        match (&source.get_ref().rootfs, &source.get_ref().image) {
+        let raw = source.get_ref();
+        match (&raw.rootfs, &raw.image) {
             (Some(rootfs), None) => {
+                if let Some(field) = raw.signed_by.as_ref().or(raw.sigstore.as_ref()) {
+                    return Err(self.err(
+                        field.span(),
+                        format!("image[{n}].source"),
+                        "signed_by and sigstore are for a bought image = \"...\", not a rootfs tarball",
+                    ));
+                }
                 let p = self.dir.join(rootfs.get_ref());
                 if !p.is_file() {
                     return Err(self.err(
@@ -623,6 +669,7 @@ impl Checker<'_> {
                 })?;
                 Ok(Build::Image {
                     reference: image.get_ref().clone(),
+                    signed_by: self.check_signed_by(n, raw)?,
                 })
             }
             _ => Err(self.err(
@@ -630,6 +677,78 @@ impl Checker<'_> {
                 format!("image[{n}].source"),
                 "a source has exactly one of rootfs = \"file.tar\" or image = \"name:tag@sha256:...\"",
             )),
+        }
+    }
+
+    /// `signed_by` (and `sigstore`) of a bought image: the key file must exist, and its kind
+    /// (a PEM public key is cosign's, anything else is taken for OpenPGP and checked when used)
+    /// decides where the signature is looked for.
+    fn check_signed_by(&self, n: usize, raw: &RawSource) -> Result<Option<SignedBy>, ChainError> {
+        let field = |f: &str| format!("image[{n}].source.{f}");
+        let Some(key) = &raw.signed_by else {
+            if let Some(sigstore) = &raw.sigstore {
+                return Err(self.err(
+                    sigstore.span(),
+                    field("sigstore"),
+                    "sigstore without signed_by: name the vendor's key (signed_by = \"vendor.gpg\")",
+                ));
+            }
+            return Ok(None);
+        };
+        let path = self.dir.join(key.get_ref());
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    format!("cannot read ({e})")
+                };
+                return Err(self.err(
+                    key.span(),
+                    field("signed_by"),
+                    format!("{why} {}", path.display()),
+                ));
+            }
+        };
+        let is_pem_public_key =
+            String::from_utf8_lossy(&text).contains("-----BEGIN PUBLIC KEY-----");
+        let kind = match (&raw.sigstore, is_pem_public_key) {
+            (Some(sigstore), false) => SignatureKind::SimpleSigning {
+                sigstore: self.lookaside(sigstore.get_ref()),
+            },
+            (None, false) => {
+                return Err(self.err(
+                    key.span(),
+                    field("signed_by"),
+                    format!(
+                        "{} is an OpenPGP key: add sigstore = \"DIR or URL\", where the vendor's simple-signing signatures are",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            (Some(sigstore), true) => {
+                return Err(self.err(
+                    sigstore.span(),
+                    field("sigstore"),
+                    format!(
+                        "{} is a cosign public key: its signatures are read from the image's registry, drop sigstore",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            (None, true) => SignatureKind::Cosign,
+        };
+        Ok(Some(SignedBy { key: path, kind }))
+    }
+
+    fn lookaside(&self, sigstore: &str) -> Lookaside {
+        if sigstore.starts_with("http://") || sigstore.starts_with("https://") {
+            Lookaside::Url(sigstore.trim_end_matches('/').to_string())
+        } else if let Some(path) = sigstore.strip_prefix("file://") {
+            Lookaside::Dir(PathBuf::from(path))
+        } else {
+            Lookaside::Dir(self.dir.join(sigstore))
         }
     }
 }

@@ -312,3 +312,70 @@ fn duplicate_keys_are_named() {
         "strata.toml:3:8: duplicate key `ops`"
     );
 }
+
+#[test]
+fn vendor_signature_policy_errors() {
+    let pinned = format!("r.example/vendor/base:1@sha256:{}", "a".repeat(64));
+    let image = |source: &str| {
+        format!(
+            "{HEAD}[[image]]\nname = \"base\"\nowner = \"operations\"\nsource = {{ {source} }}\n"
+        )
+    };
+    assert_eq!(
+        error(&image(&format!(
+            "image = \"{pinned}\", signed_by = \"vendor.gpg\", sigstore = \"sigs\""
+        ))),
+        "strata.toml:9:131: field `image[1].source.signed_by`: no such file vendor.gpg"
+    );
+    // base.tar is empty: not a PEM public key, so taken for OpenPGP, which needs a lookaside.
+    let err = error(&image(&format!(
+        "image = \"{pinned}\", signed_by = \"base.tar\""
+    )));
+    assert!(
+        err.ends_with("field `image[1].source.signed_by`: base.tar is an OpenPGP key: add sigstore = \"DIR or URL\", where the vendor's simple-signing signatures are"),
+        "{err}"
+    );
+    let err = error(&image(&format!(
+        "image = \"{pinned}\", sigstore = \"sigs\""
+    )));
+    assert!(
+        err.contains("field `image[1].source.sigstore`: sigstore without signed_by"),
+        "{err}"
+    );
+    let err = error(&image("rootfs = \"base.tar\", signed_by = \"base.tar\""));
+    assert!(
+        err.contains("signed_by and sigstore are for a bought image"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cosign_key_takes_no_sigstore() {
+    let dir = fixture();
+    std::fs::write(
+        dir.path().join("cosign.pub"),
+        "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let pinned = format!("r.example/vendor/base:1@sha256:{}", "a".repeat(64));
+    let text = format!(
+        "{HEAD}[[image]]\nname = \"base\"\nowner = \"operations\"\nsource = {{ image = \"{pinned}\", signed_by = \"cosign.pub\", sigstore = \"sigs\" }}\n"
+    );
+    std::fs::write(dir.path().join("strata.toml"), &text).unwrap();
+    let err = Chain::load(&dir.path().join("strata.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cosign.pub is a cosign public key: its signatures are read from the image's registry, drop sigstore"),
+        "{err}"
+    );
+    let text = text.replace(", sigstore = \"sigs\"", "");
+    std::fs::write(dir.path().join("strata.toml"), &text).unwrap();
+    let chain = Chain::load(&dir.path().join("strata.toml")).unwrap();
+    let strata_chain::Build::Image { signed_by, .. } = &chain.file.images[0].build else {
+        panic!("a bought image");
+    };
+    let signed_by = signed_by.as_ref().unwrap();
+    assert_eq!(signed_by.kind, strata_chain::SignatureKind::Cosign);
+    assert_eq!(signed_by.key, dir.path().join("cosign.pub"));
+}

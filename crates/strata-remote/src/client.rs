@@ -670,6 +670,26 @@ impl Client {
         })
     }
 
+    /// Fetch a plain web resource that is not a registry API (a lookaside signature store's
+    /// `signature-N`): its bytes (at most `limit`), or None on 404. No credentials are sent.
+    pub fn get_plain(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let what = format!("GET {url}");
+        let mut response =
+            self.with_retries(|| self.agent.get(url).call().map_err(Self::transport(&what)))?;
+        match response.status().as_u16() {
+            200 => Ok(Some(
+                response
+                    .body_mut()
+                    .with_config()
+                    .limit(limit)
+                    .read_to_vec()
+                    .map_err(Self::transport(&what))?,
+            )),
+            404 => Ok(None),
+            _ => Err(Self::api_error(&what, response)),
+        }
+    }
+
     /// HEAD a manifest: its digest, or None when the registry does not have it.
     pub fn head_manifest(&self, r: &RemoteRef) -> Result<Option<Digest>> {
         let url = self.api_url(r, &format!("manifests/{}", r.reference()));

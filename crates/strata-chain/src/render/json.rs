@@ -128,7 +128,7 @@ pub fn document<'a>(chain: &'a Chain, statuses: &'a Statuses) -> ChainDoc<'a> {
                         dockerfile: rel(dockerfile),
                     },
                     Build::Rootfs { path } => BuildDoc::Rootfs { rootfs: rel(path) },
-                    Build::Image { reference } => BuildDoc::Image { image: reference },
+                    Build::Image { reference, .. } => BuildDoc::Image { image: reference },
                 },
                 args: &image.args,
                 tags: &image.tags,

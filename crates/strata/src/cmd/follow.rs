@@ -1,6 +1,7 @@
-//! `strata watch` in a chain project: follow the chain's upstreams. Each pass observes (the lock,
-//! the upstreams re-resolved by manifest HEAD, the images' build states, their digests on the
-//! chain's registry), asks [`strata_cascade::trigger::decide`] for the next action, does it
+//! `strata watch` in a chain project: follow the chain's upstreams and git contexts. Each pass
+//! observes (the lock, the upstreams re-resolved by manifest HEAD, the git contexts' revs
+//! re-resolved by `git ls-remote`, the images' build states, their digests on the chain's
+//! registry), asks [`strata_cascade::trigger::decide`] for the next action, does it
 //! (move the lock, cascade, push), and observes again until nothing is left to do.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use strata_cascade::{
     CascadeEvent, CascadeOptions, CascadeSink, LockMode, Outcome, Upstreams, build_chain, refs,
     upstream,
 };
-use strata_chain::{Chain, Lock, Move, Status};
+use strata_chain::{Chain, GitMove, Lock, Move, Status};
 use strata_remote::{Client, Location, RemoteRef};
 
 use super::graph::{load_chain, statuses_with};
@@ -95,9 +96,15 @@ impl Follower {
                     return Ok(());
                 }
                 Action::Idle => {
+                    let contexts = observed.lock.git_entries().count();
                     self.say_once(format!(
-                        "up to date: upstreams locked: {}, images on them built{}: {}",
+                        "up to date: upstreams locked: {}{}, images on them built{}: {}",
                         observed.lock.entries().count(),
+                        if contexts > 0 {
+                            format!(", git contexts locked: {contexts}")
+                        } else {
+                            String::new()
+                        },
                         if observed.registry { " and pushed" } else { "" },
                         observed.images.len(),
                     ));
@@ -106,14 +113,18 @@ impl Follower {
                 Action::Wait { images } => {
                     self.say_once(format!(
                         "{} not rebuilt: the last cascade on this strata.lock failed; \
-                         waiting for the next upstream move (or `strata build`)",
+                         waiting for the next upstream or git move (or `strata build`)",
                         images.join(", ")
                     ));
                     return Ok(());
                 }
-                Action::MoveLock { lock, moves } => {
+                Action::MoveLock {
+                    lock,
+                    moves,
+                    git_moves,
+                } => {
                     self.said = None;
-                    self.move_lock(&chain, global, &lock, &moves)?
+                    self.move_lock(&chain, global, &lock, &moves, &git_moves)?
                 }
                 // Still stale after a cascade that did not fail, on the same lock: what the
                 // status sees and what the cascade builds disagree; not again until it moves.
@@ -146,20 +157,34 @@ impl Follower {
         let lock = Lock::load(&chain.lock_path())?.unwrap_or_default();
         let references: Vec<String> = chain.upstreams().into_keys().collect();
         // A chain naming no upstream asks no registry and reads no key.
-        let resolved = if references.is_empty() {
-            Lock::new()
+        let mut resolved = if references.is_empty() {
+            let mut kept = lock.clone();
+            kept.retain(|_| false);
+            kept
         } else {
             upstream::update(chain, &lock, &references, true, &self.client)?
         };
+        // Each git context's rev as its repository names it now (one `git ls-remote` per
+        // context; a rev that is a commit id never moves and is not locked).
+        let mut commits = chain.git_commits();
+        for ((url, rev), commit) in commits.iter_mut() {
+            *commit = strata_chain::git::ls_remote(url, rev)?;
+        }
+        resolved.set_git(&commits);
         let store_path = global.store_path()?;
         let store = strata_oci::Store::open(&store_path).ok();
         let graph = chain.graph();
         let seeds: Vec<usize> = (0..chain.file.images.len())
             .filter(|&i| {
+                let image = &chain.file.images[i];
                 graph
                     .external_of(i)
                     .iter()
                     .any(|r| strata_chain::lock::is_upstream(r))
+                    || image
+                        .git
+                        .as_ref()
+                        .is_some_and(|g| !strata_chain::git::is_commit_id(&g.rev))
             })
             .collect();
         let registry = chain.file.registry.is_some();
@@ -173,7 +198,8 @@ impl Follower {
             }
         }
         let reached = graph.downstream(&seeds);
-        // The build keys only when some image is on an upstream (a chain without any is idle).
+        // The build keys only when some image is on an upstream or a git context (a chain
+        // without any is idle).
         let statuses = if reached.is_empty() {
             None
         } else {
@@ -264,10 +290,20 @@ impl Follower {
         global: &GlobalArgs,
         lock: &Lock,
         moves: &[Move],
+        git_moves: &[GitMove],
     ) -> Result<()> {
         let path = chain.lock_path();
         upstream::write_lock(&path, lock)?;
         let events = open_events(global)?;
+        let record = |event: &strata_events::Event| {
+            if let Err(error) = events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(event)
+            {
+                tracing::warn!(%error, "could not record the lock move in the events log");
+            }
+        };
         for m in moves {
             errln!("watch: {}: {m}", path.display());
             let said = m.to_string();
@@ -287,16 +323,42 @@ impl Follower {
                 detail: serde_json::to_value(m).ok(),
                 ..strata_events::Event::default()
             };
-            if let Err(error) = events
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(&event)
-            {
-                tracing::warn!(%error, "could not record the lock move in the events log");
-            }
+            record(&event);
+        }
+        for m in git_moves {
+            errln!("watch: {}: {m}", path.display());
+            let said = m.to_string();
+            let reason = said.strip_prefix(&format!("{} ", m.url)).unwrap_or(&said);
+            // The team is the owner of the (first) image whose context it is.
+            let team = chain
+                .file
+                .images
+                .iter()
+                .find(|i| {
+                    i.git
+                        .as_ref()
+                        .is_some_and(|g| g.url == m.url && g.rev == m.rev)
+                })
+                .map(|i| i.owner.clone());
+            record(&strata_events::Event {
+                time: strata_events::now(),
+                kind: Some(strata_events::Kind::Update),
+                image: m.url.clone(),
+                team,
+                user: Some(strata_events::current_user()),
+                reason: Some(format!("{} moved: rev {reason}", strata_chain::LOCK_FILE)),
+                result: "ok".into(),
+                detail: serde_json::to_value(m).ok(),
+                ..strata_events::Event::default()
+            });
         }
         if self.commit {
-            match commit_lock(&path, moves) {
+            let said: Vec<String> = moves
+                .iter()
+                .map(ToString::to_string)
+                .chain(git_moves.iter().map(ToString::to_string))
+                .collect();
+            match commit_lock(&path, &said) {
                 Ok(Some(subject)) => errln!("watch: committed {}: {subject}", path.display()),
                 Ok(None) => errln!(
                     "watch: --commit: {} is not in a git work tree: not committed",
@@ -404,9 +466,10 @@ fn save_state(path: &Path, state: &State) -> Result<()> {
     Ok(())
 }
 
-/// Commit the moved lock at `path` in its git work tree, with a message naming the moves.
-/// None: the directory is not in a git work tree.
-fn commit_lock(path: &Path, moves: &[Move]) -> Result<Option<String>> {
+/// Commit the moved lock at `path` in its git work tree, with a message naming the moves (as
+/// said: `REF: sha256:… → sha256:…`, `URL REV: abc → def`). None: the directory is not in a git
+/// work tree.
+fn commit_lock(path: &Path, moves: &[String]) -> Result<Option<String>> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -429,7 +492,10 @@ fn commit_lock(path: &Path, moves: &[Move]) -> Result<Option<String>> {
     }
     let subject = match moves {
         [one] => format!("strata.lock: {one}"),
-        _ => format!("strata.lock: {} upstreams moved", moves.len()),
+        _ => format!(
+            "strata.lock: {} upstreams or git contexts moved",
+            moves.len()
+        ),
     };
     let mut body = String::new();
     for m in moves {

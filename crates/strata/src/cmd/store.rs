@@ -32,7 +32,7 @@ enum StoreCommand {
     },
     /// Remove blobs no image references (and stale temp files), never a referenced one; then the
     /// builder's caches of what is gone (layer snapshots, COPY --from trees, layer headers, step
-    /// cache entries). Cache mounts are kept.
+    /// cache entries), and what killed git fetches left. Cache mounts and git checkouts are kept.
     Gc {
         /// Print what would be removed, remove nothing.
         #[arg(long)]
@@ -121,6 +121,8 @@ struct GcOutput<'a> {
     #[serde(flatten)]
     store: &'a strata_oci::GcReport,
     caches: &'a CachePruneReport,
+    /// The temporary directories of killed git fetches removed (`<state>/git/tmp/fetch-*`).
+    git_fetches: &'a [std::path::PathBuf],
     /// Build-number tags removed by `--keep-builds`.
     untagged: &'a [String],
 }
@@ -180,10 +182,20 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
             prune_caches(store, &cache_dir, report)
         })
         .with_context(|| format!("gc of {} failed", store.root().display()))?;
+    // Git checkouts sit beside the store too (`.strata/git`): a killed fetch leaves `tmp/fetch-*`.
+    let state_dir = crate::global::state_dir_of(store.root());
+    let git_fetches = match strata_chain::git::sweep_killed_fetches(&state_dir, dry_run) {
+        Ok(swept) => swept,
+        Err(e) => {
+            errln!("warning: git fetches kept: {:#}", anyhow::Error::new(e));
+            Vec::new()
+        }
+    };
     if json {
         let out = GcOutput {
             store: &report,
             caches: &caches,
+            git_fetches: &git_fetches,
             untagged: &untagged,
         };
         outln!("{}", serde_json::to_string_pretty(&out)?);
@@ -215,6 +227,9 @@ fn gc(store: &Store, dry_run: bool, keep_builds: Option<usize>, json: bool) -> R
     }
     for error in &caches.errors {
         errln!("warning: {error}");
+    }
+    for fetch in &git_fetches {
+        outln!("{verb} killed git fetch {}", fetch.display());
     }
     outln!(
         "{verb} {} blobs ({}), kept {}; {verb} {} cache entries ({}), kept {}",

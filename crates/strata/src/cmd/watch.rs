@@ -58,9 +58,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
                 strata_oci::Store::init(&store)
                     .with_context(|| format!("cannot open the store {}", store.display()))?;
                 errln!(
-                    "watch: following the upstreams of chain {} ({}) every {}",
-                    chain.file.name,
+                    "watch: following the upstreams ({}) and git contexts ({}) of chain {} every {}",
                     chain.upstreams().len(),
+                    chain.git_commits().len(),
+                    chain.file.name,
                     args.interval
                 );
                 follower = Some(super::follow::Follower::new(

@@ -8,7 +8,8 @@
 //! the served page. `strata verify` in the deploy project walks the deployed digest down to the
 //! base; `strata log` in each project tells its part; two patches pushed while a cascade is held
 //! are taken in at most two cascades, the page ending on the last.
-//! Vendor signatures for the bought base (`signed_by`) are not on main yet: not exercised here.
+//! The bought base here is a rootfs tarball import; a vendor-signed bought base (`signed_by`) is
+//! exercised by `vendor_signatures.rs`, not in this chain.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

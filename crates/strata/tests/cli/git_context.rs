@@ -317,3 +317,49 @@ fn hostile_git_contexts_are_refused_naming_the_chain_file_line() {
     let err = fails(&project, &["plan"]);
     assert!(err.contains("has no branch or tag \"nope\""), "{err}");
 }
+
+/// What a fetch killed half way leaves (`.strata/git/tmp/fetch-*`) is removed by `strata store
+/// gc` (and only listed by `--dry-run`); the complete checkout stays and the image stays up to
+/// date.
+#[test]
+fn store_gc_sweeps_what_a_killed_git_fetch_left_and_keeps_the_checkouts() {
+    if strata_testutil::require_tool("git").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, first) = repository(tmp.path(), "v1\n");
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    chain(
+        &project,
+        &format!("{{ git = \"{url}\", rev = \"main\", dir = \"web\" }}"),
+    );
+    assert_eq!(result_of(&json(&project, &["build", "--json"])), "built");
+    let killed = project.join(".strata/git/tmp/fetch-k1lled");
+    std::fs::create_dir_all(killed.join("tree/web")).unwrap();
+    std::fs::write(killed.join("tree/web/index.html"), "half\n").unwrap();
+
+    let out = ok(&project, &["store", "gc", "--dry-run"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("would remove killed git fetch ")
+                && l.ends_with("git/tmp/fetch-k1lled")),
+        "{out}"
+    );
+    assert!(killed.is_dir());
+    let report = json(&project, &["store", "gc", "--json"]);
+    assert_eq!(
+        report["git_fetches"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert!(!killed.exists(), "swept");
+    let checkouts: Vec<_> = walk_dirs(&project.join(".strata/git"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == first.as_str()))
+        .collect();
+    assert_eq!(checkouts.len(), 1, "the checkout is kept: {checkouts:?}");
+    assert!(checkouts[0].join("web/index.html").is_file());
+    let summary = json(&project, &["build", "--locked", "--json"]);
+    assert_eq!(result_of(&summary), "up-to-date", "{summary}");
+}

@@ -29,4 +29,6 @@ mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
 mod upstream_lock;
+mod vendor_signatures;
+mod watch_git;
 mod watch_upstream;

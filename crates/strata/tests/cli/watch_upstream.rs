@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::common::{Serve, Watch, git, ok, strata};
 
 /// The registry's digest of `reference`, as skopeo reads it.
-fn registry_digest(reference: &str) -> String {
+pub(crate) fn registry_digest(reference: &str) -> String {
     let out = ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
@@ -34,7 +34,7 @@ fn sha2_hex(bytes: &[u8]) -> String {
 }
 
 /// The store digest of `reference` in the project at `dir`.
-fn stored(dir: &Path, reference: &str) -> String {
+pub(crate) fn stored(dir: &Path, reference: &str) -> String {
     let store = strata_oci::Store::open(dir.join(".strata/store")).unwrap();
     store
         .refs()
@@ -199,7 +199,7 @@ fn short(digest: &str) -> &str {
 }
 
 /// A "watch: pushed HOST/NAME:latest: DIGEST" line for `repository`: its digest.
-fn pushed<'a>(line: &'a str, repository: &str) -> Option<&'a str> {
+pub(crate) fn pushed<'a>(line: &'a str, repository: &str) -> Option<&'a str> {
     let rest = line.strip_prefix(&format!("watch: pushed {repository}:latest: "))?;
     rest.split_whitespace().next()
 }
