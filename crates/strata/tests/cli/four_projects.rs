@@ -1,21 +1,26 @@
 //! The article's demo across four projects (issue 18), each its own git repository, sharing one
-//! registry (`strata serve`): operations (a bought busybox base and the corebuild on it),
+//! registry (`strata serve`): operations (a bought busybox base, the vendor's image pinned by
+//! digest and imported only with the vendor's cosign signature, and the corebuild on it),
 //! middleware (httpd-php FROM the registry's ops/corebuild), development (wordpress FROM the
 //! registry's middleware/httpd-php, a busybox httpd page showing the corebuild's /etc/motd) and a
 //! deploy project (deploy.toml following the registry's development/wordpress with
 //! `require = { verified = true }`, under podman). One `strata watch` per downstream project.
 //! Operations commits a corebuild patch, builds and pushes; with no other command the patch reaches
 //! the served page. `strata verify` in the deploy project walks the deployed digest down to the
-//! base; `strata log` in each project tells its part; two patches pushed while a cascade is held
-//! are taken in at most two cascades, the page ending on the last.
-//! The bought base here is a rootfs tarball import; a vendor-signed bought base (`signed_by`) is
-//! exercised by `vendor_signatures.rs`, not in this chain.
+//! vendor-signed base; `strata log` in each project tells its part; two patches pushed while a
+//! cascade is held are taken in at most two cascades, the page ending on the last.
+//! The vendor is a busybox image pushed to the shared registry as `vendor/base:1` and signed with
+//! a cosign key pair made by openssl; operations' `strata.toml` pins it with `signed_by`. The
+//! refusals (missing, foreign, replayed signatures) are `vendor_signatures.rs`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::common::{PATIENCE, Serve, Watch, free_port, git, http_get, ok, strata};
+use crate::common::{
+    PATIENCE, Serve, Watch, free_port, git, http_get, ok, openssl_key, push_cosign_signature,
+    strata,
+};
 
 const RUN_ARGS: &str = "--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=1024:1024";
 const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
@@ -33,6 +38,10 @@ struct World {
     podman_args: String,
     port: u16,
     name: String,
+    /// The vendor's image operations bought, as the registry holds it (`HOST/vendor/base`).
+    vendor_image: String,
+    /// Its manifest digest, operations' pin.
+    vendor_digest: String,
 }
 
 /// `[teams.T] keys = [...]` for `teams`, their public keys copied into `project/trusted`.
@@ -92,18 +101,45 @@ impl World {
             text
         };
 
-        // operations: the bought base (a busybox root filesystem) and the corebuild.
+        // The vendor: a busybox image (its root filesystem imported by `strata build-image`),
+        // pushed to the shared registry as vendor/base:1; its cosign key pair made by openssl.
+        let vendor = d.join("vendor");
+        std::fs::create_dir_all(vendor.join("image")).unwrap();
+        strata_testutil::busybox_rootfs_tar(&vendor.join("image/rootfs.tar"))?;
+        std::fs::write(
+            vendor.join("image/Dockerfile"),
+            "FROM scratch\nADD rootfs.tar /\n",
+        )
+        .unwrap();
+        let vendor_store = vendor.join("store");
+        ok(strata(&vendor, &[])
+            .arg("--store")
+            .arg(&vendor_store)
+            .args(["build-image", "-t", "vendor/base:1"])
+            .arg(vendor.join("image")));
+        let vendor_image = format!("{host}/vendor/base");
+        let tag = format!("{vendor_image}:1");
+        let report: serde_json::Value = serde_json::from_str(&ok(strata(&vendor, &[])
+            .arg("--store")
+            .arg(&vendor_store)
+            .args(["push", "--json", "vendor/base:1", &tag])))
+        .unwrap();
+        let vendor_digest = report["digest"].as_str().unwrap().to_string();
+        let (vendor_key, vendor_pub) = openssl_key(&vendor, "vendor-cosign");
+        let pinned = format!("{vendor_image}:1@{vendor_digest}");
+
+        // operations: the bought base (the vendor's image, pinned, its signature required) and
+        // the corebuild.
         let ops = d.join("ops");
-        std::fs::create_dir_all(ops.join("base")).unwrap();
         std::fs::create_dir_all(ops.join("corebuild")).unwrap();
-        strata_testutil::busybox_rootfs_tar(&ops.join("base/rootfs.tar"))?;
+        std::fs::copy(&vendor_pub, ops.join("vendor-cosign.pub")).unwrap();
         let teams = trust(&keys, &ops, &["operations"]);
         std::fs::write(
             ops.join("strata.toml"),
             format!(
                 "name = \"ops\"\nregistry = \"{host}\"\n{teams}\
                  [[image]]\nname = \"base\"\nowner = \"operations\"\ntier = \"base\"\n\
-                 source = {{ rootfs = \"base/rootfs.tar\" }}\n\
+                 source = {{ image = \"{pinned}\", signed_by = \"vendor-cosign.pub\" }}\n\
                  [[image]]\nname = \"corebuild\"\nowner = \"operations\"\ntier = \"corebuild\"\n\
                  context = \"corebuild\"\n"
             ),
@@ -116,6 +152,27 @@ impl World {
         .unwrap();
         std::fs::write(ops.join("corebuild/motd"), "acme corebuild 1\n").unwrap();
         repository(&ops, "operations");
+        // Until the vendor has signed it, operations cannot import it.
+        let operations_key = keys.join("operations.key");
+        let out = strata(&ops, &[("operations", &operations_key)])
+            .arg("build")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "bought image {pinned} refused: vendor key vendor-cosign.pub: no signature found"
+            )),
+            "{stderr}"
+        );
+        push_cosign_signature(
+            &vendor,
+            &vendor_image,
+            &vendor_digest,
+            &vendor_digest,
+            &vendor_key,
+        );
 
         // middleware: httpd-php on the registry's corebuild (busybox httpd, its config).
         let mid = d.join("middleware");
@@ -224,6 +281,8 @@ impl World {
             podman_args,
             port,
             name,
+            vendor_image,
+            vendor_digest,
         })
     }
 
@@ -312,9 +371,12 @@ fn stored(dir: &Path, reference: &str) -> String {
 
 #[test]
 fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_other_command() {
-    if strata_testutil::require_tool("podman").is_none() {
+    let (Some(_), Some(_)) = (
+        strata_testutil::require_tool("podman"),
+        strata_testutil::require_tool("openssl"),
+    ) else {
         return;
-    }
+    };
     let Some(w) = World::new() else {
         return;
     };
@@ -369,10 +431,10 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         serde_json::from_str(&ok(w.in_deploy().args(["deploy", "status", "--json"]))).unwrap();
     assert_eq!(status[0]["running"]["digest"], wordpress_digest.as_str());
 
-    // The deployed digest verifies in the deploy project down to operations' bought base.
-    let out = ok(w
-        .in_deploy()
-        .args(["verify", &format!("{wordpress}@{wordpress_digest}")]));
+    // The deployed digest verifies in the deploy project down to operations' bought base, the
+    // vendor's image.
+    let deployed_ref = format!("{wordpress}@{wordpress_digest}");
+    let out = ok(w.in_deploy().args(["verify", &deployed_ref]));
     for (tier, repository, team) in [
         ("application", &wordpress, "development"),
         ("middleware", &httpd, "middleware"),
@@ -392,6 +454,24 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
             "verified: 4 tiers from {wordpress}@{wordpress_digest} down to its base"
         )),
         "{out}"
+    );
+    // The base link is operations' import of the vendor's image: the pinned digest itself,
+    // imported from the pinned reference. Verify shows the pin, not the vendor's signature: that
+    // is checked when operations imports it (refused in `World::new` until the vendor signed) and
+    // is not recorded in the provenance.
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(w.in_deploy().args(["verify", "--json", &deployed_ref]))).unwrap();
+    let links = report["links"].as_array().unwrap();
+    assert_eq!(links.len(), 4, "{report:#}");
+    let base = &links[3];
+    assert_eq!(base["verdict"], "ok", "{base:#}");
+    assert_eq!(base["tier"], "base", "{base:#}");
+    assert_eq!(base["team"], "operations", "{base:#}");
+    assert_eq!(base["digest"], w.vendor_digest.as_str(), "{base:#}");
+    assert_eq!(
+        base["from"],
+        format!("pkg:docker/{}@1@{}", w.vendor_image, w.vendor_digest).as_str(),
+        "{base:#}"
     );
 
     // Each project's git history and events log tell its part.

@@ -6,7 +6,6 @@
 
 #![allow(clippy::print_stderr)]
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,7 +13,7 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 use strata_testutil::{require_tool, run_ok};
 
-use crate::common::Serve;
+use crate::common::{Serve, openssl_key, push_cosign_signature};
 
 /// A private GNUPGHOME; its agent is stopped on drop.
 struct Gpg {
@@ -402,111 +401,6 @@ fn a_bought_base_needs_its_vendors_simple_signing_signature() {
     drop(registry);
 }
 
-/// A `Vec<u8>` as a blob to push.
-struct Bytes(Vec<u8>);
-
-impl strata_remote::client::BlobSource for Bytes {
-    fn open_at(&self, offset: u64) -> strata_remote::Result<Box<dyn Read + '_>> {
-        let start = usize::try_from(offset).unwrap().min(self.0.len());
-        Ok(Box::new(&self.0[start..]))
-    }
-}
-
-/// Push a cosign signature of `digest` (made with openssl and `key`) to `sha256-HEX.sig` in
-/// `repository` on `host`, its payload naming `signed_digest`.
-fn push_cosign_signature(dir: &Path, host: &str, digest: &str, signed_digest: &str, key: &Path) {
-    let payload = serde_json::to_vec(&serde_json::json!({
-        "critical": {
-            "identity": {"docker-reference": format!("{host}/vendor/base")},
-            "image": {"docker-manifest-digest": signed_digest},
-            "type": "cosign container image signature",
-        },
-        "optional": null,
-    }))
-    .unwrap();
-    let payload_file = dir.join("payload.json");
-    std::fs::write(&payload_file, &payload).unwrap();
-    let signature_file = dir.join("signature.der");
-    run_ok(
-        Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(key)
-            .arg("-out")
-            .arg(&signature_file)
-            .arg(&payload_file),
-    );
-    let signature = run_ok(
-        Command::new("openssl")
-            .args(["base64", "-A", "-in"])
-            .arg(&signature_file),
-    )
-    .trim()
-    .to_string();
-    let config =
-        br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec();
-    let sha = |b: &[u8]| strata_oci::Digest::of(b);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": sha(&config).to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-            "digest": sha(&payload).to_string(),
-            "size": payload.len(),
-            "annotations": {"dev.cosignproject.cosign/signature": signature},
-        }],
-    }))
-    .unwrap();
-    let client = strata_remote::Client::new(strata_remote::ClientOptions::default()).unwrap();
-    let tag = digest.replace(':', "-") + ".sig";
-    let r = strata_remote::RemoteRef::parse(&format!("{host}/vendor/base:{tag}")).unwrap();
-    for blob in [config, payload] {
-        client
-            .push_blob(
-                &r,
-                &sha(&blob),
-                blob.len() as u64,
-                &Bytes(blob.clone()),
-                None,
-            )
-            .unwrap();
-    }
-    client
-        .put_manifest(&r, &manifest, "application/vnd.oci.image.manifest.v1+json")
-        .unwrap();
-}
-
-/// An openssl P-256 key pair: the private key file, and the public one (cosign's `cosign.pub`).
-fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.key"));
-    let public = dir.join(format!("{name}.pub"));
-    run_ok(
-        Command::new("openssl")
-            .args([
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-            ])
-            .arg(&private),
-    );
-    run_ok(
-        Command::new("openssl")
-            .args(["ec", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public),
-    );
-    (private, public)
-}
-
 #[test]
 fn a_bought_base_needs_its_vendors_cosign_signature() {
     let (Some(_), Some(_)) = (require_tool("openssl"), require_tool("skopeo")) else {
@@ -540,9 +434,10 @@ fn a_bought_base_needs_its_vendors_cosign_signature() {
     let two = push("2");
     let (vendor_key, vendor_pub) = openssl_key(d, "cosign");
     let _ = openssl_key(d, "other");
-    push_cosign_signature(d, &host, &one, &one, &vendor_key);
+    let image = format!("{host}/vendor/base");
+    push_cosign_signature(d, &image, &one, &one, &vendor_key);
     // Image 2's signature names image 1: a replay.
-    push_cosign_signature(d, &host, &two, &one, &vendor_key);
+    push_cosign_signature(d, &image, &two, &one, &vendor_key);
 
     let pinned = format!("{host}/vendor/base:1@{one}");
     let good = d.join("good");

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -242,4 +242,116 @@ pub fn http_get(port: u16, path: &str) -> Result<String, String> {
         .unwrap_or_default()
         .trim()
         .to_string())
+}
+
+/// A `Vec<u8>` as a blob to push.
+struct Bytes(Vec<u8>);
+
+impl strata_remote::client::BlobSource for Bytes {
+    fn open_at(&self, offset: u64) -> strata_remote::Result<Box<dyn Read + '_>> {
+        let start = usize::try_from(offset).unwrap().min(self.0.len());
+        Ok(Box::new(&self.0[start..]))
+    }
+}
+
+/// Push a cosign signature of `digest` (made with openssl and `key`, its files written in `dir`) to
+/// the tag `sha256-HEX.sig` of `image` (`HOST/REPOSITORY`), its payload naming `image` and
+/// `signed_digest`, as `cosign sign --key` would.
+pub fn push_cosign_signature(
+    dir: &Path,
+    image: &str,
+    digest: &str,
+    signed_digest: &str,
+    key: &Path,
+) {
+    let payload = serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": image},
+            "image": {"docker-manifest-digest": signed_digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .unwrap();
+    let payload_file = dir.join("payload.json");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let signature_file = dir.join("signature.der");
+    strata_testutil::run_ok(
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(key)
+            .arg("-out")
+            .arg(&signature_file)
+            .arg(&payload_file),
+    );
+    let signature = strata_testutil::run_ok(
+        Command::new("openssl")
+            .args(["base64", "-A", "-in"])
+            .arg(&signature_file),
+    )
+    .trim()
+    .to_string();
+    let config =
+        br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let sha = |b: &[u8]| strata_oci::Digest::of(b);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha(&config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": sha(&payload).to_string(),
+            "size": payload.len(),
+            "annotations": {"dev.cosignproject.cosign/signature": signature},
+        }],
+    }))
+    .unwrap();
+    let client = strata_remote::Client::new(strata_remote::ClientOptions::default()).unwrap();
+    let tag = digest.replace(':', "-") + ".sig";
+    let r = strata_remote::RemoteRef::parse(&format!("{image}:{tag}")).unwrap();
+    for blob in [config, payload] {
+        client
+            .push_blob(
+                &r,
+                &sha(&blob),
+                blob.len() as u64,
+                &Bytes(blob.clone()),
+                None,
+            )
+            .unwrap();
+    }
+    client
+        .put_manifest(&r, &manifest, "application/vnd.oci.image.manifest.v1+json")
+        .unwrap();
+}
+
+/// An openssl P-256 key pair: the private key file, and the public one (cosign's `cosign.pub`).
+pub fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    strata_testutil::run_ok(
+        Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(&private),
+    );
+    strata_testutil::run_ok(
+        Command::new("openssl")
+            .args(["ec", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public),
+    );
+    (private, public)
 }
