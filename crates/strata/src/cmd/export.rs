@@ -1,43 +1,44 @@
-//! `strata export`: write an image as a `docker save` archive or an OCI archive.
+//! `strata export`: hand the chain to an engine (`openshift`, `tekton`, `kubernetes`), or, as
+//! before `strata save` existed, write an image archive (deprecated: `strata save` does that, as
+//! in podman).
 
-use crate::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use strata_oci::archive::{ArchiveFormat, export};
+use anyhow::Result;
 
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata export`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image (`acme/corebuild`, `localhost/acme/corebuild:3`, `name@sha256:...`).
-    image: String,
-    /// `docker-archive` (what `docker load` / `podman load` read) or `oci-archive`.
+    /// An image to write as an archive (deprecated: use `strata save`).
+    target: String,
+    /// With an image: `docker-archive` or `oci-archive` (deprecated: use `strata save`).
     #[arg(long, value_parser = ["oci-archive", "docker-archive"], default_value = "oci-archive")]
     format: String,
-    /// The archive to write.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    output: PathBuf,
+    /// With an image: the archive to write.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    output: Option<PathBuf>,
 }
 
-/// Write the archive; print what was written.
+/// Export; an image archive goes through `strata save`, with a note saying so.
 pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
-    let store_path = global.store_path()?;
-    let store = strata_oci::Store::open(&store_path)
-        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-    let format: ArchiveFormat = args.format.parse().map_err(anyhow::Error::msg)?;
-    let output = global.workdir()?.join(&args.output);
-    let reference = super::reference::store_reference(&store, &args.image)?;
-    let report = export(&store, &reference, format, &output)
-        .with_context(|| format!("strata export {}", args.image))?;
-    outln!(
-        "{} {} → {} ({} bytes)",
+    let Some(output) = args.output else {
+        anyhow::bail!("strata export {}: -o FILE is required", args.target);
+    };
+    crate::out::errln!(
+        "note: `strata export IMAGE --format` is deprecated; use `strata save {} --format {} -o {}`",
+        args.target,
         args.format,
-        report.tag.as_deref().unwrap_or(&report.digest),
-        args.output.display(),
-        report.size
+        output.display()
     );
-    Ok(ExitCode::SUCCESS)
+    super::save::run(
+        super::save::Args {
+            image: args.target,
+            format: args.format,
+            output,
+        },
+        global,
+    )
 }

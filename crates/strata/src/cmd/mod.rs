@@ -43,7 +43,9 @@ pub enum Command {
     Verify(verify::Args),
     /// Run an image's tier tests (container-structure-test files), without a daemon.
     Test(test::Args),
-    /// Write an image as a docker-archive or oci-archive tarball.
+    /// Write an image as a docker-archive or oci-archive tarball, as `podman save`.
+    Save(save::Args),
+    /// Write an image archive (deprecated form of `strata save`).
     Export(export::Args),
     /// Serve the store as an OCI registry (distribution spec v1.1), with team-owned pushes.
     Serve(serve::Args),
@@ -88,6 +90,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Log(args) => log::run(args, global),
         Command::Verify(args) => verify::run(args, global),
         Command::Test(args) => test::run(args, global),
+        Command::Save(args) => save::run(args, global),
         Command::Export(args) => export::run(args, global),
         Command::Serve(args) => serve::run(args, global),
         Command::Pull(args) => pull::run(args, global),
@@ -125,6 +128,7 @@ mod reference;
 mod rmi;
 mod run;
 mod sandbox_args;
+mod save;
 mod serve;
 mod store;
 mod test;

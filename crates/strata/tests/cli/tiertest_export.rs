@@ -82,7 +82,7 @@ impl Env {
 
     fn export(&self, format: &str, file: &str) -> PathBuf {
         self.strata()
-            .args(["export", &self.name, "--format", format, "-o", file])
+            .args(["save", &self.name, "--format", format, "-o", file])
             .assert()
             .success()
             .stdout(predicates::str::contains(self.full()));
@@ -352,4 +352,33 @@ fn container_structure_test_reaches_the_same_verdicts() {
             "{file}: the cross-check must cover failing tests too: {ours}"
         );
     }
+}
+
+// `strata save` writes image archives, as podman has it; `strata export IMAGE --format` still
+// works, says it is deprecated, and writes the same bytes.
+#[test]
+fn export_of_an_image_is_save_with_a_deprecation_note() {
+    let Some(env) = Env::new("app-save") else {
+        return;
+    };
+    let saved = env.export("oci-archive", "saved.tar");
+    let out = env
+        .strata()
+        .args([
+            "export",
+            &env.name,
+            "--format",
+            "oci-archive",
+            "-o",
+            "exported.tar",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("deprecated; use `strata save"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        std::fs::read(env.path("exported.tar")).unwrap()
+    );
 }
