@@ -1,0 +1,377 @@
+//! Plain Kubernetes: each deployment of `deploy.toml` as an `apps/v1 Deployment` and a `v1
+//! Service`, the image by digest (never a mutable tag), the health check as readiness and
+//! liveness probes; and a `kustomization.yaml` whose `images:` carry the digests, for Argo CD or
+//! Flux to apply.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use strata_chain::Chain;
+use strata_deploy::config::{DeployFile, Deployment, ImageSource, Network, Probe, Trigger};
+
+use crate::{Document, Export, ExportError, ExportOptions, Unsupported};
+
+/// How often a probe runs, in seconds; the health timeout is spread over this period.
+const PROBE_PERIOD_SECONDS: u64 = 5;
+
+/// Export the deployments of `deploy` (none: an empty export with a kustomization only) as
+/// Kubernetes documents. `digests` maps a chain image name to its pushed digest; each
+/// deployment's image is `REGISTRY/CHAIN/NAME@DIGEST`, the registry being the chain's
+/// `registry` setting. A deployment whose digest is unknown, or whose chain has no registry a
+/// cluster could pull from, is an error: a mutable tag would deploy whatever is pushed next.
+pub fn export(
+    chain: &Chain,
+    deploy: Option<&DeployFile>,
+    digests: &BTreeMap<String, String>,
+    options: &ExportOptions,
+) -> Result<Export, ExportError> {
+    let mut export = Export::default();
+    let mut resources = Vec::new();
+    let mut images: BTreeMap<String, String> = BTreeMap::new();
+    for deployment in deploy.map_or(&[][..], |d| &d.deployments) {
+        check_name(&deployment.name)?;
+        let image = pinned_image(chain, deployment, digests)?;
+        let (repository, digest) = image
+            .reference
+            .split_once('@')
+            .expect("a pinned reference holds a digest");
+        images.insert(repository.to_string(), digest.to_string());
+        let deployment_doc = deployment_document(chain, deploy, deployment, &image, options);
+        let file = format!("{}-deployment.json", deployment.name);
+        resources.push(file.clone());
+        export.documents.push(Document {
+            file,
+            value: deployment_doc,
+        });
+        if !deployment.ports.is_empty() {
+            let file = format!("{}-service.json", deployment.name);
+            resources.push(file.clone());
+            export.documents.push(Document {
+                file,
+                value: service_document(deployment, options),
+            });
+        }
+        export
+            .unsupported
+            .extend(unsupported(deployment, deploy.map(|d| d.name.as_str())));
+    }
+    let images: Vec<Value> = images
+        .into_iter()
+        .map(|(name, digest)| json!({ "name": name, "digest": digest }))
+        .collect();
+    export.documents.push(Document {
+        file: "kustomization.yaml".to_string(),
+        value: json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": options.namespace,
+            "resources": resources,
+            "images": images,
+        }),
+    });
+    Ok(export)
+}
+
+/// The image a deployment runs, pinned.
+struct Pinned {
+    /// `HOST/NAME@sha256:...`.
+    reference: String,
+    /// The chain image, when it is one of the chain's.
+    chain_image: Option<usize>,
+}
+
+/// The registry reference by digest of the image `deployment` follows.
+fn pinned_image(
+    chain: &Chain,
+    deployment: &Deployment,
+    digests: &BTreeMap<String, String>,
+) -> Result<Pinned, ExportError> {
+    let invalid = |message: String| ExportError::Invalid {
+        subject: format!("deployment {}", deployment.name),
+        message,
+    };
+    let reference = match &deployment.image {
+        ImageSource::Chain { reference } | ImageSource::Registry { reference } => reference,
+        ImageSource::Oci { .. } => {
+            return Err(invalid(format!(
+                "image {} is an OCI layout directory, which a cluster cannot pull from; push it \
+                 to a registry and name that",
+                deployment.image
+            )));
+        }
+    };
+    if let Some(i) = chain.resolve(reference) {
+        let name = &chain.file.images[i].name;
+        let registry = chain.file.registry.as_deref().ok_or_else(|| {
+            invalid(format!(
+                "the chain {} has no `registry`, so a cluster has nowhere to pull {name} from",
+                chain.file.name
+            ))
+        })?;
+        let digest = digests.get(name).ok_or_else(|| {
+            invalid(format!(
+                "no digest is known for chain image {name} (build and push it first); a tag \
+                 would deploy whatever is pushed next"
+            ))
+        })?;
+        check_digest(digest).map_err(|m| invalid(format!("chain image {name}: {m}")))?;
+        return Ok(Pinned {
+            reference: format!("{registry}/{}/{name}@{digest}", chain.file.name),
+            chain_image: Some(i),
+        });
+    }
+    match reference.split_once('@') {
+        Some((repository, digest)) => {
+            check_digest(digest).map_err(|m| invalid(format!("image {reference}: {m}")))?;
+            let repository = match repository.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => repo,
+                _ => repository,
+            };
+            Ok(Pinned {
+                reference: format!("{repository}@{digest}"),
+                chain_image: None,
+            })
+        }
+        None => Err(invalid(format!(
+            "image {reference} is not one of the chain's and is not pinned by digest; a tag \
+             would deploy whatever is pushed next"
+        ))),
+    }
+}
+
+/// `sha256:` and 64 lower-case hex digits.
+fn check_digest(digest: &str) -> Result<(), String> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{digest:?} is not a sha256 digest")),
+    }
+}
+
+/// A deployment name must be a DNS-1123 label to name a Deployment and a Service.
+fn check_name(name: &str) -> Result<(), ExportError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(ExportError::Invalid {
+            subject: format!("deployment {name}"),
+            message: "a Kubernetes Service name is a DNS-1123 label (lower-case letters, digits \
+                      and '-', starting with a letter, at most 63 characters); rename the \
+                      deployment"
+                .to_string(),
+        })
+    }
+}
+
+/// The labels that select the deployment's pods.
+fn selector(deployment: &Deployment) -> Value {
+    json!({ "app.kubernetes.io/name": deployment.name })
+}
+
+/// The labels of every document of a deployment: its name, the chain, the owning team and tier.
+fn labels(chain: &Chain, deployment: &Deployment, image: &Pinned) -> Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("app.kubernetes.io/name".into(), json!(deployment.name));
+    labels.insert("app.kubernetes.io/managed-by".into(), json!("strata"));
+    labels.insert("strata.dev/chain".into(), json!(chain.file.name));
+    if let Some(i) = image.chain_image {
+        let image = &chain.file.images[i];
+        labels.insert("strata.dev/owner".into(), json!(image.owner));
+        if let Some(tier) = &image.tier {
+            labels.insert("strata.dev/tier".into(), json!(tier));
+        }
+    }
+    Value::Object(labels)
+}
+
+/// The annotations: the chain image, its owner and tier, and who approves the deployment.
+fn annotations(
+    chain: &Chain,
+    deploy: Option<&DeployFile>,
+    deployment: &Deployment,
+    image: &Pinned,
+) -> Value {
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("strata.dev/image".into(), json!(image.reference));
+    if let Some(i) = image.chain_image {
+        let image = &chain.file.images[i];
+        annotations.insert("strata.dev/chain-image".into(), json!(image.name));
+        annotations.insert("strata.dev/owner".into(), json!(image.owner));
+        if let Some(tier) = &image.tier {
+            annotations.insert("strata.dev/tier".into(), json!(tier));
+        }
+    }
+    if let Some(owner) = deploy.and_then(|d| d.owner.as_ref()) {
+        annotations.insert("strata.dev/deploy-owner".into(), json!(owner));
+    }
+    annotations.insert(
+        "strata.dev/trigger".into(),
+        json!(match deployment.trigger {
+            Trigger::Auto => "auto",
+            Trigger::Manual => "manual",
+        }),
+    );
+    Value::Object(annotations)
+}
+
+/// The probe of a health check; its timeout becomes the failures allowed at the probe period.
+fn probe(deployment: &Deployment) -> Option<Value> {
+    let health = deployment.health.as_ref()?;
+    let mut probe = match &health.probe {
+        Probe::Http { path, port } => json!({ "httpGet": { "path": path, "port": port } }),
+        Probe::Tcp { port } => json!({ "tcpSocket": { "port": port } }),
+        Probe::Exec { command } => json!({ "exec": { "command": ["sh", "-c", command] } }),
+    };
+    let failures = health
+        .timeout
+        .as_secs()
+        .div_ceil(PROBE_PERIOD_SECONDS)
+        .max(1);
+    probe["periodSeconds"] = json!(PROBE_PERIOD_SECONDS);
+    probe["failureThreshold"] = json!(failures);
+    Some(probe)
+}
+
+/// The `apps/v1 Deployment` of `deployment`.
+fn deployment_document(
+    chain: &Chain,
+    deploy: Option<&DeployFile>,
+    deployment: &Deployment,
+    image: &Pinned,
+    options: &ExportOptions,
+) -> Value {
+    let mut container = json!({
+        "name": deployment.name,
+        "image": image.reference,
+    });
+    if !deployment.ports.is_empty() {
+        let mut seen = std::collections::BTreeSet::new();
+        let ports: Vec<Value> = deployment
+            .ports
+            .iter()
+            .filter(|p| seen.insert(p.container_port))
+            .map(|p| json!({ "containerPort": p.container_port, "protocol": "TCP" }))
+            .collect();
+        container["ports"] = json!(ports);
+    }
+    if !deployment.env.is_empty() {
+        let env: Vec<Value> = deployment
+            .env
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
+            .collect();
+        container["env"] = json!(env);
+    }
+    if let Some(probe) = probe(deployment) {
+        container["readinessProbe"] = probe.clone();
+        container["livenessProbe"] = probe;
+    }
+    let labels = labels(chain, deployment, image);
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment.name,
+            "namespace": options.namespace,
+            "labels": labels,
+            "annotations": annotations(chain, deploy, deployment, image),
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": selector(deployment) },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "terminationGracePeriodSeconds": deployment.stop_grace.as_secs(),
+                    "containers": [container],
+                },
+            },
+        },
+    })
+}
+
+/// The `v1 Service` of `deployment`: each published port forwards to its container port.
+fn service_document(deployment: &Deployment, options: &ExportOptions) -> Value {
+    let ports: Vec<Value> = deployment
+        .ports
+        .iter()
+        .map(|p| {
+            json!({
+                "name": format!("port-{}", p.host_port),
+                "port": p.host_port,
+                "targetPort": p.container_port,
+                "protocol": "TCP",
+            })
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": deployment.name,
+            "namespace": options.namespace,
+            "labels": selector(deployment),
+        },
+        "spec": {
+            "selector": selector(deployment),
+            "ports": ports,
+        },
+    })
+}
+
+/// What of `deployment` Kubernetes documents cannot carry.
+fn unsupported(deployment: &Deployment, file: Option<&str>) -> Vec<Unsupported> {
+    let subject = match file {
+        Some(file) => format!("deployment {file}/{}", deployment.name),
+        None => format!("deployment {}", deployment.name),
+    };
+    let mut lost = Vec::new();
+    if deployment.trigger == Trigger::Manual {
+        lost.push(
+            "trigger = \"manual\": a cluster applies whatever digest the manifest names; approve \
+             by committing the bump (gitops) instead"
+                .to_string(),
+        );
+    }
+    if deployment.require_verified {
+        lost.push(
+            "require.verified: a cluster checks signatures only with an admission policy \
+             (e.g. sigstore policy-controller), which this export does not write"
+                .to_string(),
+        );
+    }
+    if deployment.network == Network::None {
+        lost.push(
+            "network = \"none\": a pod always has a network; isolate it with a NetworkPolicy"
+                .to_string(),
+        );
+    }
+    for port in &deployment.ports {
+        if port.host_ip != "0.0.0.0" {
+            lost.push(format!(
+                "port {}:{}:{}: a Service listens on every address of the cluster, not on {}",
+                port.host_ip, port.host_port, port.container_port, port.host_ip
+            ));
+        }
+    }
+    lost.into_iter()
+        .map(|what| Unsupported {
+            subject: subject.clone(),
+            what,
+        })
+        .collect()
+}
