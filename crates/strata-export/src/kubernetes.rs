@@ -25,11 +25,18 @@ pub fn export(
     digests: &BTreeMap<String, String>,
     options: &ExportOptions,
 ) -> Result<Export, ExportError> {
+    check_label("namespace", &options.namespace)?;
     let mut export = Export::default();
+    export.unsupported.push(Unsupported {
+        subject: format!("chain {}", chain.file.name),
+        what: "the images' builds, their triggers and tier tests: plain Kubernetes runs the \
+               deployments only (build with strata, or export to openshift or tekton)"
+            .to_string(),
+    });
     let mut resources = Vec::new();
     let mut images: BTreeMap<String, String> = BTreeMap::new();
     for deployment in deploy.map_or(&[][..], |d| &d.deployments) {
-        check_name(&deployment.name)?;
+        check_label(&format!("deployment {}", deployment.name), &deployment.name)?;
         let image = pinned_image(chain, deployment, digests)?;
         let (repository, digest) = image
             .reference
@@ -154,27 +161,37 @@ fn check_digest(digest: &str) -> Result<(), String> {
     }
 }
 
-/// A deployment name must be a DNS-1123 label to name a Deployment and a Service.
-fn check_name(name: &str) -> Result<(), ExportError> {
+/// A deployment name or namespace must be a DNS-1123 label to name a Service or a namespace.
+fn check_label(subject: &str, name: &str) -> Result<(), ExportError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
         && !name.ends_with('-')
         && name.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {
         Err(ExportError::Invalid {
-            subject: format!("deployment {name}"),
-            message: "a Kubernetes Service name is a DNS-1123 label (lower-case letters, digits \
-                      and '-', starting with a letter, at most 63 characters); rename the \
-                      deployment"
-                .to_string(),
+            subject: subject.to_string(),
+            message: format!(
+                "\"{name}\" is not a Kubernetes name (a DNS-1123 label: lower-case letters, \
+                 digits and '-', starting with a letter, at most 63 characters)"
+            ),
         })
     }
+}
+
+/// A label value: at most 63 characters, alphanumeric at both ends, `-_.` inside. Other owner
+/// or tier names travel as annotations only.
+fn is_label_value(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// The labels that select the deployment's pods.
@@ -187,12 +204,17 @@ fn labels(chain: &Chain, deployment: &Deployment, image: &Pinned) -> Value {
     let mut labels = serde_json::Map::new();
     labels.insert("app.kubernetes.io/name".into(), json!(deployment.name));
     labels.insert("app.kubernetes.io/managed-by".into(), json!("strata"));
-    labels.insert("strata.dev/chain".into(), json!(chain.file.name));
+    let mut label = |key: &str, value: &str| {
+        if is_label_value(value) {
+            labels.insert(key.into(), json!(value));
+        }
+    };
+    label("strata.dev/chain", &chain.file.name);
     if let Some(i) = image.chain_image {
         let image = &chain.file.images[i];
-        labels.insert("strata.dev/owner".into(), json!(image.owner));
+        label("strata.dev/owner", &image.owner);
         if let Some(tier) = &image.tier {
-            labels.insert("strata.dev/tier".into(), json!(tier));
+            label("strata.dev/tier", tier);
         }
     }
     Value::Object(labels)
@@ -306,9 +328,11 @@ fn deployment_document(
 
 /// The `v1 Service` of `deployment`: each published port forwards to its container port.
 fn service_document(deployment: &Deployment, options: &ExportOptions) -> Value {
+    let mut seen = std::collections::BTreeSet::new();
     let ports: Vec<Value> = deployment
         .ports
         .iter()
+        .filter(|p| seen.insert(p.host_port))
         .map(|p| {
             json!({
                 "name": format!("port-{}", p.host_port),
