@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use strata_chain::Chain;
+use strata_chain::{Build, Chain};
 use strata_deploy::config::{DeployFile, Deployment, ImageSource, Network, Probe, Trigger};
 
 use crate::{Document, Export, ExportError, ExportOptions, Unsupported};
@@ -34,7 +34,8 @@ pub fn export(
             .to_string(),
     });
     let mut resources = Vec::new();
-    let mut images: BTreeMap<String, String> = BTreeMap::new();
+    // repository -> the digests its deployments run
+    let mut images: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for deployment in deploy.map_or(&[][..], |d| &d.deployments) {
         check_label(&format!("deployment {}", deployment.name), &deployment.name)?;
         let image = pinned_image(chain, deployment, digests)?;
@@ -42,7 +43,12 @@ pub fn export(
             .reference
             .split_once('@')
             .expect("a pinned reference holds a digest");
-        images.insert(repository.to_string(), digest.to_string());
+        images
+            .entry(repository.to_string())
+            .or_default()
+            .entry(digest.to_string())
+            .or_default()
+            .push(deployment.name.clone());
         let deployment_doc = deployment_document(chain, deploy, deployment, &image, options);
         let file = format!("{}-deployment.json", deployment.name);
         resources.push(file.clone());
@@ -55,17 +61,33 @@ pub fn export(
             resources.push(file.clone());
             export.documents.push(Document {
                 file,
-                value: service_document(deployment, options),
+                value: service_document(chain, deploy, deployment, &image, options),
             });
         }
         export
             .unsupported
             .extend(unsupported(deployment, deploy.map(|d| d.name.as_str())));
     }
-    let images: Vec<Value> = images
-        .into_iter()
-        .map(|(name, digest)| json!({ "name": name, "digest": digest }))
-        .collect();
+    let mut entries = Vec::new();
+    for (name, digests) in images {
+        if digests.len() == 1 {
+            let digest = digests.into_keys().next().expect("one digest");
+            entries.push(json!({ "name": name, "digest": digest }));
+        } else {
+            let runs: Vec<String> = digests
+                .iter()
+                .map(|(digest, deployments)| format!("{} at {digest}", deployments.join(", ")))
+                .collect();
+            export.unsupported.push(Unsupported {
+                subject: format!("image {name}"),
+                what: format!(
+                    "kustomization images: sets one digest per image, and it runs at several \
+                     ({}); it is left out there (each Deployment names its own digest)",
+                    runs.join("; ")
+                ),
+            });
+        }
+    }
     export.documents.push(Document {
         file: "kustomization.yaml".to_string(),
         value: json!({
@@ -73,7 +95,7 @@ pub fn export(
             "kind": "Kustomization",
             "namespace": options.namespace,
             "resources": resources,
-            "images": images,
+            "images": entries,
         }),
     });
     Ok(export)
@@ -87,7 +109,9 @@ struct Pinned {
     chain_image: Option<usize>,
 }
 
-/// The registry reference by digest of the image `deployment` follows.
+/// The registry reference by digest of the image `deployment` follows: a digest written in
+/// the deploy file is kept; a chain image otherwise takes its digest from `digests` and its
+/// repository from the chain's registry, a bought image its own pinned reference.
 fn pinned_image(
     chain: &Chain,
     deployment: &Deployment,
@@ -107,42 +131,65 @@ fn pinned_image(
             )));
         }
     };
-    if let Some(i) = chain.resolve(reference) {
-        let name = &chain.file.images[i].name;
-        let registry = chain.file.registry.as_deref().ok_or_else(|| {
-            invalid(format!(
-                "the chain {} has no `registry`, so a cluster has nowhere to pull {name} from",
-                chain.file.name
-            ))
-        })?;
-        let digest = digests.get(name).ok_or_else(|| {
-            invalid(format!(
-                "no digest is known for chain image {name} (build and push it first); a tag \
+    let written = reference.split_once('@');
+    if let Some((_, digest)) = written {
+        check_digest(digest).map_err(|m| invalid(format!("image {reference}: {m}")))?;
+    }
+    let Some(i) = chain.resolve(reference) else {
+        let Some((repository, digest)) = written else {
+            return Err(invalid(format!(
+                "image {reference} is not one of the chain's and is not pinned by digest; a tag \
                  would deploy whatever is pushed next"
-            ))
-        })?;
-        check_digest(digest).map_err(|m| invalid(format!("chain image {name}: {m}")))?;
+            )));
+        };
         return Ok(Pinned {
-            reference: format!("{registry}/{}/{name}@{digest}", chain.file.name),
+            reference: format!("{}@{digest}", without_tag(repository)),
+            chain_image: None,
+        });
+    };
+    let image = &chain.file.images[i];
+    let name = &image.name;
+    if let Build::Image { reference, .. } = &image.build {
+        // A bought image is pulled from where it was bought, at the digest it is pinned to.
+        let (repository, pinned) = reference
+            .split_once('@')
+            .expect("a bought image is pinned by digest (checked when the chain loads)");
+        let digest = written.map_or(pinned, |(_, digest)| digest);
+        return Ok(Pinned {
+            reference: format!("{}@{digest}", without_tag(repository)),
             chain_image: Some(i),
         });
     }
-    match reference.split_once('@') {
-        Some((repository, digest)) => {
-            check_digest(digest).map_err(|m| invalid(format!("image {reference}: {m}")))?;
-            let repository = match repository.rsplit_once(':') {
-                Some((repo, tag)) if !tag.contains('/') => repo,
-                _ => repository,
-            };
-            Ok(Pinned {
-                reference: format!("{repository}@{digest}"),
-                chain_image: None,
-            })
+    let registry = chain.file.registry.as_deref().ok_or_else(|| {
+        invalid(format!(
+            "the chain {} has no `registry`, so a cluster has nowhere to pull {name} from",
+            chain.file.name
+        ))
+    })?;
+    let digest = match written {
+        Some((_, digest)) => digest,
+        None => {
+            let digest = digests.get(name).ok_or_else(|| {
+                invalid(format!(
+                    "no digest is known for chain image {name} (build and push it first); a \
+                     tag would deploy whatever is pushed next"
+                ))
+            })?;
+            check_digest(digest).map_err(|m| invalid(format!("chain image {name}: {m}")))?;
+            digest
         }
-        None => Err(invalid(format!(
-            "image {reference} is not one of the chain's and is not pinned by digest; a tag \
-             would deploy whatever is pushed next"
-        ))),
+    };
+    Ok(Pinned {
+        reference: format!("{registry}/{}/{name}@{digest}", chain.file.name),
+        chain_image: Some(i),
+    })
+}
+
+/// `host:5000/name:tag` without its tag (a `:` after the last `/`).
+fn without_tag(repository: &str) -> &str {
+    match repository.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => repository,
     }
 }
 
@@ -220,7 +267,8 @@ fn labels(chain: &Chain, deployment: &Deployment, image: &Pinned) -> Value {
     Value::Object(labels)
 }
 
-/// The annotations: the chain image, its owner and tier, and who approves the deployment.
+/// The annotations: the chain image, its owner and tier, and who approves the deployment (never
+/// the digest: a bump of the kustomization's `images:` would leave it stale).
 fn annotations(
     chain: &Chain,
     deploy: Option<&DeployFile>,
@@ -228,7 +276,6 @@ fn annotations(
     image: &Pinned,
 ) -> Value {
     let mut annotations = serde_json::Map::new();
-    annotations.insert("strata.dev/image".into(), json!(image.reference));
     if let Some(i) = image.chain_image {
         let image = &chain.file.images[i];
         annotations.insert("strata.dev/chain-image".into(), json!(image.name));
@@ -250,8 +297,10 @@ fn annotations(
     Value::Object(annotations)
 }
 
-/// The probe of a health check; its timeout becomes the failures allowed at the probe period.
-fn probe(deployment: &Deployment) -> Option<Value> {
+/// The probe of a health check: the startup probe gets the health timeout (as failures allowed
+/// at the probe period) to pass once, as the new container has it on one machine; readiness and
+/// liveness then run the same check with Kubernetes' default threshold.
+fn probes(deployment: &Deployment) -> Option<(Value, Value)> {
     let health = deployment.health.as_ref()?;
     let mut probe = match &health.probe {
         Probe::Http { path, port } => json!({ "httpGet": { "path": path, "port": port } }),
@@ -264,8 +313,10 @@ fn probe(deployment: &Deployment) -> Option<Value> {
         .div_ceil(PROBE_PERIOD_SECONDS)
         .max(1);
     probe["periodSeconds"] = json!(PROBE_PERIOD_SECONDS);
-    probe["failureThreshold"] = json!(failures);
-    Some(probe)
+    probe["failureThreshold"] = json!(3);
+    let mut startup = probe.clone();
+    startup["failureThreshold"] = json!(failures);
+    Some((startup, probe))
 }
 
 /// The `apps/v1 Deployment` of `deployment`.
@@ -298,7 +349,8 @@ fn deployment_document(
             .collect();
         container["env"] = json!(env);
     }
-    if let Some(probe) = probe(deployment) {
+    if let Some((startup, probe)) = probes(deployment) {
+        container["startupProbe"] = startup;
         container["readinessProbe"] = probe.clone();
         container["livenessProbe"] = probe;
     }
@@ -327,7 +379,13 @@ fn deployment_document(
 }
 
 /// The `v1 Service` of `deployment`: each published port forwards to its container port.
-fn service_document(deployment: &Deployment, options: &ExportOptions) -> Value {
+fn service_document(
+    chain: &Chain,
+    deploy: Option<&DeployFile>,
+    deployment: &Deployment,
+    image: &Pinned,
+    options: &ExportOptions,
+) -> Value {
     let mut seen = std::collections::BTreeSet::new();
     let ports: Vec<Value> = deployment
         .ports
@@ -348,7 +406,8 @@ fn service_document(deployment: &Deployment, options: &ExportOptions) -> Value {
         "metadata": {
             "name": deployment.name,
             "namespace": options.namespace,
-            "labels": selector(deployment),
+            "labels": labels(chain, deployment, image),
+            "annotations": annotations(chain, deploy, deployment, image),
         },
         "spec": {
             "selector": selector(deployment),

@@ -206,11 +206,13 @@ fn images_are_pinned_by_digest_with_probes_labels_and_ports() {
         wordpress["spec"]["template"]["metadata"]["labels"]["strata.dev/owner"],
         "development"
     );
+    // 12s to become healthy at a 5s period: 3 failures allowed to start
     let probe = serde_json::json!({
         "httpGet": { "path": "/healthz", "port": 80 },
         "periodSeconds": 5,
         "failureThreshold": 3,
     });
+    assert_eq!(container["startupProbe"], probe);
     assert_eq!(container["readinessProbe"], probe);
     assert_eq!(container["livenessProbe"], probe);
     assert_eq!(
@@ -243,6 +245,10 @@ fn images_are_pinned_by_digest_with_probes_labels_and_ports() {
         service["spec"]["selector"],
         wordpress["spec"]["selector"]["matchLabels"]
     );
+    assert_eq!(
+        service["metadata"]["labels"]["strata.dev/tier"],
+        "application"
+    );
 
     // a registry reference to a chain image is the chain image, by digest
     let php = document(&export, "php-deployment.json");
@@ -260,7 +266,8 @@ fn images_are_pinned_by_digest_with_probes_labels_and_ports() {
         container["livenessProbe"]["exec"]["command"],
         serde_json::json!(["sh", "-c", "test -e /etc/motd"])
     );
-    assert_eq!(container["livenessProbe"]["failureThreshold"], 1);
+    assert_eq!(container["startupProbe"]["failureThreshold"], 1);
+    assert_eq!(container["livenessProbe"]["failureThreshold"], 3);
     assert!(
         export
             .documents
@@ -342,6 +349,26 @@ fn the_kustomization_carries_the_digests_and_kubectl_builds_it() {
         text.contains(&format!("image: {REGISTRY}/acme/wordpress@{}", digest(4))),
         "{text}"
     );
+
+    // The images: entries are the ones kustomize applies: a bump there (what a gitops commit
+    // writes) changes the Deployment's image.
+    let path = out.join("kustomization.yaml");
+    let bumped = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&digest(4), &digest(7));
+    std::fs::write(&path, bumped).unwrap();
+    let built = Command::new(strata_testutil::which("kubectl").unwrap())
+        .arg("kustomize")
+        .arg(&out)
+        .output()
+        .expect("kubectl runs");
+    assert!(built.status.success());
+    let text = String::from_utf8_lossy(&built.stdout);
+    assert!(
+        text.contains(&format!("image: {REGISTRY}/acme/wordpress@{}", digest(7))),
+        "{text}"
+    );
+    assert!(!text.contains(&digest(4)), "{text}");
 }
 
 #[test]
@@ -425,4 +452,67 @@ fn a_hostile_digest_never_reaches_a_document() {
     digests.insert("wordpress".into(), "sha256:../../x\nkind: Secret".into());
     let err = kubernetes::export(&chain, Some(&deploy), &digests, &options()).unwrap_err();
     assert!(err.to_string().contains("is not a sha256 digest"), "{err}");
+}
+
+#[test]
+fn a_digest_written_in_the_deploy_file_is_kept_and_two_digests_of_one_image_stay_out_of_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = example_chain(&dir.path().join("chain"));
+    let deploy = deploy_file(
+        dir.path(),
+        &format!(
+            "name = \"x\"\n\
+             [[deployment]]\nname = \"stable\"\nimage = \"{REGISTRY}/acme/wordpress@{}\"\n\
+             [[deployment]]\nname = \"canary\"\nimage = \"acme/wordpress\"\n",
+            digest(5)
+        ),
+    );
+    let export = kubernetes::export(&chain, Some(&deploy), &digests(), &options()).unwrap();
+    let image = |file: &str| {
+        document(&export, file)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+    };
+    assert_eq!(
+        image("stable-deployment.json"),
+        format!("{REGISTRY}/acme/wordpress@{}", digest(5))
+    );
+    assert_eq!(
+        image("canary-deployment.json"),
+        format!("{REGISTRY}/acme/wordpress@{}", digest(4))
+    );
+    // kustomize's images: would set both to one digest
+    assert_eq!(
+        document(&export, "kustomization.yaml")["images"],
+        serde_json::json!([])
+    );
+    let lost = &export.unsupported.last().unwrap();
+    assert_eq!(lost.subject, format!("image {REGISTRY}/acme/wordpress"));
+    assert!(lost.what.contains("canary at"), "{}", lost.what);
+    assert!(lost.what.contains("stable at"), "{}", lost.what);
+}
+
+#[test]
+fn a_bought_image_is_pulled_from_its_vendor_at_its_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("chain");
+    example_chain(&chain_dir);
+    let path = chain_dir.join("strata.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "\n[[image]]\nname = \"vendor-os\"\nowner = \"operations\"\ntier = \"base\"\n\
+         source = {{ image = \"vendor.example/os:9@{}\" }}\n",
+        digest(6)
+    ));
+    std::fs::write(&path, text).unwrap();
+    let chain = Chain::load(&path).expect("the chain loads");
+    let deploy = deploy_file(
+        dir.path(),
+        "name = \"x\"\n[[deployment]]\nname = \"os\"\nimage = \"vendor-os\"\n",
+    );
+    let export = kubernetes::export(&chain, Some(&deploy), &digests(), &options()).unwrap();
+    let os = document(&export, "os-deployment.json");
+    assert_eq!(
+        os["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("vendor.example/os@{}", digest(6))
+    );
+    assert_eq!(os["metadata"]["labels"]["strata.dev/owner"], "operations");
 }
