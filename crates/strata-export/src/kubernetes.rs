@@ -15,10 +15,14 @@ use crate::{Document, Export, ExportError, ExportOptions, Unsupported};
 const PROBE_PERIOD_SECONDS: u64 = 5;
 
 /// Export the deployments of `deploy` (none: an empty export with a kustomization only) as
-/// Kubernetes documents. `digests` maps a chain image name to its pushed digest; each
-/// deployment's image is `REGISTRY/CHAIN/NAME@DIGEST`, the registry being the chain's
-/// `registry` setting. A deployment whose digest is unknown, or whose chain has no registry a
-/// cluster could pull from, is an error: a mutable tag would deploy whatever is pushed next.
+/// Kubernetes documents, in the namespace of `options`, the kustomization last.
+///
+/// `digests` maps a chain image name to its pushed digest; a deployment of a chain image runs
+/// `REGISTRY/CHAIN/NAME@DIGEST`, the registry being the chain's `registry` setting (a digest
+/// written in the deploy file wins; a bought image is pulled from its own pinned reference). A
+/// deployment whose digest is unknown, an image outside the chain not pinned by digest, an OCI
+/// layout directory, or a chain without a registry is an error: a mutable tag would deploy
+/// whatever is pushed next. So is a name a cluster would reject.
 pub fn export(
     chain: &Chain,
     deploy: Option<&DeployFile>,
@@ -38,6 +42,7 @@ pub fn export(
     let mut images: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for deployment in deploy.map_or(&[][..], |d| &d.deployments) {
         check_label(&format!("deployment {}", deployment.name), &deployment.name)?;
+        check_env(deployment)?;
         let image = pinned_image(chain, deployment, digests)?;
         let (repository, digest) = image
             .reference
@@ -228,6 +233,27 @@ fn check_label(subject: &str, name: &str) -> Result<(), ExportError> {
             ),
         })
     }
+}
+
+/// Environment names every supported Kubernetes accepts (`[-._a-zA-Z][-._a-zA-Z0-9]*`: the
+/// relaxed rule of 1.30 is not in the older ones).
+fn check_env(deployment: &Deployment) -> Result<(), ExportError> {
+    for name in deployment.env.keys() {
+        let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || "-._".contains(c))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        if !ok {
+            return Err(ExportError::Invalid {
+                subject: format!("deployment {}", deployment.name),
+                message: format!(
+                    "environment name {name:?} is not one Kubernetes accepts (letters, digits, \
+                     '-', '.', '_', not starting with a digit)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A label value: at most 63 characters, alphanumeric at both ends, `-_.` inside. Other owner

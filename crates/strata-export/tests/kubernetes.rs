@@ -429,6 +429,16 @@ fn names_a_cluster_rejects_are_errors() {
         "{err}"
     );
 
+    let deploy = deploy_file(
+        dir.path(),
+        "name = \"x\"\n[[deployment]]\nname = \"w\"\nimage = \"acme/wordpress\"\nenv = { \"1 X\" = \"y\" }\n",
+    );
+    let err = kubernetes::export(&chain, Some(&deploy), &digests(), &options()).unwrap_err();
+    assert!(
+        err.to_string().contains("environment name \"1 X\""),
+        "{err}"
+    );
+
     let deploy = deploy_file(dir.path(), DEPLOY);
     let options = ExportOptions {
         namespace: "Acme/../prod".to_string(),
