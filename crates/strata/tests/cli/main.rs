@@ -12,6 +12,7 @@ mod custody_cli;
 mod debian_chain;
 mod deploy;
 mod dockerfile_cli;
+mod engine_export;
 mod errors;
 mod four_projects;
 mod gc_caches;
