@@ -1,15 +1,15 @@
 //! Tekton: the chain as one `tekton.dev/v1` `Pipeline`, started by a registry push.
 //!
 //! Each Dockerfile-built chain image becomes a pipeline task `build-<image>` running the Tekton
-//! catalog's `buildah` task (`taskRef: {name: buildah}`, params `IMAGE`, `DOCKERFILE`, `CONTEXT`,
-//! `BUILD_EXTRA_ARGS`), `runAfter` the tasks of its chain parents. A parent's digest comes down
+//! catalog's `buildah` task (0.10: `taskRef: {name: buildah}`, params `IMAGE`, `DOCKERFILE`,
+//! `CONTEXT`, `BUILD_EXTRA_ARGS`, `BUILD_ARGS`), `runAfter` the tasks of its chain parents. A parent's digest comes down
 //! from the parent task's `IMAGE_DIGEST` result, so every FROM is pinned by digest:
 //!
 //! - `BUILD_EXTRA_ARGS` carries `--from=<registry>/<chain>/<parent>@$(tasks.build-<parent>.results.IMAGE_DIGEST)`,
 //!   buildah's flag that replaces the image of the Dockerfile's first `FROM` line (as OpenShift's
 //!   Docker strategy does), so `FROM acme/corebuild` needs no change;
-//! - and, for every chain parent, `--build-arg=STRATA_<PARENT>_IMAGE=<that same pinned reference>`
-//!   (`STRATA_HTTPD_PHP_IMAGE` for `httpd-php`), which a Dockerfile with more than one chain
+//! - and, for every chain parent, the build arg `STRATA_<PARENT>_IMAGE=<that same pinned reference>`
+//!   in `BUILD_ARGS` (`STRATA_HTTPD_PHP_IMAGE` for `httpd-php`), which a Dockerfile with more than one chain
 //!   parent (a second stage, a `COPY --from`) reads as `ARG STRATA_HTTPD_PHP_IMAGE` then
 //!   `FROM ${STRATA_HTTPD_PHP_IMAGE}`. A use other than the first FROM is listed as
 //!   [`Unsupported`] since strata cannot make the Dockerfile read the ARG.
@@ -109,7 +109,11 @@ pub fn export(
         };
 
         let mut run_after = Vec::new();
+        // BUILD_EXTRA_ARGS is split on blanks by the task's shell: only strata's own flags go
+        // there, each checked to hold no blank. Build args (a team's free text) go in the
+        // BUILD_ARGS array, one argument each, so a value cannot smuggle in a buildah flag.
         let mut extra_args = Vec::new();
+        let mut build_args = Vec::new();
         let mut first_from = graph
             .external_uses(i)
             .iter()
@@ -150,13 +154,10 @@ pub fn export(
                     });
                 }
             }
-            extra_args.push(format!(
-                "--build-arg={}={reference}",
-                build_arg_name(graph.name(p))
-            ));
+            build_args.push(format!("{}={reference}", build_arg_name(graph.name(p))));
         }
         for (key, value) in &image.args {
-            extra_args.push(format!("--build-arg={key}={value}"));
+            build_args.push(format!("{key}={value}"));
         }
         match image.squash.as_str() {
             "own" => extra_args.push("--squash".to_string()),
@@ -165,6 +166,16 @@ pub fn export(
         }
         if let Some(platform) = &image.platform {
             extra_args.push(format!("--platform={platform}"));
+        }
+
+        if let Some(arg) = extra_args
+            .iter()
+            .find(|a| a.chars().any(char::is_whitespace))
+        {
+            return Err(ExportError::Invalid {
+                subject: image.name.clone(),
+                message: format!("{arg:?} holds a blank, which BUILD_EXTRA_ARGS would split"),
+            });
         }
 
         let (context_path, dockerfile_path) = match &image.git {
@@ -219,6 +230,12 @@ pub fn export(
             ],
             "workspaces": [{ "name": "source", "workspace": WORKSPACE }],
         });
+        if !build_args.is_empty() {
+            task["params"]
+                .as_array_mut()
+                .expect("params is a list")
+                .push(json!({ "name": "BUILD_ARGS", "value": build_args }));
+        }
         if !run_after.is_empty() {
             task["runAfter"] = json!(run_after);
         }
