@@ -96,7 +96,15 @@ pub fn export(
                 });
                 let reference = match digests.get(&image.name) {
                     Some(digest) => format!("$(params.registry)/{repository}@{digest}"),
-                    None => format!("$(params.registry)/{repository}:latest"),
+                    None => {
+                        unsupported.push(Unsupported {
+                            subject: image.name.clone(),
+                            what: "its digest is not known (not pushed yet): its children build \
+                                   from its latest tag, not by digest"
+                                .to_string(),
+                        });
+                        format!("$(params.registry)/{repository}:latest")
+                    }
                 };
                 pinned.insert(i, (reference, None));
                 watched.push(repository);
@@ -121,6 +129,20 @@ pub fn export(
             .filter(|site| site.kind == UseKind::From)
             .map(|site| site.line)
             .min();
+        for site in graph.external_uses(i) {
+            if !site.reference.contains("@sha256:") {
+                unsupported.push(Unsupported {
+                    subject: image.name.clone(),
+                    what: format!(
+                        "line {} ({} {}) names an image outside the chain by tag: the pipeline \
+                         builds from whatever it points to then, not strata.lock's digest",
+                        site.line,
+                        site.kind.instruction(),
+                        site.reference
+                    ),
+                });
+            }
+        }
         for p in graph.parents(i) {
             let (reference, task) =
                 pinned
@@ -195,14 +217,19 @@ pub fn export(
                     "workspaces": [{ "name": "output", "workspace": WORKSPACE }],
                 }));
                 run_after.push(clone);
-                // The chain's context and Dockerfile are paths inside the checkout.
-                let root = context
-                    .ancestors()
-                    .nth(git.dir.components().count())
-                    .unwrap_or(context);
+                // The context is `<checkout>/<dir>`: the checkout's root is the context less
+                // dir's components (components, not `parent()`, since `dir` may be `.`).
+                let depth = git
+                    .dir
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .count();
+                let parts: Vec<_> = context.components().collect();
+                let root: std::path::PathBuf =
+                    parts[..parts.len().saturating_sub(depth)].iter().collect();
                 (
-                    format!("{subdirectory}/{}", rel(context.strip_prefix(root).ok())),
-                    format!("{subdirectory}/{}", rel(dockerfile.strip_prefix(root).ok())),
+                    inside(&subdirectory, &rel(context.strip_prefix(&root).ok())),
+                    inside(&subdirectory, &rel(dockerfile.strip_prefix(&root).ok())),
                 )
             }
             None => (
@@ -501,6 +528,15 @@ fn rel(path: Option<&std::path::Path>) -> String {
         ".".to_string()
     } else {
         text
+    }
+}
+
+/// `path` (from [`rel`]) inside the workspace directory `dir`.
+fn inside(dir: &str, path: &str) -> String {
+    if path == "." {
+        dir.to_string()
+    } else {
+        format!("{dir}/{path}")
     }
 }
 

@@ -269,6 +269,7 @@ fn pipeline_builds_each_image_from_its_parents_digest() {
         export.unsupported
     );
     assert!(said("wordpress", "extra tag 6.4"));
+    assert!(!said("base", "digest is not known"));
     assert!(said("wordpress", "deployment is not a Tekton object"));
     assert!(said("httpd-php", "commandTests"));
 }
@@ -384,4 +385,79 @@ fn export_validates_with_tektons_schema_and_tekton_lint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A git checkout the test made, served as any URL's.
+struct FakeGit(PathBuf);
+
+impl strata_chain::GitCheckouts for FakeGit {
+    fn checkout(
+        &mut self,
+        _url: &str,
+        _rev: &str,
+    ) -> Result<strata_chain::git::Checkout, strata_chain::GitError> {
+        Ok(strata_chain::git::Checkout {
+            commit: "c".repeat(40),
+            root: self.0.clone(),
+        })
+    }
+}
+
+#[test]
+fn a_git_context_is_cloned_at_its_commit_before_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("apps/site")).unwrap();
+    std::fs::write(
+        checkout.join("apps/site/Dockerfile"),
+        "FROM acme/corebuild\n",
+    )
+    .unwrap();
+    std::fs::write(checkout.join("Dockerfile"), "FROM acme/corebuild\n").unwrap();
+    let chain_dir = dir.path().join("chain");
+    std::fs::create_dir_all(chain_dir.join("corebuild")).unwrap();
+    std::fs::write(
+        chain_dir.join("corebuild/Dockerfile"),
+        "FROM registry.example/os@sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chain_dir.join("strata.toml"),
+        "name = \"acme\"\nregistry = \"r.example\"\n\
+         [teams.ops]\n\
+         [[image]]\nname = \"corebuild\"\nowner = \"ops\"\ncontext = \"corebuild\"\n\
+         [[image]]\nname = \"site\"\nowner = \"ops\"\n\
+         context = { git = \"https://git.example/site.git\", rev = \"main\", dir = \"apps/site\" }\n\
+         [[image]]\nname = \"root\"\nowner = \"ops\"\n\
+         context = { git = \"https://git.example/site.git\", rev = \"main\" }\n",
+    )
+    .unwrap();
+    let chain =
+        strata_chain::Chain::load_with(&chain_dir.join("strata.toml"), &mut FakeGit(checkout))
+            .expect("the chain loads");
+    let export = tekton::export(
+        &chain,
+        None,
+        &BTreeMap::new(),
+        &ExportOptions {
+            namespace: "x".to_string(),
+        },
+    )
+    .unwrap();
+    let pipeline = document(&export, "Pipeline");
+    let clone = task(pipeline, "git-site");
+    assert_eq!(clone["taskRef"]["name"], "git-clone");
+    assert_eq!(param(clone, "revision"), "c".repeat(40));
+    assert_eq!(param(clone, "url"), "https://git.example/site.git");
+    let site = task(pipeline, "build-site");
+    assert_eq!(
+        site["runAfter"],
+        serde_json::json!(["build-corebuild", "git-site"])
+    );
+    assert_eq!(param(site, "CONTEXT"), "git/site/apps/site");
+    assert_eq!(param(site, "DOCKERFILE"), "./git/site/apps/site/Dockerfile");
+    // A context at the repository's root (dir = ".").
+    let root = task(pipeline, "build-root");
+    assert_eq!(param(root, "CONTEXT"), "git/root");
+    assert_eq!(param(root, "DOCKERFILE"), "./git/root/Dockerfile");
 }
