@@ -107,5 +107,8 @@ fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
     let out = strata(d, &["export", "openshiftt"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not an engine (kubernetes"), "{stderr}");
+    assert!(
+        stderr.contains("not an engine (kubernetes, tekton"),
+        "{stderr}"
+    );
 }
