@@ -11,7 +11,6 @@ use std::path::Path;
 
 pub mod openshift;
 
-
 /// One document of an export: the file it is written to (relative to the output directory) and
 /// its content, an API object (`apiVersion`, `kind`, `metadata`, ...).
 #[derive(Debug, Clone, PartialEq)]

@@ -37,7 +37,13 @@ pub fn export(
     for &i in graph.order() {
         let image = &chain.file.images[i];
         check_name(&image.name, &image.name)?;
-        let meta = metadata(chain, &image.name, &image.owner, image.tier.as_deref(), options);
+        let meta = metadata(
+            chain,
+            &image.name,
+            &image.owner,
+            image.tier.as_deref(),
+            options,
+        );
         match &image.build {
             Build::Image { reference, .. } => {
                 out.documents.push(Document {
@@ -91,10 +97,11 @@ pub fn export(
                 context,
                 dockerfile,
             } => {
-                let text = std::fs::read_to_string(dockerfile).map_err(|e| ExportError::Invalid {
-                    subject: image.name.clone(),
-                    message: format!("cannot read {}: {e}", dockerfile.display()),
-                })?;
+                let text =
+                    std::fs::read_to_string(dockerfile).map_err(|e| ExportError::Invalid {
+                        subject: image.name.clone(),
+                        message: format!("cannot read {}: {e}", dockerfile.display()),
+                    })?;
                 // The parent: the first FROM on a chain image, else an external FROM.
                 let parent = graph
                     .parents(i)
@@ -316,7 +323,10 @@ fn post_commit_script(test: &std::path::Path) -> Option<String> {
             "{}; status=$?; if [ \"$status\" -ne {} ]; then echo {} \"$status\" >&2; exit 1; fi\n",
             quote(&command),
             t.exit_code,
-            quote(&[format!("{}: expected exit code {}, got", t.name, t.exit_code)])
+            quote(&[format!(
+                "{}: expected exit code {}, got",
+                t.name, t.exit_code
+            )])
         ));
         for teardown in &t.teardown {
             script.push_str(&format!("{} || true\n", quote(teardown)));

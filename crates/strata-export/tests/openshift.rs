@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use strata_chain::git::{Checkout, GitCheckouts, GitError};
 use strata_chain::Chain;
+use strata_chain::git::{Checkout, GitCheckouts, GitError};
 use strata_deploy::DeployFile;
 use strata_export::{Export, ExportOptions, openshift};
 use strata_testutil::{in_ci, require_tool};
@@ -134,7 +134,10 @@ fn buildconfigs_follow_the_chain() {
         corebuild["spec"]["strategy"]["dockerStrategy"]["from"],
         serde_json::json!({"kind": "ImageStreamTag", "name": "base:latest"})
     );
-    assert_eq!(corebuild["spec"]["output"]["to"]["name"], "corebuild:latest");
+    assert_eq!(
+        corebuild["spec"]["output"]["to"]["name"],
+        "corebuild:latest"
+    );
     let triggers: Vec<&str> = corebuild["spec"]["triggers"]
         .as_array()
         .unwrap()
@@ -155,8 +158,14 @@ fn buildconfigs_follow_the_chain() {
             .unwrap()
             .contains("'! test -e /bin/wget'")
     );
-    assert_eq!(corebuild["metadata"]["labels"]["strata.dev/owner"], "operations");
-    assert_eq!(corebuild["metadata"]["labels"]["strata.dev/tier"], "corebuild");
+    assert_eq!(
+        corebuild["metadata"]["labels"]["strata.dev/owner"],
+        "operations"
+    );
+    assert_eq!(
+        corebuild["metadata"]["labels"]["strata.dev/tier"],
+        "corebuild"
+    );
 
     // The test expecting output on stderr cannot be a script: said, not dropped.
     let httpd = document(&out, "httpd-php-buildconfig.json");
@@ -166,18 +175,38 @@ fn buildconfigs_follow_the_chain() {
         && u.what.contains("postCommit")));
 
     // Local contexts with files to COPY need a binary build.
-    assert!(out.unsupported.iter().any(|u| u.subject == "wordpress" && u.what.contains("binary build")));
+    assert!(
+        out.unsupported
+            .iter()
+            .any(|u| u.subject == "wordpress" && u.what.contains("binary build"))
+    );
     // The rootfs base needs a registry image.
-    assert!(out.unsupported.iter().any(|u| u.subject == "base" && u.what.contains("base/rootfs.tar")));
-    assert!(out.documents.iter().all(|d| d.file != "base-buildconfig.json"));
+    assert!(
+        out.unsupported
+            .iter()
+            .any(|u| u.subject == "base" && u.what.contains("base/rootfs.tar"))
+    );
+    assert!(
+        out.documents
+            .iter()
+            .all(|d| d.file != "base-buildconfig.json")
+    );
     // The extra tag is not moved by OpenShift.
-    assert!(out.unsupported.iter().any(|u| u.subject == "wordpress" && u.what.contains("6.4")));
+    assert!(
+        out.unsupported
+            .iter()
+            .any(|u| u.subject == "wordpress" && u.what.contains("6.4"))
+    );
 
     // The bought base: a scheduled import of its pinned digest, no build.
     let ubi = document(&out, "ubi-imagestream.json");
     assert_eq!(ubi["spec"]["tags"][0]["from"]["name"], PINNED);
     assert_eq!(ubi["spec"]["tags"][0]["importPolicy"]["scheduled"], true);
-    assert!(out.documents.iter().all(|d| d.file != "ubi-buildconfig.json"));
+    assert!(
+        out.documents
+            .iter()
+            .all(|d| d.file != "ubi-buildconfig.json")
+    );
 
     // The git context: uri, ref, contextDir; FROM the bought base's stream; build args.
     let java = document(&out, "java-buildconfig.json");
@@ -185,7 +214,10 @@ fn buildconfigs_follow_the_chain() {
         java["spec"]["source"],
         serde_json::json!({"type": "Git", "git": {"uri": "https://git.example.com/acme/java.git", "ref": "main"}, "contextDir": "java"})
     );
-    assert_eq!(java["spec"]["strategy"]["dockerStrategy"]["from"]["name"], "ubi:latest");
+    assert_eq!(
+        java["spec"]["strategy"]["dockerStrategy"]["from"]["name"],
+        "ubi:latest"
+    );
     assert_eq!(
         java["spec"]["strategy"]["dockerStrategy"]["buildArgs"],
         serde_json::json!([{"name": "JDK", "value": "17"}])
@@ -202,20 +234,35 @@ fn buildconfigs_follow_the_chain() {
     assert_eq!(triggers[0]["from"]["name"], "wordpress:latest");
     assert_eq!(triggers[0]["paused"], "false");
     let container = &wordpress["spec"]["template"]["spec"]["containers"][0];
-    assert!(container["image"].as_str().unwrap().ends_with("/acme/wordpress@sha256:2222222222222222222222222222222222222222222222222222222222222222"));
+    assert!(container["image"].as_str().unwrap().ends_with(
+        "/acme/wordpress@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+    ));
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], 8080);
     assert_eq!(container["startupProbe"]["failureThreshold"], 4);
-    assert_eq!(wordpress["metadata"]["labels"]["strata.dev/owner"], "development");
+    assert_eq!(
+        wordpress["metadata"]["labels"]["strata.dev/owner"],
+        "development"
+    );
     let service = document(&out, "wordpress-service.json");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
     // A manual trigger is a paused one, and said so.
     let java_tool = document(&out, "java-tool-deployment.json");
-    assert!(java_tool["metadata"]["annotations"]["image.openshift.io/triggers"]
-        .as_str()
-        .unwrap()
-        .contains("\"paused\":\"true\""));
-    assert!(out.documents.iter().all(|d| d.file != "java-tool-service.json"));
-    assert!(out.unsupported.iter().any(|u| u.subject == "java-tool" && u.what.contains("manual")));
+    assert!(
+        java_tool["metadata"]["annotations"]["image.openshift.io/triggers"]
+            .as_str()
+            .unwrap()
+            .contains("\"paused\":\"true\"")
+    );
+    assert!(
+        out.documents
+            .iter()
+            .all(|d| d.file != "java-tool-service.json")
+    );
+    assert!(
+        out.unsupported
+            .iter()
+            .any(|u| u.subject == "java-tool" && u.what.contains("manual"))
+    );
 }
 
 /// Python with jsonschema, or None (skipped) outside CI; under CI=true its absence fails.
@@ -261,8 +308,16 @@ fn every_document_validates_against_openshift_and_kubernetes_schemas() {
 
     if let Some(python) = python_with_jsonschema() {
         // Deployment is not in OpenShift's document: kubernetes-validate checks it below.
-        let docs: Vec<&PathBuf> = kinds.iter().filter(|(_, k)| k != "Deployment").map(|(p, _)| p).collect();
-        let (ok, text) = run(Command::new(&python).arg(&validate).arg("--schema").arg(&schema).args(&docs));
+        let docs: Vec<&PathBuf> = kinds
+            .iter()
+            .filter(|(_, k)| k != "Deployment")
+            .map(|(p, _)| p)
+            .collect();
+        let (ok, text) = run(Command::new(&python)
+            .arg(&validate)
+            .arg("--schema")
+            .arg(&schema)
+            .args(&docs));
         assert!(ok, "OpenShift schema errors:\n{text}");
 
         // The validator is strict: a misspelt field fails.
@@ -270,8 +325,15 @@ fn every_document_validates_against_openshift_and_kubernetes_schemas() {
         let mut value = document(&out, "corebuild-buildconfig.json").clone();
         value["spec"]["runPolcy"] = "Serial".into();
         std::fs::write(&bad, value.to_string()).unwrap();
-        let (ok, text) = run(Command::new(&python).arg(&validate).arg("--schema").arg(&schema).arg(&bad));
-        assert!(!ok && text.contains("runPolcy"), "a misspelt field passed: {text}");
+        let (ok, text) = run(Command::new(&python)
+            .arg(&validate)
+            .arg("--schema")
+            .arg(&schema)
+            .arg(&bad));
+        assert!(
+            !ok && text.contains("runPolcy"),
+            "a misspelt field passed: {text}"
+        );
     }
 
     if let Some(kv) = require_tool("kubernetes-validate") {
