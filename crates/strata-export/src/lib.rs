@@ -10,6 +10,7 @@
 use std::path::Path;
 
 pub mod kubernetes;
+pub mod openshift;
 pub mod tekton;
 
 /// One document of an export: the file it is written to (relative to the output directory) and

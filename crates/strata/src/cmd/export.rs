@@ -1,5 +1,5 @@
 //! `strata export ENGINE`: hand the chain (and its deploy file) to an engine that runs it at
-//! scale — `kubernetes`, `tekton` — as documents its own tools apply. `strata export IMAGE --format`
+//! scale — `openshift`, `tekton`, `kubernetes` — as documents its own tools apply. `strata export IMAGE --format`
 //! (archives, before `strata save` existed) still works, with a deprecation note.
 
 use std::collections::BTreeMap;
@@ -13,14 +13,16 @@ use crate::global::GlobalArgs;
 use crate::out::{errln, outln};
 
 /// The engines `strata export` writes for.
-const ENGINES: [&str; 2] = ["kubernetes", "tekton"];
+const ENGINES: [&str; 3] = ["openshift", "tekton", "kubernetes"];
 
 /// Arguments of `strata export`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The engine: `kubernetes` (Deployments and Services by digest, with a kustomization) or
-    /// `tekton` (one Pipeline, a buildah task per image, a registry-push EventListener). An image
-    /// name here writes an archive instead (deprecated: use `strata save`).
+    /// The engine: `openshift` (ImageStreams, BuildConfigs with ImageChange triggers, Deployments
+    /// with the image trigger annotation), `tekton` (one Pipeline, a buildah task per image, a
+    /// registry-push EventListener) or `kubernetes` (Deployments and Services by digest, with a
+    /// kustomization). An image name here writes an archive instead (deprecated: use `strata
+    /// save`).
     target: String,
     /// The namespace the documents go to (default: the chain's name).
     #[arg(long)]
@@ -77,6 +79,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             strata_export::kubernetes::export(&chain, deploy.as_ref(), &digests, &options)
         }
         "tekton" => strata_export::tekton::export(&chain, deploy.as_ref(), &digests, &options),
+        "openshift" => {
+            strata_export::openshift::export(&chain, deploy.as_ref(), &digests, &options)
+        }
         other => unreachable!("{other} is not in ENGINES"),
     }
     .with_context(|| format!("strata export {}", args.target))?;

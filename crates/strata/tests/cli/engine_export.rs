@@ -108,7 +108,7 @@ fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("not an engine (kubernetes, tekton"),
+        stderr.contains("not an engine (openshift, tekton, kubernetes)"),
         "{stderr}"
     );
 }
