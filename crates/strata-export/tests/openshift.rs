@@ -14,7 +14,9 @@ use strata_deploy::DeployFile;
 use strata_export::{Export, ExportOptions, openshift};
 use strata_testutil::{in_ci, require_tool};
 
-const SCHEMAS: &str = "/work/shared/schemas";
+/// The engines' schema documents: the project's `../shared/schemas` (the workspace root's
+/// sibling).
+const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/schemas");
 const PINNED: &str = "registry.example.com/vendor/ubi:9@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
