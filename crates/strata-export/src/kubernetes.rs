@@ -7,12 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use strata_chain::{Build, Chain};
-use strata_deploy::config::{DeployFile, Deployment, ImageSource, Network, Probe, Trigger};
+use strata_deploy::config::{DeployFile, Deployment, ImageSource, Network, Trigger};
 
+use crate::k8s::{is_dns1123_label, is_label_value};
 use crate::{Document, Export, ExportError, ExportOptions, Unsupported};
-
-/// How often a probe runs, in seconds; the health timeout is spread over this period.
-const PROBE_PERIOD_SECONDS: u64 = 5;
 
 /// Export the deployments of `deploy` (none: an empty export with a kustomization only) as
 /// Kubernetes documents, in the namespace of `options`, the kustomization last.
@@ -215,13 +213,8 @@ fn check_digest(digest: &str) -> Result<(), String> {
 
 /// A deployment name or namespace must be a DNS-1123 label to name a Service or a namespace.
 fn check_label(subject: &str, name: &str) -> Result<(), ExportError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-        && name.starts_with(|c: char| c.is_ascii_lowercase());
+    // Services need a DNS-1035 label: a DNS-1123 one that starts with a letter.
+    let ok = is_dns1123_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {
@@ -254,17 +247,6 @@ fn check_env(deployment: &Deployment) -> Result<(), ExportError> {
         }
     }
     Ok(())
-}
-
-/// A label value: at most 63 characters, alphanumeric at both ends, `-_.` inside. Other owner
-/// or tier names travel as annotations only.
-fn is_label_value(value: &str) -> bool {
-    value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// The labels that select the deployment's pods.
@@ -327,21 +309,8 @@ fn annotations(
 /// at the probe period) to pass once, as the new container has it on one machine; readiness and
 /// liveness then run the same check with Kubernetes' default threshold.
 fn probes(deployment: &Deployment) -> Option<(Value, Value)> {
-    let health = deployment.health.as_ref()?;
-    let mut probe = match &health.probe {
-        Probe::Http { path, port } => json!({ "httpGet": { "path": path, "port": port } }),
-        Probe::Tcp { port } => json!({ "tcpSocket": { "port": port } }),
-        Probe::Exec { command } => json!({ "exec": { "command": ["sh", "-c", command] } }),
-    };
-    let failures = health
-        .timeout
-        .as_secs()
-        .div_ceil(PROBE_PERIOD_SECONDS)
-        .max(1);
-    probe["periodSeconds"] = json!(PROBE_PERIOD_SECONDS);
+    let (startup, mut probe) = crate::k8s::probes(deployment.health.as_ref()?);
     probe["failureThreshold"] = json!(3);
-    let mut startup = probe.clone();
-    startup["failureThreshold"] = json!(failures);
     Some((startup, probe))
 }
 

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+mod k8s;
 pub mod kubernetes;
 pub mod openshift;
 pub mod tekton;

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use strata_chain::{Build, Chain, UseKind};
-use strata_deploy::config::{ImageSource, Network, Probe};
+use strata_deploy::config::{ImageSource, Network};
 use strata_deploy::{DeployFile, Deployment, Trigger};
 
+use crate::k8s::{is_dns1123_label, is_label_value};
 use crate::{Document, Export, ExportError, ExportOptions, Unsupported};
 
 /// Label carrying an image's owning team.
@@ -18,9 +19,6 @@ pub const OWNER_LABEL: &str = "strata.dev/owner";
 pub const TIER_LABEL: &str = "strata.dev/tier";
 /// Annotation naming the chain an object was exported from.
 pub const CHAIN_ANNOTATION: &str = "strata.dev/chain";
-
-/// How often a probe runs, in seconds; a health timeout becomes that many failures.
-const PROBE_PERIOD: u64 = 5;
 
 /// Export `chain` (and `deploy`'s deployments) as OpenShift documents for `options.namespace`.
 /// `digests` maps a chain image's name to its pushed digest, when known: deployments then start
@@ -444,14 +442,7 @@ fn export_deployment(
             .collect();
     }
     if let Some(health) = &d.health {
-        let mut probe = match &health.probe {
-            Probe::Http { path, port } => json!({"httpGet": {"path": path, "port": port}}),
-            Probe::Tcp { port } => json!({"tcpSocket": {"port": port}}),
-            Probe::Exec { command } => json!({"exec": {"command": ["sh", "-c", command]}}),
-        };
-        probe["periodSeconds"] = json!(PROBE_PERIOD);
-        let mut startup = probe.clone();
-        startup["failureThreshold"] = json!(health.timeout.as_secs().div_ceil(PROBE_PERIOD).max(1));
+        let (startup, probe) = crate::k8s::probes(health);
         container["startupProbe"] = startup;
         container["readinessProbe"] = probe.clone();
         container["livenessProbe"] = probe;
@@ -543,31 +534,9 @@ fn tag_of(reference: &str) -> Option<&str> {
     last.split_once(':').map(|(_, tag)| tag)
 }
 
-/// A Kubernetes label value: at most 63 characters, alphanumerics with `-_.` inside.
-fn is_label_value(value: &str) -> bool {
-    value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && value
-            .chars()
-            .next()
-            .is_none_or(|c| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .last()
-            .is_none_or(|c| c.is_ascii_alphanumeric())
-}
-
 /// An object name must be a DNS-1123 label (what Services and ImageStreams accept).
 fn check_name(subject: &str, name: &str) -> Result<(), ExportError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
+    let ok = is_dns1123_label(name);
     if ok {
         Ok(())
     } else {

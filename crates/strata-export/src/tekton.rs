@@ -563,13 +563,7 @@ fn cel_string(text: &str) -> String {
 
 /// `text` as a Kubernetes object name (DNS-1123 label), or an error naming what it is.
 fn dns_name(text: &str, what: &str) -> Result<String, ExportError> {
-    let ok = !text.is_empty()
-        && text.len() <= 63
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !text.starts_with('-')
-        && !text.ends_with('-');
+    let ok = crate::k8s::is_dns1123_label(text);
     if ok {
         Ok(text.to_string())
     } else {
