@@ -424,7 +424,7 @@ fn read_objects(dir: &Path) -> Result<Vec<Object>, ImportError> {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let object = Object {
-                    file: name.clone(),
+                    file: path.display().to_string(),
                     kind: kind.to_string(),
                     name: object_name.to_string(),
                     value: value.clone(),
@@ -1440,14 +1440,12 @@ fn tekton(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
                the contexts) are not in the export"
             .into(),
     });
-    if objects.iter().any(|o| o.kind == "Deployment") {
-        lost.push(Unsupported {
-            subject: "deployments".into(),
-            what: "a Tekton export carries no deployments: import the kubernetes or openshift \
-                   export for them"
-                .into(),
-        });
-    }
+    lost.push(Unsupported {
+        subject: "deployments".into(),
+        what: "a Tekton export carries no deployments: import the kubernetes or openshift \
+               export for them"
+            .into(),
+    });
     Ok(Imported {
         engine: Engine::Tekton,
         chain: Some(ImportedChain {
