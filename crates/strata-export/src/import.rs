@@ -897,9 +897,11 @@ fn deployments(
     }
     lost.push(Unsupported {
         subject: format!("deploy file {name}"),
-        what: "its name (the namespace stands in), require.verified, network = \"none\" and \
-               listen addresses are not exported"
-            .into(),
+        what: format!(
+            "its name (the namespace stands in), {}require.verified, network = \"none\" and \
+             listen addresses are not exported",
+            if owner.is_none() { "its owner, " } else { "" }
+        ),
     });
     Ok(Some(ImportedDeploy {
         name,
@@ -959,6 +961,12 @@ fn deployment(
             }
         }
         _ => {
+            if !image.contains('@') {
+                return Err(object.err(
+                    &cfield("image"),
+                    format!("{image:?} is not pinned by digest, as a kubernetes export pins it"),
+                ));
+            }
             if let Some(chain_image) = object.annotation("strata.dev/chain-image")? {
                 let chain_name = object
                     .label_value("strata.dev/chain")?
@@ -1126,13 +1134,15 @@ fn kubernetes(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
                export for them)"
             .into(),
     }];
-    let deploy = deployments(objects, None, &mut lost, Engine::Kubernetes)?;
-    if deploy.is_none() && !objects.iter().any(|o| o.kind == "Kustomization") {
+    // A strata kubernetes export always ends with its kustomization (an OpenShift export has
+    // Deployments too, naming ImageStreamTags: not images a cluster pulls).
+    if !objects.iter().any(|o| o.kind == "Kustomization") {
         return Err(ImportError::Incomplete {
             dir: dir.to_path_buf(),
-            message: "no Deployment and no kustomization: not a Kubernetes export".into(),
+            message: "no kustomization: not a strata kubernetes export".into(),
         });
     }
+    let deploy = deployments(objects, None, &mut lost, Engine::Kubernetes)?;
     if let Some(deploy) = &deploy {
         for d in &deploy.deployments {
             if !d.image.contains('@') {
@@ -1228,6 +1238,16 @@ fn tekton(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
                 }
             }
         };
+    for task in by_name.keys() {
+        if let Some(image) = task.strip_prefix("build-")
+            && !owners.contains_key(image)
+        {
+            return Err(pipeline.err(
+                "metadata.annotations.strata.dev/owner",
+                format!("no owner for the image of task {task}"),
+            ));
+        }
+    }
     let mut teams = BTreeSet::new();
     let mut images = Vec::new();
     // Bought and pushed bases: their references, as children were pinned to them.

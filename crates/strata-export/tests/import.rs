@@ -475,3 +475,33 @@ fn existing_files_are_kept_unless_forced_and_symlinks_never_followed() {
     assert!(matches!(err, ImportError::Symlink { .. }), "{err}");
     assert!(!elsewhere.join("Dockerfile").exists());
 }
+
+#[test]
+fn an_export_for_another_engine_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = exported(dir.path(), Engine::Openshift);
+    let text = refused(Engine::Kubernetes, &export);
+    assert!(text.contains("no kustomization"), "{text}");
+    let text = refused(Engine::Tekton, &export);
+    assert!(text.contains("0 Pipelines"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let export = exported(dir.path(), Engine::Kubernetes);
+    let text = refused(Engine::Openshift, &export);
+    assert!(text.contains("no ImageStream"), "{text}");
+}
+
+#[test]
+fn a_kubernetes_deployment_by_tag_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = exported(dir.path(), Engine::Kubernetes);
+    edit(&export.join("wordpress-deployment.json"), |v| {
+        v["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/wordpress:latest".into();
+    });
+    let text = refused(Engine::Kubernetes, &export);
+    assert!(
+        text.contains("wordpress-deployment.json")
+            && text.contains("Deployment/wordpress")
+            && text.contains("containers[0].image"),
+        "{text}"
+    );
+}

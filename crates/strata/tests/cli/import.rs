@@ -42,14 +42,22 @@ fn example(dir: &Path) {
     .unwrap();
 }
 
-/// `strata plan --json` and `strata graph --format json` of the project in `dir`.
+/// `strata plan --json` and `strata graph --format json` of the project in `dir`; of the graph,
+/// what an export carries (not the teams' descriptions and contacts, nor extra tags, which the
+/// import says are lost).
 fn plan_and_graph(dir: &Path) -> (Value, Value) {
     let plan = ok(strata(dir, &[]).args(["plan", "--json"]));
     let graph = ok(strata(dir, &[]).args(["graph", "--format", "json"]));
-    (
-        serde_json::from_str(&plan).unwrap(),
-        serde_json::from_str(&graph).unwrap(),
-    )
+    let mut graph: Value = serde_json::from_str(&graph).unwrap();
+    for team in graph["teams"].as_array_mut().unwrap() {
+        let team = team.as_object_mut().unwrap();
+        team.remove("description");
+        team.remove("contact");
+    }
+    for image in graph["images"].as_array_mut().unwrap() {
+        image.as_object_mut().unwrap().remove("tags");
+    }
+    (serde_json::from_str(&plan).unwrap(), graph)
 }
 
 #[test]
