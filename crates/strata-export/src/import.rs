@@ -221,7 +221,7 @@ pub enum ImportError {
         /// The file.
         path: PathBuf,
         /// The parser's error.
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// An object holds something the import cannot take.
     #[error("{file}: {object}: {field}: {message}")]
@@ -398,7 +398,7 @@ fn read_objects(dir: &Path) -> Result<Vec<Object>, ImportError> {
             serde_saphyr::from_multiple_with_options(&text, yaml_options()).map_err(|source| {
                 ImportError::Yaml {
                     path: path.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?
         };
