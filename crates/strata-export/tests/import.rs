@@ -505,3 +505,52 @@ fn a_kubernetes_deployment_by_tag_is_refused() {
         "{text}"
     );
 }
+
+/// The OpenShift export as `oc get -o yaml` gives it: written by PyYAML (a YAML writer strata
+/// did not write), the ImageStreams as one `List`, the other objects as a multi-document stream.
+/// It imports to exactly what the JSON files import to.
+#[test]
+fn yaml_as_oc_get_writes_it_imports_the_same() {
+    let Some(python) = strata_testutil::require_tool("python3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let export = exported(dir.path(), Engine::Openshift);
+    let yaml = dir.path().join("yaml");
+    std::fs::create_dir_all(&yaml).unwrap();
+    let script = r#"
+import json, os, sys
+try:
+    import yaml
+except ImportError:
+    sys.exit(3)
+src, dst = sys.argv[1], sys.argv[2]
+docs = [json.load(open(os.path.join(src, f))) for f in sorted(os.listdir(src))]
+streams = [d for d in docs if d["kind"] == "ImageStream"]
+others = [d for d in docs if d["kind"] != "ImageStream"]
+with open(os.path.join(dst, "imagestreams.yaml"), "w") as f:
+    yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": streams}, f)
+with open(os.path.join(dst, "others.yml"), "w") as f:
+    yaml.safe_dump_all(others, f)
+"#;
+    let status = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&export)
+        .arg(&yaml)
+        .status()
+        .unwrap();
+    if status.code() == Some(3) {
+        assert!(!strata_testutil::in_ci(), "PyYAML is required under CI");
+        eprintln!("skipping: python3 has no yaml module");
+        return;
+    }
+    assert!(status.success());
+    let text = std::fs::read_to_string(yaml.join("others.yml")).unwrap();
+    assert!(
+        text.contains("\n---\n") && text.contains("kind: BuildConfig"),
+        "{text}"
+    );
+    let from_yaml = import(Engine::Openshift, &yaml).expect("the YAML imports");
+    let from_json = import(Engine::Openshift, &export).unwrap();
+    assert_eq!(from_yaml, from_json);
+}
