@@ -1142,7 +1142,21 @@ fn kubernetes(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
             message: "no kustomization: not a strata kubernetes export".into(),
         });
     }
-    let deploy = deployments(objects, None, &mut lost, Engine::Kubernetes)?;
+    let mut deploy = deployments(objects, None, &mut lost, Engine::Kubernetes)?;
+    // The deployments in the kustomization's order, which is the deploy file's.
+    let resources: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.kind == "Kustomization")
+        .filter_map(|o| o.at(&["resources"]).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(deploy) = &mut deploy {
+        deploy.deployments.sort_by_key(|d| {
+            let file = format!("{}-deployment.json", d.name);
+            resources.iter().position(|r| *r == file)
+        });
+    }
     if let Some(deploy) = &deploy {
         for d in &deploy.deployments {
             if !d.image.contains('@') {

@@ -217,3 +217,82 @@ fn a_hostile_export_is_refused_in_one_line_and_nothing_is_written() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("a.yaml"), "{err}");
 }
+
+#[test]
+fn kubernetes_export_imports_back_into_the_same_deployments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = tmp.path().join("original");
+    example(&original);
+    let pinned = format!(
+        "registry.example.com/vendor/ubi:9@sha256:{}",
+        "1".repeat(64)
+    );
+    let nginx = format!(
+        "registry.example.com/vendor/nginx@sha256:{}",
+        "3".repeat(64)
+    );
+    let path = original.join("strata.toml");
+    let toml = std::fs::read_to_string(&path).unwrap().replacen(
+        "name = \"acme\"\n",
+        "name = \"acme\"\nregistry = \"registry.example.com:5000\"\n",
+        1,
+    ) + &format!(
+        "\n[[image]]\nname = \"ubi\"\nowner = \"operations\"\ntier = \"base\"\nsource = {{ image = \"{pinned}\" }}\n"
+    );
+    std::fs::write(&path, toml).unwrap();
+    // Images a cluster can pull without a build here: a bought one and one pinned outside.
+    let deploy = format!(
+        "name = \"acme-prod\"\nowner = \"operations\"\n\
+         [[deployment]]\nname = \"ubi-shell\"\nimage = \"acme/ubi\"\ntrigger = \"manual\"\n\
+         health = {{ exec = \"true\", timeout = \"30s\" }}\nstop_grace = \"15s\"\n\
+         [[deployment]]\nname = \"edge\"\nimage = \"{nginx}\"\nports = [\"443:8443\"]\n\
+         env = {{ MODE = \"edge\" }}\nhealth = {{ tcp = true, timeout = \"10s\" }}\n"
+    );
+    std::fs::write(original.join("deploy.toml"), &deploy).unwrap();
+    ok(strata(&original, &[])
+        .args(["export", "kubernetes", "-o"])
+        .arg(tmp.path().join("exp")));
+    let imported = tmp.path().join("imported");
+    let out = strata(&original, &[])
+        .args(["import", "kubernetes"])
+        .arg(tmp.path().join("exp"))
+        .arg("-o")
+        .arg(&imported)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("chain: not carried by the export"),
+        "{stderr}"
+    );
+    assert!(!imported.join("strata.toml").exists());
+    let back: toml::Table =
+        toml::from_str(&std::fs::read_to_string(imported.join("deploy.toml")).unwrap()).unwrap();
+    let original: toml::Table = toml::from_str(&deploy).unwrap();
+    assert_eq!(back["owner"], original["owner"]);
+    let back = back["deployment"].as_array().unwrap();
+    let original = original["deployment"].as_array().unwrap();
+    assert_eq!(back.len(), 2);
+    for (back, original) in back.iter().zip(original) {
+        let mut back = back.clone();
+        // The export names the probed port that deploy.toml let default to the only one.
+        if original["health"].get("port").is_none()
+            && let Some(ports) = original.get("ports")
+        {
+            let port = back["health"].as_table_mut().unwrap().remove("port");
+            let only = ports[0].as_str().unwrap().rsplit(':').next().unwrap();
+            assert_eq!(port.map(|p| p.to_string()), Some(only.to_string()));
+        }
+        for key in ["name", "trigger", "ports", "env", "health", "stop_grace"] {
+            let want = original.get(key).cloned().or_else(|| match key {
+                "stop_grace" => Some(toml::Value::from("10s")),
+                _ => None,
+            });
+            assert_eq!(back.get(key), want.as_ref(), "{key} of {back:?}");
+        }
+    }
+    // A bought image comes back as the chain image it is; the outside image by its digest.
+    assert_eq!(back[0]["image"].as_str(), Some("acme/ubi"));
+    assert_eq!(back[1]["image"].as_str(), Some(nginx.as_str()));
+}
