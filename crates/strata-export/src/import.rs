@@ -719,6 +719,7 @@ fn openshift(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
         message: "no ImageStream carries the strata.dev/chain annotation: not a strata export"
             .into(),
     })?;
+    inline_parents(&chain_name, &mut images, &builds)?;
     let chain = ImportedChain {
         name: chain_name.clone(),
         registry: None,
@@ -738,6 +739,60 @@ fn openshift(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
         deploy,
         lost,
     })
+}
+
+/// The parents of each image built from an inline Dockerfile, as strata will read them from
+/// that Dockerfile once imported (every chain image it names); the BuildConfig's `from` must be
+/// the image its first FROM names, or the import would change the graph behind the engine's back.
+fn inline_parents(
+    chain: &str,
+    images: &mut [ImportedImage],
+    builds: &BTreeMap<String, &Object>,
+) -> Result<(), ImportError> {
+    let mut resolver =
+        strata_chain::graph::Resolver::new(chain, None, images.iter().map(|i| i.name.as_str()));
+    for (i, image) in images.iter().enumerate() {
+        if let ImportedSource::Image { reference } = &image.source {
+            resolver.add_pinned(reference, i);
+        }
+    }
+    let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+    for (i, image) in images.iter_mut().enumerate() {
+        let ImportedSource::Inline { dockerfile } = &image.source else {
+            continue;
+        };
+        let build = builds[&image.name];
+        let uses = strata_chain::chain::dockerfile_uses(i, dockerfile, &image.args)
+            .map_err(|e| build.err("spec.source.dockerfile", e.to_string()))?;
+        let first_from = uses
+            .iter()
+            .find(|u| u.kind == strata_chain::UseKind::From)
+            .and_then(|u| resolver.resolve(&u.reference))
+            .map(|p| names[p].clone());
+        if first_from.as_ref() != image.parents.first() {
+            return Err(build.err(
+                "spec.strategy.dockerStrategy.from",
+                format!(
+                    "names {} but the Dockerfile's first FROM names {}",
+                    image
+                        .parents
+                        .first()
+                        .map_or("no chain image", String::as_str),
+                    first_from.as_deref().unwrap_or("no chain image")
+                ),
+            ));
+        }
+        let mut parents: Vec<String> = uses
+            .iter()
+            .filter_map(|u| resolver.resolve(&u.reference))
+            .filter(|&p| p != i)
+            .map(|p| names[p].clone())
+            .collect();
+        parents.sort();
+        parents.dedup();
+        image.parents = parents;
+    }
+    Ok(())
 }
 
 fn openshift_build(

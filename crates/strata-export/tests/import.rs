@@ -554,3 +554,20 @@ with open(os.path.join(dst, "others.yml"), "w") as f:
     let from_json = import(Engine::Openshift, &export).unwrap();
     assert_eq!(from_yaml, from_json);
 }
+
+#[test]
+fn a_buildconfig_from_that_its_dockerfile_contradicts_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = exported(dir.path(), Engine::Openshift);
+    // OpenShift would build wordpress on corebuild; its Dockerfile (and so strata) on httpd-php.
+    edit(&export.join("wordpress-buildconfig.json"), |v| {
+        v["spec"]["strategy"]["dockerStrategy"]["from"]["name"] = "corebuild:latest".into();
+    });
+    let text = refused(Engine::Openshift, &export);
+    assert!(
+        text.contains("BuildConfig/wordpress")
+            && text.contains("dockerStrategy.from")
+            && text.contains("httpd-php"),
+        "{text}"
+    );
+}
