@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// The deploy file of the export's Deployments (each with the Service of the same name), or
+/// None when it holds none. `chain` resolves OpenShift's ImageStreamTag triggers.
 pub(super) fn deployments(
     objects: &[Object],
     chain: Option<&ImportedChain>,
@@ -71,6 +73,7 @@ pub(super) fn deployments(
     }))
 }
 
+/// One Deployment (and its Service) as a deployment.
 fn deployment(
     object: &Object,
     service: Option<&&Object>,
@@ -225,6 +228,7 @@ fn deployment(
     })
 }
 
+/// A port number; a named port does not come back.
 fn port(object: &Object, field: &str, value: Option<&Value>) -> Result<u16, ImportError> {
     value
         .and_then(Value::as_u64)
@@ -233,6 +237,7 @@ fn port(object: &Object, field: &str, value: Option<&Value>) -> Result<u16, Impo
         .ok_or_else(|| object.err(field, "not a port number (a named port does not come back)"))
 }
 
+/// The startup probe as a health check: the timeout is its period times its failure threshold.
 fn health(object: &Object, field: &str, probe: &Value) -> Result<ImportedHealth, ImportError> {
     let period = at(probe, &["periodSeconds"])
         .and_then(Value::as_u64)

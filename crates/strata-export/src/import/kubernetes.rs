@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// Read a Kubernetes export: its Deployments and Services, as a deploy file only.
 pub(super) fn read(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
     let mut lost = vec![Unsupported {
         subject: "chain".into(),

@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// Read an OpenShift export: the chain from its ImageStreams and BuildConfigs, the deploy file
+/// from its Deployments and Services.
 pub(super) fn read(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
     let mut lost = Vec::new();
     let mut chain_name: Option<String> = None;
@@ -138,8 +140,8 @@ pub(super) fn read(dir: &Path, objects: &[Object]) -> Result<Imported, ImportErr
     };
     lost.push(Unsupported {
         subject: format!("chain {chain_name}"),
-        what: "the registry, the teams' descriptions, contacts and keys, and extra tags are \
-               not exported"
+        what: "the registry, the teams' descriptions, contacts and keys, extra tags and the \
+               tier-test files are not exported"
             .into(),
     });
     let deploy = deployments::deployments(objects, Some(&chain), &mut lost, Engine::Openshift)?;
@@ -205,6 +207,7 @@ fn inline_parents(
     Ok(())
 }
 
+/// A BuildConfig into its image: the parent from `from`, build args, the git or inline source.
 fn openshift_build(
     build: &Object,
     streams: &BTreeMap<String, &Object>,

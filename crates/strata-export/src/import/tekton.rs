@@ -4,6 +4,7 @@
 use super::*;
 use crate::tekton::build_arg_name;
 
+/// Read a Tekton export: the chain from its one Pipeline (no deployments).
 pub(super) fn read(dir: &Path, objects: &[Object]) -> Result<Imported, ImportError> {
     let pipelines: Vec<&Object> = objects.iter().filter(|o| o.kind == "Pipeline").collect();
     let [pipeline] = pipelines.as_slice() else {
