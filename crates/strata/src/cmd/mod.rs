@@ -47,6 +47,8 @@ pub enum Command {
     Save(save::Args),
     /// Write an image archive (deprecated form of `strata save`).
     Export(export::Args),
+    /// Read an engine export back into a project: `strata import openshift|tekton|kubernetes DIR`.
+    Import(import::Args),
     /// Serve the store as an OCI registry (distribution spec v1.1), with team-owned pushes.
     Serve(serve::Args),
     /// Pull an image and its referrers from a registry into the store.
@@ -92,6 +94,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Test(args) => test::run(args, global),
         Command::Save(args) => save::run(args, global),
         Command::Export(args) => export::run(args, global),
+        Command::Import(args) => import::run(args, global),
         Command::Serve(args) => serve::run(args, global),
         Command::Pull(args) => pull::run(args, global),
         Command::Push(args) => push::run(args, global),
@@ -116,6 +119,7 @@ mod follow;
 mod graph;
 mod history;
 mod images;
+mod import;
 mod init;
 mod inspect;
 mod key;

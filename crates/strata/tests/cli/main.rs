@@ -18,6 +18,7 @@ mod four_projects;
 mod gc_caches;
 mod git_context;
 mod hostile_archives;
+mod import;
 mod inspect_chain;
 mod inspect_layers;
 mod key_cli;
