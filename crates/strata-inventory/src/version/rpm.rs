@@ -96,7 +96,8 @@ pub struct Evr<'a> {
     pub epoch: Option<&'a str>,
     /// The version.
     pub version: &'a str,
-    /// The release (`None` when absent: then releases are not compared).
+    /// The release (`None` when absent: rpm 4.18's `rpm.vercmp` then sorts it before any
+    /// release, even an empty one).
     pub release: Option<&'a str>,
 }
 
@@ -125,14 +126,16 @@ impl<'a> Evr<'a> {
     }
 }
 
-/// Compare two `[EPOCH:]VERSION[-RELEASE]` strings as `rpm.vercmp` does.
+/// Compare two `[EPOCH:]VERSION[-RELEASE]` strings as rpm 4.18's `rpm.vercmp` does.
 pub fn compare_evr(a: &str, b: &str) -> Ordering {
     let (a, b) = (Evr::parse(a), Evr::parse(b));
     rpmvercmp(a.epoch.unwrap_or("0"), b.epoch.unwrap_or("0"))
         .then_with(|| rpmvercmp(a.version, b.version))
         .then_with(|| match (a.release, b.release) {
             (Some(x), Some(y)) => rpmvercmp(x, y),
-            _ => Ordering::Equal,
+            (Some(_), None) => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (None, None) => Ordering::Equal,
         })
 }
 
@@ -157,6 +160,8 @@ mod tests {
             assert_eq!(rpmvercmp(a, b), want, "{a} vs {b}");
         }
         assert_eq!(compare_evr("1:1.0-1", "2.0-1"), Greater);
-        assert_eq!(compare_evr("1.0-1.el8", "1.0"), Equal);
+        assert_eq!(compare_evr("1.0-1.el8", "1.0"), Greater);
+        assert_eq!(compare_evr("1.0-", "1.0"), Greater);
+        assert_eq!(compare_evr("0:1.0", "1.0"), Equal);
     }
 }
