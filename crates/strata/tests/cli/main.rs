@@ -21,6 +21,7 @@ mod hostile_archives;
 mod inspect_chain;
 mod inspect_layers;
 mod key_cli;
+mod packages;
 mod pinned_base;
 mod registry_interop;
 mod registry_load;
