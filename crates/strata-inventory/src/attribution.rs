@@ -17,9 +17,9 @@ use strata_oci::Store;
 use strata_oci::fsindex::normalise;
 use strata_oci::tar::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
-use crate::databases::Databases;
+use crate::databases::{DPKG_STATUS_D, Databases, OS_RELEASE, RPM_DATABASES};
 use crate::error::{InventoryError, Result};
-use crate::limits::MAX_DB_FILE;
+use crate::limits::{MAX_DB_FILE, MAX_STATUS_D_FILES, MAX_TOTAL_DB_BYTES};
 use crate::package::{Distro, Ecosystem, Package};
 
 /// Who made one layer: its place, the step that made it, and the chain image (tier), team and
@@ -159,8 +159,7 @@ pub fn inventory_of_layers(
 ) -> Result<Inventory> {
     let mut dbs = Databases::default();
     // (ecosystem, name, arch) → (package, installed_by, upgraded_by)
-    let mut current: HashMap<(Ecosystem, String, String), (Package, usize, Option<usize>)> =
-        HashMap::new();
+    let mut current: HashMap<PackageKey, Credited> = HashMap::new();
     let mut per_layer = Vec::with_capacity(layers.len());
     for (index, (layer, credit)) in layers.iter().zip(credits.iter()).enumerate() {
         let touched = apply_layer(store, image, index, layer, &mut dbs)?;
@@ -224,6 +223,11 @@ pub fn inventory_of_layers(
     })
 }
 
+/// A package's identity across versions: ecosystem, name, architecture.
+type PackageKey = (Ecosystem, String, String);
+/// A package with the layers that installed and last upgraded it.
+type Credited = (Package, usize, Option<usize>);
+
 enum Write {
     Content(Vec<u8>),
     Link(String),
@@ -254,6 +258,8 @@ fn apply_layer(
     let mut archive = store.open_layer(layer).map_err(store_err)?;
     let mut deletions: Vec<(String, bool)> = Vec::new();
     let mut writes: Vec<(String, Write)> = Vec::new();
+    let mut budget = MAX_TOTAL_DB_BYTES.saturating_sub(dbs.total_bytes());
+    let mut tracked_writes = 0usize;
     for entry in archive.entries().map_err(stream_err)? {
         let mut entry = entry.map_err(stream_err)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -285,12 +291,36 @@ fn apply_layer(
         }
         if Databases::is_tracked(&path) && (kind.is_file() || kind == tar::EntryType::Continuous) {
             let size = entry.size();
+            let in_layer = |source| InventoryError::InLayer {
+                image: image.to_string(),
+                index,
+                source: Box::new(source),
+            };
             if size > MAX_DB_FILE {
-                return Err(InventoryError::InLayer {
-                    image: image.to_string(),
-                    index,
-                    source: Box::new(crate::error::too_large(&path, "size", size, MAX_DB_FILE)),
-                });
+                return Err(in_layer(crate::error::too_large(
+                    &path,
+                    "size",
+                    size,
+                    MAX_DB_FILE,
+                )));
+            }
+            if size > budget {
+                return Err(in_layer(crate::error::too_large(
+                    &path,
+                    "the size of the package database files together",
+                    MAX_TOTAL_DB_BYTES - budget + size,
+                    MAX_TOTAL_DB_BYTES,
+                )));
+            }
+            budget -= size;
+            tracked_writes += 1;
+            if tracked_writes > MAX_STATUS_D_FILES + OS_RELEASE.len() + RPM_DATABASES.len() + 2 {
+                return Err(in_layer(crate::error::too_large(
+                    DPKG_STATUS_D,
+                    "files",
+                    tracked_writes as u64,
+                    MAX_STATUS_D_FILES as u64,
+                )));
             }
             let mut content = Vec::with_capacity(size as usize);
             (&mut entry)

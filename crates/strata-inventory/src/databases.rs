@@ -100,6 +100,21 @@ impl Databases {
         before != self.files.len()
     }
 
+    /// The number of tracked files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The bytes of all tracked files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().map(|c| c.len() as u64).sum()
+    }
+
     /// Does it hold a package database (not only os-release)?
     pub fn has_package_database(&self) -> bool {
         self.files.keys().any(|p| !OS_RELEASE.contains(&p.as_str()))

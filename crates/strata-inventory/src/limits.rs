@@ -12,3 +12,5 @@ pub const MAX_STATUS_D_FILES: usize = 100_000;
 pub const MAX_HEADER_TAGS: u32 = 0xffff;
 /// The largest data store of one rpm header (rpm's own `headerMaxbytes`, 256 MiB).
 pub const MAX_HEADER_DATA: u32 = 256 << 20;
+/// The most bytes of database files kept for one filesystem state (all tracked files together).
+pub const MAX_TOTAL_DB_BYTES: u64 = 1 << 30;

@@ -353,3 +353,38 @@ fn a_malformed_database_in_a_layer_names_the_image_layer_and_file() {
         "{chain}"
     );
 }
+
+#[test]
+fn a_database_file_over_the_size_bound_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path()).unwrap();
+    // A tar header announcing a 600 MiB status file, and none of its bytes: the bound is checked
+    // against the header, before anything is read or allocated.
+    let mut header = tar::Header::new_gnu();
+    header.set_path("var/lib/dpkg/status").unwrap();
+    header.set_size(600 << 20);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 1024]);
+    let blob = store.blobs().put(&bytes).unwrap();
+    let descriptor = blob.descriptor(MediaType::ImageLayer);
+    let diff_id = blob.digest.to_string();
+    image(
+        &store,
+        "acme/huge",
+        "acme/huge",
+        "platform",
+        None,
+        &[&(descriptor, diff_id)],
+        &["ADD a"],
+    );
+    let catalog = Catalog::load(&store).unwrap();
+    let image = catalog.find(&store, "acme/huge").unwrap();
+    let chain = strata_oci::report(&inventory(&store, &catalog, image).unwrap_err());
+    assert!(
+        chain.contains("/var/lib/dpkg/status: size is 629145600, over the limit of 536870912"),
+        "{chain}"
+    );
+}

@@ -179,7 +179,7 @@ pub fn header_blobs(file: &str, data: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     if data.get(24).is_some_and(|&alg| alg != 0) {
         return Err(meta("an encrypted database"));
     }
-    if data.len() % page_size != 0 {
+    if !data.len().is_multiple_of(page_size) {
         return Err(meta(&format!(
             "{} bytes, not a whole number of {page_size}-byte pages (truncated?)",
             data.len()
@@ -201,7 +201,7 @@ pub fn header_blobs(file: &str, data: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
             continue;
         }
         let entries = db.u16_at(page, 20).unwrap_or(0) as usize;
-        if PAGE_HEADER + 2 * entries > page_size || entries % 2 != 0 {
+        if PAGE_HEADER + 2 * entries > page_size || !entries.is_multiple_of(2) {
             return Err(db.bad(pgno, format!("{entries} entries")));
         }
         for pair in 0..entries / 2 {

@@ -283,7 +283,10 @@ fn packages_match_dpkg_query_and_are_credited_to_their_tiers(store: &Path) {
         };
         assert_eq!(tier("libc6"), ("deb/debian".into(), "operations".into()));
         if image != "deb/debian" {
-            assert_eq!(tier("procps"), ("deb/corebuild".into(), "operations".into()));
+            assert_eq!(
+                tier("procps"),
+                ("deb/corebuild".into(), "operations".into())
+            );
         }
         if image == "deb/httpd" {
             assert_eq!(tier("apache2"), ("deb/httpd".into(), "middleware".into()));
