@@ -145,6 +145,22 @@ fn rpm_sqlite_reads_as_rpm_reads_it() {
 }
 
 #[test]
+fn reading_a_sqlite_database_leaves_nothing_behind() {
+    // rpm writes its sqlite database in WAL mode: a read-only connection creates `-wal` and
+    // `-shm` files beside the copy, which must go with it.
+    let temp = tempfile::tempdir().unwrap();
+    let packages = sqlite::parse_in(
+        "/var/lib/rpm/rpmdb.sqlite",
+        &fixture("rpm/rpmdb.sqlite"),
+        temp.path(),
+    )
+    .unwrap();
+    assert_eq!(packages.len(), 3);
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn rpm_berkeleydb_reads_as_rpm_reads_it() {
     let ours = lines(&bdb::parse("/var/lib/rpm/Packages", &fixture("rpm/Packages")).unwrap());
     assert_eq!(ours, RPM_EXPECTED);

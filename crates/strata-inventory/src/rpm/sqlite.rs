@@ -13,19 +13,31 @@ use crate::package::Package;
 
 /// Read the packages of an `rpmdb.sqlite` given as bytes (`file` names it in errors).
 pub fn parse(file: &str, data: &[u8]) -> Result<Vec<Package>> {
+    parse_in(file, data, &std::env::temp_dir())
+}
+
+/// [`parse`], with the private copy made in a new directory under `temp` (removed, with
+/// everything SQLite wrote beside the copy, before returning).
+pub fn parse_in(file: &str, data: &[u8], temp: &std::path::Path) -> Result<Vec<Package>> {
     let temp_err = |source| InventoryError::TempCopy {
         file: file.to_string(),
         source,
     };
-    let mut copy = tempfile::NamedTempFile::new().map_err(temp_err)?;
+    // A private directory, not a lone temporary file: SQLite opens a WAL-mode database (rpm's
+    // default) with `-wal` and `-shm` files beside it, which a read-only connection leaves behind;
+    // they go with the directory.
+    let dir = tempfile::tempdir_in(temp).map_err(temp_err)?;
+    let path = dir.path().join("rpmdb.sqlite");
+    let mut copy = std::fs::File::create(&path).map_err(temp_err)?;
     copy.write_all(data).map_err(temp_err)?;
     copy.flush().map_err(temp_err)?;
+    drop(copy);
     let sql = |source| InventoryError::Sqlite {
         file: file.to_string(),
         source,
     };
     let conn = Connection::open_with_flags(
-        copy.path(),
+        &path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql)?;
@@ -52,5 +64,9 @@ pub fn parse(file: &str, data: &[u8]) -> Result<Vec<Package>> {
         let blob: Vec<u8> = row.get(1).map_err(sql)?;
         blobs.push((format!("header {hnum}"), blob));
     }
+    drop(rows);
+    drop(stmt);
+    drop(conn);
+    drop(dir);
     super::packages_of(file, blobs.iter().map(|(at, b)| (at.clone(), b.as_slice())))
 }
