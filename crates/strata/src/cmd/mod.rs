@@ -65,6 +65,8 @@ pub enum Command {
     Diff(diff::Args),
     /// Per layer: files, bytes wasted by later overwrites and deletes, dive's efficiency score.
     Layers(layers::Args),
+    /// The packages an image holds (dpkg, rpm, apk) and the tier and team that installed each.
+    Packages(packages::Args),
     /// Reconcile the deployments of a deploy.toml once; `status`, `history`, `rollback`, `hold`,
     /// `release`, `approve`, `down`.
     Deploy(deploy::Args),
@@ -103,6 +105,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args, global),
         Command::Diff(args) => diff::run(args, global),
         Command::Layers(args) => layers::run(args, global),
+        Command::Packages(args) => packages::run(args, global),
         Command::Deploy(args) => deploy::run(args, global),
         Command::Watch(args) => watch::run(args, global),
     }
@@ -125,6 +128,7 @@ mod inspect;
 mod key;
 mod layers;
 mod log;
+mod packages;
 mod plan;
 mod pull;
 mod push;

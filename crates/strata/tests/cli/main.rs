@@ -22,6 +22,7 @@ mod import;
 mod inspect_chain;
 mod inspect_layers;
 mod key_cli;
+mod packages;
 mod pinned_base;
 mod registry_interop;
 mod registry_load;
