@@ -153,6 +153,28 @@ pub enum DeployError {
         /// The store's error.
         source: Box<strata_oci::Error>,
     },
+    /// A gitops hand-over failed: git refused, or the manifest cannot be edited.
+    #[error("deployment {deployment}: gitops: {message}")]
+    Gitops {
+        /// The deployment.
+        deployment: String,
+        /// What went wrong, naming the repository or file.
+        message: String,
+    },
+    /// The `git` command could not be started.
+    #[error("cannot run git")]
+    Git {
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The command does not apply to the deployment's target.
+    #[error("deployment {deployment}: {message}")]
+    Unsupported {
+        /// The deployment.
+        deployment: String,
+        /// What is not supported, and why.
+        message: String,
+    },
     /// The events log failed.
     #[error("events log")]
     Events(#[from] strata_events::EventError),
