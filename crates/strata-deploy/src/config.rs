@@ -405,7 +405,7 @@ fn check_gitops(
         strata_chain::git::check_url(repo_text)
             .map_err(|e| (raw.repo.span(), format!("repo: {e}")))?;
         Repo::Url(repo_text.clone())
-    } else if repo_text.is_empty() || repo_text.starts_with('-') {
+    } else if repo_text.is_empty() || repo_text.starts_with('-') || repo_text.contains("::") {
         return Err((
             raw.repo.span(),
             format!("repo: {repo_text:?} is not a directory or a URL"),

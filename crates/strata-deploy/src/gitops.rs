@@ -702,6 +702,61 @@ gitops = { repo = "deploy-repo", path = "overlays/prod/kustomization.yaml", bran
     }
 
     #[test]
+    fn hostile_gitops_settings_are_refused_naming_their_line() {
+        let base = "name = \"p\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\n";
+        for (extra, wanted) in [
+            (
+                "target = \"gitops\"\ngitops = { repo = \"r\", path = \"../../etc/passwd\" }",
+                "deploy.toml:6:",
+            ),
+            (
+                "target = \"gitops\"\ngitops = { repo = \"ext::sh -c touch% /tmp/x\", path = \"a.yaml\" }",
+                "repo: \"ext::sh -c touch% /tmp/x\" is not a directory or a URL",
+            ),
+            (
+                "target = \"gitops\"\ngitops = { repo = \"r\", path = \"a.yaml\", branch = \"--upload-pack=x\" }",
+                "gitops.branch",
+            ),
+            (
+                "gitops = { repo = \"r\", path = \"a.yaml\" }",
+                "gitops is set but target is not \"gitops\"",
+            ),
+            (
+                "target = \"gitops\"\nports = [\"80\"]\ngitops = { repo = \"r\", path = \"a.yaml\" }",
+                "ports belongs in the manifests of the repository",
+            ),
+            ("target = \"gitops\"", "needs gitops = {"),
+        ] {
+            let text = format!("{base}{extra}\n");
+            let err = DeployFile::parse(Path::new("deploy.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("deploy.toml:"), "{err}");
+            assert!(err.contains(wanted), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_symbolic_link_on_the_path_is_not_followed() {
+        let w = World::new();
+        let podman = no_podman();
+        w.cascade("acme/web");
+        let outside = w.dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("kustomization.yaml"), KUSTOMIZATION).unwrap();
+        std::fs::remove_dir_all(w.repo().join("overlays/prod")).unwrap();
+        std::os::unix::fs::symlink(&outside, w.repo().join("overlays/prod")).unwrap();
+        git(&w.repo(), &["add", "-A"]);
+        git(&w.repo(), &["commit", "-q", "-m", "a link"]);
+        let err = w.deployer(&podman).reconcile(&["web".into()]).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("kustomization.yaml")).unwrap(),
+            KUSTOMIZATION
+        );
+    }
+
+    #[test]
     fn a_dirty_manifest_or_another_branch_is_refused_and_nothing_is_committed() {
         let w = World::new();
         let podman = no_podman();

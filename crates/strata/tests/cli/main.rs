@@ -11,6 +11,7 @@ mod cross_project;
 mod custody_cli;
 mod debian_chain;
 mod deploy;
+mod deploy_gitops;
 mod dockerfile_cli;
 mod engine_export;
 mod errors;
