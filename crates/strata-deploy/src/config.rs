@@ -57,6 +57,8 @@ pub struct Deployment {
     pub declared_at: Location,
     /// The repository and manifest of `target = "gitops"`.
     pub gitops: Option<crate::gitops::GitopsTarget>,
+    /// The cluster of `target = "kubernetes"`.
+    pub kubernetes: Option<crate::kubernetes::KubernetesTarget>,
 }
 
 /// The image a deployment follows.
@@ -112,6 +114,8 @@ pub enum TargetKind {
     Local,
     /// A commit of the digest into manifests in a git repository (`gitops = { ... }`).
     Gitops,
+    /// A server-side apply to a cluster (`kubernetes = { ... }`).
+    Kubernetes,
 }
 
 /// The container's network.
@@ -201,6 +205,23 @@ struct RawDeployment {
     #[serde(default)]
     network: Option<Network>,
     gitops: Option<Spanned<RawGitops>>,
+    kubernetes: Option<Spanned<RawKubernetes>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    namespace: Spanned<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    replicas: Option<u32>,
+    #[serde(default)]
+    poll: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +384,43 @@ impl DeployFile {
                 }
                 (_, None) => None,
             };
+            let kubernetes = match (target, d.kubernetes) {
+                (TargetKind::Kubernetes, Some(k)) => {
+                    if d.network.is_some() {
+                        return Err(err(
+                            raw_span,
+                            format!(
+                                "deployment[{n}].network: a podman network; the cluster's \
+                                 network policies decide it for target = \"kubernetes\""
+                            ),
+                        ));
+                    }
+                    let span = k.span();
+                    Some(
+                        check_kubernetes(k.into_inner(), &image, &dir).map_err(|(s, m)| {
+                            err(s.unwrap_or(span), format!("deployment[{n}].kubernetes.{m}"))
+                        })?,
+                    )
+                }
+                (TargetKind::Kubernetes, None) => {
+                    return Err(err(
+                        d.target.as_ref().map_or(raw_span.clone(), Spanned::span),
+                        format!(
+                            "deployment[{n}]: target = \"kubernetes\" needs kubernetes = {{ \
+                             namespace = \"NS\" }}"
+                        ),
+                    ));
+                }
+                (_, Some(k)) => {
+                    return Err(err(
+                        k.span(),
+                        format!(
+                            "deployment[{n}].kubernetes is set but target is not \"kubernetes\""
+                        ),
+                    ));
+                }
+                (_, None) => None,
+            };
             deployments.push(Deployment {
                 name,
                 image,
@@ -376,6 +434,7 @@ impl DeployFile {
                 network: d.network.unwrap_or_default(),
                 declared_at: lines.locate(path, d.name.span().start),
                 gitops,
+                kubernetes,
             });
         }
         Ok(DeployFile {
@@ -477,6 +536,67 @@ fn check_gitops(
         path,
         branch,
         edit,
+    })
+}
+
+/// Check `kubernetes = { ... }`; an error is (span, `key: message`).
+fn check_kubernetes(
+    raw: RawKubernetes,
+    image: &ImageSource,
+    dir: &Path,
+) -> Result<crate::kubernetes::KubernetesTarget, (Option<Range<usize>>, String)> {
+    let ns = raw.namespace.get_ref();
+    let dns = ns.len() <= 63
+        && !ns.is_empty()
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if !dns {
+        return Err((
+            Some(raw.namespace.span()),
+            format!("namespace: {ns:?} is not a namespace name (lower-case letters, digits, '-')"),
+        ));
+    }
+    let repository = match (raw.image, image) {
+        (Some(i), _) => {
+            let r = i.get_ref();
+            if r.is_empty()
+                || r.contains('@')
+                || r.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err((
+                    Some(i.span()),
+                    format!("image: {r:?} is not an image repository"),
+                ));
+            }
+            i.into_inner()
+        }
+        (None, ImageSource::Registry { reference }) => crate::gitops::repository_of(reference),
+        (None, _) => {
+            return Err((
+                None,
+                "image: needed: the registry repository the cluster pulls this chain image from \
+                 (image = \"registry.example.com/acme/web\"; strata push or strata watch puts \
+                 it there)"
+                    .into(),
+            ));
+        }
+    };
+    let poll = match &raw.poll {
+        None => Duration::from_secs(1),
+        Some(p) => {
+            parse_duration(p.get_ref()).map_err(|m| (Some(p.span()), format!("poll: {m}")))?
+        }
+    };
+    Ok(crate::kubernetes::KubernetesTarget {
+        namespace: raw.namespace.into_inner(),
+        context: raw.context,
+        kubeconfig: raw.kubeconfig.map(|k| dir.join(k)),
+        repository,
+        replicas: raw.replicas.unwrap_or(1),
+        poll,
     })
 }
 

@@ -161,6 +161,16 @@ pub enum DeployError {
         /// What went wrong, naming the repository or file.
         message: String,
     },
+    /// The cluster could not be reached or refused a request.
+    #[error("deployment {deployment}: kubernetes: cannot {action}")]
+    Kubernetes {
+        /// The deployment.
+        deployment: String,
+        /// What was asked (`apply its Deployment`, `read the kubeconfig`...).
+        action: String,
+        /// The client's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The `git` command could not be started.
     #[error("cannot run git")]
     Git {

@@ -312,6 +312,13 @@ impl<'a> Deployer<'a> {
                     clone_dir: self.states.path().join(format!("{}.gitops", d.name)),
                 }) as Box<dyn Handoff>
             }),
+            TargetKind::Kubernetes => d.kubernetes.clone().map(|target| {
+                Box::new(crate::kubernetes::Kubernetes {
+                    deployment: d.clone(),
+                    target,
+                    owner: self.file.owner.clone(),
+                }) as Box<dyn Handoff>
+            }),
         }
     }
 
