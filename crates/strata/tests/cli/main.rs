@@ -12,6 +12,7 @@ mod custody_cli;
 mod debian_chain;
 mod deploy;
 mod deploy_gitops;
+mod deploy_kubernetes;
 mod dockerfile_cli;
 mod engine_export;
 mod errors;
