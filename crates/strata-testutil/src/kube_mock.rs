@@ -170,8 +170,8 @@ async fn handle(
         .collect();
     let Some(manager) = params.get("fieldManager").cloned() else {
         return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
         );
     };
@@ -184,6 +184,11 @@ async fn handle(
     c.requests.push(line);
     c.version += 1;
     let version = c.version.to_string();
+    // The API server's defaulting, before the spec is compared: a re-apply of the same
+    // document is no spec change.
+    if kind == "deployments" && applied["spec"]["progressDeadlineSeconds"].is_null() {
+        applied["spec"]["progressDeadlineSeconds"] = json!(600);
+    }
     let old = c.objects.get(&key).cloned();
     let generation = match &old {
         None => 1,
@@ -193,7 +198,6 @@ async fn handle(
         Some(o) => o["metadata"]["generation"].as_i64().unwrap_or(1) + 1,
     };
     if kind == "deployments" {
-        applied["spec"]["progressDeadlineSeconds"] = json!(600);
         if old
             .as_ref()
             .is_none_or(|o| o["metadata"]["generation"] != json!(generation))
