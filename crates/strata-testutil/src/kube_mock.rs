@@ -197,13 +197,12 @@ async fn handle(
         }
         Some(o) => o["metadata"]["generation"].as_i64().unwrap_or(1) + 1,
     };
-    if kind == "deployments" {
-        if old
+    if kind == "deployments"
+        && old
             .as_ref()
             .is_none_or(|o| o["metadata"]["generation"] != json!(generation))
-        {
-            c.progress.insert(key.clone(), 0);
-        }
+    {
+        c.progress.insert(key.clone(), 0);
     }
     let api_version = applied["apiVersion"].clone();
     let meta = &mut applied["metadata"];
