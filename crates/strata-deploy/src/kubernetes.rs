@@ -607,6 +607,35 @@ kubernetes = { namespace = "shop", context = "mock", kubeconfig = "kubeconfig", 
     }
 
     #[test]
+    fn an_image_changed_in_the_cluster_by_hand_is_applied_back() {
+        let w = World::new();
+        let podman = Podman::default();
+        let a = w.push();
+        w.deployer(&podman).reconcile(&[]).unwrap();
+        w.cluster.set_image(
+            "deployments/shop/web",
+            "registry.example.com/acme/web:latest",
+        );
+        w.conversation();
+        let out = w.deployer(&podman).reconcile(&[]).unwrap().remove(0);
+        assert_eq!(out.result, "deployed", "{out:?}");
+        let talk = w.conversation();
+        assert_eq!(
+            talk.iter()
+                .filter(|r| r.starts_with("PATCH"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            [apply(DEPLOYMENT, Some(&a)), apply(SERVICE, None)]
+        );
+        let obj = w.cluster.object("deployments/shop/web").unwrap();
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("registry.example.com/acme/web@{a}")
+        );
+        assert_eq!(obj["metadata"]["generation"], 3);
+    }
+
+    #[test]
     fn a_manual_rollback_reapplies_the_previous_digest_and_holds_it() {
         let w = World::new();
         let podman = Podman::default();

@@ -299,6 +299,17 @@ impl MockCluster {
         std::mem::take(&mut self.cluster.lock().unwrap().requests)
     }
 
+    /// Change a Deployment's container image as `kubectl set image` does (a spec change: its
+    /// generation moves), bypassing strata.
+    pub fn set_image(&self, key: &str, image: &str) {
+        let mut c = self.cluster.lock().unwrap();
+        let obj = c.objects.get_mut(key).expect("the object exists");
+        obj["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        obj["metadata"]["generation"] = json!(generation);
+        c.progress.insert(key.to_string(), 0);
+    }
+
     /// An object as stored: `deployments/NS/NAME`, `services/NS/NAME`.
     pub fn object(&self, key: &str) -> Option<Value> {
         self.cluster.lock().unwrap().objects.get(key).cloned()
