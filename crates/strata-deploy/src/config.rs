@@ -498,7 +498,17 @@ fn check_gitops(
         ImageSource::Chain { reference } | ImageSource::Registry { reference } => {
             repository_of(reference)
         }
-        ImageSource::Oci { reference, .. } => repository_of(reference),
+        // An `oci:DIR:TAG` names no repository: `image` or `new_name` must.
+        ImageSource::Oci { .. } => match (&raw.image, &raw.new_name) {
+            (Some(_), _) | (_, Some(_)) => String::new(),
+            (None, None) => {
+                return Err((
+                    raw.repo.span(),
+                    "image: needed for an oci: image (the name the manifests use), or new_name"
+                        .into(),
+                ));
+            }
+        },
     };
     for v in [&raw.image, &raw.new_name].into_iter().flatten() {
         if v.get_ref().is_empty()
@@ -525,6 +535,12 @@ fn check_gitops(
                 steps,
                 repository: raw.new_name.map_or(default_repository, Spanned::into_inner),
             }
+        }
+        None if raw.image.is_none() && default_repository.is_empty() => {
+            return Err((
+                raw.repo.span(),
+                "image: needed for an oci: image (the images: entry's name)".into(),
+            ));
         }
         None => Edit::Kustomize {
             name: raw.image.map_or(default_repository, Spanned::into_inner),

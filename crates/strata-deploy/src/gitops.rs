@@ -734,6 +734,18 @@ gitops = { repo = "deploy-repo", path = "overlays/prod/kustomization.yaml", bran
             assert!(err.starts_with("deploy.toml:"), "{err}");
             assert!(err.contains(wanted), "{extra}: {err}");
         }
+        // An oci: image names no repository: the images: entry's name must be given.
+        let text = "name = \"p\"\n[[deployment]]\nname = \"web\"\nimage = \"oci:layout:v1\"\n\
+                    target = \"gitops\"\ngitops = { repo = \"r\", path = \"a.yaml\" }\n";
+        let err = DeployFile::parse(Path::new("deploy.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("image: needed for an oci: image"), "{err}");
+        let named = text.replace(
+            "path = \"a.yaml\"",
+            "path = \"a.yaml\", image = \"acme/web\"",
+        );
+        assert!(DeployFile::parse(Path::new("deploy.toml"), &named).is_ok());
     }
 
     #[test]
