@@ -109,9 +109,17 @@ impl Env {
     }
 }
 
-fn podman() -> Option<Command> {
+/// podman with a private storage under `env`'s directory: the images a test loads are its own,
+/// and no other test or process on the machine can remove them meanwhile (or see them).
+fn podman(env: &Env) -> Option<Command> {
     let podman = require_tool("podman")?;
-    Some(Command::new(podman))
+    let mut cmd = Command::new(podman);
+    cmd.arg("--root")
+        .arg(env.path("podman-root"))
+        .arg("--runroot")
+        .arg(env.path("podman-run"))
+        .args(["--storage-driver", "vfs"]);
+    Some(cmd)
 }
 
 #[test]
@@ -134,9 +142,9 @@ fn podman_loads_and_runs_the_docker_archive() {
             >= 2,
         "{listing}"
     );
-    let loaded = run_ok(podman().unwrap().arg("load").arg("-i").arg(&archive));
+    let loaded = run_ok(podman(&env).unwrap().arg("load").arg("-i").arg(&archive));
     assert!(loaded.contains(&env.full()), "{loaded}");
-    let out = run_ok(podman().unwrap().args([
+    let out = run_ok(podman(&env).unwrap().args([
         "run",
         "--rm",
         "--runtime",
@@ -150,7 +158,10 @@ fn podman_loads_and_runs_the_docker_archive() {
         &env.full(),
     ]));
     assert_eq!(out, "hello from strata\n");
-    let _ = podman().unwrap().args(["rmi", "-f", &env.full()]).output();
+    let _ = podman(&env)
+        .unwrap()
+        .args(["rmi", "-f", &env.full()])
+        .output();
 }
 
 #[test]
@@ -194,21 +205,23 @@ fn the_oci_archive_holds_exactly_this_image() {
             .arg(format!("oci-archive:{}", archive.display())),
     );
     assert!(config.contains("\"tier\": \"app\""), "{config}");
-    let Some(mut podman) = podman() else { return };
+    let Some(mut podman) = podman(&env) else {
+        return;
+    };
     let loaded = run_ok(podman.arg("load").arg("-i").arg(&archive));
     assert!(loaded.contains(&env.full()), "{loaded}");
     let listed =
-        run_ok(podman_cmd().args(["image", "inspect", "--format", "{{.Digest}}", &env.full()]));
+        run_ok(podman_cmd(&env).args(["image", "inspect", "--format", "{{.Digest}}", &env.full()]));
     assert_eq!(
         listed.trim(),
         env.digest(),
         "podman keeps the manifest digest"
     );
-    let _ = podman_cmd().args(["rmi", "-f", &env.full()]).output();
+    let _ = podman_cmd(&env).args(["rmi", "-f", &env.full()]).output();
 }
 
-fn podman_cmd() -> Command {
-    podman().expect("checked by the caller")
+fn podman_cmd(env: &Env) -> Command {
+    podman(env).expect("checked by the caller")
 }
 
 /// File, content and metadata tests, some passing, some failing, for both implementations.
