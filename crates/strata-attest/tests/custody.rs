@@ -960,9 +960,11 @@ fn a_bought_base_needs_its_vendor_signature_in_the_store() {
     );
     // Nothing kept: the bottom link is broken, named in one line.
     let report = verify(&c, APP);
-    assert_broken_at(&report, 2, |p| {
-        matches!(p, Problem::MissingVendorSignature { key, .. } if key == "vendor.pub")
-    });
+    assert_broken_at(
+        &report,
+        2,
+        |p| matches!(p, Problem::MissingVendorSignature { key, .. } if key == "vendor.pub"),
+    );
     assert_eq!(
         report.summary(),
         format!(
