@@ -1191,7 +1191,10 @@ impl Walk<'_> {
             repository: &repository,
         };
         let mut first = None;
-        for each in evidence::find(self.store, &node.digest)? {
+        for each in evidence::find(self.store, &node.digest)?
+            .into_iter()
+            .take(evidence::MAX_CHECKED)
+        {
             let reason = match each {
                 Ok(stored) => match evidence::verify(&required.key, &stored.evidence, expected) {
                     Ok(key) => {

@@ -25,6 +25,8 @@ use crate::vendor::{
     VendorKey,
 };
 
+/// At most this many stored vendor signatures of one image are checked (each may run `gpgv`).
+pub const MAX_CHECKED: usize = 16;
 /// The `artifactType` of a stored vendor signature.
 pub const VENDOR_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.strata.vendor-signature.v1+json";
 /// The media type of a stored simple-signing signature (an OpenPGP signed message).
@@ -140,6 +142,13 @@ fn read(store: &Store, digest: Digest) -> Result<Stored, AttestError> {
             manifest.layers().len()
         )));
     };
+    if layer.size() > vendor::MAX_SIGNATURE_BYTES {
+        return Err(bad(format!(
+            "its layer is {} bytes, more than a signature's {}",
+            layer.size(),
+            vendor::MAX_SIGNATURE_BYTES
+        )));
+    }
     let bytes = store
         .blobs()
         .read_descriptor(layer)

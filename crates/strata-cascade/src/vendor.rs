@@ -249,9 +249,11 @@ fn lookaside_signatures(
     Ok(signatures)
 }
 
-/// The layers of a cosign signature manifest that carry a signature: (digest, size, the layer's
-/// annotations, the signature among them).
-fn cosign_layers(manifest: &[u8]) -> Result<Vec<(Digest, u64, BTreeMap<String, String>)>, Refusal> {
+/// A cosign signature layer: its digest, size and annotations (the signature among them).
+type CosignLayer = (Digest, u64, BTreeMap<String, String>);
+
+/// The layers of a cosign signature manifest that carry a signature.
+fn cosign_layers(manifest: &[u8]) -> Result<Vec<CosignLayer>, Refusal> {
     let malformed = |reason: String| Refusal::Malformed { reason };
     let value: serde_json::Value = serde_json::from_slice(manifest)
         .map_err(|e| malformed(format!("the signature manifest is not JSON: {e}")))?;

@@ -656,6 +656,23 @@ fn a_bought_base_needs_its_vendors_cosign_signature() {
         &format!("image = \"{pinned}\", signed_by = \"../cosign.pub\""),
     );
     build_signed(&custody);
+    // gc keeps the kept signature as long as the base lives; fsck finds it sound.
+    for args in [["store", "gc"], ["store", "fsck"]] {
+        let out = cargo_bin_cmd!("strata")
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .arg("-C")
+            .arg(&custody)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(kept(&custody, &one).len(), 1);
     let (ok, out, _) = verify(&custody, true);
     assert!(ok, "{out}");
     let report: Value = serde_json::from_str(&out).unwrap();
