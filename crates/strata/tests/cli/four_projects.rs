@@ -456,9 +456,10 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         "{out}"
     );
     // The base link is operations' import of the vendor's image: the pinned digest itself,
-    // imported from the pinned reference. Verify shows the pin, not the vendor's signature: that
-    // is checked when operations imports it (refused in `World::new` until the vendor signed) and
-    // is not recorded in the provenance.
+    // imported from the pinned reference. The deploy project shows the pin, not the vendor's
+    // signature: that is checked when operations imports it (refused in `World::new` until the
+    // vendor signed), and again by operations' own `strata verify` (its strata.toml names the
+    // vendor key; `vendor_signatures.rs`), not by a project that does not know the vendor key.
     let report: serde_json::Value =
         serde_json::from_str(&ok(w.in_deploy().args(["verify", "--json", &deployed_ref]))).unwrap();
     let links = report["links"].as_array().unwrap();
