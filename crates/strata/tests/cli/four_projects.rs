@@ -474,6 +474,17 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         format!("pkg:docker/{}@1@{}", w.vendor_image, w.vendor_digest).as_str(),
         "{base:#}"
     );
+    // Operations' own verify checks the vendor's signature kept with the base, with the key its
+    // strata.toml names.
+    let vendor_key = strata_attest::PublicKey::load(&w.ops.join("vendor-cosign.pub"))
+        .unwrap()
+        .id()
+        .to_string();
+    let out = ok(strata(&w.ops, &[]).args(["verify", "--offline", &format!("{corebuild}:latest")]));
+    assert!(
+        out.contains(&format!("base: signed by the vendor, key {vendor_key} ")),
+        "{out}"
+    );
 
     // Each project's git history and events log tell its part.
     assert_eq!(
