@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use oci_spec::image::{Descriptor, ImageManifest, MediaType};
@@ -32,9 +32,11 @@ use strata_oci::{Digest, Reference, Store};
 
 use crate::artifact::{ATTESTATION_ARTIFACT_TYPE, Attestation, attestation_from, find_each};
 use crate::error::{AttestError, KeyError, VerifyError};
+use crate::evidence;
 use crate::keys::{KeyId, PublicKey};
 use crate::policy::{Policy, format_age};
 use crate::provenance::{DEP_IMPORT, Provenance, rfc3339};
+use crate::vendor::{Expected, VendorKey, repository_of};
 
 /// Whom to trust: each team's public keys, and each image's owner team (and tier), as the chain
 /// file declares them. Images are named by repository path (`acme/corebuild`); the registry and
@@ -46,6 +48,21 @@ pub struct TrustConfig {
     tiers: BTreeMap<String, String>,
     /// Owner rules for other projects' images: a full name (`HOST/PATH`) or prefix (`HOST/PATH/*`).
     external: BTreeMap<String, String>,
+    /// The chain's bought bases that must carry their vendor's signature, by repository path.
+    vendors: BTreeMap<String, VendorRequirement>,
+}
+
+/// A bought base that must carry its vendor's signature (`signed_by` in the chain file): the walk
+/// finds the signature kept in the store at its link and verifies it again with `key`.
+#[derive(Clone, Debug)]
+pub struct VendorRequirement {
+    /// The reference the base is bought as (`HOST/NAME:TAG@sha256:...`): its repository is the
+    /// one the signature must name.
+    pub reference: String,
+    /// The key file, as the chain file names it (for messages).
+    pub key_file: String,
+    /// The vendor's key.
+    pub key: VendorKey,
 }
 
 impl TrustConfig {
@@ -138,6 +155,43 @@ impl TrustConfig {
             }
             _ => image_key(reference),
         }
+    }
+
+    /// Declare that the chain image `image` is a bought base that must carry the vendor signature
+    /// `requirement` describes.
+    pub fn set_vendor(&mut self, image: &str, requirement: VendorRequirement) {
+        self.vendors.insert(image_key(image), requirement);
+    }
+
+    /// [`TrustConfig::set_vendor`] with the key read from `path` (`shown`: the file as the chain
+    /// file names it); an error names the image and the file.
+    pub fn add_vendor_key_file(
+        &mut self,
+        image: &str,
+        reference: &str,
+        path: &Path,
+        shown: &str,
+    ) -> Result<(), KeyError> {
+        let key = VendorKey::load(path).map_err(|source| KeyError::VendorKey {
+            image: image.to_string(),
+            source,
+        })?;
+        self.set_vendor(
+            image,
+            VendorRequirement {
+                reference: reference.to_string(),
+                key_file: shown.to_string(),
+                key,
+            },
+        );
+        Ok(())
+    }
+
+    /// The vendor signature the chain image `image` must carry, if it is a bought base with
+    /// `signed_by`.
+    pub fn vendor_of(&self, image: &str) -> Option<&VendorRequirement> {
+        self.chain_owner_of(image)?;
+        self.vendors.get(&image_key(image))
     }
 
     /// The tier label the chain gives `image`.
@@ -326,6 +380,22 @@ pub enum Problem {
         /// Why (the error and its causes).
         reason: String,
     },
+    /// A bought base that must be signed by its vendor has no vendor signature in the store.
+    MissingVendorSignature {
+        /// The base, `HOST/NAME@DIGEST`.
+        image: String,
+        /// The vendor key file, as the chain file names it.
+        key: String,
+    },
+    /// The vendor signature kept in the store does not vouch for the bought base.
+    VendorSignature {
+        /// The base, `HOST/NAME@DIGEST`.
+        image: String,
+        /// The vendor key file, as the chain file names it.
+        key: String,
+        /// Why (the refusal, or why the stored signature cannot be read or checked).
+        reason: String,
+    },
     /// The parents loop back to an image already walked.
     Cycle {
         /// The image seen twice.
@@ -431,6 +501,15 @@ impl fmt::Display for Problem {
             Problem::Upstream { image, reason } => {
                 write!(f, "cannot read {image} from its registry: {reason}")
             }
+            Problem::MissingVendorSignature { image, key } => write!(
+                f,
+                "bought base {image}: no vendor signature in the store (signed_by {key} in strata.toml)"
+            ),
+            Problem::VendorSignature { image, key, reason } => write!(
+                f,
+                "bought base {image}: the vendor signature in the store does not verify with \
+                 signed_by {key}: {reason}"
+            ),
             Problem::Cycle { digest } => write!(f, "the parents loop back to {digest}"),
         }
     }
@@ -458,10 +537,30 @@ pub struct Link {
     pub built: Option<String>,
     /// What it was built from: the parent `name@digest`, or an imported source `uri@digest`.
     pub from: Option<String>,
+    /// A bought base's vendor signature, verified again from the store (when the chain requires
+    /// one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<VendorLink>,
     /// The verdict.
     pub verdict: Verdict,
     /// Why the link is broken, most telling first (empty when ok).
     pub problems: Vec<Problem>,
+}
+
+/// The vendor signature that vouched for a bought base at its link.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VendorLink {
+    /// The reference the base is bought as.
+    pub reference: String,
+    /// The vendor key file, as the chain file names it.
+    pub key_file: String,
+    /// The key that signed: an OpenPGP primary key's fingerprint, or a cosign key's id (the
+    /// sha256 of its SubjectPublicKeyInfo).
+    pub key: String,
+    /// `simple_signing` or `cosign`.
+    pub format: &'static str,
+    /// The vendor signature artifact in the store.
+    pub evidence: Digest,
 }
 
 /// The result of [`verify_chain`]: the links walked, top (the image asked about) first.
@@ -526,6 +625,16 @@ impl fmt::Display for Report {
             )?;
             if let Some(remote) = &link.fetched_from {
                 writeln!(f, "       (attestation read from {remote})")?;
+            }
+            if let Some(vendor) = &link.vendor {
+                writeln!(
+                    f,
+                    "       base: signed by the vendor, key {} ({} signature {}, signed_by {})",
+                    vendor.key,
+                    vendor.format,
+                    vendor.evidence.short(),
+                    vendor.key_file
+                )?;
             }
             for problem in &link.problems {
                 writeln!(f, "       {problem}")?;
@@ -643,6 +752,11 @@ pub fn verify_chain_with(
     let mut seen = HashSet::new();
     loop {
         let (mut link, next) = walk.check_link(&node)?;
+        if link.problems.is_empty()
+            && let Some(required) = node.name.as_deref().and_then(|n| trust.vendor_of(n))
+        {
+            walk.check_vendor(&node, required, &mut link)?;
+        }
         if !seen.insert(node.digest.clone()) {
             link.problems.insert(
                 0,
@@ -882,6 +996,7 @@ impl Walk<'_> {
             fetched_from: None,
             built: None,
             from: None,
+            vendor: None,
             verdict: Verdict::Broken,
             problems: Vec::new(),
         };
@@ -1057,6 +1172,57 @@ impl Walk<'_> {
             }
         }
         Ok((2, next))
+    }
+
+    /// Check a bought base's vendor signature kept in the store: one must verify with the
+    /// required key for this digest and the repository it was bought from. Fills `link.vendor`,
+    /// or adds the problem (the first stored signature's, when none verifies).
+    fn check_vendor(
+        &self,
+        node: &Node,
+        required: &VendorRequirement,
+        link: &mut Link,
+    ) -> Result<(), AttestError> {
+        let digest = node.digest.to_string();
+        let repository = repository_of(&required.reference);
+        let image = format!("{repository}@{digest}");
+        let expected = Expected {
+            digest: &digest,
+            repository: &repository,
+        };
+        let mut first = None;
+        for each in evidence::find(self.store, &node.digest)?
+            .into_iter()
+            .take(evidence::MAX_CHECKED)
+        {
+            let reason = match each {
+                Ok(stored) => match evidence::verify(&required.key, &stored.evidence, expected) {
+                    Ok(key) => {
+                        link.vendor = Some(VendorLink {
+                            reference: required.reference.clone(),
+                            key_file: required.key_file.clone(),
+                            key,
+                            format: stored.evidence.format(),
+                            evidence: stored.manifest,
+                        });
+                        return Ok(());
+                    }
+                    Err(e) => strata_oci::report(&e),
+                },
+                Err(e) => strata_oci::report(&e),
+            };
+            first.get_or_insert_with(|| Problem::VendorSignature {
+                image: image.clone(),
+                key: required.key_file.clone(),
+                reason,
+            });
+        }
+        link.problems
+            .push(first.unwrap_or(Problem::MissingVendorSignature {
+                image,
+                key: required.key_file.clone(),
+            }));
+        Ok(())
     }
 
     /// Check that the recorded parent is the image underneath; `Ok(Err(problem))` when it is not.

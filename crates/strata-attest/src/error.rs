@@ -88,6 +88,15 @@ pub enum KeyError {
     /// A team name that cannot be a file name.
     #[error("invalid team name {0:?}: use letters, digits, '-', '_' and '.'")]
     BadTeamName(String),
+    /// A bought base's vendor key file (`signed_by`) cannot be used.
+    #[error("vendor key of the bought base {image}")]
+    VendorKey {
+        /// The chain image.
+        image: String,
+        /// Why.
+        #[source]
+        source: crate::vendor::VendorKeyError,
+    },
 }
 
 impl KeyError {
@@ -152,6 +161,14 @@ pub enum AttestError {
     #[error("attestation {digest}: {reason}")]
     BadAttestation {
         /// The attestation manifest.
+        digest: strata_oci::Digest,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored vendor signature cannot be read.
+    #[error("vendor signature {digest}: {reason}")]
+    BadEvidence {
+        /// The vendor signature artifact's manifest.
         digest: strata_oci::Digest,
         /// What is wrong.
         reason: String,

@@ -19,6 +19,7 @@ pub mod artifact;
 pub mod custody;
 pub mod dsse;
 pub mod error;
+pub mod evidence;
 pub mod keys;
 pub mod policy;
 pub mod provenance;

@@ -41,7 +41,7 @@ pub const COSIGN_PAYLOAD_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const MAX_SIGNATURE_BYTES: u64 = 4 << 20;
 
 /// A vendor's public key, as `signed_by` names it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum VendorKey {
     /// OpenPGP public keys (a vendor's key file may hold several, as Red Hat's does).
     OpenPgp(OpenPgpKeyring),
@@ -179,6 +179,14 @@ pub enum KeyringError {
 }
 
 impl VendorKey {
+    /// `an OpenPGP key` or `a cosign key`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VendorKey::OpenPgp(_) => "an OpenPGP key",
+            VendorKey::Cosign(_) => "a cosign key",
+        }
+    }
+
     /// Read `path`: a PEM `PUBLIC KEY` is cosign's; anything else must be OpenPGP public keys,
     /// armored or binary.
     pub fn load(path: &Path) -> Result<VendorKey, VendorKeyError> {
@@ -394,12 +402,13 @@ const GPGV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Verify a simple-signing signature (`signature-N` of a lookaside store, an OpenPGP signed
 /// message) with `keys`, by `gpgv`: the message must hold one signature, good, by one of the keys
 /// (a primary key or a subkey it bound), neither expired nor revoked (as containers/image
-/// requires), and its payload must name the pinned digest and the repository.
+/// requires), and its payload must name the pinned digest and the repository. Returns the
+/// fingerprint of the primary key that signed (as `gpgv`'s `VALIDSIG` names it).
 pub fn verify_simple_signing(
     keys: &OpenPgpKeyring,
     signature: &[u8],
     expected: Expected<'_>,
-) -> Result<(), SimpleSigningError> {
+) -> Result<String, SimpleSigningError> {
     verify_simple_signing_by(Path::new("gpgv"), GPGV_TIMEOUT, keys, signature, expected)
 }
 
@@ -410,7 +419,7 @@ fn verify_simple_signing_by(
     keys: &OpenPgpKeyring,
     signature: &[u8],
     expected: Expected<'_>,
-) -> Result<(), SimpleSigningError> {
+) -> Result<String, SimpleSigningError> {
     if signature.len() as u64 > MAX_SIGNATURE_BYTES {
         return Err(Refusal::Malformed {
             reason: "the signature is too large".into(),
@@ -517,14 +526,15 @@ fn verify_simple_signing_by(
         }
         .into());
     }
-    verdict(&String::from_utf8_lossy(&status), exit.success())?;
+    let fingerprint = verdict(&String::from_utf8_lossy(&status), exit.success())?;
     check_payload(&payload, SIMPLE_SIGNING_TYPE, expected)?;
-    Ok(())
+    Ok(fingerprint)
 }
 
 /// The verdict of `gpgv`'s status lines (`doc/DETAILS` of GnuPG): Ok when the message's one
-/// signature is good and valid. `exited_ok` is required too, but never enough.
-fn verdict(status: &str, exited_ok: bool) -> Result<(), Refusal> {
+/// signature is good and valid, with the signing primary key's fingerprint. `exited_ok` is
+/// required too, but never enough.
+fn verdict(status: &str, exited_ok: bool) -> Result<String, Refusal> {
     let mut signatures = 0;
     let (mut good, mut valid, mut bad) = (false, None, false);
     let (mut expired_key, mut revoked_key, mut expired_sig) = (false, false, false);
@@ -588,10 +598,9 @@ fn verdict(status: &str, exited_ok: bool) -> Result<(), Refusal> {
         return Err(Refusal::SignatureExpired);
     }
     let primary = valid.filter(|fpr| !fpr.is_empty() && fpr.bytes().all(|b| b.is_ascii_hexdigit()));
-    if good && primary.is_some() && exited_ok {
-        Ok(())
-    } else {
-        Err(malformed("gpgv did not find a good signature".into()))
+    match primary {
+        Some(primary) if good && exited_ok => Ok(primary),
+        _ => Err(malformed("gpgv did not find a good signature".into())),
     }
 }
 
@@ -797,7 +806,7 @@ mod tests {
         }
     }
 
-    fn refusal(result: Result<(), SimpleSigningError>) -> Refusal {
+    fn refusal(result: Result<String, SimpleSigningError>) -> Refusal {
         match result {
             Err(SimpleSigningError::Refused(r)) => r,
             other => panic!("expected a refusal, got {other:?}"),
@@ -859,7 +868,11 @@ mod tests {
             armored.packets, binary.packets,
             "dearmored as gpg exports it"
         );
-        verify_simple_signing(&binary, &signed, expected).unwrap();
+        assert_eq!(
+            verify_simple_signing(&binary, &signed, expected).unwrap(),
+            vendor,
+            "the signer's primary key fingerprint"
+        );
 
         // Two keys in one file (two armored blocks, as vendors ship them): either signs.
         let mut both = gpg.export(&mallory, true);

@@ -907,3 +907,129 @@ fn an_upstream_signed_by_another_team_unsigned_unowned_or_tampered_breaks_its_li
         report.summary()
     );
 }
+
+/// A vendor's cosign signature of `base` bought from `repository`, by `key`.
+fn cosign_evidence(
+    base: &Image,
+    repository: &str,
+    key: &PrivateKey,
+) -> strata_attest::evidence::Evidence {
+    use base64::Engine as _;
+    let payload = serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": base.digest().to_string()},
+            "type": strata_attest::vendor::COSIGN_TYPE,
+        },
+        "optional": null,
+    }))
+    .unwrap();
+    strata_attest::evidence::Evidence::Cosign {
+        annotations: BTreeMap::from([(
+            strata_attest::vendor::COSIGN_SIGNATURE_ANNOTATION.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(key.sign(&payload)),
+        )]),
+        payload,
+    }
+}
+
+#[test]
+fn a_bought_base_needs_its_vendor_signature_in_the_store() {
+    use strata_attest::custody::VendorRequirement;
+    use strata_attest::evidence;
+    use strata_attest::vendor::VendorKey;
+
+    let mut c = chain(true);
+    // Without signed_by: the base link is as before, and says nothing of a vendor.
+    let report = verify(&c, APP);
+    assert!(report.verified, "{report}");
+    assert!(report.links[2].vendor.is_none());
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["links"][2].get("vendor").is_none(), "{json:#}");
+
+    let vendor = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+    let mallory = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+    let reference = format!("reg.example/vendor/base:1@{}", c.base.digest());
+    c.trust.set_vendor(
+        BASE,
+        VendorRequirement {
+            reference: reference.clone(),
+            key_file: "vendor.pub".into(),
+            key: VendorKey::Cosign(Box::new(vendor.public_key().clone())),
+        },
+    );
+    // Nothing kept: the bottom link is broken, named in one line.
+    let report = verify(&c, APP);
+    assert_broken_at(
+        &report,
+        2,
+        |p| matches!(p, Problem::MissingVendorSignature { key, .. } if key == "vendor.pub"),
+    );
+    assert_eq!(
+        report.summary(),
+        format!(
+            "chain of custody broken at {BASE} ({}): bought base reg.example/vendor/base@{}: \
+             no vendor signature in the store (signed_by vendor.pub in strata.toml)",
+            c.base.digest(),
+            c.base.digest()
+        )
+    );
+
+    // Signed by another key only: named with the reason.
+    let foreign = evidence::keep(
+        &c.store,
+        c.base.descriptor(),
+        &reference,
+        &cosign_evidence(&c.base, "reg.example/vendor/base", &mallory),
+    )
+    .unwrap();
+    let report = verify(&c, APP);
+    assert_broken_at(&report, 2, |p| {
+        matches!(p, Problem::VendorSignature { reason, .. }
+            if reason.contains("does not verify with this key"))
+    });
+    // The vendor's signature for another repository: a replay.
+    let kept = evidence::keep(
+        &c.store,
+        c.base.descriptor(),
+        &reference,
+        &cosign_evidence(&c.base, "reg.example/other/base", &vendor),
+    )
+    .unwrap();
+    let report = verify(&c, APP);
+    assert!(!report.verified, "{report}");
+    c.store
+        .refs()
+        .remove_root(&Digest::from_oci(kept.digest()).unwrap())
+        .unwrap();
+
+    // The vendor's signature kept: verified, the link names the vendor's key.
+    let good = evidence::keep(
+        &c.store,
+        c.base.descriptor(),
+        &reference,
+        &cosign_evidence(&c.base, "reg.example/vendor/base", &vendor),
+    )
+    .unwrap();
+    let report = verify(&c, APP);
+    assert!(report.verified, "{report}");
+    let link = report.links[2].vendor.as_ref().expect("the vendor link");
+    assert_eq!(link.key, vendor.public_key().id().to_string());
+    assert_eq!(link.format, "cosign");
+    assert_eq!(link.evidence, Digest::from_oci(good.digest()).unwrap());
+    assert!(
+        report.to_string().contains(&format!(
+            "base: signed by the vendor, key {}",
+            vendor.public_key().id()
+        )),
+        "{report}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["links"][2]["vendor"]["key"],
+        vendor.public_key().id().to_string()
+    );
+    // The other links carry no vendor.
+    assert!(json["links"][0].get("vendor").is_none());
+    let _ = foreign;
+}

@@ -594,20 +594,25 @@ fn build_one(
                 signed_by,
             } => {
                 // A vendor signature is checked before the image enters the store, and again
-                // (it may have come in unchecked, by a FROM line) before it is tagged.
-                if let Some(signed_by) = signed_by {
-                    crate::vendor::check(
+                // (it may have come in unchecked, by a FROM line) before it is tagged; the
+                // signature that vouched is kept in the store, for `strata verify`.
+                let evidence = match signed_by {
+                    Some(signed_by) => Some(crate::vendor::check(
                         &|| registry_client(reference),
                         reference,
                         signed_by,
                         chain.file.relative(&signed_by.key),
-                    )?;
-                }
+                    )?),
+                    None => None,
+                };
                 // A pinned bought base is pulled on demand; the pulled digest must be the pin.
                 let descriptor = match store.refs().resolve(reference) {
                     Ok(descriptor) => descriptor,
                     Err(_) => pull_pinned(store, reference)?,
                 };
+                if let Some(evidence) = &evidence {
+                    crate::vendor::keep(store, &descriptor, reference, evidence)?;
+                }
                 for tag in &tags {
                     store.refs().tag(tag, &descriptor)?;
                 }

@@ -99,6 +99,14 @@ pub enum ImageError {
         /// The registry client's error.
         source: Box<strata_remote::RegistryError>,
     },
+    /// A bought image's vendor signature could not be kept in the store.
+    #[error("bought image {reference}: keeping its vendor signature in the store failed")]
+    VendorKeep {
+        /// The pinned reference.
+        reference: String,
+        /// The store's error.
+        source: Box<strata_attest::AttestError>,
+    },
     /// The registry client could not be set up.
     #[error("bought image {reference}")]
     Client {

@@ -229,7 +229,8 @@ fn git_source(dir: &Path) -> Option<GitSource> {
 }
 
 /// The trust `strata verify` checks against: each team's public keys, each image's owner and
-/// tier, and the owners of other projects' images (`[owners]`), from the chain file.
+/// tier, the owners of other projects' images (`[owners]`), and the vendor keys of bought bases
+/// (`signed_by`), from the chain file.
 pub fn trust_config(chain: &Chain) -> Result<TrustConfig, strata_attest::KeyError> {
     let mut trust = TrustConfig::new();
     for (name, team) in &chain.file.teams {
@@ -244,6 +245,21 @@ pub fn trust_config(chain: &Chain) -> Result<TrustConfig, strata_attest::KeyErro
     }
     for (rule, team) in &chain.file.owners {
         trust.set_external_owner(rule, team);
+    }
+    // Bought bases with `signed_by`: their vendor signature, kept in the store, is checked again.
+    for image in &chain.file.images {
+        if let Build::Image {
+            reference,
+            signed_by: Some(signed_by),
+        } = &image.build
+        {
+            trust.add_vendor_key_file(
+                &format!("{}/{}", chain.file.name, image.name),
+                reference,
+                &signed_by.key,
+                &chain.file.relative(&signed_by.key).display().to_string(),
+            )?;
+        }
     }
     Ok(trust)
 }

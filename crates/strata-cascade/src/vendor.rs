@@ -1,14 +1,19 @@
 //! The vendor signature a bought base must carry (`source = { image = "...", signed_by = "KEY" }`),
 //! fetched and checked before the image is pulled into the store or tagged for the chain. The
 //! verification is `strata_attest::vendor`'s; this module finds the signatures: in the lookaside
-//! store for simple signing, in the image's repository (`sha256-HEX.sig`) for cosign.
+//! store for simple signing, in the image's repository (`sha256-HEX.sig`) for cosign. The
+//! signature that vouched is kept in the store as the base's referrer ([`keep`]), so `strata
+//! verify` checks it again later (`strata_attest::evidence`).
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::Path;
 
+use strata_attest::evidence::Evidence;
+
 use strata_attest::vendor::{self, Expected, Refusal, VendorKey};
 use strata_chain::{Lookaside, SignatureKind, SignedBy};
-use strata_oci::Digest;
+use strata_oci::{Descriptor, Digest, Store};
 use strata_remote::{Client, RemoteRef};
 
 use crate::error::ImageError;
@@ -19,13 +24,13 @@ const MAX_LOOKASIDE_SIGNATURES: usize = 16;
 const MAX_COSIGN_SIGNATURES: usize = 16;
 
 /// Check that `reference` (pinned) is signed as `signed_by` requires. `shown_key` is the key file
-/// as the chain file names it (for messages).
+/// as the chain file names it (for messages). Returns the signature that vouched, as fetched.
 pub(crate) fn check(
     client: &dyn Fn() -> Result<Client, ImageError>,
     reference: &str,
     signed_by: &SignedBy,
     shown_key: &Path,
-) -> Result<(), ImageError> {
+) -> Result<Evidence, ImageError> {
     let refused = |refusal: Refusal| ImageError::VendorSignature {
         reference: reference.to_string(),
         key: shown_key.to_path_buf(),
@@ -59,10 +64,10 @@ pub(crate) fn check(
                     Fetch::Failed(e) => fetch_failed(e),
                 })?;
             let mut results = Vec::new();
-            for signature in &signatures {
+            for signature in signatures {
                 results.push(
-                    match vendor::verify_simple_signing(key, signature, expected) {
-                        Ok(()) => Ok(()),
+                    match vendor::verify_simple_signing(key, &signature, expected) {
+                        Ok(_) => Ok(Evidence::SimpleSigning { signature }),
                         Err(vendor::SimpleSigningError::Refused(r)) => Err(r),
                         Err(vendor::SimpleSigningError::Gpgv(source)) => {
                             return Err(ImageError::VendorCheck {
@@ -98,7 +103,7 @@ pub(crate) fn check(
                 }));
             }
             let mut results = Vec::new();
-            for (digest, size, signature) in layers {
+            for (digest, size, annotations) in layers {
                 if size > vendor::MAX_SIGNATURE_BYTES {
                     results.push(Err(Refusal::Malformed {
                         reason: format!("the payload {digest} is too large ({size} bytes)"),
@@ -106,7 +111,15 @@ pub(crate) fn check(
                     continue;
                 }
                 let payload = blob(&client, &remote, &digest, size).map_err(fetch_failed)?;
-                results.push(vendor::verify_cosign(key, &payload, &signature, expected));
+                let signature = &annotations[vendor::COSIGN_SIGNATURE_ANNOTATION];
+                results.push(
+                    vendor::verify_cosign(key, &payload, signature, expected).map(|()| {
+                        Evidence::Cosign {
+                            payload,
+                            annotations,
+                        }
+                    }),
+                );
             }
             if results.is_empty() {
                 return Err(refused(Refusal::Missing {
@@ -130,12 +143,28 @@ pub(crate) fn check(
     }
 }
 
-/// Ok when any signature verifies, else the first refusal.
-fn first_good(results: impl Iterator<Item = Result<(), Refusal>>) -> Result<(), Refusal> {
+/// Keep `evidence`, the vendor signature that vouched for the bought base `reference`, in the
+/// store as the referrer of its manifest `descriptor` (once the image is in the store).
+pub(crate) fn keep(
+    store: &Store,
+    descriptor: &Descriptor,
+    reference: &str,
+    evidence: &Evidence,
+) -> Result<(), ImageError> {
+    strata_attest::evidence::keep(store, descriptor, reference, evidence)
+        .map(drop)
+        .map_err(|source| ImageError::VendorKeep {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// The first signature that verifies, else the first refusal.
+fn first_good<T>(results: impl Iterator<Item = Result<T, Refusal>>) -> Result<T, Refusal> {
     let mut first = None;
     for result in results {
         match result {
-            Ok(()) => return Ok(()),
+            Ok(good) => return Ok(good),
             Err(e) => {
                 first.get_or_insert(e);
             }
@@ -220,8 +249,11 @@ fn lookaside_signatures(
     Ok(signatures)
 }
 
-/// The layers of a cosign signature manifest that carry a signature: (digest, size, signature).
-fn cosign_layers(manifest: &[u8]) -> Result<Vec<(Digest, u64, String)>, Refusal> {
+/// A cosign signature layer: its digest, size and annotations (the signature among them).
+type CosignLayer = (Digest, u64, BTreeMap<String, String>);
+
+/// The layers of a cosign signature manifest that carry a signature.
+fn cosign_layers(manifest: &[u8]) -> Result<Vec<CosignLayer>, Refusal> {
     let malformed = |reason: String| Refusal::Malformed { reason };
     let value: serde_json::Value = serde_json::from_slice(manifest)
         .map_err(|e| malformed(format!("the signature manifest is not JSON: {e}")))?;
@@ -230,10 +262,17 @@ fn cosign_layers(manifest: &[u8]) -> Result<Vec<(Digest, u64, String)>, Refusal>
         .ok_or_else(|| malformed("the signature manifest has no layers".into()))?;
     let mut out = Vec::new();
     for layer in layers {
-        let Some(signature) = layer["annotations"][vendor::COSIGN_SIGNATURE_ANNOTATION].as_str()
-        else {
+        if !layer["annotations"][vendor::COSIGN_SIGNATURE_ANNOTATION].is_string() {
             continue;
-        };
+        }
+        // Every annotation as fetched (cosign's certificate or bundle, when present, go with the
+        // signature); those that are not strings are not annotations.
+        let annotations = layer["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
         let digest = layer["digest"]
             .as_str()
             .and_then(|d| d.parse::<Digest>().ok())
@@ -241,7 +280,7 @@ fn cosign_layers(manifest: &[u8]) -> Result<Vec<(Digest, u64, String)>, Refusal>
         let size = layer["size"]
             .as_u64()
             .ok_or_else(|| malformed("a signature layer has no size".into()))?;
-        out.push((digest, size, signature.to_string()));
+        out.push((digest, size, annotations));
     }
     Ok(out)
 }

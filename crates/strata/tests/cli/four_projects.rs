@@ -456,9 +456,10 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         "{out}"
     );
     // The base link is operations' import of the vendor's image: the pinned digest itself,
-    // imported from the pinned reference. Verify shows the pin, not the vendor's signature: that
-    // is checked when operations imports it (refused in `World::new` until the vendor signed) and
-    // is not recorded in the provenance.
+    // imported from the pinned reference. The deploy project shows the pin, not the vendor's
+    // signature: that is checked when operations imports it (refused in `World::new` until the
+    // vendor signed), and again by operations' own `strata verify` (its strata.toml names the
+    // vendor key; `vendor_signatures.rs`), not by a project that does not know the vendor key.
     let report: serde_json::Value =
         serde_json::from_str(&ok(w.in_deploy().args(["verify", "--json", &deployed_ref]))).unwrap();
     let links = report["links"].as_array().unwrap();
@@ -472,6 +473,17 @@ fn an_operations_patch_reaches_the_deployed_page_through_four_projects_with_no_o
         base["from"],
         format!("pkg:docker/{}@1@{}", w.vendor_image, w.vendor_digest).as_str(),
         "{base:#}"
+    );
+    // Operations' own verify checks the vendor's signature kept with the base, with the key its
+    // strata.toml names.
+    let vendor_key = strata_attest::PublicKey::load(&w.ops.join("vendor-cosign.pub"))
+        .unwrap()
+        .id()
+        .to_string();
+    let out = ok(strata(&w.ops, &[]).args(["verify", "--offline", &format!("{corebuild}:latest")]));
+    assert!(
+        out.contains(&format!("base: signed by the vendor, key {vendor_key} ")),
+        "{out}"
     );
 
     // Each project's git history and events log tell its part.

@@ -2,7 +2,9 @@
 //! signed_by = "KEY" }`) is imported only when the signature vouches for the pin: simple-signing
 //! signatures made by skopeo `--sign-by` with gpg, and cosign key-pair signatures made with
 //! openssl. A missing, foreign, replayed or changed signature refuses the import, naming the image
-//! and the key, and nothing enters the store.
+//! and the key, and nothing enters the store. The signature that vouched is kept in the store as
+//! the base's referrer, and `strata verify` checks it again at the base's link: deleted, swapped
+//! for another key's or changed, the chain of custody is broken there.
 
 #![allow(clippy::print_stderr)]
 
@@ -152,6 +154,124 @@ fn chain(dir: &Path, source: &str) {
     .unwrap();
 }
 
+/// A chain like [`chain`] whose operations team signs what it builds: its key pair is made in
+/// `dir/keys` and trusted by strata.toml.
+fn signed_chain(dir: &Path, source: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = cargo_bin_cmd!("strata")
+        .args(["key", "generate", "--team", "operations", "--out"])
+        .arg(dir.join("keys"))
+        .env_remove("STRATA_KEY_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.join("strata.toml"),
+        format!(
+            "name = \"acme\"\n[teams.operations]\nkeys = [\"keys/operations.pub\"]\n\
+             [[image]]\nname = \"base\"\nowner = \"operations\"\ntier = \"base\"\n\
+             source = {{ {source} }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `strata build --key operations=keys/operations.key` in a [`signed_chain`]; must succeed.
+fn build_signed(dir: &Path) {
+    let out = cargo_bin_cmd!("strata")
+        .env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .arg("-C")
+        .arg(dir)
+        .args(["build", "--key", "operations=keys/operations.key"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `strata verify [--json] acme/base --offline` in `dir`: (success, stdout, stderr).
+fn verify(dir: &Path, json: bool) -> (bool, String, String) {
+    let mut cmd = cargo_bin_cmd!("strata");
+    cmd.env_remove("STRATA_STORE")
+        .env_remove("STRATA_CHAIN")
+        .arg("-C")
+        .arg(dir)
+        .args(["verify", "--offline", "acme/base"]);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The store of the chain in `dir`.
+fn store_of(dir: &Path) -> strata_oci::Store {
+    strata_oci::Store::open(dir.join(".strata/store")).unwrap()
+}
+
+/// The vendor signatures kept for `digest` in the chain's store: (artifact, its one layer).
+fn kept(dir: &Path, digest: &str) -> Vec<(strata_oci::Digest, strata_oci::Descriptor)> {
+    let store = store_of(dir);
+    let digest: strata_oci::Digest = digest.parse().unwrap();
+    store
+        .referrers(
+            &digest,
+            Some(strata_attest::evidence::VENDOR_SIGNATURE_ARTIFACT_TYPE),
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let d = strata_oci::Digest::from_oci(r.digest()).unwrap();
+            let manifest = store.blobs().read_manifest(&d).unwrap();
+            (d, manifest.layers()[0].clone())
+        })
+        .collect()
+}
+
+/// Replace the kept vendor signatures of the base `digest` (bought as `reference`) with
+/// `evidence` (none: delete them).
+fn replace_kept(
+    dir: &Path,
+    reference: &str,
+    digest: &str,
+    evidence: Option<&strata_attest::evidence::Evidence>,
+) {
+    let store = store_of(dir);
+    for (artifact, _) in kept(dir, digest) {
+        assert!(store.refs().remove_root(&artifact).unwrap());
+    }
+    if let Some(evidence) = evidence {
+        let base = store.refs().resolve(reference).unwrap();
+        strata_attest::evidence::keep(&store, &base, reference, evidence).unwrap();
+    }
+}
+
+/// `strata verify` in `dir` fails at the base `image` (`HOST/NAME@DIGEST`), one line naming it and
+/// `why`.
+fn assert_verify_broken(dir: &Path, image: &str, why: &str) {
+    let (ok, out, stderr) = verify(dir, false);
+    assert!(!ok, "{out}{stderr}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("chain of custody broken at acme/base (")
+            && last.contains(&format!("): bought base {image}: "))
+            && last.contains(why),
+        "{out}"
+    );
+}
+
 /// `strata build --json` in `dir`: (success, the base's summary entry, stderr).
 fn build(dir: &Path) -> (bool, Value, String) {
     let out = cargo_bin_cmd!("strata")
@@ -241,6 +361,86 @@ fn a_bought_base_needs_its_vendors_simple_signing_signature() {
     let (ok, base, stderr) = build(&good);
     assert!(ok, "{stderr}");
     assert_eq!(base["new"], one.as_str(), "{base}");
+
+    // Signed by its team too: `strata verify` checks the kept vendor signature again, offline.
+    let custody = d.join("custody");
+    signed_chain(
+        &custody,
+        &format!("image = \"{pinned}\", signed_by = \"../vendor.asc\", sigstore = \"../sigs\""),
+    );
+    build_signed(&custody);
+    let evidence = kept(&custody, &one);
+    assert_eq!(evidence.len(), 1, "the signature that vouched is kept");
+    assert_eq!(
+        evidence[0].1.media_type().to_string(),
+        strata_attest::evidence::SIMPLE_SIGNING_MEDIA_TYPE
+    );
+    let blob = |layer: &strata_oci::Descriptor| {
+        custody
+            .join(".strata/store/blobs/sha256")
+            .join(strata_oci::Digest::from_oci(layer.digest()).unwrap().hex())
+    };
+    assert_eq!(
+        std::fs::read(blob(&evidence[0].1)).unwrap(),
+        std::fs::read(signature_of(&sigs, &one)).unwrap(),
+        "exactly as fetched"
+    );
+    let (ok, out, stderr) = verify(&custody, false);
+    assert!(ok, "{out}{stderr}");
+    assert!(
+        out.contains(&format!("base: signed by the vendor, key {vendor} ")),
+        "{out}"
+    );
+    let (ok, out, _) = verify(&custody, true);
+    assert!(ok);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let link = &report["links"][0];
+    assert_eq!(link["verdict"], "ok", "{report:#}");
+    assert_eq!(link["vendor"]["key"], vendor.as_str(), "{report:#}");
+    assert_eq!(link["vendor"]["format"], "simple_signing", "{report:#}");
+    assert_eq!(link["vendor"]["key_file"], "../vendor.asc", "{report:#}");
+
+    // Swapped for Mallory's signature of the same image: broken at the base, naming the key.
+    let base_image = format!("{host}/vendor/base@{one}");
+    let mallorys = strata_attest::evidence::Evidence::SimpleSigning {
+        signature: std::fs::read(signature_of(&foreign, &one)).unwrap(),
+    };
+    replace_kept(&custody, &pinned, &one, Some(&mallorys));
+    assert_verify_broken(
+        &custody,
+        &base_image,
+        &format!(
+            "the vendor signature in the store does not verify with signed_by ../vendor.asc: \
+             signed by another key (OpenPGP key {}), not by this one",
+            &mallory[24..]
+        ),
+    );
+
+    // The vendor's own signature back, then one byte of it changed in the store.
+    let vendors = strata_attest::evidence::Evidence::SimpleSigning {
+        signature: std::fs::read(signature_of(&sigs, &one)).unwrap(),
+    };
+    replace_kept(&custody, &pinned, &one, Some(&vendors));
+    assert!(verify(&custody, false).0);
+    let path = blob(&kept(&custody, &one)[0].1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    assert_verify_broken(
+        &custody,
+        &base_image,
+        "the vendor signature in the store does not verify with signed_by ../vendor.asc: vendor signature sha256:",
+    );
+
+    // Deleted.
+    replace_kept(&custody, &pinned, &one, None);
+    assert_verify_broken(
+        &custody,
+        &base_image,
+        "no vendor signature in the store (signed_by ../vendor.asc in strata.toml)",
+    );
 
     // The same lookaside store served over HTTP (python's http.server, a peer web server).
     if let Some(python) = require_tool("python3") {
@@ -448,6 +648,134 @@ fn a_bought_base_needs_its_vendors_cosign_signature() {
     let (ok, base, stderr) = build(&good);
     assert!(ok, "{stderr}");
     assert_eq!(base["new"], one.as_str(), "{base}");
+
+    // Signed by its team too: verify checks the kept cosign signature again, offline.
+    let custody = d.join("custody");
+    signed_chain(
+        &custody,
+        &format!("image = \"{pinned}\", signed_by = \"../cosign.pub\""),
+    );
+    build_signed(&custody);
+    // gc keeps the kept signature as long as the base lives; fsck finds it sound.
+    for args in [["store", "gc"], ["store", "fsck"]] {
+        let out = cargo_bin_cmd!("strata")
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .arg("-C")
+            .arg(&custody)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(kept(&custody, &one).len(), 1);
+    let (ok, out, _) = verify(&custody, true);
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let key_id = strata_attest::PublicKey::load(&vendor_pub)
+        .unwrap()
+        .id()
+        .to_string();
+    assert_eq!(
+        report["links"][0]["vendor"]["key"],
+        key_id.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["links"][0]["vendor"]["format"], "cosign",
+        "{report:#}"
+    );
+    let (ok, out, _) = verify(&custody, false);
+    assert!(ok);
+    assert!(
+        out.contains(&format!("base: signed by the vendor, key {key_id} ")),
+        "{out}"
+    );
+    let base_image = format!("{host}/vendor/base@{one}");
+    let stored = store_of(&custody);
+    let (_, layer) = kept(&custody, &one).remove(0);
+    let payload = stored.blobs().read_descriptor(&layer).unwrap();
+    let annotations = layer.annotations().clone().unwrap();
+    drop(stored);
+    let signature = annotations[strata_attest::vendor::COSIGN_SIGNATURE_ANNOTATION].clone();
+    // The payload as the registry served it, its signature and annotations as fetched.
+    let layer_map: std::collections::BTreeMap<String, String> = annotations.into_iter().collect();
+
+    // One byte of the signed payload changed (stored consistently, under its new digest).
+    let mut changed = payload.clone();
+    let at = changed.len() - 2;
+    changed[at] ^= 1;
+    replace_kept(
+        &custody,
+        &pinned,
+        &one,
+        Some(&strata_attest::evidence::Evidence::Cosign {
+            payload: changed,
+            annotations: layer_map.clone(),
+        }),
+    );
+    assert_verify_broken(
+        &custody,
+        &base_image,
+        "signed_by ../cosign.pub: the signature does not verify with this key",
+    );
+
+    // The signature swapped for one made by another key over the same payload.
+    std::fs::write(d.join("kept-payload.json"), &payload).unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(d.join("other.key"))
+            .arg("-out")
+            .arg(d.join("other.sig"))
+            .arg(d.join("kept-payload.json")),
+    );
+    let mut swapped = layer_map.clone();
+    swapped.insert(
+        strata_attest::vendor::COSIGN_SIGNATURE_ANNOTATION.to_string(),
+        run_ok(
+            Command::new("openssl")
+                .args(["base64", "-A", "-in"])
+                .arg(d.join("other.sig")),
+        )
+        .trim()
+        .to_string(),
+    );
+    assert_ne!(swapped, layer_map);
+    replace_kept(
+        &custody,
+        &pinned,
+        &one,
+        Some(&strata_attest::evidence::Evidence::Cosign {
+            payload: payload.clone(),
+            annotations: swapped,
+        }),
+    );
+    assert_verify_broken(
+        &custody,
+        &base_image,
+        "signed_by ../cosign.pub: the signature does not verify with this key",
+    );
+    assert!(!signature.is_empty());
+
+    // A bought base without signed_by: verified as before, no vendor in the report.
+    let unsigned = d.join("unsigned");
+    signed_chain(&unsigned, &format!("image = \"{pinned}\""));
+    build_signed(&unsigned);
+    assert!(
+        kept(&unsigned, &one).is_empty(),
+        "nothing kept without signed_by"
+    );
+    let (ok, out, _) = verify(&unsigned, true);
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["links"][0]["verdict"], "ok", "{report:#}");
+    assert!(report["links"][0].get("vendor").is_none(), "{report:#}");
+    assert!(!verify(&unsigned, false).1.contains("signed by the vendor"));
 
     let foreign = d.join("foreign");
     chain(
