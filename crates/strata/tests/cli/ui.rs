@@ -311,7 +311,8 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
         format!("pull = \"authenticated\"\n[users.olga]\ntoken_sha256 = \"{sha}\"\nteam = \"operations\"\n"),
     )
     .unwrap();
-    let server = Server::start(d, &["--auth", "auth.toml"]);
+    let auth = d.join("auth.toml");
+    let server = Server::start(d, &["--auth", auth.to_str().unwrap()]);
     for path in ["/ui/", "/ui/image/wordpress", "/ui/timeline", "/ui/events"] {
         let (status, head, _) = get(server.port, path, "");
         assert_eq!(status, 401, "{path} without credentials: {head}");
@@ -397,19 +398,14 @@ impl Browser {
                 Instant::now() < deadline,
                 "chromium's DevTools never answered"
             );
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = write!(s, "GET /json/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-                let mut text = String::new();
-                let _ = s.read_to_string(&mut text);
-                let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-                if let Ok(serde_json::Value::Array(targets)) = serde_json::from_str(body)
-                    && let Some(ws) = targets
-                        .iter()
-                        .find(|t| t["type"] == "page" && t["url"].as_str() == Some(url))
-                        .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-                {
-                    break ws.to_string();
-                }
+            if let Some(body) = devtools_list(port)
+                && let Ok(serde_json::Value::Array(targets)) = serde_json::from_str(&body)
+                && let Some(ws) = targets
+                    .iter()
+                    .find(|t| t["type"] == "page" && t["url"].as_str() == Some(url))
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            {
+                break ws.to_string();
             }
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -458,6 +454,36 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// DevTools' list of targets (HTTP/1.1: it ignores 1.0 and keeps the connection open, so the
+/// body is read by its Content-Length).
+fn devtools_list(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .ok()?;
+    let mut reader = BufReader::new(s);
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length?];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
 }
 
 impl Drop for Browser {
