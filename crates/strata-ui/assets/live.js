@@ -14,8 +14,6 @@
   source.addEventListener("strata", function (message) {
     var e = JSON.parse(message.data);
     if (document.querySelector('.event[data-id="' + Number(e.id) + '"]')) return;
-    var item = document.createElement("li");
-    item.className = "story new";
     var span = document.createElement("span");
     span.className = "event";
     span.dataset.id = String(e.id);
@@ -35,8 +33,27 @@
     result.textContent = " " + e.result;
     span.appendChild(result);
     if (e.reason) span.appendChild(document.createTextNode(" — " + e.reason.split("\n")[0]));
-    item.appendChild(span);
-    list.insertBefore(item, list.firstChild);
+    // A run's events gather in one story, as on the server-rendered page.
+    var line = document.createElement("li");
+    line.appendChild(span);
+    var story = null;
+    if (e.runId) {
+      story = document.querySelector('li.story.new[data-run="' + CSS.escape(e.runId) + '"]');
+    }
+    if (!story) {
+      story = document.createElement("li");
+      story.className = "story new";
+      if (e.runId) story.dataset.run = e.runId;
+      var details = document.createElement("details");
+      details.open = true;
+      var summary = document.createElement("summary");
+      summary.textContent = (e.team || "?") + ": " + (e.kind || "event") + " " + e.image + " (live)";
+      details.appendChild(summary);
+      details.appendChild(document.createElement("ol"));
+      story.appendChild(details);
+      list.insertBefore(story, list.firstChild);
+    }
+    story.querySelector("ol").appendChild(line);
     live.dataset.after = String(e.id);
   });
 })();

@@ -406,10 +406,10 @@ pub fn timeline_page(view: &TimelineView) -> Markup {
             @if f.before.is_none() { "Live: new events appear at the top (needs JavaScript; reload otherwise)." }
         }
         ol #stories {
-            @for s in &view.stories {
+            @for (i, s) in view.stories.iter().enumerate() {
                 li.story data-run=[s.run_id.as_deref()] {
                     @if s.events.len() > 1 {
-                        details {
+                        details open[i == 0] {
                             summary { (s.headline) }
                             ol { @for e in &s.events { li { (event_line(e)) } } }
                         }

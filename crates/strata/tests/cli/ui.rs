@@ -536,6 +536,15 @@ fn a_build_from_the_command_line_appears_on_an_open_timeline_without_a_reload() 
         serde_json::Value::Bool(true),
         "the page was reloaded"
     );
+    // The run's events gathered in one story, as the page shows stories.
+    let story = browser.eval(
+        "[...document.querySelectorAll('li.story.new')].map(s => s.querySelectorAll('.event').length)",
+    );
+    let story: Vec<usize> = serde_json::from_value(story).unwrap();
+    assert!(
+        story.len() == 1 && story[0] >= 2,
+        "the rebuild's events are not one story: {story:?}"
+    );
     // Each live row carries its log row id, once.
     let ids =
         browser.eval("[...document.querySelectorAll('.event')].map(e => Number(e.dataset.id))");
