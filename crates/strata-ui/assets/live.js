@@ -25,7 +25,7 @@
     var words = [e.team || "?", e.kind || "event"];
     span.appendChild(document.createTextNode(" " + words.join(" ") + " "));
     var link = document.createElement("a");
-    link.href = "/ui/image/" + encodeURIComponent(e.image).replace(/%2F/g, "/");
+    link.href = "/ui/image/" + encodeURIComponent(e.image);
     link.textContent = e.image;
     span.appendChild(link);
     var result = document.createElement("span");

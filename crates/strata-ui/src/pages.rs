@@ -19,23 +19,22 @@ pub const GRAPH_LIMIT: usize = 150;
 /// In the grouped view, at most this many images needing attention are listed per team and tier.
 const ATTENTION_PER_GROUP: usize = 12;
 
-/// `s` percent-encoded for a URL path (slashes kept: image names may have them).
+/// `s` percent-encoded as one URL path segment: slashes too, so a name such as `../../x` stays
+/// one segment a browser does not resolve against the page (the server decodes it and looks the
+/// name up; it is never a path).
 pub fn path_segment(s: &str) -> String {
-    encode(s, true)
+    encode(s)
 }
 
 /// `s` percent-encoded for a query value.
 pub fn query_value(s: &str) -> String {
-    encode(s, false)
+    encode(s)
 }
 
-fn encode(s: &str, keep_slash: bool) -> String {
+fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
