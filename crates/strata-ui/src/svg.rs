@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use crate::model::{ChainView, NodeView};
 
 /// Node box width and height, and the gaps between them.
-const W: usize = 190;
+const W: usize = 220;
 const H: usize = 64;
 const GAP_X: usize = 24;
 const GAP_Y: usize = 56;
