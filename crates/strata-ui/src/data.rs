@@ -84,6 +84,63 @@ impl UiConfig {
     }
 }
 
+/// What the chain page's data depends on, cheaply: the chain file, its lock, the store's index and
+/// the events log (sizes and modification times). Equal fingerprints a moment apart mean the page
+/// can be served again; a Dockerfile or context edit is not in it (see [`ChainCache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(Vec<Option<(u64, std::time::SystemTime)>>);
+
+/// The fingerprint of `config`'s inputs now.
+pub fn fingerprint(config: &UiConfig) -> Fingerprint {
+    let stat = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().unwrap_or(std::time::UNIX_EPOCH)))
+    };
+    let chain = config.chain.clone().unwrap_or_default();
+    let lock = chain
+        .parent()
+        .map(|d| d.join(strata_chain::LOCK_FILE))
+        .unwrap_or_default();
+    let events = config.events_path();
+    Fingerprint(vec![
+        stat(&chain),
+        stat(&lock),
+        stat(&config.store.join("index.json")),
+        stat(&events),
+        stat(&events.with_extension("db-wal")),
+    ])
+}
+
+/// The last chain page's data, served again while its [`Fingerprint`] holds and it is younger
+/// than [`ChainCache::MAX_AGE`]: working out 5,000 images' statuses takes longer than rendering
+/// them, and a build, a tag or an event changes the fingerprint at once. An edit to a Dockerfile
+/// or a context shows within `MAX_AGE`.
+#[derive(Debug, Default)]
+pub struct ChainCache(Mutex<Option<(Fingerprint, std::time::Instant, std::sync::Arc<ChainView>)>>);
+
+impl ChainCache {
+    /// How long a computed chain view is served without looking at the contexts again.
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The chain page's data, from the cache when it still holds.
+    pub fn get(&self, config: &UiConfig) -> Result<std::sync::Arc<ChainView>> {
+        let now = fingerprint(config);
+        if let Ok(cached) = self.0.lock()
+            && let Some((print, at, view)) = cached.as_ref()
+            && *print == now
+            && at.elapsed() < Self::MAX_AGE
+        {
+            return Ok(view.clone());
+        }
+        let view = std::sync::Arc::new(chain_view(config)?);
+        if let Ok(mut cached) = self.0.lock() {
+            *cached = Some((now, std::time::Instant::now(), view.clone()));
+        }
+        Ok(view)
+    }
+}
+
 /// The chain page's data.
 pub fn chain_view(config: &UiConfig) -> Result<ChainView> {
     let Some(chain) = config.load_chain()? else {
@@ -229,8 +286,13 @@ impl Tags {
 }
 
 /// The image page's data: `name` is a chain image's name or a store reference; `diff` two build
-/// tags to compare.
-pub fn image_view(config: &UiConfig, name: &str, diff: Option<(&str, &str)>) -> Result<ImageView> {
+/// tags to compare; its status comes from `chain`.
+pub fn image_view(
+    config: &UiConfig,
+    chain_cache: &ChainCache,
+    name: &str,
+    diff: Option<(&str, &str)>,
+) -> Result<ImageView> {
     let chain = config.load_chain()?;
     let store = config.open_store()?;
     let catalog = Catalog::load(&store).map_err(|source| UiError::Inspect {
@@ -270,10 +332,12 @@ pub fn image_view(config: &UiConfig, name: &str, diff: Option<(&str, &str)>) -> 
     })?;
     let events = config.events()?;
     let node = match (&chain, index) {
-        (Some(_), Some(_)) => chain_view(config)?
+        (Some(_), Some(_)) => chain_cache
+            .get(config)?
             .nodes
-            .into_iter()
-            .find(|n| n.name == name),
+            .iter()
+            .find(|n| n.name == name)
+            .cloned(),
         _ => None,
     };
     let tests = match &events {

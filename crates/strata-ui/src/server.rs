@@ -38,6 +38,7 @@ const JS: &str = include_str!("../assets/live.js");
 
 struct Ui {
     config: UiConfig,
+    chain: Arc<data::ChainCache>,
     registry: Registry,
     renders: Semaphore,
     feeds: Arc<Semaphore>,
@@ -47,6 +48,7 @@ struct Ui {
 pub fn router(config: UiConfig, registry: Registry) -> Router {
     let ui = Arc::new(Ui {
         config,
+        chain: Arc::new(data::ChainCache::default()),
         registry,
         renders: Semaphore::new(MAX_RENDERS),
         feeds: Arc::new(Semaphore::new(MAX_FEEDS)),
@@ -196,16 +198,17 @@ async fn chain(
     }
     let json = q.format.as_deref() == Some("json");
     let team = nonempty(q.team);
+    let cache = ui.chain.clone();
     render(
         &ui,
         json,
         move |config| {
             Ok(TeamChain {
-                view: data::chain_view(config)?,
+                view: Shared(cache.get(config)?),
                 team,
             })
         },
-        |t: &TeamChain| pages::chain_page(&t.view, t.team.as_deref()),
+        |t: &TeamChain| pages::chain_page(&t.view.0, t.team.as_deref()),
     )
     .await
 }
@@ -214,15 +217,31 @@ async fn chain(
 #[derive(serde::Serialize)]
 struct TeamChain {
     #[serde(flatten)]
-    view: crate::model::ChainView,
+    view: Shared<crate::model::ChainView>,
     team: Option<String>,
+}
+
+/// A view shared with the cache, serialized as itself.
+struct Shared<T>(Arc<T>);
+
+impl<T: serde::Serialize> serde::Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 async fn chain_json(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     if let Err(refused) = gate(&ui, &headers).await {
         return refused;
     }
-    render(&ui, true, data::chain_view, |v| pages::chain_page(v, None)).await
+    let cache = ui.chain.clone();
+    render(
+        &ui,
+        true,
+        move |config| cache.get(config).map(Shared),
+        |v| pages::chain_page(&v.0, None),
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,12 +279,14 @@ async fn image(
         (Some(a), Some(b)) => Some((a, b)),
         _ => None,
     };
+    let cache = ui.chain.clone();
     render(
         &ui,
         json,
         move |config| {
             data::image_view(
                 config,
+                &cache,
                 &name,
                 diff.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
             )
