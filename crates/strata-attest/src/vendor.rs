@@ -360,6 +360,9 @@ pub enum GpgvError {
     /// `gpgv` is not installed.
     #[error("verifying OpenPGP signatures needs gpgv (Debian package gpgv)")]
     Missing,
+    /// It did not finish in time (a hostile message can make it work for long).
+    #[error("gpgv did not finish within {0:?} and was stopped")]
+    TimedOut(std::time::Duration),
     /// Running it failed.
     #[error("{what}")]
     Io {
@@ -384,11 +387,26 @@ pub enum SimpleSigningError {
 /// The most bytes of `gpgv`'s status lines read.
 const MAX_STATUS_BYTES: u64 = 64 << 10;
 
+/// How long `gpgv` may take over one signature before it is killed. A real check takes
+/// milliseconds; a hostile message (deeply nested compression, a huge key) must not hang a build.
+const GPGV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Verify a simple-signing signature (`signature-N` of a lookaside store, an OpenPGP signed
 /// message) with `keys`, by `gpgv`: the message must hold one signature, good, by one of the keys
 /// (a primary key or a subkey it bound), neither expired nor revoked (as containers/image
 /// requires), and its payload must name the pinned digest and the repository.
 pub fn verify_simple_signing(
+    keys: &OpenPgpKeyring,
+    signature: &[u8],
+    expected: Expected<'_>,
+) -> Result<(), SimpleSigningError> {
+    verify_simple_signing_by(Path::new("gpgv"), GPGV_TIMEOUT, keys, signature, expected)
+}
+
+/// [`verify_simple_signing`] by the gpgv at `program`, killed after `timeout`.
+fn verify_simple_signing_by(
+    program: &Path,
+    timeout: std::time::Duration,
     keys: &OpenPgpKeyring,
     signature: &[u8],
     expected: Expected<'_>,
@@ -418,7 +436,7 @@ pub fn verify_simple_signing(
     std::fs::write(&message, signature).map_err(io("writing the signature for gpgv"))?;
     // gpgv reads no options file and has no network access; its own home and keyring only.
     // Human messages go to a log file, so stderr carries status lines only.
-    let mut child = match Command::new("gpgv")
+    let mut child = match Command::new(program)
         .env("GNUPGHOME", home.path())
         .env("LC_ALL", "C")
         .arg("--homedir")
@@ -449,23 +467,49 @@ pub fn verify_simple_signing(
         let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         read.map(|_| status)
     });
-    let mut payload = Vec::new();
-    let read = child
-        .stdout
-        .take()
-        .expect("piped")
-        .take(MAX_SIGNATURE_BYTES + 1)
-        .read_to_end(&mut payload);
+    let stdout = child.stdout.take().expect("piped");
+    let overflowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let payload_reader = std::thread::spawn({
+        let overflowed = overflowed.clone();
+        move || {
+            let mut payload = Vec::new();
+            let read = stdout
+                .take(MAX_SIGNATURE_BYTES + 1)
+                .read_to_end(&mut payload);
+            if payload.len() as u64 > MAX_SIGNATURE_BYTES || read.is_err() {
+                overflowed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            (payload, read)
+        }
+    });
+    // Poll rather than block in wait(): a gpgv that never ends is killed at the deadline (the
+    // readers then see end of file), and a child not yet reaped is the only one kill() may touch.
+    let deadline = std::time::Instant::now() + timeout;
+    let mut timed_out = false;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().map_err(io("waiting for gpgv"))? {
+            break exit;
+        }
+        if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+            // A compressed message may expand without bound: stop gpgv rather than read on.
+            let _ = child.kill();
+        } else if std::time::Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let (payload, read) = payload_reader
+        .join()
+        .expect("the payload reader does not panic");
     let too_large = payload.len() as u64 > MAX_SIGNATURE_BYTES;
-    if too_large || read.is_err() {
-        // A compressed message may expand without bound: stop gpgv rather than read on.
-        let _ = child.kill();
-    }
-    let exit = child.wait().map_err(io("waiting for gpgv"))?;
     let status = status_reader
         .join()
         .expect("the status reader does not panic")
         .map_err(io("reading gpgv's status"))?;
+    if timed_out {
+        return Err(GpgvError::TimedOut(timeout).into());
+    }
     read.map_err(io("reading gpgv's output"))?;
     if too_large {
         return Err(Refusal::Malformed {
@@ -758,6 +802,43 @@ mod tests {
             Err(SimpleSigningError::Refused(r)) => r,
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_gpgv_that_never_ends_is_stopped_at_the_deadline() {
+        // A gpgv kept busy by a hostile message: it writes nothing and never exits.
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("gpgv");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(
+            &program,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let d = format!("sha256:{}", "a".repeat(64));
+        let expected = Expected {
+            digest: &d,
+            repository: "reg.example/vendor/base:1",
+        };
+        let keys = OpenPgpKeyring {
+            packets: Vec::new(),
+        };
+        let err = verify_simple_signing_by(
+            &program,
+            std::time::Duration::from_millis(300),
+            &keys,
+            b"signature",
+            expected,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SimpleSigningError::Gpgv(GpgvError::TimedOut(_))),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "gpgv did not finish within 300ms and was stopped"
+        );
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //!
 //! Each engine module turns the chain (and the deploy file, when there is one) into
 //! [`Document`]s. What an engine cannot express is returned as [`Unsupported`] so the CLI says
-//! it on stderr: nothing is dropped silently.
+//! it on stderr: nothing is dropped silently. [`import`] reads an export back into the graph.
 
 use std::path::Path;
 
+pub mod import;
 mod k8s;
 pub mod kubernetes;
 pub mod openshift;
@@ -24,8 +25,9 @@ pub struct Document {
     pub value: serde_json::Value,
 }
 
-/// Something of the chain or the deploy file the engine cannot express.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something of the chain or the deploy file the engine cannot express (or, on import, that
+/// the export did not carry).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unsupported {
     /// The chain image or deployment it concerns.
     pub subject: String,

@@ -500,7 +500,7 @@ fn param(name: &str, value: &str) -> Value {
 }
 
 /// The build arg a child reads its parent's pinned reference from: `STRATA_HTTPD_PHP_IMAGE`.
-fn build_arg_name(parent: &str) -> String {
+pub(crate) fn build_arg_name(parent: &str) -> String {
     let upper: String = parent
         .chars()
         .map(|c| {

@@ -600,6 +600,22 @@ impl Client {
         )
     }
 
+    /// Send a request without a body to `r`'s repository with pull scope: `request` builds it
+    /// afresh for each try, and the credentials the registry asks for are added to it.
+    fn read(
+        &self,
+        r: &RemoteRef,
+        what: &str,
+        request: &dyn Fn() -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> Result<HttpResponse> {
+        self.send(
+            &r.registry,
+            &Self::scope(&r.repository, false),
+            what,
+            &|auth| with_auth(request(), auth).call(),
+        )
+    }
+
     /// Check that the registry answers (and that credentials, when asked for, work).
     pub fn ping(&self, registry: &str) -> Result<()> {
         self.with_retries(|| self.challenge(registry)).map(|_| ())
@@ -614,15 +630,9 @@ impl Client {
     pub fn get_manifest(&self, r: &RemoteRef) -> Result<Manifest> {
         let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("GET {url}");
-        let mut response = self.send(
-            &r.registry,
-            &Self::scope(&r.repository, false),
-            &what,
-            &|auth| {
-                let req = with_auth(self.agent.get(&url).header("accept", media::ACCEPT), auth);
-                req.call()
-            },
-        )?;
+        let mut response = self.read(r, &what, &|| {
+            self.agent.get(&url).header("accept", media::ACCEPT)
+        })?;
         if !response.status().is_success() {
             return Err(Self::api_error(&what, response));
         }
@@ -694,15 +704,9 @@ impl Client {
     pub fn head_manifest(&self, r: &RemoteRef) -> Result<Option<Digest>> {
         let url = self.api_url(r, &format!("manifests/{}", r.reference()));
         let what = format!("HEAD {url}");
-        let response = self.send(
-            &r.registry,
-            &Self::scope(&r.repository, false),
-            &what,
-            &|auth| {
-                let req = with_auth(self.agent.head(&url).header("accept", media::ACCEPT), auth);
-                req.call()
-            },
-        )?;
+        let response = self.read(r, &what, &|| {
+            self.agent.head(&url).header("accept", media::ACCEPT)
+        })?;
         match response.status().as_u16() {
             200..=299 => Ok(response
                 .headers()
@@ -766,15 +770,7 @@ impl Client {
     pub fn has_blob(&self, r: &RemoteRef, digest: &Digest) -> Result<bool> {
         let url = self.api_url(r, &format!("blobs/{digest}"));
         let what = format!("HEAD {url}");
-        let response = self.send(
-            &r.registry,
-            &Self::scope(&r.repository, false),
-            &what,
-            &|auth| {
-                let req = with_auth(self.agent.head(&url), auth);
-                req.call()
-            },
-        )?;
+        let response = self.read(r, &what, &|| self.agent.head(&url))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
@@ -792,18 +788,14 @@ impl Client {
     ) -> Result<impl Read + use<>> {
         let url = self.api_url(r, &format!("blobs/{digest}"));
         let what = format!("GET {url}");
-        let response = self.send(
-            &r.registry,
-            &Self::scope(&r.repository, false),
-            &what,
-            &|auth| {
-                let mut req = with_auth(self.agent.get(&url), auth);
-                if offset > 0 {
-                    req = req.header("range", format!("bytes={offset}-"));
-                }
-                req.call()
-            },
-        )?;
+        let response = self.read(r, &what, &|| {
+            let req = self.agent.get(&url);
+            if offset > 0 {
+                req.header("range", format!("bytes={offset}-"))
+            } else {
+                req
+            }
+        })?;
         let status = response.status().as_u16();
         if !(status == 200 && offset == 0 || status == 206) {
             return Err(Self::api_error(&what, response));
@@ -959,18 +951,9 @@ impl Client {
     pub fn referrers(&self, r: &RemoteRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
         let url = self.api_url(r, &format!("referrers/{digest}"));
         let what = format!("GET {url}");
-        let mut response = self.send(
-            &r.registry,
-            &Self::scope(&r.repository, false),
-            &what,
-            &|auth| {
-                let req = with_auth(
-                    self.agent.get(&url).header("accept", media::OCI_INDEX),
-                    auth,
-                );
-                req.call()
-            },
-        )?;
+        let mut response = self.read(r, &what, &|| {
+            self.agent.get(&url).header("accept", media::OCI_INDEX)
+        })?;
         let is_index = response
             .headers()
             .get("content-type")
@@ -1038,15 +1021,7 @@ impl Client {
         let mut tags = Vec::new();
         loop {
             let what = format!("GET {url}");
-            let mut response = self.send(
-                &r.registry,
-                &Self::scope(&r.repository, false),
-                &what,
-                &|auth| {
-                    let req = with_auth(self.agent.get(&url), auth);
-                    req.call()
-                },
-            )?;
+            let mut response = self.read(r, &what, &|| self.agent.get(&url))?;
             if !response.status().is_success() {
                 return Err(Self::api_error(&what, response));
             }

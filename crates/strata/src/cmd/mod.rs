@@ -47,6 +47,8 @@ pub enum Command {
     Save(save::Args),
     /// Write an image archive (deprecated form of `strata save`).
     Export(export::Args),
+    /// Read an engine export back into a project: `strata import openshift|tekton|kubernetes DIR`.
+    Import(import::Args),
     /// Serve the store as an OCI registry (distribution spec v1.1), with team-owned pushes.
     Serve(serve::Args),
     /// Pull an image and its referrers from a registry into the store.
@@ -63,6 +65,8 @@ pub enum Command {
     Diff(diff::Args),
     /// Per layer: files, bytes wasted by later overwrites and deletes, dive's efficiency score.
     Layers(layers::Args),
+    /// The packages an image holds (dpkg, rpm, apk) and the tier and team that installed each.
+    Packages(packages::Args),
     /// Reconcile the deployments of a deploy.toml once; `status`, `history`, `rollback`, `hold`,
     /// `release`, `approve`, `down`.
     Deploy(deploy::Args),
@@ -92,6 +96,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Test(args) => test::run(args, global),
         Command::Save(args) => save::run(args, global),
         Command::Export(args) => export::run(args, global),
+        Command::Import(args) => import::run(args, global),
         Command::Serve(args) => serve::run(args, global),
         Command::Pull(args) => pull::run(args, global),
         Command::Push(args) => push::run(args, global),
@@ -100,6 +105,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args, global),
         Command::Diff(args) => diff::run(args, global),
         Command::Layers(args) => layers::run(args, global),
+        Command::Packages(args) => packages::run(args, global),
         Command::Deploy(args) => deploy::run(args, global),
         Command::Watch(args) => watch::run(args, global),
     }
@@ -116,11 +122,13 @@ mod follow;
 mod graph;
 mod history;
 mod images;
+mod import;
 mod init;
 mod inspect;
 mod key;
 mod layers;
 mod log;
+mod packages;
 mod plan;
 mod pull;
 mod push;

@@ -168,6 +168,8 @@ context = "httpd"
     assert!(text.contains("corebuild by operations"), "{text}");
     assert!(text.trim_end().ends_with('2'), "{text}");
 
+    packages_match_dpkg_query_and_are_credited_to_their_tiers(&store);
+
     // podman runs apache from the top image and serves the page.
     let podman: Vec<String> = [
         "--root",
@@ -218,4 +220,76 @@ context = "httpd"
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(page.contains("served from the strata chain"), "{page}");
+}
+
+/// `strata packages` of every image of the chain lists what dpkg-query, run inside that image,
+/// lists (name, version, architecture, source name and version), and credits each package to the
+/// tier whose layer installed it: procps to corebuild (operations), apache2 to httpd (middleware),
+/// libc6 to the debootstrap base — although both upper tiers rewrote dpkg's status file.
+fn packages_match_dpkg_query_and_are_credited_to_their_tiers(store: &Path) {
+    for image in ["deb/debian", "deb/corebuild", "deb/httpd"] {
+        let out = cargo_bin_cmd!("strata")
+            .arg("--store")
+            .arg(store)
+            .args(["packages", image, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "strata packages {image}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let packages = json["packages"].as_array().unwrap();
+        let mut ours: Vec<String> = packages
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    p["name"].as_str().unwrap(),
+                    p["version"].as_str().unwrap(),
+                    p["arch"].as_str().unwrap(),
+                    p["sourceName"].as_str().unwrap(),
+                    p["sourceVersion"].as_str().unwrap()
+                )
+            })
+            .collect();
+        ours.sort();
+        let query = cargo_bin_cmd!("strata")
+            .arg("--store")
+            .arg(store)
+            .args(["run", image, "--", "dpkg-query", "-W", "-f"])
+            .arg("${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n")
+            .output()
+            .unwrap();
+        assert!(query.status.success(), "dpkg-query in {image}");
+        let mut theirs: Vec<String> = String::from_utf8(query.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("installed\t").map(str::to_string))
+            .collect();
+        theirs.sort();
+        assert!(theirs.len() > 50, "{image}: {theirs:?}");
+        assert_eq!(ours, theirs, "{image}: strata packages vs dpkg-query");
+        let tier = |name: &str| {
+            let p = packages
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{name} not in {image}"));
+            (
+                p["installedBy"]["chainImage"].as_str().unwrap().to_string(),
+                p["installedBy"]["owner"].as_str().unwrap().to_string(),
+            )
+        };
+        assert_eq!(tier("libc6"), ("deb/debian".into(), "operations".into()));
+        if image != "deb/debian" {
+            assert_eq!(
+                tier("procps"),
+                ("deb/corebuild".into(), "operations".into())
+            );
+        }
+        if image == "deb/httpd" {
+            assert_eq!(tier("apache2"), ("deb/httpd".into(), "middleware".into()));
+        }
+    }
 }

@@ -2,23 +2,11 @@
 //! each image by the digest the store holds for it, checked by kubernetes-validate (--strict),
 //! with what Kubernetes cannot carry said on stderr.
 
-use std::path::Path;
 use std::process::Command;
 
-use assert_cmd::cargo::cargo_bin_cmd;
+use crate::common::project::run;
 use serde_json::Value;
 use strata_testutil::{require_tool, run_ok};
-
-fn strata(dir: &Path, args: &[&str]) -> std::process::Output {
-    cargo_bin_cmd!("strata")
-        .current_dir(dir)
-        .env_remove("STRATA_STORE")
-        .env_remove("STRATA_CHAIN")
-        .env_remove("STRATA_DEPLOY_FILE")
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
@@ -55,9 +43,9 @@ fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
          health = { http = \"/index.html\", port = 8080, timeout = \"30s\" }\n",
     )
     .unwrap();
-    let out = strata(d, &["build"]);
+    let out = run(d, &["build"]);
     assert!(out.status.success(), "{out:?}");
-    let images: Value = serde_json::from_slice(&strata(d, &["images", "--json"]).stdout).unwrap();
+    let images: Value = serde_json::from_slice(&run(d, &["images", "--json"]).stdout).unwrap();
     let app = images
         .as_array()
         .unwrap()
@@ -68,7 +56,7 @@ fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
         .unwrap()
         .to_string();
 
-    let out = strata(d, &["export", "kubernetes", "-o", "k8s", "--json"]);
+    let out = run(d, &["export", "kubernetes", "-o", "k8s", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["namespace"], "acme");
@@ -104,7 +92,7 @@ fn kubernetes_export_runs_each_deployment_by_the_digest_the_store_holds() {
             .arg(d.join("k8s/web-service.json")),
     );
     // A name that is not an engine (nor given -o) says what it expected.
-    let out = strata(d, &["export", "openshiftt"]);
+    let out = run(d, &["export", "openshiftt"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

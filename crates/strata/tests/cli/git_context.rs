@@ -7,42 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use assert_cmd::cargo::cargo_bin_cmd;
+use crate::common::project::{fails, json, ok};
 use serde_json::Value;
-
-fn strata(dir: &Path, args: &[&str]) -> std::process::Output {
-    cargo_bin_cmd!("strata")
-        .current_dir(dir)
-        .env_remove("STRATA_STORE")
-        .env_remove("STRATA_CHAIN")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = strata(dir, args);
-    assert!(
-        out.status.success(),
-        "strata {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(dir, args)).unwrap()
-}
-
-/// The one-line error of a failing `strata ARGS`.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = strata(dir, args);
-    assert!(!out.status.success(), "strata {args:?} succeeded");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    stderr
-}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -5,37 +5,10 @@
 
 use std::path::Path;
 
-use assert_cmd::cargo::cargo_bin_cmd;
+use crate::common::project::{json, ok, run};
 use serde_json::Value;
 
 use crate::common::Serve;
-
-/// `strata ARGS` in `dir` (its chain and store), its output.
-fn strata(dir: &Path, args: &[&str]) -> std::process::Output {
-    cargo_bin_cmd!("strata")
-        .current_dir(dir)
-        .env_remove("STRATA_STORE")
-        .env_remove("STRATA_CHAIN")
-        .env_remove("STRATA_KEY_OPERATIONS")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = strata(dir, args);
-    assert!(
-        out.status.success(),
-        "strata {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(dir, args)).unwrap()
-}
 
 /// `image → result` of a `strata build --json` summary.
 fn results(summary: &Value) -> Vec<(String, String)> {
@@ -130,7 +103,7 @@ fn a_moved_upstream_shows_in_update_and_plan_and_rebuilds_only_once_the_lock_mov
     std::fs::write(mw.join("wordpress/index.php"), "<?php echo 1;\n").unwrap();
 
     // --locked without a lock refuses, naming strata.lock.
-    let out = strata(&mw, &["build", "--locked"]);
+    let out = run(&mw, &["build", "--locked"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -290,7 +263,7 @@ fn locked_refuses_a_lock_that_does_not_match_the_dockerfiles_and_a_bad_lock_name
     };
     let refuse = |lock: &str, wanted: &str| {
         std::fs::write(d.join("strata.lock"), lock).unwrap();
-        let out = strata(d, &["build", "--locked"]);
+        let out = run(d, &["build", "--locked"]);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(wanted), "wanted {wanted:?}: {stderr}");
@@ -320,12 +293,12 @@ fn locked_refuses_a_lock_that_does_not_match_the_dockerfiles_and_a_bad_lock_name
         &bad,
         "strata.lock:2:1: upstream registry.invalid/ops/corebuild:7: digest",
     );
-    let out = strata(d, &["plan"]);
+    let out = run(d, &["plan"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("strata.lock:2:1:"));
     // update of something the chain does not name says which upstreams it has.
     std::fs::remove_file(d.join("strata.lock")).unwrap();
-    let out = strata(d, &["update", "other/thing"]);
+    let out = run(d, &["update", "other/thing"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(

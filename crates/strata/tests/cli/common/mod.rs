@@ -355,3 +355,51 @@ pub fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     );
     (private, public)
 }
+
+/// `strata ARGS` run in a project directory (its `strata.toml` and store), with the
+/// `STRATA_*` settings of the environment removed: the helpers the project tests share.
+pub mod project {
+    use std::path::Path;
+    use std::process::Output;
+
+    use serde_json::Value;
+
+    /// `strata ARGS` in `dir`; its output, whatever the exit status.
+    pub fn run(dir: &Path, args: &[&str]) -> Output {
+        assert_cmd::cargo::cargo_bin_cmd!("strata")
+            .current_dir(dir)
+            .env_remove("STRATA_STORE")
+            .env_remove("STRATA_CHAIN")
+            .env_remove("STRATA_DEPLOY_FILE")
+            .env_remove("STRATA_KEY_OPERATIONS")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `strata ARGS` in `dir`, which must succeed; its stdout.
+    pub fn ok(dir: &Path, args: &[&str]) -> String {
+        let out = run(dir, args);
+        assert!(
+            out.status.success(),
+            "strata {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `strata ARGS` in `dir`, which must succeed; its stdout as JSON.
+    pub fn json(dir: &Path, args: &[&str]) -> Value {
+        serde_json::from_str(&ok(dir, args)).unwrap()
+    }
+
+    /// `strata ARGS` in `dir`, which must fail with one line on stderr; that line.
+    pub fn fails(dir: &Path, args: &[&str]) -> String {
+        let out = run(dir, args);
+        assert!(!out.status.success(), "strata {args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        stderr
+    }
+}
