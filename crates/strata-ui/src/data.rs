@@ -374,6 +374,10 @@ pub fn image_view(
         },
         None => (None, Some("no chain file: no keys to verify with".into())),
     };
+    let (packages, packages_error) = match strata_inventory::inventory(&store, &catalog, image) {
+        Ok(inventory) => (Some(inventory), None),
+        Err(e) => (None, Some(crate::error::report(&e))),
+    };
     let digests: Vec<String> = tags.iter().map(|t| t.digest.clone()).collect();
     let deployed = deployments(config, &catalog)?
         .deployments
@@ -404,7 +408,8 @@ pub fn image_view(
         custody_error,
         deployed,
         diff,
-        packages: None,
+        packages,
+        packages_error,
     })
 }
 

@@ -77,8 +77,10 @@ pub struct ImageView {
     pub deployed: Vec<DeploymentView>,
     /// The difference between two builds, when asked for (`?a=N&b=M`).
     pub diff: Option<DiffView>,
-    /// Package inventory: not shown yet (no inventory API in the workspace).
-    pub packages: Option<()>,
+    /// The packages it holds, each credited to the layer, tier and team that installed it.
+    pub packages: Option<strata_inventory::Inventory>,
+    /// Why the packages could not be read.
+    pub packages_error: Option<String>,
 }
 
 /// A tag and the digest it names.

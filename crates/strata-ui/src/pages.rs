@@ -361,10 +361,63 @@ pub fn image_page(view: &ImageView) -> Markup {
         }
         section #packages {
             h2 { "Packages" }
-            p { "No package inventory in this build of strata." }
+            @if let Some(inv) = &view.packages {
+                @if inv.packages.is_empty() {
+                    p { "No package database (dpkg, rpm, apk) in this image." }
+                } @else {
+                    p {
+                        (inv.packages.len()) " packages"
+                        @if let Some(d) = &inv.distro { " on " (d.id) " " (d.version_id) }
+                        ", by the tier that brought each in: "
+                        @for (tier, n) in packages_per_tier(inv) { (tier) " " (n) "; " }
+                    }
+                    table.packages {
+                        thead { tr { th { "package" } th { "version" } th { "tier" } th { "team" } th { "layer" } th { "upgraded by" } } }
+                        tbody {
+                            @for p in inv.packages.iter().take(MAX_PACKAGE_ROWS) {
+                                tr.package data-team=[p.installed_by.owner.as_deref()] {
+                                    td { (p.package.name) }
+                                    td.mono { (p.package.version) }
+                                    td { (p.installed_by.chain_image.as_deref().unwrap_or("?")) }
+                                    td { (p.installed_by.owner.as_deref().unwrap_or("?")) }
+                                    td { (p.installed_by.index) }
+                                    td { @if let Some(u) = &p.upgraded_by { (u.chain_image.as_deref().unwrap_or("?")) " (layer " (u.index) ")" } }
+                                }
+                            }
+                        }
+                    }
+                    @if inv.packages.len() > MAX_PACKAGE_ROWS {
+                        p { "and " (inv.packages.len() - MAX_PACKAGE_ROWS) " more (all in the JSON twin)" }
+                    }
+                }
+            } @else {
+                p { "Not read: " (view.packages_error.as_deref().unwrap_or("")) }
+            }
         }
     };
     frame(&format!("image {}", view.name), "", body)
+}
+
+/// The image page lists at most this many packages (the JSON twin has them all).
+const MAX_PACKAGE_ROWS: usize = 1000;
+
+/// How many packages each tier (chain image) brought in, bottom tier first.
+fn packages_per_tier(inv: &strata_inventory::Inventory) -> Vec<(String, usize)> {
+    let mut tiers: Vec<(String, usize)> = Vec::new();
+    let mut sorted: Vec<&strata_inventory::InstalledPackage> = inv.packages.iter().collect();
+    sorted.sort_by_key(|p| p.installed_by.index);
+    for p in sorted {
+        let tier = p
+            .installed_by
+            .chain_image
+            .clone()
+            .unwrap_or_else(|| "?".into());
+        match tiers.last_mut() {
+            Some((t, n)) if *t == tier => *n += 1,
+            _ => tiers.push((tier, 1)),
+        }
+    }
+    tiers
 }
 
 /// One event as a line: time, team, what, image, result, why.

@@ -54,8 +54,17 @@ fn built_example() -> Option<(tempfile::TempDir, Vec<(&'static str, PathBuf)>)> 
     std::fs::write(d.join("strata.toml"), toml).unwrap();
     let dockerfile = d.join("wordpress/Dockerfile");
     let mut text = std::fs::read_to_string(&dockerfile).unwrap();
-    text.push_str(&format!("# {HOSTILE}\nLABEL evil=\"{HOSTILE}\"\n"));
+    text.push_str(&format!(
+        "# {HOSTILE}\nLABEL evil=\"{HOSTILE}\"\nCOPY dpkg-status /var/lib/dpkg/status\n"
+    ));
     std::fs::write(&dockerfile, text).unwrap();
+    // A package database, so the image page has packages to credit to the app's tier.
+    std::fs::write(
+        d.join("wordpress/dpkg-status"),
+        "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-3\n\
+         Description: greets\n",
+    )
+    .unwrap();
     let key_refs: Vec<(&str, &Path)> = keys.iter().map(|(t, k)| (*t, k.as_path())).collect();
     ok(strata(d, &key_refs).arg("build"));
     Some((dir, keys))
@@ -244,6 +253,11 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
     assert!(
         !dom.contains(HOSTILE) && !dom.contains("<title>pwned"),
         "hostile markup became markup:\n{dom}"
+    );
+    // Its packages, each with the tier and team that brought it in.
+    assert!(
+        dom.contains("<tr class=\"package\" data-team=\"development\"><td>hello</td><td class=\"mono\">2.10-3</td><td>acme/wordpress</td>"),
+        "the package is not credited to the app's tier:\n{dom}"
     );
     let (status, head, body) = get(server.port, "/ui/image/wordpress?format=json", "");
     assert_eq!(status, 200, "{body}");
