@@ -129,3 +129,46 @@ fn a_cascade_is_one_story_and_other_events_stand_alone() {
     assert!(html.contains("<script src=\"/ui/assets/live.js\" defer></script>"));
     assert!(html.contains("before=7&amp;image=%3Cscript%3E"), "{html}");
 }
+
+#[test]
+fn deployments_show_what_runs_since_when_health_approvals_and_holds() {
+    use strata_deploy::state::{DeploymentState, Hold, Pending, Running};
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let view = strata_ui::model::DeploymentsView {
+        deployments: vec![strata_ui::model::DeploymentView {
+            file: "deploy".into(),
+            name: "wordpress-prod".into(),
+            image: Some("wordpress".into()),
+            state: DeploymentState {
+                running: Some(Running {
+                    digest: digest.clone(),
+                    container: "c".into(),
+                    since: "2026-12-01T10:00:00Z".into(),
+                    healthy: true,
+                    ports: Vec::new(),
+                }),
+                pending: Some(Pending {
+                    digest: format!("sha256:{}", "b".repeat(64)),
+                    since: "2026-12-02T10:00:00Z".into(),
+                }),
+                hold: Some(Hold {
+                    digest,
+                    by: HOSTILE.into(),
+                    since: "2026-12-01T11:00:00Z".into(),
+                    reason: "hold".into(),
+                }),
+                ..DeploymentState::default()
+            },
+        }],
+    };
+    let html = pages::deployments_page(&view).into_string();
+    assert!(html.contains("since 2026-12-01T10:00:00Z"), "{html}");
+    assert!(html.contains("<span class=\"ok\">healthy</span>"), "{html}");
+    assert!(
+        html.contains("waiting for approval: <span class=\"mono\">sha256:bbbbbbbbbbbb</span>"),
+        "{html}"
+    );
+    assert!(html.contains("held at"), "{html}");
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(html.contains("href=\"/ui/image/wordpress\""), "{html}");
+}

@@ -293,6 +293,18 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
                 && s["headline"].as_str().unwrap().contains("cascaded to")),
         "the build is not one story: {body}"
     );
+    // Filters: one team's events only.
+    let (status, _, body) = get(server.port, "/ui/timeline?team=middleware&format=json", "");
+    assert_eq!(status, 200);
+    let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events: Vec<&serde_json::Value> = timeline["stories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["events"].as_array().unwrap())
+        .collect();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["team"] == "middleware"), "{body}");
     let (status, _, _) = get(server.port, "/ui/deployments?format=json", "");
     assert_eq!(status, 200);
 
@@ -558,6 +570,24 @@ fn a_build_from_the_command_line_appears_on_an_open_timeline_without_a_reload() 
     assert!(
         story.len() == 1 && story[0] >= 2,
         "the rebuild's events are not one story: {story:?}"
+    );
+    // The two builds of the app, compared on its page.
+    let (status, _, body) = get(server.port, "/ui/image/wordpress?a=1&b=2&format=json", "");
+    assert_eq!(status, 200, "{body}");
+    let image: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let added = image["diff"]["diff"]["added"].as_array().unwrap();
+    assert!(
+        image["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["build"] == 2)
+            && added.is_empty(),
+        "an ENV adds no layer, so builds 1 and 2 share every layer: {body}"
+    );
+    assert!(
+        image["diff"]["diff"]["commonPrefix"].as_u64().unwrap() >= 6,
+        "{body}"
     );
     // Each live row carries its log row id, once.
     let ids =
