@@ -60,8 +60,8 @@ impl UiConfig {
         Ok(Some(EventLog::open(&path)?))
     }
 
-    /// The chain, with git contexts at the commits strata.lock locks (none fetched: a context
-    /// not checked out yet reads as changed).
+    /// The chain, with git contexts at the commits strata.lock locks, read from the checkouts
+    /// builds left (never fetched or resolved here: a page request runs no git).
     pub fn load_chain(&self) -> Result<Option<Chain>> {
         let Some(path) = &self.chain else {
             return Ok(None);
@@ -79,7 +79,8 @@ impl UiConfig {
             .map(|l| l.git_commits())
             .unwrap_or_default();
         let mut git =
-            strata_chain::GitCache::new(&self.state_dir, strata_chain::GitMode::Lock, locked);
+            strata_chain::GitCache::new(&self.state_dir, strata_chain::GitMode::Lock, locked)
+                .offline();
         Ok(Some(Chain::load_with(path, &mut git)?))
     }
 }
