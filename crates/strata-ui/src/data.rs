@@ -225,7 +225,16 @@ fn node_status(status: &Status, events: Option<&EventLog>, image: &str) -> NodeS
         Status::UpToDate => ("up-to-date", None),
         Status::NeverBuilt => ("never-built", None),
         Status::Failed { message } => ("failed", Some(message.clone())),
-        Status::Stale { .. } => ("stale", Some(status.to_string())),
+        Status::Stale { reasons } => (
+            "stale",
+            Some(
+                reasons
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        ),
     };
     if state == "up-to-date"
         && let Some(test) = events.and_then(|l| l.last(image, Kind::Test).ok().flatten())

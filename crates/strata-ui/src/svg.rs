@@ -9,7 +9,7 @@ use crate::model::{ChainView, NodeView};
 
 /// Node box width and height, and the gaps between them.
 const W: usize = 220;
-const H: usize = 64;
+const H: usize = 80;
 const GAP_X: usize = 24;
 const GAP_Y: usize = 56;
 const MARGIN: usize = 16;
@@ -127,6 +127,9 @@ fn node(view: &ChainView, n: &NodeView, (x, y): (usize, usize)) -> Markup {
                 (clip(&n.owner, 14)) " · " (clip(n.tier.as_deref().unwrap_or("-"), 12))
             }
             text x=(x + 10) y=(y + 50) class="digest" { (short) " · " (n.status.state) }
+            @if !why.is_empty() {
+                text x=(x + 10) y=(y + 66) class="why" { (clip(why, 34)) }
+            }
         }
     }
 }
