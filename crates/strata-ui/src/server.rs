@@ -38,16 +38,24 @@ const JS: &str = include_str!("../assets/live.js");
 
 struct Ui {
     config: UiConfig,
+    closing: tokio::sync::watch::Receiver<bool>,
     chain: Arc<data::ChainCache>,
     registry: Registry,
     renders: Semaphore,
     feeds: Arc<Semaphore>,
 }
 
-/// The `/ui/` routes, reading what `config` names, guarded by `registry`'s read rule.
-pub fn router(config: UiConfig, registry: Registry) -> Router {
+/// The `/ui/` routes, reading what `config` names, guarded by `registry`'s read rule. When
+/// `closing` turns true (the server is shutting down) the live feeds end, so the connections
+/// holding them close and a graceful shutdown does not wait on them forever.
+pub fn router(
+    config: UiConfig,
+    registry: Registry,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let ui = Arc::new(Ui {
         config,
+        closing,
         chain: Arc::new(data::ChainCache::default()),
         registry,
         renders: Semaphore::new(MAX_RENDERS),
@@ -365,6 +373,7 @@ struct Feed {
     after: i64,
     query: strata_events::Query,
     ready: VecDeque<strata_events::Event>,
+    closing: tokio::sync::watch::Receiver<bool>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -425,10 +434,14 @@ async fn events(
             ..strata_events::Query::default()
         },
         ready: VecDeque::new(),
+        closing: ui.closing.clone(),
         _permit: permit,
     };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
+            if *feed.closing.borrow() {
+                return None;
+            }
             if let Some(event) = feed.ready.pop_front() {
                 let sse = SseEvent::default()
                     .id(event.id.to_string())
@@ -468,7 +481,16 @@ async fn events(
                 feed.after = last.id;
             }
             if rows.is_empty() {
-                tokio::time::sleep(POLL).await;
+                // Wait for the next look, or for the server to close (then end the feed).
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    changed = feed.closing.changed() => {
+                        // The sender gone: nobody can tell the feed to end any more; end it now.
+                        if changed.is_err() {
+                            return None;
+                        }
+                    }
+                }
             }
             feed.ready.extend(rows);
         }

@@ -87,6 +87,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     let registry = Registry::new(store, options)?;
     // The web pages beside the registry, under its read rule (docs/ui.md).
     let chain = global.chain_path()?;
+    // Told when the server stops, so the web pages' live feeds end and do not hold it open.
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let ui = strata_ui::router(
         strata_ui::UiConfig {
             store: store_path.clone(),
@@ -94,6 +96,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             chain: chain.exists().then_some(chain),
         },
         registry.clone(),
+        closing_rx,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,6 +122,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate.recv() => {}
             }
+            let _ = closing.send(true);
         })
         .await
         .context("the registry server failed")

@@ -637,3 +637,39 @@ fn the_live_feed_resumes_after_last_event_id_without_a_gap() {
     let expected: Vec<i64> = (4..=last).collect();
     assert_eq!(ids, expected);
 }
+
+#[test]
+fn an_open_live_feed_does_not_keep_the_server_from_stopping() {
+    let Some((dir, _keys)) = built_example() else {
+        return;
+    };
+    let mut server = Server::start(dir.path(), &[]);
+    // A browser on the timeline: its live feed open (headers received).
+    let mut feed = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    feed.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        feed,
+        "GET /ui/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(feed);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    ok(Command::new("kill").args(["-TERM", &server.child.id().to_string()]));
+    // The feed ends and the server exits (it used to wait for the feed forever).
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "serve exited {exit}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop with a feed open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
