@@ -51,7 +51,17 @@ fn built_example() -> Option<(tempfile::TempDir, Vec<(&'static str, PathBuf)>)> 
         );
         keys.push((team, d.join(format!("keys/{team}.key"))));
     }
+    // The middleware tier has a tier test, so its page has a result to show.
+    let toml = toml.replace(
+        "context = \"httpd-php\"\n",
+        "context = \"httpd-php\"\ntest = \"httpd-php/structure-test.yaml\"\n",
+    );
     std::fs::write(d.join("strata.toml"), toml).unwrap();
+    std::fs::write(
+        d.join("httpd-php/structure-test.yaml"),
+        "schemaVersion: \"2.0.0\"\nfileExistenceTests:\n  - name: httpd config\n    path: /etc/httpd.conf\n    shouldExist: true\n",
+    )
+    .unwrap();
     let dockerfile = d.join("wordpress/Dockerfile");
     let mut text = std::fs::read_to_string(&dockerfile).unwrap();
     text.push_str(&format!(
@@ -274,6 +284,17 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
             .as_str()
             .unwrap()
             .contains(HOSTILE)
+    );
+
+    // The middleware's page has its tier test's result.
+    let (status, _, body) = get(server.port, "/ui/image/httpd-php?format=json", "");
+    assert_eq!(status, 200, "{body}");
+    let image: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(image["tests"][0]["result"], "ok", "{body}");
+    let (_, _, html) = get(server.port, "/ui/image/httpd-php", "");
+    assert!(
+        html.contains("data-kind=\"test\" data-result=\"ok\""),
+        "{html}"
     );
 
     // The timeline has the build, one story for the cascade; deployments answers.
