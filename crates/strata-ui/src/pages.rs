@@ -310,16 +310,17 @@ pub fn image_page(view: &ImageView) -> Markup {
         }
         section #builds {
             h2 { "Tags and builds" }
+            @let builds: Vec<&str> = view.tags.iter().filter(|t| t.build.is_some()).map(|t| t.tag.as_str()).collect();
             form method="get" {
                 table {
                     thead { tr { th { "tag" } th { "digest" } th { "diff a" } th { "diff b" } } }
                     tbody {
-                        @for (i, t) in view.tags.iter().enumerate() {
+                        @for t in &view.tags {
                             tr {
                                 td { (t.tag) }
                                 td.mono { (short(&t.digest)) }
-                                td { input type="radio" name="a" value=(t.tag) checked[i == 1]; }
-                                td { input type="radio" name="b" value=(t.tag) checked[i == 0]; }
+                                td { input type="radio" name="a" value=(t.tag) checked[builds.get(1) == Some(&t.tag.as_str())]; }
+                                td { input type="radio" name="b" value=(t.tag) checked[builds.first() == Some(&t.tag.as_str())]; }
                             }
                         }
                     }
