@@ -720,46 +720,24 @@ fn deployments(config: &UiConfig, catalog: &Catalog) -> Result<DeploymentsView> 
     deployments_named(config, &names)
 }
 
-/// Every deployment under `<state>/deploy/<deploy file>/<name>.json`, read through strata-deploy.
+/// Every deployment with saved state, read through strata-deploy.
 fn deployments_named(
     config: &UiConfig,
     names: &BTreeMap<String, String>,
 ) -> Result<DeploymentsView> {
-    let root = config.state_dir.join("deploy");
     let mut deployments = Vec::new();
-    for file in sorted_dir(&root) {
-        let dir = strata_deploy::StateDir::new(&config.state_dir, &file);
-        for entry in sorted_dir(dir.path()) {
-            let Some(name) = entry.strip_suffix(".json") else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let state = dir.load(name)?;
-            let image = state
-                .running
-                .as_ref()
-                .and_then(|r| names.get(&r.digest).cloned());
-            deployments.push(DeploymentView {
-                file: file.clone(),
-                name: name.to_string(),
-                image,
-                state,
-            });
-        }
+    for (file, name) in strata_deploy::StateDir::all(&config.state_dir)? {
+        let state = strata_deploy::StateDir::new(&config.state_dir, &file).load(&name)?;
+        let image = state
+            .running
+            .as_ref()
+            .and_then(|r| names.get(&r.digest).cloned());
+        deployments.push(DeploymentView {
+            file,
+            name,
+            image,
+            state,
+        });
     }
     Ok(DeploymentsView { deployments })
-}
-
-/// The names in a directory, sorted (none when it cannot be read).
-fn sorted_dir(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
 }
