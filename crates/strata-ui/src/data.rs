@@ -142,6 +142,64 @@ impl ChainCache {
     }
 }
 
+/// What an image page reads from an image's layers: their accounting and the packages.
+#[derive(Debug)]
+pub struct LayerData {
+    /// strata-inspect's accounting of the layers.
+    pub layers: strata_inspect::LayersReport,
+    /// The packages, or why they could not be read.
+    pub packages: std::result::Result<strata_inventory::Inventory, String>,
+}
+
+/// [`LayerData`] of the last images shown, by manifest digest: reading every layer is the costly
+/// part of an image page, and an image's layers never change (its base's lineage neither).
+#[derive(Debug, Default)]
+pub struct LayerCache(Mutex<std::collections::VecDeque<(String, std::sync::Arc<LayerData>)>>);
+
+impl LayerCache {
+    /// How many images' layer data are kept.
+    pub const CAPACITY: usize = 32;
+
+    fn get(
+        &self,
+        store: &Store,
+        catalog: &Catalog,
+        image: &StoredImage,
+    ) -> Result<std::sync::Arc<LayerData>> {
+        let digest = image.digest.to_string();
+        if let Ok(cached) = self.0.lock()
+            && let Some((_, data)) = cached.iter().find(|(d, _)| *d == digest)
+        {
+            return Ok(data.clone());
+        }
+        let layers = strata_inspect::layers(store, catalog, image, false).map_err(|source| {
+            UiError::Inspect {
+                what: format!("the layers of {digest}"),
+                source,
+            }
+        })?;
+        let packages = strata_inventory::inventory(store, catalog, image)
+            .map_err(|e| crate::error::report(&e));
+        let data = std::sync::Arc::new(LayerData { layers, packages });
+        if let Ok(mut cached) = self.0.lock() {
+            if cached.len() >= Self::CAPACITY {
+                cached.pop_front();
+            }
+            cached.push_back((digest, data.clone()));
+        }
+        Ok(data)
+    }
+}
+
+/// The caches the pages share.
+#[derive(Debug, Default)]
+pub struct Caches {
+    /// The chain page's data.
+    pub chain: ChainCache,
+    /// The image pages' layer data.
+    pub layers: LayerCache,
+}
+
 /// The chain page's data.
 pub fn chain_view(config: &UiConfig) -> Result<ChainView> {
     let Some(chain) = config.load_chain()? else {
@@ -296,10 +354,10 @@ impl Tags {
 }
 
 /// The image page's data: `name` is a chain image's name or a store reference; `diff` two build
-/// tags to compare; its status comes from `chain`.
+/// tags to compare; its status and layers come from `caches` when they hold.
 pub fn image_view(
     config: &UiConfig,
-    chain_cache: &ChainCache,
+    caches: &Caches,
     name: &str,
     diff: Option<(&str, &str)>,
 ) -> Result<ImageView> {
@@ -334,15 +392,12 @@ pub fn image_view(
             what: format!("image {name} (no {reference} in the store)"),
         })?;
     let tags = repository_tags(&catalog, &repository);
-    let layers = strata_inspect::layers(&store, &catalog, image, false).map_err(|source| {
-        UiError::Inspect {
-            what: format!("the layers of {reference}"),
-            source,
-        }
-    })?;
+    let layer_data = caches.layers.get(&store, &catalog, image)?;
+    let layers = &layer_data.layers;
     let events = config.events()?;
     let node = match (&chain, index) {
-        (Some(_), Some(_)) => chain_cache
+        (Some(_), Some(_)) => caches
+            .chain
             .get(config)?
             .nodes
             .iter()
@@ -384,9 +439,9 @@ pub fn image_view(
         },
         None => (None, Some("no chain file: no keys to verify with".into())),
     };
-    let (packages, packages_error) = match strata_inventory::inventory(&store, &catalog, image) {
-        Ok(inventory) => (Some(inventory), None),
-        Err(e) => (None, Some(crate::error::report(&e))),
+    let (packages, packages_error) = match &layer_data.packages {
+        Ok(inventory) => (Some(inventory.clone()), None),
+        Err(e) => (None, Some(e.clone())),
     };
     let digests: Vec<String> = tags.iter().map(|t| t.digest.clone()).collect();
     let deployed = deployments(config, &catalog)?
@@ -410,7 +465,7 @@ pub fn image_view(
         digest: image.digest.to_string(),
         size: layers.layers.iter().map(|l| l.size).sum(),
         wasted_bytes: layers.wasted_bytes,
-        layers: layers.layers,
+        layers: layers.layers.clone(),
         tags,
         dockerfile,
         tests,

@@ -39,7 +39,7 @@ const JS: &str = include_str!("../assets/live.js");
 struct Ui {
     config: UiConfig,
     closing: tokio::sync::watch::Receiver<bool>,
-    chain: Arc<data::ChainCache>,
+    caches: Arc<data::Caches>,
     registry: Registry,
     renders: Semaphore,
     feeds: Arc<Semaphore>,
@@ -56,7 +56,7 @@ pub fn router(
     let ui = Arc::new(Ui {
         config,
         closing,
-        chain: Arc::new(data::ChainCache::default()),
+        caches: Arc::new(data::Caches::default()),
         registry,
         renders: Semaphore::new(MAX_RENDERS),
         feeds: Arc::new(Semaphore::new(MAX_FEEDS)),
@@ -206,13 +206,13 @@ async fn chain(
     }
     let json = q.format.as_deref() == Some("json");
     let team = nonempty(q.team);
-    let cache = ui.chain.clone();
+    let cache = ui.caches.clone();
     render(
         &ui,
         json,
         move |config| {
             Ok(TeamChain {
-                view: Shared(cache.get(config)?),
+                view: Shared(cache.chain.get(config)?),
                 team,
             })
         },
@@ -242,11 +242,11 @@ async fn chain_json(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
     if let Err(refused) = gate(&ui, &headers).await {
         return refused;
     }
-    let cache = ui.chain.clone();
+    let cache = ui.caches.clone();
     render(
         &ui,
         true,
-        move |config| cache.get(config).map(Shared),
+        move |config| cache.chain.get(config).map(Shared),
         |v| pages::chain_page(&v.0, None),
     )
     .await
@@ -287,7 +287,7 @@ async fn image(
         (Some(a), Some(b)) => Some((a, b)),
         _ => None,
     };
-    let cache = ui.chain.clone();
+    let cache = ui.caches.clone();
     render(
         &ui,
         json,
