@@ -55,6 +55,10 @@ pub struct Deployment {
     pub network: Network,
     /// Where its `name` is written.
     pub declared_at: Location,
+    /// The repository and manifest of `target = "gitops"`.
+    pub gitops: Option<crate::gitops::GitopsTarget>,
+    /// The cluster of `target = "kubernetes"`.
+    pub kubernetes: Option<crate::kubernetes::KubernetesTarget>,
 }
 
 /// The image a deployment follows.
@@ -108,6 +112,10 @@ pub enum Trigger {
 pub enum TargetKind {
     /// Podman on this machine.
     Local,
+    /// A commit of the digest into manifests in a git repository (`gitops = { ... }`).
+    Gitops,
+    /// A server-side apply to a cluster (`kubernetes = { ... }`).
+    Kubernetes,
 }
 
 /// The container's network.
@@ -196,6 +204,39 @@ struct RawDeployment {
     stop_grace: Option<Spanned<String>>,
     #[serde(default)]
     network: Option<Network>,
+    gitops: Option<Spanned<RawGitops>>,
+    kubernetes: Option<Spanned<RawKubernetes>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    namespace: Spanned<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    replicas: Option<u32>,
+    #[serde(default)]
+    poll: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitops {
+    repo: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(default)]
+    branch: Option<Spanned<String>>,
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    new_name: Option<Spanned<String>>,
+    #[serde(default)]
+    yaml_path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -299,11 +340,92 @@ impl DeployFile {
                     format!("deployment[{n}].env: a name is empty or holds '='"),
                 ));
             }
+            let target = d
+                .target
+                .as_ref()
+                .map_or(TargetKind::Local, |t| *t.get_ref());
+            let gitops = match (target, d.gitops) {
+                (TargetKind::Gitops, Some(g)) => {
+                    let local_only = [
+                        (!d.ports.is_empty(), "ports"),
+                        (!d.env.is_empty(), "env"),
+                        (health.is_some(), "health"),
+                        (d.network.is_some(), "network"),
+                        (d.stop_grace.is_some(), "stop_grace"),
+                    ];
+                    if let Some((_, key)) = local_only.iter().find(|(set, _)| *set) {
+                        return Err(err(
+                            raw_span,
+                            format!(
+                                "deployment[{n}].{key}: target = \"gitops\" writes only the \
+                                 digest; {key} belongs in the manifests of the repository"
+                            ),
+                        ));
+                    }
+                    Some(
+                        check_gitops(g.into_inner(), &image, &dir)
+                            .map_err(|(s, m)| err(s, format!("deployment[{n}].gitops.{m}")))?,
+                    )
+                }
+                (TargetKind::Gitops, None) => {
+                    return Err(err(
+                        d.target.as_ref().map_or(raw_span.clone(), Spanned::span),
+                        format!(
+                            "deployment[{n}]: target = \"gitops\" needs gitops = {{ repo = \
+                             \"DIR or URL\", path = \"FILE\" }}"
+                        ),
+                    ));
+                }
+                (_, Some(g)) => {
+                    return Err(err(
+                        g.span(),
+                        format!("deployment[{n}].gitops is set but target is not \"gitops\""),
+                    ));
+                }
+                (_, None) => None,
+            };
+            let kubernetes = match (target, d.kubernetes) {
+                (TargetKind::Kubernetes, Some(k)) => {
+                    if d.network.is_some() {
+                        return Err(err(
+                            raw_span,
+                            format!(
+                                "deployment[{n}].network: a podman network; the cluster's \
+                                 network policies decide it for target = \"kubernetes\""
+                            ),
+                        ));
+                    }
+                    let span = k.span();
+                    Some(
+                        check_kubernetes(k.into_inner(), &image, &dir).map_err(|(s, m)| {
+                            err(s.unwrap_or(span), format!("deployment[{n}].kubernetes.{m}"))
+                        })?,
+                    )
+                }
+                (TargetKind::Kubernetes, None) => {
+                    return Err(err(
+                        d.target.as_ref().map_or(raw_span.clone(), Spanned::span),
+                        format!(
+                            "deployment[{n}]: target = \"kubernetes\" needs kubernetes = {{ \
+                             namespace = \"NS\" }}"
+                        ),
+                    ));
+                }
+                (_, Some(k)) => {
+                    return Err(err(
+                        k.span(),
+                        format!(
+                            "deployment[{n}].kubernetes is set but target is not \"kubernetes\""
+                        ),
+                    ));
+                }
+                (_, None) => None,
+            };
             deployments.push(Deployment {
                 name,
                 image,
                 trigger: d.trigger.map_or(Trigger::Auto, Spanned::into_inner),
-                target: d.target.map_or(TargetKind::Local, Spanned::into_inner),
+                target,
                 ports,
                 env: d.env,
                 health,
@@ -311,6 +433,8 @@ impl DeployFile {
                 stop_grace,
                 network: d.network.unwrap_or_default(),
                 declared_at: lines.locate(path, d.name.span().start),
+                gitops,
+                kubernetes,
             });
         }
         Ok(DeployFile {
@@ -326,6 +450,170 @@ impl DeployFile {
     pub fn deployment(&self, name: &str) -> Option<&Deployment> {
         self.deployments.iter().find(|d| d.name == name)
     }
+}
+
+/// Check `gitops = { ... }`; an error is (span, `key: message`).
+fn check_gitops(
+    raw: RawGitops,
+    image: &ImageSource,
+    dir: &Path,
+) -> Result<crate::gitops::GitopsTarget, (Range<usize>, String)> {
+    use crate::gitops::{Edit, GitopsTarget, Repo, repository_of};
+    let repo_text = raw.repo.get_ref();
+    let repo = if repo_text.contains("://") {
+        strata_chain::git::check_url(repo_text)
+            .map_err(|e| (raw.repo.span(), format!("repo: {e}")))?;
+        Repo::Url(repo_text.clone())
+    } else if repo_text.is_empty() || repo_text.starts_with('-') || repo_text.contains("::") {
+        return Err((
+            raw.repo.span(),
+            format!("repo: {repo_text:?} is not a directory or a URL"),
+        ));
+    } else {
+        Repo::Dir(dir.join(repo_text))
+    };
+    let path_text = raw.path.get_ref();
+    let path = PathBuf::from(path_text);
+    if path_text.is_empty()
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err((
+            raw.path.span(),
+            format!(
+                "path: {path_text:?} must be a relative path inside the repository, without .."
+            ),
+        ));
+    }
+    let branch = match raw.branch {
+        None => "main".to_string(),
+        Some(b) => {
+            strata_chain::git::check_rev(b.get_ref())
+                .map_err(|e| (b.span(), format!("branch: {e}")))?;
+            b.into_inner()
+        }
+    };
+    let default_repository = match image {
+        ImageSource::Chain { reference } | ImageSource::Registry { reference } => {
+            repository_of(reference)
+        }
+        // An `oci:DIR:TAG` names no repository: `image` or `new_name` must.
+        ImageSource::Oci { .. } => match (&raw.image, &raw.new_name) {
+            (Some(_), _) | (_, Some(_)) => String::new(),
+            (None, None) => {
+                return Err((
+                    raw.repo.span(),
+                    "image: needed for an oci: image (the name the manifests use), or new_name"
+                        .into(),
+                ));
+            }
+        },
+    };
+    for v in [&raw.image, &raw.new_name].into_iter().flatten() {
+        if v.get_ref().is_empty()
+            || v.get_ref()
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "#'\"{}[],&*!|>%@`".contains(c))
+        {
+            return Err((v.span(), format!("{:?} is not an image name", v.get_ref())));
+        }
+    }
+    let edit = match raw.yaml_path {
+        Some(p) => {
+            if let Some(i) = &raw.image {
+                return Err((
+                    i.span(),
+                    "image: names a kustomization images: entry; with yaml_path use new_name"
+                        .into(),
+                ));
+            }
+            let steps = crate::yamledit::parse_path(p.get_ref())
+                .map_err(|e| (p.span(), format!("yaml_path: {e}")))?;
+            Edit::YamlPath {
+                text: p.get_ref().clone(),
+                steps,
+                repository: raw.new_name.map_or(default_repository, Spanned::into_inner),
+            }
+        }
+        None if raw.image.is_none() && default_repository.is_empty() => {
+            return Err((
+                raw.repo.span(),
+                "image: needed for an oci: image (the images: entry's name)".into(),
+            ));
+        }
+        None => Edit::Kustomize {
+            name: raw.image.map_or(default_repository, Spanned::into_inner),
+            new_name: raw.new_name.map(Spanned::into_inner),
+        },
+    };
+    Ok(GitopsTarget {
+        repo,
+        path,
+        branch,
+        edit,
+    })
+}
+
+/// Check `kubernetes = { ... }`; an error is (span, `key: message`).
+fn check_kubernetes(
+    raw: RawKubernetes,
+    image: &ImageSource,
+    dir: &Path,
+) -> Result<crate::kubernetes::KubernetesTarget, (Option<Range<usize>>, String)> {
+    let ns = raw.namespace.get_ref();
+    let dns = ns.len() <= 63
+        && !ns.is_empty()
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if !dns {
+        return Err((
+            Some(raw.namespace.span()),
+            format!("namespace: {ns:?} is not a namespace name (lower-case letters, digits, '-')"),
+        ));
+    }
+    let repository = match (raw.image, image) {
+        (Some(i), _) => {
+            let r = i.get_ref();
+            if r.is_empty()
+                || r.contains('@')
+                || r.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err((
+                    Some(i.span()),
+                    format!("image: {r:?} is not an image repository"),
+                ));
+            }
+            i.into_inner()
+        }
+        (None, ImageSource::Registry { reference }) => crate::gitops::repository_of(reference),
+        (None, _) => {
+            return Err((
+                None,
+                "image: needed: the registry repository the cluster pulls this chain image from \
+                 (image = \"registry.example.com/acme/web\"; strata push or strata watch puts \
+                 it there)"
+                    .into(),
+            ));
+        }
+    };
+    let poll = match &raw.poll {
+        None => Duration::from_secs(1),
+        Some(p) => {
+            parse_duration(p.get_ref()).map_err(|m| (Some(p.span()), format!("poll: {m}")))?
+        }
+    };
+    Ok(crate::kubernetes::KubernetesTarget {
+        namespace: raw.namespace.into_inner(),
+        context: raw.context,
+        kubeconfig: raw.kubeconfig.map(|k| dir.join(k)),
+        repository,
+        replicas: raw.replicas.unwrap_or(1),
+        poll,
+    })
 }
 
 /// A name that can be part of a container name: `[a-z0-9][a-z0-9_.-]*`, at most 63 characters.

@@ -153,6 +153,38 @@ pub enum DeployError {
         /// The store's error.
         source: Box<strata_oci::Error>,
     },
+    /// A gitops hand-over failed: git refused, or the manifest cannot be edited.
+    #[error("deployment {deployment}: gitops: {message}")]
+    Gitops {
+        /// The deployment.
+        deployment: String,
+        /// What went wrong, naming the repository or file.
+        message: String,
+    },
+    /// The cluster could not be reached or refused a request.
+    #[error("deployment {deployment}: kubernetes: cannot {action}")]
+    Kubernetes {
+        /// The deployment.
+        deployment: String,
+        /// What was asked (`apply its Deployment`, `read the kubeconfig`...).
+        action: String,
+        /// The client's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The `git` command could not be started.
+    #[error("cannot run git")]
+    Git {
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The command does not apply to the deployment's target.
+    #[error("deployment {deployment}: {message}")]
+    Unsupported {
+        /// The deployment.
+        deployment: String,
+        /// What is not supported, and why.
+        message: String,
+    },
     /// The events log failed.
     #[error("events log")]
     Events(#[from] strata_events::EventError),

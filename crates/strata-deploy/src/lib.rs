@@ -10,6 +10,8 @@
 //! failed check leaves the old one serving and marks the digest bad until a newer one appears.
 //! Holds, approvals, refusals and every rollout go into the state ([`state`]) and the events log.
 //! The container engine is behind the [`target::Target`] trait; [`target::Podman`] is the local one.
+//! Targets that run elsewhere (`gitops`: a commit in a manifest repository; `kubernetes`: a server-side apply) are behind
+//! [`handoff::Handoff`], under the same decision and the same records.
 
 #![deny(missing_docs)]
 
@@ -17,11 +19,15 @@ pub mod actor;
 pub mod config;
 pub mod decide;
 pub mod error;
+pub mod gitops;
+pub mod handoff;
 pub mod health;
+pub mod kubernetes;
 pub mod proxy;
 pub mod reconcile;
 pub mod state;
 pub mod target;
+pub mod yamledit;
 
 pub use actor::Actor;
 pub use config::{DeployFile, Deployment, ImageSource, Trigger};

@@ -12,9 +12,10 @@ use strata_events::{Event, EventLog, Kind, Query};
 use strata_oci::Store;
 
 use crate::actor::Actor;
-use crate::config::{DeployFile, Deployment, ImageSource};
+use crate::config::{DeployFile, Deployment, ImageSource, TargetKind};
 use crate::decide::{Action, Observed, decide};
 use crate::error::{DeployError, ResolveError};
+use crate::handoff::{Applied, Change, Handoff};
 use crate::health::wait_healthy;
 use crate::state::{DeploymentState, Hold, InFlight, Proxy, Refusal, Running, StateDir};
 use crate::target::{ContainerSpec, LABEL_DEPLOYMENT, LABEL_DIGEST, Target};
@@ -78,6 +79,12 @@ pub struct Status {
     pub image: String,
     /// `auto` or `manual`.
     pub trigger: crate::config::Trigger,
+    /// Where it runs: `local`, `gitops`.
+    pub target: TargetKind,
+    /// For a target elsewhere, where in words (`git DIR (PATH, branch main)`); what runs there
+    /// is `running.container` (`git commit 1a2b3c4d5e6f of ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
     /// Its state.
     #[serde(flatten)]
     pub state: DeploymentState,
@@ -153,6 +160,8 @@ impl<'a> Deployer<'a> {
                     name: d.name.clone(),
                     image: d.image.to_string(),
                     trigger: d.trigger,
+                    target: d.target,
+                    place: self.handoff(d).map(|h| h.place()),
                     state: self.states.load(&d.name)?,
                 })
             })
@@ -292,9 +301,42 @@ impl<'a> Deployer<'a> {
         }
     }
 
+    /// The hand-over of a deployment that runs elsewhere (none: it runs here, on `target`).
+    pub fn handoff(&self, d: &Deployment) -> Option<Box<dyn Handoff>> {
+        match d.target {
+            TargetKind::Local => None,
+            TargetKind::Gitops => d.gitops.clone().map(|target| {
+                Box::new(crate::gitops::Gitops {
+                    deployment: d.name.clone(),
+                    target,
+                    clone_dir: self.states.path().join(format!("{}.gitops", d.name)),
+                }) as Box<dyn Handoff>
+            }),
+            TargetKind::Kubernetes => d.kubernetes.clone().map(|target| {
+                Box::new(crate::kubernetes::Kubernetes {
+                    deployment: d.clone(),
+                    target,
+                    owner: self.file.owner.clone(),
+                }) as Box<dyn Handoff>
+            }),
+        }
+    }
+
     fn reconcile_one(&self, d: &Deployment) -> Result<Outcome, DeployError> {
         let mut state = self.states.load(&d.name)?;
-        let alive = self.clean_up(d, &mut state)?;
+        let handoff = self.handoff(d);
+        let alive = match &handoff {
+            // What runs there is what the target names: a digest edited in by hand is not
+            // what strata put there, and is written back (a hold is how to pin one).
+            Some(h) => {
+                let now = h.current()?;
+                state
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| now.as_deref() == Some(r.digest.as_str()))
+            }
+            None => self.clean_up(d, &mut state)?,
+        };
         let (desired, other_store, reference) = self.resolve(d)?;
         let store = other_store.as_ref().unwrap_or(self.store);
         state.desired = Some(desired.clone());
@@ -382,7 +424,10 @@ impl<'a> Deployer<'a> {
                     self.save(d, &state)?;
                     return Ok(outcome("refused", &state, reason));
                 }
-                let (result, message) = self.roll_out(d, store, &mut state, digest, why, alive)?;
+                let (result, message) = match &handoff {
+                    Some(h) => self.hand_off(d, h.as_ref(), &mut state, digest, why)?,
+                    None => self.roll_out(d, store, &mut state, digest, why, alive)?,
+                };
                 Ok(outcome(&result, &state, message))
             }
         }
@@ -627,6 +672,125 @@ impl<'a> Deployer<'a> {
         }
     }
 
+    /// Hand `digest` over to a target elsewhere and record what came of it, as [`Self::roll_out`]
+    /// does for containers: a failed rollout marks the digest bad and hands the last healthy
+    /// digest over again.
+    fn hand_off(
+        &self,
+        d: &Deployment,
+        h: &dyn Handoff,
+        state: &mut DeploymentState,
+        digest: &str,
+        why: &str,
+    ) -> Result<(String, String), DeployError> {
+        let started = Instant::now();
+        let cause = self.cause_of(digest);
+        let old = state.running.clone();
+        let replacing = old
+            .as_ref()
+            .map(|o| o.digest.as_str())
+            .filter(|o| *o != digest);
+        // A hold whose digest does not run yet is a manual rollback or a hold being restored.
+        let why = match (why, &state.hold) {
+            ("hold", Some(hold)) if hold.reason == "rollback" => "rollback",
+            _ => why,
+        };
+        let label = self.label(d);
+        let change = Change {
+            deployment: &label,
+            why,
+            cause: cause.as_deref(),
+            replacing,
+        };
+        let action = if why == "rollback" {
+            "rollback"
+        } else {
+            "deploy"
+        };
+        match h.apply(digest, &change)? {
+            Applied::Done { at, changed } => {
+                let moved = old.as_ref().is_none_or(|o| o.digest != digest);
+                state.running = Some(Running {
+                    digest: digest.to_string(),
+                    container: at.clone(),
+                    since: match &old {
+                        Some(o) if !moved => o.since.clone(),
+                        _ => strata_events::now(),
+                    },
+                    healthy: true,
+                    ports: vec![],
+                });
+                state.last_healthy = Some(digest.to_string());
+                if state.pending.as_ref().is_some_and(|p| p.digest == digest) {
+                    state.pending = None;
+                }
+                let mut message = format!(
+                    "{} {digest}",
+                    if action == "rollback" {
+                        "rolled back to"
+                    } else {
+                        "deployed"
+                    }
+                );
+                if let Some(c) = &cause {
+                    message.push_str(&format!(" ({c})"));
+                }
+                message.push_str(&format!(
+                    ": {}{at}",
+                    if changed { "" } else { "already in " }
+                ));
+                if let Some(r) = replacing {
+                    message.push_str(&format!(", replacing {r}"));
+                }
+                if moved || changed {
+                    state.record(digest, action, "ok", cause.clone());
+                }
+                self.save(d, state)?;
+                if moved || changed {
+                    self.record(
+                        d,
+                        "ok",
+                        Some(digest),
+                        replacing,
+                        message.clone(),
+                        Some(started.elapsed()),
+                    )?;
+                }
+                Ok(("deployed".into(), message))
+            }
+            Applied::Failed { reason } => {
+                state.bad.insert(digest.to_string());
+                state.record(digest, action, "failed", cause);
+                self.save(d, state)?;
+                let message = format!("{digest} failed to roll out: {reason}; marked bad");
+                self.record(
+                    d,
+                    "failed",
+                    Some(digest),
+                    replacing,
+                    message.clone(),
+                    Some(started.elapsed()),
+                )?;
+                match state.last_healthy.clone() {
+                    Some(good) if good != digest && !state.bad.contains(&good) => {
+                        let (_, back) = self.hand_off(d, h, state, &good, "rollback")?;
+                        Ok(("rolled-back".into(), format!("{message}; {back}")))
+                    }
+                    _ => Ok(("failed".into(), message)),
+                }
+            }
+        }
+    }
+
+    /// Put a hold or a release on the target's own record (a gitops commit), before the state
+    /// changes: a refused commit leaves the state as it was.
+    fn note(&self, d: &Deployment, message: &str) -> Result<(), DeployError> {
+        match self.handoff(d) {
+            Some(h) => h.note(message),
+            None => Ok(()),
+        }
+    }
+
     /// Point the front listeners of `d` at `ports` (container port → endpoint), starting
     /// any listener that is not running.
     fn switch(
@@ -792,6 +956,16 @@ impl<'a> Deployer<'a> {
                 deployment: name.to_string(),
                 message: "nothing runs, nothing to hold".into(),
             })?;
+        self.note(
+            d,
+            &format!(
+                "hold {} at {digest}\n\nHeld by {}: new images wait until it is released.\n\
+                 Strata-Deployment: {}\nStrata-Digest: {digest}\n",
+                self.label(d),
+                actor.describe(),
+                self.label(d)
+            ),
+        )?;
         state.hold = Some(Hold {
             digest: digest.clone(),
             by: actor.describe(),
@@ -818,6 +992,17 @@ impl<'a> Deployer<'a> {
         let _lock = self.states.lock()?;
         let mut state = self.states.load(name)?;
         if let Some(h) = state.hold.take() {
+            self.note(
+                d,
+                &format!(
+                    "release {} (held at {})\n\nReleased by {}: it follows its image again.\n\
+                     Strata-Deployment: {}\n",
+                    self.label(d),
+                    h.digest,
+                    actor.describe(),
+                    self.label(d)
+                ),
+            )?;
             self.save(d, &state)?;
             self.record_as(
                 d,
@@ -961,6 +1146,16 @@ impl<'a> Deployer<'a> {
     /// Stop a deployment: its containers and its front listeners; its state and history stay.
     pub fn down(&self, name: &str) -> Result<(), DeployError> {
         let d = self.find(name)?;
+        if let Some(h) = self.handoff(d) {
+            return Err(DeployError::Unsupported {
+                deployment: d.name.clone(),
+                message: format!(
+                    "it runs elsewhere ({}); take it out of service there, strata only hands \
+                     digests over",
+                    h.place()
+                ),
+            });
+        }
         let _lock = self.states.lock()?;
         let mut state = self.states.load(name)?;
         // The listeners first: they are ours alone, and go even when podman fails below.

@@ -1,12 +1,6 @@
 //! What every engine's Kubernetes-style documents share: object-name and label-value rules, and
 //! a health check as container probes.
 
-use serde_json::{Value, json};
-use strata_deploy::config::{Health, Probe};
-
-/// How often a probe runs, in seconds; a health timeout is spread over this period.
-pub(crate) const PROBE_PERIOD_SECONDS: u64 = 5;
-
 /// A DNS-1123 label, what most object names must be: lower-case letters, digits and `-`, not at
 /// either end, at most 63 characters. (A Service name, a DNS-1035 label, must also start with a
 /// letter: the caller checks that where it names Services.)
@@ -37,25 +31,9 @@ pub(crate) fn is_label_value(value: &str) -> bool {
             .is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
-/// A health check as probes: the startup probe, which allows the whole health timeout (that many
-/// failed periods), and the probe readiness and liveness run once the container has started.
-pub(crate) fn probes(health: &Health) -> (Value, Value) {
-    let mut probe = match &health.probe {
-        Probe::Http { path, port } => json!({ "httpGet": { "path": path, "port": port } }),
-        Probe::Tcp { port } => json!({ "tcpSocket": { "port": port } }),
-        Probe::Exec { command } => json!({ "exec": { "command": ["sh", "-c", command] } }),
-    };
-    probe["periodSeconds"] = json!(PROBE_PERIOD_SECONDS);
-    let mut startup = probe.clone();
-    startup["failureThreshold"] = json!(
-        health
-            .timeout
-            .as_secs()
-            .div_ceil(PROBE_PERIOD_SECONDS)
-            .max(1)
-    );
-    (startup, probe)
-}
+/// A health check as probes: the builder `strata deploy`'s kubernetes target applies with, so
+/// an export and a deploy give the cluster the same probes.
+pub(crate) use strata_deploy::kubernetes::probes;
 
 #[cfg(test)]
 mod tests {

@@ -52,19 +52,19 @@ pub fn export(
             .entry(digest.to_string())
             .or_default()
             .push(deployment.name.clone());
-        let deployment_doc = deployment_document(chain, deploy, deployment, &image, options);
+        let (deployment_doc, service_doc) = documents(chain, deploy, deployment, &image, options);
         let file = format!("{}-deployment.json", deployment.name);
         resources.push(file.clone());
         export.documents.push(Document {
             file,
             value: deployment_doc,
         });
-        if !deployment.ports.is_empty() {
+        if !service_doc.is_null() {
             let file = format!("{}-service.json", deployment.name);
             resources.push(file.clone());
             export.documents.push(Document {
                 file,
-                value: service_document(chain, deploy, deployment, &image, options),
+                value: service_doc,
             });
         }
         export
@@ -249,11 +249,6 @@ fn check_env(deployment: &Deployment) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// The labels that select the deployment's pods.
-fn selector(deployment: &Deployment) -> Value {
-    json!({ "app.kubernetes.io/name": deployment.name })
-}
-
 /// The labels of every document of a deployment: its name, the chain, the owning team and tier.
 fn labels(chain: &Chain, deployment: &Deployment, image: &Pinned) -> Value {
     let mut labels = serde_json::Map::new();
@@ -305,110 +300,24 @@ fn annotations(
     Value::Object(annotations)
 }
 
-/// The probe of a health check: the startup probe gets the health timeout (as failures allowed
-/// at the probe period) to pass once, as the new container has it on one machine; readiness and
-/// liveness then run the same check with Kubernetes' default threshold.
-fn probes(deployment: &Deployment) -> Option<(Value, Value)> {
-    let (startup, mut probe) = crate::k8s::probes(deployment.health.as_ref()?);
-    probe["failureThreshold"] = json!(3);
-    Some((startup, probe))
-}
-
-/// The `apps/v1 Deployment` of `deployment`.
-fn deployment_document(
+/// The `apps/v1 Deployment` and `v1 Service` of `deployment`, built by the same function
+/// `strata deploy`'s kubernetes target applies with, so an export and a deploy agree.
+fn documents(
     chain: &Chain,
     deploy: Option<&DeployFile>,
     deployment: &Deployment,
     image: &Pinned,
     options: &ExportOptions,
-) -> Value {
-    let mut container = json!({
-        "name": deployment.name,
-        "image": image.reference,
-    });
-    if !deployment.ports.is_empty() {
-        let mut seen = std::collections::BTreeSet::new();
-        let ports: Vec<Value> = deployment
-            .ports
-            .iter()
-            .filter(|p| seen.insert(p.container_port))
-            .map(|p| json!({ "containerPort": p.container_port, "protocol": "TCP" }))
-            .collect();
-        container["ports"] = json!(ports);
-    }
-    if !deployment.env.is_empty() {
-        let env: Vec<Value> = deployment
-            .env
-            .iter()
-            .map(|(name, value)| json!({ "name": name, "value": value }))
-            .collect();
-        container["env"] = json!(env);
-    }
-    if let Some((startup, probe)) = probes(deployment) {
-        container["startupProbe"] = startup;
-        container["readinessProbe"] = probe.clone();
-        container["livenessProbe"] = probe;
-    }
-    let labels = labels(chain, deployment, image);
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": deployment.name,
-            "namespace": options.namespace,
-            "labels": labels,
-            "annotations": annotations(chain, deploy, deployment, image),
-        },
-        "spec": {
-            "replicas": 1,
-            "selector": { "matchLabels": selector(deployment) },
-            "template": {
-                "metadata": { "labels": labels },
-                "spec": {
-                    "terminationGracePeriodSeconds": deployment.stop_grace.as_secs(),
-                    "containers": [container],
-                },
-            },
-        },
-    })
-}
-
-/// The `v1 Service` of `deployment`: each published port forwards to its container port.
-fn service_document(
-    chain: &Chain,
-    deploy: Option<&DeployFile>,
-    deployment: &Deployment,
-    image: &Pinned,
-    options: &ExportOptions,
-) -> Value {
-    let mut seen = std::collections::BTreeSet::new();
-    let ports: Vec<Value> = deployment
-        .ports
-        .iter()
-        .filter(|p| seen.insert(p.host_port))
-        .map(|p| {
-            json!({
-                "name": format!("port-{}", p.host_port),
-                "port": p.host_port,
-                "targetPort": p.container_port,
-                "protocol": "TCP",
-            })
-        })
-        .collect();
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": deployment.name,
-            "namespace": options.namespace,
-            "labels": labels(chain, deployment, image),
-            "annotations": annotations(chain, deploy, deployment, image),
-        },
-        "spec": {
-            "selector": selector(deployment),
-            "ports": ports,
-        },
-    })
+) -> (Value, Value) {
+    let (d, s) = strata_deploy::kubernetes::documents(
+        deployment,
+        &image.reference,
+        &options.namespace,
+        1,
+        &labels(chain, deployment, image),
+        &annotations(chain, deploy, deployment, image),
+    );
+    (d, s.unwrap_or(Value::Null))
 }
 
 /// What of `deployment` Kubernetes documents cannot carry.

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod kube_mock;
+
 /// True when running under CI (`CI=true`).
 pub fn in_ci() -> bool {
     std::env::var("CI")

@@ -321,6 +321,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
                         )
                     });
                     outln!("{}: {} → {}", s.name, s.image, running);
+                    if let Some(place) = &s.place {
+                        outln!(
+                            "  runs at: {}",
+                            st.running
+                                .as_ref()
+                                .map_or(place.as_str(), |r| r.container.as_str())
+                        );
+                    }
                     if let Some(h) = &st.hold {
                         outln!(
                             "  held at {} by {} since {} ({})",

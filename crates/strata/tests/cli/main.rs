@@ -11,6 +11,8 @@ mod cross_project;
 mod custody_cli;
 mod debian_chain;
 mod deploy;
+mod deploy_gitops;
+mod deploy_kubernetes;
 mod dockerfile_cli;
 mod engine_export;
 mod errors;
