@@ -381,6 +381,17 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("wordpress"));
 
+    // Pulls open to anyone: so are the pages, even with an auth file.
+    let open_auth = d.join("auth-open.toml");
+    std::fs::write(
+        &open_auth,
+        format!("pull = \"open\"\n[users.olga]\ntoken_sha256 = \"{sha}\"\nteam = \"operations\"\n"),
+    )
+    .unwrap();
+    let open = Server::start(d, &["--auth", open_auth.to_str().unwrap()]);
+    assert_eq!(get(open.port, "/ui/", "").0, 200);
+    drop(open);
+
     // No way out of the store or the repository through the URL.
     for path in [
         "/ui/image/..%2F..%2F..%2Fetc%2Fpasswd",
