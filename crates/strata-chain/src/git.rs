@@ -126,6 +126,14 @@ pub enum GitError {
     /// Git contexts need a store to fetch into, and this command has none.
     #[error("git contexts are fetched into the store; this command reads none")]
     NoCache,
+    /// An offline reader (the web pages) met a context whose commit is not checked out yet.
+    #[error("{url} commit {commit} is not fetched yet (a build fetches it)")]
+    NotFetched {
+        /// The URL.
+        url: String,
+        /// The commit.
+        commit: String,
+    },
 }
 
 /// Check that `url` names a repository through an allowed transport.
@@ -241,6 +249,7 @@ pub struct GitCache {
     locked: BTreeMap<(String, String), String>,
     resolved: BTreeMap<(String, String), String>,
     only: Option<Vec<String>>,
+    offline: bool,
 }
 
 impl GitCache {
@@ -256,7 +265,16 @@ impl GitCache {
             locked,
             resolved: BTreeMap::new(),
             only: None,
+            offline: false,
         }
+    }
+
+    /// Never run git: a context resolves only to the commit the lock names, and only when that
+    /// commit is already checked out (a reader serving requests, such as the web pages, must not
+    /// reach the network or write the cache on a visitor's behalf).
+    pub fn offline(mut self) -> GitCache {
+        self.offline = true;
+        self
     }
 
     /// In [`GitMode::Follow`], resolve again only the repositories in `urls`; the others keep
@@ -291,6 +309,10 @@ impl GitCache {
                 url: url.to_string(),
                 rev: rev.to_string(),
             }),
+            _ if self.offline => Err(GitError::NotLocked {
+                url: url.to_string(),
+                rev: rev.to_string(),
+            }),
             _ => ls_remote(url, rev),
         }
     }
@@ -301,6 +323,12 @@ impl GitCache {
         let target = self.dir.join(repo).join(commit);
         if target.is_dir() {
             return Ok(target);
+        }
+        if self.offline {
+            return Err(GitError::NotFetched {
+                url: url.to_string(),
+                commit: commit.to_string(),
+            });
         }
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -539,6 +567,33 @@ mod tests {
 
     /// A fetch killed half way leaves only a directory under `git/tmp/`, which is never used; a
     /// complete checkout is used again without asking the repository.
+    // Issue 21: the web pages read the chain on a visitor's request: never git, never the cache.
+    #[test]
+    fn an_offline_cache_uses_only_locked_commits_already_checked_out_and_never_runs_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        // Nothing answers at this URL: running git would fail with a Command error instead.
+        let url = "https://git.example.invalid/app.git";
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let locked: BTreeMap<(String, String), String> =
+            [((url.to_string(), "main".to_string()), commit.to_string())].into();
+        let mut cache = GitCache::new(&state, GitMode::Lock, locked.clone()).offline();
+        assert!(matches!(
+            cache.checkout(url, "main"),
+            Err(GitError::NotFetched { .. })
+        ));
+        assert!(matches!(
+            cache.checkout(url, "other-branch"),
+            Err(GitError::NotLocked { .. })
+        ));
+        assert!(!state.join("git").exists(), "the offline cache wrote");
+        let repo_key = strata_oci::Digest::of(url.as_bytes()).hex()[..32].to_string();
+        let root = state.join("git").join(repo_key).join(commit);
+        std::fs::create_dir_all(&root).unwrap();
+        let mut cache = GitCache::new(&state, GitMode::Lock, locked).offline();
+        assert_eq!(cache.checkout(url, "main").unwrap().root, root);
+    }
+
     #[test]
     fn only_complete_checkouts_are_used_and_they_are_kept_per_commit() {
         if strata_testutil::require_tool("git").is_none() {

@@ -240,6 +240,43 @@ impl StateDir {
         self.dir.join(format!("{deployment}.json"))
     }
 
+    /// Every deployment with saved state under `state_root` (the store's state directory), as
+    /// (deploy file name, deployment name), sorted: what the web pages list.
+    pub fn all(state_root: &Path) -> Result<Vec<(String, String)>, DeployError> {
+        let names = |dir: &Path| -> Result<Vec<String>, DeployError> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(source) => {
+                    return Err(DeployError::State {
+                        path: dir.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            let mut names: Vec<String> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            names.sort();
+            Ok(names)
+        };
+        let root = state_root.join("deploy");
+        let mut all = Vec::new();
+        for file in names(&root)? {
+            if !root.join(&file).is_dir() {
+                continue;
+            }
+            for entry in names(&root.join(&file))? {
+                if let Some(name) = entry.strip_suffix(".json") {
+                    all.push((file.clone(), name.to_string()));
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// A deployment's state (the default when none was saved).
     pub fn load(&self, deployment: &str) -> Result<DeploymentState, DeployError> {
         let path = self.file(deployment);
@@ -292,6 +329,21 @@ mod tests {
         let back = states.load("web").unwrap();
         assert_eq!(back, s);
         assert_eq!(back.history[1].n, 2);
+    }
+
+    // Issue 21: the web pages list every deployment with state.
+    #[test]
+    fn every_saved_deployment_is_listed_by_deploy_file_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(StateDir::all(dir.path()).unwrap().is_empty());
+        for (file, name) in [("prod", "web"), ("prod", "api"), ("staging", "web")] {
+            let states = StateDir::new(dir.path(), file);
+            let _lock = states.lock().unwrap();
+            states.save(name, &DeploymentState::default()).unwrap();
+        }
+        let all = StateDir::all(dir.path()).unwrap();
+        let all: Vec<(&str, &str)> = all.iter().map(|(f, n)| (f.as_str(), n.as_str())).collect();
+        assert_eq!(all, [("prod", "api"), ("prod", "web"), ("staging", "web")]);
     }
 
     #[test]

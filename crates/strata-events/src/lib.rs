@@ -156,8 +156,16 @@ pub struct Query {
     pub kinds: Vec<Kind>,
     /// Only this invocation.
     pub run_id: Option<String>,
-    /// At most this many, newest kept (0: no limit).
+    /// At most this many, newest kept (0: no limit); with `after_id`, oldest kept.
     pub limit: usize,
+    /// Only events recorded by this team.
+    pub team: Option<String>,
+    /// Only events whose row id is greater (a live feed resuming after the last row it sent).
+    /// Rows are then taken in id order, oldest first, so `limit` keeps the oldest.
+    pub after_id: Option<i64>,
+    /// Only events whose row id is smaller (the next page of a timeline). Rows are then taken in
+    /// id order, newest first, so pages never overlap or skip a row.
+    pub before_id: Option<i64>,
 }
 
 /// The events database.
@@ -301,6 +309,16 @@ impl EventLog {
             args.push(run.clone());
             sql.push_str(&format!(" AND run_id = ?{}", args.len()));
         }
+        if let Some(team) = &query.team {
+            args.push(team.clone());
+            sql.push_str(&format!(" AND team = ?{}", args.len()));
+        }
+        if let Some(after) = query.after_id {
+            sql.push_str(&format!(" AND id > {after}"));
+        }
+        if let Some(before) = query.before_id {
+            sql.push_str(&format!(" AND id < {before}"));
+        }
         if !query.kinds.is_empty() {
             let list: Vec<String> = query
                 .kinds
@@ -311,7 +329,14 @@ impl EventLog {
         }
         // By time, so a build (stamped when it started) comes before the tests and signature it
         // recorded first; the id breaks ties.
-        sql.push_str(" ORDER BY time DESC, id DESC");
+        let ascending = query.after_id.is_some();
+        if ascending {
+            sql.push_str(" ORDER BY id ASC");
+        } else if query.before_id.is_some() {
+            sql.push_str(" ORDER BY id DESC");
+        } else {
+            sql.push_str(" ORDER BY time DESC, id DESC");
+        }
         if query.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", query.limit));
         }
@@ -320,7 +345,9 @@ impl EventLog {
             .query_map(rusqlite::params_from_iter(args.iter()), row_to_event)
             .map_err(self.err())?;
         let mut out: Vec<Event> = rows.collect::<Result<_, _>>().map_err(self.err())?;
-        out.reverse();
+        if !ascending {
+            out.reverse();
+        }
         Ok(out)
     }
 
@@ -463,6 +490,56 @@ mod tests {
     use super::*;
 
     // Issue 14: a SIGKILLed build left no trace in `strata log`.
+    // Issue 21: the web timeline pages by row id and the live feed resumes after a row id.
+    #[test]
+    fn rows_are_paged_by_id_filtered_by_team_and_resumed_after_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.db")).unwrap();
+        let mut ids = Vec::new();
+        for (i, team) in ["ops", "dev", "ops", "dev", "ops"].iter().enumerate() {
+            ids.push(
+                log.record(&Event {
+                    kind: Some(Kind::Build),
+                    image: format!("image{i}"),
+                    team: Some(team.to_string()),
+                    // Times out of id order: paging must still follow the ids.
+                    time: format!("2026-01-0{}T00:00:00.000Z", 5 - i),
+                    result: "ok".into(),
+                    ..Event::default()
+                })
+                .unwrap(),
+            );
+        }
+        let images = |q: Query| -> Vec<String> {
+            log.query(&q)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.image)
+                .collect()
+        };
+        let after = images(Query {
+            after_id: Some(ids[1]),
+            limit: 2,
+            ..Query::default()
+        });
+        assert_eq!(after, ["image2", "image3"]);
+        let page = images(Query {
+            before_id: Some(ids[4]),
+            limit: 2,
+            ..Query::default()
+        });
+        assert_eq!(page, ["image2", "image3"]);
+        let ops = images(Query {
+            team: Some("ops".into()),
+            ..Query::default()
+        });
+        assert_eq!(ops.len(), 3);
+        assert!(
+            ops.iter()
+                .all(|i| ["image0", "image2", "image4"].contains(&i.as_str()))
+        );
+    }
+
     #[test]
     fn started_builds_that_never_finished_are_marked_interrupted_once() {
         let dir = tempfile::tempdir().unwrap();

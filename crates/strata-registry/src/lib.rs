@@ -21,4 +21,4 @@ pub use strata_remote::{error, media};
 pub use auth::{AuthConfig, Identity};
 pub use error::{ErrorCode, RegistryError, Result};
 pub use server::tls::TlsConfig;
-pub use server::{Registry, RunningServer, ServerOptions, serve};
+pub use server::{Registry, RunningServer, ServerOptions, serve, serve_with};

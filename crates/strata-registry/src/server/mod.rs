@@ -210,6 +210,42 @@ impl Registry {
         self.state.uploads.len()
     }
 
+    /// May the sender of `headers` read the store through a read-only view beside the registry
+    /// (the web pages of `strata serve`)? The registry's own rule: anyone when pulls are open
+    /// (or there is no auth file), else only its users, by the same credentials (HTTP Basic,
+    /// a static token or a bearer token from `/token`). Refused: a 401 whose challenge lets a
+    /// browser ask for a user name and password.
+    pub async fn authorize_read(&self, headers: &HeaderMap) -> std::result::Result<(), Response> {
+        let Some(auth) = &self.state.auth else {
+            return Ok(());
+        };
+        let basic = |why: &str| {
+            let mut response = ApiError::new(
+                401,
+                ErrorCode::Unauthorized,
+                format!("authentication required: {why}"),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"strata\", charset=\"UTF-8\""),
+            );
+            response
+        };
+        let caller = match self.state.caller(headers, "").await {
+            Ok(caller) => caller,
+            Err(_) => return Err(basic("invalid credentials")),
+        };
+        // Pull is registry-wide (`pull = open | authenticated`): any repository name asks it.
+        match auth.decide(caller.identity(), "", Action::Pull) {
+            Decision::Allow => Ok(()),
+            Decision::Unauthenticated => Err(basic("credentials needed")),
+            Decision::Deny(reason) => {
+                Err(ApiError::new(403, ErrorCode::Denied, reason).into_response())
+            }
+        }
+    }
+
     /// The number of connection slots in use (TLS handshakes in progress included).
     pub fn open_connections(&self) -> usize {
         self.state.max_connections - self.state.connections.available_permits()
@@ -220,6 +256,17 @@ impl Registry {
 /// resolves; idle uploads are expired every minute (or every upload timeout, when shorter).
 pub async fn serve(
     registry: Registry,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(registry, Router::new(), listener, shutdown).await
+}
+
+/// [`serve`], with `extra` routes (outside `/v2/` and `/token`) served beside the registry's on
+/// the same listener, under the same connection limits and timeouts (the web pages).
+pub async fn serve_with(
+    registry: Registry,
+    extra: Router,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -239,7 +286,7 @@ pub async fn serve(
             }
         }
     });
-    let router = registry.router();
+    let router = registry.router().merge(extra);
     let state = &registry.state;
     let listener =
         limits::Guarded::with_permits(listener, state.connections.clone(), state.idle_timeout);

@@ -85,6 +85,19 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         "http"
     };
     let registry = Registry::new(store, options)?;
+    // The web pages beside the registry, under its read rule (docs/ui.md).
+    let chain = global.chain_path()?;
+    // Told when the server stops, so the web pages' live feeds end and do not hold it open.
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let ui = strata_ui::router(
+        strata_ui::UiConfig {
+            store: store_path.clone(),
+            state_dir: crate::global::state_dir_of(&store_path),
+            chain: chain.exists().then_some(chain),
+        },
+        registry.clone(),
+        closing_rx,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,16 +111,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             "serving {} as an OCI registry on {scheme}://{addr}",
             store_path.display()
         );
+        errln!("web pages on {scheme}://{addr}/ui/");
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("cannot watch for SIGTERM")?;
         // SIGINT or SIGTERM: stop accepting, finish requests in flight, drop open uploads
         // (their temp files go with them).
-        strata_registry::serve(registry, listener, async move {
+        strata_registry::serve_with(registry, ui, listener, async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate.recv() => {}
             }
+            let _ = closing.send(true);
         })
         .await
         .context("the registry server failed")
