@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use strata_dockerfile::{Base, Command, ResolveOptions, Resolved, ResolvedInstruction, Source};
 use strata_oci::tar::LayerOptions;
@@ -70,6 +70,10 @@ pub struct BuildOptions {
     /// to use instead: the cascade pins each chain parent to the digest its build key was
     /// computed with.
     pub base_overrides: BTreeMap<String, String>,
+    /// A context stat cache shared with the caller (a cascade keeps one for the whole run): used
+    /// instead of loading and saving `<cache_dir>/stat-cache.json` for this build, which grows
+    /// with every image built and made a long chain's builds quadratic. The caller saves it.
+    pub stat_cache: Option<Arc<Mutex<StatCache>>>,
 }
 
 impl BuildOptions {
@@ -92,6 +96,7 @@ impl BuildOptions {
             pids_limit: Some(strata_sandbox::DEFAULT_PIDS_LIMIT),
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
+            stat_cache: None,
         }
     }
 
@@ -378,13 +383,18 @@ pub fn build(
     Builder::new(store, options, sink)?.run()
 }
 
+fn lock_stat(stat: &Mutex<StatCache>) -> std::sync::MutexGuard<'_, StatCache> {
+    stat.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Builder<'a> {
     store: &'a Store,
     options: &'a BuildOptions,
     sink: &'a dyn BuildSink,
     file: String,
     context: BuildContext,
-    stat: StatCache,
+    /// The context stat cache: the caller's (`BuildOptions::stat_cache`) or this build's own.
+    stat: Arc<Mutex<StatCache>>,
     cache: StepCache,
     created: String,
     scratch_dir: tempfile::TempDir,
@@ -406,11 +416,16 @@ impl<'a> Builder<'a> {
             .cache_dir
             .as_ref()
             .map(|d| d.join("stat-cache.json"));
-        let mut stat = stat_path
-            .as_deref()
-            .map(StatCache::load)
-            .unwrap_or_default();
-        stat.skip_under(&store.tmp_dir());
+        let stat = match &options.stat_cache {
+            Some(shared) => shared.clone(),
+            None => Arc::new(Mutex::new(
+                stat_path
+                    .as_deref()
+                    .map(StatCache::load)
+                    .unwrap_or_default(),
+            )),
+        };
+        lock_stat(&stat).skip_under(&store.tmp_dir());
         let created = chrono::DateTime::from_timestamp(
             i64::try_from(options.source_date_epoch).unwrap_or(0),
             0,
@@ -591,7 +606,8 @@ impl<'a> Builder<'a> {
             .take()
             .expect("the target stage was built");
         if let Some(cache_dir) = &self.options.cache_dir
-            && let Err(e) = self.stat.save(&cache_dir.join("stat-cache.json"))
+            && self.options.stat_cache.is_none()
+            && let Err(e) = lock_stat(&self.stat).save(&cache_dir.join("stat-cache.json"))
         {
             tracing::warn!("cannot save the stat cache: {e}");
         }
@@ -914,7 +930,7 @@ impl<'a> Builder<'a> {
         copy::link_groups(&mut linked);
         let plan = &linked;
         let options = self.layer_options();
-        let key = layer::plan_key(plan, &mut self.stat, &options)?;
+        let key = layer::plan_key(plan, &mut lock_stat(&self.stat), &options)?;
         let layer = match self.cache.get(self.store, &key) {
             Some(layer) => {
                 self.sink.event(BuildEvent::Cached);
@@ -1178,7 +1194,7 @@ impl<'a> Builder<'a> {
                         for f in files {
                             use std::os::unix::fs::MetadataExt;
                             let hash = if f.meta.is_file() {
-                                self.stat.file_hash(&f.path, &f.meta)?
+                                lock_stat(&self.stat).file_hash(&f.path, &f.meta)?
                             } else {
                                 String::new()
                             };

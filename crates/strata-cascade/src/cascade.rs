@@ -352,7 +352,11 @@ pub fn build_chain(
         options,
         sink,
     };
+    // The run's tags reach index.json a few times a second, not one write per tag (each write
+    // is the whole index: per image, that made a large chain's build quadratic).
+    let batch = store.batch_index_writes();
     let images = crate::schedule::run(&schedule, options.jobs, &options.cancel, &builder, sink)?;
+    batch.finish()?;
     resolver.save();
     Ok(Summary {
         run_id: options.run_id.clone(),
@@ -647,6 +651,7 @@ fn build_one(
                 build.pids_limit = options.pids_limit;
                 build.base_overrides = current.overrides.clone();
                 build.annotations = annotations(chain, i, &current.inputs);
+                build.stat_cache = Some(resolver.stat_cache());
                 let step_sink = StepSink {
                     image: &image.name,
                     sink,
