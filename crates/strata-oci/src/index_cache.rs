@@ -409,3 +409,102 @@ fn read_index(path: &Path) -> Result<(ImageIndex, Option<Stamp>)> {
     })?;
     Ok((index, Some(Stamp::of(&stamp))))
 }
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::image::MediaType;
+
+    use super::*;
+
+    fn manifest(store: &Store, n: usize) -> Descriptor {
+        let bytes = format!("{{\"schemaVersion\":2,\"n\":{n}}}");
+        store
+            .blobs()
+            .put(bytes.as_bytes())
+            .unwrap()
+            .descriptor(MediaType::ImageManifest)
+    }
+
+    fn tags_on_disk(store: &Store) -> Vec<String> {
+        let bytes = std::fs::read(store.refs().path()).unwrap();
+        let index: ImageIndex = serde_json::from_slice(&bytes).unwrap();
+        let mut tags: Vec<String> = index
+            .manifests()
+            .iter()
+            .filter_map(ref_name)
+            .map(str::to_string)
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    #[test]
+    fn another_process_write_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = Store::init(dir.path()).unwrap();
+        let theirs = Store::open(dir.path()).unwrap();
+        let d = manifest(&ours, 1);
+        assert!(ours.refs().resolve("acme/app").is_err());
+        // `theirs` shares nothing in memory with `ours`, as another process would.
+        theirs.refs().tag("acme/app", &d).unwrap();
+        assert_eq!(ours.refs().resolve("acme/app").unwrap().digest(), d.digest());
+        theirs.refs().untag("acme/app").unwrap();
+        assert!(ours.refs().resolve("localhost/acme/app:latest").is_err());
+    }
+
+    #[test]
+    fn batched_tags_are_seen_at_once_and_written_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let batch = store.batch_index_writes();
+        for n in 0..20 {
+            let d = manifest(&store, n);
+            store.refs().tag(&format!("acme/app{n}:latest"), &d).unwrap();
+            store.refs().tag(&format!("acme/app{n}:1"), &d).unwrap();
+            assert_eq!(
+                store.refs().resolve(&format!("acme/app{n}")).unwrap().digest(),
+                d.digest()
+            );
+        }
+        batch.finish().unwrap();
+        assert_eq!(tags_on_disk(&store).len(), 40);
+    }
+
+    #[test]
+    fn a_concurrent_tagger_during_a_batch_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        let ours = manifest(&store, 1);
+        let theirs = manifest(&store, 2);
+        let batch = store.batch_index_writes();
+        store.refs().tag("acme/ours:1", &ours).unwrap();
+        // The other writer waits for the batch's lock, then tags into the index with ours in it.
+        let tagger = std::thread::spawn(move || other.refs().tag("acme/theirs:1", &theirs));
+        store.refs().tag("acme/ours:2", &ours).unwrap();
+        tagger.join().unwrap().unwrap();
+        store.refs().tag("acme/ours:3", &ours).unwrap();
+        batch.finish().unwrap();
+        assert_eq!(
+            tags_on_disk(&store),
+            [
+                "localhost/acme/ours:1",
+                "localhost/acme/ours:2",
+                "localhost/acme/ours:3",
+                "localhost/acme/theirs:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_update_during_a_batch_writes_the_pending_tags_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let d = manifest(&store, 1);
+        let _batch = store.batch_index_writes();
+        store.refs().tag("acme/app:1", &d).unwrap();
+        // `update` may write files that must agree with the index on disk (membership records).
+        store.refs().update(|_| Ok((false, ()))).unwrap();
+        assert_eq!(tags_on_disk(&store), ["localhost/acme/app:1"]);
+    }
+}
