@@ -22,6 +22,7 @@ use crate::layer::{self, LayerRef, StepCache};
 use crate::metadata::{self, StageFlags};
 use crate::snapshot::Snapshots;
 use crate::squash;
+use crate::timings::{Phase, timed};
 use crate::users::{self, Owner};
 use strata_oci::Squash;
 use strata_oci::annotations::{
@@ -74,6 +75,8 @@ pub struct BuildOptions {
     /// instead of loading and saving `<cache_dir>/stat-cache.json` for this build, which grows
     /// with every image built and made a long chain's builds quadratic. The caller saves it.
     pub stat_cache: Option<Arc<Mutex<StatCache>>>,
+    /// Record where the build's time goes here (`--timings`), step by step.
+    pub timings: Option<Arc<crate::timings::Timings>>,
 }
 
 impl BuildOptions {
@@ -97,6 +100,7 @@ impl BuildOptions {
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
             stat_cache: None,
+            timings: None,
         }
     }
 
@@ -380,7 +384,12 @@ pub fn build(
     options: &BuildOptions,
     sink: &dyn BuildSink,
 ) -> Result<BuildResult, BuildError> {
-    Builder::new(store, options, sink)?.run()
+    match &options.timings {
+        Some(timings) => crate::timings::with_current(Some(timings.clone()), || {
+            Builder::new(store, options, sink)?.run()
+        }),
+        None => Builder::new(store, options, sink)?.run(),
+    }
 }
 
 fn lock_stat(stat: &Mutex<StatCache>) -> std::sync::MutexGuard<'_, StatCache> {
@@ -559,6 +568,9 @@ impl<'a> Builder<'a> {
                 total,
                 text: &base_text,
             });
+            if let Some(t) = &self.options.timings {
+                t.step(number, &base_text);
+            }
             let mut state = match &stage.base {
                 Base::Scratch => StageState::scratch(),
                 Base::Stage(i) => {
@@ -574,9 +586,10 @@ impl<'a> Builder<'a> {
                     if let Some(platform) = &stage.platform {
                         check_platform(platform).map_err(|e| self.step_error(&stage.from, e))?;
                     }
-                    let (s, _triggers) =
+                    let (s, _triggers) = timed(Phase::Snapshot, || {
                         load_image(self.store, reference, self.options.store_ref(reference))
-                            .map_err(|e| self.step_error(&stage.from, e))?;
+                    })
+                    .map_err(|e| self.step_error(&stage.from, e))?;
                     s
                 }
             };
@@ -597,6 +610,9 @@ impl<'a> Builder<'a> {
                     total,
                     text: &text,
                 });
+                if let Some(t) = &self.options.timings {
+                    t.step(number, &text);
+                }
                 self.execute(&mut state, ins, &done)
                     .map_err(|e| self.step_error(&ins.instruction, e))?;
             }
@@ -611,7 +627,15 @@ impl<'a> Builder<'a> {
         {
             tracing::warn!("cannot save the stat cache: {e}");
         }
-        self.finish(state)
+        let timings = self.options.timings.clone();
+        if let Some(t) = &timings {
+            t.step(0, "(write the image)");
+        }
+        let result = timed(Phase::Store, || self.finish(state));
+        if let Some(t) = &timings {
+            t.end_step();
+        }
+        result
     }
 
     fn step_error(
@@ -771,7 +795,7 @@ impl<'a> Builder<'a> {
             self.cached_steps += 1;
             return self.apply_run_result(state, cached, created_by);
         }
-        let lowers = self.lowers(&state.layers)?;
+        let lowers = timed(Phase::Snapshot, || self.lowers(&state.layers))?;
         let view = strata_sandbox::LayerView::new(&lowers);
         let user = strata_sandbox::resolve_user(&user_spec, &view).map_err(|source| {
             StepError::SandboxAt {
@@ -817,17 +841,19 @@ impl<'a> Builder<'a> {
         let mut output =
             crate::run::LineSplitter::new(|line: &str| sink.event(BuildEvent::Output(line)));
         let cancel = strata_sandbox::Cancel::from_flag(self.options.cancel.clone());
-        let outcome = strata_sandbox::run(&spec, &mut output, &cancel);
+        let outcome = timed(Phase::Command, || {
+            strata_sandbox::run(&spec, &mut output, &cancel)
+        });
         output.flush();
         let outcome = outcome.map_err(|e| match e {
             strata_sandbox::SandboxError::Cancelled { .. } => StepError::Interrupted,
             other => StepError::Sandbox(other),
         })?;
-        let changes = outcome.changes()?;
+        let changes = timed(Phase::Diff, || outcome.changes())?;
         let layer = if changes.is_empty() {
             None
         } else {
-            let entries = crate::run::entries(changes)?;
+            let entries = timed(Phase::Diff, || crate::run::entries(changes))?;
             Some(layer::write_entries(
                 self.store,
                 entries,
@@ -848,7 +874,13 @@ impl<'a> Builder<'a> {
         match layer {
             None => state.push_empty(&self.created, created_by),
             Some(layer) => {
-                strata_oci::layer_index::index_layer(self.store, &mut state.fs, &layer.descriptor)?;
+                timed(Phase::Store, || {
+                    strata_oci::layer_index::index_layer(
+                        self.store,
+                        &mut state.fs,
+                        &layer.descriptor,
+                    )
+                })?;
                 state.push_layer(layer, &self.created, created_by);
             }
         }
@@ -930,7 +962,9 @@ impl<'a> Builder<'a> {
         copy::link_groups(&mut linked);
         let plan = &linked;
         let options = self.layer_options();
-        let key = layer::plan_key(plan, &mut lock_stat(&self.stat), &options)?;
+        let key = timed(Phase::Hash, || {
+            layer::plan_key(plan, &mut lock_stat(&self.stat), &options)
+        })?;
         let layer = match self.cache.get(self.store, &key) {
             Some(layer) => {
                 self.sink.event(BuildEvent::Cached);

@@ -447,7 +447,10 @@ mod tests {
         assert!(ours.refs().resolve("acme/app").is_err());
         // `theirs` shares nothing in memory with `ours`, as another process would.
         theirs.refs().tag("acme/app", &d).unwrap();
-        assert_eq!(ours.refs().resolve("acme/app").unwrap().digest(), d.digest());
+        assert_eq!(
+            ours.refs().resolve("acme/app").unwrap().digest(),
+            d.digest()
+        );
         theirs.refs().untag("acme/app").unwrap();
         assert!(ours.refs().resolve("localhost/acme/app:latest").is_err());
     }
@@ -459,10 +462,17 @@ mod tests {
         let batch = store.batch_index_writes();
         for n in 0..20 {
             let d = manifest(&store, n);
-            store.refs().tag(&format!("acme/app{n}:latest"), &d).unwrap();
+            store
+                .refs()
+                .tag(&format!("acme/app{n}:latest"), &d)
+                .unwrap();
             store.refs().tag(&format!("acme/app{n}:1"), &d).unwrap();
             assert_eq!(
-                store.refs().resolve(&format!("acme/app{n}")).unwrap().digest(),
+                store
+                    .refs()
+                    .resolve(&format!("acme/app{n}"))
+                    .unwrap()
+                    .digest(),
                 d.digest()
             );
         }
