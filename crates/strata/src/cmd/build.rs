@@ -56,6 +56,11 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Time each built image's steps: the RUN commands' own time and strata's phases (snapshot,
+    /// diff, tar, compress, hash, store, sign, test), as a table on stderr and as JSON in
+    /// `.strata/timings/<time>.json` (and in `--json`'s output).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Build the chain; exit non-zero when any image failed or was skipped.
@@ -96,6 +101,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         pull: super::build_image::pull_policy(&args.pull),
         network: args.sandbox.network(),
         pids_limit: args.sandbox.pids_limit(),
+        timings: args.timings,
         ..CascadeOptions::default()
     };
     if let Some(jobs) = args.jobs {
@@ -126,8 +132,34 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     if !args.dry_run {
         save_lock(&chain, &upstreams, old_lock)?;
     }
+    let timings = (args.timings && !args.dry_run).then(|| {
+        super::timings::RunTimings::new(
+            summary
+                .images
+                .iter()
+                .filter_map(|r| {
+                    r.timings
+                        .as_ref()
+                        .map(|timing| super::timings::NamedTiming {
+                            image: &r.image,
+                            timing,
+                        })
+                })
+                .collect(),
+        )
+    });
+    if let Some(timings) = &timings {
+        let path = timings.write(&strata_dir)?;
+        if !args.json {
+            errln!("{}wrote {}", timings.table(), path.display());
+        }
+    }
     if args.json {
-        write_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        let mut value = serde_json::to_value(&summary)?;
+        if let (Some(timings), Some(map)) = (&timings, value.as_object_mut()) {
+            map.insert("timings".into(), serde_json::to_value(timings)?);
+        }
+        write_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
     } else {
         write_stdout(&summary_text(&summary, args.dry_run))?;
     }

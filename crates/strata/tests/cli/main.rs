@@ -29,6 +29,7 @@ mod store_cli;
 mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
+mod timings;
 mod upstream_lock;
 mod vendor_signatures;
 mod watch_git;
