@@ -338,6 +338,8 @@ impl Store {
             if inner.dirty_since.is_some() && wait.is_zero() {
                 if let Err(e) = self.flush_locked(&mut inner) {
                     tracing::warn!("cannot write {}: {}", self.refs().path().display(), e);
+                    // Tried again an interval later, not at once.
+                    inner.dirty_since = Some(Instant::now());
                 }
                 continue;
             }
