@@ -1,7 +1,7 @@
 //! Build one image: resolve the Dockerfile, execute the needed stages in order, write the result.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -406,7 +406,11 @@ struct Builder<'a> {
     stat: Arc<Mutex<StatCache>>,
     cache: StepCache,
     created: String,
-    scratch_dir: tempfile::TempDir,
+    /// This build's scratch directory (`.strata/tmp/build-*`), made when a step first needs it:
+    /// most images of a long chain (COPY only) never do, and making and removing one per image
+    /// was a file system cost of its own.
+    scratch_dir: std::cell::OnceCell<tempfile::TempDir>,
+    tmp_root: PathBuf,
     /// Root filesystems materialised for `COPY --from`, by stage index or image reference.
     rootfs: HashMap<String, PathBuf>,
     cached_steps: usize,
@@ -448,15 +452,6 @@ impl<'a> Builder<'a> {
                 source: e,
             })
         })?;
-        let scratch_dir = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&tmp_root)
-            .map_err(|e| {
-                BuildError::Store(strata_oci::Error::Io {
-                    path: tmp_root.clone(),
-                    source: e,
-                })
-            })?;
         Ok(Self {
             store,
             options,
@@ -466,7 +461,8 @@ impl<'a> Builder<'a> {
             stat,
             cache: StepCache::new(options.cache_dir.clone()),
             created,
-            scratch_dir,
+            scratch_dir: std::cell::OnceCell::new(),
+            tmp_root,
             rootfs: HashMap::new(),
             cached_steps: 0,
             built_steps: 0,
@@ -708,7 +704,7 @@ impl<'a> Builder<'a> {
 
     /// The snapshot directories of the stage's layers, bottom first.
     fn lowers(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>, StepError> {
-        let snapshots = Snapshots::new(self.work_dir().join("snapshots"));
+        let snapshots = Snapshots::new(self.work_dir()?.join("snapshots"));
         layers
             .iter()
             .map(|l| snapshots.get(self.store, &l.descriptor, &l.diff_id))
@@ -716,11 +712,26 @@ impl<'a> Builder<'a> {
     }
 
     /// Where snapshots and cache mounts live: the cache directory, or this build's scratch.
-    fn work_dir(&self) -> PathBuf {
-        self.options
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| self.scratch_dir.path().to_path_buf())
+    fn work_dir(&self) -> Result<PathBuf, StepError> {
+        match &self.options.cache_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.scratch()?.to_path_buf()),
+        }
+    }
+
+    /// This build's scratch directory, made on first use.
+    fn scratch(&self) -> Result<&Path, StepError> {
+        if let Some(dir) = self.scratch_dir.get() {
+            return Ok(dir.path());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&self.tmp_root)
+            .map_err(|source| StepError::Io {
+                path: self.tmp_root.clone(),
+                source,
+            })?;
+        Ok(self.scratch_dir.get_or_init(|| dir).path())
     }
 
     fn run_step(
@@ -759,8 +770,8 @@ impl<'a> Builder<'a> {
         for from in &ins.mount_from {
             from_roots.push(self.tree_root(from.as_ref(), done)?);
         }
-        let scratch = self.scratch_dir.path().to_path_buf();
-        let cache_root = self.work_dir().join("mounts");
+        let scratch = self.scratch()?.to_path_buf();
+        let cache_root = self.work_dir()?.join("mounts");
         let crate::run::RunMounts {
             mounts,
             keys: mount_keys,
@@ -1029,8 +1040,7 @@ impl<'a> Builder<'a> {
         let dir = match &self.options.cache_dir {
             Some(cache) => cache.join("rootfs").join(rootfs_cache_name(&ids)),
             None => self
-                .scratch_dir
-                .path()
+                .scratch()?
                 .join(format!("rootfs-{}", self.rootfs.len())),
         };
         if !dir.is_dir() {
@@ -1092,11 +1102,11 @@ impl<'a> Builder<'a> {
         a: &strata_dockerfile::Add,
         created_by: &str,
     ) -> Result<(), StepError> {
-        let download_dir =
-            tempfile::tempdir_in(self.scratch_dir.path()).map_err(|source| StepError::Io {
-                path: self.scratch_dir.path().to_path_buf(),
-                source,
-            })?;
+        let scratch = self.scratch()?.to_path_buf();
+        let download_dir = tempfile::tempdir_in(&scratch).map_err(|source| StepError::Io {
+            path: scratch.clone(),
+            source,
+        })?;
         let unpack = a.unpack.unwrap_or(true);
         // Local sources only: the result is known from their content and the parent, so a hit
         // skips extracting archives (a rootfs tarball's ADD would otherwise unpack every time).
