@@ -358,10 +358,13 @@ impl<W: Write> Write for Timed<W> {
     }
 }
 
+/// The compressing stage of the layer pipeline, timed with the blob writer after it.
+type TimedEncoder = Timed<Encoder<Timed<BlobWriter>>>;
+
 /// Streams a deterministic layer into the store: tar → (diff_id hash) → compression → blob
 /// (digest hash), all in one pass.
 pub struct LayerWriter {
-    tar: TarWriter<Timed<HashingWriter<Timed<Encoder<Timed<BlobWriter>>>>>>,
+    tar: TarWriter<Timed<HashingWriter<TimedEncoder>>>,
     compression: Compression,
     started: std::time::Instant,
 }
