@@ -1110,7 +1110,7 @@ impl<'a> Builder<'a> {
         let unpack = a.unpack.unwrap_or(true);
         // Local sources only: the result is known from their content and the parent, so a hit
         // skips extracting archives (a rootfs tarball's ADD would otherwise unpack every time).
-        let pre_key = self.add_key(state, a, created_by)?;
+        let pre_key = timed(Phase::Hash, || self.add_key(state, a, created_by))?;
         if let Some(key) = &pre_key
             && let Some(cached) = self.cache.get_step(self.store, key)
         {
@@ -1188,7 +1188,9 @@ impl<'a> Builder<'a> {
                 path: dir.clone(),
                 source,
             })?;
-            add::extract_archive(archive, kind, &dir)?;
+            timed(Phase::Snapshot, || {
+                add::extract_archive(archive, kind, &dir)
+            })?;
             let ctx = BuildContext::without_ignore(&dir);
             let mut opts = base_opts.clone();
             opts.preserve_owner = true;

@@ -14,7 +14,8 @@ use serde::Serialize;
 pub enum Phase {
     /// The RUN command itself, in its sandbox (from the sandbox's start to the command's exit).
     Command,
-    /// Unpacking parent layers into snapshots, and reading a base image (strata's).
+    /// Unpacking: parent layers into snapshots, an ADD's archives; reading a base image
+    /// (strata's).
     Snapshot,
     /// Finding what a RUN step changed in its upper directory (strata's).
     Diff,
@@ -22,7 +23,7 @@ pub enum Phase {
     Tar,
     /// Compressing layers (strata's).
     Compress,
-    /// Hashing: layer diff_ids, context files for cache keys (strata's).
+    /// Hashing: layer diff_ids, context files and ADD sources for cache keys (strata's).
     Hash,
     /// Writing blobs, the config, the manifest and tags to the store; indexing layers (strata's).
     Store,
