@@ -1,9 +1,9 @@
 //! Build one image: resolve the Dockerfile, execute the needed stages in order, write the result.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use strata_dockerfile::{Base, Command, ResolveOptions, Resolved, ResolvedInstruction, Source};
 use strata_oci::tar::LayerOptions;
@@ -22,6 +22,7 @@ use crate::layer::{self, LayerRef, StepCache};
 use crate::metadata::{self, StageFlags};
 use crate::snapshot::Snapshots;
 use crate::squash;
+use crate::timings::{Phase, timed};
 use crate::users::{self, Owner};
 use strata_oci::Squash;
 use strata_oci::annotations::{
@@ -70,6 +71,12 @@ pub struct BuildOptions {
     /// to use instead: the cascade pins each chain parent to the digest its build key was
     /// computed with.
     pub base_overrides: BTreeMap<String, String>,
+    /// A context stat cache shared with the caller (a cascade keeps one for the whole run): used
+    /// instead of loading and saving `<cache_dir>/stat-cache.json` for this build, which grows
+    /// with every image built and made a long chain's builds quadratic. The caller saves it.
+    pub stat_cache: Option<Arc<Mutex<StatCache>>>,
+    /// Record where the build's time goes here (`--timings`), step by step.
+    pub timings: Option<Arc<crate::timings::Timings>>,
 }
 
 impl BuildOptions {
@@ -92,6 +99,8 @@ impl BuildOptions {
             pids_limit: Some(strata_sandbox::DEFAULT_PIDS_LIMIT),
             secrets: BTreeMap::new(),
             base_overrides: BTreeMap::new(),
+            stat_cache: None,
+            timings: None,
         }
     }
 
@@ -375,7 +384,16 @@ pub fn build(
     options: &BuildOptions,
     sink: &dyn BuildSink,
 ) -> Result<BuildResult, BuildError> {
-    Builder::new(store, options, sink)?.run()
+    match &options.timings {
+        Some(timings) => crate::timings::with_current(Some(timings.clone()), || {
+            Builder::new(store, options, sink)?.run()
+        }),
+        None => Builder::new(store, options, sink)?.run(),
+    }
+}
+
+fn lock_stat(stat: &Mutex<StatCache>) -> std::sync::MutexGuard<'_, StatCache> {
+    stat.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Builder<'a> {
@@ -384,10 +402,15 @@ struct Builder<'a> {
     sink: &'a dyn BuildSink,
     file: String,
     context: BuildContext,
-    stat: StatCache,
+    /// The context stat cache: the caller's (`BuildOptions::stat_cache`) or this build's own.
+    stat: Arc<Mutex<StatCache>>,
     cache: StepCache,
     created: String,
-    scratch_dir: tempfile::TempDir,
+    /// This build's scratch directory (`.strata/tmp/build-*`), made when a step first needs it:
+    /// most images of a long chain (COPY only) never do, and making and removing one per image
+    /// was a file system cost of its own.
+    scratch_dir: std::cell::OnceCell<tempfile::TempDir>,
+    tmp_root: PathBuf,
     /// Root filesystems materialised for `COPY --from`, by stage index or image reference.
     rootfs: HashMap<String, PathBuf>,
     cached_steps: usize,
@@ -406,11 +429,16 @@ impl<'a> Builder<'a> {
             .cache_dir
             .as_ref()
             .map(|d| d.join("stat-cache.json"));
-        let mut stat = stat_path
-            .as_deref()
-            .map(StatCache::load)
-            .unwrap_or_default();
-        stat.skip_under(&store.tmp_dir());
+        let stat = match &options.stat_cache {
+            Some(shared) => shared.clone(),
+            None => Arc::new(Mutex::new(
+                stat_path
+                    .as_deref()
+                    .map(StatCache::load)
+                    .unwrap_or_default(),
+            )),
+        };
+        lock_stat(&stat).skip_under(&store.tmp_dir());
         let created = chrono::DateTime::from_timestamp(
             i64::try_from(options.source_date_epoch).unwrap_or(0),
             0,
@@ -424,15 +452,6 @@ impl<'a> Builder<'a> {
                 source: e,
             })
         })?;
-        let scratch_dir = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&tmp_root)
-            .map_err(|e| {
-                BuildError::Store(strata_oci::Error::Io {
-                    path: tmp_root.clone(),
-                    source: e,
-                })
-            })?;
         Ok(Self {
             store,
             options,
@@ -442,7 +461,8 @@ impl<'a> Builder<'a> {
             stat,
             cache: StepCache::new(options.cache_dir.clone()),
             created,
-            scratch_dir,
+            scratch_dir: std::cell::OnceCell::new(),
+            tmp_root,
             rootfs: HashMap::new(),
             cached_steps: 0,
             built_steps: 0,
@@ -544,6 +564,9 @@ impl<'a> Builder<'a> {
                 total,
                 text: &base_text,
             });
+            if let Some(t) = &self.options.timings {
+                t.step(number, &base_text);
+            }
             let mut state = match &stage.base {
                 Base::Scratch => StageState::scratch(),
                 Base::Stage(i) => {
@@ -559,9 +582,10 @@ impl<'a> Builder<'a> {
                     if let Some(platform) = &stage.platform {
                         check_platform(platform).map_err(|e| self.step_error(&stage.from, e))?;
                     }
-                    let (s, _triggers) =
+                    let (s, _triggers) = timed(Phase::Snapshot, || {
                         load_image(self.store, reference, self.options.store_ref(reference))
-                            .map_err(|e| self.step_error(&stage.from, e))?;
+                    })
+                    .map_err(|e| self.step_error(&stage.from, e))?;
                     s
                 }
             };
@@ -582,6 +606,9 @@ impl<'a> Builder<'a> {
                     total,
                     text: &text,
                 });
+                if let Some(t) = &self.options.timings {
+                    t.step(number, &text);
+                }
                 self.execute(&mut state, ins, &done)
                     .map_err(|e| self.step_error(&ins.instruction, e))?;
             }
@@ -591,11 +618,20 @@ impl<'a> Builder<'a> {
             .take()
             .expect("the target stage was built");
         if let Some(cache_dir) = &self.options.cache_dir
-            && let Err(e) = self.stat.save(&cache_dir.join("stat-cache.json"))
+            && self.options.stat_cache.is_none()
+            && let Err(e) = lock_stat(&self.stat).save(&cache_dir.join("stat-cache.json"))
         {
             tracing::warn!("cannot save the stat cache: {e}");
         }
-        self.finish(state)
+        let timings = self.options.timings.clone();
+        if let Some(t) = &timings {
+            t.step(0, "(write the image)");
+        }
+        let result = timed(Phase::Store, || self.finish(state));
+        if let Some(t) = &timings {
+            t.end_step();
+        }
+        result
     }
 
     fn step_error(
@@ -668,7 +704,7 @@ impl<'a> Builder<'a> {
 
     /// The snapshot directories of the stage's layers, bottom first.
     fn lowers(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>, StepError> {
-        let snapshots = Snapshots::new(self.work_dir().join("snapshots"));
+        let snapshots = Snapshots::new(self.work_dir()?.join("snapshots"));
         layers
             .iter()
             .map(|l| snapshots.get(self.store, &l.descriptor, &l.diff_id))
@@ -676,11 +712,26 @@ impl<'a> Builder<'a> {
     }
 
     /// Where snapshots and cache mounts live: the cache directory, or this build's scratch.
-    fn work_dir(&self) -> PathBuf {
-        self.options
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| self.scratch_dir.path().to_path_buf())
+    fn work_dir(&self) -> Result<PathBuf, StepError> {
+        match &self.options.cache_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.scratch()?.to_path_buf()),
+        }
+    }
+
+    /// This build's scratch directory, made on first use.
+    fn scratch(&self) -> Result<&Path, StepError> {
+        if let Some(dir) = self.scratch_dir.get() {
+            return Ok(dir.path());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&self.tmp_root)
+            .map_err(|source| StepError::Io {
+                path: self.tmp_root.clone(),
+                source,
+            })?;
+        Ok(self.scratch_dir.get_or_init(|| dir).path())
     }
 
     fn run_step(
@@ -719,8 +770,8 @@ impl<'a> Builder<'a> {
         for from in &ins.mount_from {
             from_roots.push(self.tree_root(from.as_ref(), done)?);
         }
-        let scratch = self.scratch_dir.path().to_path_buf();
-        let cache_root = self.work_dir().join("mounts");
+        let scratch = self.scratch()?.to_path_buf();
+        let cache_root = self.work_dir()?.join("mounts");
         let crate::run::RunMounts {
             mounts,
             keys: mount_keys,
@@ -755,7 +806,7 @@ impl<'a> Builder<'a> {
             self.cached_steps += 1;
             return self.apply_run_result(state, cached, created_by);
         }
-        let lowers = self.lowers(&state.layers)?;
+        let lowers = timed(Phase::Snapshot, || self.lowers(&state.layers))?;
         let view = strata_sandbox::LayerView::new(&lowers);
         let user = strata_sandbox::resolve_user(&user_spec, &view).map_err(|source| {
             StepError::SandboxAt {
@@ -801,17 +852,19 @@ impl<'a> Builder<'a> {
         let mut output =
             crate::run::LineSplitter::new(|line: &str| sink.event(BuildEvent::Output(line)));
         let cancel = strata_sandbox::Cancel::from_flag(self.options.cancel.clone());
-        let outcome = strata_sandbox::run(&spec, &mut output, &cancel);
+        let outcome = timed(Phase::Command, || {
+            strata_sandbox::run(&spec, &mut output, &cancel)
+        });
         output.flush();
         let outcome = outcome.map_err(|e| match e {
             strata_sandbox::SandboxError::Cancelled { .. } => StepError::Interrupted,
             other => StepError::Sandbox(other),
         })?;
-        let changes = outcome.changes()?;
+        let changes = timed(Phase::Diff, || outcome.changes())?;
         let layer = if changes.is_empty() {
             None
         } else {
-            let entries = crate::run::entries(changes)?;
+            let entries = timed(Phase::Diff, || crate::run::entries(changes))?;
             Some(layer::write_entries(
                 self.store,
                 entries,
@@ -832,7 +885,13 @@ impl<'a> Builder<'a> {
         match layer {
             None => state.push_empty(&self.created, created_by),
             Some(layer) => {
-                strata_oci::layer_index::index_layer(self.store, &mut state.fs, &layer.descriptor)?;
+                timed(Phase::Store, || {
+                    strata_oci::layer_index::index_layer(
+                        self.store,
+                        &mut state.fs,
+                        &layer.descriptor,
+                    )
+                })?;
                 state.push_layer(layer, &self.created, created_by);
             }
         }
@@ -914,7 +973,9 @@ impl<'a> Builder<'a> {
         copy::link_groups(&mut linked);
         let plan = &linked;
         let options = self.layer_options();
-        let key = layer::plan_key(plan, &mut self.stat, &options)?;
+        let key = timed(Phase::Hash, || {
+            layer::plan_key(plan, &mut lock_stat(&self.stat), &options)
+        })?;
         let layer = match self.cache.get(self.store, &key) {
             Some(layer) => {
                 self.sink.event(BuildEvent::Cached);
@@ -979,8 +1040,7 @@ impl<'a> Builder<'a> {
         let dir = match &self.options.cache_dir {
             Some(cache) => cache.join("rootfs").join(rootfs_cache_name(&ids)),
             None => self
-                .scratch_dir
-                .path()
+                .scratch()?
                 .join(format!("rootfs-{}", self.rootfs.len())),
         };
         if !dir.is_dir() {
@@ -1042,15 +1102,15 @@ impl<'a> Builder<'a> {
         a: &strata_dockerfile::Add,
         created_by: &str,
     ) -> Result<(), StepError> {
-        let download_dir =
-            tempfile::tempdir_in(self.scratch_dir.path()).map_err(|source| StepError::Io {
-                path: self.scratch_dir.path().to_path_buf(),
-                source,
-            })?;
+        let scratch = self.scratch()?.to_path_buf();
+        let download_dir = tempfile::tempdir_in(&scratch).map_err(|source| StepError::Io {
+            path: scratch.clone(),
+            source,
+        })?;
         let unpack = a.unpack.unwrap_or(true);
         // Local sources only: the result is known from their content and the parent, so a hit
         // skips extracting archives (a rootfs tarball's ADD would otherwise unpack every time).
-        let pre_key = self.add_key(state, a, created_by)?;
+        let pre_key = timed(Phase::Hash, || self.add_key(state, a, created_by))?;
         if let Some(key) = &pre_key
             && let Some(cached) = self.cache.get_step(self.store, key)
         {
@@ -1128,7 +1188,9 @@ impl<'a> Builder<'a> {
                 path: dir.clone(),
                 source,
             })?;
-            add::extract_archive(archive, kind, &dir)?;
+            timed(Phase::Snapshot, || {
+                add::extract_archive(archive, kind, &dir)
+            })?;
             let ctx = BuildContext::without_ignore(&dir);
             let mut opts = base_opts.clone();
             opts.preserve_owner = true;
@@ -1178,7 +1240,7 @@ impl<'a> Builder<'a> {
                         for f in files {
                             use std::os::unix::fs::MetadataExt;
                             let hash = if f.meta.is_file() {
-                                self.stat.file_hash(&f.path, &f.meta)?
+                                lock_stat(&self.stat).file_hash(&f.path, &f.meta)?
                             } else {
                                 String::new()
                             };

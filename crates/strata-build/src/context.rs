@@ -395,7 +395,11 @@ impl StatCache {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, self).map_err(io::Error::other)?;
+        // Buffered: unbuffered, serde wrote each token with its own system call.
+        let mut out = io::BufWriter::new(&mut tmp);
+        serde_json::to_writer(&mut out, self).map_err(io::Error::other)?;
+        io::Write::flush(&mut out)?;
+        drop(out);
         tmp.as_file().sync_all()?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
@@ -405,7 +409,9 @@ impl StatCache {
     /// root filesystems, extracted archives, downloads) are deleted after the build, and recording
     /// them would rewrite the whole cache file on every such build.
     pub fn skip_under(&mut self, dir: &Path) {
-        self.volatile.push(dir.to_path_buf());
+        if !self.volatile.iter().any(|d| d == dir) {
+            self.volatile.push(dir.to_path_buf());
+        }
     }
 
     /// Number of cached files.

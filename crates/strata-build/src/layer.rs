@@ -183,7 +183,8 @@ pub fn write_entries(
 ) -> Result<LayerRef, StepError> {
     let mut writer = store.layer_writer(options)?;
     writer.append_all(entries)?;
-    let layer = writer.finish()?;
+    let (layer, times) = writer.finish_timed()?;
+    crate::timings::record_layer(&times);
     Ok(LayerRef {
         descriptor: layer.descriptor,
         diff_id: layer.diff_id.to_string(),

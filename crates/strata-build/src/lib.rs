@@ -18,4 +18,5 @@ mod run;
 pub mod secret;
 pub mod snapshot;
 mod squash;
+pub mod timings;
 pub mod users;

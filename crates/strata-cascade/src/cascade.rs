@@ -59,6 +59,8 @@ pub struct CascadeOptions {
     /// The chain's `strata.lock` as this run uses it (None: upstreams are read at the store's
     /// tags, as before locks).
     pub upstreams: Option<Arc<crate::upstream::Upstreams>>,
+    /// Record where each built image's time goes (`--timings`): [`ImageReport::timings`].
+    pub timings: bool,
 }
 
 impl Default for CascadeOptions {
@@ -79,6 +81,7 @@ impl Default for CascadeOptions {
             network: strata_build::builder::RunNetwork::default(),
             pids_limit: Some(strata_build::builder::DEFAULT_PIDS_LIMIT),
             upstreams: None,
+            timings: false,
         }
     }
 }
@@ -135,6 +138,9 @@ pub struct ImageReport {
     /// The key id that signed the new image's provenance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
+    /// Where a built image's time went (with [`CascadeOptions::timings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<strata_build::timings::ImageTiming>,
 }
 
 /// The whole run.
@@ -352,7 +358,11 @@ pub fn build_chain(
         options,
         sink,
     };
+    // The run's tags reach index.json a few times a second, not one write per tag (each write
+    // is the whole index: per image, that made a large chain's build quadratic).
+    let batch = store.batch_index_writes();
     let images = crate::schedule::run(&schedule, options.jobs, &options.cancel, &builder, sink)?;
+    batch.finish()?;
     resolver.save();
     Ok(Summary {
         run_id: options.run_id.clone(),
@@ -421,6 +431,7 @@ fn dry_run(
                 },
             },
             signed_by: None,
+            timings: None,
         });
     }
     Ok(Summary {
@@ -476,6 +487,7 @@ impl ImageBuilder for ChainBuilder<'_> {
             reasons: Vec::new(),
             outcome: Outcome::Skipped { because },
             signed_by: None,
+            timings: None,
         };
         record(self.events, self.options, &report, None, None);
         report
@@ -504,8 +516,13 @@ fn build_one(
         reasons: Vec::new(),
         outcome: Outcome::WouldBuild,
         signed_by: None,
+        timings: None,
     };
     let started = Instant::now();
+    let timings = options
+        .timings
+        .then(|| Arc::new(strata_build::timings::Timings::new()));
+    let mut built = false;
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, ImageError> {
@@ -621,16 +638,25 @@ fn build_one(
             Build::Rootfs { path } => {
                 let current = resolver.resolve(i)?;
                 resolved = Some(current.clone());
-                let result = import_rootfs(
-                    store,
-                    path,
-                    &ImportOptions {
-                        tags,
-                        compression: options.compression,
-                        source_date_epoch: options.source_date_epoch,
-                        annotations: annotations(chain, i, &current.inputs),
-                    },
-                )?;
+                if let Some(t) = &timings {
+                    t.step(1, &format!("import {}", path.display()));
+                }
+                let import = || {
+                    import_rootfs(
+                        store,
+                        path,
+                        &ImportOptions {
+                            tags,
+                            compression: options.compression,
+                            source_date_epoch: options.source_date_epoch,
+                            annotations: annotations(chain, i, &current.inputs),
+                        },
+                    )
+                };
+                let result = strata_build::timings::with_current(timings.clone(), import)?;
+                if let Some(t) = &timings {
+                    t.end_step();
+                }
                 result.digest.to_string()
             }
             Build::Dockerfile {
@@ -652,6 +678,8 @@ fn build_one(
                 build.pids_limit = options.pids_limit;
                 build.base_overrides = current.overrides.clone();
                 build.annotations = annotations(chain, i, &current.inputs);
+                build.stat_cache = Some(resolver.stat_cache());
+                build.timings = timings.clone();
                 let step_sink = StepSink {
                     image: &image.name,
                     sink,
@@ -662,7 +690,12 @@ fn build_one(
                 result.digest.to_string()
             }
         };
+        built = true;
         if let Some(test) = &image.test {
+            if let Some(t) = &timings {
+                t.step(0, "(tier tests)");
+            }
+            let _timed = TimedPhase::start(timings.as_deref(), strata_build::timings::Phase::Test);
             crate::gate::test_then_tag(
                 store,
                 chain,
@@ -682,6 +715,10 @@ fn build_one(
                 started: started_utc,
                 run_id: &options.run_id,
             };
+            if let Some(t) = &timings {
+                t.step(0, "(sign)");
+            }
+            let _timed = TimedPhase::start(timings.as_deref(), strata_build::timings::Phase::Sign);
             report.signed_by = Some(crate::sign::sign(store, chain, i, key, &built, events)?);
         }
         Ok(Outcome::Built {
@@ -691,6 +728,9 @@ fn build_one(
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     })();
+    if built && let Some(t) = &timings {
+        report.timings = Some(t.report());
+    }
     report.outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => Outcome::Failed {
@@ -706,6 +746,30 @@ fn build_one(
         Some((started_at, started.elapsed().as_millis())),
     );
     report
+}
+
+/// Adds the time from its making to its drop to a phase of an image's timings.
+struct TimedPhase<'a>(
+    Option<&'a strata_build::timings::Timings>,
+    strata_build::timings::Phase,
+    Instant,
+);
+
+impl<'a> TimedPhase<'a> {
+    fn start(
+        timings: Option<&'a strata_build::timings::Timings>,
+        phase: strata_build::timings::Phase,
+    ) -> Self {
+        TimedPhase(timings, phase, Instant::now())
+    }
+}
+
+impl Drop for TimedPhase<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            t.add(self.1, self.2.elapsed());
+        }
+    }
 }
 
 /// One cascade at a time per store: a second `strata build` waits here (saying so once), then

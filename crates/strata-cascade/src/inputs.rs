@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -110,7 +110,7 @@ pub struct ResolvedInputs {
 pub struct InputsResolver<'a> {
     chain: &'a Chain,
     store: &'a Store,
-    stat: Mutex<StatCache>,
+    stat: Arc<Mutex<StatCache>>,
     stat_path: Option<PathBuf>,
     upstreams: Option<&'a Upstreams>,
 }
@@ -125,7 +125,7 @@ impl<'a> InputsResolver<'a> {
         Self {
             chain,
             store,
-            stat: Mutex::new(stat),
+            stat: Arc::new(Mutex::new(stat)),
             stat_path,
             upstreams: None,
         }
@@ -135,6 +135,11 @@ impl<'a> InputsResolver<'a> {
     pub fn with_upstreams(mut self, upstreams: &'a Upstreams) -> Self {
         self.upstreams = Some(upstreams);
         self
+    }
+
+    /// The context stat cache, for the builds of this run to share (saved by [`Self::save`]).
+    pub fn stat_cache(&self) -> Arc<Mutex<StatCache>> {
+        self.stat.clone()
     }
 
     /// Write the stat cache back.

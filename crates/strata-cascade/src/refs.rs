@@ -24,9 +24,9 @@ pub fn next_build_number(store: &Store, chain: &Chain, i: usize) -> Result<u64, 
     let prefix = format!("{}:", repository(chain, i));
     let highest = store
         .refs()
-        .list()?
+        .names_with_prefix(&prefix)?
         .iter()
-        .filter_map(|t| t.name.strip_prefix(&prefix))
+        .filter_map(|name| name.strip_prefix(&prefix))
         .filter_map(|tag| tag.parse::<u64>().ok())
         .max()
         .unwrap_or(0);

@@ -245,6 +245,7 @@ mod tests {
                 reasons,
                 outcome,
                 signed_by: None,
+                timings: None,
             }
         }
 

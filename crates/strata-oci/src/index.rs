@@ -14,7 +14,7 @@ use oci_spec::image::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, MediaType};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result, io_err};
-use crate::layout::{Store, atomic_write, canonical_json, empty_index, open_lock_file};
+use crate::layout::{Store, atomic_write, canonical_json, open_lock_file};
 use crate::reference::Reference;
 
 /// A tag in `index.json`: its `ref.name` annotation and the descriptor it points to.
@@ -55,36 +55,55 @@ pub fn is_index(media_type: &MediaType) -> bool {
         || media_type.to_string() == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
-/// Does the entry's `ref.name` name the same image as `wanted`?
-fn names_match(name: &str, wanted: &Reference) -> bool {
-    Reference::parse(name).is_ok_and(|r| &r == wanted)
-}
-
 /// Point the tag `parsed` at `entry` (a descriptor carrying the tag's `ref.name`, as
 /// [`Refs::tag_entry`] makes it) in an index being edited: the tag's old entry goes, and an
 /// untagged root of the same digest (now tagged).
 pub fn set_tag_entry(index: &mut ImageIndex, parsed: &Reference, entry: Descriptor) {
-    let full = parsed.to_string();
+    let mut norm = |name: &str| Reference::parse(name).ok().map(|r| r.to_string());
     let mut list = index.manifests().clone();
+    set_tag_entry_with(&mut list, parsed, entry, &mut norm);
+    index.set_manifests(list);
+}
+
+/// [`set_tag_entry`] with `norm` giving a `ref.name`'s normal form (the store remembers them).
+fn set_tag_entry_with(
+    list: &mut Vec<Descriptor>,
+    parsed: &Reference,
+    entry: Descriptor,
+    norm: &mut dyn FnMut(&str) -> Option<String>,
+) {
+    let full = parsed.to_string();
     list.retain(|d| match ref_name(d) {
-        Some(name) => !(name == full || names_match(name, parsed)),
+        Some(name) => !(name == full || norm(name).as_deref() == Some(full.as_str())),
         None => d.digest() != entry.digest(),
     });
     list.push(entry);
-    index.set_manifests(list);
 }
 
 /// Remove the tag `reference` (as written, or `parsed`'s normal form) from an index being
 /// edited; true when one was there.
 pub fn remove_tag_entry(index: &mut ImageIndex, reference: &str, parsed: &Reference) -> bool {
+    let mut norm = |name: &str| Reference::parse(name).ok().map(|r| r.to_string());
     let mut list = index.manifests().clone();
-    let before = list.len();
-    list.retain(|d| {
-        ref_name(d).is_none_or(|name| !(name == reference || names_match(name, parsed)))
-    });
-    let removed = list.len() != before;
+    let removed = remove_tag_entry_with(&mut list, reference, parsed, &mut norm);
     index.set_manifests(list);
     removed
+}
+
+/// [`remove_tag_entry`] with `norm` giving a `ref.name`'s normal form.
+fn remove_tag_entry_with(
+    list: &mut Vec<Descriptor>,
+    reference: &str,
+    parsed: &Reference,
+    norm: &mut dyn FnMut(&str) -> Option<String>,
+) -> bool {
+    let full = parsed.to_string();
+    let before = list.len();
+    list.retain(|d| {
+        ref_name(d)
+            .is_none_or(|name| !(name == reference || norm(name).as_deref() == Some(full.as_str())))
+    });
+    list.len() != before
 }
 
 /// Add `entry` (no `ref.name`) as an untagged root of an index being edited, unless an entry
@@ -129,16 +148,7 @@ impl<'a> Refs<'a> {
 
     /// Read `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
-        let path = self.path();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(empty_index()),
-            Err(e) => return Err(io_err(path)(e)),
-        };
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            what: path.display().to_string(),
-            source,
-        })
+        Ok(self.store.index_view()?.index())
     }
 
     /// Read-modify-write `index.json` under the exclusive index lock. `update` returns whether it
@@ -147,6 +157,9 @@ impl<'a> Refs<'a> {
         &self,
         update: impl FnOnce(&mut ImageIndex) -> Result<(bool, T)>,
     ) -> Result<T> {
+        // This process's batched edits first: `update` may write other files that must agree
+        // with the index on disk.
+        self.store.flush_index()?;
         let lock_path = self.store.lock_path("index.lock");
         let lock = open_lock_file(&lock_path)?;
         lock.lock().map_err(io_err(&lock_path))?;
@@ -154,6 +167,7 @@ impl<'a> Refs<'a> {
         let (changed, value) = update(&mut index)?;
         if changed {
             atomic_write(&self.path(), &canonical_json(&index, "index.json")?)?;
+            self.store.index_written(index);
         }
         drop(lock);
         Ok(value)
@@ -163,9 +177,9 @@ impl<'a> Refs<'a> {
     /// previous target. Returns the full reference written. The blob must already be stored.
     pub fn tag(&self, reference: &str, descriptor: &Descriptor) -> Result<Reference> {
         let (parsed, entry) = self.tag_entry(reference, descriptor)?;
-        self.update(|index| {
-            set_tag_entry(index, &parsed, entry);
-            Ok((true, ()))
+        self.store.edit_index(|index, norm| {
+            set_tag_entry_with(index, &parsed, entry, norm);
+            (true, ())
         })?;
         Ok(parsed)
     }
@@ -204,9 +218,9 @@ impl<'a> Refs<'a> {
     /// Remove a tag. Returns false when there was no such tag. The blobs stay until `gc`.
     pub fn untag(&self, reference: &str) -> Result<bool> {
         let parsed = Reference::parse(reference)?;
-        self.update(|index| {
-            let removed = remove_tag_entry(index, reference, &parsed);
-            Ok((removed, removed))
+        self.store.edit_index(|index, norm| {
+            let removed = remove_tag_entry_with(index, reference, &parsed, norm);
+            (removed, removed)
         })
     }
 
@@ -222,25 +236,32 @@ impl<'a> Refs<'a> {
             annotations.remove(ANNOTATION_REF_NAME);
             entry.set_annotations((!annotations.is_empty()).then_some(annotations));
         }
-        self.update(|index| {
-            let added = add_root_entry(index, entry);
-            Ok((added, ()))
+        self.store.edit_index(|list, _| {
+            if list.iter().any(|d| d.digest() == entry.digest()) {
+                return (false, ());
+            }
+            list.push(entry);
+            (true, ())
         })
     }
 
     /// Remove the untagged root entries for `digest`. Returns whether one was removed.
     pub fn remove_root(&self, digest: &Digest) -> Result<bool> {
-        self.update(|index| {
-            let removed = remove_root_entry(index, digest);
-            Ok((removed, removed))
+        let oci = digest.to_oci();
+        self.store.edit_index(|list, _| {
+            let before = list.len();
+            list.retain(|d| ref_name(d).is_some() || *d.digest() != oci);
+            let removed = list.len() != before;
+            (removed, removed)
         })
     }
 
     /// Every tag in `index.json`, in index order.
     pub fn list(&self) -> Result<Vec<Tag>> {
         Ok(self
-            .index()?
-            .manifests()
+            .store
+            .index_view()?
+            .manifests
             .iter()
             .filter_map(|d| {
                 ref_name(d).map(|name| Tag {
@@ -255,39 +276,46 @@ impl<'a> Refs<'a> {
     /// (`acme/corebuild` means `localhost/acme/corebuild:latest`), `name@sha256:...` (or
     /// `@sha512:...`), or a bare `sha256:...`/`sha512:...` digest of a manifest in the store.
     pub fn resolve(&self, reference: &str) -> Result<Descriptor> {
-        let index = self.index()?;
+        let view = self.store.index_view()?;
         // Exact ref.name first: other tools may have written short names such as `latest`.
-        if let Some(d) = index
-            .manifests()
-            .iter()
-            .find(|d| ref_name(d) == Some(reference))
-        {
-            return Ok(d.clone());
+        if let Some(d) = self.store.find_exact(&view, reference) {
+            return Ok(d);
         }
         if reference.starts_with("sha256:") || reference.starts_with("sha512:") {
             let digest: Digest = reference.parse()?;
-            return self.resolve_digest(&index, &digest, reference);
+            return self.resolve_digest(&view.manifests, &digest, reference);
         }
         let parsed = Reference::parse(reference)?;
         if let Some(digest) = parsed.digest() {
-            return self.resolve_digest(&index, digest, &parsed.to_string());
+            return self.resolve_digest(&view.manifests, digest, &parsed.to_string());
         }
-        index
-            .manifests()
-            .iter()
-            .find(|d| ref_name(d).is_some_and(|name| names_match(name, &parsed)))
-            .cloned()
+        self.store
+            .find_normal(&view, &parsed)
             .ok_or_else(|| Error::ImageNotFound(parsed.to_string()))
+    }
+
+    /// The `ref.name`s that start with `prefix`, in index order (e.g. one repository's tags,
+    /// `localhost/acme/app:`), without copying the rest of the index.
+    pub fn names_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .index_view()?
+            .manifests
+            .iter()
+            .filter_map(ref_name)
+            .filter(|name| name.starts_with(prefix))
+            .map(str::to_string)
+            .collect())
     }
 
     fn resolve_digest(
         &self,
-        index: &ImageIndex,
+        manifests: &[Descriptor],
         digest: &Digest,
         reference: &str,
     ) -> Result<Descriptor> {
         let oci = digest.to_oci();
-        if let Some(d) = index.manifests().iter().find(|d| *d.digest() == oci) {
+        if let Some(d) = manifests.iter().find(|d| *d.digest() == oci) {
             let mut d = d.clone();
             d.set_annotations(None);
             return Ok(d);

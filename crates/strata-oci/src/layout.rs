@@ -63,6 +63,8 @@ pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// The parsed `index.json` and batched tag edits, shared by the store's clones.
+    pub(crate) index_state: std::sync::Arc<crate::index_cache::IndexState>,
 }
 
 /// A shared hold on the store that keeps `gc` away: take one before writing blobs that are not yet
@@ -107,7 +109,10 @@ impl Store {
             });
         }
         // Nothing is created on open: fsck and reads work on a read-only store.
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            index_state: Default::default(),
+        })
     }
 
     /// Open the layout at `dir`, creating it (and its parents) when it does not exist yet.
@@ -116,7 +121,10 @@ impl Store {
         if root.join("oci-layout").exists() {
             return Store::open(root);
         }
-        let store = Store { root };
+        let store = Store {
+            root,
+            index_state: Default::default(),
+        };
         store.ensure_private_dirs()?;
         // Under the index lock: a concurrent init must not replace an index another process has
         // already started tagging into.

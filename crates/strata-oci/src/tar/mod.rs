@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 pub use collect::collect_tree;
 pub use reader::{EntryInfo, EntryKindInfo, layer_archive, list_entries};
 pub use unpack::{UnpackOptions, UnpackReport, Whiteouts, unpack_layer};
-pub use writer::{Layer, LayerOptions, LayerWriter, TarWriter};
+pub use writer::{Layer, LayerOptions, LayerTimes, LayerWriter, TarWriter};
 
 use crate::error::{Error, Result};
 

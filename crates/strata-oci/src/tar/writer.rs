@@ -312,22 +312,77 @@ impl Layer {
     }
 }
 
+/// Where a layer's writing spent its time, measured around each stage of the pipeline (the
+/// stages run interleaved in one pass; each figure is a stage's own time, its downstream stages'
+/// time taken out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerTimes {
+    /// Making the tar stream: headers, and reading the files' content.
+    pub tar: std::time::Duration,
+    /// Hashing the uncompressed stream (the diff_id).
+    pub hash: std::time::Duration,
+    /// Compressing.
+    pub compress: std::time::Duration,
+    /// Writing the blob (with its digest) and committing it to the store (fsync, rename).
+    pub store: std::time::Duration,
+}
+
+/// A writer that adds up the time spent in its inner writer's calls.
+struct Timed<W> {
+    inner: W,
+    spent: std::time::Duration,
+}
+
+impl<W> Timed<W> {
+    fn new(inner: W) -> Self {
+        Timed {
+            inner,
+            spent: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl<W: Write> Write for Timed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let start = std::time::Instant::now();
+        let n = self.inner.write(buf);
+        self.spent += start.elapsed();
+        n
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let start = std::time::Instant::now();
+        let r = self.inner.flush();
+        self.spent += start.elapsed();
+        r
+    }
+}
+
+/// The compressing stage of the layer pipeline, timed with the blob writer after it.
+type TimedEncoder = Timed<Encoder<Timed<BlobWriter>>>;
+
 /// Streams a deterministic layer into the store: tar → (diff_id hash) → compression → blob
 /// (digest hash), all in one pass.
 pub struct LayerWriter {
-    tar: TarWriter<HashingWriter<Encoder<BlobWriter>>>,
+    tar: TarWriter<Timed<HashingWriter<TimedEncoder>>>,
     compression: Compression,
+    started: std::time::Instant,
 }
 
 impl LayerWriter {
     /// Start a new layer in `store`.
     pub fn new(store: &Store, options: LayerOptions) -> Result<LayerWriter> {
+        let started = std::time::Instant::now();
         let blob = store.blobs().writer()?;
-        let encoder = Encoder::new(blob, options.compression)
+        let encoder = Encoder::new(Timed::new(blob), options.compression)
             .map_err(stream_err("starting the layer compressor"))?;
         Ok(LayerWriter {
-            tar: TarWriter::new(HashingWriter::new(encoder), options.source_date_epoch),
+            tar: TarWriter::new(
+                Timed::new(HashingWriter::new(Timed::new(encoder))),
+                options.source_date_epoch,
+            ),
             compression: options.compression,
+            started,
         })
     }
 
@@ -355,19 +410,43 @@ impl LayerWriter {
 
     /// Finish the tar and the compression, commit the blob, and describe the layer.
     pub fn finish(self) -> Result<Layer> {
+        self.finish_timed().map(|(layer, _)| layer)
+    }
+
+    /// [`LayerWriter::finish`], with where the layer's writing spent its time.
+    pub fn finish_timed(self) -> Result<(Layer, LayerTimes)> {
         let entries = self.tar.entries();
         let hashing = self.tar.finish()?;
-        let (encoder, diff_id, uncompressed_size) = hashing.finish();
+        let in_hashing = hashing.spent;
+        let (encoder, diff_id, uncompressed_size) = hashing.inner.finish();
+        let in_encoder = encoder.spent;
+        let start = std::time::Instant::now();
         let blob = encoder
+            .inner
             .finish()
             .map_err(stream_err("finishing the layer compressor"))?;
-        let info = blob.commit(None)?;
-        Ok(Layer {
-            descriptor: info.descriptor(self.compression.media_type()),
-            diff_id,
-            uncompressed_size,
-            entries,
-        })
+        let finishing = start.elapsed();
+        let in_blob = blob.spent;
+        let start = std::time::Instant::now();
+        let info = blob.inner.commit(None)?;
+        let commit = start.elapsed();
+        let total = self.started.elapsed();
+        let encoder_total = in_encoder + finishing;
+        let times = LayerTimes {
+            tar: total.saturating_sub(in_hashing + finishing + commit),
+            hash: in_hashing.saturating_sub(in_encoder),
+            compress: encoder_total.saturating_sub(in_blob),
+            store: in_blob + commit,
+        };
+        Ok((
+            Layer {
+                descriptor: info.descriptor(self.compression.media_type()),
+                diff_id,
+                uncompressed_size,
+                entries,
+            },
+            times,
+        ))
     }
 }
 

@@ -56,6 +56,11 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Time each built image's steps: the RUN commands' own time and strata's phases (snapshot,
+    /// diff, tar, compress, hash, store, sign, test), as a table on stderr and as JSON in
+    /// `.strata/timings/<time>.json` (and in `--json`'s output).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Build the chain; exit non-zero when any image failed or was skipped.
@@ -96,6 +101,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         pull: super::build_image::pull_policy(&args.pull),
         network: args.sandbox.network(),
         pids_limit: args.sandbox.pids_limit(),
+        timings: args.timings,
         ..CascadeOptions::default()
     };
     if let Some(jobs) = args.jobs {
@@ -120,14 +126,41 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     }
     let (upstreams, old_lock) = open_lock(&chain, args.locked, &args.pull)?;
     options.upstreams = Some(upstreams.clone());
-    let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
+    let tty = !args.json && std::io::stderr().is_terminal();
+    let progress = Progress::new(tty, strata_cascade::select(&chain, &options)?.len());
     let summary = build_chain(&chain, &store, Some(&events), &options, &progress)?;
     progress.finish();
     if !args.dry_run {
         save_lock(&chain, &upstreams, old_lock)?;
     }
+    let timings = (args.timings && !args.dry_run).then(|| {
+        super::timings::RunTimings::new(
+            summary
+                .images
+                .iter()
+                .filter_map(|r| {
+                    r.timings
+                        .as_ref()
+                        .map(|timing| super::timings::NamedTiming {
+                            image: &r.image,
+                            timing,
+                        })
+                })
+                .collect(),
+        )
+    });
+    if let Some(timings) = &timings {
+        let path = timings.write(&strata_dir)?;
+        if !args.json {
+            errln!("{}wrote {}", timings.table(), path.display());
+        }
+    }
     if args.json {
-        write_stdout(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        let mut value = serde_json::to_value(&summary)?;
+        if let (Some(timings), Some(map)) = (&timings, value.as_object_mut()) {
+            map.insert("timings".into(), serde_json::to_value(timings)?);
+        }
+        write_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
     } else {
         write_stdout(&summary_text(&summary, args.dry_run))?;
     }
@@ -274,38 +307,59 @@ fn short(digest: &str) -> &str {
     &digest[..end]
 }
 
-/// One line per image: indicatif bars on a terminal, timestamped lines otherwise.
+/// Progress on stderr. On a terminal (indicatif): one line per image being built and a total
+/// line (images done of all, how many built, up to date, failed); an up-to-date image only moves
+/// the total, a finished build leaves one line above. Otherwise one timestamped line per event.
 struct Progress {
-    bars: Option<(
-        indicatif::MultiProgress,
-        Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
-    )>,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: indicatif::MultiProgress,
+    running: Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    total: indicatif::ProgressBar,
+    counts: Mutex<[usize; 3]>,
 }
 
 impl Progress {
-    fn new(tty: bool) -> Self {
+    fn new(tty: bool, images: usize) -> Self {
         Self {
             bars: tty.then(|| {
-                (
-                    indicatif::MultiProgress::new(),
-                    Mutex::new(Default::default()),
-                )
+                let multi = indicatif::MultiProgress::new();
+                let total = multi.add(indicatif::ProgressBar::new(images as u64));
+                total.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{elapsed:>4} [{bar:30}] {pos}/{len} images {wide_msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                total.enable_steady_tick(std::time::Duration::from_millis(120));
+                Bars {
+                    multi,
+                    running: Mutex::new(Default::default()),
+                    total,
+                    counts: Mutex::new([0; 3]),
+                }
             }),
         }
     }
 
     fn finish(&self) {
-        if let Some((multi, _)) = &self.bars {
-            let _ = multi.clear();
+        if let Some(bars) = &self.bars {
+            bars.total.finish_and_clear();
+            let _ = bars.multi.clear();
         }
     }
 
-    fn line(&self, image: &str, text: &str, done: bool) {
+    fn line(&self, image: &str, text: &str) {
         match &self.bars {
-            Some((multi, bars)) => {
-                let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
-                let bar = bars.entry(image.to_string()).or_insert_with(|| {
-                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+            Some(bars) => {
+                let mut running = bars.running.lock().unwrap_or_else(|e| e.into_inner());
+                let bar = running.entry(image.to_string()).or_insert_with(|| {
+                    let bar = bars
+                        .multi
+                        .insert_before(&bars.total, indicatif::ProgressBar::new_spinner());
                     bar.set_style(
                         indicatif::ProgressStyle::with_template(
                             "{spinner} {prefix:<16} {wide_msg}",
@@ -316,15 +370,7 @@ impl Progress {
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     bar
                 });
-                let mut shown: String = text.chars().take(90).collect();
-                if text.chars().count() > 90 {
-                    shown.push('…');
-                }
-                if done {
-                    bar.finish_with_message(shown);
-                } else {
-                    bar.set_message(shown);
-                }
+                bar.set_message(clip(text));
             }
             None => {
                 let now = chrono::Utc::now().format("%H:%M:%S");
@@ -332,18 +378,52 @@ impl Progress {
             }
         }
     }
+
+    fn done(&self, image: &str, outcome: &Outcome, text: &str) {
+        let Some(bars) = &self.bars else {
+            return self.line(image, text);
+        };
+        let bar = bars
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(image);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        if !matches!(outcome, Outcome::UpToDate { .. }) {
+            let _ = bars.multi.println(format!("{image}: {}", clip(text)));
+        }
+        let mut counts = bars.counts.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Outcome::Built { .. } | Outcome::WouldBuild => counts[0] += 1,
+            Outcome::UpToDate { .. } => counts[1] += 1,
+            Outcome::Failed { .. } | Outcome::Skipped { .. } => counts[2] += 1,
+        }
+        bars.total.inc(1);
+        bars.total.set_message(format!(
+            "({} built, {} up to date, {} failed or skipped)",
+            counts[0], counts[1], counts[2]
+        ));
+    }
+}
+
+/// A progress text cut to 90 characters.
+fn clip(text: &str) -> String {
+    let mut shown: String = text.chars().take(90).collect();
+    if text.chars().count() > 90 {
+        shown.push('…');
+    }
+    shown
 }
 
 impl CascadeSink for Progress {
     fn event(&self, event: CascadeEvent<'_>) {
         match event {
-            CascadeEvent::Queued { image } => {
-                if self.bars.is_some() {
-                    self.line(image, "queued", false);
-                }
-            }
+            // A queued image gets its line when it starts building.
+            CascadeEvent::Queued { .. } => {}
             CascadeEvent::Started { image, reasons } => {
-                self.line(image, &format!("building ({})", reasons.join(", ")), false)
+                self.line(image, &format!("building ({})", reasons.join(", ")))
             }
             CascadeEvent::Step {
                 image,
@@ -356,9 +436,8 @@ impl CascadeSink for Progress {
                     "step {number}/{total} {}",
                     text.lines().next().unwrap_or("")
                 ),
-                false,
             ),
-            CascadeEvent::Output { image, line } => self.line(image, &format!("| {line}"), false),
+            CascadeEvent::Output { image, line } => self.line(image, &format!("| {line}")),
             CascadeEvent::Finished { image, outcome } => {
                 let text = match outcome {
                     Outcome::Built { new, .. } => format!("done {}", short(new)),
@@ -369,7 +448,7 @@ impl CascadeSink for Progress {
                     }
                     Outcome::Skipped { because } => format!("skipped: {because}"),
                 };
-                self.line(image, &text, true);
+                self.done(image, outcome, &text);
             }
         }
     }

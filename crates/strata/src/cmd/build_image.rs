@@ -64,6 +64,11 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Time each step: the RUN commands' own time and strata's phases (snapshot, diff, tar,
+    /// compress, hash, store), as a table on stderr and as JSON in `.strata/timings/<time>.json`
+    /// (and in `--json`'s output).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Parse `KEY=VALUE` (or `KEY`, taken from the environment) build arguments.
@@ -166,7 +171,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
     let mut options = BuildOptions::new(workdir.join(&args.context));
     options.dockerfile = args.dockerfile.map(|f| workdir.join(f));
-    options.tags = args.tags;
+    options.tags = args.tags.clone();
     options.build_args = parse_build_args(&args.build_args)?;
     options.secrets = parse_secrets(&args.secret, &workdir)?;
     options.labels = parse_pairs("label", &args.label)?;
@@ -204,19 +209,42 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
     )? {
         errln!("pulled {reference}");
     }
+    let timings = args
+        .timings
+        .then(|| std::sync::Arc::new(strata_build::timings::Timings::new()));
+    options.timings = timings.clone();
     let result = strata_build::builder::build(&store, &options, &StepPrinter)?;
+    let timing = timings.map(|t| t.report());
+    let name = args
+        .tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| args.context.display().to_string());
+    let run_timings = timing.as_ref().map(|timing| {
+        super::timings::RunTimings::new(vec![super::timings::NamedTiming {
+            image: &name,
+            timing,
+        }])
+    });
+    if let Some(timings) = &run_timings {
+        let path = timings.write(&crate::global::state_dir_of(&store_path))?;
+        errln!("{}wrote {}", timings.table(), path.display());
+    }
     if let Some(file) = &args.iidfile {
         let file = workdir.join(file);
         strata_oci::layout::atomic_write(&file, result.digest.to_string().as_bytes())
             .with_context(|| format!("cannot write --iidfile {}", file.display()))?;
     }
     if args.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "digest": result.digest.to_string(),
             "tags": result.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
             "cachedSteps": result.cached_steps,
             "builtSteps": result.built_steps,
         });
+        if let (Some(timings), Some(map)) = (&run_timings, json.as_object_mut()) {
+            map.insert("timings".into(), serde_json::to_value(timings)?);
+        }
         outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         for tag in &result.tags {

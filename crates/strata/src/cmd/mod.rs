@@ -140,6 +140,7 @@ mod save;
 mod serve;
 mod store;
 mod test;
+mod timings;
 mod update;
 mod upstream;
 mod verify;

@@ -33,6 +33,7 @@ mod store_cli;
 mod tiertest_cascade;
 mod tiertest_export;
 mod tiertest_kinds;
+mod timings;
 mod ui;
 mod upstream_lock;
 mod vendor_signatures;
