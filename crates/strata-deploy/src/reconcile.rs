@@ -114,7 +114,7 @@ impl<'a> Deployer<'a> {
         names.iter().map(|n| self.find(n)).collect()
     }
 
-    fn find(&self, name: &str) -> Result<&'a Deployment, DeployError> {
+    pub(crate) fn find(&self, name: &str) -> Result<&'a Deployment, DeployError> {
         self.file
             .deployment(name)
             .ok_or_else(|| DeployError::UnknownDeployment {
@@ -133,7 +133,17 @@ impl<'a> Deployer<'a> {
     /// Save `d`'s state, then list the digests it runs or may roll back to as gc roots of the
     /// store they live in, so `strata store gc` keeps them after their tags move on.
     fn save(&self, d: &Deployment, state: &DeploymentState) -> Result<(), DeployError> {
-        self.states.save(&d.name, state)?;
+        // What prune needs once `d` is gone from the file: where it ran, how it stops, where its
+        // root is. A deployment back in the file is no longer removed.
+        let mut state = state.clone();
+        state.target = Some(d.target);
+        state.stop_grace_ms = Some(u64::try_from(d.stop_grace.as_millis()).unwrap_or(u64::MAX));
+        state.roots_in = match &d.image {
+            ImageSource::Oci { dir, .. } => Some(dir.clone()),
+            _ => None,
+        };
+        state.removed = None;
+        self.states.save(&d.name, &state)?;
         let held_in = match &d.image {
             ImageSource::Oci { dir, .. } => Store::open(dir).ok(),
             _ => None,
@@ -1145,7 +1155,23 @@ impl<'a> Deployer<'a> {
 
     /// Stop a deployment: its containers and its front listeners; its state and history stay.
     pub fn down(&self, name: &str) -> Result<(), DeployError> {
-        let d = self.find(name)?;
+        let d = match self.find(name) {
+            Ok(d) => d,
+            // A deployment taken out of the file: `down` prunes it.
+            Err(e) => {
+                if !self.states.names()?.iter().any(|n| n == name) {
+                    return Err(e);
+                }
+                let pruned = self.prune(&[name.to_string()], false)?;
+                return match pruned.into_iter().find(|p| p.result == "refused") {
+                    Some(p) => Err(DeployError::Unsupported {
+                        deployment: name.to_string(),
+                        message: p.message,
+                    }),
+                    None => Ok(()),
+                };
+            }
+        };
         if let Some(h) = self.handoff(d) {
             return Err(DeployError::Unsupported {
                 deployment: d.name.clone(),
@@ -1185,7 +1211,7 @@ impl<'a> Deployer<'a> {
 }
 
 /// Whether `pid` is a front listener reading `backend` (a reused pid is not).
-fn proxy_alive(pid: u32, backend: &Path) -> bool {
+pub(crate) fn proxy_alive(pid: u32, backend: &Path) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
         let want = backend.as_os_str().as_encoded_bytes();
         cmd.split(|b| *b == 0).any(|arg| arg == want)
