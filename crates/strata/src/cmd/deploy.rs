@@ -387,8 +387,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Sub::History { name }) => {
-            let status = deployer.status(std::slice::from_ref(&name))?;
-            let history = &status[0].state.history;
+            // A deployment taken out of the file keeps its history.
+            let history = match deployer.status(std::slice::from_ref(&name)) {
+                Ok(mut status) => status.remove(0).state.history,
+                Err(e) => {
+                    if !deployer.states.names()?.contains(&name) {
+                        return Err(e.into());
+                    }
+                    deployer.states.load(&name)?.history
+                }
+            };
+            let history = &history;
             if json {
                 outln!("{}", serde_json::to_string_pretty(history)?);
             } else {
