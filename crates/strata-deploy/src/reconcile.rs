@@ -1278,6 +1278,8 @@ mod tests {
         containers: RefCell<Vec<Container>>,
         calls: RefCell<Vec<String>>,
         healthy: RefCell<bool>,
+        /// `remove` fails (a crash in the middle of a prune).
+        fail_remove: RefCell<bool>,
     }
 
     impl Target for Recording {
@@ -1301,6 +1303,13 @@ mod tests {
             Ok(*self.healthy.borrow())
         }
         fn remove(&self, _: &str, name: &str, _: Duration) -> Result<(), DeployError> {
+            if *self.fail_remove.borrow() {
+                return Err(DeployError::Target {
+                    deployment: "web".into(),
+                    action: "stop".into(),
+                    message: "killed".into(),
+                });
+            }
             self.calls.borrow_mut().push(format!("remove {name}"));
             self.containers.borrow_mut().retain(|c| c.name != name);
             Ok(())
@@ -1435,5 +1444,88 @@ health = { exec = "true", timeout = "100ms" }
         assert_eq!(out.result, "deployed");
         assert_eq!(out.running.as_deref(), Some(d.as_str()));
         assert_eq!(f.target.containers.borrow().len(), 1);
+    }
+
+    /// The deploy file without `web`, and a deployer over it with the fixture's state and target.
+    fn without_web(f: &Fixture) -> DeployFile {
+        DeployFile::parse(&f.dir.path().join("deploy.toml"), "name = \"t\"\n").unwrap()
+    }
+
+    fn deployer_of<'a>(f: &'a Fixture, file: &'a DeployFile) -> Deployer<'a> {
+        Deployer {
+            file,
+            ..f.deployer()
+        }
+    }
+
+    #[test]
+    fn a_crash_in_the_middle_of_a_prune_is_finished_by_the_next() {
+        let f = Fixture::new();
+        let digest = f.push();
+        assert_eq!(f.reconcile().result, "deployed");
+        let file = without_web(&f);
+        let d = deployer_of(&f, &file);
+        let orphans = d.orphans().unwrap();
+        assert_eq!(orphans.len(), 1);
+        assert_eq!(orphans[0].running.as_deref(), Some(digest.as_str()));
+        assert!(
+            orphans[0].message.contains("no longer in deploy.toml"),
+            "{}",
+            orphans[0].message
+        );
+        // the dry run removes nothing
+        assert_eq!(d.prune(&[], true).unwrap()[0].result, "would-prune");
+        assert_eq!(f.target.containers.borrow().len(), 1);
+        // killed while stopping the container: not marked removed, still an orphan
+        *f.target.fail_remove.borrow_mut() = true;
+        assert!(d.prune(&[], false).is_err());
+        assert!(d.states.load("web").unwrap().removed.is_none());
+        assert_eq!(d.orphans().unwrap().len(), 1);
+        // the next prune finishes, and the history stays
+        *f.target.fail_remove.borrow_mut() = false;
+        let pruned = d.prune(&[], false).unwrap();
+        assert_eq!(pruned[0].result, "pruned");
+        assert!(f.target.containers.borrow().is_empty());
+        let state = d.states.load("web").unwrap();
+        assert!(state.removed.is_some() && state.running.is_none());
+        assert_eq!(state.history.len(), 1);
+        assert!(d.orphans().unwrap().is_empty());
+        assert!(d.prune(&[], false).unwrap().is_empty());
+        // back in the file, it is a deployment again
+        assert_eq!(f.reconcile().result, "deployed");
+        assert!(f.deployer().states.load("web").unwrap().removed.is_none());
+    }
+
+    #[test]
+    fn prune_refuses_an_orphan_that_ran_elsewhere_and_an_unknown_name() {
+        let f = Fixture::new();
+        let file = without_web(&f);
+        let d = deployer_of(&f, &file);
+        let state = DeploymentState {
+            target: Some(TargetKind::Gitops),
+            running: Some(Running {
+                digest: "sha256:aa".into(),
+                container: "git commit 1a2b".into(),
+                since: strata_events::now(),
+                healthy: true,
+                ports: vec![],
+            }),
+            ..Default::default()
+        };
+        d.states.save("api", &state).unwrap();
+        let pruned = d.prune(&[], false).unwrap();
+        assert_eq!(pruned[0].result, "refused");
+        assert!(
+            pruned[0].message.contains("take it out of service there"),
+            "{}",
+            pruned[0].message
+        );
+        assert!(d.states.load("api").unwrap().removed.is_none());
+        assert!(f.target.calls.borrow().is_empty(), "nothing stopped here");
+        let e = d
+            .prune(&["never".to_string()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deploy.toml") && e.contains("never"), "{e}");
     }
 }
