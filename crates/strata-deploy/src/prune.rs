@@ -145,8 +145,8 @@ impl Deployer<'_> {
         let message = match elsewhere {
             Some(t) => format!(
                 "deployment {name} is no longer in {file} but was handed over to its {} target \
-                 at {}: take it out of service there (strata only hands digests over); \
-                 `strata deploy prune` forgets it here",
+                 at {}: take it out of service there (strata only hands digests over, and \
+                 `strata deploy prune` refuses to act on it)",
                 serde_json::to_value(t)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
@@ -200,13 +200,13 @@ impl Deployer<'_> {
     }
 
     /// The orphans: deployments with state under this deploy file's name that the file no longer
-    /// has and that were not pruned (or still have a container of theirs).
+    /// has and that were not pruned.
     pub fn orphans(&self) -> Result<Vec<Orphan>, DeployError> {
         let mut out = Vec::new();
         for (name, state) in self.stale()? {
-            let orphan = self.describe(&name, &state)?;
-            if state.removed.is_none() || !orphan.containers.is_empty() {
-                out.push(orphan);
+            // A pruned one is not looked at again (no podman call per pass for it).
+            if state.removed.is_none() {
+                out.push(self.describe(&name, &state)?);
             }
         }
         Ok(out)

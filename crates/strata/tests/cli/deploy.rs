@@ -1147,6 +1147,32 @@ fn a_deployment_taken_out_of_the_file_is_named_and_pruned_only_when_asked() {
     assert_eq!(w.containers().len(), 1);
     assert!(w.containers()[0].1, "the orphan still runs");
     assert_eq!(w.page(), "orphan v1");
+    // so does watch, on stderr
+    let mut watch = w
+        .strata()
+        .args(["watch", "--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("deployment web is no longer in deploy.toml") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let told = rx.recv_timeout(Duration::from_secs(120));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(told.is_ok(), "watch did not name the orphan");
+    assert_eq!(w.containers().len(), 1);
 
     // --dry-run changes nothing
     let (ok, dry) = w.deploy(&["prune", "--dry-run"]);
