@@ -145,13 +145,18 @@ impl Deployer<'_> {
         let message = match elsewhere {
             Some(t) => format!(
                 "deployment {name} is no longer in {file} but was handed over to its {} target \
-                 at {}: take it out of service there (strata only hands digests over, and \
+                 at {}{}: take it out of service there (strata only hands digests over, and \
                  `strata deploy prune` refuses to act on it)",
                 serde_json::to_value(t)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 running.as_deref().unwrap_or("no digest"),
+                state
+                    .running
+                    .as_ref()
+                    .map(|r| format!(" ({})", r.container))
+                    .unwrap_or_default(),
             ),
             None => {
                 let mut what = Vec::new();
