@@ -1481,10 +1481,9 @@ health = { exec = "true", timeout = "100ms" }
         assert!(d.prune(&[], false).is_err());
         assert!(d.states.load("web").unwrap().removed.is_none());
         assert_eq!(d.orphans().unwrap().len(), 1);
-        // the next prune finishes, and the history stays
+        // the next prune (here `down web`, which prunes an orphan) finishes; the history stays
         *f.target.fail_remove.borrow_mut() = false;
-        let pruned = d.prune(&[], false).unwrap();
-        assert_eq!(pruned[0].result, "pruned");
+        d.down("web").unwrap();
         assert!(f.target.containers.borrow().is_empty());
         let state = d.states.load("web").unwrap();
         assert!(state.removed.is_some() && state.running.is_none());
@@ -1526,6 +1525,11 @@ health = { exec = "true", timeout = "100ms" }
             .prune(&["never".to_string()], false)
             .unwrap_err()
             .to_string();
+        assert!(e.contains("deploy.toml") && e.contains("never"), "{e}");
+        // `down` of an orphan is its prune, refused alike
+        let e = d.down("api").unwrap_err().to_string();
+        assert!(e.contains("take it out of service there"), "{e}");
+        let e = d.down("never").unwrap_err().to_string();
         assert!(e.contains("deploy.toml") && e.contains("never"), "{e}");
     }
 }
