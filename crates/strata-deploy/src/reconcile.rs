@@ -114,7 +114,7 @@ impl<'a> Deployer<'a> {
         names.iter().map(|n| self.find(n)).collect()
     }
 
-    fn find(&self, name: &str) -> Result<&'a Deployment, DeployError> {
+    pub(crate) fn find(&self, name: &str) -> Result<&'a Deployment, DeployError> {
         self.file
             .deployment(name)
             .ok_or_else(|| DeployError::UnknownDeployment {
@@ -133,7 +133,17 @@ impl<'a> Deployer<'a> {
     /// Save `d`'s state, then list the digests it runs or may roll back to as gc roots of the
     /// store they live in, so `strata store gc` keeps them after their tags move on.
     fn save(&self, d: &Deployment, state: &DeploymentState) -> Result<(), DeployError> {
-        self.states.save(&d.name, state)?;
+        // What prune needs once `d` is gone from the file: where it ran, how it stops, where its
+        // root is. A deployment back in the file is no longer removed.
+        let mut state = state.clone();
+        state.target = Some(d.target);
+        state.stop_grace_ms = Some(u64::try_from(d.stop_grace.as_millis()).unwrap_or(u64::MAX));
+        state.roots_in = match &d.image {
+            ImageSource::Oci { dir, .. } => Some(dir.clone()),
+            _ => None,
+        };
+        state.removed = None;
+        self.states.save(&d.name, &state)?;
         let held_in = match &d.image {
             ImageSource::Oci { dir, .. } => Store::open(dir).ok(),
             _ => None,
@@ -1145,7 +1155,23 @@ impl<'a> Deployer<'a> {
 
     /// Stop a deployment: its containers and its front listeners; its state and history stay.
     pub fn down(&self, name: &str) -> Result<(), DeployError> {
-        let d = self.find(name)?;
+        let d = match self.find(name) {
+            Ok(d) => d,
+            // A deployment taken out of the file: `down` prunes it.
+            Err(e) => {
+                if !self.states.names()?.iter().any(|n| n == name) {
+                    return Err(e);
+                }
+                let pruned = self.prune(&[name.to_string()], false)?;
+                return match pruned.into_iter().find(|p| p.result == "refused") {
+                    Some(p) => Err(DeployError::Unsupported {
+                        deployment: name.to_string(),
+                        message: p.message,
+                    }),
+                    None => Ok(()),
+                };
+            }
+        };
         if let Some(h) = self.handoff(d) {
             return Err(DeployError::Unsupported {
                 deployment: d.name.clone(),
@@ -1185,7 +1211,7 @@ impl<'a> Deployer<'a> {
 }
 
 /// Whether `pid` is a front listener reading `backend` (a reused pid is not).
-fn proxy_alive(pid: u32, backend: &Path) -> bool {
+pub(crate) fn proxy_alive(pid: u32, backend: &Path) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
         let want = backend.as_os_str().as_encoded_bytes();
         cmd.split(|b| *b == 0).any(|arg| arg == want)
@@ -1252,6 +1278,8 @@ mod tests {
         containers: RefCell<Vec<Container>>,
         calls: RefCell<Vec<String>>,
         healthy: RefCell<bool>,
+        /// `remove` fails (a crash in the middle of a prune).
+        fail_remove: RefCell<bool>,
     }
 
     impl Target for Recording {
@@ -1275,6 +1303,13 @@ mod tests {
             Ok(*self.healthy.borrow())
         }
         fn remove(&self, _: &str, name: &str, _: Duration) -> Result<(), DeployError> {
+            if *self.fail_remove.borrow() {
+                return Err(DeployError::Target {
+                    deployment: "web".into(),
+                    action: "stop".into(),
+                    message: "killed".into(),
+                });
+            }
             self.calls.borrow_mut().push(format!("remove {name}"));
             self.containers.borrow_mut().retain(|c| c.name != name);
             Ok(())
@@ -1409,5 +1444,92 @@ health = { exec = "true", timeout = "100ms" }
         assert_eq!(out.result, "deployed");
         assert_eq!(out.running.as_deref(), Some(d.as_str()));
         assert_eq!(f.target.containers.borrow().len(), 1);
+    }
+
+    /// The deploy file without `web`, and a deployer over it with the fixture's state and target.
+    fn without_web(f: &Fixture) -> DeployFile {
+        DeployFile::parse(&f.dir.path().join("deploy.toml"), "name = \"t\"\n").unwrap()
+    }
+
+    fn deployer_of<'a>(f: &'a Fixture, file: &'a DeployFile) -> Deployer<'a> {
+        Deployer {
+            file,
+            ..f.deployer()
+        }
+    }
+
+    #[test]
+    fn a_crash_in_the_middle_of_a_prune_is_finished_by_the_next() {
+        let f = Fixture::new();
+        let digest = f.push();
+        assert_eq!(f.reconcile().result, "deployed");
+        let file = without_web(&f);
+        let d = deployer_of(&f, &file);
+        let orphans = d.orphans().unwrap();
+        assert_eq!(orphans.len(), 1);
+        assert_eq!(orphans[0].running.as_deref(), Some(digest.as_str()));
+        assert!(
+            orphans[0].message.contains("no longer in deploy.toml"),
+            "{}",
+            orphans[0].message
+        );
+        // the dry run removes nothing
+        assert_eq!(d.prune(&[], true).unwrap()[0].result, "would-prune");
+        assert_eq!(f.target.containers.borrow().len(), 1);
+        // killed while stopping the container: not marked removed, still an orphan
+        *f.target.fail_remove.borrow_mut() = true;
+        assert!(d.prune(&[], false).is_err());
+        assert!(d.states.load("web").unwrap().removed.is_none());
+        assert_eq!(d.orphans().unwrap().len(), 1);
+        // the next prune (here `down web`, which prunes an orphan) finishes; the history stays
+        *f.target.fail_remove.borrow_mut() = false;
+        d.down("web").unwrap();
+        assert!(f.target.containers.borrow().is_empty());
+        let state = d.states.load("web").unwrap();
+        assert!(state.removed.is_some() && state.running.is_none());
+        assert_eq!(state.history.len(), 1);
+        assert!(d.orphans().unwrap().is_empty());
+        assert!(d.prune(&[], false).unwrap().is_empty());
+        // back in the file, it is a deployment again
+        assert_eq!(f.reconcile().result, "deployed");
+        assert!(f.deployer().states.load("web").unwrap().removed.is_none());
+    }
+
+    #[test]
+    fn prune_refuses_an_orphan_that_ran_elsewhere_and_an_unknown_name() {
+        let f = Fixture::new();
+        let file = without_web(&f);
+        let d = deployer_of(&f, &file);
+        let state = DeploymentState {
+            target: Some(TargetKind::Gitops),
+            running: Some(Running {
+                digest: "sha256:aa".into(),
+                container: "git commit 1a2b".into(),
+                since: strata_events::now(),
+                healthy: true,
+                ports: vec![],
+            }),
+            ..Default::default()
+        };
+        d.states.save("api", &state).unwrap();
+        let pruned = d.prune(&[], false).unwrap();
+        assert_eq!(pruned[0].result, "refused");
+        assert!(
+            pruned[0].message.contains("take it out of service there"),
+            "{}",
+            pruned[0].message
+        );
+        assert!(d.states.load("api").unwrap().removed.is_none());
+        assert!(f.target.calls.borrow().is_empty(), "nothing stopped here");
+        let e = d
+            .prune(&["never".to_string()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deploy.toml") && e.contains("never"), "{e}");
+        // `down` of an orphan is its prune, refused alike
+        let e = d.down("api").unwrap_err().to_string();
+        assert!(e.contains("take it out of service there"), "{e}");
+        let e = d.down("never").unwrap_err().to_string();
+        assert!(e.contains("deploy.toml") && e.contains("never"), "{e}");
     }
 }

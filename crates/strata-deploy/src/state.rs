@@ -38,6 +38,19 @@ pub struct DeploymentState {
     pub in_flight: Option<InFlight>,
     /// The front listeners' process ids, by public address.
     pub proxies: Vec<Proxy>,
+    /// Where it ran when last saved (`local`, `gitops`, `kubernetes`): what `strata deploy
+    /// prune` acts on once the deployment is gone from the deploy file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::config::TargetKind>,
+    /// Its stop grace period in milliseconds when last saved (prune stops an orphan with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_grace_ms: Option<u64>,
+    /// The store holding its gc root, when not the store of `strata deploy` (an `oci:` image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roots_in: Option<PathBuf>,
+    /// When `strata deploy prune` took it out of service (RFC 3339); its history stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<String>,
 }
 
 /// The container that serves the deployment.
@@ -292,6 +305,29 @@ impl StateDir {
     pub fn save(&self, deployment: &str, state: &DeploymentState) -> Result<(), DeployError> {
         let path = self.file(deployment);
         self.write_atomic(&path, &serde_json::to_vec_pretty(state).unwrap_or_default())
+    }
+
+    /// The deployments that have a saved state, by name, sorted.
+    pub fn names(&self) -> Result<Vec<String>, DeployError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(&self.dir)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(self.io(&self.dir))?;
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            if let Some(name) = file.strip_suffix(".json")
+                && !name.is_empty()
+                && !name.starts_with('.')
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// Where the front listener of `deployment`'s public `listen` address reads its backend.

@@ -10,7 +10,7 @@ use strata_deploy::{DeployFile, Deployer, Podman, RollbackTo, StateDir};
 
 use super::copy::ClientArgs;
 use crate::global::GlobalArgs;
-use crate::out::outln;
+use crate::out::{errln, outln};
 
 /// Options every deploy command shares.
 #[derive(Debug, clap::Args)]
@@ -117,10 +117,20 @@ enum Sub {
         #[arg(long, env = "STRATA_TEAM", value_name = "TEAM")]
         team: String,
     },
-    /// Stop a deployment's containers and front listeners (its state and history stay).
+    /// Stop a deployment's containers and front listeners (its state and history stay); for a
+    /// deployment taken out of the deploy file, the same as `prune NAME`.
     Down {
         /// The deployment.
         name: String,
+    },
+    /// Stop and remove deployments taken out of the deploy file (or renamed): their containers,
+    /// front listeners and gc roots; their state and history stay, marked removed.
+    Prune {
+        /// Only these orphans (default: all).
+        names: Vec<String>,
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// The front listener of a published port (started by rollouts).
     #[command(hide = true)]
@@ -296,6 +306,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         None => {
             let outcomes = deployer.reconcile(&args.names)?;
             print_outcomes(&outcomes, json)?;
+            warn_orphans(&deployer);
             let failed = outcomes
                 .iter()
                 .any(|o| matches!(o.result.as_str(), "failed" | "rolled-back" | "refused"));
@@ -306,10 +317,34 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             })
         }
         Some(Sub::Status { names }) => {
-            let status = deployer.status(&names)?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&status)?);
+            // Names the file no longer has are shown as the orphans they are.
+            let orphans: Vec<_> = deployer
+                .orphans()?
+                .into_iter()
+                .filter(|o| names.is_empty() || names.contains(&o.name))
+                .collect();
+            let asked: Vec<String> = names
+                .iter()
+                .filter(|n| !orphans.iter().any(|o| &o.name == *n))
+                .cloned()
+                .collect();
+            let status = if asked.is_empty() && !names.is_empty() {
+                Vec::new()
             } else {
+                deployer.status(&asked)?
+            };
+            if json {
+                let mut all = serde_json::to_value(&status)?;
+                if let Some(list) = all.as_array_mut() {
+                    for o in &orphans {
+                        list.push(serde_json::to_value(o)?);
+                    }
+                }
+                outln!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                for o in &orphans {
+                    outln!("{}: orphan: {}", o.name, o.message);
+                }
                 for s in status {
                     let st = &s.state;
                     let running = st.running.as_ref().map_or("-".to_string(), |r| {
@@ -352,8 +387,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Sub::History { name }) => {
-            let status = deployer.status(std::slice::from_ref(&name))?;
-            let history = &status[0].state.history;
+            // A deployment taken out of the file keeps its history.
+            let history = match deployer.status(std::slice::from_ref(&name)) {
+                Ok(mut status) => status.remove(0).state.history,
+                Err(e) => {
+                    if !deployer.states.names()?.contains(&name) {
+                        return Err(e.into());
+                    }
+                    deployer.states.load(&name)?.history
+                }
+            };
+            let history = &history;
             if json {
                 outln!("{}", serde_json::to_string_pretty(history)?);
             } else {
@@ -423,7 +467,44 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Sub::Prune { names, dry_run }) => {
+            let pruned = deployer.prune(&names, dry_run)?;
+            if json {
+                outln!("{}", serde_json::to_string(&pruned)?);
+            } else if pruned.is_empty() {
+                outln!("nothing to prune");
+            } else {
+                for p in &pruned {
+                    outln!("{}: {}: {}", p.deployment, p.result, p.message);
+                }
+            }
+            Ok(if pruned.iter().any(|p| p.result == "refused") {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Some(Sub::Proxy { .. }) => unreachable!("handled above"),
+    }
+}
+
+/// Name, on stderr, the deployments the deploy file no longer has that still run or hold state.
+pub fn warn_orphans(deployer: &Deployer<'_>) -> Vec<String> {
+    match deployer.orphans() {
+        Ok(orphans) => orphans
+            .into_iter()
+            .map(|o| {
+                errln!("warning: {}", o.message);
+                o.message
+            })
+            .collect(),
+        Err(e) => {
+            errln!(
+                "warning: cannot look for deployments no longer in the deploy file: {}",
+                strata_oci::report(&e)
+            );
+            Vec::new()
+        }
     }
 }
 

@@ -113,8 +113,21 @@ fn deployments(
     // Only news: a deployment's line is printed when its result or desired digest changes, not at
     // every pass (a digest waiting for approval or refused stays so until something happens).
     let mut last: std::collections::HashMap<String, (String, String)> = Default::default();
+    // The deployments the file no longer has: named when watch starts and again when the file
+    // changes (and with it the set), not at every pass.
+    let mut orphans_told: Option<Vec<String>> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut changed = false;
+        let deployer = ctx.deployer();
+        let names: Vec<String> = deployer
+            .orphans()
+            .map(|o| o.into_iter().map(|o| o.message).collect())
+            .unwrap_or_default();
+        if orphans_told.as_ref() != Some(&names) {
+            super::deploy::warn_orphans(&deployer);
+            orphans_told = Some(names);
+        }
+        drop(deployer);
         ctx.deployer().watch(
             interval,
             stop,

@@ -1047,3 +1047,169 @@ fn watch_reads_a_changed_deploy_file_and_keeps_the_last_good_one_on_a_bad_edit()
         "{stderr}"
     );
 }
+
+/// A deployment taken out of deploy.toml keeps running and is named at every status and deploy
+/// pass (never silently removed); `prune --dry-run` changes nothing; `prune` stops its container
+/// and its front listener (the port is free again), removes its gc root, keeps its history; the
+/// same deployment name under another deploy file is not touched.
+#[test]
+fn a_deployment_taken_out_of_the_file_is_named_and_pruned_only_when_asked() {
+    let Some(w) = World::new("orphan") else {
+        return;
+    };
+    w.good("orphan v1");
+    w.write_deploy("");
+    assert!(w.deploy(&[]).0);
+    assert_eq!(w.page(), "orphan v1");
+    // Another deploy file, same podman storage, a deployment also named web.
+    let other_name = format!("{}-b", w.name);
+    let other_port = free_port();
+    let other_file = w.dir.path().join("other.toml");
+    std::fs::write(
+        &other_file,
+        format!(
+            "name = \"{other_name}\"\n[[deployment]]\nname = \"web\"\nimage = \"acme/web\"\n\
+             ports = [\"127.0.0.1:{other_port}:8080\"]\n\
+             health = {{ http = \"/index.html\", port = 8080, timeout = \"60s\" }}\n\
+             stop_grace = \"1s\"\nnetwork = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    let other = || {
+        let mut c = w.strata();
+        c.env("STRATA_DEPLOY_FILE", &other_file);
+        c
+    };
+    let mut down_other = other();
+    down_other.args(["deploy", "down", "web"]);
+    let _teardown = Teardown {
+        strata: down_other,
+        podman_args: w.podman_args.clone(),
+    };
+    run_ok(other().args(["deploy"]));
+    let other_label = format!("label=dev.strata.deploy={other_name}/web");
+    let other_running = || {
+        run_ok(
+            w.podman()
+                .args(["ps", "--filter", &other_label, "--format", "{{.Names}}"]),
+        )
+        .lines()
+        .count()
+    };
+    assert_eq!(other_running(), 1);
+    let root = w
+        .deploy_store
+        .join(".strata/roots")
+        .join(format!("deploy-{}-web", w.name));
+    assert!(root.is_file());
+
+    // web goes out of the file
+    std::fs::write(
+        w.dir.path().join("deploy.toml"),
+        format!("name = \"{}\"\nowner = \"development\"\n", w.name),
+    )
+    .unwrap();
+    let (ok, status) = w.deploy(&["status"]);
+    assert!(ok, "{status}");
+    let orphan = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .unwrap_or_else(|| panic!("status does not name the orphan: {status}"))
+        .clone();
+    assert_eq!(orphan["orphan"], true, "{orphan}");
+    assert_eq!(
+        orphan["containers"].as_array().unwrap().len(),
+        1,
+        "{orphan}"
+    );
+    let listen = format!("127.0.0.1:{}", w.port);
+    assert_eq!(orphan["listening"][0], listen.as_str(), "{orphan}");
+    let text = run_ok(w.strata().args(["deploy", "status"]));
+    assert!(
+        text.contains("web: orphan: deployment web is no longer in deploy.toml but still runs")
+            && text.contains(&listen)
+            && text.contains("strata deploy prune"),
+        "{text}"
+    );
+    // a deploy pass names it too, and leaves it running
+    let out = w.strata().arg("deploy").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("deployment web is no longer in deploy.toml")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(w.containers().len(), 1);
+    assert!(w.containers()[0].1, "the orphan still runs");
+    assert_eq!(w.page(), "orphan v1");
+    // so does watch, on stderr
+    let mut watch = w
+        .strata()
+        .args(["watch", "--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("deployment web is no longer in deploy.toml") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let told = rx.recv_timeout(Duration::from_secs(120));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(told.is_ok(), "watch did not name the orphan");
+    assert_eq!(w.containers().len(), 1);
+
+    // --dry-run changes nothing
+    let (ok, dry) = w.deploy(&["prune", "--dry-run"]);
+    assert!(ok, "{dry}");
+    assert_eq!(dry[0]["result"], "would-prune", "{dry}");
+    assert!(w.containers()[0].1);
+    assert_eq!(w.page(), "orphan v1");
+    assert!(root.is_file());
+
+    // a name never deployed is refused naming the file
+    let (ok, text) = deploy_as(&w, "development", &["prune", "never"]);
+    assert!(
+        !ok && text.contains("deploy.toml") && text.contains("never"),
+        "{text}"
+    );
+
+    // prune: container and listener gone, port free, root gone, history kept
+    let (ok, pruned) = w.deploy(&["prune"]);
+    assert!(ok, "{pruned}");
+    assert_eq!(pruned[0]["deployment"], "web", "{pruned}");
+    assert_eq!(pruned[0]["result"], "pruned", "{pruned}");
+    assert!(w.containers().is_empty(), "{:?}", w.containers());
+    std::net::TcpListener::bind(&listen).expect("the orphan's port is free again");
+    assert!(!root.exists(), "the gc root of the orphan stays");
+    let (ok, history) = w.deploy(&["history", "web"]);
+    assert!(ok, "{history}");
+    assert!(!history.as_array().unwrap().is_empty(), "{history}");
+    let events = w.events("pruned");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["user"].as_str().is_some_and(|u| !u.is_empty()));
+    // nothing left to name or prune
+    let (_, status) = w.deploy(&["status"]);
+    assert!(status.as_array().unwrap().is_empty(), "{status}");
+    let (ok, again) = w.deploy(&["prune"]);
+    assert!(ok && again.as_array().unwrap().is_empty(), "{again}");
+
+    // the other deploy file's web still runs and serves
+    assert_eq!(other_running(), 1);
+    assert_eq!(http_get(other_port, "/index.html").unwrap(), "orphan v1");
+}
