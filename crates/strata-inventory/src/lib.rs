@@ -35,8 +35,10 @@ pub mod databases;
 pub mod dpkg;
 pub mod error;
 pub mod limits;
+pub mod osv;
 pub mod package;
 pub mod rpm;
+pub mod sbom;
 pub mod version;
 
 pub use attribution::{
