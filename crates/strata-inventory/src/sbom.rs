@@ -603,6 +603,146 @@ pub fn cyclonedx(inventory: &Inventory, info: &SbomInfo) -> CycloneDxBom {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Signed SBOM referrers
+
+/// Why an SBOM could not be made, attached or verified.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SbomError {
+    /// The image's inventory could not be read.
+    #[error("cannot read the packages of {image}")]
+    Inventory {
+        /// The image.
+        image: String,
+        /// Why.
+        source: crate::InventoryError,
+    },
+    /// The attestation could not be stored or read.
+    #[error("the SBOM attestation of {image}")]
+    Attest {
+        /// The image.
+        image: String,
+        /// Why.
+        source: strata_attest::AttestError,
+    },
+    /// No attached SBOM of the asked format carries a signature by the image's owner.
+    #[error("{image} has no {format} SBOM signed by a key of {team}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NotSigned {
+        /// The image.
+        image: String,
+        /// `SPDX` or `CycloneDX`.
+        format: &'static str,
+        /// The owner team whose keys were tried.
+        team: String,
+        /// Why the best candidate failed, when there was one.
+        reason: Option<String>,
+    },
+}
+
+impl Format {
+    fn label(self) -> &'static str {
+        match self {
+            Format::Spdx => "SPDX",
+            Format::CycloneDx => "CycloneDX",
+        }
+    }
+}
+
+/// The in-toto statement that `document` (an SBOM in `format`) describes image `name` with
+/// manifest `digest`.
+pub fn statement(
+    name: &str,
+    digest: &strata_oci::Digest,
+    format: Format,
+    document: serde_json::Value,
+) -> strata_attest::Statement {
+    strata_attest::Statement {
+        type_: strata_attest::statement::STATEMENT_TYPE.to_string(),
+        subject: vec![strata_attest::statement::Subject::image(name, digest)],
+        predicate_type: format.predicate_type().to_string(),
+        predicate: document,
+    }
+}
+
+/// What a build calls once its image is stored and its provenance attached: the SPDX and the
+/// CycloneDX SBOM of `image` (named `name`, its full reference), each signed with `key` and
+/// attached as a referrer beside the provenance. Returns the attestation manifests.
+pub fn attest(
+    store: &strata_oci::Store,
+    catalog: &strata_inspect::Catalog,
+    image: &strata_inspect::StoredImage,
+    name: &str,
+    key: &strata_attest::PrivateKey,
+    info: &SbomInfo,
+) -> Result<Vec<oci_spec::image::Descriptor>, SbomError> {
+    let inventory =
+        crate::inventory(store, catalog, image).map_err(|source| SbomError::Inventory {
+            image: name.to_string(),
+            source,
+        })?;
+    let mut out = Vec::new();
+    for format in [Format::Spdx, Format::CycloneDx] {
+        let statement = statement(
+            name,
+            &image.digest,
+            format,
+            to_json(&inventory, format, info),
+        );
+        let envelope = strata_attest::sign(&statement, key);
+        out.push(
+            strata_attest::attach(store, &image.descriptor, &envelope).map_err(|source| {
+                SbomError::Attest {
+                    image: name.to_string(),
+                    source,
+                }
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// The SBOM in `format` attached to the image whose manifest is `digest`, signed by one of
+/// `trusted` (the owner `team`'s keys) and naming that digest as its subject. The newest such
+/// attestation is not chosen by time: any that verifies is the image's (they describe the same
+/// immutable image).
+pub fn verified(
+    store: &strata_oci::Store,
+    image: &str,
+    digest: &strata_oci::Digest,
+    format: Format,
+    team: &str,
+    trusted: &[strata_attest::PublicKey],
+) -> Result<serde_json::Value, SbomError> {
+    let found =
+        strata_attest::artifact::find_each(store, digest).map_err(|source| SbomError::Attest {
+            image: image.to_string(),
+            source,
+        })?;
+    let mut reason = None;
+    for attestation in found.into_iter().flatten() {
+        let Ok(statement) = attestation.envelope.statement_unverified() else {
+            continue;
+        };
+        if statement.predicate_type != format.predicate_type() {
+            continue;
+        }
+        match attestation.envelope.verify(trusted) {
+            Ok(v) if v.statement.subject_digests().contains(digest) => {
+                return Ok(v.statement.predicate);
+            }
+            Ok(_) => reason = Some("its subject is another image".to_string()),
+            Err(e) => reason = Some(e.to_string()),
+        }
+    }
+    Err(SbomError::NotSigned {
+        image: image.to_string(),
+        format: format.label(),
+        team: team.to_string(),
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
