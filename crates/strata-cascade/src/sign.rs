@@ -212,7 +212,13 @@ pub(crate) fn sign(
 /// Sign and attach the image's SBOMs (SPDX and CycloneDX) beside its provenance. An image whose
 /// package databases cannot be read still ships, signed: the failure is logged, and
 /// `strata sbom --verify` then reports the SBOM missing.
-fn attest_sbom(store: &Store, digest: &Digest, name: &str, key: &PrivateKey, created: DateTime<Utc>) {
+fn attest_sbom(
+    store: &Store,
+    digest: &Digest,
+    name: &str,
+    key: &PrivateKey,
+    created: DateTime<Utc>,
+) {
     let result = strata_inspect::Catalog::load(store)
         .map_err(|e| e.to_string())
         .and_then(|catalog| {

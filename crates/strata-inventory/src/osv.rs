@@ -248,8 +248,9 @@ fn parse_ecosystem(s: &str) -> Option<(Ecosystem, Option<&'static str>, Option<&
             Some("alpine"),
             release.map(|r| r.trim_start_matches('v')),
         )),
-        "Red Hat" | "Rocky Linux" | "AlmaLinux" | "openSUSE" | "SUSE" | "Mageia"
-        | "openEuler" => Some((Ecosystem::Rpm, None, release)),
+        "Red Hat" | "Rocky Linux" | "AlmaLinux" | "openSUSE" | "SUSE" | "Mageia" | "openEuler" => {
+            Some((Ecosystem::Rpm, None, release))
+        }
         _ => None,
     }
 }

@@ -130,7 +130,9 @@ pub fn purl(package: &Package, distro: Option<&Distro>) -> String {
         package.ecosystem,
         &package.name,
         &package.version,
-        Some(&package.arch).filter(|a| !a.is_empty()).map(String::as_str),
+        Some(&package.arch)
+            .filter(|a| !a.is_empty())
+            .map(String::as_str),
         distro,
     )
 }
@@ -778,12 +780,18 @@ mod tests {
         );
         // An epoch's colon and a plus are percent-encoded.
         assert_eq!(
-            purl(&pkg(Ecosystem::Deb, "libstdc++6", "1:2.3+b1", "amd64"), Some(&d)),
+            purl(
+                &pkg(Ecosystem::Deb, "libstdc++6", "1:2.3+b1", "amd64"),
+                Some(&d)
+            ),
             "pkg:deb/debian/libstdc%2B%2B6@1%3A2.3%2Bb1?arch=amd64&distro=debian-12"
         );
         let r = distro("rhel", "8.9");
         assert_eq!(
-            purl(&pkg(Ecosystem::Rpm, "openssl", "1:1.1.1k-7.el8", "x86_64"), Some(&r)),
+            purl(
+                &pkg(Ecosystem::Rpm, "openssl", "1:1.1.1k-7.el8", "x86_64"),
+                Some(&r)
+            ),
             "pkg:rpm/redhat/openssl@1.1.1k-7.el8?arch=x86_64&distro=rhel-8.9&epoch=1"
         );
         let a = distro("alpine", "3.20.1");

@@ -27,6 +27,7 @@ mod pinned_base;
 mod registry_interop;
 mod registry_load;
 mod run_steps;
+mod sbom_advisories;
 mod store_cli;
 mod tiertest_cascade;
 mod tiertest_export;
