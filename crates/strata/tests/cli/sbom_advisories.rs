@@ -462,3 +462,62 @@ fn hostile_osv_files_are_refused_in_one_line_naming_the_file() {
     std::os::unix::fs::symlink("/dev/zero", o.join("zero.json")).unwrap();
     ok(&strata(&s, &["advisories", "--osv", o.to_str().unwrap()]));
 }
+
+/// Every signed build attaches its SBOMs beside its provenance, signed by the same team's key;
+/// `strata sbom --verify` prints the signed one and refuses one signed by another team's key.
+#[test]
+fn signed_builds_attach_sboms_that_verify_against_the_owners_keys() {
+    use crate::custody_cli::{TEAMS, signed_example, strata as in_dir, with_keys};
+    let Some(dir) = signed_example() else { return };
+    let d = dir.path();
+    // middleware's image signed with development's key: its SBOM must not verify.
+    let keys: Vec<(&str, &str)> = TEAMS
+        .iter()
+        .map(|t| {
+            (
+                *t,
+                if *t == "middleware" {
+                    "development"
+                } else {
+                    *t
+                },
+            )
+        })
+        .collect();
+    with_keys(in_dir(d), d, &keys)
+        .arg("build")
+        .assert()
+        .success();
+    for format in ["spdx", "cyclonedx"] {
+        let out = in_dir(d)
+            .args(["sbom", "acme/corebuild", "--verify", "--format", format])
+            .output()
+            .unwrap();
+        let text = ok(&out);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let packages = in_dir(d)
+            .args(["packages", "acme/corebuild", "--json"])
+            .output()
+            .unwrap();
+        let digest = serde_json::from_slice::<Value>(&packages.stdout).unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if format == "spdx" {
+            assert_eq!(doc["packages"][0]["versionInfo"], digest.as_str());
+        } else {
+            assert_eq!(doc["metadata"]["component"]["version"], digest.as_str());
+        }
+    }
+    let out = in_dir(d)
+        .args(["sbom", "acme/httpd-php", "--verify"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("acme/httpd-php has no SPDX SBOM signed by a key of middleware"),
+        "{err}"
+    );
+}
