@@ -10,6 +10,7 @@ mod crash;
 mod cross_project;
 mod custody_cli;
 mod debian_chain;
+mod debian_sbom;
 mod deploy;
 mod dockerfile_cli;
 mod engine_export;

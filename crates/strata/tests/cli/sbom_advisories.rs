@@ -185,7 +185,7 @@ fn ok(out: &std::process::Output) -> String {
 
 /// The CycloneDX 1.6 JSON validator of `cyclonedx-python-lib`, strict (the schema rejects
 /// unknown fields); `None` when the library is missing outside CI.
-fn cyclonedx_validate(file: &Path) -> Option<()> {
+pub(crate) fn cyclonedx_validate(file: &Path) -> Option<()> {
     let python = require_tool("python3")?;
     let script = "import sys\n\
         from cyclonedx.validation.json import JsonStrictValidator\n\
