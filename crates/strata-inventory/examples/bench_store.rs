@@ -4,7 +4,7 @@
 //! them), a corebuild adding 30 and a middleware adding 40, then N application builds on top, each
 //! with its own layer (50 applications of 10 teams, N/50 builds each), tagged `bench/appK:B`.
 
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
 

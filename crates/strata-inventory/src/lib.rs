@@ -42,7 +42,8 @@ pub mod sbom;
 pub mod version;
 
 pub use attribution::{
-    InstalledPackage, Inventory, LayerCredit, LayerPackages, inventory, inventory_of_layers,
+    InstalledPackage, Inventory, LayerCredit, LayerPackages, PrefixMemo, inventory,
+    inventory_of_layers, inventory_with,
 };
 pub use databases::Databases;
 pub use error::{InventoryError, Result};

@@ -618,7 +618,7 @@ pub enum SbomError {
         /// The image.
         image: String,
         /// Why.
-        source: crate::InventoryError,
+        source: Box<crate::InventoryError>,
     },
     /// The attestation could not be stored or read.
     #[error("the SBOM attestation of {image}")]
@@ -626,7 +626,7 @@ pub enum SbomError {
         /// The image.
         image: String,
         /// Why.
-        source: strata_attest::AttestError,
+        source: Box<strata_attest::AttestError>,
     },
     /// No attached SBOM of the asked format carries a signature by the image's owner.
     #[error("{image} has no {format} SBOM signed by a key of {team}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
@@ -681,7 +681,7 @@ pub fn attest(
     let inventory =
         crate::inventory(store, catalog, image).map_err(|source| SbomError::Inventory {
             image: name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     let mut out = Vec::new();
     for format in [Format::Spdx, Format::CycloneDx] {
@@ -696,7 +696,7 @@ pub fn attest(
             strata_attest::attach(store, &image.descriptor, &envelope).map_err(|source| {
                 SbomError::Attest {
                     image: name.to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             })?,
         );
@@ -719,7 +719,7 @@ pub fn verified(
     let found =
         strata_attest::artifact::find_each(store, digest).map_err(|source| SbomError::Attest {
             image: image.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     let mut reason = None;
     for attestation in found.into_iter().flatten() {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use strata_inspect::{Catalog, StoredImage};
 use strata_inventory::osv::{self, OsvRecord};
 use strata_inventory::sbom::tier_of;
-use strata_inventory::{InstalledPackage, Inventory};
+use strata_inventory::{InstalledPackage, Inventory, PrefixMemo};
 use strata_oci::{Digest, Reference, Store};
 
 use super::graph::{load_chain, write_stdout};
@@ -64,11 +64,12 @@ pub fn advisories(args: AdvisoriesArgs, global: &GlobalArgs) -> Result<ExitCode>
     };
     let mut findings = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut prefixes = PrefixMemo::default();
     for image in images {
         if !seen.insert(image.digest.clone()) {
             continue;
         }
-        let inventory = read_inventory(&store, &catalog, image)?;
+        let inventory = read_inventory(&store, &catalog, image, &mut prefixes)?;
         findings.extend(osv::match_inventory(&records, &inventory));
     }
     let text = if args.json {
@@ -268,13 +269,15 @@ pub fn affected(args: AffectedArgs, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let (store, catalog) = open(global)?;
     let mut memo: HashMap<Digest, Vec<Hit>> = HashMap::new();
-    let hits_of = |memo: &mut HashMap<Digest, Vec<Hit>>, image: &StoredImage| -> Result<usize> {
-        if !memo.contains_key(&image.digest) {
-            let inventory = read_inventory(&store, &catalog, image)?;
-            memo.insert(image.digest.clone(), matcher.hits(&inventory));
-        }
-        Ok(memo[&image.digest].len())
-    };
+    let mut prefixes = PrefixMemo::default();
+    let mut hits_of =
+        |memo: &mut HashMap<Digest, Vec<Hit>>, image: &StoredImage| -> Result<usize> {
+            if !memo.contains_key(&image.digest) {
+                let inventory = read_inventory(&store, &catalog, image, &mut prefixes)?;
+                memo.insert(image.digest.clone(), matcher.hits(&inventory));
+            }
+            Ok(memo[&image.digest].len())
+        };
     let mut reports = Vec::new();
     for (repository, builds) in builds_by_repository(&catalog) {
         let Some((latest_tag, latest)) = builds.last() else {
@@ -417,8 +420,13 @@ fn who(p: &InstalledPackage) -> String {
     }
 }
 
-fn read_inventory(store: &Store, catalog: &Catalog, image: &StoredImage) -> Result<Inventory> {
-    strata_inventory::inventory(store, catalog, image)
+fn read_inventory(
+    store: &Store,
+    catalog: &Catalog,
+    image: &StoredImage,
+    memo: &mut PrefixMemo,
+) -> Result<Inventory> {
+    strata_inventory::inventory_with(store, catalog, image, memo)
         .with_context(|| format!("cannot read the packages of {}", image.name()))
 }
 

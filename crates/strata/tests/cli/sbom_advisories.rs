@@ -4,6 +4,8 @@
 //! names the tier and team that brought a package in and the newer build that dropped it, and
 //! hostile OSV files are refused in one line.
 
+#![allow(clippy::print_stderr)]
+
 use std::path::Path;
 use std::process::Command as StdCommand;
 
