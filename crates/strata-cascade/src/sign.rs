@@ -186,6 +186,7 @@ pub(crate) fn sign(
     let (attestation, _) =
         strata_attest::attest_provenance(store, &descriptor, &name, &provenance, key)
             .map_err(|e| ImageError::Sign(Box::new(e)))?;
+    attest_sbom(store, &digest, &name, key, built.started);
     let key_id = key.id().to_string();
     if let Some(events) = events {
         let log = events.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,6 +207,34 @@ pub(crate) fn sign(
         });
     }
     Ok(key_id)
+}
+
+/// Sign and attach the image's SBOMs (SPDX and CycloneDX) beside its provenance. An image whose
+/// package databases cannot be read still ships, signed: the failure is logged, and
+/// `strata sbom --verify` then reports the SBOM missing.
+fn attest_sbom(
+    store: &Store,
+    digest: &Digest,
+    name: &str,
+    key: &PrivateKey,
+    created: DateTime<Utc>,
+) {
+    let result = strata_inspect::Catalog::load(store)
+        .map_err(|e| e.to_string())
+        .and_then(|catalog| {
+            let image = catalog
+                .get(digest)
+                .ok_or_else(|| format!("{digest} is not in the store"))?;
+            let info = strata_inventory::sbom::SbomInfo {
+                created,
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            strata_inventory::sbom::attest(store, &catalog, image, name, key, &info)
+                .map_err(|e| strata_oci::report(&e))
+        });
+    if let Err(reason) = result {
+        tracing::warn!("{name}: no SBOM attached: {reason}");
+    }
 }
 
 /// The git repository and commit holding `dir`, when it is in a git work tree.

@@ -121,6 +121,34 @@ impl Inventory {
 /// # }
 /// ```
 pub fn inventory(store: &Store, catalog: &Catalog, image: &StoredImage) -> Result<Inventory> {
+    inventory_with(store, catalog, image, &mut PrefixMemo::default())
+}
+
+/// The database states after prefixes of layers that images share (a base's layers under its
+/// builds), so that the inventories of many images on one base read the base's layers once:
+/// [`inventory_with`]. Only proper prefixes of the images walked are kept, so its memory grows
+/// with the number of distinct bases, not of images.
+#[derive(Debug, Default)]
+pub struct PrefixMemo {
+    states: HashMap<String, Walk>,
+}
+
+/// The walk's state after some layers.
+#[derive(Debug, Clone, Default)]
+struct Walk {
+    dbs: Databases,
+    current: HashMap<PackageKey, Credited>,
+    per_layer: Vec<LayerPackages>,
+}
+
+/// [`inventory()`], reusing (and filling) `memo`: the layers an image shares with images already
+/// walked are not read again. The result is the same as [`inventory()`]'s.
+pub fn inventory_with(
+    store: &Store,
+    catalog: &Catalog,
+    image: &StoredImage,
+    memo: &mut PrefixMemo,
+) -> Result<Inventory> {
     let lineage = Lineage::of(catalog, image);
     let created = image.layer_created_by();
     let credits = image
@@ -140,12 +168,13 @@ pub fn inventory(store: &Store, catalog: &Catalog, image: &StoredImage) -> Resul
             }
         })
         .collect();
-    inventory_of_layers(
+    walk(
         store,
         &image.name(),
         &image.digest.to_string(),
         image.layers(),
         credits,
+        Some(memo),
     )
 }
 
@@ -157,11 +186,58 @@ pub fn inventory_of_layers(
     layers: &[Descriptor],
     credits: Vec<LayerCredit>,
 ) -> Result<Inventory> {
-    let mut dbs = Databases::default();
-    // (ecosystem, name, arch) → (package, installed_by, upgraded_by)
-    let mut current: HashMap<PackageKey, Credited> = HashMap::new();
-    let mut per_layer = Vec::with_capacity(layers.len());
-    for (index, (layer, credit)) in layers.iter().zip(credits.iter()).enumerate() {
+    walk(store, image, digest, layers, credits, None)
+}
+
+/// The memo key of the first `n` layers: their digests and their credits (the same layers credited
+/// to other builds are another prefix).
+fn prefix_key(layers: &[Descriptor], credits: &[LayerCredit], n: usize) -> String {
+    let mut key = String::new();
+    for (layer, credit) in layers[..n].iter().zip(credits) {
+        key.push_str(layer.digest().as_ref());
+        key.push('|');
+        key.push_str(credit.build_digest.as_deref().unwrap_or(""));
+        key.push(';');
+    }
+    key
+}
+
+fn walk(
+    store: &Store,
+    image: &str,
+    digest: &str,
+    layers: &[Descriptor],
+    credits: Vec<LayerCredit>,
+    mut memo: Option<&mut PrefixMemo>,
+) -> Result<Inventory> {
+    // Resume after the longest proper prefix already walked.
+    let mut start = 0;
+    let mut state = Walk::default();
+    if let Some(memo) = memo.as_deref() {
+        for n in (1..layers.len()).rev() {
+            if let Some(found) = memo.states.get(&prefix_key(layers, &credits, n)) {
+                state = found.clone();
+                start = n;
+                break;
+            }
+        }
+    }
+    let Walk {
+        mut dbs,
+        mut current,
+        mut per_layer,
+    } = state;
+    for (index, (layer, credit)) in layers.iter().zip(credits.iter()).enumerate().skip(start) {
+        if index > start
+            && let Some(memo) = memo.as_deref_mut()
+        {
+            let key = prefix_key(layers, &credits, index);
+            memo.states.entry(key).or_insert_with(|| Walk {
+                dbs: dbs.clone(),
+                current: current.clone(),
+                per_layer: per_layer.clone(),
+            });
+        }
         let touched = apply_layer(store, image, index, layer, &mut dbs)?;
         let mut changes = LayerPackages {
             layer: credit.clone(),

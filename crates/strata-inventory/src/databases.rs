@@ -44,7 +44,8 @@ pub const OS_RELEASE: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Databases {
-    files: BTreeMap<String, Vec<u8>>,
+    /// Shared, so the state after a base's layers is cloned cheaply for each build on it.
+    files: BTreeMap<String, std::sync::Arc<[u8]>>,
 }
 
 impl Databases {
@@ -65,13 +66,13 @@ impl Databases {
     /// Set a tracked file's content (untracked paths are ignored).
     pub fn insert(&mut self, path: &str, content: Vec<u8>) {
         if Self::is_tracked(path) {
-            self.files.insert(path.to_string(), content);
+            self.files.insert(path.to_string(), content.into());
         }
     }
 
     /// A tracked file's content.
     pub fn get(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(Vec::as_slice)
+        self.files.get(path).map(|c| &**c)
     }
 
     /// Remove `path` and everything under it; whether anything was removed.
@@ -134,7 +135,7 @@ impl Databases {
         if let Some(status) = self.get(DPKG_STATUS) {
             out.extend(dpkg::parse_status(DPKG_STATUS, status)?);
         }
-        let status_d: Vec<(&String, &Vec<u8>)> = self
+        let status_d: Vec<(&String, &std::sync::Arc<[u8]>)> = self
             .files
             .iter()
             .filter(|(p, _)| p.starts_with(DPKG_STATUS_D) && !p.ends_with(".md5sums"))

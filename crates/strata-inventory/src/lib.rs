@@ -35,12 +35,15 @@ pub mod databases;
 pub mod dpkg;
 pub mod error;
 pub mod limits;
+pub mod osv;
 pub mod package;
 pub mod rpm;
+pub mod sbom;
 pub mod version;
 
 pub use attribution::{
-    InstalledPackage, Inventory, LayerCredit, LayerPackages, inventory, inventory_of_layers,
+    InstalledPackage, Inventory, LayerCredit, LayerPackages, PrefixMemo, inventory,
+    inventory_of_layers, inventory_with,
 };
 pub use databases::Databases;
 pub use error::{InventoryError, Result};

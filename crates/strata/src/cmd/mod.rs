@@ -67,6 +67,13 @@ pub enum Command {
     Layers(layers::Args),
     /// The packages an image holds (dpkg, rpm, apk) and the tier and team that installed each.
     Packages(packages::Args),
+    /// An image's SBOM: SPDX 2.3 or CycloneDX 1.6 JSON (`--verify`: the signed one of its build).
+    Sbom(sbom::Args),
+    /// The OSV advisories affecting the store's images, and the tier and team that must patch.
+    Advisories(advisories::AdvisoriesArgs),
+    /// Who must patch: the images carrying a package or advisory, the tier that brought it in,
+    /// and what patching that tier rebuilds.
+    Affected(advisories::AffectedArgs),
     /// Reconcile the deployments of a deploy.toml once; `status`, `history`, `rollback`, `hold`,
     /// `release`, `approve`, `down`.
     Deploy(deploy::Args),
@@ -106,11 +113,15 @@ pub fn run(command: Command, global: &GlobalArgs) -> Result<ExitCode> {
         Command::Diff(args) => diff::run(args, global),
         Command::Layers(args) => layers::run(args, global),
         Command::Packages(args) => packages::run(args, global),
+        Command::Sbom(args) => sbom::run(args, global),
+        Command::Advisories(args) => advisories::advisories(args, global),
+        Command::Affected(args) => advisories::affected(args, global),
         Command::Deploy(args) => deploy::run(args, global),
         Command::Watch(args) => watch::run(args, global),
     }
 }
 
+mod advisories;
 mod build;
 mod build_image;
 mod copy;
@@ -137,6 +148,7 @@ mod rmi;
 mod run;
 mod sandbox_args;
 mod save;
+mod sbom;
 mod serve;
 mod store;
 mod test;

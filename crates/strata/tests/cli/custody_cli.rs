@@ -8,10 +8,10 @@ use std::path::Path;
 use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::str::contains;
 
-const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
+pub(crate) const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
 
 /// The example chain with a key pair per team, the public keys trusted in strata.toml.
-fn signed_example() -> Option<tempfile::TempDir> {
+pub(crate) fn signed_example() -> Option<tempfile::TempDir> {
     if !strata_testutil::can_build_example() {
         return None;
     }
@@ -33,7 +33,7 @@ fn signed_example() -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
-fn strata(d: &Path) -> assert_cmd::Command {
+pub(crate) fn strata(d: &Path) -> assert_cmd::Command {
     let mut cmd = cargo_bin_cmd!("strata");
     cmd.arg("-C").arg(d);
     for team in TEAMS {
@@ -42,7 +42,7 @@ fn strata(d: &Path) -> assert_cmd::Command {
     cmd
 }
 
-fn with_keys(
+pub(crate) fn with_keys(
     mut cmd: assert_cmd::Command,
     d: &Path,
     teams: &[(&str, &str)],

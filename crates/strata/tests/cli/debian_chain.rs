@@ -169,6 +169,7 @@ context = "httpd"
     assert!(text.trim_end().ends_with('2'), "{text}");
 
     packages_match_dpkg_query_and_are_credited_to_their_tiers(&store);
+    crate::debian_sbom::check(d, &store);
 
     // podman runs apache from the top image and serves the page.
     let podman: Vec<String> = [

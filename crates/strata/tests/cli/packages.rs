@@ -11,7 +11,7 @@ use strata_oci::image_config::{History, ImageConfig};
 use strata_oci::tar::{Entry, LayerOptions, Metadata};
 use strata_oci::{Descriptor, MediaType, Store};
 
-fn layer(store: &Store, entries: Vec<Entry>) -> (Descriptor, String) {
+pub(crate) fn layer(store: &Store, entries: Vec<Entry>) -> (Descriptor, String) {
     let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
     writer.append_all(entries).unwrap();
     let layer = writer.finish().unwrap();
@@ -34,7 +34,7 @@ fn status(packages: &[(&str, &str)]) -> Entry {
     )
 }
 
-fn image(
+pub(crate) fn image(
     store: &Store,
     name: &str,
     team: &str,
