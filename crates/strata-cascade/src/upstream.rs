@@ -161,7 +161,7 @@ fn new_entry(reference: &str, registry: &str, digest: &str) -> Locked {
 }
 
 /// Fill `entry`'s provenance fields from the first of `envelopes` that a key of `trust`
-/// verifies and whose statement is about `digest`.
+/// verifies and whose statement is provenance about `digest`.
 fn signed_provenance(
     entry: &mut Locked,
     trust: &TrustConfig,
@@ -183,17 +183,17 @@ fn signed_provenance(
         if !verified.statement.subject_digests().contains(digest) {
             continue;
         }
+        // Other signed statements (the SBOMs) are about the same digest: only provenance says
+        // who built it and when.
+        let Ok(provenance) = verified.statement.provenance() else {
+            continue;
+        };
         let Some(team) = trust.team_of_key(&verified.key_id) else {
             continue;
         };
         entry.built_by = Some(team.to_string());
         entry.key = Some(verified.key_id.as_str().to_string());
-        entry.built = verified
-            .statement
-            .provenance()
-            .ok()
-            .and_then(|p| p.run_details.metadata)
-            .and_then(|m| m.finished_on);
+        entry.built = provenance.run_details.metadata.and_then(|m| m.finished_on);
         return;
     }
 }
