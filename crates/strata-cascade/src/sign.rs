@@ -219,7 +219,9 @@ fn attest_sbom(
     key: &PrivateKey,
     created: DateTime<Utc>,
 ) {
-    let result = strata_inspect::Catalog::load(store)
+    // This image and its bases only: loading the whole store per signed image would make a
+    // cascade's cost grow with the square of the chain.
+    let result = strata_inspect::Catalog::load_lineage(store, digest)
         .map_err(|e| e.to_string())
         .and_then(|catalog| {
             let image = catalog

@@ -124,21 +124,12 @@ impl Catalog {
     /// index contributes the manifest `Store::image_from_descriptor` picks for this machine.
     pub fn load(store: &Store) -> Result<Catalog> {
         let mut catalog = Catalog::default();
-        for tag in store.refs().list()? {
-            let descriptor = if is_index(tag.descriptor.media_type()) {
-                store
-                    .image_from_descriptor(&tag.descriptor)?
-                    .descriptor()
-                    .clone()
-            } else {
-                tag.descriptor.clone()
-            };
-            let digest = Digest::from_oci(descriptor.digest())?;
+        for (name, descriptor, digest) in tagged_manifests(store)? {
             let i = match catalog.by_digest.get(&digest) {
                 Some(&i) => i,
-                None => catalog.insert(read_image(store, &descriptor, &tag.name)?),
+                None => catalog.insert(read_image(store, &descriptor, &name)?),
             };
-            catalog.images[i].tags.push(tag.name.clone());
+            catalog.images[i].tags.push(name);
         }
         let mut next = 0;
         while next < catalog.images.len() {
@@ -148,14 +139,33 @@ impl Catalog {
             if catalog.by_digest.contains_key(&base) || !store.blobs().has(&base) {
                 continue;
             }
-            // Not through `Refs::resolve`: that re-reads index.json for every base.
-            let descriptor = Descriptor::new(
-                oci_spec::image::MediaType::ImageManifest,
-                store.blobs().size(&base)?,
-                base.to_oci(),
-            );
-            let image = read_image(store, &descriptor, &base.to_string())?;
+            let image = read_image(store, &untagged(store, &base)?, &base.to_string())?;
             catalog.insert(image);
+        }
+        Ok(catalog)
+    }
+
+    /// The catalog of the image `digest` and the bases under it (with their tags, as
+    /// [`Catalog::load`] gives them), and nothing else: what one image's [`crate::Lineage`]
+    /// needs, read without reading every image of the store. Empty when `digest` is not in the
+    /// store.
+    pub fn load_lineage(store: &Store, digest: &Digest) -> Result<Catalog> {
+        let tagged = tagged_manifests(store)?;
+        let mut catalog = Catalog::default();
+        let mut next = Some(digest.clone());
+        while let Some(digest) = next.take() {
+            if catalog.by_digest.contains_key(&digest) || !store.blobs().has(&digest) {
+                break;
+            }
+            let tags: Vec<&(String, Descriptor, Digest)> =
+                tagged.iter().filter(|(_, _, d)| *d == digest).collect();
+            let image = match tags.first() {
+                Some((name, descriptor, _)) => read_image(store, descriptor, name)?,
+                None => read_image(store, &untagged(store, &digest)?, &digest.to_string())?,
+            };
+            next = image.base_digest();
+            let i = catalog.insert(image);
+            catalog.images[i].tags = tags.iter().map(|(name, _, _)| name.clone()).collect();
         }
         Ok(catalog)
     }
@@ -301,6 +311,36 @@ impl Catalog {
             },
         }
     }
+}
+
+/// Each tag of the store in index order: its name, the image manifest it names (for a
+/// multi-platform index, the manifest `Store::image_from_descriptor` picks for this machine) and
+/// that manifest's digest.
+fn tagged_manifests(store: &Store) -> Result<Vec<(String, Descriptor, Digest)>> {
+    let mut tagged = Vec::new();
+    for tag in store.refs().list()? {
+        let descriptor = if is_index(tag.descriptor.media_type()) {
+            store
+                .image_from_descriptor(&tag.descriptor)?
+                .descriptor()
+                .clone()
+        } else {
+            tag.descriptor.clone()
+        };
+        let digest = Digest::from_oci(descriptor.digest())?;
+        tagged.push((tag.name, descriptor, digest));
+    }
+    Ok(tagged)
+}
+
+/// The descriptor of an untagged manifest in the store (a base named by a child's annotation).
+/// Not through `Refs::resolve`: that reads the index for every base.
+fn untagged(store: &Store, digest: &Digest) -> Result<Descriptor> {
+    Ok(Descriptor::new(
+        oci_spec::image::MediaType::ImageManifest,
+        store.blobs().size(digest)?,
+        digest.to_oci(),
+    ))
 }
 
 /// Read one image's manifest and config; `name` is for error messages.

@@ -164,6 +164,25 @@ fn owners_follow_base_digests() {
 }
 
 #[test]
+fn a_lineage_catalog_holds_the_image_and_its_bases_as_the_whole_catalog_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let whole = Catalog::load(&store).unwrap();
+    let app = whole.find(&store, "acme/app").unwrap();
+    let only = Catalog::load_lineage(&store, &app.digest).unwrap();
+    // The app, core build 2 and the untagged base; not core build 1, which is not underneath.
+    assert_eq!(only.images().len(), 3);
+    assert!(whole.find(&store, "acme/core:1").is_ok());
+    assert!(only.find(&store, "acme/core:1").is_err());
+    let mine = only.get(&app.digest).unwrap();
+    assert_eq!(mine.tags, app.tags);
+    // The same levels, with the same names (tags) and owners.
+    assert_eq!(Lineage::of(&only, mine), Lineage::of(&whole, app));
+    let missing = Catalog::load_lineage(&store, &strata_oci::Digest::of(b"not here")).unwrap();
+    assert!(missing.images().is_empty());
+}
+
+#[test]
 fn the_tree_merges_prefixes_and_colours_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
