@@ -192,59 +192,18 @@ fn write_busybox_tar(
     write_rootfs(&entries, dest)
 }
 
-/// Where [`debian_rootfs_tar`] keeps its tarball between runs (`STRATA_TEST_CACHE` overrides).
-fn test_cache_dir() -> PathBuf {
-    std::env::var_os("STRATA_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/strata-test"))
-}
-
 /// A Debian bookworm root filesystem tarball made by `debootstrap --variant=minbase` from Debian's
 /// mirror, as the official image's `rootfs.tar` is made (device nodes in /dev included), cached in
-/// `/var/cache/strata-test` so it is made once per machine. `None` (skip) when debootstrap is missing
-/// outside CI; under `CI=true` a missing debootstrap or a failed bootstrap fails the test.
+/// `/var/cache/strata-test` (`STRATA_TEST_CACHE` overrides) so it is made once per machine. The
+/// one maker is `scripts/debian-rootfs` (also run by `scripts/test` while the workspace compiles,
+/// and by the benchmarks); its lock makes concurrent callers wait for one tarball. `None` (skip)
+/// when debootstrap is missing outside CI; under `CI=true` a missing debootstrap or a failed
+/// bootstrap fails the test.
 pub fn debian_rootfs_tar() -> Option<PathBuf> {
-    use std::sync::Mutex;
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = test_cache_dir();
-    let tarball = cache.join("debian-bookworm-minbase.tar");
-    if tarball.is_file() {
-        return Some(tarball);
-    }
-    let debootstrap = require_tool("debootstrap")?;
-    std::fs::create_dir_all(&cache).expect("the test cache directory");
-    let work = tempfile::tempdir_in(&cache).expect("a work directory in the test cache");
-    let root = work.path().join("root");
-    run_ok(
-        Command::new(debootstrap)
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&root)
-            .arg("http://deb.debian.org/debian"),
-    );
-    // apt's lists and the package cache make the tarball larger without changing what it is.
-    for junk in ["var/cache/apt/archives", "var/lib/apt/lists"] {
-        let dir = root.join(junk);
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if entry.path().is_file() {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
-    let partial = work.path().join("rootfs.tar");
-    run_ok(
-        Command::new("tar")
-            .arg("--numeric-owner")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&partial)
-            .arg("."),
-    );
-    std::fs::rename(&partial, &tarball).expect("publish the cached tarball");
-    Some(tarball)
+    require_tool("debootstrap")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/debian-rootfs");
+    let printed = run_ok(&mut Command::new(script));
+    Some(PathBuf::from(printed.trim_end()))
 }
 
 /// The mount points in this process's mount namespace at or under `dir` (from
