@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use strata_build::builder::{BuildEvent, BuildOptions, BuildSink};
 use strata_build::import::{ImportOptions, import_rootfs};
-use strata_chain::{Build, Chain, Status, StatusSource};
+use strata_chain::{Build, Chain, Status};
 use strata_events::{Event, EventLog, Kind};
 use strata_oci::{Compression, Store};
 
@@ -341,6 +341,7 @@ pub fn build_chain(
             Err(e) => tracing::warn!("cannot mark interrupted builds: {e}"),
         }
     }
+    let rows = BuildRows::new(events);
     let graph = chain.graph();
     let schedule = Schedule {
         order: selected,
@@ -355,6 +356,7 @@ pub fn build_chain(
         resolver: &resolver,
         puller: crate::pull::BasePuller::new(options.pull),
         events,
+        rows: &rows,
         options,
         sink,
     };
@@ -362,6 +364,7 @@ pub fn build_chain(
     // is the whole index: per image, that made a large chain's build quadratic).
     let batch = store.batch_index_writes();
     let images = crate::schedule::run(&schedule, options.jobs, &options.cancel, &builder, sink)?;
+    rows.flush();
     batch.finish()?;
     resolver.save();
     Ok(Summary {
@@ -457,6 +460,8 @@ struct ChainBuilder<'a> {
     resolver: &'a InputsResolver<'a>,
     puller: crate::pull::BasePuller,
     events: Option<&'a Mutex<EventLog>>,
+    /// Where the build rows go (up-to-date ones batched).
+    rows: &'a BuildRows<'a>,
     options: &'a CascadeOptions,
     sink: &'a dyn CascadeSink,
 }
@@ -470,6 +475,7 @@ impl ImageBuilder for ChainBuilder<'_> {
             self.resolver,
             &self.puller,
             self.events,
+            self.rows,
             self.options,
             self.sink,
             i,
@@ -489,7 +495,7 @@ impl ImageBuilder for ChainBuilder<'_> {
             signed_by: None,
             timings: None,
         };
-        record(self.events, self.options, &report, None, None);
+        self.rows.record(self.options, &report, None, None);
         report
     }
 }
@@ -502,6 +508,7 @@ fn build_one(
     resolver: &InputsResolver<'_>,
     puller: &crate::pull::BasePuller,
     events: Option<&Mutex<EventLog>>,
+    rows: &BuildRows<'_>,
     options: &CascadeOptions,
     sink: &dyn CascadeSink,
     i: usize,
@@ -523,6 +530,8 @@ fn build_one(
         .timings
         .then(|| Arc::new(strata_build::timings::Timings::new()));
     let mut built = false;
+    // The build key of the inputs this run saw, for the log.
+    let mut key = None;
     let started_utc = chrono::Utc::now();
     let started_at = strata_events::now();
     let result = (|| -> Result<Outcome, ImageError> {
@@ -539,9 +548,19 @@ fn build_one(
         if let Some(upstreams) = upstreams {
             upstreams.record_image(chain, store, i);
         }
-        let status = StoreStatus::new(resolver, events).status(chain, i)?;
-        let stored = resolver.stored(i)?;
-        let old = stored.as_ref().map(|(d, _)| d.clone());
+        // The status, the stored image and the current inputs, each read once: the build and
+        // the events log reuse them (a no-op cascade did each twice per image).
+        let checked = StoreStatus::new(resolver, events).check(chain, i)?;
+        let status = checked.status;
+        let old = checked.stored.map(|(d, _)| d);
+        if let Some(current) = &checked.current {
+            key = Some(current.inputs.key());
+        }
+        let mut checked_inputs = checked.current;
+        let mut resolve = || match checked_inputs.take() {
+            Some(current) => Ok(current),
+            None => resolver.resolve(i),
+        };
         if force {
             report.reasons.push("forced".into());
         }
@@ -636,7 +655,8 @@ fn build_one(
                 descriptor.digest().to_string()
             }
             Build::Rootfs { path } => {
-                let current = resolver.resolve(i)?;
+                let current = resolve()?;
+                key = Some(current.inputs.key());
                 resolved = Some(current.clone());
                 if let Some(t) = &timings {
                     t.step(1, &format!("import {}", path.display()));
@@ -663,7 +683,8 @@ fn build_one(
                 context,
                 dockerfile,
             } => {
-                let current = resolver.resolve(i)?;
+                let current = resolve()?;
+                key = Some(current.inputs.key());
                 let mut build = BuildOptions::new(context);
                 build.dockerfile = Some(dockerfile.clone());
                 build.build_args = image.args.clone();
@@ -737,9 +758,8 @@ fn build_one(
             message: strata_oci::report(&error),
         },
     };
-    let key = resolver.resolve(i).ok().map(|r| r.inputs.key());
-    record(
-        events,
+    let key = key.or_else(|| resolver.resolve(i).ok().map(|r| r.inputs.key()));
+    rows.record(
         options,
         &report,
         key,
@@ -860,14 +880,90 @@ fn status_reason(status: &Status) -> String {
     }
 }
 
-fn record(
-    events: Option<&Mutex<EventLog>>,
+/// How long an up-to-date image's row may wait in memory before it is written.
+const ROWS_WAIT: Duration = Duration::from_millis(500);
+
+/// Where the cascade's build rows go. A build's rows (its start, its end, a failure, a skip) are
+/// written at once, as a crash must find them; an up-to-date image's row waits in memory and is
+/// written with the others in one transaction ([`EventLog::record_all`]), at most [`ROWS_WAIT`]
+/// later or when the run ends (or unwinds: on drop). One write per up-to-date image was a large
+/// no-op's largest cost; a crash now loses at most the last half second of "found up to date"
+/// rows, which the next run records again.
+struct BuildRows<'a> {
+    events: Option<&'a Mutex<EventLog>>,
+    /// Rows waiting, and when the oldest of them was queued.
+    waiting: Mutex<(Vec<Event>, Option<Instant>)>,
+}
+
+impl<'a> BuildRows<'a> {
+    fn new(events: Option<&'a Mutex<EventLog>>) -> Self {
+        BuildRows {
+            events,
+            waiting: Mutex::new((Vec::new(), None)),
+        }
+    }
+
+    /// Record what happened to an image (its key and its start time and duration, when known).
+    fn record(
+        &self,
+        options: &CascadeOptions,
+        report: &ImageReport,
+        key: Option<String>,
+        timing: Option<(String, u128)>,
+    ) {
+        let Some(events) = self.events else { return };
+        let Some(event) = build_event(options, report, key, timing) else {
+            return;
+        };
+        if !matches!(report.outcome, Outcome::UpToDate { .. }) {
+            let log = events.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = log.record(&event) {
+                tracing::warn!("cannot record the build of {}: {e}", report.image);
+            }
+            return;
+        }
+        let due = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let oldest = *waiting.1.get_or_insert_with(Instant::now);
+            waiting.0.push(event);
+            oldest.elapsed() >= ROWS_WAIT
+        };
+        if due {
+            self.flush();
+        }
+    }
+
+    /// Write the waiting rows.
+    fn flush(&self) {
+        let Some(events) = self.events else { return };
+        let rows = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.1 = None;
+            std::mem::take(&mut waiting.0)
+        };
+        if rows.is_empty() {
+            return;
+        }
+        let log = events.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = log.record_all(&rows) {
+            tracing::warn!("cannot record {} up-to-date images: {e}", rows.len());
+        }
+    }
+}
+
+impl Drop for BuildRows<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The log row of an image's outcome (None for a dry run's "would build").
+fn build_event(
     options: &CascadeOptions,
     report: &ImageReport,
     key: Option<String>,
     timing: Option<(String, u128)>,
-) {
-    let Some(events) = events else { return };
+) -> Option<Event> {
     let (result, old, new, reason) = match &report.outcome {
         Outcome::Built { old, new, .. } => ("ok", old.clone(), Some(new.clone()), None),
         Outcome::UpToDate { digest } => (
@@ -876,7 +972,7 @@ fn record(
             Some(digest.clone()),
             None,
         ),
-        Outcome::WouldBuild => return,
+        Outcome::WouldBuild => return None,
         Outcome::Failed { message } => ("failed", None, None, Some(message.clone())),
         Outcome::Skipped { because } => ("skipped", None, None, Some(because.clone())),
     };
@@ -901,7 +997,7 @@ fn record(
         Some((start, ms)) => (start, Some(ms)),
         None => (String::new(), None),
     };
-    let event = Event {
+    Some(Event {
         time,
         kind: Some(Kind::Build),
         image: report.image.clone(),
@@ -921,11 +1017,7 @@ fn record(
             _ => None,
         },
         ..Event::default()
-    };
-    let log = events.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = log.record(&event) {
-        tracing::warn!("cannot record the build of {}: {e}", report.image);
-    }
+    })
 }
 
 #[cfg(test)]

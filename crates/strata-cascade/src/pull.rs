@@ -54,14 +54,21 @@ impl BasePuller {
                 .filter(|u| u.mode() != LockMode::Follow)
                 .and_then(|u| u.pinned(reference))
         };
-        let mut pulled = self.pull_dockerfile(
-            store,
-            context,
-            dockerfile,
-            &image.args,
-            |reference| chain.resolve(reference).is_some() || pinned(reference).is_some(),
-            events,
-        )?;
+        // The chain parsed every Dockerfile when it loaded (a load fails on one that does not
+        // parse): one naming no image outside the chain has nothing to pull, and is not read and
+        // parsed again here (once per image, a few percent of a large no-op cascade).
+        let mut pulled = if chain.graph().external_uses(i).is_empty() {
+            Vec::new()
+        } else {
+            self.pull_dockerfile(
+                store,
+                context,
+                dockerfile,
+                &image.args,
+                |reference| chain.resolve(reference).is_some() || pinned(reference).is_some(),
+                events,
+            )?
+        };
         for site in chain.graph().external_uses(i) {
             let Some(digest) = pinned(&site.reference) else {
                 continue;

@@ -59,7 +59,27 @@ pub fn run(
         });
     }
     let (tx, rx) = mpsc::channel::<(usize, ImageReport)>();
+    // `jobs` workers take images from a queue (a thread started per image was a few percent of
+    // a large no-op cascade). The queue closes when the scope's closure returns (it owns
+    // `work`), and the workers end with it.
+    let (work, queue) = mpsc::channel::<(usize, Vec<String>)>();
+    let queue = std::sync::Mutex::new(queue);
     std::thread::scope(|scope| -> Result<(), CascadeError> {
+        let work = work;
+        for _ in 0..jobs.min(schedule.order.len()) {
+            let (tx, queue) = (tx.clone(), &queue);
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((i, parents_rebuilt)) = next else {
+                        return;
+                    };
+                    let report = builder.build(i, &parents_rebuilt);
+                    // The receiver lives until every worker is done.
+                    let _ = tx.send((i, report));
+                }
+            });
+        }
         loop {
             // Start every image whose scheduled parents are finished, up to `jobs`.
             let mut k = 0;
@@ -106,13 +126,10 @@ pub fn run(
                     .filter(|&&p| rebuilt[p])
                     .map(|&p| schedule.names[p].clone())
                     .collect();
-                let tx = tx.clone();
                 running += 1;
-                scope.spawn(move || {
-                    let report = builder.build(i, &parents_rebuilt);
-                    // The receiver lives until every worker is done.
-                    let _ = tx.send((i, report));
-                });
+                if work.send((i, parents_rebuilt)).is_err() {
+                    return Err(CascadeError::Options("the build workers vanished".into()));
+                }
             }
             if running == 0 && pending.is_empty() {
                 return Ok(());

@@ -195,6 +195,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_image_time ON events (image, time);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_image_run ON events (image, run_id);
 ";
 
 /// How long a writer waits for another one before giving up.
@@ -259,35 +260,21 @@ impl EventLog {
 
     /// Record an event (its `time` defaults to now); returns its id.
     pub fn record(&self, event: &Event) -> Result<i64, EventError> {
-        let time = if event.time.is_empty() {
-            now()
-        } else {
-            event.time.clone()
-        };
-        self.conn
-            .execute(
-                "INSERT INTO events (time, kind, image, team, user, old_digest, new_digest, build_key,
-                 reason, cause, run_id, duration_ms, result, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    time,
-                    event.kind.unwrap_or(Kind::Build).as_str(),
-                    event.image,
-                    event.team,
-                    event.user,
-                    event.old_digest,
-                    event.new_digest,
-                    event.build_key,
-                    event.reason,
-                    event.cause,
-                    event.run_id,
-                    event.duration_ms,
-                    event.result,
-                    event.detail.as_ref().map(|d| d.to_string()),
-                ],
-            )
+        insert(&self.conn, event).map_err(self.err())
+    }
+
+    /// Record `events` in one transaction (each `time` defaults to now), in order; returns their
+    /// ids. One commit for all: recorded one by one, a cascade's thousands of up-to-date images
+    /// cost one write transaction (and its locks and WAL frames) each. All or none are recorded.
+    pub fn record_all(&self, events: &[Event]) -> Result<Vec<i64>, EventError> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let ids = events
+            .iter()
+            .map(|event| insert(&tx, event))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(self.err())?;
-        Ok(self.conn.last_insert_rowid())
+        tx.commit().map_err(self.err())?;
+        Ok(ids)
     }
 
     /// Events matching `query`, oldest first.
@@ -356,21 +343,25 @@ impl EventLog {
     /// Call it only while no build can be running on the store (under its build lock). Returns
     /// the events recorded.
     pub fn mark_interrupted(&self) -> Result<Vec<Event>, EventError> {
-        let mut builds = self.query(&Query {
-            kinds: vec![Kind::Build],
-            ..Query::default()
-        })?;
-        // In the order they were written: a finished build's row carries its start time.
-        builds.sort_by_key(|e| e.id);
-        let mut open: Vec<Event> = Vec::new();
-        for event in builds {
-            let same = |e: &Event| e.image == event.image && e.run_id == event.run_id;
-            if event.result == "started" {
-                open.push(event);
-            } else {
-                open.retain(|e| !same(e));
-            }
-        }
+        // Asked of SQLite rather than by reading every build ever recorded: that read grew with
+        // the log's whole history, and each cascade adds a row per image. A `started` row is open
+        // when no later row of the same image and run says how the build ended.
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time, kind, image, team, user, old_digest, new_digest, build_key,
+                 reason, cause, run_id, duration_ms, result, detail FROM events s
+                 WHERE s.kind = 'build' AND s.result = 'started' AND NOT EXISTS (
+                     SELECT 1 FROM events e WHERE e.image = s.image AND e.run_id IS s.run_id
+                     AND e.kind = 'build' AND e.result != 'started' AND e.id > s.id)
+                 ORDER BY s.id",
+            )
+            .map_err(self.err())?;
+        let open: Vec<Event> = stmt
+            .query_map([], row_to_event)
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
         let mut marked = Vec::new();
         for started in open {
             let event = Event {
@@ -421,6 +412,37 @@ impl EventLog {
     }
 }
 
+/// Insert one event (its `time` defaults to now); returns its id.
+fn insert(conn: &Connection, event: &Event) -> rusqlite::Result<i64> {
+    let time = if event.time.is_empty() {
+        now()
+    } else {
+        event.time.clone()
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (time, kind, image, team, user, old_digest, new_digest, build_key,
+         reason, cause, run_id, duration_ms, result, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        time,
+        event.kind.unwrap_or(Kind::Build).as_str(),
+        event.image,
+        event.team,
+        event.user,
+        event.old_digest,
+        event.new_digest,
+        event.build_key,
+        event.reason,
+        event.cause,
+        event.run_id,
+        event.duration_ms,
+        event.result,
+        event.detail.as_ref().map(|d| d.to_string()),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let kind: String = row.get(2)?;
     let detail: Option<String> = row.get(14)?;
@@ -449,7 +471,14 @@ pub fn now() -> String {
 }
 
 /// The name of the user running strata (`SUDO_USER`, `USER`, else the passwd name of the uid).
+/// Found once per process: every recorded event asks, and without `USER` each answer read the
+/// passwd database (a few percent of a large no-op cascade).
 pub fn current_user() -> String {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(find_user).clone()
+}
+
+fn find_user() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .ok()
@@ -565,6 +594,83 @@ mod tests {
         assert!(last.reason.unwrap().contains("never finished"));
         // Marked once: the next run finds nothing more.
         assert!(log.mark_interrupted().unwrap().is_empty());
+    }
+
+    // Issue 22: a no-op cascade of 5,000 images spent a write transaction per up-to-date image.
+    #[test]
+    fn record_all_writes_in_order_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.db")).unwrap();
+        let first = log
+            .record(&Event {
+                image: "base".into(),
+                result: "ok".into(),
+                ..Event::default()
+            })
+            .unwrap();
+        let batch: Vec<Event> = (0..3)
+            .map(|i| Event {
+                kind: Some(Kind::Build),
+                image: format!("app{i}"),
+                result: "up-to-date".into(),
+                ..Event::default()
+            })
+            .collect();
+        let ids = log.record_all(&batch).unwrap();
+        assert_eq!(ids, [first + 1, first + 2, first + 3]);
+        let images: Vec<String> = log
+            .query(&Query::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.image)
+            .collect();
+        assert_eq!(images, ["base", "app0", "app1", "app2"]);
+        assert!(log.record_all(&[]).unwrap().is_empty());
+        // The connection is back in autocommit: a later single record is not left uncommitted.
+        log.record(&Event {
+            image: "late".into(),
+            result: "ok".into(),
+            ..Event::default()
+        })
+        .unwrap();
+        let other = EventLog::open(&dir.path().join("events.db")).unwrap();
+        assert_eq!(other.query(&Query::default()).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn started_builds_end_only_by_a_later_row_of_the_same_image_and_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.db")).unwrap();
+        let ev = |image: &str, run: Option<&str>, result: &str| Event {
+            kind: Some(Kind::Build),
+            image: image.into(),
+            run_id: run.map(str::to_string),
+            result: result.into(),
+            ..Event::default()
+        };
+        // An ending row recorded before the start (another build's) does not close it.
+        log.record(&ev("app", Some("r1"), "up-to-date")).unwrap();
+        log.record(&ev("app", Some("r1"), "started")).unwrap();
+        // Runs without an id pair with each other, as before.
+        log.record(&ev("core", None, "started")).unwrap();
+        log.record(&ev("core", None, "ok")).unwrap();
+        // Another image's or another run's end does not close it either.
+        log.record(&ev("mw", Some("r2"), "started")).unwrap();
+        log.record(&ev("mw", Some("r3"), "ok")).unwrap();
+        log.record(&ev("other", Some("r2"), "ok")).unwrap();
+        let marked: Vec<(String, Option<String>)> = log
+            .mark_interrupted()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.image, e.run_id))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("app".to_string(), Some("r1".to_string())),
+                ("mw".to_string(), Some("r2".to_string())),
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use strata_cascade::{
-    CascadeEvent, CascadeOptions, CascadeSink, LockMode, Outcome, Summary, Upstreams, build_chain,
+    CascadeEvent, CascadeOptions, CascadeSink, ImageReport, LockMode, Outcome, Summary, Upstreams,
+    build_chain,
 };
 use strata_chain::Lock;
 
@@ -162,7 +163,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<ExitCode> {
         }
         write_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
     } else {
-        write_stdout(&summary_text(&summary, args.dry_run))?;
+        // On a terminal the summary names only what was (or would be) built, failed or was
+        // skipped, and counts the rest; piped, it keeps one line per image for scripts and logs.
+        let terminal = std::io::stdout().is_terminal();
+        write_stdout(&summary_text(&summary, args.dry_run, terminal))?;
     }
     Ok(if summary.failed() {
         ExitCode::FAILURE
@@ -239,19 +243,32 @@ fn save_lock(chain: &strata_chain::Chain, upstreams: &Upstreams, old: Option<Loc
     Ok(())
 }
 
-/// The summary table: one line per image with its owner.
-fn summary_text(summary: &Summary, dry_run: bool) -> String {
-    let width = summary
+/// How many skipped images a terminal summary names, one line each, before it counts the rest.
+const SKIPPED_NAMED: usize = 10;
+
+/// The summary table: one line per image with its owner, then the counts. On a `terminal` it
+/// leaves out the up-to-date images (counted on the last line: at 5,000 images a no-op printed
+/// 5,000 lines) and names at most [`SKIPPED_NAMED`] skipped ones.
+fn summary_text(summary: &Summary, dry_run: bool, terminal: bool) -> String {
+    let mut skipped = 0;
+    let shown: Vec<&ImageReport> = summary
         .images
         .iter()
-        .map(|r| r.image.len())
-        .max()
-        .unwrap_or(5);
+        .filter(|r| match r.outcome {
+            Outcome::UpToDate { .. } => !terminal,
+            Outcome::Skipped { .. } if terminal => {
+                skipped += 1;
+                skipped <= SKIPPED_NAMED
+            }
+            _ => true,
+        })
+        .collect();
+    let width = shown.iter().map(|r| r.image.len()).max().unwrap_or(5);
     let mut out = String::new();
     if dry_run {
         out.push_str("dry run: nothing was built\n");
     }
-    for r in &summary.images {
+    for r in shown {
         let (word, detail) = match &r.outcome {
             Outcome::Built {
                 old,
@@ -284,6 +301,12 @@ fn summary_text(summary: &Summary, dry_run: bool) -> String {
         out.push_str(&format!(
             "{:<width$}  {:<12} {:<11}{why} {detail}\n",
             r.image, r.owner, word
+        ));
+    }
+    if skipped > SKIPPED_NAMED {
+        out.push_str(&format!(
+            "... and {} more skipped\n",
+            skipped - SKIPPED_NAMED
         ));
     }
     let count = |f: fn(&Outcome) -> bool| summary.images.iter().filter(|r| f(&r.outcome)).count();

@@ -542,3 +542,115 @@ fn a_killed_build_is_marked_interrupted_by_the_next_run() {
         "{text}"
     );
 }
+
+/// A chain of one-COPY images on a busybox base, no RUN step: `names` each `FROM acme/base`.
+fn copy_chain(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    strata_testutil::busybox_rootfs_tar(&dir.join("base/rootfs.tar")).unwrap();
+    let mut toml = String::from(
+        "name = \"acme\"\n[teams.ops]\n[[image]]\nname = \"base\"\nowner = \"ops\"\n\
+         source = { rootfs = \"base/rootfs.tar\" }\n",
+    );
+    for name in names {
+        let ctx = dir.join(name);
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM acme/base\nCOPY file /srv/{name}\n"),
+        )
+        .unwrap();
+        std::fs::write(ctx.join("file"), format!("{name} v1\n")).unwrap();
+        toml.push_str(&format!(
+            "[[image]]\nname = \"{name}\"\nowner = \"ops\"\ncontext = \"{name}\"\n"
+        ));
+    }
+    std::fs::write(dir.join("strata.toml"), toml).unwrap();
+}
+
+/// Run `strata -C dir ARGS` with its stdout and stderr on a pseudo-terminal (120 columns);
+/// returns whether it succeeded and everything it wrote there.
+fn on_a_terminal(dir: &Path, args: &[&str]) -> (bool, String) {
+    use std::io::Read;
+    let size = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave));
+    let mut child = cmd.spawn().unwrap();
+    // The parent's copies of the terminal's slave side close here, so reading the master side
+    // ends (EIO) once the child has exited.
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let ok = child.wait().unwrap().success();
+    (ok, String::from_utf8_lossy(&out).into_owned())
+}
+
+// Issue 22: on a terminal, `strata build` ended with a summary line per image, up-to-date ones
+// included (5,000 lines for a no-op of a 5,000-image chain). There it names what was built and
+// counts what was up to date; piped, it keeps one line per image.
+#[test]
+fn on_a_terminal_the_summary_names_the_built_images_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_chain(d, &["keepa", "keepb", "keepc", "changed"]);
+    let (ok, first) = build(d, &[]);
+    assert!(ok, "{first}");
+    std::fs::write(d.join("changed/file"), "changed v2\n").unwrap();
+
+    let (ok, text) = on_a_terminal(d, &["build", "--jobs", "1"]);
+    assert!(ok, "{text}");
+    let summary: Vec<&str> = text.lines().filter(|l| l.contains("built")).collect();
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.contains("changed") && l.contains("built") && l.contains("#2")),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 built, 4 up to date, 0 failed, 0 skipped"),
+        "{text}"
+    );
+    // The up-to-date images are counted, never named: not by the progress, not by the summary
+    // (the base's name shows only in the built image's FROM step).
+    for quiet in ["keepa", "keepb", "keepc"] {
+        assert!(
+            !text.contains(quiet),
+            "{quiet} named on the terminal:\n{text}"
+        );
+    }
+    assert!(!text.contains("up to date  sha256:"), "{text}");
+
+    // Piped, the summary still has one line per image.
+    let out = strata(d).arg("build").output().unwrap();
+    assert!(out.status.success());
+    let plain = String::from_utf8_lossy(&out.stdout);
+    for image in ["base", "keepa", "keepb", "keepc", "changed"] {
+        assert!(
+            plain
+                .lines()
+                .any(|l| l.starts_with(image) && l.contains("up to date")),
+            "{image}:\n{plain}"
+        );
+    }
+    assert!(plain.contains("0 built, 5 up to date"), "{plain}");
+}
