@@ -469,24 +469,38 @@ impl<'s> Inventories<'s> {
             .and_then(|bottom| bottom.base_digest())
             .filter(|base| catalog.get(base).is_none());
         let stored = StoredSet::of(inventory.distro, &inventory.packages);
-        let set = Arc::new(
+        let resolve = |stored: &StoredSet, names| {
             stored
-                .resolve(&self.names)
+                .resolve(names)
+                .map(Arc::new)
                 .ok_or_else(|| InventoryError::NoImage {
                     digest: digest.to_string(),
-                })?,
-        );
-        if let Ok(body) = serde_json::to_vec(&stored) {
-            let hash = hex::encode(Sha256::digest(&body));
-            self.sets.entry(hash.clone()).or_insert_with(|| set.clone());
-            self.pending_sets.insert(hash.clone(), body);
-            self.pending_images.push(Row {
-                digest: digest.to_string(),
-                set: hash,
-                levels: levels.join(" "),
-                absent: absent.map(|d| d.to_string()),
-            });
-        }
+                })
+        };
+        let set = match serde_json::to_vec(&stored) {
+            Ok(body) => {
+                let hash = hex::encode(Sha256::digest(&body));
+                // Images with the same list share one copy (5,000 builds on one middleware
+                // would otherwise hold 5,000).
+                let set = match self.sets.get(&hash) {
+                    Some(set) => set.clone(),
+                    None => {
+                        let set = resolve(&stored, &self.names)?;
+                        self.sets.insert(hash.clone(), set.clone());
+                        set
+                    }
+                };
+                self.pending_sets.entry(hash.clone()).or_insert(body);
+                self.pending_images.push(Row {
+                    digest: digest.to_string(),
+                    set: hash,
+                    levels: levels.join(" "),
+                    absent: absent.map(|d| d.to_string()),
+                });
+                set
+            }
+            Err(_) => resolve(&stored, &self.names)?,
+        };
         Ok(IndexedInventory {
             image: display_name(&self.names, &digest.to_string()),
             digest: digest.clone(),

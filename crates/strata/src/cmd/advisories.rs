@@ -309,7 +309,6 @@ pub fn affected(args: AffectedArgs, global: &GlobalArgs) -> Result<ExitCode> {
             fixed_since,
         });
     }
-    drop(hits_of);
     inventories.save();
     // The tiers that brought it into the latest builds, and what a fix there rebuilds.
     let mut tiers: BTreeMap<String, Option<String>> = BTreeMap::new();
