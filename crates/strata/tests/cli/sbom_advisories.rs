@@ -465,6 +465,12 @@ fn the_package_index_answers_as_the_layers_do_and_a_corrupt_one_is_rebuilt() {
     }
     let header = std::fs::read(&index).unwrap();
     assert!(header.starts_with(b"SQLite format 3\0"), "not rebuilt");
+    // fsck and gc leave it alone and stay clean; the answers stay the same after gc.
+    ok(&strata(&s, &["store", "fsck"]));
+    ok(&strata(&s, &["store", "gc"]));
+    for (args, expected) in runs.iter().zip(&cold) {
+        assert_eq!(&ok(&strata(&s, args)), expected, "{args:?} after gc");
+    }
 }
 
 #[test]
