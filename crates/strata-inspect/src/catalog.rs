@@ -313,6 +313,17 @@ impl Catalog {
     }
 }
 
+/// Each tag of the store in index order with the digest of the image manifest it names (for a
+/// multi-platform index, the manifest `Store::image_from_descriptor` picks for this machine): the
+/// tags [`Catalog::load`] starts from, read without any manifest or config, for callers that need
+/// only tags and digests (an image's display name is its first tag here, as in the catalog).
+pub fn tagged_digests(store: &Store) -> Result<Vec<(String, Digest)>> {
+    Ok(tagged_manifests(store)?
+        .into_iter()
+        .map(|(name, _, digest)| (name, digest))
+        .collect())
+}
+
 /// Each tag of the store in index order: its name, the image manifest it names (for a
 /// multi-platform index, the manifest `Store::image_from_descriptor` picks for this machine) and
 /// that manifest's digest.

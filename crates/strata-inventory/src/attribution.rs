@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use oci_spec::image::Descriptor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_inspect::{Catalog, Lineage, StoredImage};
 use strata_oci::Store;
 use strata_oci::fsindex::normalise;
@@ -24,7 +24,7 @@ use crate::package::{Distro, Ecosystem, Package};
 
 /// Who made one layer: its place, the step that made it, and the chain image (tier), team and
 /// build that added it, as `strata layers` attributes layers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerCredit {
     /// Position in the image, 0 = bottom.

@@ -68,6 +68,19 @@ pub enum InventoryError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The store's tags, or the manifests and configs of the images whose packages the index did
+    /// not hold, could not be read.
+    #[error("cannot read the images of the store")]
+    Images {
+        /// strata-inspect's error.
+        source: strata_inspect::InspectError,
+    },
+    /// An image asked for by manifest digest is not in the store.
+    #[error("no image {digest} in the store")]
+    NoImage {
+        /// The manifest digest.
+        digest: String,
+    },
     /// A database read from layer `index` of `image` is malformed.
     #[error("{image}, after layer {index}")]
     InLayer {

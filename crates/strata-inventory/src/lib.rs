@@ -11,6 +11,8 @@
 //!   whose database first added it and the last that upgraded it, with that layer's chain image
 //!   (tier), team, build and instruction as `strata layers` knows them ([`Inventory`]).
 //! - [`version`]: each ecosystem's version order (dpkg, `rpmvercmp`, apk), for advisories.
+//! - [`index`]: the package index beside the store, so that questions over thousands of images
+//!   (`strata affected`) read each image's layers once, not at every run ([`index::Inventories`]).
 //!
 //! ```no_run
 //! use strata_inspect::Catalog;
@@ -34,6 +36,7 @@ pub mod attribution;
 pub mod databases;
 pub mod dpkg;
 pub mod error;
+pub mod index;
 pub mod limits;
 pub mod osv;
 pub mod package;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::{InstalledPackage, Inventory};
+use crate::index::IndexedInventory;
 use crate::package::{Distro, Ecosystem, Package};
 
 /// The largest OSV file read (osv.dev's largest records are a few hundred KiB).
@@ -369,10 +370,38 @@ fn names<'a>(
 
 /// The findings of `records` in `inventory`.
 pub fn match_inventory(records: &[OsvRecord], inventory: &Inventory) -> Vec<Finding> {
-    let distro = inventory.distro.as_ref();
+    match_packages(
+        records,
+        &inventory.image,
+        &inventory.digest,
+        inventory.distro.as_ref(),
+        &inventory.packages,
+    )
+}
+
+/// The findings of `records` in an image from the package index ([`crate::index`]).
+pub fn match_indexed(records: &[OsvRecord], image: &IndexedInventory) -> Vec<Finding> {
+    match_packages(
+        records,
+        &image.image,
+        &image.digest.to_string(),
+        image.packages.distro.as_ref(),
+        &image.packages.packages,
+    )
+}
+
+/// The findings of `records` in the packages of image `image` (manifest digest `digest`) on
+/// `distro`.
+fn match_packages(
+    records: &[OsvRecord],
+    image: &str,
+    digest: &str,
+    distro: Option<&Distro>,
+    packages: &[InstalledPackage],
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for record in records {
-        for p in &inventory.packages {
+        for p in packages {
             let mut hit = false;
             let mut fixed = None;
             for a in &record.affected {
@@ -390,8 +419,8 @@ pub fn match_inventory(records: &[OsvRecord], inventory: &Inventory) -> Vec<Find
                     id: record.id.clone(),
                     aliases: record.aliases.clone(),
                     summary: record.summary.clone(),
-                    image: inventory.image.clone(),
-                    digest: inventory.digest.clone(),
+                    image: image.to_string(),
+                    digest: digest.to_string(),
                     package: p.clone(),
                     fixed,
                 });

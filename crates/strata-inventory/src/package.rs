@@ -1,9 +1,9 @@
 //! The package model every reader produces.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The packaging system a package belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     /// Debian packages (dpkg).
@@ -41,7 +41,7 @@ impl std::fmt::Display for Ecosystem {
 }
 
 /// One installed package as its database records it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Package {
     /// deb, rpm or apk.
@@ -66,7 +66,7 @@ impl Package {
 }
 
 /// The distribution an image is built on, from `/etc/os-release` (or `/usr/lib/os-release`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Distro {
     /// `ID` (`debian`, `rhel`, `alpine`).

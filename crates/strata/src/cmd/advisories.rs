@@ -13,14 +13,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use strata_inspect::{Catalog, StoredImage};
+use strata_inspect::Catalog;
+use strata_inventory::InstalledPackage;
+use strata_inventory::index::{IndexedInventory, Inventories};
 use strata_inventory::osv::{self, OsvRecord};
 use strata_inventory::sbom::tier_of;
-use strata_inventory::{InstalledPackage, Inventory, PrefixMemo};
 use strata_oci::{Digest, Reference, Store};
 
 use super::graph::{load_chain, write_stdout};
-use super::inspect::open;
 use crate::global::GlobalArgs;
 
 /// Arguments of `strata advisories`.
@@ -53,25 +53,29 @@ pub struct AffectedArgs {
 /// Run `strata advisories`.
 pub fn advisories(args: AdvisoriesArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let records = osv::load_dir(&args.osv).context("cannot load the OSV records")?;
-    let (store, catalog) = open(global)?;
-    let images: Vec<&StoredImage> = if args.images.is_empty() {
-        latest_builds(&catalog).into_values().collect()
+    let (store, path) = open_store(global)?;
+    let mut inventories = open_inventories(&store, &path)?;
+    let images: Vec<Digest> = if args.images.is_empty() {
+        latest_builds(inventories.tags()).into_values().collect()
     } else {
+        // Names as every command reads them (short names, `NAME@N`): through the catalog.
+        let catalog = Catalog::load(&store)
+            .with_context(|| format!("cannot read the images of {}", path.display()))?;
         args.images
             .iter()
-            .map(|i| catalog.find(&store, i))
+            .map(|i| catalog.find(&store, i).map(|image| image.digest.clone()))
             .collect::<Result<_, _>>()?
     };
     let mut findings = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut prefixes = PrefixMemo::default();
-    for image in images {
-        if !seen.insert(image.digest.clone()) {
+    for digest in images {
+        if !seen.insert(digest.clone()) {
             continue;
         }
-        let inventory = read_inventory(&store, &catalog, image, &mut prefixes)?;
-        findings.extend(osv::match_inventory(&records, &inventory));
+        let image = read_inventory(&mut inventories, &digest)?;
+        findings.extend(osv::match_indexed(&records, &image));
     }
+    inventories.save();
     let text = if args.json {
         serde_json::to_string_pretty(&findings)? + "\n"
     } else {
@@ -165,9 +169,10 @@ enum Matcher {
 }
 
 impl Matcher {
-    fn hits(&self, inventory: &Inventory) -> Vec<Hit> {
+    fn hits(&self, image: &IndexedInventory) -> Vec<Hit> {
         match self {
-            Matcher::Package { name, range } => inventory
+            Matcher::Package { name, range } => image
+                .packages
                 .packages
                 .iter()
                 .filter(|p| &p.package.name == name || &p.package.source_name == name)
@@ -189,7 +194,7 @@ impl Matcher {
                     fixed: None,
                 })
                 .collect(),
-            Matcher::Advisory(records) => osv::match_inventory(records, inventory)
+            Matcher::Advisory(records) => osv::match_indexed(records, image)
                 .into_iter()
                 .map(|f| Hit {
                     package: f.package,
@@ -267,26 +272,28 @@ pub fn affected(args: AffectedArgs, global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         parse_package(&args.target)?
     };
-    let (store, catalog) = open(global)?;
+    // Tags and the package index: no image's manifest, config or layers are read unless the
+    // index lacks it (docs/inspect.md).
+    let (store, path) = open_store(global)?;
+    let mut inventories = open_inventories(&store, &path)?;
+    let tags = inventories.tags().to_vec();
     let mut memo: HashMap<Digest, Vec<Hit>> = HashMap::new();
-    let mut prefixes = PrefixMemo::default();
-    let mut hits_of =
-        |memo: &mut HashMap<Digest, Vec<Hit>>, image: &StoredImage| -> Result<usize> {
-            if !memo.contains_key(&image.digest) {
-                let inventory = read_inventory(&store, &catalog, image, &mut prefixes)?;
-                memo.insert(image.digest.clone(), matcher.hits(&inventory));
-            }
-            Ok(memo[&image.digest].len())
-        };
+    let mut hits_of = |memo: &mut HashMap<Digest, Vec<Hit>>, digest: &Digest| -> Result<usize> {
+        if !memo.contains_key(digest) {
+            let image = read_inventory(&mut inventories, digest)?;
+            memo.insert(digest.clone(), matcher.hits(&image));
+        }
+        Ok(memo[digest].len())
+    };
     let mut reports = Vec::new();
-    for (repository, builds) in builds_by_repository(&catalog) {
-        let Some((latest_tag, latest)) = builds.last() else {
+    for (repository, builds) in builds_by_repository(&tags) {
+        let Some(&(ref latest_tag, latest)) = builds.last() else {
             continue;
         };
         let carried = hits_of(&mut memo, latest)?;
         let mut fixed_since = Vec::new();
         if carried == 0 {
-            for (tag, image) in &builds[..builds.len() - 1] {
+            for &(ref tag, image) in &builds[..builds.len() - 1] {
                 if hits_of(&mut memo, image)? > 0 {
                     fixed_since.push(tag.clone());
                 }
@@ -297,11 +304,12 @@ pub fn affected(args: AffectedArgs, global: &GlobalArgs) -> Result<ExitCode> {
         }
         reports.push(RepoReport {
             repository,
-            latest: format!("{latest_tag}@{}", latest.digest),
-            packages: memo.get(&latest.digest).cloned().unwrap_or_default(),
+            latest: format!("{latest_tag}@{latest}"),
+            packages: memo.get(latest).cloned().unwrap_or_default(),
             fixed_since,
         });
     }
+    inventories.save();
     // The tiers that brought it into the latest builds, and what a fix there rebuilds.
     let mut tiers: BTreeMap<String, Option<String>> = BTreeMap::new();
     for r in &reports {
@@ -420,24 +428,46 @@ fn who(p: &InstalledPackage) -> String {
     }
 }
 
-fn read_inventory(
-    store: &Store,
-    catalog: &Catalog,
-    image: &StoredImage,
-    memo: &mut PrefixMemo,
-) -> Result<Inventory> {
-    strata_inventory::inventory_with(store, catalog, image, memo)
-        .with_context(|| format!("cannot read the packages of {}", image.name()))
+/// The store, and its path for messages.
+fn open_store(global: &GlobalArgs) -> Result<(Store, PathBuf)> {
+    let path = global.store_path()?;
+    let store =
+        Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))?;
+    Ok((store, path))
 }
 
-/// Each repository's tagged builds, oldest first, the latest last: numbered tags (`:3`) by
-/// number, then the `latest` tag's image when it is not already the highest-numbered.
-fn builds_by_repository(catalog: &Catalog) -> BTreeMap<String, Vec<(String, &StoredImage)>> {
-    let mut numbered: BTreeMap<String, BTreeMap<u64, (String, &StoredImage)>> = BTreeMap::new();
-    let mut latest: BTreeMap<String, (String, &StoredImage)> = BTreeMap::new();
-    let mut other: BTreeMap<String, (String, &StoredImage)> = BTreeMap::new();
-    for image in catalog.images() {
-        for tag in &image.tags {
+fn open_inventories<'s>(store: &'s Store, path: &std::path::Path) -> Result<Inventories<'s>> {
+    Inventories::open(store)
+        .with_context(|| format!("cannot read the images of {}", path.display()))
+}
+
+fn read_inventory(inventories: &mut Inventories<'_>, digest: &Digest) -> Result<IndexedInventory> {
+    inventories
+        .get(digest)
+        .with_context(|| format!("cannot read the packages of {}", inventories.name(digest)))
+}
+
+/// Each repository's tagged builds (tag, manifest digest), oldest first, the latest last:
+/// numbered tags (`:3`) by number, then the `latest` tag's image when it is not already the
+/// highest-numbered.
+fn builds_by_repository(tags: &[(String, Digest)]) -> BTreeMap<String, Vec<(String, &Digest)>> {
+    // Images in the order of their first tag, each with its tags in index order (the catalog's
+    // order, which decides between two tags of one repository that are neither numbers nor
+    // `latest`).
+    let mut order: Vec<(&Digest, Vec<&String>)> = Vec::new();
+    let mut position: HashMap<&Digest, usize> = HashMap::new();
+    for (tag, digest) in tags {
+        let i = *position.entry(digest).or_insert_with(|| {
+            order.push((digest, Vec::new()));
+            order.len() - 1
+        });
+        order[i].1.push(tag);
+    }
+    let mut numbered: BTreeMap<String, BTreeMap<u64, (String, &Digest)>> = BTreeMap::new();
+    let mut latest: BTreeMap<String, (String, &Digest)> = BTreeMap::new();
+    let mut other: BTreeMap<String, (String, &Digest)> = BTreeMap::new();
+    for (image, tags) in order {
+        for tag in tags {
             let Ok(r) = Reference::parse(tag) else {
                 continue;
             };
@@ -460,14 +490,14 @@ fn builds_by_repository(catalog: &Catalog) -> BTreeMap<String, Vec<(String, &Sto
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<(String, &StoredImage)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<(String, &Digest)>> = BTreeMap::new();
     for (repo, builds) in numbered {
         out.insert(repo, builds.into_values().collect());
     }
     for (repo, build) in latest {
         let list = out.entry(repo).or_default();
         // `latest` is the newest build; moved back to an older one, it is still the one in use.
-        list.retain(|(_, i)| i.digest != build.1.digest);
+        list.retain(|(_, i)| *i != build.1);
         list.push(build);
     }
     for (repo, build) in other {
@@ -477,9 +507,9 @@ fn builds_by_repository(catalog: &Catalog) -> BTreeMap<String, Vec<(String, &Sto
 }
 
 /// Each repository's latest build.
-fn latest_builds(catalog: &Catalog) -> BTreeMap<String, &StoredImage> {
-    builds_by_repository(catalog)
+fn latest_builds(tags: &[(String, Digest)]) -> BTreeMap<String, Digest> {
+    builds_by_repository(tags)
         .into_iter()
-        .filter_map(|(repo, builds)| builds.last().map(|(_, i)| (repo, *i)))
+        .filter_map(|(repo, builds)| builds.last().map(|(_, i)| (repo, (*i).clone())))
         .collect()
 }

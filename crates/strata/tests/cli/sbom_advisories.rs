@@ -430,6 +430,49 @@ fn affected_names_the_tier_team_and_the_newer_build_that_fixed_it() {
     assert_eq!(out, "procps@>=3:0: no image carries it\n");
 }
 
+/// `affected` and `advisories` answer from the package index (`.strata/packages.db`) the same as
+/// from the layers, and a corrupt index is rebuilt without changing an answer or failing.
+#[test]
+fn the_package_index_answers_as_the_layers_do_and_a_corrupt_one_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("store");
+    store(&s);
+    let o = dir.path().join("osv");
+    osv(&o);
+    let runs: [Vec<&str>; 4] = [
+        vec!["affected", "openssl@<3.0.11-1~deb12u2", "--json"],
+        vec!["affected", "procps"],
+        vec!["affected", "CVE-2099-0001", "--osv", o.to_str().unwrap()],
+        vec!["advisories", "--osv", o.to_str().unwrap(), "--json"],
+    ];
+    let index = s.join(".strata/packages.db");
+    let cold: Vec<String> = runs.iter().map(|args| ok(&strata(&s, args))).collect();
+    assert!(index.is_file(), "no package index after a run");
+    let size = std::fs::metadata(&index).unwrap().len();
+    for (args, expected) in runs.iter().zip(&cold) {
+        assert_eq!(&ok(&strata(&s, args)), expected, "{args:?} from the index");
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(s.join(format!(".strata/packages.db{suffix}")));
+    }
+    std::fs::write(&index, vec![0xa5; size.max(4096) as usize]).unwrap();
+    for (args, expected) in runs.iter().zip(&cold) {
+        assert_eq!(
+            &ok(&strata(&s, args)),
+            expected,
+            "{args:?} after corruption"
+        );
+    }
+    let header = std::fs::read(&index).unwrap();
+    assert!(header.starts_with(b"SQLite format 3\0"), "not rebuilt");
+    // fsck and gc leave it alone and stay clean; the answers stay the same after gc.
+    ok(&strata(&s, &["store", "fsck"]));
+    ok(&strata(&s, &["store", "gc"]));
+    for (args, expected) in runs.iter().zip(&cold) {
+        assert_eq!(&ok(&strata(&s, args)), expected, "{args:?} after gc");
+    }
+}
+
 #[test]
 fn hostile_osv_files_are_refused_in_one_line_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
