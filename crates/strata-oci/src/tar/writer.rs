@@ -53,7 +53,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// The headers written so far, as [`crate::fsindex::read_headers`] would read them back
-    /// from the archive (the ustar fields: an id or size moved to a PAX record reads as 0).
+    /// from the archive.
     pub fn headers(&self) -> &[HeaderRecord] {
         &self.headers
     }
@@ -241,7 +241,8 @@ impl<W: Write> TarWriter<W> {
             pax.push((format!("SCHILY.xattr.{key}"), value.clone()));
         }
         header.set_cksum();
-        self.headers.push(header_record(&header, &name, ty, link));
+        self.headers
+            .push(header_record(&name, ty, meta, size, link));
         if !pax.is_empty() {
             self.write_pax(&pax)?;
         }
@@ -293,9 +294,15 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-/// A written header as [`crate::fsindex::read_headers`] reads it: the full name (PAX `path`
-/// when long), the link target, and the ustar fields.
-fn header_record(header: &Header, name: &[u8], ty: EntryType, link: Option<&[u8]>) -> HeaderRecord {
+/// A written header as [`crate::fsindex::read_headers`] reads it: the full name, the link
+/// target, and the metadata (PAX records applied, as the reader applies them).
+fn header_record(
+    name: &[u8],
+    ty: EntryType,
+    meta: &Metadata,
+    size: u64,
+    link: Option<&[u8]>,
+) -> HeaderRecord {
     let link = || String::from_utf8_lossy(link.unwrap_or_default()).into_owned();
     let kind = match ty {
         EntryType::Directory => NodeKind::Dir,
@@ -308,14 +315,10 @@ fn header_record(header: &Header, name: &[u8], ty: EntryType, link: Option<&[u8]
     };
     HeaderRecord {
         path: String::from_utf8_lossy(name).into_owned(),
-        mode: header.mode().unwrap_or(0) & 0o7777,
-        uid: header.uid().unwrap_or(0),
-        gid: header.gid().unwrap_or(0),
-        size: if kind == NodeKind::File {
-            header.size().unwrap_or(0)
-        } else {
-            0
-        },
+        mode: meta.mode & 0o7777,
+        uid: meta.uid,
+        gid: meta.gid,
+        size: if kind == NodeKind::File { size } else { 0 },
         kind,
     }
 }
