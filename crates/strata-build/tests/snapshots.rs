@@ -2,6 +2,8 @@
 //! being unpacked again: a RUN step's upper directory, and the base image's `ADD rootfs.tar /`.
 //! The adopted snapshot must equal the one the unpacker makes from the stored layer.
 
+#![allow(clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
