@@ -711,6 +711,33 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
+    /// Make `dir`, the tree `layer` was just written from, the layer's snapshot
+    /// ([`Snapshots::adopt`]). Never fails the step: a tree that cannot be adopted is left for
+    /// its step to remove, and the layer is unpacked when a later step needs it.
+    fn adopt_snapshot(
+        &self,
+        dir: &Path,
+        layer: &LayerRef,
+        entries: u64,
+        opaque: Option<strata_sandbox::XattrNamespace>,
+        utf8: bool,
+    ) {
+        let Ok(work) = self.work_dir() else { return };
+        let form = strata_sandbox::LowerForm {
+            source_date_epoch: self.options.source_date_epoch,
+            opaque,
+        };
+        if let Err(e) =
+            Snapshots::new(work.join("snapshots")).adopt(dir, &layer.diff_id, &form, entries, utf8)
+        {
+            tracing::debug!(
+                "layer {} is unpacked when needed: {}",
+                layer.diff_id,
+                strata_oci::report(&e)
+            );
+        }
+    }
+
     /// Where snapshots and cache mounts live: the cache directory, or this build's scratch.
     fn work_dir(&self) -> Result<PathBuf, StepError> {
         match &self.options.cache_dir {
@@ -814,7 +841,7 @@ impl<'a> Builder<'a> {
                 source,
             }
         })?;
-        let (mut spec, _dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
+        let (mut spec, run_dir) = crate::run::spec(lowers, &scratch, command.argv.clone())?;
         spec.env = env;
         // As runc does: HOME from the step user's /etc/passwd entry (`/` without one), unless
         // the environment sets it. The passwd file is in the parent layers, so the key covers it.
@@ -864,12 +891,25 @@ impl<'a> Builder<'a> {
         let layer = if changes.is_empty() {
             None
         } else {
+            let count = crate::run::layer_entry_count(&changes);
             let entries = timed(Phase::Diff, || crate::run::entries(changes))?;
-            Some(layer::write_entries(
-                self.store,
-                entries,
-                self.layer_options(),
-            )?)
+            let layer = layer::write_entries(self.store, entries, self.layer_options())?;
+            // The upper directory holds the layer's tree: it becomes the layer's snapshot, so
+            // the next RUN does not unpack what this one just wrote. Only a plain overlay run
+            // (a private copy holds the whole root; a user namespace maps owners).
+            if outcome.isolation
+                == (strata_sandbox::Isolation {
+                    root: strata_sandbox::RootMode::Overlay,
+                    user_namespace: false,
+                })
+            {
+                let upper = run_dir.path().join("upper");
+                let opaque = Some(strata_sandbox::XattrNamespace::for_current_user());
+                timed(Phase::Snapshot, || {
+                    self.adopt_snapshot(&upper, &layer, count, opaque, false)
+                });
+            }
+            Some(layer)
         };
         self.cache.put_step(&key, layer.as_ref());
         self.built_steps += 1;
@@ -968,15 +1008,31 @@ impl<'a> Builder<'a> {
         plan: &copy::CopyPlan,
         created_by: &str,
     ) -> Result<(), StepError> {
+        self.plan_layer_keyed(state, plan, created_by, true)
+    }
+
+    /// [`Self::plan_layer`]; with `keyed` false the plan is not hashed for the step cache (the
+    /// caller keys the step itself, on the same content).
+    fn plan_layer_keyed(
+        &mut self,
+        state: &mut StageState,
+        plan: &copy::CopyPlan,
+        created_by: &str,
+        keyed: bool,
+    ) -> Result<(), StepError> {
         // Link groups are found on the whole step's plan (ADD combines several plans).
         let mut linked = plan.clone();
         copy::link_groups(&mut linked);
         let plan = &linked;
         let options = self.layer_options();
-        let key = timed(Phase::Hash, || {
-            layer::plan_key(plan, &mut lock_stat(&self.stat), &options)
-        })?;
-        let layer = match self.cache.get(self.store, &key) {
+        let key = if keyed {
+            Some(timed(Phase::Hash, || {
+                layer::plan_key(plan, &mut lock_stat(&self.stat), &options)
+            })?)
+        } else {
+            None
+        };
+        let layer = match key.as_ref().and_then(|key| self.cache.get(self.store, key)) {
             Some(layer) => {
                 self.sink.event(BuildEvent::Cached);
                 self.cached_steps += 1;
@@ -984,7 +1040,9 @@ impl<'a> Builder<'a> {
             }
             None => {
                 let layer = layer::write_plan(self.store, plan, options)?;
-                self.cache.put(&key, &layer);
+                if let Some(key) = &key {
+                    self.cache.put(key, &layer);
+                }
                 self.built_steps += 1;
                 layer
             }
@@ -1202,7 +1260,34 @@ impl<'a> Builder<'a> {
             plan.extend(archive_plan);
         }
         let layers_before = state.layers.len();
-        self.plan_layer(state, &plan, created_by)?;
+        // One archive extracted at `/` of an empty stage, with nothing else, no owner, mode or
+        // exclusion: the extracted tree is the layer's (the base image's import), so it becomes
+        // the layer's snapshot rather than the layer being unpacked again by the next RUN.
+        let whole_tree = (layers_before == 0
+            && state.fs.layer_count() == 0
+            && archives.len() == 1
+            && sources.is_empty()
+            && a.chown.is_none()
+            && a.chmod.is_none()
+            && a.exclude.is_empty()
+            && strata_oci::fsindex::normalise(&if a.dest.starts_with('/') {
+                a.dest.clone()
+            } else {
+                format!("{}/{}", state.workdir(), a.dest)
+            }) == "/")
+            .then(|| (download_dir.path().join("archive-0"), plan.len() as u64));
+        // Such an ADD is keyed by its archive's content already (`pre_key`): hashing every
+        // extracted file again for the plan's key would read the whole tree once more.
+        let keyed = whole_tree.is_none() || pre_key.is_none();
+        self.plan_layer_keyed(state, &plan, created_by, keyed)?;
+        if let Some((tree, entries)) = whole_tree
+            && state.layers.len() > layers_before
+            && let Some(layer) = state.layers.last()
+        {
+            timed(Phase::Snapshot, || {
+                self.adopt_snapshot(&tree, layer, entries, None, true)
+            });
+        }
         if let Some(key) = &pre_key {
             let layer = (state.layers.len() > layers_before)
                 .then(|| state.layers.last())

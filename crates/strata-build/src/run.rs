@@ -287,6 +287,19 @@ pub(crate) fn identity(user: &strata_sandbox::ResolvedUser) -> Identity {
     user.identity.clone()
 }
 
+/// How many entries the layer of `changes` has, opaque markers not counted: every change but
+/// sockets (not carried) and opaque markers.
+pub(crate) fn layer_entry_count(changes: &[Change]) -> u64 {
+    changes
+        .iter()
+        .filter(|c| match c {
+            Change::Entry { metadata, .. } => !metadata.file_type().is_socket(),
+            Change::Whiteout(_) => true,
+            Change::Opaque(_) => false,
+        })
+        .count() as u64
+}
+
 /// Turn the sandbox's changes into layer entries.
 pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
     // Regular files that are one inode (a link group the step made) become one file and hard

@@ -45,15 +45,22 @@ pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>
     let reader = store.blobs().open(digest)?;
     let decoder = crate::compress::Decoder::detect(reader).map_err(io)?;
     let headers = read_headers(decoder).map_err(io)?;
+    cache_headers(&headers_dir(store), digest, &headers);
+    Ok(headers)
+}
+
+/// Cache the headers of layer `digest` in `dir` (the store's [`headers_dir`]); a failure only
+/// loses the cache entry (the headers are read from the blob when next needed).
+pub(crate) fn cache_headers(dir: &Path, digest: &Digest, headers: &[HeaderRecord]) {
+    let cached = dir.join(digest.hex());
     let write = || -> std::io::Result<()> {
-        fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")))?;
-        let bytes = serde_json::to_vec(&headers).map_err(std::io::Error::other)?;
+        fs::create_dir_all(dir)?;
+        let bytes = serde_json::to_vec(headers).map_err(std::io::Error::other)?;
         crate::layout::atomic_write(&cached, &bytes).map_err(std::io::Error::other)
     };
     if let Err(e) = write() {
         tracing::warn!("layer header cache: cannot write {}: {e}", cached.display());
     }
-    Ok(headers)
 }
 
 #[cfg(test)]
@@ -94,5 +101,38 @@ mod tests {
             second.get("/srv/link").unwrap().kind,
             NodeKind::Symlink("a.txt".to_string())
         );
+    }
+
+    // See issue 22: a layer just written is indexed without decompressing it; its headers are
+    // cached by the writer exactly as reading them back from the blob gives them.
+    #[test]
+    fn the_writer_caches_the_headers_a_read_of_the_blob_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("store")).unwrap();
+        let meta = Metadata::new(0o4755, 1000, 1000);
+        let big = Metadata::new(0o644, 5_000_000, 3_000_000);
+        let long = format!("srv/{}", "n".repeat(150));
+        let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
+        writer
+            .append_all(vec![
+                Entry::dir("srv", meta.clone()),
+                Entry::file_bytes("srv/a", b"abc".to_vec(), meta.clone()),
+                Entry::hardlink("srv/b", "srv/a", meta.clone()),
+                Entry::file_bytes(&long, b"x".to_vec(), big),
+                Entry::symlink("srv/link", "a", meta.clone()),
+                Entry::char_device("srv/null", 1, 3, meta.clone()),
+                Entry::fifo("srv/pipe", meta.clone()),
+                Entry::whiteout("srv/gone").unwrap(),
+            ])
+            .unwrap();
+        let layer = writer.finish().unwrap();
+        let digest = Digest::from_oci(layer.descriptor.digest()).unwrap();
+        let cached: Vec<HeaderRecord> =
+            serde_json::from_slice(&fs::read(headers_path(&store, &digest)).unwrap()).unwrap();
+        let decoder =
+            crate::compress::Decoder::detect(store.blobs().open(&digest).unwrap()).unwrap();
+        let read = read_headers(decoder).unwrap();
+        assert_eq!(read.len(), 8);
+        assert_eq!(cached, read);
     }
 }

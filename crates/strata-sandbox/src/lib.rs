@@ -84,4 +84,6 @@ pub use spec::{
 pub use sys::{LinuxSys, RecordingSys, Sys, apply};
 pub use user::{GroupLine, PasswdLine, ResolvedUser, parse_group, parse_passwd, resolve_user};
 pub use view::LayerView;
-pub use whiteout::{XattrNamespace, oci_whiteouts_to_overlay};
+pub use whiteout::{
+    LowerForm, LowerReport, XattrNamespace, oci_whiteouts_to_overlay, settle_as_lower,
+};

@@ -14,6 +14,7 @@ use crate::blob::BlobWriter;
 use crate::compress::{Compression, Encoder};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result, io_err, stream_err};
+use crate::fsindex::{HeaderRecord, NodeKind};
 use crate::layout::Store;
 
 const BLOCK: usize = 512;
@@ -34,6 +35,8 @@ pub struct TarWriter<W: Write> {
     last: Option<PathBuf>,
     files: HashSet<PathBuf>,
     entries: u64,
+    /// Each entry's header as [`crate::fsindex::read_headers`] reads it back.
+    headers: Vec<HeaderRecord>,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -45,7 +48,14 @@ impl<W: Write> TarWriter<W> {
             last: None,
             files: HashSet::new(),
             entries: 0,
+            headers: Vec::new(),
         }
+    }
+
+    /// The headers written so far, as [`crate::fsindex::read_headers`] would read them back
+    /// from the archive.
+    pub fn headers(&self) -> &[HeaderRecord] {
+        &self.headers
     }
 
     /// Entries written so far.
@@ -231,6 +241,8 @@ impl<W: Write> TarWriter<W> {
             pax.push((format!("SCHILY.xattr.{key}"), value.clone()));
         }
         header.set_cksum();
+        self.headers
+            .push(header_record(&name, ty, meta, size, link));
         if !pax.is_empty() {
             self.write_pax(&pax)?;
         }
@@ -279,6 +291,35 @@ impl<W: Write> TarWriter<W> {
                 .map_err(stream_err("padding the tar archive"))?;
         }
         Ok(())
+    }
+}
+
+/// A written header as [`crate::fsindex::read_headers`] reads it: the full name, the link
+/// target, and the metadata (PAX records applied, as the reader applies them).
+fn header_record(
+    name: &[u8],
+    ty: EntryType,
+    meta: &Metadata,
+    size: u64,
+    link: Option<&[u8]>,
+) -> HeaderRecord {
+    let link = || String::from_utf8_lossy(link.unwrap_or_default()).into_owned();
+    let kind = match ty {
+        EntryType::Directory => NodeKind::Dir,
+        EntryType::Symlink => NodeKind::Symlink(link()),
+        EntryType::Link => NodeKind::Hardlink(crate::fsindex::normalise(&link())),
+        EntryType::Char => NodeKind::CharDevice,
+        EntryType::Block => NodeKind::BlockDevice,
+        EntryType::Fifo => NodeKind::Fifo,
+        _ => NodeKind::File,
+    };
+    HeaderRecord {
+        path: String::from_utf8_lossy(name).into_owned(),
+        mode: meta.mode & 0o7777,
+        uid: meta.uid,
+        gid: meta.gid,
+        size: if kind == NodeKind::File { size } else { 0 },
+        kind,
     }
 }
 
@@ -365,6 +406,8 @@ type TimedEncoder = Timed<Encoder<Timed<BlobWriter>>>;
 /// (digest hash), all in one pass.
 pub struct LayerWriter {
     tar: TarWriter<Timed<HashingWriter<TimedEncoder>>>,
+    /// Where the store caches layer headers ([`crate::layer_index`]).
+    headers_dir: PathBuf,
     compression: Compression,
     started: std::time::Instant,
 }
@@ -382,6 +425,7 @@ impl LayerWriter {
                 options.source_date_epoch,
             ),
             compression: options.compression,
+            headers_dir: crate::layer_index::headers_dir(store),
             started,
         })
     }
@@ -414,8 +458,9 @@ impl LayerWriter {
     }
 
     /// [`LayerWriter::finish`], with where the layer's writing spent its time.
-    pub fn finish_timed(self) -> Result<(Layer, LayerTimes)> {
+    pub fn finish_timed(mut self) -> Result<(Layer, LayerTimes)> {
         let entries = self.tar.entries();
+        let headers = std::mem::take(&mut self.tar.headers);
         let hashing = self.tar.finish()?;
         let in_hashing = hashing.spent;
         let (encoder, diff_id, uncompressed_size) = hashing.inner.finish();
@@ -429,6 +474,9 @@ impl LayerWriter {
         let in_blob = blob.spent;
         let start = std::time::Instant::now();
         let info = blob.inner.commit(None)?;
+        // The headers are at hand: cached now, indexing the new layer (the next step's, the
+        // next image's) needs no decompression of it.
+        crate::layer_index::cache_headers(&self.headers_dir, &info.digest, &headers);
         let commit = start.elapsed();
         let total = self.started.elapsed();
         let encoder_total = in_encoder + finishing;

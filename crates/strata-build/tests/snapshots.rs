@@ -1,0 +1,194 @@
+//! Issue 22: a directory a step already wrote becomes its layer's snapshot instead of the layer
+//! being unpacked again: a RUN step's upper directory, and the base image's `ADD rootfs.tar /`.
+//! The adopted snapshot must equal the one the unpacker makes from the stored layer.
+
+#![allow(clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use strata_build::builder::{BuildOptions, NoSink, build};
+use strata_build::snapshot::{Snapshots, snapshot_name, unpacked_on_this_thread};
+use strata_oci::Store;
+
+/// Everything the overlay and a RUN step can see of a tree, by relative path: type, mode,
+/// owner, mtime, size, content or link target, device number, extended attributes, and which
+/// paths share an inode (hard links). Access times are left out (reading changes them).
+fn describe(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let md = std::fs::symlink_metadata(&path).unwrap();
+            let ft = md.file_type();
+            let whiteout = ft.is_char_device() && md.rdev() == 0;
+            let what = if whiteout {
+                // The overlay reads only the type of a whiteout.
+                "whiteout".to_string()
+            } else {
+                let body = if ft.is_symlink() {
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display())
+                } else if ft.is_file() {
+                    format!("{:?}", std::fs::read(&path).unwrap())
+                } else if ft.is_char_device() || ft.is_block_device() {
+                    format!("dev {}", md.rdev())
+                } else {
+                    String::new()
+                };
+                let mut xattrs: Vec<String> = xattr_names(&path)
+                    .into_iter()
+                    .filter(|n| !n.starts_with("security.selinux="))
+                    .collect();
+                xattrs.sort();
+                format!(
+                    "{:o} {}:{} mtime {}.{} size {} links {} xattrs {:?} {}",
+                    md.mode(),
+                    md.uid(),
+                    md.gid(),
+                    md.mtime(),
+                    md.mtime_nsec(),
+                    if ft.is_dir() { 0 } else { md.len() },
+                    if ft.is_dir() { 0 } else { md.nlink() },
+                    xattrs,
+                    body
+                )
+            };
+            out.insert(rel, what);
+            if ft.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// `name=value` of every extended attribute of `path` (not followed).
+fn xattr_names(path: &Path) -> Vec<String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = rustix::fs::llistxattr(path, &mut buf[..]).unwrap_or(0);
+    buf[..n]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let mut value = vec![0u8; 64 * 1024];
+            let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap_or(0);
+            format!("{name}={:?}", &value[..len])
+        })
+        .collect()
+}
+
+/// Unpack `layer` of the stored image `tag` into a fresh snapshot directory under `dir`.
+fn unpacked(store: &Store, dir: &Path, tag: &str, index: usize) -> (String, PathBuf) {
+    let image = store.image(tag).unwrap();
+    let diff_id = image.diff_ids().unwrap()[index].to_string();
+    let layer = image.layers()[index].clone();
+    let path = Snapshots::new(dir).get(store, &layer, &diff_id).unwrap();
+    (diff_id, path)
+}
+
+struct Chain {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: Store,
+}
+
+impl Chain {
+    fn new() -> Option<Chain> {
+        if !strata_testutil::is_root() {
+            eprintln!("skipping: RUN steps and whiteouts need root");
+            assert!(!strata_testutil::in_ci(), "CI runs as root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let base = root.join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        strata_testutil::busybox_rootfs_tar(&base.join("rootfs.tar"))?;
+        std::fs::write(base.join("Dockerfile"), "FROM scratch\nADD rootfs.tar /\n").unwrap();
+        let store = Store::init(root.join("store")).unwrap();
+        Some(Chain {
+            _dir: dir,
+            root,
+            store,
+        })
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    fn build(&self, context: &str, tag: &str) {
+        let mut options = BuildOptions::new(self.root.join(context));
+        options.tags = vec![tag.to_string()];
+        options.cache_dir = Some(self.cache());
+        // Late enough that files keep their own older times, early enough to clamp new ones.
+        options.source_date_epoch = 1_600_000_000;
+        options.network = strata_build::builder::RunNetwork::None;
+        build(&self.store, &options, &NoSink).unwrap();
+    }
+}
+
+// See issue 22: the base import's extracted tree and every RUN step's upper directory become
+// their layers' snapshots, so a chain of RUN steps unpacks nothing; the adopted snapshots equal
+// what the unpacker makes of the stored layers.
+#[test]
+fn written_trees_become_snapshots_equal_to_unpacked_layers() {
+    let Some(chain) = Chain::new() else { return };
+    let before = unpacked_on_this_thread();
+    chain.build("base", "acme/base");
+    // The base's snapshot exists before any RUN asked for it.
+    let (base_id, base_unpacked) =
+        unpacked(&chain.store, &chain.root.join("fresh"), "acme/base", 0);
+    let snapshots = chain.cache().join("snapshots");
+    let base_snapshot = snapshots.join(snapshot_name(&base_id));
+    assert!(base_snapshot.is_dir(), "the base import left no snapshot");
+    assert_eq!(describe(&base_snapshot), describe(&base_unpacked));
+
+    let app = chain.root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        r#"FROM acme/base
+RUN mkdir -p /srv/a /srv/b && echo one > /srv/a/f && ln /srv/a/f /srv/a/g \
+ && ln -s ../a/f /srv/b/link && touch -d @1500000000 /srv/a/old && chmod 4755 /srv/a/old \
+ && busybox mkfifo /srv/fifo && rm /etc/group && echo new >> /etc/passwd \
+ && rm -rf /bin/yes /sbin && mkdir /sbin && echo s > /sbin/only
+RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && chown 1:2 /srv/b
+"#,
+    )
+    .unwrap();
+    let after_base = unpacked_on_this_thread();
+    chain.build("app", "acme/app");
+    assert_eq!(
+        unpacked_on_this_thread(),
+        after_base,
+        "a layer was unpacked although its tree was at hand"
+    );
+    for index in 1..=2 {
+        let (id, fresh) = unpacked(&chain.store, &chain.root.join("fresh"), "acme/app", index);
+        let adopted = snapshots.join(snapshot_name(&id));
+        assert!(adopted.is_dir(), "layer {index}: no snapshot");
+        let (a, b) = (describe(&adopted), describe(&fresh));
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "layer {index}: the adopted snapshot differs");
+    }
+    // The second RUN made /srv/a opaque and whited out /srv/b/link.
+    let (id, _) = unpacked(&chain.store, &chain.root.join("fresh"), "acme/app", 2);
+    let second = describe(&snapshots.join(snapshot_name(&id)));
+    assert_eq!(second["srv/b/link"], "whiteout");
+    assert!(
+        second["srv/a"].contains("trusted.overlay.opaque"),
+        "{}",
+        second["srv/a"]
+    );
+    assert!(unpacked_on_this_thread() > before);
+}
