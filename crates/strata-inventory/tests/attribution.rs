@@ -3,75 +3,13 @@
 //! one that wrote the database (syft#645); upgrades, removals, whiteouts and opaque directories
 //! are followed.
 
-use std::collections::HashMap;
-
 use strata_inspect::Catalog;
 use strata_inventory::{Ecosystem, Inventory, inventory};
-use strata_oci::annotations::{ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER};
-use strata_oci::image_config::{History, ImageConfig};
-use strata_oci::tar::{Entry, LayerOptions, Metadata};
-use strata_oci::{Descriptor, MediaType, Store};
+use strata_oci::tar::Entry;
+use strata_oci::{MediaType, Store};
 
-const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
-fn meta() -> Metadata {
-    Metadata::new(0o644, 0, 0)
-}
-
-fn layer(store: &Store, entries: Vec<Entry>) -> (Descriptor, String) {
-    let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
-    writer.append_all(entries).unwrap();
-    let layer = writer.finish().unwrap();
-    (layer.descriptor, layer.diff_id.to_string())
-}
-
-fn stanza(name: &str, version: &str, source: &str) -> String {
-    format!(
-        "Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nSource: {source}\nVersion: {version}\nDescription: {name}\n\n"
-    )
-}
-
-fn status(packages: &[(&str, &str, &str)]) -> Entry {
-    let text: String = packages.iter().map(|(n, v, s)| stanza(n, v, s)).collect();
-    Entry::file_bytes("var/lib/dpkg/status", text.into_bytes(), meta())
-}
-
-/// Tag an image of `layers`, built by chain image `chain` of `team` on `base`.
-fn image(
-    store: &Store,
-    tag: &str,
-    chain: &str,
-    team: &str,
-    base: Option<&Descriptor>,
-    layers: &[&(Descriptor, String)],
-    created_by: &[&str],
-) -> Descriptor {
-    let mut config = ImageConfig::scratch();
-    for ((_, diff_id), step) in layers.iter().zip(created_by) {
-        config.rootfs.diff_ids.push(diff_id.clone());
-        config.history.push(History {
-            created_by: Some(step.to_string()),
-            ..History::default()
-        });
-    }
-    let config = store
-        .blobs()
-        .put_json(&config, MediaType::ImageConfig)
-        .unwrap();
-    let mut manifest =
-        strata_oci::image::new_manifest(config, layers.iter().map(|(d, _)| d.clone()).collect());
-    let mut annotations = HashMap::from([
-        (ANNOTATION_CHAIN_IMAGE.to_string(), chain.to_string()),
-        (ANNOTATION_OWNER.to_string(), team.to_string()),
-    ]);
-    if let Some(base) = base {
-        annotations.insert(BASE_DIGEST.to_string(), base.digest().to_string());
-    }
-    manifest.set_annotations(Some(annotations));
-    let descriptor = store.blobs().put_manifest(&manifest).unwrap();
-    store.refs().tag(tag, &descriptor).unwrap();
-    descriptor
-}
+mod common;
+use common::{image, layer, meta, status};
 
 fn chain(store: &Store) {
     let l0 = layer(
@@ -130,7 +68,7 @@ fn chain(store: &Store) {
     );
     let base = image(
         store,
-        "acme/base",
+        Some("acme/base"),
         "acme/base",
         "platform",
         None,
@@ -139,7 +77,7 @@ fn chain(store: &Store) {
     );
     let core = image(
         store,
-        "acme/corebuild",
+        Some("acme/corebuild"),
         "acme/corebuild",
         "operations",
         Some(&base),
@@ -152,7 +90,7 @@ fn chain(store: &Store) {
     );
     image(
         store,
-        "acme/app",
+        Some("acme/app"),
         "acme/app",
         "development",
         Some(&core),
@@ -169,7 +107,7 @@ fn chain(store: &Store) {
     let l5 = layer(store, vec![Entry::whiteout("var/lib/dpkg").unwrap()]);
     image(
         store,
-        "acme/slim",
+        Some("acme/slim"),
         "acme/slim",
         "development",
         Some(&base),
@@ -302,7 +240,7 @@ fn rpm_and_apk_databases_in_layers_are_read() {
     );
     image(
         &store,
-        "acme/mixed",
+        Some("acme/mixed"),
         "acme/mixed",
         "platform",
         None,
@@ -335,7 +273,7 @@ fn a_malformed_database_in_a_layer_names_the_image_layer_and_file() {
     );
     image(
         &store,
-        "acme/bad",
+        Some("acme/bad"),
         "acme/bad",
         "platform",
         None,
@@ -373,7 +311,7 @@ fn a_database_file_over_the_size_bound_is_refused_before_it_is_read() {
     let diff_id = blob.digest.to_string();
     image(
         &store,
-        "acme/huge",
+        Some("acme/huge"),
         "acme/huge",
         "platform",
         None,

@@ -3,78 +3,17 @@
 //! file is rebuilt, a corrupt entry is read again from the layers, an entry whose lineage changed
 //! (a base gc removed, or one that came back) is computed again, and build names follow the tags.
 
-use std::collections::HashMap;
-
 use strata_inspect::Catalog;
 use strata_inventory::index::{IndexStats, Inventories, index_path};
 use strata_inventory::inventory;
-use strata_oci::annotations::{ANNOTATION_CHAIN_IMAGE, ANNOTATION_OWNER};
-use strata_oci::image_config::{History, ImageConfig};
-use strata_oci::tar::{Entry, LayerOptions, Metadata};
-use strata_oci::{Descriptor, Digest, MediaType, Store};
+use strata_oci::tar::Entry;
+use strata_oci::{Descriptor, Digest, Store};
 
-const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+mod common;
+use common::{image, layer, meta, status};
 
-fn meta() -> Metadata {
-    Metadata::new(0o644, 0, 0)
-}
-
-fn layer(store: &Store, entries: Vec<Entry>) -> (Descriptor, String) {
-    let mut writer = store.layer_writer(LayerOptions::default()).unwrap();
-    writer.append_all(entries).unwrap();
-    let layer = writer.finish().unwrap();
-    (layer.descriptor, layer.diff_id.to_string())
-}
-
-fn status(packages: &[(&str, &str, &str)]) -> Entry {
-    let text: String = packages
-        .iter()
-        .map(|(n, v, s)| {
-            format!(
-                "Package: {n}\nStatus: install ok installed\nArchitecture: amd64\nSource: {s}\nVersion: {v}\n\n"
-            )
-        })
-        .collect();
-    Entry::file_bytes("var/lib/dpkg/status", text.into_bytes(), meta())
-}
-
-/// An image of `layers` built by chain image `chain` of `team` on `base`, tagged `tag` (if any).
-fn image(
-    store: &Store,
-    tag: Option<&str>,
-    chain: &str,
-    team: &str,
-    base: Option<&Descriptor>,
-    layers: &[&(Descriptor, String)],
-) -> Descriptor {
-    let mut config = ImageConfig::scratch();
-    for (k, (_, diff_id)) in layers.iter().enumerate() {
-        config.rootfs.diff_ids.push(diff_id.clone());
-        config.history.push(History {
-            created_by: Some(format!("RUN step {k}")),
-            ..History::default()
-        });
-    }
-    let config = store
-        .blobs()
-        .put_json(&config, MediaType::ImageConfig)
-        .unwrap();
-    let mut manifest =
-        strata_oci::image::new_manifest(config, layers.iter().map(|(d, _)| d.clone()).collect());
-    let mut annotations = HashMap::from([
-        (ANNOTATION_CHAIN_IMAGE.to_string(), chain.to_string()),
-        (ANNOTATION_OWNER.to_string(), team.to_string()),
-    ]);
-    if let Some(base) = base {
-        annotations.insert(BASE_DIGEST.to_string(), base.digest().to_string());
-    }
-    manifest.set_annotations(Some(annotations));
-    let descriptor = store.blobs().put_manifest(&manifest).unwrap();
-    if let Some(tag) = tag {
-        store.refs().tag(tag, &descriptor).unwrap();
-    }
-    descriptor
-}
+/// The steps of every image here, by layer rank.
+const STEPS: &[&str] = &["RUN step 0", "RUN step 1", "RUN step 2"];
 
 const LIBC: (&str, &str, &str) = ("libc6", "2.36-9", "glibc");
 const SSL: (&str, &str, &str) = ("libssl3", "3.0.11-1", "openssl");
@@ -111,6 +50,7 @@ fn chain(store: &Store, tag_base: bool) -> (Descriptor, Descriptor, Descriptor) 
         "platform",
         None,
         &[&l0],
+        STEPS,
     );
     let core = image(
         store,
@@ -119,6 +59,7 @@ fn chain(store: &Store, tag_base: bool) -> (Descriptor, Descriptor, Descriptor) 
         "operations",
         Some(&base),
         &[&l0, &l1],
+        STEPS,
     );
     image(
         store,
@@ -127,6 +68,7 @@ fn chain(store: &Store, tag_base: bool) -> (Descriptor, Descriptor, Descriptor) 
         "development",
         Some(&core),
         &[&l0, &l1, &app1],
+        STEPS,
     );
     let second = image(
         store,
@@ -135,6 +77,7 @@ fn chain(store: &Store, tag_base: bool) -> (Descriptor, Descriptor, Descriptor) 
         "development",
         Some(&core),
         &[&l0, &l1, &app2],
+        STEPS,
     );
     (base, core, second)
 }
