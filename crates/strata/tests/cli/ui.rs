@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{PATIENCE, free_port, ok, strata};
+use crate::common::{PATIENCE, Serve, free_port, ok, strata};
 
 const TEAMS: [&str; 3] = ["operations", "middleware", "development"];
 
@@ -78,51 +78,6 @@ fn built_example() -> Option<(tempfile::TempDir, Vec<(&'static str, PathBuf)>)> 
     let key_refs: Vec<(&str, &Path)> = keys.iter().map(|(t, k)| (*t, k.as_path())).collect();
     ok(strata(d, &key_refs).arg("build"));
     Some((dir, keys))
-}
-
-/// `strata -C DIR serve` on a free port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = strata(dir, &[])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected serve output {line:?}"));
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
-        Server { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `GET path` with extra header lines: (status, headers, body).
@@ -207,7 +162,7 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
     let Some((dir, _keys)) = built_example() else {
         return;
     };
-    let server = Server::start(dir.path(), &[]);
+    let server = Serve::spawn(strata(dir.path(), &[]), &[]);
     let profile = tempfile::tempdir().unwrap();
 
     // The chain page: all four images, each with its team, linking to its page.
@@ -226,7 +181,7 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
         );
     }
     // The JSON twin says the same.
-    let (status, _, body) = get(server.port, "/ui/?format=json", "");
+    let (status, _, body) = get(server.port(), "/ui/?format=json", "");
     assert_eq!(status, 200, "{body}");
     let chain: serde_json::Value = serde_json::from_str(&body).unwrap();
     let nodes = chain["nodes"].as_array().unwrap();
@@ -269,7 +224,7 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
         dom.contains("<tr class=\"package\" data-team=\"development\"><td>hello</td><td class=\"mono\">2.10-3</td><td>acme/wordpress</td>"),
         "the package is not credited to the app's tier:\n{dom}"
     );
-    let (status, head, body) = get(server.port, "/ui/image/wordpress?format=json", "");
+    let (status, head, body) = get(server.port(), "/ui/image/wordpress?format=json", "");
     assert_eq!(status, 200, "{body}");
     assert!(
         head.to_ascii_lowercase()
@@ -287,11 +242,11 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
     );
 
     // The middleware's page has its tier test's result.
-    let (status, _, body) = get(server.port, "/ui/image/httpd-php?format=json", "");
+    let (status, _, body) = get(server.port(), "/ui/image/httpd-php?format=json", "");
     assert_eq!(status, 200, "{body}");
     let image: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(image["tests"][0]["result"], "ok", "{body}");
-    let (_, _, html) = get(server.port, "/ui/image/httpd-php", "");
+    let (_, _, html) = get(server.port(), "/ui/image/httpd-php", "");
     assert!(
         html.contains("data-kind=\"test\" data-result=\"ok\""),
         "{html}"
@@ -303,7 +258,7 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
         dom.contains("data-kind=\"build\" data-result=\"ok\""),
         "no build on the timeline:\n{dom}"
     );
-    let (status, _, body) = get(server.port, "/ui/timeline?format=json", "");
+    let (status, _, body) = get(server.port(), "/ui/timeline?format=json", "");
     assert_eq!(status, 200);
     let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
     let stories = timeline["stories"].as_array().unwrap();
@@ -315,7 +270,11 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
         "the build is not one story: {body}"
     );
     // Filters: one team's events only.
-    let (status, _, body) = get(server.port, "/ui/timeline?team=middleware&format=json", "");
+    let (status, _, body) = get(
+        server.port(),
+        "/ui/timeline?team=middleware&format=json",
+        "",
+    );
     assert_eq!(status, 200);
     let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
     let events: Vec<&serde_json::Value> = timeline["stories"]
@@ -326,7 +285,7 @@ fn the_pages_show_the_built_chain_its_layers_by_team_and_verified_custody_in_chr
         .collect();
     assert!(!events.is_empty());
     assert!(events.iter().all(|e| e["team"] == "middleware"), "{body}");
-    let (status, _, _) = get(server.port, "/ui/deployments?format=json", "");
+    let (status, _, _) = get(server.port(), "/ui/deployments?format=json", "");
     assert_eq!(status, 200);
 
     // A screenshot of each page.
@@ -359,9 +318,9 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
     )
     .unwrap();
     let auth = d.join("auth.toml");
-    let server = Server::start(d, &["--auth", auth.to_str().unwrap()]);
+    let server = Serve::spawn(strata(d, &[]), &["--auth", auth.to_str().unwrap()]);
     for path in ["/ui/", "/ui/image/wordpress", "/ui/timeline", "/ui/events"] {
-        let (status, head, _) = get(server.port, path, "");
+        let (status, head, _) = get(server.port(), path, "");
         assert_eq!(status, 401, "{path} without credentials: {head}");
         assert!(
             head.contains("WWW-Authenticate: Basic realm=\"strata\"")
@@ -376,8 +335,8 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
         base64_basic(&format!("olga:{token}"))
     );
     let bad = format!("Authorization: Basic {}\r\n", base64_basic("olga:wrong"));
-    assert_eq!(get(server.port, "/ui/", &bad).0, 401);
-    let (status, _, body) = get(server.port, "/ui/", &basic);
+    assert_eq!(get(server.port(), "/ui/", &bad).0, 401);
+    let (status, _, body) = get(server.port(), "/ui/", &basic);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("wordpress"));
 
@@ -388,8 +347,8 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
         format!("pull = \"open\"\n[users.olga]\ntoken_sha256 = \"{sha}\"\nteam = \"operations\"\n"),
     )
     .unwrap();
-    let open = Server::start(d, &["--auth", open_auth.to_str().unwrap()]);
-    assert_eq!(get(open.port, "/ui/", "").0, 200);
+    let open = Serve::spawn(strata(d, &[]), &["--auth", open_auth.to_str().unwrap()]);
+    assert_eq!(get(open.port(), "/ui/", "").0, 200);
     drop(open);
 
     // No way out of the store or the repository through the URL.
@@ -401,7 +360,7 @@ fn urls_cannot_traverse_and_the_pages_keep_the_registrys_read_rule() {
         "/ui/image/wordpress?a=1&b=%2Fetc%2Fpasswd",
         "/ui/timeline?kind=%3Cscript%3E",
     ] {
-        let (status, _, body) = get(server.port, path, &basic);
+        let (status, _, body) = get(server.port(), path, &basic);
         assert!(status == 400 || status == 404, "{path}: {status} {body}");
         assert!(!body.contains("root:x:0:0"), "{path} read /etc/passwd");
         assert!(!body.contains("<script>"), "{path} echoed markup: {body}");
@@ -561,7 +520,7 @@ fn a_build_from_the_command_line_appears_on_an_open_timeline_without_a_reload() 
         return;
     };
     let d = dir.path();
-    let server = Server::start(d, &[]);
+    let server = Serve::spawn(strata(d, &[]), &[]);
     let url = server.url("/ui/timeline");
     let mut browser = Browser::open(&bin, &url);
     browser.until(
@@ -604,7 +563,7 @@ fn a_build_from_the_command_line_appears_on_an_open_timeline_without_a_reload() 
         "the rebuild's events are not one story: {story:?}"
     );
     // The two builds of the app, compared on its page.
-    let (status, _, body) = get(server.port, "/ui/image/wordpress?a=1&b=2&format=json", "");
+    let (status, _, body) = get(server.port(), "/ui/image/wordpress?a=1&b=2&format=json", "");
     assert_eq!(status, 200, "{body}");
     let image: serde_json::Value = serde_json::from_str(&body).unwrap();
     let added = image["diff"]["diff"]["added"].as_array().unwrap();
@@ -659,13 +618,13 @@ fn the_live_feed_resumes_after_last_event_id_without_a_gap() {
     let Some((dir, _keys)) = built_example() else {
         return;
     };
-    let server = Server::start(dir.path(), &[]);
-    let (_, _, body) = get(server.port, "/ui/timeline?format=json", "");
+    let server = Serve::spawn(strata(dir.path(), &[]), &[]);
+    let (_, _, body) = get(server.port(), "/ui/timeline?format=json", "");
     let timeline: serde_json::Value = serde_json::from_str(&body).unwrap();
     let last = timeline["last_id"].as_i64().unwrap();
     assert!(last > 5, "too few events to resume in: {last}");
     // A browser that saw up to row 3 reconnects: every later row comes, in order, once.
-    let ids = feed_ids(server.port, 3, last);
+    let ids = feed_ids(server.port(), 3, last);
     let expected: Vec<i64> = (4..=last).collect();
     assert_eq!(ids, expected);
 }
@@ -675,9 +634,9 @@ fn an_open_live_feed_does_not_keep_the_server_from_stopping() {
     let Some((dir, _keys)) = built_example() else {
         return;
     };
-    let mut server = Server::start(dir.path(), &[]);
+    let mut server = Serve::spawn(strata(dir.path(), &[]), &[]);
     // A browser on the timeline: its live feed open (headers received).
-    let mut feed = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut feed = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
     feed.set_read_timeout(Some(PATIENCE)).unwrap();
     write!(
         feed,
@@ -688,13 +647,13 @@ fn an_open_live_feed_does_not_keep_the_server_from_stopping() {
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();
     assert!(status.contains(" 200 "), "{status}");
-    ok(Command::new("kill").args(["-TERM", &server.child.id().to_string()]));
+    ok(Command::new("kill").args(["-TERM", &server.pid().to_string()]));
     // The feed ends and the server exits (it used to wait for the feed forever).
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
+        if let Some(exit) = server.try_status() {
             assert!(exit.success(), "serve exited {exit}");
             break;
         }

@@ -25,12 +25,20 @@ impl Serve {
 
     /// [`Serve::start`] with extra environment variables.
     pub fn start_with_env(store: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("strata"));
+        command
             .envs(env.iter().copied())
             .env_remove("STRATA_STORE")
             .env_remove("STRATA_CHAIN")
             .arg("--store")
-            .arg(store)
+            .arg(store);
+        Serve::spawn(command, extra)
+    }
+
+    /// Start `serve --listen 127.0.0.1:0` with extra args from `command`: the strata binary with
+    /// its global options and environment set (a store, or a project's `-C DIR`).
+    pub fn spawn(mut command: Command, extra: &[&str]) -> Serve {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())
@@ -55,6 +63,20 @@ impl Serve {
             }
         });
         Serve { child, host }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.host))
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.host)
     }
 
     /// The server's pid.
