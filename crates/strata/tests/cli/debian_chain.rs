@@ -168,10 +168,18 @@ context = "httpd"
     assert!(text.contains("corebuild by operations"), "{text}");
     assert!(text.trim_end().ends_with('2'), "{text}");
 
-    packages_match_dpkg_query_and_are_credited_to_their_tiers(&store);
-    crate::debian_sbom::check(d, &store);
+    // The checks below only read the built store, and each mostly waits on one process at a time
+    // (strata, dpkg-query, trivy, the validators, podman): they run side by side, as this is the
+    // suite's longest test.
+    std::thread::scope(|threads| {
+        threads.spawn(|| packages_match_dpkg_query_and_are_credited_to_their_tiers(&store));
+        threads.spawn(|| crate::debian_sbom::check(d, &store));
+        threads.spawn(|| podman_serves_the_page(d, &store, port));
+    });
+}
 
-    // podman runs apache from the top image and serves the page.
+/// podman runs apache from the top image (`deb/httpd` in `store`) and serves the page on `port`.
+fn podman_serves_the_page(d: &Path, store: &Path, port: u16) {
     let podman: Vec<String> = [
         "--root",
         &d.join("podman-root").display().to_string(),

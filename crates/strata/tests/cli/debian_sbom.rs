@@ -144,54 +144,16 @@ pub(crate) fn theirs(trivy: &Path, store: &Path, image: &str, work: &Path) -> BT
 pub(crate) fn check(project: &Path, store: &Path) {
     let work = tempfile::tempdir().unwrap();
     let trivy = trivy();
-    for image in ["deb/debian", "deb/corebuild", "deb/httpd"] {
-        let ours = ours(store, image);
-        assert!(ours.len() > 50, "{image}: {ours:?}");
-        if let (Some(trivy), Some(_), Some(_)) = (
-            trivy.as_deref(),
-            require_tool("skopeo"),
-            require_tool("umoci"),
-        ) {
-            let theirs = theirs(trivy, store, image, work.path());
-            let only_ours: Vec<_> = ours.difference(&theirs).collect();
-            let only_theirs: Vec<_> = theirs.difference(&ours).collect();
-            assert!(
-                only_ours.is_empty() && only_theirs.is_empty(),
-                "{image}: strata vs trivy differ\nonly strata: {only_ours:?}\nonly trivy: {only_theirs:?}"
-            );
-            eprintln!("{image}: {} packages, the same as trivy's", ours.len());
+    // Each image's checks (skopeo, umoci, trivy, two validators) run beside the others', each in
+    // its own directory with its own trivy cache.
+    std::thread::scope(|threads| {
+        for image in ["deb/debian", "deb/corebuild", "deb/httpd"] {
+            let work = work.path().join(image.replace('/', "-"));
+            std::fs::create_dir(&work).unwrap();
+            let trivy = trivy.as_deref();
+            threads.spawn(move || check_image(store, image, trivy, &work));
         }
-        for (format, ext) in [("spdx", "spdx.json"), ("cyclonedx", "cdx.json")] {
-            let file = work.path().join(format!("sbom.{ext}"));
-            let out = cargo_bin_cmd!("strata")
-                .arg("--store")
-                .arg(store)
-                .args(["sbom", image, "--format", format, "-o"])
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "strata sbom {image} --format {format}"
-            );
-            if format == "spdx" {
-                if require_tool("pyspdxtools").is_some() {
-                    let out = StdCommand::new("pyspdxtools")
-                        .arg("-i")
-                        .arg(&file)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "pyspdxtools rejects the SBOM of {image}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-            } else {
-                crate::sbom_advisories::cyclonedx_validate(&file);
-            }
-        }
-    }
+    });
     let affected = |package: &str| -> Value {
         let out = cargo_bin_cmd!("strata")
             .arg("-C")
@@ -224,4 +186,52 @@ pub(crate) fn check(project: &Path, store: &Path) {
     let libc = affected("glibc");
     assert_eq!(libc["fixes"][0]["tier"], "deb/debian", "{libc}");
     assert_eq!(libc["images"].as_array().unwrap().len(), 3, "{libc}");
+}
+
+/// One image's package set against trivy's, and its SPDX and CycloneDX SBOMs through the
+/// reference validators; `work` is the image's own scratch directory.
+fn check_image(store: &Path, image: &str, trivy: Option<&Path>, work: &Path) {
+    let ours = ours(store, image);
+    assert!(ours.len() > 50, "{image}: {ours:?}");
+    if let (Some(trivy), Some(_), Some(_)) = (trivy, require_tool("skopeo"), require_tool("umoci"))
+    {
+        let theirs = theirs(trivy, store, image, work);
+        let only_ours: Vec<_> = ours.difference(&theirs).collect();
+        let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+        assert!(
+            only_ours.is_empty() && only_theirs.is_empty(),
+            "{image}: strata vs trivy differ\nonly strata: {only_ours:?}\nonly trivy: {only_theirs:?}"
+        );
+        eprintln!("{image}: {} packages, the same as trivy's", ours.len());
+    }
+    for (format, ext) in [("spdx", "spdx.json"), ("cyclonedx", "cdx.json")] {
+        let file = work.join(format!("sbom.{ext}"));
+        let out = cargo_bin_cmd!("strata")
+            .arg("--store")
+            .arg(store)
+            .args(["sbom", image, "--format", format, "-o"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "strata sbom {image} --format {format}"
+        );
+        if format == "spdx" {
+            if require_tool("pyspdxtools").is_some() {
+                let out = StdCommand::new("pyspdxtools")
+                    .arg("-i")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "pyspdxtools rejects the SBOM of {image}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        } else {
+            crate::sbom_advisories::cyclonedx_validate(&file);
+        }
+    }
 }
