@@ -233,6 +233,7 @@ mod tests {
             mode,
             owner: Owner { uid: 0, gid: 0 },
             mtime: Some(5),
+            xattrs: Default::default(),
         };
         let plan = CopyPlan::from([
             ("etc".to_string(), entry(PlannedContent::Dir, 0o755)),

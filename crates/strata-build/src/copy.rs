@@ -100,6 +100,9 @@ pub struct PlannedEntry {
     /// creates itself (parent directories, heredocs), which gets `SOURCE_DATE_EPOCH`. The layer
     /// writer clamps it to `SOURCE_DATE_EPOCH`, as BuildKit's `rewrite-timestamp` does.
     pub mtime: Option<u64>,
+    /// Extended attributes the layer keeps ([`strata_oci::tar::layer_xattr`]): an archive's
+    /// entries keep theirs (file capabilities, `user.*`), as BuildKit's ADD does; empty otherwise.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// Every path a COPY/ADD writes, keyed by image path without the leading `/` (`usr/bin/x`), sorted.
@@ -361,6 +364,7 @@ impl Placer<'_> {
                             mode: 0o755,
                             owner: self.owner,
                             mtime: None,
+                            xattrs: BTreeMap::new(),
                         },
                     );
                 }
@@ -387,6 +391,7 @@ impl Placer<'_> {
                 mode,
                 owner: self.owner,
                 mtime: None,
+                xattrs: BTreeMap::new(),
             },
         );
         Ok(())
@@ -439,6 +444,7 @@ impl Placer<'_> {
                     uid: entry.meta.uid(),
                     gid: entry.meta.gid(),
                 };
+                planned.xattrs = strata_oci::tar::layer_xattrs(&entry.path);
             }
         }
         Ok(())

@@ -130,6 +130,11 @@ pub fn plan_key(
                 key.str("file").str(&stat.file_hash(src, &meta)?)
             }
         };
+        // Only entries with attributes add to the key, so the keys of every other plan stay; the tag
+        // holds a NUL, which no path can, so it never reads as the next entry's path.
+        for (name, value) in &entry.xattrs {
+            key.str("\0xattr").str(name).bytes(value);
+        }
     }
     Ok(key.finish())
 }
@@ -154,7 +159,7 @@ pub fn write_plan(
                 uid: u64::from(e.owner.uid),
                 gid: u64::from(e.owner.gid),
                 mtime: clamped_mtime(e, options.source_date_epoch),
-                ..Metadata::default()
+                xattrs: e.xattrs.clone(),
             };
             match &e.content {
                 PlannedContent::Dir => Entry::dir(path, meta),

@@ -339,7 +339,9 @@ pub(crate) fn entries(changes: Vec<Change>) -> Result<Vec<Entry>, StepError> {
                     uid: u64::from(uid),
                     gid: u64::from(gid),
                     mtime: u64::try_from(metadata.mtime()).unwrap_or(0),
-                    ..Metadata::default()
+                    // File capabilities (`RUN setcap ...`) and user attributes are the
+                    // layer's content, as in BuildKit's and buildah's RUN layers.
+                    xattrs: strata_oci::tar::layer_xattrs(&source),
                 };
                 let ft = metadata.file_type();
                 let entry = if ft.is_dir() {

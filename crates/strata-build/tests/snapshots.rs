@@ -95,6 +95,40 @@ fn unpacked(store: &Store, dir: &Path, tag: &str, index: usize) -> (String, Path
     (diff_id, path)
 }
 
+/// `security.capability` granting `cap_net_raw` (effective and permitted), revision 2: what
+/// `setcap cap_net_raw+ep` writes (ping's file capability).
+const CAP_NET_RAW: [u8; 20] = [
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Rewrite the base tarball `tar` with one more file, `bin/capped`, carrying the extended
+/// attributes a layer keeps: a file capability and a user attribute (as PAX records).
+fn add_attributed_file(tar: &Path) {
+    let bytes = std::fs::read(tar).unwrap();
+    let mut out = ::tar::Builder::new(Vec::new());
+    let mut archive = ::tar::Archive::new(&bytes[..]);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        out.append(&header, &mut entry).unwrap();
+    }
+    out.append_pax_extensions([
+        ("SCHILY.xattr.security.capability", &CAP_NET_RAW[..]),
+        ("SCHILY.xattr.user.strata", &b"kept"[..]),
+    ])
+    .unwrap();
+    let mut header = ::tar::Header::new_ustar();
+    header.set_entry_type(::tar::EntryType::Regular);
+    header.set_mode(0o755);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_000_000_000);
+    header.set_size(5);
+    out.append_data(&mut header, "bin/capped", &b"ping\n"[..])
+        .unwrap();
+    std::fs::write(tar, out.into_inner().unwrap()).unwrap();
+}
+
 struct Chain {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -113,6 +147,7 @@ impl Chain {
         let base = root.join("base");
         std::fs::create_dir_all(&base).unwrap();
         strata_testutil::busybox_rootfs_tar(&base.join("rootfs.tar"))?;
+        add_attributed_file(&base.join("rootfs.tar"));
         std::fs::write(base.join("Dockerfile"), "FROM scratch\nADD rootfs.tar /\n").unwrap();
         let store = Store::init(root.join("store")).unwrap();
         Some(Chain {
@@ -152,6 +187,12 @@ fn written_trees_become_snapshots_equal_to_unpacked_layers() {
     let base_snapshot = snapshots.join(snapshot_name(&base_id));
     assert!(base_snapshot.is_dir(), "the base import left no snapshot");
     assert_eq!(describe(&base_snapshot), describe(&base_unpacked));
+    // The layer kept the file capability and the user attribute, and so does the snapshot.
+    let capped = &describe(&base_snapshot)["bin/capped"];
+    assert!(
+        capped.contains("security.capability") && capped.contains("user.strata"),
+        "{capped}"
+    );
 
     let app = chain.root.join("app");
     std::fs::create_dir_all(&app).unwrap();
@@ -162,7 +203,8 @@ RUN mkdir -p /srv/a /srv/b && echo one > /srv/a/f && ln /srv/a/f /srv/a/g \
  && ln -s ../a/f /srv/b/link && touch -d @1500000000 /srv/a/old && chmod 4755 /srv/a/old \
  && busybox mkfifo /srv/fifo && rm /etc/group && echo new >> /etc/passwd \
  && rm -rf /bin/yes /sbin && mkdir /sbin && echo s > /sbin/only
-RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && chown 1:2 /srv/b
+RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && chown 1:2 /srv/b \
+ && chmod 750 /bin/capped
 "#,
     )
     .unwrap();
@@ -181,9 +223,17 @@ RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && ch
         assert!(!a.is_empty());
         assert_eq!(a, b, "layer {index}: the adopted snapshot differs");
     }
-    // The second RUN made /srv/a opaque and whited out /srv/b/link.
+    // The second RUN made /srv/a opaque and whited out /srv/b/link; its chmod copied
+    // /bin/capped up with its attributes, which its layer and snapshot keep.
     let (id, _) = unpacked(&chain.store, &chain.root.join("fresh"), "acme/app", 2);
     let second = describe(&snapshots.join(snapshot_name(&id)));
+    assert!(
+        second["bin/capped"].starts_with("100750")
+            && second["bin/capped"].contains("security.capability")
+            && second["bin/capped"].contains("user.strata"),
+        "{}",
+        second["bin/capped"]
+    );
     assert_eq!(second["srv/b/link"], "whiteout");
     assert!(
         second["srv/a"].contains("trusted.overlay.opaque"),

@@ -740,3 +740,96 @@ mod fuzz {
         }
     }
 }
+
+/// A PAX record: key and value.
+type PaxRecord<'a> = (&'a str, &'a [u8]);
+
+/// The names and values of `path`'s extended attributes (not followed).
+fn xattrs_of(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut names = vec![0u8; 4096];
+    let len = rustix::fs::llistxattr(path, &mut names[..]).unwrap_or(0);
+    names.truncate(len);
+    names
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let name = String::from_utf8(n.to_vec()).unwrap();
+            let mut value = vec![0u8; 4096];
+            let n = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap();
+            value.truncate(n);
+            (name, value)
+        })
+        .collect()
+}
+
+// A layer's entries may carry file capabilities and user attributes, never overlayfs' own: set
+// on a tree that becomes an overlay's lower layer, an opaque mark would hide what lower layers
+// hold and a redirect would show another directory in place of this one, so a RUN step would see
+// something other than the image. The unpacker refuses them and says so in its report.
+#[test]
+fn overlay_attributes_from_a_layer_are_not_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let mut builder = ::tar::Builder::new(Vec::new());
+    let entries: [(&str, EntryType, &[PaxRecord<'_>]); 2] = [
+        (
+            "etc/",
+            EntryType::Directory,
+            &[
+                ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+                ("SCHILY.xattr.user.overlay.opaque", b"y"),
+            ],
+        ),
+        (
+            "etc/ping",
+            EntryType::Regular,
+            &[
+                ("SCHILY.xattr.trusted.overlay.redirect", b"/usr"),
+                ("SCHILY.xattr.user.overlay.redirect", b"/usr"),
+                ("SCHILY.xattr.user.kept", b"1"),
+            ],
+        ),
+    ];
+    for (name, ty, pax) in entries {
+        builder.append_pax_extensions(pax.iter().copied()).unwrap();
+        let mut header = Header::new_ustar();
+        header.set_entry_type(ty);
+        header.set_mode(if ty == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        header.set_size(0);
+        header.set_mtime(1_000);
+        builder.append_data(&mut header, name, &[][..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let report = unpack_layer(&tar[..], &root, &UnpackOptions::default()).unwrap();
+    assert!(
+        xattrs_of(&root.join("etc"))
+            .keys()
+            .all(|k| !k.contains("overlay")),
+        "{:?}",
+        xattrs_of(&root.join("etc"))
+    );
+    let file = xattrs_of(&root.join("etc/ping"));
+    assert!(file.keys().all(|k| !k.contains("overlay")), "{file:?}");
+    let mut skipped = report.skipped_xattrs.clone();
+    skipped.sort();
+    for refused in [
+        "etc: trusted.overlay.opaque",
+        "etc: user.overlay.opaque",
+        "etc/ping: trusted.overlay.redirect",
+        "etc/ping: user.overlay.redirect",
+    ] {
+        assert!(
+            skipped.iter().any(|s| s == refused),
+            "{refused} in {skipped:?}"
+        );
+    }
+    // user attributes are the layer's content: set where the file system takes them.
+    if !skipped.iter().any(|s| s == "etc/ping: user.kept") {
+        assert_eq!(file.get("user.kept").map(Vec::as_slice), Some(&b"1"[..]));
+    }
+}

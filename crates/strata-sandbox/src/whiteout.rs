@@ -129,10 +129,11 @@ pub struct LowerReport {
 /// it can become that layer's snapshot instead of the layer being unpacked again:
 ///
 /// - sockets are removed (no layer carries one);
-/// - every extended attribute is removed (strata's layers carry none; overlay's own `origin`
-///   and `impure` marks go with them), except the opaque mark of an opaque directory when
-///   `form.opaque` names a namespace (an opaque directory in either namespace is marked in that
-///   one, as the unpacker's whiteout conversion marks it);
+/// - every extended attribute is removed but those a layer carries and the unpacker restores
+///   ([`strata_oci::tar::layer_xattr`]: file capabilities and `user.*`); overlay's own `origin`
+///   and `impure` marks go, except the opaque mark of an opaque directory when `form.opaque`
+///   names a namespace (an opaque directory in either namespace is marked in that one, as the
+///   unpacker's whiteout conversion marks it);
 /// - every mtime becomes the layer's clamped one (`min(mtime, epoch)`, whole seconds), the
 ///   access time with it, as the unpacker sets both; directories after their children;
 /// - the directory itself gets mode 0700 and no extended attributes, as the unpacker's
@@ -148,7 +149,7 @@ pub fn settle_as_lower(dir: &Path, form: &LowerForm) -> Result<LowerReport, Sand
         ..LowerReport::default()
     };
     settle_dir(dir, form, &mut report)?;
-    strip_xattrs(dir, None)?;
+    strip_xattrs(dir, None, false)?;
     fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| SandboxError::io(dir, e))?;
     Ok(report)
@@ -183,7 +184,7 @@ fn settle_dir(dir: &Path, form: &LowerForm, report: &mut LowerReport) -> Result<
             Some(ns) if kind.is_dir() && crate::view::is_opaque(&path) => Some(ns),
             _ => None,
         };
-        strip_xattrs(&path, keep)?;
+        strip_xattrs(&path, keep, true)?;
         if kind.is_dir() {
             settle_dir(&path, form, report)?;
         }
@@ -206,14 +207,21 @@ fn settle_dir(dir: &Path, form: &LowerForm, report: &mut LowerReport) -> Result<
     Ok(())
 }
 
-/// Remove every extended attribute of `path` (not followed); with `opaque`, leave it marked
-/// opaque in that namespace. `security.selinux` is the system's label, set on every new file
-/// (the unpacker's too): left alone.
-fn strip_xattrs(path: &Path, opaque: Option<XattrNamespace>) -> Result<(), SandboxError> {
+/// Remove the extended attributes of `path` (not followed) that the unpacker would not have set:
+/// for a layer's entry (`entry`), all but the layer's own ([`strata_oci::tar::layer_xattr`]: file
+/// capabilities and `user.*`, which the layer was written with and the unpacker restores); for
+/// the tree's root, which no entry describes, all. With `opaque`, leave it marked opaque in that
+/// namespace. `security.selinux` is the system's label, set on every new file (the unpacker's
+/// too): left alone.
+fn strip_xattrs(
+    path: &Path,
+    opaque: Option<XattrNamespace>,
+    entry: bool,
+) -> Result<(), SandboxError> {
     let io = |e: std::io::Error| SandboxError::io(path, e);
     let mut marked = false;
     for name in crate::view::list_xattrs(path).map_err(io)? {
-        if name == "security.selinux" {
+        if name == "security.selinux" || (entry && strata_oci::tar::layer_xattr(&name)) {
             continue;
         }
         if opaque.is_some_and(|ns| ns.opaque() == name)
@@ -269,7 +277,7 @@ mod tests {
 
     // See issue 22: a step's own tree becomes its layer's snapshot only in the unpacker's form.
     #[test]
-    fn settling_clamps_times_drops_sockets_and_xattrs_and_keeps_opaque_marks() {
+    fn settling_clamps_times_drops_sockets_and_overlay_xattrs_and_keeps_opaque_marks() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let t = tempfile::tempdir().unwrap();
         let up = t.path().join("upper");
@@ -290,7 +298,8 @@ mod tests {
         // user.* attributes need file system support: without it there is nothing to drop.
         let xattrs = set_xattr(&up.join("dir/f"), "user.x", b"1").is_ok()
             && set_xattr(&up.join("dir/sub"), "user.overlay.opaque", b"y").is_ok()
-            && set_xattr(&up.join("dir"), "user.overlay.origin", b"").is_ok();
+            && set_xattr(&up.join("dir"), "user.overlay.origin", b"").is_ok()
+            && set_xattr(&up, "user.root", b"1").is_ok();
         let form = LowerForm {
             source_date_epoch: 1000,
             opaque: Some(XattrNamespace::User),
@@ -321,11 +330,12 @@ mod tests {
             0o700
         );
         if xattrs {
-            assert!(
-                crate::view::list_xattrs(&up.join("dir/f"))
-                    .unwrap()
-                    .is_empty()
+            // The layer carries user.x and the unpacker restores it; the root has no entry.
+            assert_eq!(
+                crate::view::list_xattrs(&up.join("dir/f")).unwrap(),
+                ["user.x"]
             );
+            assert!(crate::view::list_xattrs(&up).unwrap().is_empty());
             assert!(
                 crate::view::list_xattrs(&up.join("dir"))
                     .unwrap()

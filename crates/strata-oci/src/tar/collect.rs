@@ -8,12 +8,6 @@ use std::path::{Path, PathBuf};
 use super::{Entry, EntryKind, Metadata, sort_entries};
 use crate::error::{Error, Result, io_err};
 
-/// Extended attributes copied into layers. Others (e.g. `security.selinux`) describe the host, not
-/// the content, and would make layers differ between machines.
-fn keep_xattr(name: &str) -> bool {
-    name == "security.capability" || name.starts_with("user.")
-}
-
 /// Every file, directory, symlink, device and fifo under `src` (not following symlinks), as layer
 /// entries under `dest` (a layer path; `""` or `"/"` puts the tree's content at the layer root),
 /// sorted by path. `src` itself becomes the entry `dest` unless `dest` is the root. Metadata
@@ -56,7 +50,7 @@ pub fn collect_tree(src: &Path, dest: &Path) -> Result<Vec<Entry>> {
             uid: md.uid().into(),
             gid: md.gid().into(),
             mtime: md.mtime().max(0) as u64,
-            xattrs: read_xattrs(item.path())?,
+            xattrs: layer_xattrs(item.path()),
         };
         let ft = md.file_type();
         let kind = if ft.is_dir() {
@@ -102,19 +96,21 @@ pub(crate) fn split_dev(dev: u64) -> (u32, u32) {
     (major as u32, minor as u32)
 }
 
-fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+/// The extended attributes of `path` (not followed) that a layer carries
+/// ([`super::layer_xattr`]); none where the file system has no xattr support.
+pub fn layer_xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut names = vec![0u8; 4096];
     let Ok(len) = rustix::fs::llistxattr(path, &mut names[..]) else {
         // No xattr support on this file system (or too many names): the entry simply has none.
-        return Ok(out);
+        return out;
     };
     names.truncate(len);
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
         };
-        if !keep_xattr(name_str) {
+        if !super::layer_xattr(name_str) {
             continue;
         }
         let mut value = vec![0u8; 64 * 1024];
@@ -123,7 +119,7 @@ fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
             out.insert(name_str.to_string(), value);
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

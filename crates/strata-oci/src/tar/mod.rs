@@ -13,7 +13,7 @@ mod writer;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-pub use collect::collect_tree;
+pub use collect::{collect_tree, layer_xattrs};
 pub use reader::{EntryInfo, EntryKindInfo, layer_archive, list_entries};
 pub use unpack::{UnpackOptions, UnpackReport, Whiteouts, unpack_layer};
 pub use writer::{Layer, LayerOptions, LayerTimes, LayerWriter, TarWriter};
@@ -24,6 +24,22 @@ use crate::error::{Error, Result};
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// The opaque-directory marker: `dir/.wh..wh..opq` hides everything lower layers put in `dir`.
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+/// Whether extended attribute `name` belongs to a layer's content: file capabilities
+/// (`security.capability`) and user attributes (`user.*`), the ones the collector writes into
+/// layers. Others describe the host (`security.selinux`) or are overlayfs' own bookkeeping
+/// (`trusted.overlay.*`, `user.overlay.*`: opaque marks, redirects, metacopy), which an overlay
+/// mount obeys; a layer's entries must never carry those, or a hostile layer could hide or
+/// redirect what a RUN step sees of the image.
+pub fn layer_xattr(name: &str) -> bool {
+    (name == "security.capability" || name.starts_with("user.")) && !overlay_xattr(name)
+}
+
+/// Whether extended attribute `name` is overlayfs' own (`trusted.overlay.*` or
+/// `user.overlay.*`, the latter under `userxattr` in a user namespace).
+pub fn overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
 
 /// Owner, permissions and time of an entry; written exactly as given (mtime clamped).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -77,7 +77,8 @@ pub struct UnpackReport {
     pub whiteouts: u64,
     /// Device nodes not created for lack of privilege (their paths).
     pub skipped_devices: Vec<PathBuf>,
-    /// xattrs that could not be set (`path: name`).
+    /// xattrs not set (`path: name`): refused by the file system or privilege, or overlayfs' own
+    /// (`trusted.overlay.*`, `user.overlay.*`), which a layer may not carry.
     pub skipped_xattrs: Vec<String>,
 }
 
@@ -420,9 +421,12 @@ impl<'a> Unpacker<'a> {
             parent.set_mode(name, mode).map_err(entry_err(&raw))?;
         }
         for (key, value) in xattrs {
-            if !parent
-                .set_xattr(name, &key, &value)
-                .map_err(entry_err(&raw))?
+            // overlayfs' own attributes would be obeyed when this tree is an overlay's lower
+            // layer (opaque marks, redirects): never set from a layer's entries.
+            if super::overlay_xattr(&key)
+                || !parent
+                    .set_xattr(name, &key, &value)
+                    .map_err(entry_err(&raw))?
             {
                 self.report
                     .skipped_xattrs
