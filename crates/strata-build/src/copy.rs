@@ -100,8 +100,9 @@ pub struct PlannedEntry {
     /// creates itself (parent directories, heredocs), which gets `SOURCE_DATE_EPOCH`. The layer
     /// writer clamps it to `SOURCE_DATE_EPOCH`, as BuildKit's `rewrite-timestamp` does.
     pub mtime: Option<u64>,
-    /// Extended attributes the layer keeps ([`strata_oci::tar::layer_xattr`]): an archive's
-    /// entries keep theirs (file capabilities, `user.*`), as BuildKit's ADD does; empty otherwise.
+    /// Extended attributes the layer keeps ([`strata_oci::tar::layer_xattr`]: file capabilities,
+    /// `user.*`): a source's own where it keeps its owner ([`CopyOptions::preserve_owner`]);
+    /// empty otherwise.
     pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
@@ -132,7 +133,10 @@ pub struct CopyOptions {
     pub excludes: Vec<String>,
     /// `--parents`: keep each source's path below the destination.
     pub parents: bool,
-    /// Keep the sources' own owners (ADD of a local archive without `--chown`).
+    /// The sources are an image's own files (COPY `--from` a stage or an image, ADD of a local
+    /// archive): they keep their owners and the attributes a layer carries (file capabilities,
+    /// `user.*`), unless `--chown` gives them another owner, which keeps neither (as a chown
+    /// drops a file's capabilities).
     pub preserve_owner: bool,
 }
 

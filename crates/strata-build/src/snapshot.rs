@@ -10,8 +10,9 @@
 //! (after its layer is written from it) and an ADD's extracted archive at `/` of an empty stage
 //! hold exactly the layer's tree. [`Snapshots::adopt`] settles such a directory into the
 //! unpacker's form ([`strata_sandbox::settle_as_lower`]: clamped mtimes, no extended attributes
-//! but the layer's own and overlay's opaque marks, no sockets), checks that it has as many entries as the layer,
-//! and renames it into place: the same atomic rename, so the cache never holds half a snapshot.
+//! but the layer's own and overlay's opaque marks, no sockets), checks that it has as many
+//! entries as the layer, and renames it into place: the same atomic rename, so the cache never
+//! holds half a snapshot.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -41,11 +41,11 @@ fn describe(root: &Path) -> BTreeMap<String, String> {
                 } else {
                     String::new()
                 };
-                let mut xattrs: Vec<String> = xattr_names(&path)
+                let xattrs: Vec<String> = strata_testutil::xattrs(&path)
                     .into_iter()
-                    .filter(|n| !n.starts_with("security.selinux="))
+                    .filter(|(name, _)| name != "security.selinux")
+                    .map(|(name, value)| format!("{name}={value:?}"))
                     .collect();
-                xattrs.sort();
                 format!(
                     "{:o} {}:{} mtime {}.{} size {} links {} xattrs {:?} {}",
                     md.mode(),
@@ -71,21 +71,6 @@ fn describe(root: &Path) -> BTreeMap<String, String> {
 }
 
 /// `name=value` of every extended attribute of `path` (not followed).
-fn xattr_names(path: &Path) -> Vec<String> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = rustix::fs::llistxattr(path, &mut buf[..]).unwrap_or(0);
-    buf[..n]
-        .split(|b| *b == 0)
-        .filter(|n| !n.is_empty())
-        .map(|name| {
-            let name = String::from_utf8_lossy(name).into_owned();
-            let mut value = vec![0u8; 64 * 1024];
-            let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap_or(0);
-            format!("{name}={:?}", &value[..len])
-        })
-        .collect()
-}
-
 /// Unpack `layer` of the stored image `tag` into a fresh snapshot directory under `dir`.
 fn unpacked(store: &Store, dir: &Path, tag: &str, index: usize) -> (String, PathBuf) {
     let image = store.image(tag).unwrap();
@@ -205,6 +190,7 @@ RUN mkdir -p /srv/a /srv/b && echo one > /srv/a/f && ln /srv/a/f /srv/a/g \
  && rm -rf /bin/yes /sbin && mkdir /sbin && echo s > /sbin/only
 RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && chown 1:2 /srv/b \
  && chmod 750 /bin/capped
+COPY --from=acme/base /bin/capped /opt/capped
 "#,
     )
     .unwrap();
@@ -239,6 +225,15 @@ RUN rm -rf /srv/a && mkdir /srv/a && echo two > /srv/a/h && rm /srv/b/link && ch
         second["srv/a"].contains("trusted.overlay.opaque"),
         "{}",
         second["srv/a"]
+    );
+    // COPY --from an image keeps the file's owner and the attributes its layer carries.
+    let (_, copied) = unpacked(&chain.store, &chain.root.join("fresh"), "acme/app", 3);
+    let copied = describe(&copied);
+    assert!(
+        copied["opt/capped"].contains("security.capability")
+            && copied["opt/capped"].contains("user.strata"),
+        "{}",
+        copied["opt/capped"]
     );
     assert!(unpacked_on_this_thread() > before);
 }

@@ -744,24 +744,6 @@ mod fuzz {
 /// A PAX record: key and value.
 type PaxRecord<'a> = (&'a str, &'a [u8]);
 
-/// The names and values of `path`'s extended attributes (not followed).
-fn xattrs_of(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut names = vec![0u8; 4096];
-    let len = rustix::fs::llistxattr(path, &mut names[..]).unwrap_or(0);
-    names.truncate(len);
-    names
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .map(|n| {
-            let name = String::from_utf8(n.to_vec()).unwrap();
-            let mut value = vec![0u8; 4096];
-            let n = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap();
-            value.truncate(n);
-            (name, value)
-        })
-        .collect()
-}
-
 // A layer's entries may carry file capabilities and user attributes, never overlayfs' own: set
 // on a tree that becomes an overlay's lower layer, an opaque mark would hide what lower layers
 // hold and a redirect would show another directory in place of this one, so a RUN step would see
@@ -807,13 +789,13 @@ fn overlay_attributes_from_a_layer_are_not_set() {
     let tar = builder.into_inner().unwrap();
     let report = unpack_layer(&tar[..], &root, &UnpackOptions::default()).unwrap();
     assert!(
-        xattrs_of(&root.join("etc"))
+        strata_testutil::xattrs(&root.join("etc"))
             .keys()
             .all(|k| !k.contains("overlay")),
         "{:?}",
-        xattrs_of(&root.join("etc"))
+        strata_testutil::xattrs(&root.join("etc"))
     );
-    let file = xattrs_of(&root.join("etc/ping"));
+    let file = strata_testutil::xattrs(&root.join("etc/ping"));
     assert!(file.keys().all(|k| !k.contains("overlay")), "{file:?}");
     let mut skipped = report.skipped_xattrs.clone();
     skipped.sort();

@@ -206,6 +206,24 @@ pub fn debian_rootfs_tar() -> Option<PathBuf> {
     Some(PathBuf::from(printed.trim_end()))
 }
 
+/// Every extended attribute of `path` (not followed), by name: what a test compares trees or
+/// checks an unpack with. Empty where the file system has none.
+pub fn xattrs(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut names = vec![0u8; 64 * 1024];
+    let len = rustix::fs::llistxattr(path, &mut names[..]).unwrap_or(0);
+    names[..len]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let mut value = vec![0u8; 64 * 1024];
+            let n = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap_or(0);
+            value.truncate(n);
+            (name, value)
+        })
+        .collect()
+}
+
 /// The mount points in this process's mount namespace at or under `dir` (from
 /// `/proc/self/mountinfo`, octal escapes decoded). A test checks that it left no mount behind with
 /// this, over the directories it made: never by diffing the whole table, which changes whenever
