@@ -235,5 +235,47 @@ COPY --from=acme/base /bin/capped /opt/capped
         "{}",
         copied["opt/capped"]
     );
+    umoci_unpacks_the_capability(&chain);
     assert!(unpacked_on_this_thread() > before);
+}
+
+/// skopeo copies `acme/app` out of the store and umoci, as root, unpacks it: the file capability
+/// and user attribute the layers carry are on both files, as strata's own unpacker sets them.
+fn umoci_unpacks_the_capability(chain: &Chain) {
+    let (Some(_), Some(_)) = (
+        strata_testutil::require_tool("skopeo"),
+        strata_testutil::require_tool("umoci"),
+    ) else {
+        return;
+    };
+    let layout = chain.root.join("layout");
+    let bundle = chain.root.join("bundle");
+    strata_testutil::run_ok(
+        std::process::Command::new("skopeo")
+            .arg("copy")
+            .arg(format!(
+                "oci:{}:localhost/acme/app:latest",
+                chain.store.root().display()
+            ))
+            .arg(format!("oci:{}:app", layout.display())),
+    );
+    strata_testutil::run_ok(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:app", layout.display()))
+            .arg(&bundle),
+    );
+    for file in ["bin/capped", "opt/capped"] {
+        let theirs = strata_testutil::xattrs(&bundle.join("rootfs").join(file));
+        assert_eq!(
+            theirs.get("security.capability").map(Vec::as_slice),
+            Some(&CAP_NET_RAW[..]),
+            "umoci's {file}: {theirs:?}"
+        );
+        assert_eq!(
+            theirs.get("user.strata").map(Vec::as_slice),
+            Some(&b"kept"[..]),
+            "umoci's {file}: {theirs:?}"
+        );
+    }
 }
