@@ -19,6 +19,7 @@ use crate::builder::rootfs_cache_name;
 use crate::layer::LayerRef;
 use crate::snapshot::snapshot_name;
 use strata_oci::layer_index::headers_dir;
+use strata_oci::member_memo::{MemberMemo, members_dir};
 
 /// One cache entry removed (or, in a dry run, that would be).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +94,9 @@ pub fn prune_caches(store: &Store, cache_dir: &Path, gc: &GcReport) -> CachePrun
         name.parse::<Digest>()
             .or_else(|_| format!("sha256:{name}").parse())
             .is_ok_and(|d| blob_live(&d))
+    });
+    pruner.sweep_files(&members_dir(store), "gzip-members", |_, path| {
+        MemberMemo::entry_blob(path).is_some_and(|d| blob_live(&d))
     });
     pruner.sweep_files(&cache_dir.join("steps"), "step", |_, path| {
         // `empty` marks a RUN step that changed nothing: it needs no blob.

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use flate2::GzBuilder;
 use flate2::bufread::MultiGzDecoder;
 use oci_spec::image::MediaType;
+use sha2::Digest as _;
 
 /// How a layer is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -135,12 +136,30 @@ impl<W: Write> Encoder<W> {
         })
     }
 
+    /// Start compressing a layer into `sink`: as [`Encoder::new`], and gzip members are looked up
+    /// in and reported for the store's `memo` ([`crate::member_memo`]).
+    pub fn with_memo(
+        sink: W,
+        compression: Compression,
+        memo: crate::member_memo::MemberMemo,
+    ) -> io::Result<Encoder<W>> {
+        Ok(match Encoder::new(sink, compression)? {
+            Encoder::Gzip(gzip) => Encoder::Gzip(gzip.with_memo(memo)),
+            other => other,
+        })
+    }
+
     /// Finish the stream and return the sink.
     pub fn finish(self) -> io::Result<W> {
+        self.finish_members().map(|(sink, _)| sink)
+    }
+
+    /// [`Encoder::finish`], with the gzip members to remember (none for zstd or none).
+    pub fn finish_members(self) -> io::Result<(W, MemberReport)> {
         match self {
-            Encoder::None(w) => Ok(w),
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
+            Encoder::None(w) => Ok((w, MemberReport::default())),
+            Encoder::Gzip(e) => e.finish_members(),
+            Encoder::Zstd(e) => Ok((e.finish()?, MemberReport::default())),
         }
     }
 }
@@ -163,8 +182,12 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// Uncompressed bytes per gzip member written by [`ChunkedGzip`].
-pub const GZIP_CHUNK: usize = 1 << 20;
+/// Smallest uncompressed chunk of a gzip member written by [`ChunkedGzip`] (but the last).
+pub const GZIP_MEMBER_MIN: usize = 512 * 1024;
+/// Average uncompressed chunk of a gzip member written by [`ChunkedGzip`].
+pub const GZIP_MEMBER_AVG: usize = 1 << 20;
+/// Largest uncompressed chunk of a gzip member written by [`ChunkedGzip`].
+pub const GZIP_MEMBER_MAX: usize = 2 << 20;
 
 /// Worker threads for gzip: the machine's parallelism, at most 4.
 fn default_threads() -> usize {
@@ -174,17 +197,74 @@ fn default_threads() -> usize {
         .min(4)
 }
 
-/// gzip in parallel, deterministically: the input is cut into [`GZIP_CHUNK`]-byte chunks, each
-/// compressed on a worker thread into a complete gzip member (mtime 0, no file name, OS
-/// "unknown"), and the members are written in order. RFC 1952 allows concatenated members and
-/// every gzip reader (Go's, zlib's, GNU gzip) reads them as one stream. The output depends only on
-/// the input, never on the number of threads.
+/// One complete gzip member of `chunk`, as every layer member is written: mtime 0, no file name,
+/// OS "unknown", level [`GZIP_LEVEL`] (stored when the chunk is incompressible).
+pub(crate) fn gzip_member(chunk: &[u8]) -> io::Result<Vec<u8>> {
+    // Incompressible data (already-compressed payloads, random bytes) is stored rather than
+    // deflated: a level-1 trial on a sample decides, from the chunk's bytes alone, so the output
+    // still depends only on the input. Deflating such data costs most of a cold build's time and
+    // saves nothing.
+    let level = if incompressible(chunk) { 0 } else { GZIP_LEVEL };
+    let mut encoder = GzBuilder::new().mtime(0).operating_system(255).write(
+        Vec::with_capacity(chunk.len() / 2),
+        flate2::Compression::new(level),
+    );
+    encoder.write_all(chunk)?;
+    encoder.finish()
+}
+
+/// The length of the first content-defined chunk of `data` (FastCDC, 2020): all of it when it is
+/// no longer than [`GZIP_MEMBER_MIN`], never more than [`GZIP_MEMBER_MAX`].
+fn cut_point(data: &[u8]) -> usize {
+    // The constants are within fastcdc's limits (min <= 1 MiB, avg <= 4 MiB, max <= 16 MiB).
+    let chunker = fastcdc::v2020::FastCDC::new(
+        data,
+        GZIP_MEMBER_MIN as u32,
+        GZIP_MEMBER_AVG as u32,
+        GZIP_MEMBER_MAX as u32,
+    );
+    chunker.cut(0, data.len()).1
+}
+
+/// A member compressed (or found in the memo) on a worker thread.
+struct Produced {
+    member: Vec<u8>,
+    /// The memo key and the member's sha256, for chunks the memo handles.
+    memo: Option<([u8; 32], [u8; 32])>,
+    /// Uncompressed bytes, when the member came from the memo.
+    reused: u64,
+}
+
+/// gzip in parallel, deterministically: the input is cut into content-defined chunks (FastCDC,
+/// [`GZIP_MEMBER_MIN`]..[`GZIP_MEMBER_MAX`] bytes, about [`GZIP_MEMBER_AVG`]), each compressed on a
+/// worker thread into a complete gzip member (mtime 0, no file name, OS "unknown"), and the
+/// members are written in order. RFC 1952 allows concatenated members and every gzip reader (Go's,
+/// zlib's, GNU gzip) reads them as one stream. The output depends only on the input, never on the
+/// number of threads, nor on the memo: cut points depend on the bytes around them, so a run of
+/// bytes an earlier layer had gives the same chunks, whose members a [`MemberMemo`] finds again
+/// instead of compressing them (see [`crate::member_memo`]).
+///
+/// [`MemberMemo`]: crate::member_memo::MemberMemo
 pub struct ChunkedGzip<W: Write> {
     sink: W,
     threads: usize,
     chunk: Vec<u8>,
-    in_flight: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    in_flight: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Produced>>>,
     members: u64,
+    memo: Option<std::sync::Arc<crate::member_memo::MemberMemo>>,
+    /// Bytes written to the sink so far: the next member's offset.
+    written: u64,
+    records: Vec<crate::member_memo::MemberRecord>,
+    reused: u64,
+}
+
+/// What [`ChunkedGzip::finish_members`] gives besides the sink.
+#[derive(Debug, Default)]
+pub struct MemberReport {
+    /// The members the memo should remember (chunks of at least [`crate::member_memo::MEMO_MIN`]).
+    pub records: Vec<crate::member_memo::MemberRecord>,
+    /// Uncompressed bytes whose member was found in the memo rather than compressed.
+    pub reused: u64,
 }
 
 impl<W: Write> ChunkedGzip<W> {
@@ -193,77 +273,132 @@ impl<W: Write> ChunkedGzip<W> {
         ChunkedGzip {
             sink,
             threads: threads.max(1),
-            chunk: Vec::with_capacity(GZIP_CHUNK),
+            chunk: Vec::with_capacity(GZIP_MEMBER_MAX),
             in_flight: std::collections::VecDeque::new(),
             members: 0,
+            memo: None,
+            written: 0,
+            records: Vec::new(),
+            reused: 0,
         }
     }
 
-    fn compress(chunk: &[u8]) -> io::Result<Vec<u8>> {
-        // Incompressible data (already-compressed payloads, random bytes) is stored rather than
-        // deflated: a level-1 trial on a sample decides, from the chunk's bytes alone, so the
-        // output still depends only on the input. Deflating such data costs most of a cold
-        // build's time and saves nothing.
-        let level = if incompressible(chunk) { 0 } else { GZIP_LEVEL };
-        let mut encoder = GzBuilder::new().mtime(0).operating_system(255).write(
-            Vec::with_capacity(chunk.len() / 2),
-            flate2::Compression::new(level),
-        );
-        encoder.write_all(chunk)?;
-        encoder.finish()
+    /// Also look chunks up in `memo`, and report the members to remember there.
+    pub fn with_memo(mut self, memo: crate::member_memo::MemberMemo) -> ChunkedGzip<W> {
+        self.memo = Some(std::sync::Arc::new(memo));
+        self
     }
 
-    fn dispatch(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(GZIP_CHUNK));
+    fn produce(
+        chunk: &[u8],
+        memo: Option<&crate::member_memo::MemberMemo>,
+    ) -> io::Result<Produced> {
+        let Some(memo) = memo.filter(|_| chunk.len() >= crate::member_memo::MEMO_MIN) else {
+            return Ok(Produced {
+                member: gzip_member(chunk)?,
+                memo: None,
+                reused: 0,
+            });
+        };
+        let key = crate::member_memo::MemberMemo::key(chunk);
+        let (member, reused) = match memo.find(&key, chunk) {
+            Some(member) => (member, chunk.len() as u64),
+            None => (gzip_member(chunk)?, 0),
+        };
+        let sha: [u8; 32] = sha2::Sha256::digest(&member).into();
+        Ok(Produced {
+            member,
+            memo: Some((key, sha)),
+            reused,
+        })
+    }
+
+    /// Send the first `len` buffered bytes off as one member.
+    fn dispatch(&mut self, len: usize) -> io::Result<()> {
+        let rest = self.chunk.split_off(len);
+        let chunk = std::mem::replace(&mut self.chunk, rest);
         self.members += 1;
         if self.threads == 1 {
-            let member = Self::compress(&chunk)?;
-            return self.sink.write_all(&member);
+            let produced = Self::produce(&chunk, self.memo.as_deref())?;
+            return self.emit(produced);
         }
         while self.in_flight.len() >= self.threads {
             self.write_oldest()?;
         }
-        self.in_flight
-            .push_back(std::thread::spawn(move || Self::compress(&chunk)));
+        let memo = self.memo.clone();
+        self.in_flight.push_back(std::thread::spawn(move || {
+            Self::produce(&chunk, memo.as_deref())
+        }));
+        Ok(())
+    }
+
+    fn emit(&mut self, produced: Produced) -> io::Result<()> {
+        self.sink.write_all(&produced.member)?;
+        let length = produced.member.len() as u64;
+        if let Some((key, sha256)) = produced.memo {
+            self.records.push(crate::member_memo::MemberRecord {
+                key,
+                offset: self.written,
+                length,
+                sha256,
+            });
+        }
+        self.written += length;
+        self.reused += produced.reused;
         Ok(())
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
         if let Some(handle) = self.in_flight.pop_front() {
-            let member = handle
+            let produced = handle
                 .join()
                 .map_err(|_| io::Error::other("a gzip worker thread panicked"))??;
-            self.sink.write_all(&member)?;
+            self.emit(produced)?;
         }
         Ok(())
     }
 
     /// Compress what is buffered, write every member in order and return the sink. Empty input
     /// still gives one (empty) member, so the result is always a valid gzip stream.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.chunk.is_empty() || self.members == 0 {
-            self.dispatch()?;
+    pub fn finish(self) -> io::Result<W> {
+        self.finish_members().map(|(sink, _)| sink)
+    }
+
+    /// [`ChunkedGzip::finish`], with the members to remember and the bytes the memo saved.
+    pub fn finish_members(mut self) -> io::Result<(W, MemberReport)> {
+        while !self.chunk.is_empty() {
+            let cut = cut_point(&self.chunk);
+            self.dispatch(cut)?;
+        }
+        if self.members == 0 {
+            self.dispatch(0)?;
         }
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
         }
-        Ok(self.sink)
+        let report = MemberReport {
+            records: std::mem::take(&mut self.records),
+            reused: self.reused,
+        };
+        Ok((self.sink, report))
     }
 }
 
 impl<W: Write> Write for ChunkedGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = GZIP_CHUNK - self.chunk.len();
+        let room = GZIP_MEMBER_MAX - self.chunk.len();
         let n = buf.len().min(room);
         self.chunk.extend_from_slice(&buf[..n]);
-        if self.chunk.len() == GZIP_CHUNK {
-            self.dispatch()?;
+        if self.chunk.len() == GZIP_MEMBER_MAX {
+            // A full window: the cut point depends only on these bytes.
+            let cut = cut_point(&self.chunk);
+            self.dispatch(cut)?;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Members are only cut at chunk boundaries (determinism); flush what is complete.
+        // Members are only cut at content-defined points (determinism); flush what is complete.
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
         }
@@ -351,7 +486,7 @@ mod tests {
 
     #[test]
     fn chunked_gzip_is_independent_of_threads_and_readable_by_gzip() {
-        let data: Vec<u8> = (0..(3 * GZIP_CHUNK + 12345) as u64)
+        let data: Vec<u8> = (0..(3 * GZIP_MEMBER_MAX + 12345) as u64)
             .map(|i| ((i * 7919) % 251) as u8 ^ (i >> 13) as u8)
             .collect();
         let compress = |threads| {
@@ -392,6 +527,68 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert!(out.is_empty());
+    }
+
+    /// Text-like bytes that differ everywhere (so chunks are never equal by accident).
+    fn text(len: usize, seed: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 64);
+        let mut i = seed;
+        while out.len() < len {
+            i += 1;
+            out.extend_from_slice(
+                format!("/usr/share/doc/pkg{}/file{} {}\n", i % 977, i, i * 31).as_bytes(),
+            );
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// The members of a [`ChunkedGzip`] stream, found by decoding them one at a time.
+    fn members(stream: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut rest = stream;
+        while !rest.is_empty() {
+            let mut decoder = flate2::bufread::GzDecoder::new(rest);
+            std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+            let left = decoder.into_inner().len();
+            out.push(rest[..rest.len() - left].to_vec());
+            rest = &rest[rest.len() - left..];
+        }
+        out
+    }
+
+    #[test]
+    fn members_are_cut_by_content_so_an_insertion_changes_only_its_own() {
+        let data = text(12 << 20, 0);
+        let mut inserted = b"a new file near the start\n".to_vec();
+        inserted.extend_from_slice(&data);
+        let compress = |bytes: &[u8]| {
+            let mut gz = ChunkedGzip::new(Vec::new(), 2);
+            gz.write_all(bytes).unwrap();
+            gz.finish().unwrap()
+        };
+        let before = members(&compress(&data));
+        let after = members(&compress(&inserted));
+        assert!(before.len() >= 6, "{} members", before.len());
+        let unchanged = after.iter().filter(|m| before.contains(m)).count();
+        // Fixed-size chunks would shift every member after the insertion; content-defined ones
+        // change only the first.
+        assert!(
+            unchanged + 1 >= after.len(),
+            "{unchanged} of {} members kept",
+            after.len()
+        );
+        for member in &before[..before.len() - 1] {
+            let mut chunk = Vec::new();
+            flate2::read::GzDecoder::new(&member[..])
+                .read_to_end(&mut chunk)
+                .unwrap();
+            assert!(
+                (GZIP_MEMBER_MIN..=GZIP_MEMBER_MAX).contains(&chunk.len()),
+                "{}",
+                chunk.len()
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod index;
 pub mod index_cache;
 pub mod layer_index;
 pub mod layout;
+pub mod member_memo;
 pub mod membership;
 pub mod reference;
 pub mod referrers;

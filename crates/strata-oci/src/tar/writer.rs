@@ -366,6 +366,9 @@ pub struct LayerTimes {
     pub compress: std::time::Duration,
     /// Writing the blob (with its digest) and committing it to the store (fsync, rename).
     pub store: std::time::Duration,
+    /// Uncompressed bytes whose gzip member the store's memo gave back, so they were not
+    /// compressed again ([`crate::member_memo`]).
+    pub reused: u64,
 }
 
 /// A writer that adds up the time spent in its inner writer's calls.
@@ -408,6 +411,8 @@ pub struct LayerWriter {
     tar: TarWriter<Timed<HashingWriter<TimedEncoder>>>,
     /// Where the store caches layer headers ([`crate::layer_index`]).
     headers_dir: PathBuf,
+    /// Where the store remembers gzip members ([`crate::member_memo`]).
+    memo: crate::member_memo::MemberMemo,
     compression: Compression,
     started: std::time::Instant,
 }
@@ -417,7 +422,8 @@ impl LayerWriter {
     pub fn new(store: &Store, options: LayerOptions) -> Result<LayerWriter> {
         let started = std::time::Instant::now();
         let blob = store.blobs().writer()?;
-        let encoder = Encoder::new(Timed::new(blob), options.compression)
+        let memo = crate::member_memo::MemberMemo::for_store(store);
+        let encoder = Encoder::with_memo(Timed::new(blob), options.compression, memo.clone())
             .map_err(stream_err("starting the layer compressor"))?;
         Ok(LayerWriter {
             tar: TarWriter::new(
@@ -426,6 +432,7 @@ impl LayerWriter {
             ),
             compression: options.compression,
             headers_dir: crate::layer_index::headers_dir(store),
+            memo,
             started,
         })
     }
@@ -466,9 +473,9 @@ impl LayerWriter {
         let (encoder, diff_id, uncompressed_size) = hashing.inner.finish();
         let in_encoder = encoder.spent;
         let start = std::time::Instant::now();
-        let blob = encoder
+        let (blob, members) = encoder
             .inner
-            .finish()
+            .finish_members()
             .map_err(stream_err("finishing the layer compressor"))?;
         let finishing = start.elapsed();
         let in_blob = blob.spent;
@@ -477,6 +484,7 @@ impl LayerWriter {
         // The headers are at hand: cached now, indexing the new layer (the next step's, the
         // next image's) needs no decompression of it.
         crate::layer_index::cache_headers(&self.headers_dir, &info.digest, &headers);
+        self.memo.record(&info.digest, &members.records);
         let commit = start.elapsed();
         let total = self.started.elapsed();
         let encoder_total = in_encoder + finishing;
@@ -485,6 +493,7 @@ impl LayerWriter {
             hash: in_hashing.saturating_sub(in_encoder),
             compress: encoder_total.saturating_sub(in_blob),
             store: in_blob + commit,
+            reused: members.reused,
         };
         Ok((
             Layer {

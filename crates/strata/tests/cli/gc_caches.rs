@@ -1,5 +1,6 @@
 //! `strata store gc` sweeps the builder's caches of what it removed (layer snapshots, COPY --from
-//! trees, cached layer headers, step-cache entries) and keeps those the stored images still use.
+//! trees, cached layer headers, gzip member memo entries, step-cache entries) and keeps those the
+//! stored images still use.
 
 #![allow(clippy::print_stderr)]
 
@@ -117,6 +118,24 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
         "no cached headers of an old layer"
     );
     assert!(trees_before.len() >= 2, "COPY --from kept no trees");
+    // The gzip member memo names the blobs its members lie in: the base's (live) from the build,
+    // and one planted as a member of an old layer would be.
+    let members = d.join(".strata/store/.strata/gzip-members");
+    let members_before = names(&members);
+    assert!(
+        !members_before.is_empty(),
+        "the base layer left no memo entry"
+    );
+    let dead_member = "f".repeat(64);
+    fs::write(
+        members.join(&dead_member),
+        format!(
+            "sha256:{} 0 100 {}\n",
+            dead_blobs.iter().next().unwrap(),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
     // Leftovers of a crash: half an unpack and half a removal.
     fs::create_dir_all(cache.join("snapshots/.unpack-crashed/etc")).unwrap();
     fs::create_dir_all(cache.join("rootfs/.trash-0123456789abcdef/bin")).unwrap();
@@ -193,7 +212,14 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
         .iter()
         .map(|e| e["cache"].as_str().unwrap().to_string())
         .collect();
-    for cache_kind in ["snapshot", "rootfs", "layer-headers", "step", "leftover"] {
+    for cache_kind in [
+        "snapshot",
+        "rootfs",
+        "layer-headers",
+        "gzip-members",
+        "step",
+        "leftover",
+    ] {
         assert!(
             removed_caches.contains(cache_kind),
             "nothing removed from the {cache_kind} cache: {report}"
@@ -224,6 +250,15 @@ fn gc_sweeps_the_caches_of_removed_layers_and_keeps_the_rest() {
             );
         }
     }
+    let members_after = names(&members);
+    assert!(
+        !members_after.contains(&dead_member),
+        "memo entry of a removed blob kept"
+    );
+    assert_eq!(
+        members_after, members_before,
+        "memo entries of live blobs removed"
+    );
     assert!(!snapshots.iter().any(|n| n.starts_with('.')));
     assert!(
         !names(&cache.join("rootfs"))
