@@ -5,7 +5,6 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::str::FromStr;
 
-use flate2::GzBuilder;
 use flate2::bufread::MultiGzDecoder;
 use oci_spec::image::MediaType;
 use sha2::Digest as _;
@@ -22,8 +21,10 @@ pub enum Compression {
     Zstd,
 }
 
-/// gzip level used for layers (zlib's default).
-pub const GZIP_LEVEL: u32 = 6;
+/// gzip level used for layers: libdeflate's 4. On the real Debian chain's layers it writes 1.6% to
+/// 3.7% less than zlib's default level 6 (what strata wrote before), in half the time; libdeflate's
+/// own 6 would save 1-2% more for 1.35x the time.
+pub const GZIP_LEVEL: i32 = 4;
 /// zstd level used for layers (zstd's default).
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -36,13 +37,7 @@ fn incompressible(chunk: &[u8]) -> bool {
         return false;
     }
     let sample = &chunk[..SAMPLE];
-    let mut trial =
-        flate2::write::DeflateEncoder::new(Vec::with_capacity(SAMPLE), flate2::Compression::fast());
-    if trial.write_all(sample).is_err() {
-        return false;
-    }
-    trial
-        .finish()
+    deflate_gzip(sample, 1)
         .map(|out| out.len() * 100 > sample.len() * 97)
         .unwrap_or(false)
 }
@@ -199,18 +194,30 @@ fn default_threads() -> usize {
 
 /// One complete gzip member of `chunk`, as every layer member is written: mtime 0, no file name,
 /// OS "unknown", level [`GZIP_LEVEL`] (stored when the chunk is incompressible).
+///
+/// libdeflate rather than flate2's zlib-rs: it compresses a whole buffer at once, which a member
+/// is, and at level 6 took 1.35-1.6x less time than zlib-rs's 6 and wrote 3.6-5.1% less (the real
+/// chain's base and httpd-php layers, 1 MiB members, one core).
 pub(crate) fn gzip_member(chunk: &[u8]) -> io::Result<Vec<u8>> {
     // Incompressible data (already-compressed payloads, random bytes) is stored rather than
     // deflated: a level-1 trial on a sample decides, from the chunk's bytes alone, so the output
     // still depends only on the input. Deflating such data costs most of a cold build's time and
     // saves nothing.
     let level = if incompressible(chunk) { 0 } else { GZIP_LEVEL };
-    let mut encoder = GzBuilder::new().mtime(0).operating_system(255).write(
-        Vec::with_capacity(chunk.len() / 2),
-        flate2::Compression::new(level),
-    );
-    encoder.write_all(chunk)?;
-    encoder.finish()
+    deflate_gzip(chunk, level)
+}
+
+/// `data` as one gzip member at libdeflate `level` (0 stores).
+fn deflate_gzip(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let level = libdeflater::CompressionLvl::new(level)
+        .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
+    let mut compressor = libdeflater::Compressor::new(level);
+    let mut out = vec![0; compressor.gzip_compress_bound(data.len())];
+    let written = compressor
+        .gzip_compress(data, &mut out)
+        .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+    out.truncate(written);
+    Ok(out)
 }
 
 /// The length of the first content-defined chunk of `data` (FastCDC, 2020): all of it when it is
