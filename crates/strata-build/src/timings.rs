@@ -83,6 +83,9 @@ pub struct StepTiming {
     /// The rest of the wall time, not in any measured phase (parsing, cache look-ups), in
     /// milliseconds.
     pub other_ms: f64,
+    /// Uncompressed layer bytes whose gzip member the store already had, copied rather than
+    /// compressed again ([`strata_oci::member_memo`]).
+    pub reused_bytes: u64,
 }
 
 /// One image's time: its steps, and the totals.
@@ -98,6 +101,8 @@ pub struct ImageTiming {
     pub phases: BTreeMap<Phase, f64>,
     /// The steps, in order.
     pub steps: Vec<StepTiming>,
+    /// Layer bytes over all steps whose gzip member was copied rather than compressed again.
+    pub reused_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -106,6 +111,7 @@ struct Open {
     text: String,
     started: Instant,
     phases: BTreeMap<Phase, Duration>,
+    reused: u64,
 }
 
 /// Collects one image's timings while it builds; shared with the builder through
@@ -144,6 +150,7 @@ impl Timings {
             text: text.lines().next().unwrap_or("").to_string(),
             started: Instant::now(),
             phases: BTreeMap::new(),
+            reused: 0,
         });
     }
 
@@ -160,8 +167,25 @@ impl Timings {
             text: "(after the steps)".to_string(),
             started: Instant::now() - spent,
             phases: BTreeMap::new(),
+            reused: 0,
         });
         *open.phases.entry(phase).or_default() += spent;
+    }
+
+    /// Count `bytes` of layer whose gzip members the store already had, in the open step.
+    pub fn add_reused(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut state = self.state();
+        let open = state.1.get_or_insert_with(|| Open {
+            number: 0,
+            text: "(after the steps)".to_string(),
+            started: Instant::now(),
+            phases: BTreeMap::new(),
+            reused: 0,
+        });
+        open.reused += bytes;
     }
 
     /// Time `work` as `phase` of the open step. Phases `work` records itself (a layer written
@@ -202,6 +226,7 @@ impl Timings {
             command_ms: command,
             strata_ms: (wall - command).max(0.0),
             phases,
+            reused_bytes: steps.iter().map(|s| s.reused_bytes).sum(),
             steps,
         }
     }
@@ -217,6 +242,7 @@ fn close(state: &mut (Vec<StepTiming>, Option<Open>)) {
             wall_ms: ms(wall),
             phases: open.phases.iter().map(|(p, d)| (*p, ms(*d))).collect(),
             other_ms: ms(wall.saturating_sub(measured)),
+            reused_bytes: open.reused,
         });
     }
 }
@@ -257,6 +283,7 @@ pub fn record_layer(times: &strata_oci::tar::LayerTimes) {
         t.add(Phase::Hash, times.hash);
         t.add(Phase::Compress, times.compress);
         t.add(Phase::Store, times.store);
+        t.add_reused(times.reused);
     }
 }
 

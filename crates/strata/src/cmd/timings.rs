@@ -22,6 +22,8 @@ pub struct RunTimings<'a> {
     pub strata_ms: f64,
     /// strata's own time as a share of the wall time (0 to 1).
     pub strata_share: f64,
+    /// Layer bytes whose gzip members the store already had (copied, not compressed again).
+    pub reused_bytes: u64,
 }
 
 /// One image's timing with its name.
@@ -40,6 +42,7 @@ impl<'a> RunTimings<'a> {
         let wall_ms: f64 = images.iter().map(|i| i.timing.wall_ms).sum();
         let command_ms: f64 = images.iter().map(|i| i.timing.command_ms).sum();
         let strata_ms: f64 = images.iter().map(|i| i.timing.strata_ms).sum();
+        let reused_bytes = images.iter().map(|i| i.timing.reused_bytes).sum();
         RunTimings {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             images,
@@ -51,6 +54,7 @@ impl<'a> RunTimings<'a> {
             } else {
                 0.0
             },
+            reused_bytes,
         }
     }
 
@@ -96,9 +100,9 @@ impl<'a> RunTimings<'a> {
         out
     }
 
-    /// One line: strata's own share of the build.
+    /// One line: strata's own share of the build (and the layer bytes not compressed again).
     pub fn summary(&self) -> String {
-        format!(
+        let mut line = format!(
             "timings: {} image(s) built in {:.3}s, of which RUN commands {:.3}s and strata's own work \
              {:.3}s ({:.1}%)",
             self.images.len(),
@@ -106,6 +110,13 @@ impl<'a> RunTimings<'a> {
             self.command_ms / 1000.0,
             self.strata_ms / 1000.0,
             self.strata_share * 100.0
-        )
+        );
+        if self.reused_bytes > 0 {
+            line.push_str(&format!(
+                "; {:.1} MB of layers not compressed again (their gzip members were in the store)",
+                self.reused_bytes as f64 / 1e6
+            ));
+        }
+        line
     }
 }

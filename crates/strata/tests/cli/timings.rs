@@ -155,3 +155,55 @@ fn build_image_timings_show_the_run_command() {
     assert!(stderr.contains("strata's own work"), "{stderr}");
     assert_eq!(timings_files(&store.join(".strata")).len(), 1);
 }
+
+/// A COPY rewritten because one small file changed keeps the big file's bytes: the second build's
+/// timings count them as not compressed again (the store's gzip member memo), the first's do not.
+#[test]
+fn timings_count_the_layer_bytes_whose_gzip_members_the_store_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let big: String = (0..120_000)
+        .map(|i| format!("/usr/lib/pkg{}/lib{i}.so {}\n", i % 313, i * 7))
+        .collect();
+    assert!(big.len() > 3 << 20);
+    std::fs::write(data.join("big.txt"), &big).unwrap();
+    std::fs::write(data.join("small.txt"), "v1\n").unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY data/ /data/\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let build = || {
+        let out = cargo_bin_cmd!("strata")
+            .env_remove("STRATA_STORE")
+            .arg("--store")
+            .arg(&store)
+            .arg("build-image")
+            .arg(dir.path())
+            .args(["-t", "acme/data", "--timings", "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let image = result["timings"]["images"][0].clone();
+        let copy = image["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["text"] == "COPY data/ /data/")
+            .cloned()
+            .unwrap();
+        (copy["reused_bytes"].as_u64().unwrap(), image, result)
+    };
+    let (first, image, _) = build();
+    assert_eq!(first, 0, "{image}");
+    std::fs::write(data.join("small.txt"), "v2, longer\n").unwrap();
+    let (second, image, result) = build();
+    // Every member but the one holding small.txt (and the tar's end) comes back.
+    assert!(second >= 2 << 20, "{second} bytes reused: {image}");
+    assert_eq!(image["reused_bytes"].as_u64(), Some(second));
+    assert_eq!(result["timings"]["reused_bytes"].as_u64(), Some(second));
+}
