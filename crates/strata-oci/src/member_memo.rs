@@ -118,7 +118,7 @@ impl MemberMemo {
     /// The remembered member of `chunk` (whose key is `key`), read from its blob and checked; `None`
     /// when there is none or it does not check out.
     pub fn find(&self, key: &[u8; 32], chunk: &[u8]) -> Option<Vec<u8>> {
-        let text = fs::read_to_string(self.entry_path(key)).ok()?;
+        let text = read_entry(&self.entry_path(key))?;
         let at = Location::parse(&text)?;
         // A member is a header, a deflate stream and an 8-byte trailer; never more than the chunk
         // stored plus framing (a bound that keeps a torn entry from asking for a huge read).
@@ -168,9 +168,30 @@ impl MemberMemo {
 
     /// The blob an entry file names, if it parses: what `store gc` asks to keep it.
     pub fn entry_blob(path: &Path) -> Option<Digest> {
-        Location::parse(&fs::read_to_string(path).ok()?).map(|at| at.blob)
+        Location::parse(&read_entry(path)?).map(|at| at.blob)
     }
 }
+
+/// An entry's text: a regular file of a few hundred bytes at most, never followed through a
+/// symbolic link (a planted link to a FIFO or a device must not hang or flood a build or gc).
+fn read_entry(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(ENTRY_MAX).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The longest entry read: a digest, two numbers and a sha256 in hex fit in far less.
+const ENTRY_MAX: u64 = 512;
 
 /// Write `bytes` to `path` through a temporary file and a rename, without fsync: an entry is
 /// whole or absent after a crash, or (on a file system that reorders) empty, which reads as a miss.

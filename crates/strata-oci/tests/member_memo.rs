@@ -71,6 +71,14 @@ fn assert_gunzips_to(path: &Path, diff_id: &Digest) {
     assert_eq!(&Digest::of(&out.stdout), diff_id);
 }
 
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn store(dir: &Path, name: &str) -> Store {
     Store::init(dir.join(name)).unwrap()
 }
@@ -119,7 +127,7 @@ fn a_remembered_member_that_no_longer_checks_out_is_compressed_again() {
     assert!(entries.len() >= 8, "{} entries", entries.len());
 
     // The blob rots in the middle (fsck's business, but no new layer may copy it), one entry
-    // points elsewhere in the blob, and one is empty, as a crash can leave it.
+    // points elsewhere in the blob, one is empty, as a crash can leave it, and one is a link.
     let blob = blob_path(&memo_store, &first);
     let mut bytes = fs::read(&blob).unwrap();
     let middle = bytes.len() / 2;
@@ -132,6 +140,11 @@ fn a_remembered_member_that_no_longer_checks_out_is_compressed_again() {
     words[1] = (words[1].parse::<u64>().unwrap() + 1).to_string();
     fs::write(&entries[0], words.join(" ")).unwrap();
     fs::write(&entries[1], "").unwrap();
+    // A planted link to a FIFO: reading it would block the build for ever.
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    fs::remove_file(&entries[2]).unwrap();
+    std::os::unix::fs::symlink(&fifo, &entries[2]).unwrap();
 
     let patched = files(false, true);
     let (again, times) = write(&memo_store, &patched);
