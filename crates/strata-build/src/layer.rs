@@ -26,6 +26,14 @@ pub struct LayerRef {
     pub diff_id: String,
 }
 
+/// The largest step-cache entry read (a layer reference is a few hundred bytes).
+const ENTRY_MAX: u64 = 64 * 1024;
+
+/// A step-cache entry's bytes, read as every cache file is (no link followed, bounded).
+pub(crate) fn read_entry(path: &Path) -> Option<Vec<u8>> {
+    strata_oci::layout::read_cache_file(path, ENTRY_MAX)
+}
+
 /// Keys → layers already written, one small JSON file per key under `<dir>/steps/`.
 #[derive(Debug, Clone)]
 pub struct StepCache {
@@ -46,7 +54,7 @@ impl StepCache {
 
     /// The layer cached under `key`, if its blob is still in the store.
     pub fn get(&self, store: &Store, key: &str) -> Option<LayerRef> {
-        let bytes = fs::read(self.path(key)?).ok()?;
+        let bytes = read_entry(&self.path(key)?)?;
         let layer: LayerRef = serde_json::from_slice(&bytes).ok()?;
         let digest = Digest::from_oci(layer.descriptor.digest()).ok()?;
         store.blobs().has(&digest).then_some(layer)
@@ -54,7 +62,7 @@ impl StepCache {
 
     /// A cached RUN result: `Some(None)` when the step is known to change nothing.
     pub fn get_step(&self, store: &Store, key: &str) -> Option<Option<LayerRef>> {
-        let bytes = fs::read(self.path(key)?).ok()?;
+        let bytes = read_entry(&self.path(key)?)?;
         if bytes == b"empty" {
             return Some(None);
         }
@@ -224,5 +232,29 @@ pub fn index_plan(fs: &mut FsIndex, plan: &CopyPlan) {
                 layer,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_cache_entry_that_is_a_link_to_a_fifo_is_a_miss_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path().join("store")).unwrap();
+        let cache = StepCache::new(Some(dir.path().join("cache")));
+        let key = "sha256:".to_string() + &"ab".repeat(32);
+        let entry = cache.path(&key).unwrap();
+        fs::create_dir_all(entry.parent().unwrap()).unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
+            .unwrap();
+        std::os::unix::fs::symlink(&fifo, &entry).unwrap();
+        assert_eq!(cache.get_step(&store, &key), None);
+        assert_eq!(cache.get(&store, &key), None);
+        // What the cache writes itself still reads back.
+        cache.put_step(&key, None);
+        assert_eq!(cache.get_step(&store, &key), Some(None));
     }
 }

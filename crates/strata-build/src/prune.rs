@@ -100,13 +100,13 @@ pub fn prune_caches(store: &Store, cache_dir: &Path, gc: &GcReport) -> CachePrun
     });
     pruner.sweep_files(&cache_dir.join("steps"), "step", |_, path| {
         // `empty` marks a RUN step that changed nothing: it needs no blob.
-        match fs::read(path) {
-            Ok(bytes) if bytes == b"empty" => true,
-            Ok(bytes) => serde_json::from_slice::<LayerRef>(&bytes)
+        match crate::layer::read_entry(path) {
+            Some(bytes) if bytes == b"empty" => true,
+            Some(bytes) => serde_json::from_slice::<LayerRef>(&bytes)
                 .ok()
                 .and_then(|l| Digest::from_oci(l.descriptor.digest()).ok())
                 .is_some_and(|d| blob_live(&d)),
-            Err(_) => false,
+            None => false,
         }
     });
     report

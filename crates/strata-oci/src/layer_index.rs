@@ -19,6 +19,10 @@ pub fn index_layer(store: &Store, fs: &mut FsIndex, layer: &Descriptor) -> Resul
     Ok(())
 }
 
+/// The largest cached header file read (a layer of millions of entries); a larger one is read
+/// from the blob again.
+const HEADERS_MAX: u64 = 1 << 30;
+
 /// Where the store's layer headers are cached (one file per layer blob, named by its hex digest).
 pub fn headers_dir(store: &Store) -> PathBuf {
     let tmp = store.tmp_dir();
@@ -33,7 +37,7 @@ fn headers_path(store: &Store, digest: &Digest) -> PathBuf {
 /// The headers of a stored layer: from the cache, else read from the blob and cached.
 pub fn layer_headers(store: &Store, digest: &Digest) -> Result<Vec<HeaderRecord>> {
     let cached = headers_path(store, digest);
-    if let Ok(bytes) = fs::read(&cached)
+    if let Some(bytes) = crate::layout::read_cache_file(&cached, HEADERS_MAX)
         && let Ok(headers) = serde_json::from_slice(&bytes)
     {
         return Ok(headers);

@@ -227,6 +227,28 @@ pub fn canonical_json<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
     serde_json::to_vec(&value).map_err(json_err)
 }
 
+/// Read a cache file the store or the builder wrote: a regular file of at most `max` bytes, opened
+/// without following a symbolic link. `None` for anything else (missing, a link, a FIFO or device,
+/// too large): a cache entry that is not what its writer made is a miss, never a hang or a flood.
+pub fn read_cache_file(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= max).then_some(bytes)
+}
+
 /// Write `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -274,6 +296,35 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
 mod tests {
     use super::*;
     use crate::digest::{Algorithm, Digest};
+
+    #[test]
+    fn cache_files_are_read_only_when_regular_small_and_not_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("entry");
+        fs::write(&file, b"twelve bytes").unwrap();
+        assert_eq!(
+            read_cache_file(&file, 12).as_deref(),
+            Some(&b"twelve bytes"[..])
+        );
+        assert_eq!(read_cache_file(&file, 11), None, "over the bound");
+        assert_eq!(read_cache_file(&dir.path().join("missing"), 12), None);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_cache_file(&link, 12), None, "a link is not followed");
+        // A FIFO would block a plain read for ever; here it is refused at once.
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        assert_eq!(read_cache_file(&fifo, 12), None);
+        let to_fifo = dir.path().join("to-fifo");
+        std::os::unix::fs::symlink(&fifo, &to_fifo).unwrap();
+        assert_eq!(read_cache_file(&to_fifo, 12), None);
+        assert_eq!(read_cache_file(dir.path(), 12), None, "a directory");
+    }
 
     #[test]
     fn init_creates_a_layout_and_open_reads_it() {

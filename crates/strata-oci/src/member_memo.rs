@@ -172,22 +172,10 @@ impl MemberMemo {
     }
 }
 
-/// An entry's text: a regular file of a few hundred bytes at most, never followed through a
-/// symbolic link (a planted link to a FIFO or a device must not hang or flood a build or gc).
+/// An entry's text, read as every cache file is ([`crate::layout::read_cache_file`]): a planted
+/// link to a FIFO or a device must not hang or flood a build or gc.
 fn read_entry(path: &Path) -> Option<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(ENTRY_MAX).read_to_string(&mut text).ok()?;
-    Some(text)
+    String::from_utf8(crate::layout::read_cache_file(path, ENTRY_MAX)?).ok()
 }
 
 /// The longest entry read: a digest, two numbers and a sha256 in hex fit in far less.
