@@ -247,10 +247,7 @@ mod tests {
         let key = "sha256:".to_string() + &"ab".repeat(32);
         let entry = cache.path(&key).unwrap();
         fs::create_dir_all(entry.parent().unwrap()).unwrap();
-        let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
-            .unwrap();
-        std::os::unix::fs::symlink(&fifo, &entry).unwrap();
+        strata_testutil::link_to_fifo(&entry);
         assert_eq!(cache.get_step(&store, &key), None);
         assert_eq!(cache.get(&store, &key), None);
         // What the cache writes itself still reads back.

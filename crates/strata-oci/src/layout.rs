@@ -312,17 +312,10 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(read_cache_file(&link, 12), None, "a link is not followed");
         // A FIFO would block a plain read for ever; here it is refused at once.
-        let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
-        assert_eq!(read_cache_file(&fifo, 12), None);
         let to_fifo = dir.path().join("to-fifo");
-        std::os::unix::fs::symlink(&fifo, &to_fifo).unwrap();
+        strata_testutil::link_to_fifo(&to_fifo);
         assert_eq!(read_cache_file(&to_fifo, 12), None);
+        assert_eq!(read_cache_file(&to_fifo.with_extension("fifo"), 12), None);
         assert_eq!(read_cache_file(dir.path(), 12), None, "a directory");
     }
 

@@ -71,14 +71,6 @@ fn assert_gunzips_to(path: &Path, diff_id: &Digest) {
     assert_eq!(&Digest::of(&out.stdout), diff_id);
 }
 
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn store(dir: &Path, name: &str) -> Store {
     Store::init(dir.join(name)).unwrap()
 }
@@ -141,10 +133,8 @@ fn a_remembered_member_that_no_longer_checks_out_is_compressed_again() {
     fs::write(&entries[0], words.join(" ")).unwrap();
     fs::write(&entries[1], "").unwrap();
     // A planted link to a FIFO: reading it would block the build for ever.
-    let fifo = dir.path().join("fifo");
-    mkfifo(&fifo);
     fs::remove_file(&entries[2]).unwrap();
-    std::os::unix::fs::symlink(&fifo, &entries[2]).unwrap();
+    strata_testutil::link_to_fifo(&entries[2]);
 
     let patched = files(false, true);
     let (again, times) = write(&memo_store, &patched);

@@ -206,6 +206,19 @@ pub fn debian_rootfs_tar() -> Option<PathBuf> {
     Some(PathBuf::from(printed.trim_end()))
 }
 
+/// Plant a symbolic link at `link` to a new FIFO beside it: an entry that a reader which follows
+/// links would block on for ever (what cache readers must refuse).
+pub fn link_to_fifo(link: &Path) {
+    let fifo = link.with_extension("fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("a FIFO");
+    std::os::unix::fs::symlink(&fifo, link).expect("a link to the FIFO");
+}
+
 /// Every extended attribute of `path` (not followed), by name: what a test compares trees or
 /// checks an unpack with. Empty where the file system has none.
 pub fn xattrs(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {

@@ -40,6 +40,23 @@ fn check_image(image: &Value) -> Vec<f64> {
     run_commands
 }
 
+/// `strata build-image CONTEXT -t TAG --timings --json` into `store`, which must succeed: its JSON
+/// result and its stderr.
+fn build_image_timed(store: &Path, context: &Path, tag: &str) -> (Value, String) {
+    let out = cargo_bin_cmd!("strata")
+        .env_remove("STRATA_STORE")
+        .arg("--store")
+        .arg(store)
+        .arg("build-image")
+        .arg(context)
+        .args(["-t", tag, "--timings", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
 fn timings_files(state: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(state.join("timings"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -126,18 +143,7 @@ fn build_image_timings_show_the_run_command() {
     )
     .unwrap();
     let store = dir.path().join("store");
-    let out = cargo_bin_cmd!("strata")
-        .env_remove("STRATA_STORE")
-        .arg("--store")
-        .arg(&store)
-        .arg("build-image")
-        .arg(dir.path())
-        .args(["-t", "acme/timed", "--timings", "--json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (result, stderr) = build_image_timed(&store, dir.path(), "acme/timed");
     let images = result["timings"]["images"].as_array().unwrap();
     assert_eq!(images.len(), 1);
     let commands = check_image(&images[0]);
@@ -176,18 +182,7 @@ fn timings_count_the_layer_bytes_whose_gzip_members_the_store_had() {
     .unwrap();
     let store = dir.path().join("store");
     let build = || {
-        let out = cargo_bin_cmd!("strata")
-            .env_remove("STRATA_STORE")
-            .arg("--store")
-            .arg(&store)
-            .arg("build-image")
-            .arg(dir.path())
-            .args(["-t", "acme/data", "--timings", "--json"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (result, _) = build_image_timed(&store, dir.path(), "acme/data");
         let image = result["timings"]["images"][0].clone();
         let copy = image["steps"]
             .as_array()
