@@ -72,8 +72,7 @@ CREATE TABLE IF NOT EXISTS package_sets (
 
 /// Where the package index of `store` lives (`STORE/.strata/packages.db`).
 pub fn index_path(store: &Store) -> PathBuf {
-    let tmp = store.tmp_dir();
-    tmp.parent().unwrap_or(&tmp).join(INDEX_FILE)
+    store.state_dir().join(INDEX_FILE)
 }
 
 /// An image's final packages with who installed them: what [`crate::Inventory`] holds but its

@@ -25,8 +25,7 @@ const HEADERS_MAX: u64 = 1 << 30;
 
 /// Where the store's layer headers are cached (one file per layer blob, named by its hex digest).
 pub fn headers_dir(store: &Store) -> PathBuf {
-    let tmp = store.tmp_dir();
-    tmp.parent().unwrap_or(&tmp).join("layer-headers")
+    store.state_dir().join("layer-headers")
 }
 
 /// Where the headers of layer `digest` are cached.

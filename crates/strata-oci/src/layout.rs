@@ -180,13 +180,19 @@ impl Store {
         Maintenance::new(self)
     }
 
+    /// The store's own state beside the layout (`STORE/.strata`): locks, temp files and the
+    /// caches derived from the blobs (layer headers, gzip members, the package index).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".strata")
+    }
+
     /// The directory for temp files (same file system as the blobs, so renames are atomic).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join(".strata").join("tmp")
+        self.state_dir().join("tmp")
     }
 
     pub(crate) fn lock_path(&self, name: &str) -> PathBuf {
-        self.root.join(".strata").join(name)
+        self.state_dir().join(name)
     }
 
     /// Take a shared lease: `gc` waits for (or refuses while) any lease is held.

@@ -34,8 +34,7 @@ pub const MEMO_MIN: usize = 256 * 1024;
 
 /// Where the store remembers its gzip members (one file per chunk key).
 pub fn members_dir(store: &Store) -> PathBuf {
-    let tmp = store.tmp_dir();
-    tmp.parent().unwrap_or(&tmp).join("gzip-members")
+    store.state_dir().join("gzip-members")
 }
 
 /// One member written into a layer blob: the chunk it compresses and where it lies.
