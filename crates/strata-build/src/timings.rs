@@ -162,13 +162,7 @@ impl Timings {
     /// Add `spent` to `phase` of the open step (or of a step 0 named `text`, opened for it).
     pub fn add(&self, phase: Phase, spent: Duration) {
         let mut state = self.state();
-        let open = state.1.get_or_insert_with(|| Open {
-            number: 0,
-            text: "(after the steps)".to_string(),
-            started: Instant::now() - spent,
-            phases: BTreeMap::new(),
-            reused: 0,
-        });
+        let open = open_step(&mut state, spent);
         *open.phases.entry(phase).or_default() += spent;
     }
 
@@ -178,14 +172,7 @@ impl Timings {
             return;
         }
         let mut state = self.state();
-        let open = state.1.get_or_insert_with(|| Open {
-            number: 0,
-            text: "(after the steps)".to_string(),
-            started: Instant::now(),
-            phases: BTreeMap::new(),
-            reused: 0,
-        });
-        open.reused += bytes;
+        open_step(&mut state, Duration::ZERO).reused += bytes;
     }
 
     /// Time `work` as `phase` of the open step. Phases `work` records itself (a layer written
@@ -230,6 +217,18 @@ impl Timings {
             steps,
         }
     }
+}
+
+/// The open step, or a step 0 "(after the steps)" opened for work recorded outside any step,
+/// started `spent` ago.
+fn open_step(state: &mut (Vec<StepTiming>, Option<Open>), spent: Duration) -> &mut Open {
+    state.1.get_or_insert_with(|| Open {
+        number: 0,
+        text: "(after the steps)".to_string(),
+        started: Instant::now() - spent,
+        phases: BTreeMap::new(),
+        reused: 0,
+    })
 }
 
 fn close(state: &mut (Vec<StepTiming>, Option<Open>)) {

@@ -308,11 +308,15 @@ impl<W: Write> ChunkedGzip<W> {
             });
         };
         let key = crate::member_memo::MemberMemo::key(chunk);
-        let (member, reused) = match memo.find(&key, chunk) {
-            Some(member) => (member, chunk.len() as u64),
-            None => (gzip_member(chunk)?, 0),
+        // A member found was hashed as it was checked; a new one is hashed for its record.
+        let (member, sha, reused) = match memo.find(&key, chunk) {
+            Some((member, sha)) => (member, sha, chunk.len() as u64),
+            None => {
+                let member = gzip_member(chunk)?;
+                let sha = sha2::Sha256::digest(&member).into();
+                (member, sha, 0)
+            }
         };
-        let sha: [u8; 32] = sha2::Sha256::digest(&member).into();
         Ok(Produced {
             member,
             memo: Some((key, sha)),

@@ -114,9 +114,9 @@ impl MemberMemo {
         self.dir.join(hex::encode(key))
     }
 
-    /// The remembered member of `chunk` (whose key is `key`), read from its blob and checked; `None`
-    /// when there is none or it does not check out.
-    pub fn find(&self, key: &[u8; 32], chunk: &[u8]) -> Option<Vec<u8>> {
+    /// The remembered member of `chunk` (whose key is `key`) and its sha256, read from its blob and
+    /// checked; `None` when there is none or it does not check out.
+    pub fn find(&self, key: &[u8; 32], chunk: &[u8]) -> Option<(Vec<u8>, [u8; 32])> {
         let text = read_entry(&self.entry_path(key))?;
         let at = Location::parse(&text)?;
         // A member is a header, a deflate stream and an 8-byte trailer; never more than the chunk
@@ -137,7 +137,7 @@ impl MemberMemo {
         let whole = member.starts_with(&[0x1f, 0x8b, 8])
             && crc == crc32fast::hash(chunk)
             && size == chunk.len() as u32;
-        whole.then_some(member)
+        whole.then_some((member, at.sha256))
     }
 
     /// Remember the members just written into `blob`. A failure only loses entries (a later layer
