@@ -6,8 +6,10 @@
 //! descriptor*, resolved inside the root as if the root were `/` (a symlinked parent is followed,
 //! but an absolute target restarts at the root and `..` stops at it, so `a -> /tmp` then `a/evil`
 //! writes `ROOT/tmp/evil`), and the final component is created, replaced, chowned, chmodded or
-//! timestamped with `*at` calls that never follow it. Each entry re-resolves its parent at the
-//! moment of its write, so a parent replaced by an earlier entry cannot redirect it.
+//! timestamped with `*at` calls that never follow it (a regular file, through the descriptor it
+//! was created with). Each entry resolves its parent at the moment of its write, so a parent
+//! replaced by an earlier entry cannot redirect it; consecutive entries of one directory share a
+//! resolution, since an entry only ever changes a child of its parent, never the path to it.
 //! Hard-link targets are resolved the same way and must already exist inside the root.
 //!
 //! Directory modes and mtimes are applied after the last entry (children change a directory's
@@ -20,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -128,6 +130,18 @@ struct PendingDir {
     mtime: u64,
 }
 
+/// The parent directory the previous entry resolved, kept for the next entry of the same
+/// directory (a layer lists a directory's children together).
+struct ResolvedParent {
+    components: Vec<OsString>,
+    dir: Dir,
+    identity: (u64, u64),
+}
+
+/// How much of a file's content is written per call: a tar entry's reader hands out 8 KiB at a
+/// time, which made extracting a Debian base five write calls per file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 struct Unpacker<'a> {
     root: Root,
     options: &'a UnpackOptions,
@@ -201,9 +215,10 @@ impl<'a> Unpacker<'a> {
 
     fn run<R: Read>(mut self, archive: &mut ::tar::Archive<R>) -> Result<UnpackReport> {
         let err = || stream_err("reading the layer");
+        let mut parent = None;
         for entry in archive.entries().map_err(err())? {
             let entry = entry.map_err(err())?;
-            self.apply(entry)?;
+            self.apply(entry, &mut parent)?;
         }
         // Children before parents; of several entries for one directory the last one wins.
         let mut applied = HashSet::new();
@@ -231,7 +246,11 @@ impl<'a> Unpacker<'a> {
         Ok(self.report)
     }
 
-    fn apply<R: Read>(&mut self, mut entry: ::tar::Entry<'_, R>) -> Result<()> {
+    fn apply<R: Read>(
+        &mut self,
+        mut entry: ::tar::Entry<'_, R>,
+        resolved: &mut Option<ResolvedParent>,
+    ) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let components = clean(&raw)?;
         let Some((name, parents)) = components.split_last() else {
@@ -257,11 +276,26 @@ impl<'a> Unpacker<'a> {
                 ));
             }
         }
-        let parent = self
-            .root
-            .open_dir(join(parents), Follow::InRoot, true)
-            .map_err(entry_err(&raw))?;
-        let parent_id = parent.identity().map_err(entry_err(&raw))?;
+        if resolved.as_ref().is_none_or(|r| r.components != parents) {
+            // Dropped first: a failed resolution must not leave the previous one in place.
+            *resolved = None;
+            let dir = self
+                .root
+                .open_dir(join(parents), Follow::InRoot, true)
+                .map_err(entry_err(&raw))?;
+            let identity = dir.identity().map_err(entry_err(&raw))?;
+            *resolved = Some(ResolvedParent {
+                components: parents.to_vec(),
+                dir,
+                identity,
+            });
+        }
+        let ResolvedParent {
+            dir: parent,
+            identity: parent_id,
+            ..
+        } = resolved.as_ref().expect("resolved just above");
+        let parent_id = *parent_id;
         self.report.entries += 1;
         let name_bytes = name.as_bytes();
 
@@ -277,7 +311,7 @@ impl<'a> Unpacker<'a> {
                 Whiteouts::Apply => {
                     self.report.whiteouts += 1;
                     if name_bytes == OPAQUE_WHITEOUT.as_bytes() {
-                        return self.opaque(&parent, &raw);
+                        return self.opaque(parent, &raw);
                     }
                     if name_bytes.starts_with(b".wh..wh.") {
                         return Ok(()); // other aufs metadata: nothing to apply
@@ -401,12 +435,29 @@ impl<'a> Unpacker<'a> {
                 }
             }
             _ => {
-                // Regular, contiguous and sparse files: their content.
+                // Regular, contiguous and sparse files: their content, then their metadata
+                // through the descriptor they were created with.
                 let mut file = parent.create_file(name).map_err(entry_err(&raw))?;
-                io::copy(&mut entry, &mut file).map_err(stream_err(format!(
-                    "extracting {}",
-                    String::from_utf8_lossy(&raw)
-                )))?;
+                let extracting =
+                    || stream_err(format!("extracting {}", String::from_utf8_lossy(&raw)));
+                let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, &mut file);
+                io::copy(&mut entry, &mut out).map_err(extracting())?;
+                out.flush().map_err(extracting())?;
+                drop(out);
+                let owner = self.options.chown.then_some((uid as u32, gid as u32));
+                parent
+                    .finish_file(name, &file, owner, mode, mtime)
+                    .map_err(entry_err(&raw))?;
+                for (key, value) in xattrs {
+                    if super::overlay_xattr(&key) || !Dir::set_file_xattr(&file, &key, &value) {
+                        self.report
+                            .skipped_xattrs
+                            .push(format!("{}: {key}", join(&components).display()));
+                    }
+                }
+                self.created
+                    .insert((parent_id.0, parent_id.1, name.clone()));
+                return Ok(());
             }
         }
 
