@@ -290,12 +290,8 @@ impl<'a> Unpacker<'a> {
                 identity,
             });
         }
-        let ResolvedParent {
-            dir: parent,
-            identity: parent_id,
-            ..
-        } = resolved.as_ref().expect("resolved just above");
-        let parent_id = *parent_id;
+        let resolved = resolved.as_ref().expect("resolved just above");
+        let (parent, parent_id) = (&resolved.dir, resolved.identity);
         self.report.entries += 1;
         let name_bytes = name.as_bytes();
 
@@ -448,13 +444,9 @@ impl<'a> Unpacker<'a> {
                 parent
                     .finish_file(name, &file, owner, mode, mtime)
                     .map_err(entry_err(&raw))?;
-                for (key, value) in xattrs {
-                    if super::overlay_xattr(&key) || !Dir::set_file_xattr(&file, &key, &value) {
-                        self.report
-                            .skipped_xattrs
-                            .push(format!("{}: {key}", join(&components).display()));
-                    }
-                }
+                self.set_xattrs(&components, xattrs, |key, value| {
+                    Ok(Dir::set_file_xattr(&file, key, value))
+                })?;
                 self.created
                     .insert((parent_id.0, parent_id.1, name.clone()));
                 return Ok(());
@@ -471,19 +463,9 @@ impl<'a> Unpacker<'a> {
             // a read-only directory can still receive its children.
             parent.set_mode(name, mode).map_err(entry_err(&raw))?;
         }
-        for (key, value) in xattrs {
-            // overlayfs' own attributes would be obeyed when this tree is an overlay's lower
-            // layer (opaque marks, redirects): never set from a layer's entries.
-            if super::overlay_xattr(&key)
-                || !parent
-                    .set_xattr(name, &key, &value)
-                    .map_err(entry_err(&raw))?
-            {
-                self.report
-                    .skipped_xattrs
-                    .push(format!("{}: {key}", join(&components).display()));
-            }
-        }
+        self.set_xattrs(&components, xattrs, |key, value| {
+            parent.set_xattr(name, key, value).map_err(entry_err(&raw))
+        })?;
         if kind == EntryType::Directory {
             let dir = parent.open_subdir(name).map_err(entry_err(&raw))?;
             let direct = match self.root.open_dir(join(parents), Follow::Never, false) {
@@ -502,6 +484,26 @@ impl<'a> Unpacker<'a> {
         }
         self.created
             .insert((parent_id.0, parent_id.1, name.clone()));
+        Ok(())
+    }
+
+    /// Set an entry's extended attributes with `set` (`false`: refused by the file system or
+    /// privilege), naming in the report each one not set. overlayfs' own attributes would be
+    /// obeyed when this tree is an overlay's lower layer (opaque marks, redirects): never set from
+    /// a layer's entries.
+    fn set_xattrs(
+        &mut self,
+        components: &[OsString],
+        xattrs: Vec<(String, Vec<u8>)>,
+        mut set: impl FnMut(&str, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        for (key, value) in xattrs {
+            if super::overlay_xattr(&key) || !set(&key, &value)? {
+                self.report
+                    .skipped_xattrs
+                    .push(format!("{}: {key}", join(components).display()));
+            }
+        }
         Ok(())
     }
 
