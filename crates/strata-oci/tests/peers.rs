@@ -1,4 +1,5 @@
-//! Images written by strata-oci, checked by tools we did not write: skopeo and umoci.
+//! Images written by strata-oci, checked by tools we did not write: skopeo and umoci; and its
+//! unpacker, checked against GNU tar extracting the same archive.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -260,5 +261,125 @@ fn podman_load_names_the_image_from_ref_name() {
     assert!(
         listed.contains(&format!("{FULL_REF} {}", image.digest())),
         "{listed}"
+    );
+}
+
+/// What one path of an extracted tree is, as `lstat` and `readlink` show it: type and mode,
+/// owners, size, mtime, device number, the link target or the content, and the xattrs.
+fn describe(path: &Path) -> String {
+    let md = fs::symlink_metadata(path).unwrap();
+    let what = if md.file_type().is_symlink() {
+        format!("-> {}", fs::read_link(path).unwrap().display())
+    } else if md.is_file() {
+        let content = fs::read(path).unwrap();
+        format!("{} bytes, sha256 {}", content.len(), Digest::of(&content))
+    } else {
+        String::new()
+    };
+    let mut xattrs = strata_testutil::xattrs(path);
+    xattrs.remove("security.selinux");
+    // Symlinks' own mode and mtime are the link's, which neither extractor sets alike.
+    let (mode, mtime) = if md.file_type().is_symlink() {
+        (0, 0)
+    } else {
+        (md.mode(), md.mtime())
+    };
+    format!(
+        "mode {mode:o} owner {}:{} mtime {mtime} rdev {} {what} {xattrs:?}",
+        md.uid(),
+        md.gid(),
+        md.rdev()
+    )
+}
+
+/// Every path under `root` (relative), described, with its hard-link group (the first path
+/// sharing its inode).
+fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, String)>) {
+        for item in fs::read_dir(dir).unwrap() {
+            let path = item.unwrap().path();
+            let md = fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.push((rel, md.ino(), describe(&path)));
+            if md.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    walk(root, root, &mut entries);
+    entries.sort();
+    let mut first_of_inode = std::collections::HashMap::new();
+    entries
+        .into_iter()
+        .map(|(rel, ino, described)| {
+            let group = first_of_inode
+                .entry(ino)
+                .or_insert_with(|| rel.clone())
+                .clone();
+            (rel, format!("{described} link-group {group}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_debian_base_unpacks_as_gnu_tar_extracts_it() {
+    // Owners and device nodes need root, for GNU tar as for strata.
+    if !strata_testutil::is_root() {
+        assert!(!strata_testutil::in_ci(), "CI runs as root");
+        return;
+    }
+    let Some(tar) = require_tool("tar") else {
+        return;
+    };
+    let Some(rootfs) = strata_testutil::debian_rootfs_tar() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, gnu) = (dir.path().join("ours"), dir.path().join("gnu"));
+    fs::create_dir(&ours).unwrap();
+    fs::create_dir(&gnu).unwrap();
+    let options = strata_oci::tar::UnpackOptions {
+        whiteouts: strata_oci::tar::Whiteouts::Refuse,
+        ..Default::default()
+    };
+    let report =
+        strata_oci::tar::unpack_layer(fs::File::open(&rootfs).unwrap(), &ours, &options).unwrap();
+    assert!(report.entries > 5000, "{} entries", report.entries);
+    assert!(
+        report.skipped_devices.is_empty(),
+        "{:?}",
+        report.skipped_devices
+    );
+    run_ok(
+        Command::new(tar)
+            .args([
+                "--extract",
+                "--same-owner",
+                "--preserve-permissions",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--file",
+            ])
+            .arg(&rootfs)
+            .arg("--directory")
+            .arg(&gnu),
+    );
+
+    let (ours, gnu) = (tree(&ours), tree(&gnu));
+    assert_eq!(ours.len(), gnu.len(), "the same number of paths");
+    let differing: Vec<_> = gnu
+        .iter()
+        .filter(|(path, described)| ours.get(*path) != Some(described))
+        .take(5)
+        .map(|(path, described)| {
+            format!("{path}:\n  gnu:  {described}\n  ours: {:?}", ours.get(path))
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "paths that differ:\n{}",
+        differing.join("\n")
     );
 }
